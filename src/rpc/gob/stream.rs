@@ -1,0 +1,151 @@
+//! Gob over a byte stream: length-prefixed messages, and the decode loop that
+//! reads definitions, values and the continuation messages of split values.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::decode::{Decoder, Reader};
+use super::error::{Error, Result};
+use super::value::Value;
+use super::wire::TypeId;
+use super::GobDecode;
+
+/// Reads one message payload. `Ok(None)` at a clean end of stream (between
+/// messages). The length is checked against `limit` before any allocation,
+/// and the buffer grows only as bytes actually arrive.
+pub async fn read_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: usize,
+) -> Result<Option<Vec<u8>>> {
+    let mut first = [0u8; 1];
+    if r.read(&mut first).await? == 0 {
+        return Ok(None);
+    }
+    let len = if first[0] < 0x80 {
+        first[0] as u64
+    } else {
+        let n = (first[0] as i8).unsigned_abs() as usize;
+        if n > 8 {
+            return Err(Error::corrupt(format!(
+                "message length byte {:#04x}",
+                first[0]
+            )));
+        }
+        let mut be = [0u8; 8];
+        r.read_exact(&mut be[8 - n..]).await?;
+        u64::from_be_bytes(be)
+    };
+    if len > limit as u64 {
+        return Err(Error::MessageTooLarge { len, limit });
+    }
+    let len = len as usize;
+    let mut buf = Vec::with_capacity(len.min(64 << 10));
+    let got = r.take(len as u64).read_to_end(&mut buf).await?;
+    if got < len {
+        return Err(Error::Truncated("stream ended inside a message"));
+    }
+    Ok(Some(buf))
+}
+
+/// One decoded value and the types its messages defined (for dumps).
+pub struct Decoded<T> {
+    pub id: TypeId,
+    pub value: T,
+    /// Ids of type definitions received with this value, in order.
+    pub defined: Vec<TypeId>,
+}
+
+/// The receiving side of one gob stream.
+pub struct StreamDecoder<R> {
+    reader: R,
+    decoder: Decoder,
+}
+
+impl<R: AsyncRead + Unpin> StreamDecoder<R> {
+    pub fn new(reader: R) -> Self {
+        Self::with_decoder(reader, Decoder::default())
+    }
+
+    pub fn with_decoder(reader: R, decoder: Decoder) -> Self {
+        StreamDecoder { reader, decoder }
+    }
+
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+
+    /// The next value as `T`; `Ok(None)` at a clean end of stream.
+    pub async fn decode<T: GobDecode>(&mut self) -> Result<Option<T>> {
+        Ok(self
+            .next_with(|r, id| r.top_level::<T>(id))
+            .await?
+            .map(|d| d.value))
+    }
+
+    /// The next value, decoded generically.
+    pub async fn decode_value(&mut self) -> Result<Option<Decoded<Value>>> {
+        self.next_with(|r, id| r.top_level_value(id)).await
+    }
+
+    /// Reads past the next value, keeping the type definitions it carries.
+    pub async fn skip(&mut self) -> Result<Option<()>> {
+        Ok(self
+            .next_with(|r, id| {
+                let is_struct = matches!(
+                    r.wire_type(id).as_deref(),
+                    Ok(super::WireType::Struct { .. })
+                );
+                if !is_struct && r.input.uint()? != 0 {
+                    return Err(Error::corrupt("non-zero delta for a singleton value"));
+                }
+                r.skip(id)
+            })
+            .await?
+            .map(drop))
+    }
+
+    /// Reads messages up to and including the next value: definitions are
+    /// registered on the way, and a value that continues in later messages
+    /// is decoded again once they are here.
+    pub async fn next_with<T>(
+        &mut self,
+        f: impl Fn(&mut Reader<'_, '_>, TypeId) -> Result<T>,
+    ) -> Result<Option<Decoded<T>>> {
+        let limit = self.decoder.limits().max_message;
+        let mut defined = Vec::new();
+        let first = loop {
+            let Some(msg) = read_message(&mut self.reader, limit).await? else {
+                if defined.is_empty() {
+                    return Ok(None);
+                }
+                return Err(Error::Truncated("stream ended after type definitions"));
+            };
+            if msg.is_empty() {
+                continue;
+            }
+            match self.decoder.definition(&msg)? {
+                Some(id) => defined.push(id),
+                None => break msg,
+            }
+        };
+        let mut more = Vec::new();
+        loop {
+            let mut id = 0;
+            let attempt = self.decoder.value(&first, &more, |r, value_id| {
+                id = value_id;
+                f(r, value_id)
+            })?;
+            if let Some((value, inline)) = attempt {
+                defined.extend(inline);
+                return Ok(Some(Decoded { id, value, defined }));
+            }
+            match read_message(&mut self.reader, limit).await? {
+                Some(msg) => more.push(msg),
+                None => return Err(Error::Truncated("stream ended inside a split value")),
+            }
+        }
+    }
+}
