@@ -2,3 +2,4 @@
 //! (the yamux session, MuxBroker and handshake join them here).
 
 pub mod gob;
+pub mod netrpc;

@@ -52,14 +52,7 @@ impl Encoder {
             defs: out,
             buf,
         };
-        let result = (|| {
-            let id = T::define(&mut w.types());
-            wire::put_int(&mut w.buf, id);
-            if !T::STRUCT {
-                wire::put_uint(&mut w.buf, 0);
-            }
-            value.encode(&mut w)
-        })();
+        let result = w.top_level(value);
         let Writer { enc, defs, mut buf } = w;
         match result {
             Ok(()) => {
@@ -120,6 +113,17 @@ pub struct Writer<'w> {
 }
 
 impl Writer<'_> {
+    /// A value at the top of a message: its type id, the singleton marker
+    /// for non-structs, then the value.
+    fn top_level<T: GobEncode>(&mut self, value: &T) -> Result<()> {
+        let id = T::define(&mut self.types());
+        wire::put_int(&mut self.buf, id);
+        if !T::STRUCT {
+            wire::put_uint(&mut self.buf, 0);
+        }
+        value.encode(self)
+    }
+
     pub fn types(&mut self) -> Types<'_> {
         Types {
             enc: self.enc,
