@@ -10,9 +10,14 @@ fn main() {
     let manifest_path = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap()).join("plugin.json");
     println!("cargo:rerun-if-changed={}", manifest_path.display());
     let text = fs::read_to_string(&manifest_path).expect("plugin.json is readable");
-    let manifest: serde_json::Value = serde_json::from_str(&text).expect("plugin.json is valid JSON");
-    let id = manifest["id"].as_str().expect("plugin.json has a string id");
-    let version = manifest["version"].as_str().expect("plugin.json has a string version");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).expect("plugin.json is valid JSON");
+    let id = manifest["id"]
+        .as_str()
+        .expect("plugin.json has a string id");
+    let version = manifest["version"]
+        .as_str()
+        .expect("plugin.json has a string version");
     let crate_version = env::var("CARGO_PKG_VERSION").unwrap();
     assert_eq!(
         version, crate_version,

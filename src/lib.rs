@@ -7,4 +7,5 @@
 //!
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
+pub mod mattermost;
 pub mod rpc;

@@ -390,7 +390,7 @@ impl<K: GobDecode + Ord, V: GobDecode> GobDecode for BTreeMap<K, V> {
 macro_rules! gob_struct {
     ($(
         $(#[$meta:meta])*
-        $vis:vis struct $name:ident($go_name:literal) {
+        $vis:vis struct $name:ident $(<$($gp:ident),+>)? ($go_name:literal) {
             $(
                 $(#[$fmeta:meta])*
                 $fvis:vis $field:ident : $ty:ty => $go_field:literal
@@ -399,11 +399,13 @@ macro_rules! gob_struct {
     )*) => {$(
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq)]
-        $vis struct $name {
+        $vis struct $name $(<$($gp),+>)? {
             $( $(#[$fmeta])* $fvis $field: $ty, )*
         }
 
-        impl $crate::rpc::gob::GobEncode for $name {
+        impl $(<$($gp: $crate::rpc::gob::GobEncode),+>)? $crate::rpc::gob::GobEncode
+            for $name $(<$($gp),+>)?
+        {
             const STRUCT: bool = true;
 
             fn define(types: &mut $crate::rpc::gob::Types<'_>) -> $crate::rpc::gob::TypeId {
@@ -439,7 +441,9 @@ macro_rules! gob_struct {
             }
         }
 
-        impl $crate::rpc::gob::GobDecode for $name {
+        impl $(<$($gp: $crate::rpc::gob::GobDecode + Default + 'static),+>)? $crate::rpc::gob::GobDecode
+            for $name $(<$($gp),+>)?
+        {
             #[allow(unused_assignments, unused_variables, unused_mut)]
             fn decode(
                 r: &mut $crate::rpc::gob::Reader<'_, '_>,
