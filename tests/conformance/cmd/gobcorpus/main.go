@@ -17,6 +17,7 @@ import (
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   gobcorpus gen -out DIR
+  gobcorpus list
   gobcorpus verify -corpus DIR -rust RDIR
   gobcorpus rpc-record -out DIR
   gobcorpus rpc-client -socket PATH
@@ -47,6 +48,10 @@ func main() {
 	case "gen":
 		need("out", *out)
 		err = genCorpus(*out)
+	case "list":
+		for _, it := range Corpus() {
+			fmt.Printf("%s\t%d\t%s\n", it.Name(), len(it.Values), it.GoType())
+		}
 	case "verify":
 		need("corpus", *corpus)
 		need("rust", *rust)
