@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use crate::gob_struct;
-use crate::rpc::gob::{self, wire, GobDecode, GobEncode, Reader, TypeId, Types, Value, Writer};
+use crate::rpc::gob::{
+    self, wire, Complex, GobDecode, GobEncode, Reader, TypeId, Types, Value, Writer,
+};
 
 /// Go's `map[string]string` (StringMap, UserMentionMap, ...); `None` is nil.
 pub type StringMap = Option<BTreeMap<String, String>>;
@@ -466,17 +468,30 @@ pub enum Any {
     Int(i64),
     Int64(i64),
     Int32(i32),
+    Int16(i16),
+    Int8(i8),
     /// Go `uint`.
     Uint(u64),
     Uint64(u64),
     Uint32(u32),
+    Uint16(u16),
+    Uint8(u8),
     Float64(f64),
     Float32(f32),
+    Complex128(Complex),
     String(String),
     /// Go `[]byte`.
     Bytes(Vec<u8>),
     /// Go `[]string`.
     Strings(Vec<String>),
+    /// Go `[]int`.
+    Ints(Vec<i64>),
+    /// Go `[]int64`.
+    Int64s(Vec<i64>),
+    /// Go `[]float64`.
+    Float64s(Vec<f64>),
+    /// Go `[]bool`.
+    Bools(Vec<bool>),
     /// Go `[]interface {}`.
     List(Vec<Any>),
     /// Go `map[string]interface {}`.
@@ -571,14 +586,23 @@ impl GobEncode for Any {
             Any::Int(v) => w.interface("int", v),
             Any::Int64(v) => w.interface("int64", v),
             Any::Int32(v) => w.interface("int32", v),
+            Any::Int16(v) => w.interface("int16", v),
+            Any::Int8(v) => w.interface("int8", v),
             Any::Uint(v) => w.interface("uint", v),
             Any::Uint64(v) => w.interface("uint64", v),
             Any::Uint32(v) => w.interface("uint32", v),
+            Any::Uint16(v) => w.interface("uint16", v),
+            Any::Uint8(v) => w.interface("uint8", v),
             Any::Float64(v) => w.interface("float64", v),
             Any::Float32(v) => w.interface("float32", v),
+            Any::Complex128(v) => w.interface("complex128", v),
             Any::String(v) => w.interface("string", v),
             Any::Bytes(v) => w.interface("[]uint8", v),
             Any::Strings(v) => w.interface("[]string", v),
+            Any::Ints(v) => w.interface("[]int", v),
+            Any::Int64s(v) => w.interface("[]int64", v),
+            Any::Float64s(v) => w.interface("[]float64", v),
+            Any::Bools(v) => w.interface("[]bool", v),
             Any::List(v) => w.interface("[]interface {}", v),
             Any::Map(v) => w.interface("map[string]interface {}", v),
             Any::Attachments(v) => w.interface("[]*model.SlackAttachment", v),
@@ -611,14 +635,23 @@ impl GobDecode for Any {
                 "int" => Any::Int(r.top_level(id)?),
                 "int64" => Any::Int64(r.top_level(id)?),
                 "int32" => Any::Int32(r.top_level(id)?),
+                "int16" => Any::Int16(r.top_level(id)?),
+                "int8" => Any::Int8(r.top_level(id)?),
                 "uint" => Any::Uint(r.top_level(id)?),
                 "uint64" => Any::Uint64(r.top_level(id)?),
                 "uint32" => Any::Uint32(r.top_level(id)?),
+                "uint16" => Any::Uint16(r.top_level(id)?),
+                "uint8" => Any::Uint8(r.top_level(id)?),
                 "float64" => Any::Float64(r.top_level(id)?),
                 "float32" => Any::Float32(r.top_level(id)?),
+                "complex128" => Any::Complex128(r.top_level(id)?),
                 "string" => Any::String(r.top_level(id)?),
                 "[]uint8" => Any::Bytes(r.top_level(id)?),
                 "[]string" => Any::Strings(r.top_level(id)?),
+                "[]int" => Any::Ints(r.top_level(id)?),
+                "[]int64" => Any::Int64s(r.top_level(id)?),
+                "[]float64" => Any::Float64s(r.top_level(id)?),
+                "[]bool" => Any::Bools(r.top_level(id)?),
                 "[]interface {}" => Any::List(r.top_level(id)?),
                 "map[string]interface {}" => Any::Map(r.top_level(id)?),
                 "[]*model.SlackAttachment" => Any::Attachments(r.top_level(id)?),

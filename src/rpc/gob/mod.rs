@@ -245,6 +245,37 @@ impl GobDecode for f32 {
     }
 }
 
+/// Go's complex128 (complex64 values widen to it on the wire).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Complex {
+    pub re: f64,
+    pub im: f64,
+}
+
+impl GobEncode for Complex {
+    fn define(_: &mut Types<'_>) -> TypeId {
+        wire::COMPLEX
+    }
+    fn encode(&self, w: &mut Writer<'_>) -> Result<()> {
+        wire::put_float(&mut w.buf, self.re);
+        wire::put_float(&mut w.buf, self.im);
+        Ok(())
+    }
+    fn is_zero(&self) -> bool {
+        self.re == 0.0 && self.im == 0.0
+    }
+}
+
+impl GobDecode for Complex {
+    fn decode(r: &mut Reader<'_, '_>, wire: TypeId) -> Result<Self> {
+        r.expect(wire, wire::COMPLEX, "Complex")?;
+        Ok(Complex {
+            re: r.input.float()?,
+            im: r.input.float()?,
+        })
+    }
+}
+
 impl GobEncode for String {
     fn define(_: &mut Types<'_>) -> TypeId {
         wire::STRING
