@@ -209,12 +209,28 @@ func checkItem(it Item, expected corpusJSON, rustGob []byte) string {
 		}
 		exp[i] = e
 	}
+	// What Rust can send back: the originals without the unmodelled fields.
+	want := make([]any, len(it.Values))
+	for i, v := range it.Values {
+		w, err := withoutUnmodelled(v)
+		if err != nil {
+			return err.Error()
+		}
+		if want[i], err = Dump(w); err == nil {
+			want[i], err = normJSON(want[i])
+		}
+		if err != nil {
+			return err.Error()
+		}
+		exp[i] = want[i]
+		want[i] = w
+	}
 	vals, err := decodeTyped(rustGob, it.GoType(), len(it.Values))
 	if err != nil {
 		return "typed: " + err.Error()
 	}
 	for i, v := range vals {
-		if d := valuesEqual(reflect.ValueOf(it.Values[i]), v, "$"); d != "" {
+		if d := valuesEqual(reflect.ValueOf(want[i]), v, "$"); d != "" {
 			return fmt.Sprintf("typed value %d differs: %s", i, d)
 		}
 	}

@@ -161,8 +161,14 @@ type EchoService struct{}
 func (EchoService) Echo(arg string, reply *string) error { *reply = arg; return nil }
 func (EchoService) Add(arg AddArgs, reply *int) error    { *reply = arg.A + arg.B; return nil }
 func (EchoService) Fail(arg string, reply *string) error { return errors.New(arg) }
+// Post echoes the post as the Rust model carries it (see unmodelled.go), so
+// the Go server and the Rust server answer alike.
 func (EchoService) Post(arg *model.Post, reply *model.Post) error {
-	return arg.ShallowCopy(reply)
+	stripped, err := withoutUnmodelled(arg)
+	if err != nil {
+		return err
+	}
+	return stripped.(*model.Post).ShallowCopy(reply)
 }
 
 func rpcServe(socket string) error {
@@ -245,7 +251,11 @@ func rpcClientCheck(w io.Writer, socket string) (int, error) {
 		if err := callWait(c, "Echo.Post", p, &r); err != nil {
 			return err
 		}
-		if d := valuesEqual(reflect.ValueOf(p).Elem(), reflect.ValueOf(&r).Elem(), "$"); d != "" {
+		want, err := withoutUnmodelled(p)
+		if err != nil {
+			return err
+		}
+		if d := valuesEqual(reflect.ValueOf(want).Elem(), reflect.ValueOf(&r).Elem(), "$"); d != "" {
 			return fmt.Errorf("post differs: %s", d)
 		}
 		return nil
