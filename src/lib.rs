@@ -1,0 +1,3 @@
+//! Mattermost server plugin, as one native executable speaking the plugin protocol itself.
+
+pub mod rpc;
