@@ -201,19 +201,23 @@ impl Broker {
     /// Claim the host-opened stream carrying `id` (waits at most 5 s) and acknowledge it.
     pub async fn accept(&self, id: u32) -> Result<Stream, BrokerError> {
         let gen = self.inner.generation.fetch_add(1, Ordering::Relaxed);
-        let rx = {
+        let parked_or_rx = {
             let mut slots = lock(&self.inner.slots);
             match slots.remove(&id) {
-                Some(Slot::Parked(s, _)) => return Self::ack(s, id).await,
+                Some(Slot::Parked(s, _)) => Ok(s),
                 other => {
                     if let Some(Slot::Waiting(..)) = other {
                         tracing::debug!("broker: second accept for id {id} replaces the first");
                     }
                     let (tx, rx) = oneshot::channel();
                     slots.insert(id, Slot::Waiting(tx, gen));
-                    rx
+                    Err(rx)
                 }
             }
+        };
+        let rx = match parked_or_rx {
+            Ok(s) => return Self::ack(s, id).await,
+            Err(rx) => rx,
         };
         match tokio::time::timeout(BROKER_TIMEOUT, rx).await {
             Ok(Ok(s)) => Self::ack(s, id).await,
