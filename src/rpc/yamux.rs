@@ -473,8 +473,12 @@ async fn reader_task<R: AsyncRead + Unpin>(
     shared: Arc<Shared>,
 ) {
     let mut rd = tokio::io::BufReader::with_capacity(128 * 1024, rd);
-    let res = read_loop(&mut rd, &in_tx, &shared).await;
-    shared.finish(res);
+    let mut end = shared.end.subscribe();
+    tokio::select! {
+        res = read_loop(&mut rd, &in_tx, &shared) => shared.finish(res),
+        // Ended elsewhere (close(), writer error): stop reading even if the peer stays silent.
+        _ = end.wait_for(Option::is_some) => {}
+    }
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -1053,6 +1057,98 @@ mod tests {
         let mut b = [0u8; 1];
         assert!(s.read(&mut b).await.is_err());
         assert!(s.write_all(b"x").await.is_err());
+        assert!(incoming.next().await.is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_decode_never_panics_and_roundtrips(b in proptest::array::uniform12(0u8..)) {
+            if let Ok(h) = Header::decode(&b) {
+                proptest::prop_assert_eq!(h.encode(), b);
+            }
+        }
+
+        #[test]
+        fn plausible_frame_soup_never_panics(
+            frames in proptest::collection::vec((0u8..5, 0u16..16, 0u32..8, 0u32..600), 0..40)
+        ) {
+            let mut bytes = Vec::new();
+            for (ty, flags, id, len) in frames {
+                bytes.push(0);
+                bytes.push(ty);
+                bytes.extend_from_slice(&flags.to_be_bytes());
+                bytes.extend_from_slice(&id.to_be_bytes());
+                bytes.extend_from_slice(&len.to_be_bytes());
+                if ty == 0 {
+                    bytes.extend(std::iter::repeat_n(0xAB, len as usize));
+                }
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (mut host, plugin) = duplex(1 << 20);
+                let (session, mut incoming) = Session::server(plugin);
+                let s2 = session.clone();
+                let drain = tokio::spawn(async move {
+                    while let Some(mut s) = incoming.next().await {
+                        let _ = s.write_all(b"hi").await;
+                        let _ = s2.open();
+                        let mut v = Vec::new();
+                        let _ = s.read_to_end(&mut v).await;
+                    }
+                });
+                let _ = host.write_all(&bytes).await;
+                drop(host);
+                let r = tokio::time::timeout(Duration::from_secs(5), session.closed()).await;
+                assert!(r.is_ok(), "session did not end");
+                let _ = drain.await;
+            });
+        }
+
+        #[test]
+        fn garbage_input_ends_session_without_panic(
+            bytes in proptest::collection::vec(0u8.., 0..512)
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (mut host, plugin) = duplex(1 << 20);
+                let (session, mut incoming) = Session::server(plugin);
+                let drain = tokio::spawn(async move {
+                    while let Some(mut s) = incoming.next().await {
+                        let mut v = Vec::new();
+                        let _ = s.read_to_end(&mut v).await;
+                    }
+                });
+                let _ = host.write_all(&bytes).await;
+                drop(host);
+                let r = tokio::time::timeout(Duration::from_secs(5), session.closed()).await;
+                assert!(r.is_ok(), "session did not end");
+                let _ = drain.await;
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn close_ends_session_while_peer_stays_silent() {
+        let (mut host, plugin) = duplex(1 << 20);
+        let (session, mut incoming) = Session::server(plugin);
+        write_header(
+            &mut host,
+            Header::new(FrameType::WindowUpdate, FLAG_SYN, 1, 0),
+        )
+        .await;
+        let mut s = incoming.next().await.unwrap();
+        session.close();
+        assert!(session.closed().await.is_ok());
+        assert!(session.is_closed());
+        let mut b = [0u8; 1];
+        assert!(s.read(&mut b).await.is_err());
+        // Our side shut the socket down: the host sees the ACK, then EOF.
+        let mut rest = Vec::new();
+        host.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(
+            rest,
+            Header::new(FrameType::WindowUpdate, FLAG_ACK, 1, 0).encode()
+        );
         assert!(incoming.next().await.is_none());
     }
 
