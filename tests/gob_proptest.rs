@@ -10,7 +10,10 @@ use claude_code::rpc::gob::{Encoder, Gob, Value};
 use proptest::prelude::*;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 fn round_trip<T: Gob + Clone>(values: &[T]) -> Vec<T> {
@@ -60,43 +63,72 @@ fn any_value() -> impl Strategy<Value = Any> {
 }
 
 fn props() -> impl Strategy<Value = Props> {
-    prop_oneof![Just(None), proptest::collection::btree_map(text(), any_value(), 0..6).prop_map(Some)]
+    prop_oneof![
+        Just(None),
+        proptest::collection::btree_map(text(), any_value(), 0..6).prop_map(Some)
+    ]
 }
 
 fn post() -> impl Strategy<Value = Post> {
     (
-        (text(), any::<i64>(), any::<i64>(), any::<bool>(), text(), text(), text()),
-        (props(), proptest::collection::vec(text(), 0..3), opt_text(), prop_oneof![Just(None), Just(Some(true))]),
+        (
+            text(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<bool>(),
+            text(),
+            text(),
+            text(),
+        ),
+        (
+            props(),
+            proptest::collection::vec(text(), 0..3),
+            opt_text(),
+            prop_oneof![Just(None), Just(Some(true))],
+        ),
     )
-        .prop_map(|((id, create_at, edit_at, is_pinned, user_id, channel_id, message), (props, file_ids, remote_id, is_following))| Post {
-            id,
-            create_at,
-            edit_at,
-            is_pinned,
-            user_id,
-            channel_id,
-            message,
-            props,
-            file_ids,
-            remote_id,
-            is_following,
-            ..Default::default()
-        })
+        .prop_map(
+            |(
+                (id, create_at, edit_at, is_pinned, user_id, channel_id, message),
+                (props, file_ids, remote_id, is_following),
+            )| Post {
+                id,
+                create_at,
+                edit_at,
+                is_pinned,
+                user_id,
+                channel_id,
+                message,
+                props,
+                file_ids,
+                remote_id,
+                is_following,
+                ..Default::default()
+            },
+        )
 }
 
 fn command_args() -> impl Strategy<Value = CommandArgs> {
-    (text(), text(), text(), text(), prop_oneof![
-        Just(None),
-        proptest::collection::btree_map(text(), text(), 0..4).prop_map(Some)
-    ])
-        .prop_map(|(user_id, channel_id, command, site_url, user_mentions)| CommandArgs {
-            user_id,
-            channel_id,
-            command,
-            site_url,
-            user_mentions,
-            ..Default::default()
-        })
+    (
+        text(),
+        text(),
+        text(),
+        text(),
+        prop_oneof![
+            Just(None),
+            proptest::collection::btree_map(text(), text(), 0..4).prop_map(Some)
+        ],
+    )
+        .prop_map(
+            |(user_id, channel_id, command, site_url, user_mentions)| CommandArgs {
+                user_id,
+                channel_id,
+                command,
+                site_url,
+                user_mentions,
+                ..Default::default()
+            },
+        )
 }
 
 proptest! {

@@ -1,5 +1,9 @@
-//! Transport to the Mattermost server: the gob codec and net/rpc framing
-//! (the yamux session, MuxBroker and handshake join them here).
+//! Transport to the Mattermost server, bottom up: the go-plugin handshake,
+//! the yamux session over the unix socket, go-plugin's MuxBroker, Go's gob
+//! codec and net/rpc framing. Knows nothing of Mattermost's API.
 
+pub mod broker;
 pub mod gob;
+pub mod handshake;
 pub mod netrpc;
+pub mod yamux;

@@ -2,7 +2,11 @@ module claudecode/conformance
 
 go 1.25.8
 
-require github.com/mattermost/mattermost/server/public v0.3.0
+require (
+	github.com/hashicorp/go-plugin v1.7.0
+	github.com/hashicorp/yamux v0.1.2
+	github.com/mattermost/mattermost/server/public v0.3.0
+)
 
 require (
 	github.com/Masterminds/semver/v3 v3.4.0 // indirect
@@ -19,8 +23,6 @@ require (
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-hclog v1.6.3 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
-	github.com/hashicorp/go-plugin v1.7.0 // indirect
-	github.com/hashicorp/yamux v0.1.2 // indirect
 	github.com/jonboulle/clockwork v0.5.0 // indirect
 	github.com/lib/pq v1.12.0 // indirect
 	github.com/mattermost/go-i18n v1.11.1-0.20211013152124-5c415071e404 // indirect
