@@ -1,0 +1,3 @@
+//! Claude Code plugin for Mattermost.
+
+pub mod claude;
