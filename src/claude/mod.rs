@@ -19,3 +19,6 @@ pub use messages::{CliMessage, ParseError};
 pub use reader::{CliLine, CliReader, ReadError};
 pub use spawn::{build_command, build_env, spawn, CliEnv, CliProcess, SpawnError};
 pub use writer::{ApprovalAnswer, CliWriter, HostRequest, StdinMessage, UserInput, WriteError};
+
+#[cfg(test)]
+mod fixture_tests;
