@@ -135,3 +135,132 @@ pub fn build_args(spec: &CliSpec) -> Vec<OsString> {
     }
     args
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "293baa66-089c-4cd0-bedb-ddd021f1566f";
+
+    fn id() -> Uuid {
+        Uuid::parse_str(ID).expect("valid uuid")
+    }
+
+    const BASE: [&str; 8] = [
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-prompt-tool",
+        "stdio",
+    ];
+
+    fn argv(spec: &CliSpec) -> Vec<String> {
+        build_args(spec)
+            .into_iter()
+            .map(|a| a.into_string().expect("utf-8 arg"))
+            .collect()
+    }
+
+    fn expect(tail: &[&str]) -> Vec<String> {
+        BASE.iter().chain(tail).map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn table_of_specs_to_argv() {
+        let full = CliSpec {
+            session: SessionStart::Resume(id()),
+            model: Some("sonnet".into()),
+            permission_mode: Some(PermissionMode::AcceptEdits),
+            allowed_tools: vec!["Bash(python3:*)".into(), "Read".into()],
+            disallowed_tools: vec!["WebFetch".into()],
+            add_dirs: vec![
+                PathBuf::from("/srv/shared"),
+                PathBuf::from("/srv/other dir"),
+            ],
+            append_system_prompt: Some("You are in a channel.".into()),
+            include_partial_messages: false,
+        };
+        let table: Vec<(CliSpec, Vec<String>)> = vec![
+            (
+                CliSpec::new(SessionStart::New(id())),
+                expect(&[
+                    "--include-partial-messages",
+                    "--setting-sources",
+                    "user",
+                    "--session-id",
+                    ID,
+                ]),
+            ),
+            (
+                CliSpec {
+                    include_partial_messages: false,
+                    ..CliSpec::new(SessionStart::Resume(id()))
+                },
+                expect(&["--setting-sources", "user", "--resume", ID]),
+            ),
+            (
+                CliSpec {
+                    permission_mode: Some(PermissionMode::Plan),
+                    ..CliSpec::new(SessionStart::New(id()))
+                },
+                expect(&[
+                    "--include-partial-messages",
+                    "--setting-sources",
+                    "user",
+                    "--session-id",
+                    ID,
+                    "--permission-mode",
+                    "plan",
+                ]),
+            ),
+            (
+                full,
+                expect(&[
+                    "--setting-sources",
+                    "user",
+                    "--resume",
+                    ID,
+                    "--model",
+                    "sonnet",
+                    "--permission-mode",
+                    "acceptEdits",
+                    "--allowedTools",
+                    "Bash(python3:*)",
+                    "--allowedTools",
+                    "Read",
+                    "--disallowedTools",
+                    "WebFetch",
+                    "--append-system-prompt",
+                    "You are in a channel.",
+                    "--add-dir",
+                    "/srv/shared",
+                    "--add-dir",
+                    "/srv/other dir",
+                ]),
+            ),
+        ];
+        for (spec, want) in table {
+            assert_eq!(argv(&spec), want, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn permission_modes_use_the_cli_spelling() {
+        for (mode, s) in [
+            (PermissionMode::Default, "default"),
+            (PermissionMode::AcceptEdits, "acceptEdits"),
+            (PermissionMode::Plan, "plan"),
+            (PermissionMode::DontAsk, "dontAsk"),
+            (PermissionMode::Auto, "auto"),
+        ] {
+            assert_eq!(mode.as_str(), s);
+            assert_eq!(
+                serde_json::to_value(mode).ok(),
+                Some(serde_json::Value::String(s.into()))
+            );
+        }
+    }
+}

@@ -99,3 +99,89 @@ impl<R: AsyncRead + Unpin> CliReader<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(input: &[u8]) -> Vec<Result<CliLine, ReadError>> {
+        let mut r = CliReader::new(input);
+        let mut out = Vec::new();
+        while let Some(item) = r.next().await {
+            out.push(item);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn garbage_is_reported_and_skipped() {
+        let input = b"{\"type\":\"control_cancel_request\",\"request_id\":\"a\"}\n\
+                      not json at all\n\
+                      \n\
+                      [1,2]\r\n\
+                      {\"no_type\":1}\n\
+                      {\"type\":\"brand_new_type\",\"x\":1}\n\
+                      {\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false}";
+        let items = collect(input).await;
+        assert_eq!(
+            items.len(),
+            6,
+            "blank line skipped, last line without newline read"
+        );
+        assert!(
+            matches!(&items[0], Ok(l) if matches!(l.message, CliMessage::ControlCancelRequest(_)))
+        );
+        for (i, want) in [(1, "NotJson"), (2, "NotAnObject"), (3, "MissingType")] {
+            match &items[i] {
+                Err(e @ ReadError::Garbage { error, .. }) => {
+                    assert!(e.is_recoverable());
+                    assert!(format!("{error:?}").starts_with(want), "{error:?}");
+                }
+                other => panic!("item {i}: {other:?}"),
+            }
+        }
+        assert!(matches!(&items[4], Ok(l) if matches!(l.message, CliMessage::Unknown(_))));
+        assert!(
+            matches!(&items[5], Ok(l) if matches!(&l.message, CliMessage::Result(r) if !r.is_error))
+        );
+    }
+
+    #[tokio::test]
+    async fn very_long_lines_are_read_whole() {
+        let big = "x".repeat(8 * 1024 * 1024);
+        let line = format!(
+            "{{\"type\":\"user\",\"message\":{{\"role\":\"user\",\"content\":[{{\"type\":\"tool_result\",\
+             \"tool_use_id\":\"t\",\"content\":\"{big}\"}}]}},\"tool_use_result\":{{\"stdout\":\"{big}\"}}}}\n"
+        );
+        let items = collect(line.as_bytes()).await;
+        assert_eq!(items.len(), 1);
+        match &items[0] {
+            Ok(CliLine {
+                message: CliMessage::User(u),
+                ..
+            }) => match &u.tool_use_result {
+                Some(crate::claude::messages::ToolUseResult::Structured(s)) => {
+                    assert_eq!(s.stdout.as_ref().map(String::len), Some(big.len()))
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn known_type_with_wrong_shape_is_garbage_not_unknown() {
+        // A result that cannot be read must be visible, not silently dropped as "unknown".
+        let items = collect(b"{\"type\":\"result\",\"subtype\":5}\n").await;
+        assert!(
+            matches!(&items[0], Err(ReadError::Garbage { error: ParseError::Shape { kind, .. }, .. }) if kind == "result")
+        );
+    }
+
+    #[test]
+    fn preview_truncates_on_char_boundary() {
+        let s = "é".repeat(300);
+        let p = preview(&s);
+        assert!(p.len() < 260 && p.ends_with("(600 bytes)"), "{p}");
+    }
+}

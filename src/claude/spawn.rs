@@ -196,3 +196,157 @@ pub fn signal_group(pgid: i32, signal: Signal) -> nix::Result<()> {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claude::args::SessionStart;
+    use uuid::Uuid;
+
+    fn env_for(home: &Path) -> CliEnv {
+        CliEnv {
+            cli_path: PathBuf::from("/bin/sh"),
+            home_dir: home.to_path_buf(),
+            path: Some("/usr/bin:/bin".into()),
+            lang: Some("C.UTF-8".into()),
+            anthropic: vec![
+                ("ANTHROPIC_API_KEY".into(), "sk-test".into()),
+                ("OPENAI_API_KEY".into(), "leak".into()),
+            ],
+            proxy: vec![
+                ("https_proxy".into(), "http://proxy:3128".into()),
+                ("FOO".into(), "x".into()),
+            ],
+            disable_telemetry: true,
+            disable_nonessential_traffic: true,
+            disable_autoupdater: false,
+            max_retries: Some(3),
+            emit_session_state_events: false,
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cc-spawn-{name}-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn env_is_explicit_and_filtered() {
+        let vars: Vec<(String, String)> = build_env(&env_for(Path::new("/var/lib/cc-home")))
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("PATH", "/usr/bin:/bin"),
+            ("HOME", "/var/lib/cc-home"),
+            ("LANG", "C.UTF-8"),
+            ("ANTHROPIC_API_KEY", "sk-test"),
+            ("https_proxy", "http://proxy:3128"),
+            ("DISABLE_TELEMETRY", "1"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("CLAUDE_CODE_MAX_RETRIES", "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(vars, want);
+    }
+
+    #[test]
+    fn missing_project_dir_and_cli_are_typed_errors() {
+        let root = temp("errs");
+        let spec = CliSpec::new(SessionStart::New(Uuid::nil()));
+        let env = env_for(&root.join("home"));
+        match build_command(&spec, &env, &root.join("nope")) {
+            Err(SpawnError::ProjectDirMissing(p)) => assert_eq!(p, root.join("nope")),
+            other => panic!("{other:?}"),
+        }
+        let env = CliEnv {
+            cli_path: root.join("no-claude"),
+            ..env
+        };
+        assert!(matches!(
+            build_command(&spec, &env, &root),
+            Err(SpawnError::CliMissing(_))
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[tokio::test]
+    async fn child_runs_in_its_own_group_with_a_clean_env_and_dies_with_it() {
+        let root = temp("group");
+        let script = root.join("fake-claude");
+        // Prints its env and process group, starts a grandchild, then waits on stdin.
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nenv | sort > \"$HOME/env.txt\"\npwd > \"$HOME/pwd.txt\"\nsleep 300 &\necho $! > \"$HOME/grandchild\"\n\
+             ps -o pgid= -p $$ > \"$HOME/pgid\"\necho ready\ncat > /dev/null\n",
+        )
+        .expect("write script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let home = root.join("home");
+        let env = CliEnv {
+            cli_path: script,
+            ..env_for(&home)
+        };
+        let spec = CliSpec::new(SessionStart::New(Uuid::nil()));
+        let mut p = spawn(&spec, &env, &root).expect("spawn");
+        let mut out = tokio::io::BufReader::new(&mut p.stdout);
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+            .await
+            .expect("read");
+        assert_eq!(line, "ready\n");
+        let pgid: i32 = std::fs::read_to_string(home.join("pgid"))
+            .expect("pgid")
+            .trim()
+            .parse()
+            .expect("number");
+        assert_eq!(pgid, p.pgid, "the child leads its own process group");
+        let env_txt = std::fs::read_to_string(home.join("env.txt")).expect("env");
+        assert!(env_txt.contains("ANTHROPIC_API_KEY=sk-test"));
+        assert!(
+            !env_txt.contains("OPENAI_API_KEY") && !env_txt.contains("CARGO"),
+            "{env_txt}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(home.join("pwd.txt"))
+                .expect("pwd")
+                .trim(),
+            root.display().to_string()
+        );
+        let mode = std::fs::metadata(&home).expect("home").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let grandchild: i32 = std::fs::read_to_string(home.join("grandchild"))
+            .expect("grandchild pid")
+            .trim()
+            .parse()
+            .expect("number");
+        p.terminate().expect("killpg");
+        let status = p.child.wait().await.expect("wait");
+        assert!(!status.success());
+        // The grandchild got the same SIGTERM; poll briefly for it to disappear.
+        let mut gone = false;
+        for _ in 0..50 {
+            // A killed orphan may linger as a zombie until init reaps it: count that as dead.
+            let stat =
+                std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+            if matches!(state, None | Some('Z' | 'X')) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(gone, "grandchild {grandchild} survived killpg");
+        // Stopping twice is fine.
+        p.kill().expect("idempotent");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

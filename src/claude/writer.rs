@@ -259,3 +259,202 @@ impl<W: AsyncWrite + Unpin> CliWriter<W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn line(msg: &StdinMessage) -> Value {
+        let text = msg.to_line().expect("serializes");
+        assert!(
+            text.ends_with('\n') && text.matches('\n').count() == 1,
+            "{text:?}"
+        );
+        serde_json::from_str(&text).expect("one JSON object")
+    }
+
+    fn approval(answer: ApprovalAnswer) -> Value {
+        line(&StdinMessage::approval("req-1", answer).expect("valid answer"))
+    }
+
+    #[test]
+    fn allow_echoes_the_input() {
+        let input = json!({"file_path": "/srv/proj/hello.txt", "content": "hi\n"});
+        assert_eq!(
+            approval(ApprovalAnswer::Allow {
+                input: input.clone()
+            }),
+            json!({"type": "control_response", "response": {"subtype": "success", "request_id": "req-1",
+                   "response": {"behavior": "allow", "updatedInput": input}}})
+        );
+    }
+
+    #[test]
+    fn allow_with_edited_input() {
+        let edited = json!({"file_path": "/srv/proj/hello.txt", "content": "modified by host\n"});
+        assert_eq!(
+            approval(ApprovalAnswer::Allow {
+                input: edited.clone()
+            })["response"]["response"]["updatedInput"],
+            edited
+        );
+    }
+
+    #[test]
+    fn allow_for_session_rewrites_destinations_to_session() {
+        let input = json!({"command": "python3 -c \"print('bash-ran')\""});
+        let suggestion = json!({"type": "addRules",
+            "rules": [{"toolName": "Bash", "ruleContent": "python3 -c \"print('bash-ran')\""}],
+            "behavior": "allow", "destination": "localSettings"});
+        let got = approval(ApprovalAnswer::AllowForSession {
+            input: input.clone(),
+            suggestions: vec![suggestion],
+        });
+        assert_eq!(
+            got,
+            json!({"type": "control_response", "response": {"subtype": "success", "request_id": "req-1",
+                "response": {"behavior": "allow", "updatedInput": input,
+                    "updatedPermissions": [{"type": "addRules",
+                        "rules": [{"toolName": "Bash", "ruleContent": "python3 -c \"print('bash-ran')\""}],
+                        "behavior": "allow", "destination": "session"}]}}})
+        );
+    }
+
+    #[test]
+    fn deny_with_message() {
+        assert_eq!(
+            approval(ApprovalAnswer::Deny {
+                message: "Rejected from Mattermost by @alice".into()
+            }),
+            json!({"type": "control_response", "response": {"subtype": "success", "request_id": "req-1",
+                   "response": {"behavior": "deny", "message": "Rejected from Mattermost by @alice"}}})
+        );
+    }
+
+    #[test]
+    fn deny_and_interrupt() {
+        assert_eq!(
+            approval(ApprovalAnswer::DenyAndInterrupt {
+                message: "Stopped by @alice".into()
+            })["response"]["response"],
+            json!({"behavior": "deny", "message": "Stopped by @alice", "interrupt": true})
+        );
+    }
+
+    #[test]
+    fn deny_without_message_is_refused() {
+        for answer in [
+            ApprovalAnswer::Deny {
+                message: " ".into(),
+            },
+            ApprovalAnswer::DenyAndInterrupt {
+                message: String::new(),
+            },
+        ] {
+            assert!(matches!(
+                StdinMessage::approval("r", answer),
+                Err(WriteError::EmptyDenyMessage)
+            ));
+        }
+    }
+
+    #[test]
+    fn user_message_shape() {
+        let uuid = Uuid::parse_str("11111111-1111-4111-8111-111111111111").expect("uuid");
+        assert_eq!(
+            line(&StdinMessage::user_text("hello", uuid)),
+            json!({"type": "user", "message": {"role": "user", "content": "hello"},
+                   "parent_tool_use_id": null, "session_id": "", "uuid": "11111111-1111-4111-8111-111111111111"})
+        );
+        let blocks = StdinMessage::user(
+            UserInput::Blocks(vec![json!({"type": "text", "text": "hi"})]),
+            uuid,
+        );
+        assert_eq!(
+            line(&blocks)["message"]["content"],
+            json!([{"type": "text", "text": "hi"}])
+        );
+    }
+
+    #[test]
+    fn control_requests_shape() {
+        let cases = [
+            (HostRequest::Initialize {}, json!({"subtype": "initialize"})),
+            (HostRequest::Interrupt {}, json!({"subtype": "interrupt"})),
+            (
+                HostRequest::SetPermissionMode {
+                    mode: PermissionMode::AcceptEdits,
+                },
+                json!({"subtype": "set_permission_mode", "mode": "acceptEdits"}),
+            ),
+            (
+                HostRequest::SetModel {
+                    model: Some("claude-sonnet-4-5".into()),
+                },
+                json!({"subtype": "set_model", "model": "claude-sonnet-4-5"}),
+            ),
+            (
+                HostRequest::SetModel { model: None },
+                json!({"subtype": "set_model", "model": null}),
+            ),
+        ];
+        for (req, want) in cases {
+            assert_eq!(
+                line(&StdinMessage::request("c-1", req)),
+                json!({"type": "control_request", "request_id": "c-1", "request": want})
+            );
+        }
+    }
+
+    #[test]
+    fn control_error_shape() {
+        assert_eq!(
+            line(&StdinMessage::control_error("x", "unsupported")),
+            json!({"type": "control_response",
+                   "response": {"subtype": "error", "request_id": "x", "error": "unsupported"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn writer_sends_whole_lines() {
+        let mut out = Vec::new();
+        let mut w = CliWriter::new(&mut out);
+        w.send(&StdinMessage::request("a", HostRequest::Interrupt {}))
+            .await
+            .expect("send");
+        w.send(&StdinMessage::user_text("two\nlines", Uuid::nil()))
+            .await
+            .expect("send");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.lines().count(), 2);
+        assert!(text
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    }
+
+    proptest! {
+        /// Whatever text or tool input a user supplies, the writer emits exactly one line that
+        /// is one JSON object and round-trips the text: a raw newline would kill the CLI.
+        #[test]
+        fn no_raw_newline_can_appear(text in any::<String>(), key in "\\PC*", msg in any::<String>()) {
+            for m in [
+                StdinMessage::user_text(text.clone(), Uuid::nil()),
+                StdinMessage::approval("r\n1", ApprovalAnswer::Allow { input: json!({ key.clone(): text.clone() }) })
+                    .expect("allow"),
+                StdinMessage::approval("r", ApprovalAnswer::Deny { message: format!("x{msg}") }).expect("deny"),
+                StdinMessage::request(text.clone(), HostRequest::SetModel { model: Some(text.clone()) }),
+            ] {
+                let out = m.to_line().expect("serializes");
+                prop_assert!(out.ends_with('\n'));
+                prop_assert!(!out[..out.len() - 1].contains(['\n', '\r']));
+                let v: Value = serde_json::from_str(&out).expect("valid JSON");
+                prop_assert!(v.is_object());
+            }
+            let v: Value = serde_json::from_str(
+                &StdinMessage::user_text(text.clone(), Uuid::nil()).to_line().expect("line")).expect("json");
+            prop_assert_eq!(v["message"]["content"].as_str(), Some(text.as_str()));
+        }
+    }
+}
