@@ -161,6 +161,7 @@ type EchoService struct{}
 func (EchoService) Echo(arg string, reply *string) error { *reply = arg; return nil }
 func (EchoService) Add(arg AddArgs, reply *int) error    { *reply = arg.A + arg.B; return nil }
 func (EchoService) Fail(arg string, reply *string) error { return errors.New(arg) }
+
 // Post echoes the post as the Rust model carries it (see unmodelled.go), so
 // the Go server and the Rust server answer alike.
 func (EchoService) Post(arg *model.Post, reply *model.Post) error {
