@@ -3,6 +3,7 @@
 
 use std::any::TypeId as RustTypeId;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::error::{Error, Result};
@@ -35,11 +36,38 @@ pub struct StructPlan {
     fields: Vec<(Option<u16>, TypeId)>,
 }
 
+/// A multiply-rotate hasher for the decoder's small integer keys, looked up
+/// several times per value. The keys come from the Mattermost host, which we
+/// trust not to flood hash buckets, so SipHash's protection is not needed.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_i64(&mut self, word: i64) {
+        self.write_u64(word as u64);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
 /// The receiving half of one gob stream direction: every type definition the
 /// peer sent, plus caches derived from them.
 pub struct Decoder {
-    types: HashMap<TypeId, Arc<WireType>>,
-    plans: HashMap<(TypeId, RustTypeId), Arc<StructPlan>>,
+    types: IdMap<TypeId, Arc<WireType>>,
+    plans: IdMap<(TypeId, RustTypeId), Arc<StructPlan>>,
     limits: Limits,
     /// Ids defined while decoding the value in progress; withdrawn when the
     /// value turns out to continue in a message that has not arrived yet, so
@@ -56,8 +84,8 @@ impl Default for Decoder {
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
         Decoder {
-            types: HashMap::new(),
-            plans: HashMap::new(),
+            types: IdMap::default(),
+            plans: IdMap::default(),
             limits,
             fresh: Vec::new(),
         }

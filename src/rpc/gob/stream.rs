@@ -1,7 +1,7 @@
 //! Gob over a byte stream: length-prefixed messages, and the decode loop that
 //! reads definitions, values and the continuation messages of split values.
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use super::decode::{Decoder, Reader};
 use super::error::{Error, Result};
@@ -9,16 +9,18 @@ use super::value::Value;
 use super::wire::TypeId;
 use super::GobDecode;
 
-/// Reads one message payload. `Ok(None)` at a clean end of stream (between
-/// messages). The length is checked against `limit` before any allocation,
-/// and the buffer grows only as bytes actually arrive.
+/// Reads one message payload into `buf` (replacing its contents). `Ok(false)`
+/// at a clean end of stream (between messages). The length is checked against
+/// `limit` before any allocation, and the buffer grows only as bytes arrive.
 pub async fn read_message<R: AsyncRead + Unpin>(
     r: &mut R,
     limit: usize,
-) -> Result<Option<Vec<u8>>> {
+    buf: &mut Vec<u8>,
+) -> Result<bool> {
+    buf.clear();
     let mut first = [0u8; 1];
     if r.read(&mut first).await? == 0 {
-        return Ok(None);
+        return Ok(false);
     }
     let len = if first[0] < 0x80 {
         first[0] as u64
@@ -38,12 +40,12 @@ pub async fn read_message<R: AsyncRead + Unpin>(
         return Err(Error::MessageTooLarge { len, limit });
     }
     let len = len as usize;
-    let mut buf = Vec::with_capacity(len.min(64 << 10));
-    let got = r.take(len as u64).read_to_end(&mut buf).await?;
+    buf.reserve(len.min(64 << 10));
+    let got = r.take(len as u64).read_to_end(buf).await?;
     if got < len {
         return Err(Error::Truncated("stream ended inside a message"));
     }
-    Ok(Some(buf))
+    Ok(true)
 }
 
 /// One decoded value and the types its messages defined (for dumps).
@@ -56,8 +58,10 @@ pub struct Decoded<T> {
 
 /// The receiving side of one gob stream.
 pub struct StreamDecoder<R> {
-    reader: R,
+    reader: BufReader<R>,
     decoder: Decoder,
+    /// The message being decoded, reused from value to value.
+    message: Vec<u8>,
 }
 
 impl<R: AsyncRead + Unpin> StreamDecoder<R> {
@@ -66,15 +70,20 @@ impl<R: AsyncRead + Unpin> StreamDecoder<R> {
     }
 
     pub fn with_decoder(reader: R, decoder: Decoder) -> Self {
-        StreamDecoder { reader, decoder }
+        StreamDecoder {
+            reader: BufReader::new(reader),
+            decoder,
+            message: Vec::new(),
+        }
     }
 
     pub fn decoder(&self) -> &Decoder {
         &self.decoder
     }
 
+    /// The underlying reader; bytes already buffered past the last value are lost.
     pub fn into_inner(self) -> R {
-        self.reader
+        self.reader.into_inner()
     }
 
     /// The next value as `T`; `Ok(None)` at a clean end of stream.
@@ -116,25 +125,25 @@ impl<R: AsyncRead + Unpin> StreamDecoder<R> {
     ) -> Result<Option<Decoded<T>>> {
         let limit = self.decoder.limits().max_message;
         let mut defined = Vec::new();
-        let first = loop {
-            let Some(msg) = read_message(&mut self.reader, limit).await? else {
+        loop {
+            if !read_message(&mut self.reader, limit, &mut self.message).await? {
                 if defined.is_empty() {
                     return Ok(None);
                 }
                 return Err(Error::Truncated("stream ended after type definitions"));
-            };
-            if msg.is_empty() {
+            }
+            if self.message.is_empty() {
                 continue;
             }
-            match self.decoder.definition(&msg)? {
+            match self.decoder.definition(&self.message)? {
                 Some(id) => defined.push(id),
-                None => break msg,
+                None => break,
             }
-        };
+        }
         let mut more = Vec::new();
         loop {
             let mut id = 0;
-            let attempt = self.decoder.value(&first, &more, |r, value_id| {
+            let attempt = self.decoder.value(&self.message, &more, |r, value_id| {
                 id = value_id;
                 f(r, value_id)
             })?;
@@ -142,10 +151,11 @@ impl<R: AsyncRead + Unpin> StreamDecoder<R> {
                 defined.extend(inline);
                 return Ok(Some(Decoded { id, value, defined }));
             }
-            match read_message(&mut self.reader, limit).await? {
-                Some(msg) => more.push(msg),
-                None => return Err(Error::Truncated("stream ended inside a split value")),
+            let mut next = Vec::new();
+            if !read_message(&mut self.reader, limit, &mut next).await? {
+                return Err(Error::Truncated("stream ended inside a split value"));
             }
+            more.push(next);
         }
     }
 }
