@@ -29,9 +29,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd tests/conformance && test -z "$$(gofmt -l .)" && $(GO) vet ./...
 
-# Unit tests next to the code, property tests, and the fake Messages API's own tests.
+# Unit tests next to the code, the plugin driven from the host's side (in-process and the built
+# binary over a hand-rolled yamux client), property tests, and the fake Messages API's own tests.
 unit:
 	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test --test plugin_inprocess --test plugin_process
 	$(CARGO) test --release --test gob_proptest
 	$(CARGO) test -p fake-anthropic
 

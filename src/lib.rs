@@ -12,15 +12,30 @@
 //!   - [`rpc::broker`]: go-plugin's MuxBroker (numbered sub-streams).
 //!   - [`rpc::gob`]: Go's `encoding/gob`, byte-compatible in both directions.
 //!   - [`rpc::netrpc`]: Go's net/rpc client and server over gob.
-//! - [`mattermost`]: the plugin SDK layer: the model types as gob sends them
-//!   and the argument shapes of hooks and API calls. Knows Mattermost,
+//! - [`mattermost`]: the plugin SDK layer: the model types as gob sends them,
+//!   the argument shapes of hooks and API calls, the typed API client
+//!   ([`mattermost::api`]), the [`mattermost::hooks::Hooks`] trait with the
+//!   `Plugin` service the host calls, and the ServeHTTP plumbing
+//!   ([`mattermost::http`]: body stream, response writer). Knows Mattermost,
 //!   knows nothing of Claude.
+//! - [`plugin`]: the process runtime: handshake line, the host connection,
+//!   control stream (Ping, Quit, Dispense), hclog logging ([`plugin::log`]),
+//!   exit when the host goes away.
+//! - [`app`]: the product's Hooks implementation (bot, `/claude`, config,
+//!   HTTP routes).
+//! - [`http`]: the ServeHTTP router, auth rule and JSON errors; diagnostics
+//!   routes for the Go harness ([`http::diag`]).
+//! - [`config`]: System Console settings, parsed then validated.
 //! - [`claude`]: the Claude Code CLI: stream-json messages, the control
 //!   protocol, argument building and spawning. Knows Claude Code, knows
 //!   nothing of Mattermost.
 //!
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
+pub mod app;
 pub mod claude;
+pub mod config;
+pub mod http;
 pub mod mattermost;
+pub mod plugin;
 pub mod rpc;

@@ -1,10 +1,52 @@
-//! The plugin executable Mattermost starts.
+//! The plugin executable Mattermost starts. Thin: environment checks, signal
+//! disposition, logging, then [`claude_code::plugin::run`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use claude_code::app::App;
+use claude_code::plugin::{self, log};
+use claude_code::rpc::handshake;
 
 fn main() {
-    eprintln!(
-        "{} {}: this binary is a Mattermost plugin; it is started by the Mattermost server.",
-        env!("PLUGIN_ID"),
-        env!("PLUGIN_VERSION")
-    );
-    std::process::exit(1);
+    if let Err(e) = handshake::check_env() {
+        eprintln!("{} {}: {e}", env!("PLUGIN_ID"), env!("PLUGIN_VERSION"));
+        std::process::exit(1);
+    }
+    // A Ctrl-C to the server's process group must not kill the plugin (Go
+    // plugins do the same); the host ends us with Quit or SIGKILL.
+    // SAFETY: installs SIG_IGN, no handler code runs; before any thread exists.
+    if let Err(e) = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGINT,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    } {
+        eprintln!("cannot ignore SIGINT: {e}");
+    }
+    log::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let app = Arc::new(App::from_env());
+    let code = match runtime.block_on(plugin::run(app)) {
+        Ok(exit) => {
+            tracing::info!(reason = ?exit, "plugin exited");
+            0
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            1
+        }
+    };
+    // Tasks still blocked on I/O must not hold the process past the host's 2 s.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    std::process::exit(code);
 }

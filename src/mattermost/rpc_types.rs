@@ -74,3 +74,11 @@ pub type OpenInteractiveDialogArgs = Args1<OpenDialogRequest>;
 /// LogDebug / LogInfo / LogWarn / LogError: the message and alternating key/value pairs.
 pub type LogArgs = Args2<String, Vec<Any>>;
 pub type StringErrorReturns = Returns2<String, Any>;
+/// Calls whose only parameter is a string (GetPost, KVGet, GetUser, ...).
+pub type StringArgs = Args1<String>;
+/// Calls taking two strings (UnregisterCommand, GetChannelMember, DeleteEphemeralPost, ...).
+pub type TwoStringArgs = Args2<String, String>;
+pub type GetBotArgs = Args2<String, bool>;
+pub type BoolReturns = Returns1<bool>;
+pub type StringReturns = Returns1<String>;
+pub type OnConfigurationChangeReturns = ErrorReturn;

@@ -272,11 +272,19 @@ struct ClientState {
     open: bool,
 }
 
+/// What the client's write task does next.
+enum Outgoing {
+    /// Bytes of one encoded request.
+    Request(Vec<u8>),
+    /// Half-close the stream (after everything queued before) and say when done.
+    Close(oneshot::Sender<()>),
+}
+
 /// A net/rpc client on one connection; cheap to clone and share.
 #[derive(Clone)]
 pub struct Client {
     state: Arc<Mutex<ClientState>>,
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl Client {
@@ -292,14 +300,26 @@ impl Client {
             pending: HashMap::new(),
             open: true,
         }));
-        let (outgoing, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (outgoing, mut rx) = mpsc::unbounded_channel::<Outgoing>();
         tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if write.write_all(&bytes).await.is_err() {
-                    break;
+            let mut closed = None;
+            while let Some(next) = rx.recv().await {
+                match next {
+                    Outgoing::Request(bytes) => {
+                        if write.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    Outgoing::Close(done) => {
+                        closed = Some(done);
+                        break;
+                    }
                 }
             }
             let _ = write.shutdown().await;
+            if let Some(done) = closed {
+                let _ = done.send(());
+            }
         });
         tokio::spawn(read_responses(StreamDecoder::new(read), state.clone()));
         Client { state, outgoing }
@@ -330,7 +350,7 @@ impl Client {
                 Box::new(|r, id| Ok(Box::new(r.top_level::<R>(id)?) as AnyReply));
             state.pending.insert(seq, Pending { decode, done });
             // Queued while holding the lock so bytes go out in Seq order.
-            if self.outgoing.send(bytes).is_err() {
+            if self.outgoing.send(Outgoing::Request(bytes)).is_err() {
                 state.pending.remove(&seq);
                 return Err(CallError::Shutdown);
             }
@@ -340,6 +360,18 @@ impl Client {
             .downcast::<R>()
             .map(|b| *b)
             .map_err(|_| CallError::Shutdown)
+    }
+
+    /// Half-closes the connection (FIN) once every request queued before has
+    /// been written, and waits for that. Calls made afterwards fail with
+    /// [`CallError::Shutdown`] or never get an answer; answers to earlier calls
+    /// are still delivered. Used where the peer must see the end of the stream
+    /// before we answer something else (ServeHTTP's response writer).
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.outgoing.send(Outgoing::Close(done)).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     /// Whether the connection is still up.

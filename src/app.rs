@@ -1,0 +1,392 @@
+//! The product as Mattermost sees it: the [`Hooks`] implementation. For now:
+//! the bot, the `/claude` command (help; everything else answers "Unknown
+//! subcommand"), the validated configuration, and the HTTP API router.
+//! Sessions, the store and the real command set come on top of this.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::config::{self, Config};
+use crate::http::{self, Auth, BoxFuture, HttpError, HttpResult, Request, Router};
+use crate::mattermost::api::Api;
+use crate::mattermost::hooks::{Hook, HookError, HookFuture, Hooks};
+use crate::mattermost::http::{ResponseWriter, ServeHttpRequest};
+use crate::mattermost::model::*;
+
+/// Environment switch for the diagnostics routes (test harnesses only).
+pub const DIAGNOSTICS_ENV: &str = "MM_CLAUDE_CODE_DIAGNOSTICS";
+/// The slash command trigger.
+pub const TRIGGER: &str = "claude";
+pub const BOT_USERNAME: &str = "claude";
+pub const BOT_DISPLAY_NAME: &str = "Claude Code";
+pub const BOT_DESCRIPTION: &str = "Runs Claude Code sessions for channels.";
+
+/// The hooks this plugin handles (Plugin.Implemented).
+pub const IMPLEMENTED: &[Hook] = &[
+    Hook::OnActivate,
+    Hook::OnDeactivate,
+    Hook::OnConfigurationChange,
+    Hook::ExecuteCommand,
+    Hook::ServeHTTP,
+    Hook::MessageHasBeenPosted,
+    Hook::OnPluginClusterEvent,
+];
+
+/// `(subcommand, hint, help)` in the order help and autocomplete show them.
+const SUBCOMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "start",
+        "<path>",
+        "Start a Claude Code session in this channel, working in <path>",
+    ),
+    ("stop", "", "Stop this channel's session"),
+    (
+        "status",
+        "",
+        "Show the session's state, model, mode and cost",
+    ),
+    ("ask", "<prompt>", "Send a prompt to the session"),
+    ("interrupt", "", "Interrupt the running turn"),
+    (
+        "context",
+        "thread|file",
+        "Add this thread or a file to the session's context",
+    ),
+    ("files", "[dir]", "List files of the project"),
+    ("file", "<path>", "Show a file of the project"),
+    ("mode", "<mode>", "Set the permission mode"),
+    ("model", "<model>", "Set the model"),
+    ("history", "", "List this channel's past sessions"),
+    ("help", "", "Show this help"),
+];
+
+/// The plugin. One per process.
+pub struct App {
+    api: OnceLock<Api>,
+    config: RwLock<Arc<Config>>,
+    bot_user_id: OnceLock<String>,
+    router: Router<App>,
+}
+
+impl App {
+    /// `diagnostics` mounts the /api/v1/diag routes (see [`crate::http::diag`]).
+    pub fn new(diagnostics: bool) -> App {
+        let mut router = Router::new().route("GET", "/api/v1/health", Auth::Public, health);
+        if diagnostics {
+            router = http::diag::mount(router);
+        }
+        App {
+            api: OnceLock::new(),
+            config: RwLock::new(Arc::new(Config::default())),
+            bot_user_id: OnceLock::new(),
+            router,
+        }
+    }
+
+    /// Reads [`DIAGNOSTICS_ENV`] (exactly `1` enables).
+    pub fn from_env() -> App {
+        App::new(std::env::var(DIAGNOSTICS_ENV).is_ok_and(|v| v == "1"))
+    }
+
+    /// The current configuration (a snapshot; a later change does not alter it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The plugin API, once activation began.
+    pub fn api(&self) -> Result<&Api, HttpError> {
+        self.api
+            .get()
+            .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))
+    }
+
+    pub fn bot_user_id(&self) -> Option<&str> {
+        self.bot_user_id.get().map(String::as_str)
+    }
+
+    async fn activate(&self, api: Api) -> Result<(), HookError> {
+        let _ = self.api.set(api.clone());
+        let bot_id = api
+            .ensure_bot_user(Bot {
+                username: BOT_USERNAME.into(),
+                display_name: BOT_DISPLAY_NAME.into(),
+                description: BOT_DESCRIPTION.into(),
+                ..Default::default()
+            })
+            .await?;
+        let _ = self.bot_user_id.set(bot_id.clone());
+        api.register_command(slash_command()).await?;
+        tracing::info!(bot_user_id = %bot_id, "claude-code ready");
+        Ok(())
+    }
+
+    async fn reload_config(&self, api: &Api) -> Result<(), HookError> {
+        let _ = self.api.set(api.clone());
+        let raw = api.load_plugin_configuration().await?;
+        let cfg = config::load(&raw).map_err(|e| {
+            HookError::with_status(400, format!("invalid plugin configuration: {e}"))
+        })?;
+        tracing::info!(
+            allowed_project_roots = cfg.allowed_project_roots.len(),
+            claude_cli_path = %cfg.claude_cli_path,
+            api_key_set = cfg.anthropic_api_key.is_some(),
+            "configuration loaded"
+        );
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+        Ok(())
+    }
+}
+
+/// `/claude` with its autocomplete tree.
+pub fn slash_command() -> Command {
+    // RoleID "system_user" everywhere: older servers reject an empty role.
+    let sub_commands = SUBCOMMANDS
+        .iter()
+        .map(|(name, hint, help)| {
+            let arguments = match *name {
+                "context" => vec![AutocompleteArg {
+                    help_text: "What to add".into(),
+                    r#type: "StaticList".into(),
+                    required: true,
+                    data: Any::AutocompleteStaticList(AutocompleteStaticListArg {
+                        possible_arguments: ["thread", "file"]
+                            .iter()
+                            .map(|i| AutocompleteListItem {
+                                item: (*i).into(),
+                                help_text: format!("Add the {i}"),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                    ..Default::default()
+                }],
+                _ if !hint.is_empty() => vec![AutocompleteArg {
+                    help_text: (*help).into(),
+                    r#type: "TextInput".into(),
+                    required: !hint.starts_with('['),
+                    data: Any::AutocompleteText(AutocompleteTextArg {
+                        hint: (*hint).into(),
+                        pattern: String::new(),
+                    }),
+                    ..Default::default()
+                }],
+                _ => Vec::new(),
+            };
+            AutocompleteData {
+                trigger: (*name).into(),
+                hint: (*hint).into(),
+                help_text: (*help).into(),
+                role_id: "system_user".into(),
+                arguments,
+                sub_commands: Vec::new(),
+            }
+        })
+        .collect();
+    Command {
+        trigger: TRIGGER.into(),
+        auto_complete: true,
+        auto_complete_desc: "Run Claude Code in this channel".into(),
+        auto_complete_hint: "[command]".into(),
+        display_name: BOT_DISPLAY_NAME.into(),
+        description: BOT_DESCRIPTION.into(),
+        autocomplete_data: Some(AutocompleteData {
+            trigger: TRIGGER.into(),
+            hint: "[command]".into(),
+            help_text: "Run Claude Code in this channel".into(),
+            role_id: "system_user".into(),
+            arguments: Vec::new(),
+            sub_commands,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The help text (Markdown).
+pub fn help_text() -> String {
+    let mut s = String::from("Claude Code runs Claude Code sessions for channels.\n\n");
+    for (name, hint, help) in SUBCOMMANDS {
+        let usage = if hint.is_empty() {
+            format!("/{TRIGGER} {name}")
+        } else {
+            format!("/{TRIGGER} {name} {hint}")
+        };
+        s.push_str(&format!("- `{usage}`: {help}\n"));
+    }
+    s
+}
+
+/// The response to a `/claude ...` command line.
+pub fn command_response(command_line: &str) -> CommandResponse {
+    let rest = command_line.trim();
+    let rest = rest
+        .strip_prefix('/')
+        .unwrap_or(rest)
+        .strip_prefix(TRIGGER)
+        .unwrap_or(rest)
+        .trim();
+    let sub = rest.split_whitespace().next().unwrap_or("");
+    let text = match sub {
+        "" | "help" => help_text(),
+        other => format!(
+            "Unknown subcommand `{other}`. Type `/{TRIGGER} help` to see what Claude Code can do."
+        ),
+    };
+    CommandResponse {
+        response_type: "ephemeral".into(),
+        text,
+        ..Default::default()
+    }
+}
+
+fn health<'a>(_: &'a App, _: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
+    Box::pin(async move {
+        let v = serde_json::json!({ "status": "ok", "version": env!("PLUGIN_VERSION") });
+        http::write_json(w, 200, &v).await
+    })
+}
+
+impl Hooks for App {
+    fn implemented(&self) -> &'static [Hook] {
+        IMPLEMENTED
+    }
+
+    fn on_configuration_change<'a>(
+        &'a self,
+        api: &'a Api,
+    ) -> HookFuture<'a, Result<(), HookError>> {
+        Box::pin(self.reload_config(api))
+    }
+
+    fn on_activate(&self, api: Api) -> HookFuture<'_, Result<(), HookError>> {
+        Box::pin(self.activate(api))
+    }
+
+    fn on_deactivate(&self) -> HookFuture<'_, Result<(), HookError>> {
+        Box::pin(async {
+            tracing::info!("deactivating");
+            Ok(())
+        })
+    }
+
+    fn execute_command(
+        &self,
+        _ctx: Context,
+        args: CommandArgs,
+    ) -> HookFuture<'_, Result<CommandResponse, HookError>> {
+        Box::pin(async move { Ok(command_response(&args.command)) })
+    }
+
+    fn message_has_been_posted(&self, _ctx: Context, _post: Post) -> HookFuture<'_, ()> {
+        // Thread replies to sessions land here once sessions exist.
+        Box::pin(async {})
+    }
+
+    fn on_plugin_cluster_event(
+        &self,
+        _ctx: Context,
+        event: PluginClusterEvent,
+    ) -> HookFuture<'_, ()> {
+        Box::pin(async move {
+            tracing::debug!(id = %event.id, bytes = event.data.len(), "cluster event (no handler yet)");
+        })
+    }
+
+    fn serve_http<'a>(
+        &'a self,
+        _ctx: Context,
+        req: ServeHttpRequest,
+        w: &'a mut ResponseWriter,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            let req = Request::from_serve_http(req);
+            self.router.dispatch(self, req, w).await;
+        })
+    }
+
+    fn shutdown(&self) -> HookFuture<'_, ()> {
+        Box::pin(async {
+            tracing::info!("shutting down");
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implemented_list() {
+        let names: Vec<&str> = App::new(false)
+            .implemented()
+            .iter()
+            .map(|h| h.name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "OnActivate",
+                "OnDeactivate",
+                "OnConfigurationChange",
+                "ExecuteCommand",
+                "ServeHTTP",
+                "MessageHasBeenPosted",
+                "OnPluginClusterEvent"
+            ]
+        );
+    }
+
+    #[test]
+    fn help_and_unknown() {
+        for line in ["/claude help", "/claude", "  /claude   help  extra"] {
+            let r = command_response(line);
+            assert_eq!(r.response_type, "ephemeral");
+            assert!(r.text.starts_with("Claude Code"), "{}", r.text);
+            assert!(r.text.contains("/claude start"), "{}", r.text);
+        }
+        let r = command_response("/claude frobnicate now");
+        assert_eq!(r.response_type, "ephemeral");
+        assert!(r.text.starts_with("Unknown subcommand"), "{}", r.text);
+        assert!(r.text.contains("`frobnicate`"));
+        assert!(r.text.contains("/claude help"));
+    }
+
+    #[test]
+    fn autocomplete_tree_is_valid_for_the_server() {
+        let c = slash_command();
+        assert_eq!(c.trigger, "claude");
+        let ad = c.autocomplete_data.unwrap();
+        let names: Vec<&str> = ad.sub_commands.iter().map(|s| s.trigger.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "start",
+                "stop",
+                "status",
+                "ask",
+                "interrupt",
+                "context",
+                "files",
+                "file",
+                "mode",
+                "model",
+                "history",
+                "help"
+            ]
+        );
+        // Mirrors model.AutocompleteData.IsValid.
+        for sub in std::iter::once(&ad).chain(ad.sub_commands.iter()) {
+            assert_eq!(sub.trigger.to_lowercase(), sub.trigger);
+            assert_eq!(sub.role_id, "system_user");
+            assert!(sub.arguments.is_empty() || sub.sub_commands.is_empty());
+            for a in &sub.arguments {
+                match a.r#type.as_str() {
+                    "TextInput" => assert!(matches!(a.data, Any::AutocompleteText(_))),
+                    "StaticList" => assert!(matches!(a.data, Any::AutocompleteStaticList(_))),
+                    t => panic!("unexpected type {t}"),
+                }
+            }
+        }
+    }
+}

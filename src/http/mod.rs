@@ -1,0 +1,442 @@
+//! The plugin's HTTP API behind ServeHTTP: a small router (method + path
+//! pattern -> async handler) that the REST API grows on.
+//!
+//! Policy lives here, once: every route requires the `Mattermost-User-Id`
+//! header the server sets for authenticated sessions (401 otherwise) unless
+//! it is registered with [`Auth::Public`]; no matching route is 404; every
+//! error becomes the JSON body `{"error": "...", "status": N}` in
+//! [`write_error`].
+
+pub mod diag;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::mattermost::http::{Body, Headers, ResponseWriter, ServeHttpRequest};
+
+/// The header Mattermost sets to the caller's user id when the session is valid.
+pub const USER_ID_HEADER: &str = "Mattermost-User-Id";
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// What a handler returns: `Err` is written by the router as a JSON error.
+pub type HttpResult = Result<(), HttpError>;
+/// A route handler over the app state `S`. Plain `fn` so the borrow of `S`
+/// and of the writer can outlive the call without boxing closures.
+pub type Handler<S> =
+    for<'a> fn(&'a S, Request, &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult>;
+
+/// An HTTP failure shown to the client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct HttpError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl HttpError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, message)
+    }
+}
+
+impl From<crate::mattermost::api::ApiError> for HttpError {
+    fn from(e: crate::mattermost::api::ApiError) -> Self {
+        // A server AppError keeps its status when it is an HTTP error one; a
+        // broken API stream is the server's fault from the client's view: 502.
+        let status = match &e {
+            crate::mattermost::api::ApiError::Rpc { .. } => 502,
+            other => other.status_code().filter(|s| *s >= 400).unwrap_or(500),
+        };
+        HttpError::new(status, e.to_string())
+    }
+}
+
+impl From<std::io::Error> for HttpError {
+    fn from(e: std::io::Error) -> Self {
+        HttpError::new(400, format!("reading the request: {e}"))
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Requires `Mattermost-User-Id`.
+    User,
+    /// Anyone (health checks).
+    Public,
+}
+
+/// A request as handlers see it.
+pub struct Request {
+    pub method: String,
+    /// Percent-decoded path, e.g. `/api/v1/health`.
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    pub headers: Headers,
+    /// The authenticated caller (always `Some` on [`Auth::User`] routes).
+    pub user_id: Option<String>,
+    /// Values of `{name}` segments of the matched pattern (percent-decoded).
+    pub params: BTreeMap<String, String>,
+    pub body: Body,
+    /// The path as sent: routing splits it before decoding, so an encoded
+    /// `/` inside a segment stays inside that segment's value.
+    raw_path: String,
+}
+
+impl Request {
+    /// Splits the forwarded URL (`/path?query`, possibly absolute).
+    pub fn from_serve_http(req: ServeHttpRequest) -> Request {
+        let url = req.url.as_str();
+        let after_scheme = url.find("://").map(|i| &url[i + 3..]);
+        let path_and_query = match after_scheme {
+            Some(rest) => rest.find('/').map(|i| &rest[i..]).unwrap_or("/"),
+            None => url,
+        };
+        let without_fragment = path_and_query.split('#').next().unwrap_or("");
+        let (raw_path, query) = match without_fragment.split_once('?') {
+            Some((p, q)) => (p, q.to_owned()),
+            None => (without_fragment, String::new()),
+        };
+        let user_id = header_value(&req.headers, USER_ID_HEADER)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        Request {
+            method: req.method.to_ascii_uppercase(),
+            path: percent_decode(raw_path, false),
+            raw_path: raw_path.to_owned(),
+            query,
+            headers: req.headers,
+            user_id,
+            params: BTreeMap::new(),
+            body: req.body,
+        }
+    }
+
+    /// First value of a query parameter, decoded (`+` is a space).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k, true) == name).then(|| percent_decode(v, true))
+        })
+    }
+
+    /// A query parameter parsed as a number; absent = `default`, bad = 400.
+    pub fn query_num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, HttpError> {
+        match self.query_param(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                HttpError::bad_request(format!("query parameter {name}: not a valid number: {v:?}"))
+            }),
+        }
+    }
+
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_value(&self.headers, name)
+    }
+
+    /// The caller; only absent on public routes.
+    pub fn user(&self) -> Result<&str, HttpError> {
+        self.user_id.as_deref().ok_or_else(unauthorized)
+    }
+}
+
+/// Case-insensitive header lookup (Go canonicalizes names; be lenient).
+pub fn header_value<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.first())
+        .map(String::as_str)
+}
+
+fn unauthorized() -> HttpError {
+    HttpError::new(
+        401,
+        format!("not authenticated: the {USER_ID_HEADER} header is missing"),
+    )
+}
+
+/// `%XX` decoding (invalid escapes stay as they are); `plus` turns `+` into a space.
+pub fn percent_decode(s: &str, plus: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+struct Route<S> {
+    method: String,
+    segments: Vec<Segment>,
+    auth: Auth,
+    handler: Handler<S>,
+}
+
+fn split_path(path: &str) -> Vec<&str> {
+    path.trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl<S> Route<S> {
+    fn matches(&self, parts: &[&str]) -> Option<BTreeMap<String, String>> {
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = BTreeMap::new();
+        for (seg, part) in self.segments.iter().zip(parts) {
+            match seg {
+                Segment::Literal(l) if l == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Param(name) => {
+                    params.insert(name.clone(), percent_decode(part, false));
+                }
+            }
+        }
+        Some(params)
+    }
+}
+
+/// Routes over the app state `S`.
+pub struct Router<S> {
+    routes: Vec<Route<S>>,
+}
+
+impl<S> Default for Router<S> {
+    fn default() -> Self {
+        Router { routes: Vec::new() }
+    }
+}
+
+impl<S: Sync> Router<S> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `METHOD pattern`; `{name}` segments capture one path segment.
+    pub fn route(mut self, method: &str, pattern: &str, auth: Auth, handler: Handler<S>) -> Self {
+        let segments = split_path(pattern)
+            .into_iter()
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => Segment::Param(name.to_owned()),
+                    None => Segment::Literal(s.to_owned()),
+                },
+            )
+            .collect();
+        self.routes.push(Route {
+            method: method.to_ascii_uppercase(),
+            segments,
+            auth,
+            handler,
+        });
+        self
+    }
+
+    /// Finds the route, applies its auth rule, runs it, writes any error.
+    /// Requests without a user id get 401 unless a PUBLIC route matches, so
+    /// unauthenticated callers learn nothing about which routes exist.
+    pub async fn dispatch(&self, state: &S, mut req: Request, w: &mut ResponseWriter) {
+        // Match on the raw segments, then decode captured values.
+        let parts = split_path(&req.raw_path);
+        let found = self.routes.iter().find_map(|r| {
+            (r.method == req.method)
+                .then(|| r.matches(&parts))
+                .flatten()
+                .map(|p| (r, p))
+        });
+        let result = match found {
+            Some((route, _)) if route.auth == Auth::User && req.user_id.is_none() => {
+                Err(unauthorized())
+            }
+            None if req.user_id.is_none() => Err(unauthorized()),
+            None => Err(HttpError::not_found(format!(
+                "no route for {} {}",
+                req.method, req.path
+            ))),
+            Some((route, params)) => {
+                req.params = params;
+                (route.handler)(state, req, w).await
+            }
+        };
+        if let Err(e) = result {
+            write_error(w, &e).await;
+        }
+    }
+}
+
+/// The one place errors become responses: `{"error": "...", "status": N}`.
+pub async fn write_error(w: &mut ResponseWriter, e: &HttpError) {
+    if w.started() {
+        // Too late for a status: the client sees a truncated body.
+        tracing::warn!(
+            status = e.status,
+            "error after the response started: {}",
+            e.message
+        );
+        return;
+    }
+    if e.status >= 500 {
+        tracing::error!(status = e.status, "{}", e.message);
+    }
+    let body = serde_json::json!({ "error": e.message, "status": e.status });
+    let _ = write_json(w, e.status, &body).await;
+}
+
+/// Writes a JSON response with a status.
+pub async fn write_json(
+    w: &mut ResponseWriter,
+    status: u16,
+    value: &serde_json::Value,
+) -> HttpResult {
+    let bytes = serde_json::to_vec(value).map_err(|e| HttpError::internal(e.to_string()))?;
+    w.set_header("Content-Type", "application/json");
+    w.write_header(status)
+        .await
+        .map_err(|e| HttpError::internal(e.to_string()))?;
+    w.write(&bytes)
+        .await
+        .map_err(|e| HttpError::internal(e.to_string()))?;
+    Ok(())
+}
+
+/// Maps a failed write to the client to an error (it is usually gone).
+pub fn write_failed(e: std::io::Error) -> HttpError {
+    HttpError::new(499, format!("writing the response: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mattermost::http::MemorySink;
+
+    struct State;
+
+    fn hello<'a>(
+        _: &'a State,
+        req: Request,
+        w: &'a mut ResponseWriter,
+    ) -> BoxFuture<'a, HttpResult> {
+        Box::pin(async move {
+            let v = serde_json::json!({ "id": req.param("id"), "user": req.user_id, "q": req.query_param("q") });
+            write_json(w, 200, &v).await
+        })
+    }
+
+    fn failing<'a>(
+        _: &'a State,
+        _: Request,
+        _: &'a mut ResponseWriter,
+    ) -> BoxFuture<'a, HttpResult> {
+        Box::pin(async { Err(HttpError::bad_request("nope")) })
+    }
+
+    fn router() -> Router<State> {
+        Router::new()
+            .route("GET", "/api/v1/health", Auth::Public, hello)
+            .route("GET", "/api/v1/things/{id}", Auth::User, hello)
+            .route("POST", "/api/v1/things/{id}/fail", Auth::User, failing)
+    }
+
+    async fn run(method: &str, url: &str, user: Option<&str>) -> (u16, serde_json::Value) {
+        let mut headers = Headers::new();
+        if let Some(u) = user {
+            headers.insert(USER_ID_HEADER.into(), vec![u.into()]);
+        }
+        let req = Request::from_serve_http(ServeHttpRequest {
+            method: method.into(),
+            url: url.into(),
+            headers,
+            body: Body::empty(),
+        });
+        let sink = MemorySink::default();
+        let mut w = ResponseWriter::new(sink.clone());
+        router().dispatch(&State, req, &mut w).await;
+        w.finish().await.unwrap();
+        let r = sink.recorded();
+        (r.status.unwrap(), serde_json::from_slice(&r.body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn matching_params_and_query() {
+        let (s, v) = run("GET", "/api/v1/things/a%20b?q=x+y&z=1", Some("u1")).await;
+        assert_eq!(s, 200);
+        assert_eq!(
+            v,
+            serde_json::json!({"id": "a b", "user": "u1", "q": "x y"})
+        );
+        let (s, _) = run("get", "http://host/api/v1/things/7/", Some("u1")).await;
+        assert_eq!(s, 200);
+        let (s, v) = run("GET", "/api/v1/things/a%2Fb", Some("u1")).await;
+        assert_eq!((s, v["id"].clone()), (200, serde_json::json!("a/b")));
+    }
+
+    #[tokio::test]
+    async fn auth_and_errors() {
+        let (s, v) = run("GET", "/api/v1/health", None).await;
+        assert_eq!((s, v["user"].clone()), (200, serde_json::Value::Null));
+        let (s, v) = run("GET", "/api/v1/things/1", None).await;
+        assert_eq!(s, 401);
+        assert_eq!(v["status"], 401);
+        assert!(v["error"].as_str().unwrap().contains(USER_ID_HEADER));
+        // Unknown routes: 401 without a user, 404 with one.
+        assert_eq!(run("GET", "/nope", None).await.0, 401);
+        let (s, v) = run("GET", "/nope", Some("u")).await;
+        assert_eq!((s, v["status"].clone()), (404, serde_json::json!(404)));
+        // Wrong method = no route.
+        assert_eq!(run("DELETE", "/api/v1/things/1", Some("u")).await.0, 404);
+        assert_eq!(run("GET", "/api/v1/things/1/extra", Some("u")).await.0, 404);
+        let (s, v) = run("POST", "/api/v1/things/1/fail", Some("u")).await;
+        assert_eq!(v, serde_json::json!({"error": "nope", "status": 400}));
+        assert_eq!(s, 400);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb%zz%4", false), "a/b%zz%4");
+        assert_eq!(percent_decode("a+b", false), "a+b");
+        assert_eq!(percent_decode("a+b%21", true), "a b!");
+    }
+}

@@ -1,0 +1,472 @@
+//! The typed client of the server's plugin API (service `Plugin` on the
+//! broker stream the host names in OnActivate's `APIMuxId`).
+//!
+//! Every method is one net/rpc call with the `Z_<M>Args`/`Z_<M>Returns`
+//! shapes of [`super::rpc_types`]. Results come back as `Result<T,
+//! ApiError>`: a server-side `*model.AppError` or Go `error` becomes
+//! [`ApiError::App`] / [`ApiError::Error`], a broken stream or codec failure
+//! [`ApiError::Rpc`].
+
+use std::collections::BTreeMap;
+
+use super::model::*;
+use super::rpc_types::*;
+use crate::rpc::gob::{GobDecode, GobEncode};
+use crate::rpc::netrpc::{CallError, Client, Empty};
+
+/// Why an API call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with a `*model.AppError`.
+    #[error("{}", .0.error_text())]
+    App(Box<AppError>),
+    /// The server answered with a plain Go `error`.
+    #[error("{0}")]
+    Error(String),
+    /// The call did not complete: the stream broke, the server does not know
+    /// the method, or a value could not be encoded or decoded.
+    #[error("plugin API call {method} failed: {source}")]
+    Rpc {
+        method: &'static str,
+        #[source]
+        source: CallError,
+    },
+    /// The server reported success but sent no value where one was expected.
+    #[error("plugin API call {0} returned nothing")]
+    Empty(&'static str),
+}
+
+impl ApiError {
+    /// The HTTP status the server attached, if it was an AppError with one.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            ApiError::App(e) => u16::try_from(e.status_code).ok().filter(|s| *s >= 100),
+            _ => None,
+        }
+    }
+
+    fn from_any(e: Any) -> Option<ApiError> {
+        match e {
+            Any::Nil => None,
+            Any::AppError(e) => Some(ApiError::App(e)),
+            other => Some(ApiError::Error(other.error_text().unwrap_or_default())),
+        }
+    }
+}
+
+fn app(e: Option<AppError>) -> Result<(), ApiError> {
+    match e {
+        None => Ok(()),
+        Some(e) => Err(ApiError::App(Box::new(e))),
+    }
+}
+
+fn err(e: Any) -> Result<(), ApiError> {
+    match ApiError::from_any(e) {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+fn some<T>(method: &'static str, v: Option<T>) -> Result<T, ApiError> {
+    v.ok_or(ApiError::Empty(method))
+}
+
+/// The plugin API client. Cheap to clone; calls may run concurrently.
+#[derive(Clone)]
+pub struct Api {
+    client: Client,
+}
+
+impl Api {
+    /// Wraps a net/rpc client connected to the host's API server.
+    pub fn new(client: Client) -> Self {
+        Api { client }
+    }
+
+    /// Whether the API stream is still up.
+    pub fn is_open(&self) -> bool {
+        self.client.is_open()
+    }
+
+    async fn call<A: GobEncode, R: GobDecode + Send + 'static>(
+        &self,
+        method: &'static str,
+        arg: &A,
+    ) -> Result<R, ApiError> {
+        self.client
+            .call(&format!("Plugin.{method}"), arg)
+            .await
+            .map_err(|source| ApiError::Rpc { method, source })
+    }
+
+    fn s(v: &str) -> StringArgs {
+        Args1 { a: v.to_owned() }
+    }
+
+    fn ss(a: &str, b: &str) -> TwoStringArgs {
+        Args2 {
+            a: a.to_owned(),
+            b: b.to_owned(),
+        }
+    }
+
+    // --- commands -------------------------------------------------------
+
+    pub async fn register_command(&self, command: Command) -> Result<(), ApiError> {
+        let r: ErrorReturn = self
+            .call("RegisterCommand", &Args1 { a: Some(command) })
+            .await?;
+        err(r.a)
+    }
+
+    pub async fn unregister_command(&self, team_id: &str, trigger: &str) -> Result<(), ApiError> {
+        let r: ErrorReturn = self
+            .call("UnregisterCommand", &Self::ss(team_id, trigger))
+            .await?;
+        err(r.a)
+    }
+
+    // --- configuration, bundle, server ----------------------------------
+
+    /// The plugin's settings as the JSON object the server stores (keys may
+    /// arrive lower-cased: match them case-insensitively).
+    pub async fn load_plugin_configuration(&self) -> Result<Vec<u8>, ApiError> {
+        let r: LoadPluginConfigurationReturns =
+            self.call("LoadPluginConfiguration", &Empty {}).await?;
+        Ok(r.a)
+    }
+
+    pub async fn get_bundle_path(&self) -> Result<String, ApiError> {
+        let r: StringErrorReturns = self.call("GetBundlePath", &Empty {}).await?;
+        err(r.b)?;
+        Ok(r.a)
+    }
+
+    pub async fn get_server_version(&self) -> Result<String, ApiError> {
+        let r: StringReturns = self.call("GetServerVersion", &Empty {}).await?;
+        Ok(r.a)
+    }
+
+    // --- bots and users -------------------------------------------------
+
+    /// Creates the bot or updates the existing one; returns its user id.
+    pub async fn ensure_bot_user(&self, bot: Bot) -> Result<String, ApiError> {
+        let r: EnsureBotUserReturns = self.call("EnsureBotUser", &Args1 { a: Some(bot) }).await?;
+        err(r.b)?;
+        if r.a.is_empty() {
+            return Err(ApiError::Empty("EnsureBotUser"));
+        }
+        Ok(r.a)
+    }
+
+    pub async fn get_bot(&self, bot_user_id: &str, include_deleted: bool) -> Result<Bot, ApiError> {
+        let r: GetBotReturns = self
+            .call(
+                "GetBot",
+                &Args2 {
+                    a: bot_user_id.to_owned(),
+                    b: include_deleted,
+                },
+            )
+            .await?;
+        app(r.b)?;
+        some("GetBot", r.a)
+    }
+
+    pub async fn get_user(&self, user_id: &str) -> Result<User, ApiError> {
+        let r: GetUserReturns = self.call("GetUser", &Self::s(user_id)).await?;
+        app(r.b)?;
+        some("GetUser", r.a)
+    }
+
+    // --- key-value store ------------------------------------------------
+
+    pub async fn kv_set(&self, key: &str, value: Vec<u8>) -> Result<(), ApiError> {
+        let r: AppErrorReturn = self
+            .call(
+                "KVSet",
+                &Args2 {
+                    a: key.to_owned(),
+                    b: value,
+                },
+            )
+            .await?;
+        app(r.a)
+    }
+
+    /// `value` empty deletes the key (gob cannot tell nil from empty).
+    pub async fn kv_set_with_options(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        options: PluginKVSetOptions,
+    ) -> Result<bool, ApiError> {
+        let r: BoolAppErrorReturns = self
+            .call(
+                "KVSetWithOptions",
+                &Args3 {
+                    a: key.to_owned(),
+                    b: value,
+                    c: options,
+                },
+            )
+            .await?;
+        app(r.b)?;
+        Ok(r.a)
+    }
+
+    /// `None` when the key is missing. An empty value cannot be told from a
+    /// missing one on the wire, and the server stores none anyway.
+    pub async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        let r: KvGetReturns = self.call("KVGet", &Self::s(key)).await?;
+        app(r.b)?;
+        Ok(Some(r.a).filter(|v| !v.is_empty()))
+    }
+
+    pub async fn kv_delete(&self, key: &str) -> Result<(), ApiError> {
+        let r: AppErrorReturn = self.call("KVDelete", &Self::s(key)).await?;
+        app(r.a)
+    }
+
+    pub async fn kv_list(&self, page: i64, per_page: i64) -> Result<Vec<String>, ApiError> {
+        let r: KvListReturns = self
+            .call(
+                "KVList",
+                &Args2 {
+                    a: page,
+                    b: per_page,
+                },
+            )
+            .await?;
+        app(r.b)?;
+        Ok(r.a)
+    }
+
+    /// Sets `key` to `new` if it currently holds `old` (`None` = absent);
+    /// `new == None` deletes. Returns whether it was set.
+    pub async fn kv_compare_and_set(
+        &self,
+        key: &str,
+        old: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, ApiError> {
+        let r: BoolAppErrorReturns = self
+            .call(
+                "KVCompareAndSet",
+                &Args3 {
+                    a: key.to_owned(),
+                    b: old.unwrap_or_default(),
+                    c: new.unwrap_or_default(),
+                },
+            )
+            .await?;
+        app(r.b)?;
+        Ok(r.a)
+    }
+
+    // --- posts ----------------------------------------------------------
+
+    pub async fn create_post(&self, post: Post) -> Result<Post, ApiError> {
+        self.post_call("CreatePost", post).await
+    }
+
+    pub async fn update_post(&self, post: Post) -> Result<Post, ApiError> {
+        self.post_call("UpdatePost", post).await
+    }
+
+    async fn post_call(&self, method: &'static str, post: Post) -> Result<Post, ApiError> {
+        let r: PostReturns = self.call(method, &Args1 { a: Some(post) }).await?;
+        app(r.b)?;
+        some(method, r.a)
+    }
+
+    pub async fn get_post(&self, post_id: &str) -> Result<Post, ApiError> {
+        let r: PostReturns = self.call("GetPost", &Self::s(post_id)).await?;
+        app(r.b)?;
+        some("GetPost", r.a)
+    }
+
+    pub async fn delete_post(&self, post_id: &str) -> Result<(), ApiError> {
+        let r: AppErrorReturn = self.call("DeletePost", &Self::s(post_id)).await?;
+        app(r.a)
+    }
+
+    pub async fn send_ephemeral_post(&self, user_id: &str, post: Post) -> Result<Post, ApiError> {
+        self.ephemeral_call("SendEphemeralPost", user_id, post)
+            .await
+    }
+
+    pub async fn update_ephemeral_post(&self, user_id: &str, post: Post) -> Result<Post, ApiError> {
+        self.ephemeral_call("UpdateEphemeralPost", user_id, post)
+            .await
+    }
+
+    async fn ephemeral_call(
+        &self,
+        method: &'static str,
+        user_id: &str,
+        post: Post,
+    ) -> Result<Post, ApiError> {
+        let r: EphemeralPostReturns = self
+            .call(
+                method,
+                &Args2 {
+                    a: user_id.to_owned(),
+                    b: Some(post),
+                },
+            )
+            .await?;
+        some(method, r.a)
+    }
+
+    pub async fn delete_ephemeral_post(
+        &self,
+        user_id: &str,
+        post_id: &str,
+    ) -> Result<(), ApiError> {
+        let _: Empty = self
+            .call("DeleteEphemeralPost", &Self::ss(user_id, post_id))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_post_thread(&self, post_id: &str) -> Result<PostList, ApiError> {
+        let r: GetPostThreadReturns = self.call("GetPostThread", &Self::s(post_id)).await?;
+        app(r.b)?;
+        some("GetPostThread", r.a)
+    }
+
+    // --- channels and permissions ---------------------------------------
+
+    pub async fn get_channel(&self, channel_id: &str) -> Result<Channel, ApiError> {
+        let r: GetChannelReturns = self.call("GetChannel", &Self::s(channel_id)).await?;
+        app(r.b)?;
+        some("GetChannel", r.a)
+    }
+
+    pub async fn get_channel_member(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<ChannelMember, ApiError> {
+        let r: GetChannelMemberReturns = self
+            .call("GetChannelMember", &Self::ss(channel_id, user_id))
+            .await?;
+        app(r.b)?;
+        some("GetChannelMember", r.a)
+    }
+
+    /// `permission_id` e.g. `"create_post"`.
+    pub async fn has_permission_to_channel(
+        &self,
+        user_id: &str,
+        channel_id: &str,
+        permission_id: &str,
+    ) -> Result<bool, ApiError> {
+        let r: BoolReturns = self
+            .call(
+                "HasPermissionToChannel",
+                &Args3 {
+                    a: user_id.to_owned(),
+                    b: channel_id.to_owned(),
+                    c: Some(Permission {
+                        id: permission_id.to_owned(),
+                        ..Default::default()
+                    }),
+                },
+            )
+            .await?;
+        Ok(r.a)
+    }
+
+    // --- events and dialogs ---------------------------------------------
+
+    /// `event` is prefixed by the server with `custom_<plugin id>_`.
+    pub async fn publish_websocket_event(
+        &self,
+        event: &str,
+        payload: BTreeMap<String, Any>,
+        broadcast: WebsocketBroadcast,
+    ) -> Result<(), ApiError> {
+        let _: Empty = self
+            .call(
+                "PublishWebSocketEvent",
+                &Args3 {
+                    a: event.to_owned(),
+                    b: Some(payload),
+                    c: Some(broadcast),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn publish_plugin_cluster_event(
+        &self,
+        event: PluginClusterEvent,
+        options: PluginClusterEventSendOptions,
+    ) -> Result<(), ApiError> {
+        let r: ErrorReturn = self
+            .call(
+                "PublishPluginClusterEvent",
+                &Args2 {
+                    a: event,
+                    b: options,
+                },
+            )
+            .await?;
+        err(r.a)
+    }
+
+    pub async fn open_interactive_dialog(
+        &self,
+        request: OpenDialogRequest,
+    ) -> Result<(), ApiError> {
+        let r: AppErrorReturn = self
+            .call("OpenInteractiveDialog", &Args1 { a: request })
+            .await?;
+        app(r.a)
+    }
+
+    // --- server log -----------------------------------------------------
+
+    pub async fn log_debug(&self, msg: &str, kv: &[(&str, &str)]) -> Result<(), ApiError> {
+        self.log("LogDebug", msg, kv).await
+    }
+
+    pub async fn log_info(&self, msg: &str, kv: &[(&str, &str)]) -> Result<(), ApiError> {
+        self.log("LogInfo", msg, kv).await
+    }
+
+    pub async fn log_warn(&self, msg: &str, kv: &[(&str, &str)]) -> Result<(), ApiError> {
+        self.log("LogWarn", msg, kv).await
+    }
+
+    pub async fn log_error(&self, msg: &str, kv: &[(&str, &str)]) -> Result<(), ApiError> {
+        self.log("LogError", msg, kv).await
+    }
+
+    async fn log(
+        &self,
+        method: &'static str,
+        msg: &str,
+        kv: &[(&str, &str)],
+    ) -> Result<(), ApiError> {
+        // The Go client stringifies every element anyway; strings are always registered.
+        let pairs: Vec<Any> = kv
+            .iter()
+            .flat_map(|(k, v)| [Any::from(*k), Any::from(*v)])
+            .collect();
+        let _: Empty = self
+            .call(
+                method,
+                &Args2 {
+                    a: msg.to_owned(),
+                    b: pairs,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+}

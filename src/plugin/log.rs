@@ -1,0 +1,228 @@
+//! Logging as hclog JSON lines on stderr, the format Mattermost's host reads
+//! plugin stderr as (go-plugin log_entry.go): `@level`, `@message`,
+//! `@timestamp` (layout `2006-01-02T15:04:05.000000Z07:00`; a malformed one
+//! makes the host drop to its plain-text path) and any other key as a field.
+//!
+//! A small `tracing` layer of ours on the registry: one JSON object per
+//! event, written with a single `write_all` so concurrent lines never mix.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+/// Environment variable for the lowest level logged (`trace`..`error`); default `info`.
+pub const LOG_LEVEL_ENV: &str = "MM_CLAUDE_CODE_LOG_LEVEL";
+
+/// The hclog level name of a tracing level.
+pub fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "trace",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        _ => "error",
+    }
+}
+
+/// UTC time in hclog's layout, microseconds, `Z` for UTC.
+pub fn format_timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm; avoids a date crate for one function).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Fields {
+    fn put(&mut self, field: &Field, v: serde_json::Value) {
+        if field.name() == "message" {
+            self.message = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+        } else {
+            // Our keys must not shadow hclog's own `@` keys.
+            let name = field.name().trim_start_matches('@').to_owned();
+            self.fields.insert(name, v);
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(field, format!("{value:?}").into());
+    }
+}
+
+/// Formats one event as an hclog JSON line (with the trailing newline).
+pub fn format_line(
+    level: &Level,
+    target: &str,
+    time: SystemTime,
+    visit: impl FnOnce(&mut dyn Visit),
+) -> String {
+    let mut f = Fields::default();
+    visit(&mut f);
+    let mut obj = serde_json::Map::new();
+    obj.insert("@level".into(), level_name(level).into());
+    obj.insert("@message".into(), f.message.into());
+    obj.insert("@timestamp".into(), format_timestamp(time).into());
+    obj.insert("@module".into(), target.into());
+    for (k, v) in f.fields {
+        obj.entry(k).or_insert(v);
+    }
+    let mut line = serde_json::Value::Object(obj).to_string();
+    line.push('\n');
+    line
+}
+
+/// The layer: every enabled event becomes one line on stderr.
+pub struct HclogLayer {
+    max: Level,
+}
+
+impl HclogLayer {
+    pub fn new(max: Level) -> Self {
+        HclogLayer { max }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for HclogLayer {
+    fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let meta = event.metadata();
+        let line = format_line(meta.level(), meta.target(), SystemTime::now(), |v| {
+            event.record(v)
+        });
+        // Nowhere to report a failed write to stderr; drop the line.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+/// The level from [`LOG_LEVEL_ENV`], default info.
+pub fn level_from_env() -> Level {
+    std::env::var(LOG_LEVEL_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(Level::INFO)
+}
+
+/// Installs the layer as the global subscriber (once; later calls are no-ops).
+pub fn init() {
+    let _ = tracing_subscriber::registry()
+        .with(HclogLayer::new(level_from_env()))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_in_hclog_layout() {
+        assert_eq!(format_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::new(1_136_214_245, 123_456_789);
+        assert_eq!(format_timestamp(t), "2006-01-02T15:04:05.123456Z");
+        // Leap day.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(format_timestamp(t), "2000-02-29T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
+        assert_eq!(format_timestamp(t), "2026-12-31T23:59:59.000000Z");
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl<S: Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+            let meta = event.metadata();
+            let line = format_line(meta.level(), meta.target(), UNIX_EPOCH, |v| event.record(v));
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    #[test]
+    fn event_lines_are_hclog_json() {
+        let cap = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(cap.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(bot = "claude", n = 3, ok = true, "claude-code ready");
+            tracing::warn!("multi\nline \"quoted\"");
+        });
+        let lines = cap.0.lock().unwrap().clone();
+        assert_eq!(lines.len(), 2);
+        for l in &lines {
+            assert!(l.ends_with('\n'));
+            assert_eq!(l.matches('\n').count(), 1, "one line: {l}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(v["@level"], "info");
+        assert_eq!(v["@message"], "claude-code ready");
+        assert_eq!(v["@timestamp"], "1970-01-01T00:00:00.000000Z");
+        assert_eq!(v["bot"], "claude");
+        assert_eq!(v["n"], 3);
+        assert_eq!(v["ok"], true);
+        let v: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(v["@level"], "warn");
+        assert_eq!(v["@message"], "multi\nline \"quoted\"");
+    }
+
+    #[test]
+    fn level_names() {
+        assert_eq!(level_name(&Level::TRACE), "trace");
+        assert_eq!(level_name(&Level::ERROR), "error");
+    }
+}

@@ -1,0 +1,710 @@
+//! The hook layer and the app, driven from the host's side in Rust: a net/rpc
+//! client on the hooks stream, a fake plugin API server (netrpc::Server) on
+//! the stream OnActivate names, a fake response-writer server and the host's
+//! body feeder for ServeHTTP. Streams are in-memory pipes handed out by a fake
+//! broker dialer; the real broker/yamux path is covered by plugin_process.rs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use claude_code::app::App;
+use claude_code::mattermost::hooks::{hooks_server, Dialer, HookFuture};
+use claude_code::mattermost::http::{read_varint, Duplex, Headers};
+use claude_code::mattermost::model::*;
+use claude_code::mattermost::rpc_types::*;
+use claude_code::rpc::netrpc::{Client, Empty, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// What the host does with a stream the plugin dials.
+enum Endpoint {
+    Serve(Server),
+    Body(Vec<u8>),
+}
+
+#[derive(Clone, Default)]
+struct FakeBroker {
+    endpoints: Arc<Mutex<HashMap<u32, Endpoint>>>,
+    dialed: Arc<Mutex<Vec<u32>>>,
+}
+
+impl FakeBroker {
+    fn add(&self, id: u32, e: Endpoint) {
+        self.endpoints.lock().unwrap().insert(id, e);
+    }
+}
+
+impl Dialer for FakeBroker {
+    fn dial(&self, id: u32) -> HookFuture<'_, io::Result<Box<dyn Duplex>>> {
+        Box::pin(async move {
+            self.dialed.lock().unwrap().push(id);
+            let e = self.endpoints.lock().unwrap().remove(&id);
+            let (ours, theirs) = tokio::io::duplex(256 * 1024);
+            match e {
+                None => return Err(io::Error::other(format!("no accept for id {id}"))),
+                Some(Endpoint::Serve(server)) => {
+                    tokio::spawn(async move { server.serve(theirs).await });
+                }
+                Some(Endpoint::Body(body)) => {
+                    tokio::spawn(body_feeder(theirs, body));
+                }
+            }
+            Ok(Box::new(ours) as Box<dyn Duplex>)
+        })
+    }
+}
+
+/// The host side of io_rpc.go: answer each varint request with up to n body
+/// bytes (in small writes), close once fewer than n were left.
+async fn body_feeder(mut s: DuplexStream, body: Vec<u8>) {
+    let mut pos = 0;
+    loop {
+        let mut req = Vec::new();
+        loop {
+            let mut b = [0u8; 1];
+            if s.read_exact(&mut b).await.is_err() {
+                return;
+            }
+            req.push(b[0]);
+            if b[0] < 0x80 {
+                break;
+            }
+        }
+        let (n, _) = read_varint(&req).unwrap();
+        let end = (pos + n as usize).min(body.len());
+        for piece in body[pos..end].chunks(10_000) {
+            if s.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        let short = end - pos < n as usize;
+        pos = end;
+        if short {
+            return;
+        }
+    }
+}
+
+#[derive(Default)]
+struct ApiState {
+    config: Vec<u8>,
+    bots: Vec<Bot>,
+    commands: Vec<Command>,
+    kv: BTreeMap<String, Vec<u8>>,
+    calls: Vec<String>,
+}
+
+type Shared = Arc<Mutex<ApiState>>;
+
+fn fake_api(st: Shared) -> Server {
+    let log = |st: &Shared, m: &str| st.lock().unwrap().calls.push(m.to_owned());
+    let (s1, s2, s3, s4, s5, s6, s7) = (
+        st.clone(),
+        st.clone(),
+        st.clone(),
+        st.clone(),
+        st.clone(),
+        st.clone(),
+        st.clone(),
+    );
+    Server::new()
+        .method("Plugin.LoadPluginConfiguration", move |_: Empty| {
+            log(&s1, "LoadPluginConfiguration");
+            let cfg = s1.lock().unwrap().config.clone();
+            async move { Ok::<_, String>(LoadPluginConfigurationReturns { a: cfg }) }
+        })
+        .method("Plugin.EnsureBotUser", move |a: EnsureBotUserArgs| {
+            log(&s2, "EnsureBotUser");
+            s2.lock().unwrap().bots.push(a.a.unwrap_or_default());
+            async move {
+                Ok::<_, String>(EnsureBotUserReturns {
+                    a: "bot-user-id".into(),
+                    b: Any::Nil,
+                })
+            }
+        })
+        .method("Plugin.RegisterCommand", move |a: RegisterCommandArgs| {
+            log(&s3, "RegisterCommand");
+            s3.lock().unwrap().commands.push(a.a.unwrap_or_default());
+            async move { Ok::<_, String>(ErrorReturn { a: Any::Nil }) }
+        })
+        .method("Plugin.KVSet", move |a: KvSetArgs| {
+            s4.lock().unwrap().kv.insert(a.a, a.b);
+            async move { Ok::<_, String>(AppErrorReturn { a: None }) }
+        })
+        .method("Plugin.KVGet", move |a: StringArgs| {
+            let v = s5.lock().unwrap().kv.get(&a.a).cloned().unwrap_or_default();
+            async move { Ok::<_, String>(KvGetReturns { a: v, b: None }) }
+        })
+        .method("Plugin.KVList", move |a: KvListArgs| {
+            let keys: Vec<String> = s6
+                .lock()
+                .unwrap()
+                .kv
+                .keys()
+                .skip((a.a * a.b) as usize)
+                .take(a.b as usize)
+                .cloned()
+                .collect();
+            async move { Ok::<_, String>(KvListReturns { a: keys, b: None }) }
+        })
+        .method("Plugin.KVCompareAndSet", move |a: KvCompareAndSetArgs| {
+            let mut st = s7.lock().unwrap();
+            let current = st.kv.get(&a.a).cloned().unwrap_or_default();
+            let ok = current == a.b;
+            if ok {
+                if a.c.is_empty() {
+                    st.kv.remove(&a.a);
+                } else {
+                    st.kv.insert(a.a.clone(), a.c);
+                }
+            }
+            async move { Ok::<_, String>(BoolAppErrorReturns { a: ok, b: None }) }
+        })
+}
+
+#[derive(Default, Debug)]
+struct Recorded {
+    headers: Headers,
+    status: Option<i64>,
+    body: Vec<u8>,
+    writes: usize,
+    max_write: usize,
+}
+
+fn fake_writer(rec: Arc<Mutex<Recorded>>) -> Server {
+    let (r1, r2, r3) = (rec.clone(), rec.clone(), rec);
+    Server::new()
+        .method("Plugin.SyncHeader", move |h: Option<Headers>| {
+            r1.lock().unwrap().headers = h.unwrap_or_default();
+            async { Ok::<_, String>(Empty {}) }
+        })
+        .method("Plugin.WriteHeader", move |s: i64| {
+            let ok = (100..=999).contains(&s);
+            if ok {
+                r2.lock().unwrap().status = Some(s);
+            }
+            async move {
+                if ok {
+                    Ok(Empty {})
+                } else {
+                    Err("invalid http status code".to_string())
+                }
+            }
+        })
+        .method("Plugin.Write", move |b: Vec<u8>| {
+            let mut r = r3.lock().unwrap();
+            if r.status.is_none() {
+                r.status = Some(200);
+            }
+            r.writes += 1;
+            r.max_write = r.max_write.max(b.len());
+            r.body.extend_from_slice(&b);
+            async { Ok::<_, String>(Empty {}) }
+        })
+}
+
+struct Host {
+    hooks: Client,
+    broker: FakeBroker,
+    api: Shared,
+    app: Arc<App>,
+    next_id: Mutex<u32>,
+}
+
+impl Host {
+    fn start(config: &str) -> Host {
+        let broker = FakeBroker::default();
+        let app = Arc::new(App::new(true));
+        let server = hooks_server(app.clone(), Arc::new(broker.clone()));
+        let (a, b) = tokio::io::duplex(256 * 1024);
+        tokio::spawn(async move { server.serve(b).await });
+        let api = Shared::default();
+        api.lock().unwrap().config = config.as_bytes().to_vec();
+        Host {
+            hooks: Client::new(a),
+            broker,
+            api,
+            app,
+            next_id: Mutex::new(100),
+        }
+    }
+
+    fn id(&self) -> u32 {
+        let mut n = self.next_id.lock().unwrap();
+        *n += 1;
+        *n
+    }
+
+    async fn activate(&self) -> Any {
+        self.broker
+            .add(1, Endpoint::Serve(fake_api(self.api.clone())));
+        self.broker.add(2, Endpoint::Serve(Server::new()));
+        let r: ErrorReturn = self
+            .hooks
+            .call(
+                "Plugin.OnActivate",
+                &OnActivateArgs {
+                    api_mux_id: 1,
+                    driver_mux_id: 2,
+                },
+            )
+            .await
+            .unwrap();
+        r.a
+    }
+
+    async fn command(&self, line: &str) -> ExecuteCommandReturns {
+        self.hooks
+            .call(
+                "Plugin.ExecuteCommand",
+                &Args2 {
+                    a: Some(Context::default()),
+                    b: Some(CommandArgs {
+                        command: line.into(),
+                        user_id: "u1".into(),
+                        channel_id: "c1".into(),
+                        ..Default::default()
+                    }),
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn http(
+        &self,
+        method: &str,
+        url: &str,
+        user: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Recorded {
+        let rec = Arc::new(Mutex::new(Recorded::default()));
+        let w = self.id();
+        self.broker
+            .add(w, Endpoint::Serve(fake_writer(rec.clone())));
+        let body_id = match body {
+            Some(b) => {
+                let id = self.id();
+                self.broker.add(id, Endpoint::Body(b));
+                id
+            }
+            None => 0,
+        };
+        let mut header = Headers::new();
+        header.insert("X-Test".into(), vec!["a".into(), "b".into()]);
+        if let Some(u) = user {
+            header.insert("Mattermost-User-Id".into(), vec![u.into()]);
+        }
+        let args = ServeHttpArgs {
+            response_writer_stream: w,
+            request: Some(HttpRequest {
+                method: method.into(),
+                url: Some(GoUrl(url.into())),
+                proto: "HTTP/1.1".into(),
+                proto_major: 1,
+                proto_minor: 1,
+                header: Some(header),
+                request_uri: format!("/plugins/claude-code{url}"),
+                ..Default::default()
+            }),
+            context: Some(Context {
+                request_id: "r1".into(),
+                ..Default::default()
+            }),
+            request_body_stream: body_id,
+        };
+        let _: Empty = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.hooks.call("Plugin.ServeHTTP", &args),
+        )
+        .await
+        .expect("ServeHTTP answered")
+        .unwrap();
+        // Every writer call completed before the reply: nothing may change now.
+        let snapshot = std::mem::take(&mut *rec.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            rec.lock().unwrap().writes,
+            0,
+            "writes after the ServeHTTP reply"
+        );
+        snapshot
+    }
+}
+
+fn json(r: &Recorded) -> serde_json::Value {
+    serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&r.body)))
+}
+
+fn header<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
+    r.headers
+        .get(name)
+        .and_then(|v| v.first())
+        .map(String::as_str)
+}
+
+const GOOD: &str =
+    r#"{"allowedprojectroots": "/srv/a,/srv/b", "claudeclipath": "", "anthropicapikey": "sk-1"}"#;
+
+#[tokio::test]
+async fn implemented_and_activation() {
+    let host = Host::start(GOOD);
+    let names: Vec<String> = host
+        .hooks
+        .call("Plugin.Implemented", &Empty {})
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        [
+            "OnActivate",
+            "OnDeactivate",
+            "OnConfigurationChange",
+            "ExecuteCommand",
+            "ServeHTTP",
+            "MessageHasBeenPosted",
+            "OnPluginClusterEvent"
+        ]
+    );
+    assert_eq!(host.activate().await, Any::Nil);
+    assert_eq!(*host.broker.dialed.lock().unwrap(), [1, 2]);
+    let st = host.api.lock().unwrap();
+    // Configuration first, as Go's wrapper does, then the bot, then the command.
+    assert_eq!(
+        st.calls,
+        [
+            "LoadPluginConfiguration",
+            "EnsureBotUser",
+            "RegisterCommand"
+        ]
+    );
+    assert_eq!(st.bots[0].username, "claude");
+    assert_eq!(st.bots[0].display_name, "Claude Code");
+    assert_eq!(
+        st.bots[0].description,
+        "Runs Claude Code sessions for channels."
+    );
+    let cmd = &st.commands[0];
+    assert_eq!(cmd.trigger, "claude");
+    assert!(cmd.auto_complete);
+    let subs: Vec<&str> = cmd
+        .autocomplete_data
+        .as_ref()
+        .unwrap()
+        .sub_commands
+        .iter()
+        .map(|s| s.trigger.as_str())
+        .collect();
+    assert!(
+        subs.contains(&"start") && subs.contains(&"help"),
+        "{subs:?}"
+    );
+    drop(st);
+    assert_eq!(host.app.bot_user_id(), Some("bot-user-id"));
+    assert_eq!(host.app.config().allowed_project_roots.len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_configuration_fails_activation() {
+    let host = Host::start(r#"{"AllowedProjectRoots": "relative/dir"}"#);
+    let Any::AppError(e) = host.activate().await else {
+        panic!("activation should fail")
+    };
+    assert_eq!(e.r#where, "OnActivate");
+    assert_eq!(e.status_code, 400);
+    assert!(
+        e.message.contains("invalid plugin configuration"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("relative/dir"), "{}", e.message);
+    // Nothing else happened.
+    assert_eq!(host.api.lock().unwrap().calls, ["LoadPluginConfiguration"]);
+}
+
+#[tokio::test]
+async fn configuration_change_keeps_the_old_config_on_error() {
+    let host = Host::start(GOOD);
+    assert_eq!(host.activate().await, Any::Nil);
+    host.api.lock().unwrap().config = br#"{"AnthropicApiKey": 5}"#.to_vec();
+    let r: ErrorReturn = host
+        .hooks
+        .call("Plugin.OnConfigurationChange", &Empty {})
+        .await
+        .unwrap();
+    let Any::AppError(e) = r.a else {
+        panic!("expected an AppError")
+    };
+    assert_eq!(e.r#where, "OnConfigurationChange");
+    assert!(e.message.contains("AnthropicApiKey"), "{}", e.message);
+    assert_eq!(host.app.config().allowed_project_roots.len(), 2);
+    host.api.lock().unwrap().config = br#"{"AllowedProjectRoots": "/x"}"#.to_vec();
+    let r: ErrorReturn = host
+        .hooks
+        .call("Plugin.OnConfigurationChange", &Empty {})
+        .await
+        .unwrap();
+    assert_eq!(r.a, Any::Nil);
+    assert_eq!(host.app.config().allowed_project_roots.len(), 1);
+}
+
+#[tokio::test]
+async fn execute_command_help_and_unknown() {
+    let host = Host::start(GOOD);
+    assert_eq!(host.activate().await, Any::Nil);
+    let r = host.command("/claude help").await;
+    assert_eq!(r.b, None);
+    let resp = r.a.unwrap();
+    assert_eq!(resp.response_type, "ephemeral");
+    assert!(resp.text.starts_with("Claude Code"));
+    assert!(resp.text.contains("/claude start"));
+    let resp = host.command("/claude start /srv/a").await.a.unwrap();
+    assert_eq!(resp.response_type, "ephemeral");
+    assert!(resp.text.starts_with("Unknown subcommand"), "{}", resp.text);
+    assert!(resp.text.contains("/claude help"));
+}
+
+#[tokio::test]
+async fn notifications_are_answered() {
+    let host = Host::start(GOOD);
+    assert_eq!(host.activate().await, Any::Nil);
+    let _: Empty = host
+        .hooks
+        .call(
+            "Plugin.MessageHasBeenPosted",
+            &Args2 {
+                a: Some(Context::default()),
+                b: Some(Post {
+                    message: "hi".into(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    let _: Empty = host
+        .hooks
+        .call(
+            "Plugin.OnPluginClusterEvent",
+            &Args2 {
+                a: Some(Context::default()),
+                b: PluginClusterEvent {
+                    id: "x".into(),
+                    data: vec![1, 2],
+                },
+            },
+        )
+        .await
+        .unwrap();
+    let r: ErrorReturn = host
+        .hooks
+        .call("Plugin.OnDeactivate", &Empty {})
+        .await
+        .unwrap();
+    assert_eq!(r.a, Any::Nil);
+}
+
+#[tokio::test]
+async fn serve_http_health_auth_and_404() {
+    let host = Host::start(GOOD);
+    assert_eq!(host.activate().await, Any::Nil);
+    let r = host.http("GET", "/api/v1/health", None, Some(vec![])).await;
+    assert_eq!(r.status, Some(200));
+    assert_eq!(header(&r, "Content-Type"), Some("application/json"));
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
+    );
+    let r = host.http("GET", "/api/v1/diag/request", None, None).await;
+    assert_eq!(r.status, Some(401));
+    assert_eq!(json(&r)["status"], 401);
+    let r = host.http("GET", "/api/v1/nothing", Some("u1"), None).await;
+    assert_eq!(r.status, Some(404));
+    assert_eq!(json(&r)["status"], 404);
+    assert!(json(&r)["error"].is_string());
+}
+
+#[tokio::test]
+async fn serve_http_diag_request_echo_download() {
+    let host = Host::start(GOOD);
+    assert_eq!(host.activate().await, Any::Nil);
+    let r = host
+        .http(
+            "GET",
+            "/api/v1/diag/request?a=1&b=x%20y",
+            Some("u1"),
+            Some(vec![]),
+        )
+        .await;
+    assert_eq!(r.status, Some(200));
+    let v = json(&r);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/api/v1/diag/request");
+    assert_eq!(v["query"], "a=1&b=x%20y");
+    assert_eq!(v["user_id"], "u1");
+    assert_eq!(v["headers"]["X-Test"], serde_json::json!(["a", "b"]));
+
+    let body: Vec<u8> = (0..(1 << 20) + 17).map(|i| (i * 7 % 256) as u8).collect();
+    let r = host
+        .http(
+            "POST",
+            "/api/v1/diag/echo?status=201",
+            Some("u1"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, Some(201));
+    assert_eq!(header(&r, "X-Diag"), Some("echo"));
+    assert_eq!(header(&r, "Content-Type"), Some("application/octet-stream"));
+    assert!(
+        r.body == body,
+        "echo differs: {} vs {} bytes",
+        r.body.len(),
+        body.len()
+    );
+    assert!(r.max_write <= 1 << 20, "a write of {} bytes", r.max_write);
+
+    let r = host
+        .http("POST", "/api/v1/diag/echo", Some("u1"), Some(vec![]))
+        .await;
+    assert_eq!((r.status, r.body.len()), (Some(200), 0));
+
+    let n = 700_001usize;
+    let r = host
+        .http(
+            "GET",
+            &format!("/api/v1/diag/download?bytes={n}"),
+            Some("u1"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, Some(200));
+    assert_eq!(r.body.len(), n);
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == (i % 251) as u8));
+    assert!(r.writes > 1 && r.max_write <= 1 << 20);
+
+    let r = host
+        .http("GET", "/api/v1/diag/download?bytes=x", Some("u1"), None)
+        .await;
+    assert_eq!(r.status, Some(400));
+}
+
+#[tokio::test]
+async fn serve_http_diag_kv() {
+    let host = Host::start(GOOD);
+    assert_eq!(host.activate().await, Any::Nil);
+    let r = host
+        .http(
+            "PUT",
+            "/api/v1/diag/kv/k1",
+            Some("u1"),
+            Some(b"value-1".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, Some(200));
+    let r = host
+        .http("GET", "/api/v1/diag/kv/k1", Some("u1"), None)
+        .await;
+    assert_eq!((r.status, r.body.as_slice()), (Some(200), &b"value-1"[..]));
+    let r = host
+        .http("GET", "/api/v1/diag/kv/missing", Some("u1"), None)
+        .await;
+    assert_eq!(r.status, Some(404));
+    host.http(
+        "PUT",
+        "/api/v1/diag/kv/k2",
+        Some("u1"),
+        Some(b"v2".to_vec()),
+    )
+    .await;
+    let r = host
+        .http(
+            "GET",
+            "/api/v1/diag/kv?page=0&per_page=10",
+            Some("u1"),
+            None,
+        )
+        .await;
+    assert_eq!(json(&r), serde_json::json!(["k1", "k2"]));
+    let r = host
+        .http("GET", "/api/v1/diag/kv?page=1&per_page=1", Some("u1"), None)
+        .await;
+    assert_eq!(json(&r), serde_json::json!(["k2"]));
+
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let cas = |old: serde_json::Value, new: serde_json::Value| {
+        serde_json::to_vec(&serde_json::json!({"old": old, "new": new})).unwrap()
+    };
+    // Wrong old value: refused.
+    let r = host
+        .http(
+            "POST",
+            "/api/v1/diag/kv/k1/cas",
+            Some("u1"),
+            Some(cas(b64(b"nope").into(), b64(b"x").into())),
+        )
+        .await;
+    assert_eq!(json(&r), serde_json::json!({"ok": false}));
+    let r = host
+        .http(
+            "POST",
+            "/api/v1/diag/kv/k1/cas",
+            Some("u1"),
+            Some(cas(b64(b"value-1").into(), b64(b"value-2").into())),
+        )
+        .await;
+    assert_eq!(json(&r), serde_json::json!({"ok": true}));
+    let r = host
+        .http("GET", "/api/v1/diag/kv/k1", Some("u1"), None)
+        .await;
+    assert_eq!(r.body, b"value-2");
+    // Absent -> set with old = null.
+    let r = host
+        .http(
+            "POST",
+            "/api/v1/diag/kv/k3/cas",
+            Some("u1"),
+            Some(cas(serde_json::Value::Null, b64(b"3").into())),
+        )
+        .await;
+    assert_eq!(json(&r), serde_json::json!({"ok": true}));
+    let r = host
+        .http(
+            "POST",
+            "/api/v1/diag/kv/k3/cas",
+            Some("u1"),
+            Some(b"{\"old\": 5}".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, Some(400));
+}
+
+#[tokio::test]
+async fn diagnostics_are_off_by_default() {
+    let broker = FakeBroker::default();
+    let app = Arc::new(App::new(false));
+    let server = hooks_server(app, Arc::new(broker.clone()));
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move { server.serve(b).await });
+    let host = Host {
+        hooks: Client::new(a),
+        broker,
+        api: Shared::default(),
+        app: Arc::new(App::new(false)),
+        next_id: Mutex::new(100),
+    };
+    let r = host
+        .http("GET", "/api/v1/diag/request", Some("u1"), None)
+        .await;
+    assert_eq!(r.status, Some(404));
+    let r = host.http("GET", "/api/v1/health", None, None).await;
+    assert_eq!(r.status, Some(200));
+}
