@@ -144,14 +144,13 @@ async fn check_corpus_dir(go_dir: &Path, rust_dir: &Path) -> Vec<String> {
     failures
 }
 
-#[tokio::test]
-async fn go_corpus_round_trips_through_rust_both_directions() {
-    let go_dir = support::fresh_dir("corpus-go");
-    let rust_dir = support::fresh_dir("corpus-rust");
+/// Has Go write its corpus into a fresh directory named `name`.
+fn go_corpus(name: &str) -> std::path::PathBuf {
+    let dir = support::fresh_dir(name);
     let gen = Process::new(support::gobcorpus())
         .arg("gen")
         .arg("-out")
-        .arg(&go_dir)
+        .arg(&dir)
         .output()
         .unwrap();
     assert!(
@@ -159,6 +158,13 @@ async fn go_corpus_round_trips_through_rust_both_directions() {
         "gobcorpus gen: {}",
         String::from_utf8_lossy(&gen.stderr)
     );
+    dir
+}
+
+#[tokio::test]
+async fn go_corpus_round_trips_through_rust_both_directions() {
+    let go_dir = go_corpus("corpus-go");
+    let rust_dir = support::fresh_dir("corpus-rust");
 
     let failures = check_corpus_dir(&go_dir, &rust_dir).await;
     assert!(
@@ -185,14 +191,7 @@ async fn go_corpus_round_trips_through_rust_both_directions() {
 
 #[test]
 fn gobdump_prints_one_line_per_message_of_the_go_corpus() {
-    let go_dir = support::fresh_dir("corpus-gobdump");
-    let gen = Process::new(support::gobcorpus())
-        .arg("gen")
-        .arg("-out")
-        .arg(&go_dir)
-        .output()
-        .unwrap();
-    assert!(gen.status.success());
+    let go_dir = go_corpus("corpus-gobdump");
     let mut checked = 0;
     for entry in std::fs::read_dir(&go_dir).unwrap() {
         let path = entry.unwrap().path();
