@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -78,9 +79,10 @@ func check(t *testing.T, name string, fn func(t *testing.T)) bool {
 }
 
 type env struct {
-	host  *harness.Host
-	logs  *mlog.Buffer
-	hooks plugin.Hooks
+	host   *harness.Host
+	logs   *mlog.Buffer
+	logger *mlog.Logger
+	hooks  plugin.Hooks
 }
 
 func activate(t *testing.T) *env {
@@ -100,11 +102,12 @@ func activate(t *testing.T) *env {
 	t.Cleanup(func() {
 		host.Env.Shutdown()
 		if t.Failed() {
+			_ = logger.Flush()
 			t.Logf("host log:\n%s", tail(logs.String(), 60))
 			t.Logf("unmodelled API calls: %v", host.API.Missing())
 		}
 	})
-	return &env{host: host, logs: logs}
+	return &env{host: host, logs: logs, logger: logger}
 }
 
 func tail(s string, n int) string {
@@ -189,6 +192,7 @@ func hasReadyLog(e *env) bool {
 		}
 	}
 	// The stderr path: hclog JSON / [INFO] lines re-logged by the host at info.
+	_ = e.logger.Flush()
 	for _, line := range strings.Split(e.logs.String(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil {
@@ -222,7 +226,16 @@ func TestPlugin(t *testing.T) {
 			t.Error("no info log line containing \"ready\" (API LogInfo or stderr)")
 		}
 	}) {
-		t.Fatal("activation failed; the other checks need an active plugin")
+		t.Error("activation failed; the checks that need an active plugin fail too")
+	}
+	// Every later check in this test needs the activated plugin.
+	check := func(t *testing.T, name string, fn func(t *testing.T)) bool {
+		return check(t, name, func(t *testing.T) {
+			if e.hooks == nil {
+				t.Fatal("plugin not active")
+			}
+			fn(t)
+		})
 	}
 
 	check(t, "2_commands", func(t *testing.T) {
@@ -499,8 +512,23 @@ func TestPlugin(t *testing.T) {
 		}
 	})
 
+}
+
+// TestProcess starts the executable by hand (no Environment), so it runs even when
+// activation fails.
+func TestProcess(t *testing.T) {
+	bundle, err := harness.UnpackTarball(tarball, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := model.BundleInfoForPath(bundle)
+	if info.ManifestError != nil {
+		t.Fatal(info.ManifestError)
+	}
+	exe := filepath.Join(bundle, info.Manifest.GetExecutableForRuntime(runtime.GOOS, runtime.GOARCH))
+
 	check(t, "6_exits_when_host_connection_closes", func(t *testing.T) {
-		s, line, err := harness.StartByHand(e.host.Executable, harness.CookieValue, 3*time.Second)
+		s, line, err := harness.StartByHand(exe, harness.CookieValue, 3*time.Second)
 		if err != nil {
 			if s != nil {
 				s.Kill()
@@ -532,7 +560,7 @@ func TestPlugin(t *testing.T) {
 
 	check(t, "7_wrong_or_missing_cookie", func(t *testing.T) {
 		for _, cookie := range []string{"", "wrong"} {
-			s, _, err := harness.StartByHand(e.host.Executable, cookie, 3*time.Second)
+			s, _, err := harness.StartByHand(exe, cookie, 3*time.Second)
 			if err != nil {
 				t.Fatalf("cookie %q: %v", cookie, err)
 			}
