@@ -54,7 +54,7 @@ unit:
 	$(CARGO) test -p fake-anthropic
 
 conformance: dist
-	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test ./...
+	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 ./...
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
 e2e: $(CLAUDE_CLI)
