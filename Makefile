@@ -1,9 +1,12 @@
 # Claude Code for Mattermost: build, test and package.
 #
 #   make test         everything CI runs (bash .ci/run installs what is missing, then calls this)
-#   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code
+#   make dist         dist/claude-code-<version>.tar.gz: static linux-amd64 + linux-arm64 executables
+#   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code,
+#                     and the dist tarball loaded by Mattermost's real plugin host code
+#   make conformance-ref  the same plugin checks against the Go reference plugin (validates them)
 #   make e2e          the real Claude Code CLI against the scripted fake Messages API
-#   make bench        Rust against Go, same values, same run
+#   make bench        Rust against Go, same values, same run (gob codec, and the whole plugin)
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
 
 SHELL := bash
@@ -20,7 +23,22 @@ CLAUDE_CLI := tools/claude/node_modules/.bin/claude
 FUZZ_SECONDS ?= 60
 BENCH_SECONDS ?= 2
 
-.PHONY: test lint unit conformance e2e bench fuzz-smoke claude-cli golden-cli
+# The version comes from plugin.json (build.rs keeps Cargo.toml equal to it).
+VERSION := $(shell sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' plugin.json)
+DIST_TARBALL := dist/claude-code-$(VERSION).tar.gz
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+# Static (musl) executables for both server architectures. Zig is the C compiler and linker for
+# both targets (through cargo-zigbuild), so C dependencies such as bundled SQLite cross-compile
+# too. Both come as PyPI wheels into a venv under tools/ (no download at build time after that).
+MUSL_TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+ZIGLANG_VERSION ?= 0.17.0
+CARGO_ZIGBUILD_VERSION ?= 0.24.0
+ZIG_TOOLS := tools/zig
+ZIG_STAMP := $(ZIG_TOOLS)/.installed-$(CARGO_ZIGBUILD_VERSION)-$(ZIGLANG_VERSION)
+ZIGBUILD := PATH="$(CURDIR)/$(ZIG_TOOLS)/bin:$$PATH" $(CARGO) zigbuild
+
+.PHONY: test lint unit conformance conformance-ref e2e bench bench-plugin fuzz-smoke claude-cli golden-cli dist cross-toolchain
 
 test: lint unit conformance e2e fuzz-smoke bench
 
@@ -37,15 +55,46 @@ unit:
 	$(CARGO) test --release --test gob_proptest
 	$(CARGO) test -p fake-anthropic
 
-conformance:
-	cd tests/conformance && $(GO) test ./...
+conformance: dist
+	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 ./...
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
 e2e: $(CLAUDE_CLI)
 	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real
 
-bench:
+# Without CLAUDE_CODE_TARBALL the plugin checks build and load the Go reference plugin.
+conformance-ref:
+	cd tests/conformance && $(GO) test -count=1 -v ./pluginconf
+
+bench: bench-plugin
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob
+
+# The Rust plugin and the Go reference plugin in one run with the real host code.
+bench-plugin: dist
+	cd tests/conformance && $(GO) run ./cmd/pluginbench -rust $(CURDIR)/$(DIST_TARBALL)
+
+cross-toolchain: $(ZIG_STAMP)
+	rustup target add $(MUSL_TARGETS)
+
+$(ZIG_STAMP):
+	rm -rf $(ZIG_TOOLS)
+	python3 -m venv $(ZIG_TOOLS)
+	$(ZIG_TOOLS)/bin/pip install --quiet cargo-zigbuild==$(CARGO_ZIGBUILD_VERSION) ziglang==$(ZIGLANG_VERSION)
+	touch $@
+
+# The layout Mattermost's plugin upload expects: one top directory named after the plugin id.
+# webapp/dist/main.js goes in once the webapp exists.
+dist: cross-toolchain
+	$(ZIGBUILD) --release --bin claude-code $(addprefix --target ,$(MUSL_TARGETS))
+	rm -rf dist/stage
+	mkdir -p dist/stage/claude-code/server/dist
+	install -m 0644 plugin.json dist/stage/claude-code/plugin.json
+	install -m 0755 $(TARGET_DIR)/x86_64-unknown-linux-musl/release/claude-code dist/stage/claude-code/server/dist/plugin-linux-amd64
+	install -m 0755 $(TARGET_DIR)/aarch64-unknown-linux-musl/release/claude-code dist/stage/claude-code/server/dist/plugin-linux-arm64
+	if [ -f webapp/dist/main.js ]; then install -D -m 0644 webapp/dist/main.js dist/stage/claude-code/webapp/dist/main.js; fi
+	tar -C dist/stage --sort=name --owner=0 --group=0 --numeric-owner -czf $(DIST_TARBALL) claude-code
+	rm -rf dist/stage
+	ls -l $(DIST_TARBALL)
 
 # Seeds: the Go-encoded corpus, so the fuzzer starts from real Mattermost traffic.
 fuzz-smoke:
