@@ -544,7 +544,7 @@ async fn serve_http_diag_request_echo_download() {
     let v = json(&r);
     assert_eq!(v["method"], "GET");
     assert_eq!(v["path"], "/api/v1/diag/request");
-    assert_eq!(v["query"], "a=1&b=x%20y");
+    assert_eq!(v["query"], serde_json::json!({"a": ["1"], "b": ["x y"]}));
     assert_eq!(v["user_id"], "u1");
     assert_eq!(v["headers"]["X-Test"], serde_json::json!(["a", "b"]));
 
@@ -633,11 +633,11 @@ async fn serve_http_diag_kv() {
             None,
         )
         .await;
-    assert_eq!(json(&r), serde_json::json!(["k1", "k2"]));
+    assert_eq!(json(&r), serde_json::json!({"keys": ["k1", "k2"]}));
     let r = host
         .http("GET", "/api/v1/diag/kv?page=1&per_page=1", Some("u1"), None)
         .await;
-    assert_eq!(json(&r), serde_json::json!(["k2"]));
+    assert_eq!(json(&r), serde_json::json!({"keys": ["k2"]}));
 
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let cas = |old: serde_json::Value, new: serde_json::Value| {

@@ -39,7 +39,7 @@ fn request<'a>(_: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture
         let v = serde_json::json!({
             "method": req.method,
             "path": req.path,
-            "query": req.query,
+            "query": req.query_map(),
             "headers": req.headers,
             "user_id": req.user_id,
         });
@@ -122,7 +122,7 @@ fn kv_list<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFutu
         let page: i64 = req.query_num("page", 0)?;
         let per_page: i64 = req.query_num("per_page", 100)?;
         let keys = app.api()?.kv_list(page, per_page).await?;
-        write_json(w, 200, &serde_json::json!(keys)).await
+        write_json(w, 200, &serde_json::json!({ "keys": keys })).await
     })
 }
 

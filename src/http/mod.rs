@@ -126,12 +126,30 @@ impl Request {
         }
     }
 
-    /// First value of a query parameter, decoded (`+` is a space).
+    /// The query's name/value pairs in order, decoded (`+` is a space).
+    pub fn query_pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k, true), percent_decode(v, true))
+            })
+    }
+
+    /// First value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k, true) == name).then(|| percent_decode(v, true))
-        })
+        self.query_pairs()
+            .find_map(|(k, v)| (k == name).then_some(v))
+    }
+
+    /// Every query parameter with all its values, as Go's `url.Values`.
+    pub fn query_map(&self) -> BTreeMap<String, Vec<String>> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, v) in self.query_pairs() {
+            map.entry(k).or_default().push(v);
+        }
+        map
     }
 
     /// A query parameter parsed as a number; absent = `default`, bad = 400.
