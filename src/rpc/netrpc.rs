@@ -171,14 +171,23 @@ impl Server {
             };
             match requests.next_with(|r, id| method.decode(r, id)).await {
                 Ok(Some(decoded)) => {
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let reply = CatchUnwind(decoded.value).await.unwrap_or_else(|panic| {
-                            tracing::error!(method = %response.service_method, "handler panicked: {panic}");
-                            Err(format!("internal error in {}", response.service_method))
-                        });
-                        let _ = tx.send((response, reply));
-                    });
+                    let mut job = CatchUnwind(decoded.value);
+                    // A handler with nothing to wait for is answered right here, saving a
+                    // task and a wake-up; anything that waits runs concurrently.
+                    let mut cx = Context::from_waker(std::task::Waker::noop());
+                    match Pin::new(&mut job).poll(&mut cx) {
+                        Poll::Ready(outcome) => {
+                            let reply = handler_reply(&response, outcome);
+                            let _ = tx.send((response, reply));
+                        }
+                        Poll::Pending => {
+                            let tx = tx.clone();
+                            tokio::spawn(async move {
+                                let reply = handler_reply(&response, job.await);
+                                let _ = tx.send((response, reply));
+                            });
+                        }
+                    }
                 }
                 Ok(None) => break Err(gob::Error::Truncated("stream ended before the argument")),
                 // The argument's messages were consumed; answer and go on.
@@ -229,6 +238,14 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// The reply for a handler's outcome; a panic becomes an error reply.
+fn handler_reply(response: &ResponseHeader, outcome: Result<Reply, String>) -> Reply {
+    outcome.unwrap_or_else(|panic| {
+        tracing::error!(method = %response.service_method, "handler panicked: {panic}");
+        Err(format!("internal error in {}", response.service_method))
+    })
 }
 
 /// Turns a panic inside a handler's future into an error value.
