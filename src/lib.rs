@@ -23,6 +23,9 @@
 //!   exit when the host goes away.
 //! - [`app`]: the product's Hooks implementation (bot, `/claude`, config,
 //!   HTTP routes).
+//! - [`chat`]: how sessions appear in Mattermost, as pure functions:
+//!   [`chat::command`] parses `/claude …` and owns the subcommand table that
+//!   help and autocomplete are built from.
 //! - [`http`]: the ServeHTTP router, auth rule and JSON errors; diagnostics
 //!   routes for the Go harness ([`http::diag`]).
 //! - [`config`]: System Console settings, parsed then validated.
@@ -33,6 +36,7 @@
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod app;
+pub mod chat;
 pub mod claude;
 pub mod config;
 pub mod http;

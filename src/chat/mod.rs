@@ -1,0 +1,6 @@
+//! How sessions appear in Mattermost: `/claude` commands, turn rendering
+//! (streamed text, tool lines, diffs, long-post splitting) and approval cards.
+//! Everything here is pure: no API calls, no session state; the integration
+//! layer feeds it CLI messages and posts what it returns.
+
+pub mod command;
