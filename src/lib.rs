@@ -29,6 +29,8 @@
 //! - [`http`]: the ServeHTTP router, auth rule and JSON errors; diagnostics
 //!   routes for the Go harness ([`http::diag`]).
 //! - [`config`]: System Console settings, parsed then validated.
+//! - [`files`]: user paths resolved under a session's project root (no
+//!   traversal, no escaping symlinks, no special files); listing and reading.
 //! - [`claude`]: the Claude Code CLI: stream-json messages, the control
 //!   protocol, argument building and spawning. Knows Claude Code, knows
 //!   nothing of Mattermost.
@@ -39,6 +41,7 @@ pub mod app;
 pub mod chat;
 pub mod claude;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod mattermost;
 pub mod plugin;
