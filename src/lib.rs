@@ -31,6 +31,7 @@
 //! - [`config`]: System Console settings, parsed then validated.
 //! - [`files`]: user paths resolved under a session's project root (no
 //!   traversal, no escaping symlinks, no special files); listing and reading.
+//! - [`ratelimit`]: per-user token buckets for commands.
 //! - [`claude`]: the Claude Code CLI: stream-json messages, the control
 //!   protocol, argument building and spawning. Knows Claude Code, knows
 //!   nothing of Mattermost.
@@ -45,4 +46,5 @@ pub mod files;
 pub mod http;
 pub mod mattermost;
 pub mod plugin;
+pub mod ratelimit;
 pub mod rpc;
