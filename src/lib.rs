@@ -28,7 +28,8 @@
 //!   help and autocomplete are built from.
 //! - [`http`]: the ServeHTTP router, auth rule and JSON errors; diagnostics
 //!   routes for the Go harness ([`http::diag`]).
-//! - [`config`]: System Console settings, parsed then validated.
+//! - [`config`]: System Console settings (projects, CLI, defaults, who may
+//!   start and approve, limits, timeouts), parsed then validated.
 //! - [`files`]: user paths resolved under a session's project root (no
 //!   traversal, no escaping symlinks, no special files); listing and reading.
 //! - [`ratelimit`]: per-user token buckets for commands.
