@@ -4,3 +4,4 @@
 //! layer feeds it CLI messages and posts what it returns.
 
 pub mod command;
+pub mod render;
