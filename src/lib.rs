@@ -27,7 +27,8 @@
 //!   [`chat::command`] parses `/claude …` and owns the subcommand table that
 //!   help and autocomplete are built from; [`chat::render`] turns a turn's
 //!   CLI messages into post text (tool lines, diffs, cost line) and splits
-//!   long posts without breaking code fences.
+//!   long posts without breaking code fences; [`chat::card`] builds approval
+//!   cards (signed buttons, dialogs, decided/expired forms).
 //! - [`http`]: the ServeHTTP router, auth rule and JSON errors; diagnostics
 //!   routes for the Go harness ([`http::diag`]).
 //! - [`config`]: System Console settings (projects, CLI, defaults, who may

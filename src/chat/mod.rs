@@ -3,5 +3,6 @@
 //! Everything here is pure: no API calls, no session state; the integration
 //! layer feeds it CLI messages and posts what it returns.
 
+pub mod card;
 pub mod command;
 pub mod render;
