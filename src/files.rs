@@ -331,15 +331,9 @@ pub fn list(
         }
     }
     fn assemble(slots: &mut [Option<Slot>], i: usize) -> FileNode {
-        let Some(Slot { mut node, children }) = slots[i].take() else {
-            return FileNode {
-                name: String::new(),
-                path: String::new(),
-                kind: NodeKind::File,
-                size: None,
-                children: Vec::new(),
-            };
-        };
+        let Slot { mut node, children } = slots[i]
+            .take()
+            .expect("the arena is a tree: every slot has one parent");
         node.children = children.into_iter().map(|c| assemble(slots, c)).collect();
         node
     }
