@@ -24,7 +24,14 @@ use crate::mattermost::model::{
     SlackAttachment,
 };
 
-/// Where button clicks go (appended to the site URL).
+/// Where button clicks go, appended to the `site_url` the builders take.
+///
+/// Pass an empty `site_url` to get the relative `/plugins/…` URL: Mattermost
+/// then calls ServeHTTP in-process with `Mattermost-User-Id` set
+/// (DoActionRequest → DoLocalRequest). An absolute `<SiteURL>/plugins/…` URL
+/// makes the server call itself over HTTP with the clicker's session token,
+/// which fails where the server cannot reach its own public URL (TLS
+/// offloading, split DNS), so the relative form is the safer default.
 pub const APPROVAL_ACTION_PATH: &str =
     concat!("/plugins/", env!("PLUGIN_ID"), "/api/v1/actions/approval");
 /// Where the deny-with-reason and edit-and-approve dialogs are submitted.
@@ -884,6 +891,12 @@ mod tests {
             let c = signer().verify(&Value::Object(json), NOW).unwrap();
             assert_eq!(c.action.id(), a.id);
         }
+        // An empty site URL gives the in-process relative URL.
+        let relative = approval_attachment("", &signer(), &bash_request(&input));
+        assert_eq!(
+            relative.actions[0].integration.as_ref().unwrap().url,
+            "/plugins/claude-code/api/v1/actions/approval"
+        );
         let props = card_props(card).unwrap();
         assert!(matches!(&props["attachments"], Any::Attachments(v) if v.len() == 1));
     }
