@@ -745,6 +745,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A sparse file past the attachment cap is reported, not read.
+        let huge = fs::File::create(fx.root.join("huge.bin")).unwrap();
+        huge.set_len(MAX_ATTACHMENT_BYTES + 1).unwrap();
+        assert_eq!(
+            read(&fx.root, "huge.bin", 1000).unwrap(),
+            FileContent::TooLarge {
+                path: "huge.bin".into(),
+                size: MAX_ATTACHMENT_BYTES + 1
+            }
+        );
         match read(&fx.root, "notes.txt", 1000).unwrap() {
             FileContent::Attachment { reason, bytes, .. } => {
                 assert_eq!(reason, AttachmentReason::TooLongToShow);
