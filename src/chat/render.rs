@@ -729,11 +729,13 @@ fn split_pieces(text: &str, max_chars: usize) -> Vec<Piece> {
         let mut rest = line;
         loop {
             let rest_chars = rest.chars().count();
-            // Fits whole, with the suffix the state after this line needs?
-            let suffix_after = match fence_lines(&after, max) {
-                None => 0,
-                Some((_, close)) => close.chars().count() + usize::from(!rest.ends_with('\n')),
-            };
+            // Fits whole, with room for the suffix the state after this line
+            // needs? One more char than the suffix is kept in a fence so that a
+            // plain closing line (` ``` ` + newline) still fits: otherwise it
+            // would start a post of its own, an empty reopened code block.
+            let suffix_after = fence_lines(&after, max)
+                .map(|(_, close)| close.chars().count() + 1)
+                .unwrap_or(0);
             if used + rest_chars + suffix_after <= max {
                 body.push_str(rest);
                 used += rest_chars;
@@ -1123,6 +1125,12 @@ Done: hello.txt says hello world.
         assert_eq!(posts.len(), 3);
         assert!(posts.iter().all(|p| p.chars().count() <= POST_MAX_CHARS));
         assert!(posts[1].starts_with("```diff\n") && posts[1].ends_with("```"));
+        // A fence that closes right at the limit is not pushed into a post of its own.
+        let tight = format!("```\n{}```\n", "abcdefghi\n".repeat(5));
+        let exact = tight.chars().count() - 1; // everything but the final newline
+        let posts = split_post(&tight, exact);
+        assert_eq!(posts.len(), 2, "{posts:#?}");
+        assert!(!posts[1].starts_with("```\n```"), "{posts:#?}");
     }
 
     /// Runs the fence state machine over a whole post.
