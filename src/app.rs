@@ -1,10 +1,12 @@
 //! The product as Mattermost sees it: the [`Hooks`] implementation. For now:
-//! the bot, the `/claude` command (help; everything else answers "Unknown
-//! subcommand"), the validated configuration, and the HTTP API router.
+//! the bot, the `/claude` command (help; every other command is parsed and
+//! answered "not available yet"), the validated configuration, and the HTTP
+//! API router.
 //! Sessions, the store and the real command set come on top of this.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::chat::command::{self, ChatCommand};
 use crate::config::{self, Config};
 use crate::http::{self, Auth, BoxFuture, HttpError, HttpResult, Request, Router};
 use crate::mattermost::api::Api;
@@ -14,8 +16,7 @@ use crate::mattermost::model::*;
 
 /// Environment switch for the diagnostics routes (test harnesses only).
 pub const DIAGNOSTICS_ENV: &str = "MM_CLAUDE_CODE_DIAGNOSTICS";
-/// The slash command trigger.
-pub const TRIGGER: &str = "claude";
+pub use crate::chat::command::TRIGGER;
 pub const BOT_USERNAME: &str = "claude";
 pub const BOT_DISPLAY_NAME: &str = "Claude Code";
 pub const BOT_DESCRIPTION: &str = "Runs Claude Code sessions for channels.";
@@ -29,34 +30,6 @@ pub const IMPLEMENTED: &[Hook] = &[
     Hook::ServeHTTP,
     Hook::MessageHasBeenPosted,
     Hook::OnPluginClusterEvent,
-];
-
-/// `(subcommand, hint, help)` in the order help and autocomplete show them.
-const SUBCOMMANDS: &[(&str, &str, &str)] = &[
-    (
-        "start",
-        "<path>",
-        "Start a Claude Code session in this channel, working in <path>",
-    ),
-    ("stop", "", "Stop this channel's session"),
-    (
-        "status",
-        "",
-        "Show the session's state, model, mode and cost",
-    ),
-    ("ask", "<prompt>", "Send a prompt to the session"),
-    ("interrupt", "", "Interrupt the running turn"),
-    (
-        "context",
-        "thread|file",
-        "Add this thread or a file to the session's context",
-    ),
-    ("files", "[dir]", "List files of the project"),
-    ("file", "<path>", "Show a file of the project"),
-    ("mode", "<mode>", "Set the permission mode"),
-    ("model", "<model>", "Set the model"),
-    ("history", "", "List this channel's past sessions"),
-    ("help", "", "Show this help"),
 ];
 
 /// The plugin. One per process.
@@ -139,99 +112,32 @@ impl App {
     }
 }
 
-/// `/claude` with its autocomplete tree.
+/// `/claude` with its autocomplete tree (built from the chat command table).
 pub fn slash_command() -> Command {
-    // RoleID "system_user" everywhere: older servers reject an empty role.
-    let sub_commands = SUBCOMMANDS
-        .iter()
-        .map(|(name, hint, help)| {
-            let arguments = match *name {
-                "context" => vec![AutocompleteArg {
-                    help_text: "What to add".into(),
-                    r#type: "StaticList".into(),
-                    required: true,
-                    data: Any::AutocompleteStaticList(AutocompleteStaticListArg {
-                        possible_arguments: ["thread", "file"]
-                            .iter()
-                            .map(|i| AutocompleteListItem {
-                                item: (*i).into(),
-                                help_text: format!("Add the {i}"),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    }),
-                    ..Default::default()
-                }],
-                _ if !hint.is_empty() => vec![AutocompleteArg {
-                    help_text: (*help).into(),
-                    r#type: "TextInput".into(),
-                    required: !hint.starts_with('['),
-                    data: Any::AutocompleteText(AutocompleteTextArg {
-                        hint: (*hint).into(),
-                        pattern: String::new(),
-                    }),
-                    ..Default::default()
-                }],
-                _ => Vec::new(),
-            };
-            AutocompleteData {
-                trigger: (*name).into(),
-                hint: (*hint).into(),
-                help_text: (*help).into(),
-                role_id: "system_user".into(),
-                arguments,
-                sub_commands: Vec::new(),
-            }
-        })
-        .collect();
+    let tree = command::autocomplete_data();
     Command {
         trigger: TRIGGER.into(),
         auto_complete: true,
-        auto_complete_desc: "Run Claude Code in this channel".into(),
-        auto_complete_hint: "[command]".into(),
+        auto_complete_desc: tree.help_text.clone(),
+        auto_complete_hint: tree.hint.clone(),
         display_name: BOT_DISPLAY_NAME.into(),
         description: BOT_DESCRIPTION.into(),
-        autocomplete_data: Some(AutocompleteData {
-            trigger: TRIGGER.into(),
-            hint: "[command]".into(),
-            help_text: "Run Claude Code in this channel".into(),
-            role_id: "system_user".into(),
-            arguments: Vec::new(),
-            sub_commands,
-        }),
+        autocomplete_data: Some(tree),
         ..Default::default()
     }
 }
 
-/// The help text (Markdown).
-pub fn help_text() -> String {
-    let mut s = String::from("Claude Code runs Claude Code sessions for channels.\n\n");
-    for (name, hint, help) in SUBCOMMANDS {
-        let usage = if hint.is_empty() {
-            format!("/{TRIGGER} {name}")
-        } else {
-            format!("/{TRIGGER} {name} {hint}")
-        };
-        s.push_str(&format!("- `{usage}`: {help}\n"));
-    }
-    s
-}
-
-/// The response to a `/claude ...` command line.
+/// The response to a `/claude ...` command line. Until sessions land, only
+/// help is served; every other valid command says so, and invalid ones get
+/// the parser's "type this instead" message.
 pub fn command_response(command_line: &str) -> CommandResponse {
-    let rest = command_line.trim();
-    let rest = rest
-        .strip_prefix('/')
-        .unwrap_or(rest)
-        .strip_prefix(TRIGGER)
-        .unwrap_or(rest)
-        .trim();
-    let sub = rest.split_whitespace().next().unwrap_or("");
-    let text = match sub {
-        "" | "help" => help_text(),
-        other => format!(
-            "Unknown subcommand `{other}`. Type `/{TRIGGER} help` to see what Claude Code can do."
+    let text = match command::parse(command_line) {
+        Ok(ChatCommand::Help) => command::help_text(),
+        Ok(other) => format!(
+            "`/{TRIGGER} {}` is not available yet: sessions are coming. Type `/{TRIGGER} help` to see what Claude Code will do.",
+            other.subcommand().spec().name
         ),
+        Err(e) => e.to_string(),
     };
     CommandResponse {
         response_type: "ephemeral".into(),
@@ -338,18 +244,28 @@ mod tests {
     }
 
     #[test]
-    fn help_and_unknown() {
+    fn help_and_other_commands() {
         for line in ["/claude help", "/claude", "  /claude   help  extra"] {
             let r = command_response(line);
             assert_eq!(r.response_type, "ephemeral");
             assert!(r.text.starts_with("Claude Code"), "{}", r.text);
             assert!(r.text.contains("/claude start"), "{}", r.text);
         }
-        let r = command_response("/claude frobnicate now");
+        let r = command_response("/claude status");
         assert_eq!(r.response_type, "ephemeral");
-        assert!(r.text.starts_with("Unknown subcommand"), "{}", r.text);
-        assert!(r.text.contains("`frobnicate`"));
-        assert!(r.text.contains("/claude help"));
+        assert!(
+            r.text.starts_with("`/claude status` is not available yet"),
+            "{}",
+            r.text
+        );
+        let r = command_response("/claude frobnicate now");
+        assert!(
+            r.text.starts_with("`/claude ask` is not available yet"),
+            "{}",
+            r.text
+        );
+        let r = command_response("/claude start");
+        assert!(r.text.contains("needs a project path"), "{}", r.text);
     }
 
     #[test]

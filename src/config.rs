@@ -2,8 +2,13 @@
 //! (LoadPluginConfiguration) -> a validated [`Config`], in two steps:
 //! [`RawConfig::parse`] (shape: JSON object, string values) then
 //! [`RawConfig::validate`] (meaning: absolute roots, a usable CLI path, a
-//! well-formed key). The app swaps in a new Config only when both pass, so a
-//! bad edit in the console keeps the previous configuration running.
+//! well-formed key, known modes, numbers in range). The app swaps in a new
+//! Config only when both pass, so a bad edit in the console keeps the previous
+//! configuration running.
+//!
+//! Number settings are accepted as JSON numbers or as strings of digits: the
+//! System Console saves `number` settings as numbers, while settings written
+//! by hand or through the API often arrive as strings.
 //!
 //! Keys are matched case-insensitively: the server's config store lower-cases
 //! plugin setting keys, and Go plugins decode them with encoding/json, which
@@ -11,11 +16,34 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use crate::chat::command::{is_valid_model_name, parse_permission_mode};
+use crate::claude::args::PermissionMode;
 
 /// Setting keys, as in plugin.json's settings_schema.
 pub const KEY_ALLOWED_PROJECT_ROOTS: &str = "AllowedProjectRoots";
 pub const KEY_CLAUDE_CLI_PATH: &str = "ClaudeCliPath";
 pub const KEY_ANTHROPIC_API_KEY: &str = "AnthropicApiKey";
+pub const KEY_DEFAULT_MODEL: &str = "DefaultModel";
+pub const KEY_DEFAULT_PERMISSION_MODE: &str = "DefaultPermissionMode";
+pub const KEY_WHO_CAN_START: &str = "WhoCanStart";
+pub const KEY_WHO_CAN_APPROVE: &str = "WhoCanApprove";
+pub const KEY_MAX_CONCURRENT_SESSIONS: &str = "MaxConcurrentSessions";
+pub const KEY_IDLE_TIMEOUT_MINUTES: &str = "IdleTimeoutMinutes";
+pub const KEY_APPROVAL_TIMEOUT_MINUTES: &str = "ApprovalTimeoutMinutes";
+pub const KEY_COMMANDS_PER_MINUTE: &str = "CommandsPerMinute";
+pub const KEY_DATA_DIRECTORY: &str = "DataDirectory";
+
+/// `(key, default, min, max)` of the number settings; plugin.json repeats the
+/// defaults (a test keeps them equal).
+pub const MAX_CONCURRENT_SESSIONS: (&str, u32, u32, u32) = (KEY_MAX_CONCURRENT_SESSIONS, 5, 1, 100);
+/// 0 = sessions never stop for idleness; at most a week.
+pub const IDLE_TIMEOUT_MINUTES: (&str, u32, u32, u32) = (KEY_IDLE_TIMEOUT_MINUTES, 60, 0, 10_080);
+/// An approval nobody answers is denied after this; at most a day.
+pub const APPROVAL_TIMEOUT_MINUTES: (&str, u32, u32, u32) =
+    (KEY_APPROVAL_TIMEOUT_MINUTES, 10, 1, 1_440);
+pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 20, 1, 600);
 
 /// The CLI command used when ClaudeCliPath is empty (looked up on PATH).
 pub const DEFAULT_CLAUDE_CLI: &str = "claude";
@@ -39,6 +67,27 @@ pub enum ConfigError {
     ControlCharacters { key: &'static str },
     #[error("AnthropicApiKey: must not contain whitespace")]
     ApiKeyWhitespace,
+    #[error("setting {key} must be a whole number, got {value:?}")]
+    NotANumber { key: &'static str, value: String },
+    #[error("setting {key} must be between {min} and {max}, got {value}")]
+    OutOfRange {
+        key: &'static str,
+        min: u32,
+        max: u32,
+        value: i64,
+    },
+    #[error(
+        "DefaultModel: {value:?} is not a model name (use an alias like `sonnet` or a model id)"
+    )]
+    InvalidModel { value: String },
+    #[error("DefaultPermissionMode: {value:?} must be one of default, acceptEdits, plan")]
+    InvalidPermissionMode { value: String },
+    #[error("WhoCanStart: {entry:?} is not `everyone`, `@username` or `team:team-name`")]
+    InvalidPrincipal { entry: String },
+    #[error("WhoCanApprove: {value:?} must be `owner` or `members`")]
+    InvalidWhoCanApprove { value: String },
+    #[error("DataDirectory: {path:?} must be an absolute path without '.' or '..' segments")]
+    DataDirectoryNotAbsolute { path: String },
 }
 
 /// A secret that never shows up in Debug output or logs.
@@ -64,12 +113,64 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The settings as stored, before validation (missing = empty).
+/// Who may start a session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WhoCanStart {
+    #[default]
+    Everyone,
+    /// Any of these users, or any member of these teams.
+    Only(Vec<Principal>),
+}
+
+/// An entry of [`WhoCanStart::Only`]; names are lower-case, as Mattermost
+/// stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// `@username`
+    User(String),
+    /// `team:team-name`
+    Team(String),
+}
+
+impl WhoCanStart {
+    /// Whether `username`, a member of `team_names`, may start a session.
+    pub fn allows(&self, username: &str, team_names: &[&str]) -> bool {
+        match self {
+            WhoCanStart::Everyone => true,
+            WhoCanStart::Only(list) => list.iter().any(|p| match p {
+                Principal::User(u) => u.eq_ignore_ascii_case(username),
+                Principal::Team(t) => team_names.iter().any(|n| t.eq_ignore_ascii_case(n)),
+            }),
+        }
+    }
+}
+
+/// Who may answer a session's approval cards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhoCanApprove {
+    /// Only the user who started the session.
+    #[default]
+    Owner,
+    /// Any member of the session's channel.
+    Members,
+}
+
+/// The settings as stored, before validation (missing = empty). Number
+/// settings keep their text so that validation can quote bad input.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawConfig {
     pub allowed_project_roots: String,
     pub claude_cli_path: String,
     pub anthropic_api_key: Secret,
+    pub default_model: String,
+    pub default_permission_mode: String,
+    pub who_can_start: String,
+    pub who_can_approve: String,
+    pub max_concurrent_sessions: String,
+    pub idle_timeout_minutes: String,
+    pub approval_timeout_minutes: String,
+    pub commands_per_minute: String,
+    pub data_directory: String,
 }
 
 /// The validated configuration the app runs with.
@@ -81,6 +182,27 @@ pub struct Config {
     pub claude_cli_path: String,
     /// `None` = the CLI's own login is used.
     pub anthropic_api_key: Option<Secret>,
+    /// `None` = the CLI's default model.
+    pub default_model: Option<String>,
+    /// Used when `/claude start` names no `--mode`.
+    pub default_permission_mode: PermissionMode,
+    pub who_can_start: WhoCanStart,
+    pub who_can_approve: WhoCanApprove,
+    /// Sessions running at once on this server (each CLI is ~250-300 MB).
+    pub max_concurrent_sessions: u32,
+    /// `None` = never stop an idle session.
+    pub idle_timeout: Option<Duration>,
+    /// An unanswered approval is denied (with a message) after this.
+    pub approval_timeout: Duration,
+    /// Per user, across channels; also the burst size.
+    pub commands_per_minute: u32,
+    /// `None` = a `claude-code` directory under the server's data directory
+    /// (FileSettings.Directory); the integrator resolves it.
+    pub data_directory: Option<PathBuf>,
+}
+
+fn minutes(m: u32) -> Duration {
+    Duration::from_secs(u64::from(m) * 60)
 }
 
 impl Default for Config {
@@ -89,6 +211,15 @@ impl Default for Config {
             allowed_project_roots: Vec::new(),
             claude_cli_path: DEFAULT_CLAUDE_CLI.to_owned(),
             anthropic_api_key: None,
+            default_model: None,
+            default_permission_mode: PermissionMode::Default,
+            who_can_start: WhoCanStart::Everyone,
+            who_can_approve: WhoCanApprove::Owner,
+            max_concurrent_sessions: MAX_CONCURRENT_SESSIONS.1,
+            idle_timeout: Some(minutes(IDLE_TIMEOUT_MINUTES.1)),
+            approval_timeout: minutes(APPROVAL_TIMEOUT_MINUTES.1),
+            commands_per_minute: COMMANDS_PER_MINUTE.1,
+            data_directory: None,
         }
     }
 }
@@ -118,10 +249,29 @@ impl RawConfig {
                 Some(_) => Err(ConfigError::NotAString { key }),
             }
         };
+        let number = |key: &'static str| -> Result<String, ConfigError> {
+            match obj
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+            {
+                Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+                _ => get(key),
+            }
+        };
         Ok(RawConfig {
             allowed_project_roots: get(KEY_ALLOWED_PROJECT_ROOTS)?,
             claude_cli_path: get(KEY_CLAUDE_CLI_PATH)?,
             anthropic_api_key: Secret(get(KEY_ANTHROPIC_API_KEY)?),
+            default_model: get(KEY_DEFAULT_MODEL)?,
+            default_permission_mode: get(KEY_DEFAULT_PERMISSION_MODE)?,
+            who_can_start: get(KEY_WHO_CAN_START)?,
+            who_can_approve: get(KEY_WHO_CAN_APPROVE)?,
+            max_concurrent_sessions: number(KEY_MAX_CONCURRENT_SESSIONS)?,
+            idle_timeout_minutes: number(KEY_IDLE_TIMEOUT_MINUTES)?,
+            approval_timeout_minutes: number(KEY_APPROVAL_TIMEOUT_MINUTES)?,
+            commands_per_minute: number(KEY_COMMANDS_PER_MINUTE)?,
+            data_directory: get(KEY_DATA_DIRECTORY)?,
         })
     }
 
@@ -191,12 +341,141 @@ impl RawConfig {
                 key: KEY_ANTHROPIC_API_KEY,
             });
         }
+        let model = self.default_model.trim();
+        if !model.is_empty() && !is_valid_model_name(model) {
+            return Err(ConfigError::InvalidModel {
+                value: model.to_owned(),
+            });
+        }
+        let mode = self.default_permission_mode.trim();
+        let default_permission_mode = if mode.is_empty() {
+            PermissionMode::Default
+        } else {
+            parse_permission_mode(mode).ok_or_else(|| ConfigError::InvalidPermissionMode {
+                value: mode.to_owned(),
+            })?
+        };
+        let approve = self.who_can_approve.trim();
+        let who_can_approve = match approve.to_ascii_lowercase().as_str() {
+            "" | "owner" => WhoCanApprove::Owner,
+            "members" => WhoCanApprove::Members,
+            _ => {
+                return Err(ConfigError::InvalidWhoCanApprove {
+                    value: approve.to_owned(),
+                })
+            }
+        };
+        let data = self.data_directory.trim();
+        let data_directory = if data.is_empty() {
+            None
+        } else {
+            let path = Path::new(data);
+            if !path.is_absolute()
+                || data.split('/').any(|s| s == "." || s == "..")
+                || data.chars().any(char::is_control)
+            {
+                return Err(ConfigError::DataDirectoryNotAbsolute {
+                    path: data.to_owned(),
+                });
+            }
+            Some(path.components().collect())
+        };
+        let idle = number_setting(IDLE_TIMEOUT_MINUTES, &self.idle_timeout_minutes)?;
         Ok(Config {
             allowed_project_roots: roots,
             claude_cli_path,
             anthropic_api_key: (!key.is_empty()).then(|| Secret::new(key)),
+            default_model: (!model.is_empty()).then(|| model.to_owned()),
+            default_permission_mode,
+            who_can_start: parse_who_can_start(&self.who_can_start)?,
+            who_can_approve,
+            max_concurrent_sessions: number_setting(
+                MAX_CONCURRENT_SESSIONS,
+                &self.max_concurrent_sessions,
+            )?,
+            idle_timeout: (idle > 0).then(|| minutes(idle)),
+            approval_timeout: minutes(number_setting(
+                APPROVAL_TIMEOUT_MINUTES,
+                &self.approval_timeout_minutes,
+            )?),
+            commands_per_minute: number_setting(COMMANDS_PER_MINUTE, &self.commands_per_minute)?,
+            data_directory,
         })
     }
+}
+
+/// A number setting: empty = default, otherwise a whole number in range.
+fn number_setting(
+    (key, default, min, max): (&'static str, u32, u32, u32),
+    text: &str,
+) -> Result<u32, ConfigError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(default);
+    }
+    // JSON numbers arrive as their text; `5.0` is a whole number too.
+    let value: i64 = match text.parse::<i64>() {
+        Ok(v) => v,
+        Err(_) => match text.parse::<f64>() {
+            Ok(f) if f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
+            _ => {
+                return Err(ConfigError::NotANumber {
+                    key,
+                    value: text.to_owned(),
+                })
+            }
+        },
+    };
+    match u32::try_from(value) {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(ConfigError::OutOfRange {
+            key,
+            min,
+            max,
+            value,
+        }),
+    }
+}
+
+/// `everyone` (or empty), or a comma/newline-separated list of `@username`
+/// and `team:team-name` entries.
+fn parse_who_can_start(text: &str) -> Result<WhoCanStart, ConfigError> {
+    let entries: Vec<&str> = text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.is_empty() || entries == ["everyone"] {
+        return Ok(WhoCanStart::Everyone);
+    }
+    // Mattermost's own name rules: usernames a-z0-9._- (3-22), team names a-z0-9-_ (2-64).
+    let name_ok = |name: &str, extra: &str, len: std::ops::RangeInclusive<usize>| {
+        len.contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c))
+    };
+    let mut list = Vec::new();
+    for entry in entries {
+        let lower = entry.to_ascii_lowercase();
+        let principal = if let Some(user) = lower.strip_prefix('@') {
+            name_ok(user, "._-", 3..=22).then(|| Principal::User(user.to_owned()))
+        } else if let Some(team) = lower.strip_prefix("team:") {
+            name_ok(team, "-_", 2..=64).then(|| Principal::Team(team.to_owned()))
+        } else {
+            None
+        };
+        match principal {
+            Some(p) if !list.contains(&p) => list.push(p),
+            Some(_) => {}
+            None => {
+                return Err(ConfigError::InvalidPrincipal {
+                    entry: entry.to_owned(),
+                })
+            }
+        }
+    }
+    Ok(WhoCanStart::Only(list))
 }
 
 /// Parse then validate.
@@ -306,6 +585,174 @@ mod tests {
     }
 
     #[test]
+    fn new_settings_valid() {
+        let c = load(
+            br#"{"DefaultModel": " opus ", "DefaultPermissionMode": "acceptEdits",
+                 "WhoCanStart": "@Alice, team:platform\n@bob, @alice", "WhoCanApprove": "Members",
+                 "MaxConcurrentSessions": 12, "IdleTimeoutMinutes": "0",
+                 "ApprovalTimeoutMinutes": 30.0, "CommandsPerMinute": " 7 ",
+                 "DataDirectory": "/var/lib/cc/"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.default_model.as_deref(), Some("opus"));
+        assert_eq!(c.default_permission_mode, PermissionMode::AcceptEdits);
+        assert_eq!(
+            c.who_can_start,
+            WhoCanStart::Only(vec![
+                Principal::User("alice".into()),
+                Principal::Team("platform".into()),
+                Principal::User("bob".into()),
+            ])
+        );
+        assert_eq!(c.who_can_approve, WhoCanApprove::Members);
+        assert_eq!(c.max_concurrent_sessions, 12);
+        assert_eq!(c.idle_timeout, None);
+        assert_eq!(c.approval_timeout, Duration::from_secs(1800));
+        assert_eq!(c.commands_per_minute, 7);
+        assert_eq!(c.data_directory.as_deref(), Some(Path::new("/var/lib/cc")));
+
+        let d = load(br#"{"WhoCanStart": "everyone", "WhoCanApprove": "owner"}"#).unwrap();
+        assert_eq!(d, Config::default());
+        assert_eq!(d.idle_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(d.approval_timeout, Duration::from_secs(600));
+        assert_eq!(d.commands_per_minute, 20);
+        assert_eq!(d.max_concurrent_sessions, 5);
+    }
+
+    #[test]
+    fn who_can_start_allows() {
+        let only = WhoCanStart::Only(vec![
+            Principal::User("alice".into()),
+            Principal::Team("platform".into()),
+        ]);
+        assert!(only.allows("alice", &[]));
+        assert!(only.allows("Alice", &["other"]));
+        assert!(only.allows("carol", &["other", "platform"]));
+        assert!(!only.allows("carol", &["other"]));
+        assert!(WhoCanStart::Everyone.allows("anyone", &[]));
+    }
+
+    #[test]
+    fn new_settings_invalid() {
+        let range = |key, min, max, value| ConfigError::OutOfRange {
+            key,
+            min,
+            max,
+            value,
+        };
+        let table: &[(&[u8], ConfigError)] = &[
+            (
+                br#"{"DefaultModel": "my model"}"#,
+                ConfigError::InvalidModel {
+                    value: "my model".into(),
+                },
+            ),
+            (
+                br#"{"DefaultModel": "--dangerously-skip-permissions"}"#,
+                ConfigError::InvalidModel {
+                    value: "--dangerously-skip-permissions".into(),
+                },
+            ),
+            (
+                br#"{"DefaultPermissionMode": "bypassPermissions"}"#,
+                ConfigError::InvalidPermissionMode {
+                    value: "bypassPermissions".into(),
+                },
+            ),
+            (
+                br#"{"WhoCanStart": "alice"}"#,
+                ConfigError::InvalidPrincipal {
+                    entry: "alice".into(),
+                },
+            ),
+            (
+                br#"{"WhoCanStart": "@al"}"#,
+                ConfigError::InvalidPrincipal {
+                    entry: "@al".into(),
+                },
+            ),
+            (
+                br#"{"WhoCanStart": "everyone, @alice"}"#,
+                ConfigError::InvalidPrincipal {
+                    entry: "everyone".into(),
+                },
+            ),
+            (
+                br#"{"WhoCanStart": "team:a b"}"#,
+                ConfigError::InvalidPrincipal {
+                    entry: "team:a b".into(),
+                },
+            ),
+            (
+                br#"{"WhoCanApprove": "anyone"}"#,
+                ConfigError::InvalidWhoCanApprove {
+                    value: "anyone".into(),
+                },
+            ),
+            (
+                br#"{"MaxConcurrentSessions": 0}"#,
+                range(KEY_MAX_CONCURRENT_SESSIONS, 1, 100, 0),
+            ),
+            (
+                br#"{"MaxConcurrentSessions": "101"}"#,
+                range(KEY_MAX_CONCURRENT_SESSIONS, 1, 100, 101),
+            ),
+            (
+                br#"{"IdleTimeoutMinutes": -1}"#,
+                range(KEY_IDLE_TIMEOUT_MINUTES, 0, 10_080, -1),
+            ),
+            (
+                br#"{"ApprovalTimeoutMinutes": 0}"#,
+                range(KEY_APPROVAL_TIMEOUT_MINUTES, 1, 1_440, 0),
+            ),
+            (
+                br#"{"CommandsPerMinute": 99999999999}"#,
+                range(KEY_COMMANDS_PER_MINUTE, 1, 600, 99_999_999_999),
+            ),
+            (
+                br#"{"CommandsPerMinute": "ten"}"#,
+                ConfigError::NotANumber {
+                    key: KEY_COMMANDS_PER_MINUTE,
+                    value: "ten".into(),
+                },
+            ),
+            (
+                br#"{"IdleTimeoutMinutes": 1.5}"#,
+                ConfigError::NotANumber {
+                    key: KEY_IDLE_TIMEOUT_MINUTES,
+                    value: "1.5".into(),
+                },
+            ),
+            (
+                br#"{"MaxConcurrentSessions": true}"#,
+                ConfigError::NotAString {
+                    key: KEY_MAX_CONCURRENT_SESSIONS,
+                },
+            ),
+            (
+                br#"{"DataDirectory": "data"}"#,
+                ConfigError::DataDirectoryNotAbsolute {
+                    path: "data".into(),
+                },
+            ),
+            (
+                br#"{"DataDirectory": "/var/../etc"}"#,
+                ConfigError::DataDirectoryNotAbsolute {
+                    path: "/var/../etc".into(),
+                },
+            ),
+        ];
+        for (input, want) in table {
+            assert_eq!(
+                load(input).as_ref(),
+                Err(want),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
     fn plugin_json_schema_matches_the_keys() {
         let manifest: serde_json::Value =
             serde_json::from_str(include_str!("../plugin.json")).unwrap();
@@ -319,7 +766,16 @@ mod tests {
             [
                 KEY_ALLOWED_PROJECT_ROOTS,
                 KEY_CLAUDE_CLI_PATH,
-                KEY_ANTHROPIC_API_KEY
+                KEY_ANTHROPIC_API_KEY,
+                KEY_DEFAULT_MODEL,
+                KEY_DEFAULT_PERMISSION_MODE,
+                KEY_WHO_CAN_START,
+                KEY_WHO_CAN_APPROVE,
+                KEY_MAX_CONCURRENT_SESSIONS,
+                KEY_IDLE_TIMEOUT_MINUTES,
+                KEY_APPROVAL_TIMEOUT_MINUTES,
+                KEY_COMMANDS_PER_MINUTE,
+                KEY_DATA_DIRECTORY,
             ]
         );
         for s in settings {
@@ -327,5 +783,27 @@ mod tests {
             let secret = s["secret"].as_bool().unwrap_or(false);
             assert_eq!(secret, s["key"] == KEY_ANTHROPIC_API_KEY, "{s}");
         }
+        // The manifest's defaults, saved as they are, validate to Config::default().
+        let defaults: serde_json::Map<String, serde_json::Value> = settings
+            .iter()
+            .map(|s| (s["key"].as_str().unwrap().to_owned(), s["default"].clone()))
+            .collect();
+        let bytes = serde_json::to_vec(&defaults).unwrap();
+        assert_eq!(load(&bytes).unwrap(), Config::default());
+        // Dropdown and radio options are exactly the values validation accepts.
+        for s in settings {
+            for o in s["options"].as_array().into_iter().flatten() {
+                let one = serde_json::json!({ s["key"].as_str().unwrap(): o["value"] });
+                assert!(load(one.to_string().as_bytes()).is_ok(), "{o}");
+            }
+        }
+        let modes = settings
+            .iter()
+            .find(|s| s["key"] == KEY_DEFAULT_PERMISSION_MODE)
+            .unwrap()["options"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(modes, crate::chat::command::USER_PERMISSION_MODES.len());
     }
 }

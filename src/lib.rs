@@ -23,9 +23,19 @@
 //!   exit when the host goes away.
 //! - [`app`]: the product's Hooks implementation (bot, `/claude`, config,
 //!   HTTP routes).
+//! - [`chat`]: how sessions appear in Mattermost, as pure functions:
+//!   [`chat::command`] parses `/claude …` and owns the subcommand table that
+//!   help and autocomplete are built from; [`chat::render`] turns a turn's
+//!   CLI messages into post text (tool lines, diffs, cost line) and splits
+//!   long posts without breaking code fences; [`chat::card`] builds approval
+//!   cards (signed buttons, dialogs, decided/expired forms).
 //! - [`http`]: the ServeHTTP router, auth rule and JSON errors; diagnostics
 //!   routes for the Go harness ([`http::diag`]).
-//! - [`config`]: System Console settings, parsed then validated.
+//! - [`config`]: System Console settings (projects, CLI, defaults, who may
+//!   start and approve, limits, timeouts), parsed then validated.
+//! - [`files`]: user paths resolved under a session's project root (no
+//!   traversal, no escaping symlinks, no special files); listing and reading.
+//! - [`ratelimit`]: per-user token buckets for commands.
 //! - [`claude`]: the Claude Code CLI: stream-json messages, the control
 //!   protocol, argument building and spawning. Knows Claude Code, knows
 //!   nothing of Mattermost.
@@ -33,9 +43,12 @@
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod app;
+pub mod chat;
 pub mod claude;
 pub mod config;
+pub mod files;
 pub mod http;
 pub mod mattermost;
 pub mod plugin;
+pub mod ratelimit;
 pub mod rpc;

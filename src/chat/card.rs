@@ -1,0 +1,1072 @@
+//! Approval cards: a tool request as an interactive-message attachment with
+//! buttons (which work on every client, mobile included), the dialogs two of
+//! the buttons open, and the card's final form once decided or expired.
+//!
+//! Any channel reader can click a button, and the click reaches us with the
+//! button's `context`. Mattermost strips `integration.context` before sending
+//! posts to clients, but a signature makes the context trustworthy on its own
+//! (also for dialog `state`, which *does* travel through the client): every
+//! context carries `sig` = HMAC-SHA256 over a canonical encoding of
+//! `session_id`, `request_id`, `action` and `expires_at`, keyed with a
+//! per-installation secret. Signature checks do not replace the integrator's
+//! own checks (may this user approve? is the request still pending?).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::render::{code_block, created_file_diff};
+use crate::mattermost::model::{
+    Any, Dialog, DialogElement, OpenDialogRequest, PostAction, PostActionIntegration, Props,
+    SlackAttachment,
+};
+
+/// Where button clicks go, appended to the `site_url` the builders take.
+///
+/// Pass an empty `site_url` to get the relative `/plugins/…` URL: Mattermost
+/// then calls ServeHTTP in-process with `Mattermost-User-Id` set
+/// (DoActionRequest → DoLocalRequest). An absolute `<SiteURL>/plugins/…` URL
+/// makes the server call itself over HTTP with the clicker's session token,
+/// which fails where the server cannot reach its own public URL (TLS
+/// offloading, split DNS), so the relative form is the safer default.
+pub const APPROVAL_ACTION_PATH: &str =
+    concat!("/plugins/", env!("PLUGIN_ID"), "/api/v1/actions/approval");
+/// Where the deny-with-reason and edit-and-approve dialogs are submitted.
+pub const APPROVAL_DIALOG_PATH: &str = concat!(
+    "/plugins/",
+    env!("PLUGIN_ID"),
+    "/api/v1/actions/approval/dialog"
+);
+/// Mattermost's limit for a dialog textarea.
+pub const DIALOG_TEXTAREA_MAX: usize = 3000;
+/// Mattermost's limit for a dialog title.
+pub const DIALOG_TITLE_MAX: usize = 24;
+/// The card's preview of the tool input stops here (the rest is elided).
+const PREVIEW_MAX_CHARS: usize = 3000;
+const PREVIEW_MAX_LINES: usize = 40;
+/// A deny reason shown on the card is cut here (the CLI gets it whole).
+const REASON_SHOWN_MAX: usize = 300;
+
+const COLOR_PENDING: &str = "#f2c744";
+const COLOR_APPROVED: &str = "#3db887";
+const COLOR_DENIED: &str = "#d24b4e";
+const COLOR_EXPIRED: &str = "#8b8f97";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A button of the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalAction {
+    Approve,
+    ApproveForSession,
+    Deny,
+    DenyWithReason,
+    EditAndApprove,
+}
+
+impl ApprovalAction {
+    pub const ALL: [ApprovalAction; 5] = [
+        ApprovalAction::Approve,
+        ApprovalAction::ApproveForSession,
+        ApprovalAction::Deny,
+        ApprovalAction::DenyWithReason,
+        ApprovalAction::EditAndApprove,
+    ];
+
+    /// The button id; Mattermost's action route accepts `[A-Za-z0-9]+` only.
+    pub fn id(self) -> &'static str {
+        match self {
+            ApprovalAction::Approve => "approve",
+            ApprovalAction::ApproveForSession => "approvesession",
+            ApprovalAction::Deny => "deny",
+            ApprovalAction::DenyWithReason => "denyreason",
+            ApprovalAction::EditAndApprove => "editapprove",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<ApprovalAction> {
+        Self::ALL.into_iter().find(|a| a.id() == id)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ApprovalAction::Approve => "Approve",
+            ApprovalAction::ApproveForSession => "Approve for this session",
+            ApprovalAction::Deny => "Deny",
+            ApprovalAction::DenyWithReason => "Deny with reason…",
+            ApprovalAction::EditAndApprove => "Edit and approve…",
+        }
+    }
+
+    fn style(self) -> &'static str {
+        match self {
+            ApprovalAction::Approve => "primary",
+            ApprovalAction::Deny => "danger",
+            _ => "default",
+        }
+    }
+
+    /// Whether the click should open a dialog instead of deciding at once.
+    pub fn opens_dialog(self) -> bool {
+        matches!(
+            self,
+            ApprovalAction::DenyWithReason | ApprovalAction::EditAndApprove
+        )
+    }
+}
+
+/// What a button (or dialog) stands for; signed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionContext {
+    pub session_id: String,
+    /// The CLI's control request id of the `can_use_tool` prompt.
+    pub request_id: String,
+    pub action: ApprovalAction,
+    /// Unix seconds after which the button is refused.
+    pub expires_at: i64,
+}
+
+/// The secret given to [`ActionSigner::new`] is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("the action signing secret is not hex")]
+    NotHex,
+    #[error("the action signing secret has {bytes} bytes; at least {min} are needed")]
+    TooShort { bytes: usize, min: usize },
+}
+
+/// Why a button context or dialog state was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Forged, tampered with, or signed with another installation's secret.
+    #[error("this button was not issued by this server")]
+    BadSignature,
+    #[error("this request expired; it was denied automatically")]
+    Expired { expired_at: i64 },
+    /// A field is missing or has the wrong form (names the field).
+    #[error("the button's data is malformed ({0})")]
+    Malformed(&'static str),
+}
+
+/// Signs and verifies action contexts with the installation's secret.
+#[derive(Clone)]
+pub struct ActionSigner {
+    key: Vec<u8>,
+}
+
+impl fmt::Debug for ActionSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ActionSigner(<redacted>)")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+impl ActionSigner {
+    /// Bytes of a generated secret (and the minimum accepted).
+    pub const SECRET_BYTES: usize = 32;
+
+    /// A fresh secret, hex-encoded, for the integrator to store in the plugin
+    /// KV store once per installation.
+    pub fn generate_secret() -> Result<String, getrandom::Error> {
+        let mut bytes = [0u8; Self::SECRET_BYTES];
+        getrandom::fill(&mut bytes)?;
+        Ok(hex(&bytes))
+    }
+
+    pub fn new(secret_hex: &str) -> Result<ActionSigner, SecretError> {
+        let key = unhex(secret_hex.trim()).ok_or(SecretError::NotHex)?;
+        if key.len() < Self::SECRET_BYTES {
+            return Err(SecretError::TooShort {
+                bytes: key.len(),
+                min: Self::SECRET_BYTES,
+            });
+        }
+        Ok(ActionSigner { key })
+    }
+
+    fn mac(&self, ctx: &ActionContext) -> HmacSha256 {
+        // Length-prefixed fields in a fixed order: no two contexts share an
+        // encoding, whatever their fields contain.
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        mac.update(b"claude-code approval v1\n");
+        let expires = ctx.expires_at.to_string();
+        for field in [
+            ctx.session_id.as_str(),
+            ctx.request_id.as_str(),
+            ctx.action.id(),
+            expires.as_str(),
+        ] {
+            mac.update(format!("{}:", field.len()).as_bytes());
+            mac.update(field.as_bytes());
+            mac.update(b"\n");
+        }
+        mac
+    }
+
+    /// The hex signature of `ctx`.
+    pub fn sign(&self, ctx: &ActionContext) -> String {
+        hex(&self.mac(ctx).finalize().into_bytes())
+    }
+
+    /// `ctx` and its signature as a JSON object of strings (strings, because
+    /// Go round-trips JSON numbers through float64).
+    pub fn signed_json(&self, ctx: &ActionContext) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("session_id".into(), ctx.session_id.clone().into());
+        m.insert("request_id".into(), ctx.request_id.clone().into());
+        m.insert("action".into(), ctx.action.id().into());
+        m.insert("expires_at".into(), ctx.expires_at.to_string().into());
+        m.insert("sig".into(), self.sign(ctx).into());
+        m
+    }
+
+    /// The same, as a button's `integration.context`.
+    pub fn context_props(&self, ctx: &ActionContext) -> BTreeMap<String, Any> {
+        self.signed_json(ctx)
+            .into_iter()
+            .map(|(k, v)| (k, Any::String(v.as_str().unwrap_or_default().to_owned())))
+            .collect()
+    }
+
+    /// Checks a click's `context` (from PostActionIntegrationRequest) at
+    /// `now` (unix seconds). Extra keys (Mattermost adds `selected_option`
+    /// for menus) are ignored.
+    pub fn verify(&self, context: &Value, now: i64) -> Result<ActionContext, VerifyError> {
+        let obj = context
+            .as_object()
+            .ok_or(VerifyError::Malformed("context"))?;
+        let field = |name: &'static str| {
+            obj.get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or(VerifyError::Malformed(name))
+        };
+        let action =
+            ApprovalAction::from_id(field("action")?).ok_or(VerifyError::Malformed("action"))?;
+        let expires = field("expires_at")?;
+        // Only the canonical decimal form, so the signed text is unique.
+        let expires_at: i64 = expires
+            .parse()
+            .ok()
+            .filter(|n: &i64| n.to_string() == expires)
+            .ok_or(VerifyError::Malformed("expires_at"))?;
+        let sig = unhex(field("sig")?)
+            .filter(|s| s.len() == 32)
+            .ok_or(VerifyError::Malformed("sig"))?;
+        let ctx = ActionContext {
+            session_id: field("session_id")?.to_owned(),
+            request_id: field("request_id")?.to_owned(),
+            action,
+            expires_at,
+        };
+        // Constant-time comparison (hmac's verify_slice).
+        self.mac(&ctx)
+            .verify_slice(&sig)
+            .map_err(|_| VerifyError::BadSignature)?;
+        if now >= expires_at {
+            return Err(VerifyError::Expired {
+                expired_at: expires_at,
+            });
+        }
+        Ok(ctx)
+    }
+
+    /// A dialog's `state`: the signed context as JSON text.
+    pub fn dialog_state(&self, ctx: &ActionContext) -> String {
+        Value::Object(self.signed_json(ctx)).to_string()
+    }
+
+    /// Checks a dialog submission's `state`.
+    pub fn verify_state(&self, state: &str, now: i64) -> Result<ActionContext, VerifyError> {
+        let value: Value =
+            serde_json::from_str(state).map_err(|_| VerifyError::Malformed("state"))?;
+        self.verify(&value, now)
+    }
+}
+
+/// A pending `can_use_tool` request, as the card shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovalRequest<'a> {
+    pub session_id: &'a str,
+    pub request_id: &'a str,
+    pub tool_name: &'a str,
+    pub input: &'a Value,
+    /// The CLI's short description (e.g. the file name), if any.
+    pub description: Option<&'a str>,
+    /// The project directory: file paths under it are shown relative.
+    pub cwd: Option<&'a str>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The part of a tool input the edit dialog edits: one string field of the
+/// input (`field`), or the whole input as JSON (`field: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditableInput {
+    pub field: Option<&'static str>,
+    pub text: String,
+}
+
+/// What "Edit and approve" would edit, when it fits a dialog textarea.
+pub fn editable_input(tool_name: &str, input: &Value) -> Option<EditableInput> {
+    let field = match tool_name {
+        "Bash" => Some("command"),
+        "Edit" => Some("new_string"),
+        "Write" => Some("content"),
+        _ => None,
+    };
+    let text = match field {
+        Some(f) => input.get(f)?.as_str()?.to_owned(),
+        None => serde_json::to_string_pretty(input).ok()?,
+    };
+    (text.chars().count() <= DIALOG_TEXTAREA_MAX).then_some(EditableInput { field, text })
+}
+
+/// Why an edited input was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("the edited input is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the edited input must be a JSON object")]
+    NotAnObject,
+    #[error("the edited text is longer than {DIALOG_TEXTAREA_MAX} characters")]
+    TooLong,
+}
+
+/// The tool input with the dialog's `submitted` text in place (the CLI's
+/// `updatedInput`).
+pub fn apply_edit(input: &Value, field: Option<&str>, submitted: &str) -> Result<Value, EditError> {
+    if submitted.chars().count() > DIALOG_TEXTAREA_MAX {
+        return Err(EditError::TooLong);
+    }
+    match field {
+        Some(f) => {
+            let mut updated = input.as_object().cloned().unwrap_or_default();
+            updated.insert(f.to_owned(), Value::String(submitted.to_owned()));
+            Ok(Value::Object(updated))
+        }
+        None => {
+            let v: Value =
+                serde_json::from_str(submitted).map_err(|e| EditError::NotJson(e.to_string()))?;
+            if v.is_object() {
+                Ok(v)
+            } else {
+                Err(EditError::NotAnObject)
+            }
+        }
+    }
+}
+
+/// `HH:MM UTC` of unix seconds (the server does not know viewers' zones).
+pub fn clock_utc(unix_seconds: i64) -> String {
+    let day = unix_seconds.rem_euclid(86_400);
+    format!("{:02}:{:02} UTC", day / 3600, day % 3600 / 60)
+}
+
+fn relative<'a>(path: &'a str, cwd: Option<&str>) -> &'a str {
+    cwd.and_then(|c| path.strip_prefix(c))
+        .and_then(|p| p.strip_prefix('/'))
+        .unwrap_or(path)
+}
+
+/// Keeps at most [`PREVIEW_MAX_LINES`] lines and [`PREVIEW_MAX_CHARS`]
+/// characters, saying what was left out.
+fn clip(text: &str) -> (String, Option<String>) {
+    let total_lines = text.lines().count();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == PREVIEW_MAX_LINES || out.chars().count() + line.chars().count() > PREVIEW_MAX_CHARS
+        {
+            return (out, Some(format!("… {} more lines", total_lines - i)));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    (out, None)
+}
+
+fn preview(req: &ApprovalRequest<'_>) -> String {
+    let str_field = |k: &str| req.input.get(k).and_then(Value::as_str);
+    let (info, body) = match req.tool_name {
+        "Bash" => ("bash", str_field("command").unwrap_or("").to_owned()),
+        "Edit" => {
+            let old = str_field("old_string").unwrap_or("");
+            let new = str_field("new_string").unwrap_or("");
+            let mut d = String::new();
+            old.lines().for_each(|l| d.push_str(&format!("-{l}\n")));
+            new.lines().for_each(|l| d.push_str(&format!("+{l}\n")));
+            ("diff", d)
+        }
+        "Write" => (
+            "diff",
+            created_file_diff(str_field("content").unwrap_or("")),
+        ),
+        _ => (
+            "json",
+            serde_json::to_string_pretty(req.input).unwrap_or_default(),
+        ),
+    };
+    let (shown, elided) = clip(&body);
+    let mut out = code_block(info, &shown);
+    if let Some(e) = elided {
+        out.push_str(&format!("\n_{e}_"));
+    }
+    out
+}
+
+fn headline(req: &ApprovalRequest<'_>) -> String {
+    let target = req
+        .input
+        .get("file_path")
+        .and_then(Value::as_str)
+        .map(|p| relative(p, req.cwd).to_owned())
+        .or_else(|| req.description.map(str::to_owned));
+    match target {
+        Some(t) => format!("Claude wants to use **{}** on `{t}`", req.tool_name),
+        None => format!("Claude wants to use **{}**", req.tool_name),
+    }
+}
+
+/// The pending card: headline, a preview of the input, and the buttons
+/// (Edit and approve only when the input fits a dialog).
+pub fn approval_attachment(
+    site_url: &str,
+    signer: &ActionSigner,
+    req: &ApprovalRequest<'_>,
+) -> SlackAttachment {
+    let url = format!("{}{APPROVAL_ACTION_PATH}", site_url.trim_end_matches('/'));
+    let editable = editable_input(req.tool_name, req.input).is_some();
+    let actions = ApprovalAction::ALL
+        .into_iter()
+        .filter(|a| *a != ApprovalAction::EditAndApprove || editable)
+        .map(|action| {
+            let ctx = ActionContext {
+                session_id: req.session_id.to_owned(),
+                request_id: req.request_id.to_owned(),
+                action,
+                expires_at: req.expires_at,
+            };
+            PostAction {
+                id: action.id().into(),
+                r#type: "button".into(),
+                name: action.label().into(),
+                style: action.style().into(),
+                integration: Some(PostActionIntegration {
+                    url: url.clone(),
+                    context: Some(signer.context_props(&ctx)),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let headline = headline(req);
+    SlackAttachment {
+        fallback: headline.replace("**", ""),
+        color: COLOR_PENDING.into(),
+        text: format!("{headline}\n{}", preview(req)),
+        footer: format!(
+            "Waiting for approval · expires at {}",
+            clock_utc(req.expires_at)
+        ),
+        actions,
+        ..Default::default()
+    }
+}
+
+/// Post props holding the card (`props.attachments`).
+pub fn card_props(attachment: SlackAttachment) -> Props {
+    Some(BTreeMap::from([(
+        "attachments".to_owned(),
+        Any::Attachments(vec![attachment]),
+    )]))
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approved {
+        by: String,
+        at: i64,
+        for_session: bool,
+        edited: bool,
+    },
+    Denied {
+        by: String,
+        at: i64,
+        reason: Option<String>,
+    },
+    Expired,
+}
+
+/// The one-line outcome shown where the buttons were.
+pub fn decision_line(decision: &Decision) -> String {
+    match decision {
+        Decision::Approved {
+            by,
+            at,
+            for_session,
+            edited,
+        } => {
+            let mut s = format!("✅ Approved by @{by} at {}", clock_utc(*at));
+            if *edited {
+                s.push_str(" with edited input");
+            }
+            if *for_session {
+                s.push_str(" (and for the rest of this session)");
+            }
+            s
+        }
+        Decision::Denied { by, at, reason } => {
+            let mut s = format!("⛔ Denied by @{by} at {}", clock_utc(*at));
+            if let Some(r) = reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+                // One line, bounded: the reason is user text on a shared card.
+                let one_line = r.split_whitespace().collect::<Vec<_>>().join(" ");
+                let mut shown: String = one_line.chars().take(REASON_SHOWN_MAX).collect();
+                if one_line.chars().count() > REASON_SHOWN_MAX {
+                    shown.push('…');
+                }
+                s.push_str(": ");
+                s.push_str(&shown);
+            }
+            s
+        }
+        Decision::Expired => "⌛ Expired — denied automatically".to_owned(),
+    }
+}
+
+/// The card after the decision: same text, no buttons, the outcome in their
+/// place and a colour for it.
+pub fn decided_attachment(pending: &SlackAttachment, decision: &Decision) -> SlackAttachment {
+    let color = match decision {
+        Decision::Approved { .. } => COLOR_APPROVED,
+        Decision::Denied { .. } => COLOR_DENIED,
+        Decision::Expired => COLOR_EXPIRED,
+    };
+    let line = decision_line(decision);
+    SlackAttachment {
+        color: color.into(),
+        fallback: format!("{} — {line}", pending.fallback),
+        text: format!("{}\n\n{line}", pending.text),
+        footer: String::new(),
+        actions: Vec::new(),
+        ..pending.clone()
+    }
+}
+
+fn dialog_request(
+    site_url: &str,
+    trigger_id: &str,
+    callback_id: &str,
+    dialog: Dialog,
+) -> OpenDialogRequest {
+    OpenDialogRequest {
+        trigger_id: trigger_id.to_owned(),
+        url: format!("{}{APPROVAL_DIALOG_PATH}", site_url.trim_end_matches('/')),
+        dialog: Dialog {
+            callback_id: callback_id.to_owned(),
+            ..dialog
+        },
+    }
+}
+
+/// The submission field names of the dialogs.
+pub const DIALOG_FIELD_REASON: &str = "reason";
+pub const DIALOG_FIELD_INPUT: &str = "input";
+
+/// "Deny with reason": one required textarea; the reason goes to Claude.
+/// `ctx.action` should be [`ApprovalAction::DenyWithReason`].
+pub fn deny_reason_dialog(
+    site_url: &str,
+    trigger_id: &str,
+    signer: &ActionSigner,
+    ctx: &ActionContext,
+    tool_name: &str,
+) -> OpenDialogRequest {
+    dialog_request(
+        site_url,
+        trigger_id,
+        &ctx.request_id,
+        Dialog {
+            title: "Deny with a reason".into(),
+            introduction_text: format!(
+                "Tell Claude why the **{tool_name}** request is denied and what to do instead."
+            ),
+            elements: vec![DialogElement {
+                display_name: "Reason".into(),
+                name: DIALOG_FIELD_REASON.into(),
+                r#type: "textarea".into(),
+                placeholder: "Run the unit tests only, not the whole suite.".into(),
+                max_length: DIALOG_TEXTAREA_MAX as i64,
+                ..Default::default()
+            }],
+            submit_label: "Deny".into(),
+            state: signer.dialog_state(ctx),
+            ..Default::default()
+        },
+    )
+}
+
+/// "Edit and approve": the editable part of the input in a textarea.
+/// `ctx.action` should be [`ApprovalAction::EditAndApprove`].
+pub fn edit_dialog(
+    site_url: &str,
+    trigger_id: &str,
+    signer: &ActionSigner,
+    ctx: &ActionContext,
+    tool_name: &str,
+    editable: &EditableInput,
+) -> OpenDialogRequest {
+    let what = match editable.field {
+        Some("command") => "the command",
+        Some("new_string") => "the replacement text",
+        Some("content") => "the file content",
+        _ => "the tool input (JSON)",
+    };
+    dialog_request(
+        site_url,
+        trigger_id,
+        &ctx.request_id,
+        Dialog {
+            title: "Edit and approve".into(),
+            introduction_text: format!(
+                "Edit {what} of the **{tool_name}** request; it runs as submitted."
+            ),
+            elements: vec![DialogElement {
+                display_name: "Input".into(),
+                name: DIALOG_FIELD_INPUT.into(),
+                r#type: "textarea".into(),
+                default: editable.text.clone(),
+                max_length: DIALOG_TEXTAREA_MAX as i64,
+                ..Default::default()
+            }],
+            submit_label: "Approve".into(),
+            state: signer.dialog_state(ctx),
+            ..Default::default()
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const NOW: i64 = 1_790_000_000;
+
+    fn signer() -> ActionSigner {
+        ActionSigner::new(SECRET).unwrap()
+    }
+
+    fn ctx(action: ApprovalAction) -> ActionContext {
+        ActionContext {
+            session_id: "s1".into(),
+            request_id: "req-9".into(),
+            action,
+            expires_at: NOW + 600,
+        }
+    }
+
+    fn signed(c: &ActionContext) -> Value {
+        Value::Object(signer().signed_json(c))
+    }
+
+    #[test]
+    fn round_trip() {
+        for action in ApprovalAction::ALL {
+            let c = ctx(action);
+            assert_eq!(signer().verify(&signed(&c), NOW), Ok(c.clone()));
+            assert_eq!(
+                signer().verify_state(&signer().dialog_state(&c), NOW),
+                Ok(c)
+            );
+            assert_eq!(ApprovalAction::from_id(action.id()), Some(action));
+            assert!(action.id().chars().all(|ch| ch.is_ascii_alphanumeric()));
+        }
+        // Mattermost adds keys of its own; they are ignored.
+        let mut v = signed(&ctx(ApprovalAction::Approve));
+        v["selected_option"] = json!("x");
+        assert!(signer().verify(&v, NOW).is_ok());
+    }
+
+    #[test]
+    fn forged_and_tampered_contexts_are_refused() {
+        let c = ctx(ApprovalAction::Deny);
+        // Signed with another secret.
+        let other = ActionSigner::new(&"ab".repeat(32)).unwrap();
+        let forged = Value::Object(other.signed_json(&c));
+        assert_eq!(
+            signer().verify(&forged, NOW),
+            Err(VerifyError::BadSignature)
+        );
+        // Each signed field tampered with.
+        for (field, value) in [
+            ("session_id", "s2"),
+            ("request_id", "req-10"),
+            ("action", "approve"),
+            ("expires_at", "9999999999"),
+        ] {
+            let mut v = signed(&c);
+            v[field] = json!(value);
+            assert_eq!(
+                signer().verify(&v, NOW),
+                Err(VerifyError::BadSignature),
+                "{field}"
+            );
+        }
+        // Replaying a signature on another request.
+        let mut replay = signed(&ActionContext {
+            request_id: "req-other".into(),
+            ..c.clone()
+        });
+        replay["sig"] = signed(&c)["sig"].clone();
+        assert_eq!(
+            signer().verify(&replay, NOW),
+            Err(VerifyError::BadSignature)
+        );
+        // A flipped bit of the signature.
+        let mut v = signed(&c);
+        let sig = v["sig"].as_str().unwrap().to_owned();
+        let flipped = format!("{}{}", if &sig[..1] == "0" { "1" } else { "0" }, &sig[1..]);
+        v["sig"] = json!(flipped);
+        assert_eq!(signer().verify(&v, NOW), Err(VerifyError::BadSignature));
+    }
+
+    #[test]
+    fn expiry() {
+        let c = ctx(ApprovalAction::Approve);
+        assert!(signer().verify(&signed(&c), c.expires_at - 1).is_ok());
+        assert_eq!(
+            signer().verify(&signed(&c), c.expires_at),
+            Err(VerifyError::Expired {
+                expired_at: c.expires_at
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_contexts() {
+        let good = signed(&ctx(ApprovalAction::Approve));
+        let cases: Vec<(Value, &str)> = vec![
+            (json!("nope"), "context"),
+            (json!({}), "action"),
+            (
+                {
+                    let mut v = good.clone();
+                    v["action"] = json!("launch");
+                    v
+                },
+                "action",
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["expires_at"] = json!(1_790_000_600);
+                    v
+                },
+                "expires_at",
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["expires_at"] = json!("+1790000600");
+                    v
+                },
+                "expires_at",
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["sig"] = json!("zz");
+                    v
+                },
+                "sig",
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v.as_object_mut().unwrap().remove("session_id");
+                    v
+                },
+                "session_id",
+            ),
+        ];
+        for (v, field) in cases {
+            assert_eq!(
+                signer().verify(&v, NOW),
+                Err(VerifyError::Malformed(field)),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            signer().verify_state("{", NOW),
+            Err(VerifyError::Malformed("state"))
+        );
+    }
+
+    #[test]
+    fn secrets() {
+        let s = ActionSigner::generate_secret().unwrap();
+        assert_eq!(s.len(), 64);
+        assert_ne!(s, ActionSigner::generate_secret().unwrap());
+        assert!(ActionSigner::new(&s).is_ok());
+        assert_eq!(ActionSigner::new("xyz").unwrap_err(), SecretError::NotHex);
+        assert_eq!(
+            ActionSigner::new("abcd").unwrap_err(),
+            SecretError::TooShort { bytes: 2, min: 32 }
+        );
+        assert!(!format!("{:?}", signer()).contains("0011"));
+    }
+
+    fn bash_request(input: &Value) -> ApprovalRequest<'_> {
+        ApprovalRequest {
+            session_id: "s1",
+            request_id: "req-9",
+            tool_name: "Bash",
+            input,
+            description: None,
+            cwd: Some("/srv/api"),
+            expires_at: NOW + 600,
+        }
+    }
+
+    #[test]
+    fn pending_card() {
+        let input = json!({"command": "npm test", "description": "Run tests"});
+        let card = approval_attachment(
+            "https://chat.example.com/",
+            &signer(),
+            &bash_request(&input),
+        );
+        assert_eq!(
+            card.text,
+            "Claude wants to use **Bash**\n```bash\nnpm test\n```"
+        );
+        assert_eq!(card.fallback, "Claude wants to use Bash");
+        assert!(card
+            .footer
+            .starts_with("Waiting for approval · expires at "));
+        let ids: Vec<&str> = card.actions.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "approve",
+                "approvesession",
+                "deny",
+                "denyreason",
+                "editapprove"
+            ]
+        );
+        for a in &card.actions {
+            assert_eq!(a.r#type, "button");
+            let integration = a.integration.as_ref().unwrap();
+            assert_eq!(
+                integration.url,
+                "https://chat.example.com/plugins/claude-code/api/v1/actions/approval"
+            );
+            // The context verifies and names this button's action.
+            let json: serde_json::Map<String, Value> = integration
+                .context
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v.as_str().unwrap())))
+                .collect();
+            let c = signer().verify(&Value::Object(json), NOW).unwrap();
+            assert_eq!(c.action.id(), a.id);
+        }
+        // An empty site URL gives the in-process relative URL.
+        let relative = approval_attachment("", &signer(), &bash_request(&input));
+        assert_eq!(
+            relative.actions[0].integration.as_ref().unwrap().url,
+            "/plugins/claude-code/api/v1/actions/approval"
+        );
+        let props = card_props(card).unwrap();
+        assert!(matches!(&props["attachments"], Any::Attachments(v) if v.len() == 1));
+    }
+
+    #[test]
+    fn edit_button_only_when_the_input_fits_a_dialog() {
+        let big = json!({"command": "x".repeat(DIALOG_TEXTAREA_MAX + 1)});
+        let card = approval_attachment("https://c", &signer(), &bash_request(&big));
+        assert!(card.actions.iter().all(|a| a.id != "editapprove"));
+        assert_eq!(card.actions.len(), 4);
+        // The preview of a long input is clipped.
+        assert!(card.text.chars().count() < PREVIEW_MAX_CHARS + 200);
+        let many = json!({"command": "echo\n".repeat(100)});
+        let card = approval_attachment("https://c", &signer(), &bash_request(&many));
+        assert!(card.text.contains("_… 60 more lines_"), "{}", card.text);
+    }
+
+    #[test]
+    fn previews_of_file_tools() {
+        let input =
+            json!({"file_path": "/srv/api/src/a.rs", "old_string": "a\nb", "new_string": "c"});
+        let req = ApprovalRequest {
+            tool_name: "Edit",
+            ..bash_request(&input)
+        };
+        let card = approval_attachment("https://c", &signer(), &req);
+        assert_eq!(
+            card.text,
+            "Claude wants to use **Edit** on `src/a.rs`\n```diff\n-a\n-b\n+c\n```"
+        );
+        let input = json!({"file_path": "/elsewhere/x.txt", "content": "hi\n"});
+        let req = ApprovalRequest {
+            tool_name: "Write",
+            ..bash_request(&input)
+        };
+        let card = approval_attachment("https://c", &signer(), &req);
+        assert_eq!(
+            card.text,
+            "Claude wants to use **Write** on `/elsewhere/x.txt`\n```diff\n@@ -0,0 +1,1 @@\n+hi\n```"
+        );
+        let input = json!({"url": "https://example.com"});
+        let req = ApprovalRequest {
+            tool_name: "WebFetch",
+            description: Some("example.com"),
+            ..bash_request(&input)
+        };
+        let card = approval_attachment("https://c", &signer(), &req);
+        assert!(card
+            .text
+            .starts_with("Claude wants to use **WebFetch** on `example.com`\n```json\n{"));
+    }
+
+    #[test]
+    fn decided_cards() {
+        let input = json!({"command": "npm test"});
+        let pending = approval_attachment("https://c", &signer(), &bash_request(&input));
+        let at = 1_789_992_180; // 12:03 UTC
+        let approved = decided_attachment(
+            &pending,
+            &Decision::Approved {
+                by: "alice".into(),
+                at,
+                for_session: false,
+                edited: false,
+            },
+        );
+        assert!(approved.actions.is_empty());
+        assert!(approved
+            .text
+            .ends_with("\n\n✅ Approved by @alice at 12:03 UTC"));
+        assert!(approved.text.starts_with(&pending.text));
+        assert_eq!(approved.color, COLOR_APPROVED);
+        assert_eq!(
+            decision_line(&Decision::Approved {
+                by: "alice".into(),
+                at,
+                for_session: true,
+                edited: true
+            }),
+            "✅ Approved by @alice at 12:03 UTC with edited input (and for the rest of this session)"
+        );
+        let denied = decided_attachment(
+            &pending,
+            &Decision::Denied {
+                by: "bob".into(),
+                at,
+                reason: Some("  use the\nstaging db ".into()),
+            },
+        );
+        assert!(denied
+            .text
+            .ends_with("⛔ Denied by @bob at 12:03 UTC: use the staging db"));
+        assert_eq!(
+            decision_line(&Decision::Denied {
+                by: "bob".into(),
+                at,
+                reason: Some("x".repeat(400))
+            })
+            .chars()
+            .count(),
+            "⛔ Denied by @bob at 12:03 UTC: ".chars().count() + REASON_SHOWN_MAX + 1
+        );
+        let expired = decided_attachment(&pending, &Decision::Expired);
+        assert!(expired.text.ends_with("⌛ Expired — denied automatically"));
+        assert!(expired.actions.is_empty());
+        assert_eq!(clock_utc(0), "00:00 UTC");
+        assert_eq!(clock_utc(-60), "23:59 UTC");
+    }
+
+    #[test]
+    fn dialogs() {
+        let c = ctx(ApprovalAction::DenyWithReason);
+        let d = deny_reason_dialog("https://c/", "trig", &signer(), &c, "Bash");
+        assert_eq!(d.trigger_id, "trig");
+        assert_eq!(
+            d.url,
+            "https://c/plugins/claude-code/api/v1/actions/approval/dialog"
+        );
+        assert_eq!(d.dialog.callback_id, "req-9");
+        assert!(d.dialog.title.chars().count() <= DIALOG_TITLE_MAX);
+        assert_eq!(d.dialog.elements[0].name, DIALOG_FIELD_REASON);
+        assert!(!d.dialog.elements[0].optional);
+        assert_eq!(signer().verify_state(&d.dialog.state, NOW), Ok(c));
+
+        let input = json!({"command": "rm -rf build", "description": "clean"});
+        let editable = editable_input("Bash", &input).unwrap();
+        assert_eq!(
+            editable,
+            EditableInput {
+                field: Some("command"),
+                text: "rm -rf build".into()
+            }
+        );
+        let c = ctx(ApprovalAction::EditAndApprove);
+        let d = edit_dialog("https://c", "trig", &signer(), &c, "Bash", &editable);
+        assert!(d.dialog.title.chars().count() <= DIALOG_TITLE_MAX);
+        assert_eq!(d.dialog.elements[0].default, "rm -rf build");
+        assert_eq!(d.dialog.elements[0].max_length, 3000);
+        assert_eq!(signer().verify_state(&d.dialog.state, NOW), Ok(c));
+        // A tampered state is refused.
+        let tampered = d.dialog.state.replace("editapprove", "approve");
+        assert_eq!(
+            signer().verify_state(&tampered, NOW),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn edits() {
+        let input = json!({"command": "rm -rf build", "description": "clean"});
+        assert_eq!(
+            apply_edit(&input, Some("command"), "rm -rf build/tmp"),
+            Ok(json!({"command": "rm -rf build/tmp", "description": "clean"}))
+        );
+        let other = json!({"url": "https://a"});
+        let e = editable_input("WebFetch", &other).unwrap();
+        assert_eq!(e.field, None);
+        assert_eq!(
+            apply_edit(&other, None, r#"{"url": "https://b"}"#),
+            Ok(json!({"url": "https://b"}))
+        );
+        assert_eq!(apply_edit(&other, None, "[1]"), Err(EditError::NotAnObject));
+        assert!(matches!(
+            apply_edit(&other, None, "{"),
+            Err(EditError::NotJson(_))
+        ));
+        assert_eq!(
+            apply_edit(&input, Some("command"), &"x".repeat(3001)),
+            Err(EditError::TooLong)
+        );
+        assert_eq!(editable_input("Edit", &json!({"file_path": "a"})), None);
+    }
+}

@@ -1,0 +1,1189 @@
+//! `/claude …` as typed commands, and the one table of subcommands that the
+//! parser, the help text and the autocomplete tree are all built from.
+//!
+//! Parsing rules, kept deliberately small (nothing here reaches a shell):
+//! - Words are separated by whitespace. A word that *starts* with `"` or `'`
+//!   runs to the matching quote, which must end the word; that is how a path
+//!   with spaces is written. Anywhere else a quote is an ordinary character
+//!   (`it's` stays `it's`). There are no escapes and no expansions.
+//! - Subcommand names match ASCII case-insensitively (mobile keyboards
+//!   capitalise the first letter).
+//! - A first word that is not a subcommand makes the whole text a prompt:
+//!   `/claude fix the flaky test` is `ask fix the flaky test`. Prompts are
+//!   kept verbatim (newlines, quotes), only trimmed.
+//! - A subcommand that takes no arguments refuses extra words instead of
+//!   ignoring them: `/claude stop the retries from looping` is far more likely
+//!   a prompt than a request to end the session, so the user is told to use
+//!   `ask`.
+
+use std::fmt;
+
+use crate::claude::args::PermissionMode;
+use crate::mattermost::model::{
+    Any, AutocompleteArg, AutocompleteData, AutocompleteListItem, AutocompleteStaticListArg,
+    AutocompleteTextArg,
+};
+
+/// The slash command trigger.
+pub const TRIGGER: &str = "claude";
+
+/// The permission modes a user may pick, in the order they are offered.
+/// `dontAsk`/`auto` stay out of chat: in a shared channel every tool call
+/// should be visible and approvable.
+pub const USER_PERMISSION_MODES: [PermissionMode; 3] = [
+    PermissionMode::Default,
+    PermissionMode::AcceptEdits,
+    PermissionMode::Plan,
+];
+
+/// Parses one of [`USER_PERMISSION_MODES`] by its CLI spelling
+/// (ASCII case-insensitive, so `acceptedits` works too).
+pub fn parse_permission_mode(text: &str) -> Option<PermissionMode> {
+    USER_PERMISSION_MODES
+        .into_iter()
+        .find(|m| m.as_str().eq_ignore_ascii_case(text))
+}
+
+/// Model names as the CLI accepts them: aliases (`opus`, `sonnet[1m]`) and
+/// full ids (`claude-opus-4-1-20250805`, `us.anthropic.claude…:0`). The
+/// character set keeps option-looking or whitespace-laden values out of the
+/// CLI's argument list.
+pub fn is_valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._[]:/@".contains(c))
+}
+
+/// What `/claude …` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatCommand {
+    Start {
+        path: String,
+        model: Option<String>,
+        mode: Option<PermissionMode>,
+    },
+    Stop,
+    Status,
+    Ask {
+        prompt: String,
+    },
+    Interrupt,
+    ContextThread {
+        permalink: Option<String>,
+    },
+    ContextFile {
+        path: String,
+    },
+    Files {
+        dir: Option<String>,
+    },
+    File {
+        path: String,
+    },
+    Mode(PermissionMode),
+    Model(String),
+    History,
+    Help,
+}
+
+impl ChatCommand {
+    /// The subcommand this command belongs to.
+    pub fn subcommand(&self) -> Sub {
+        match self {
+            ChatCommand::Start { .. } => Sub::Start,
+            ChatCommand::Stop => Sub::Stop,
+            ChatCommand::Status => Sub::Status,
+            ChatCommand::Ask { .. } => Sub::Ask,
+            ChatCommand::Interrupt => Sub::Interrupt,
+            ChatCommand::ContextThread { .. } | ChatCommand::ContextFile { .. } => Sub::Context,
+            ChatCommand::Files { .. } => Sub::Files,
+            ChatCommand::File { .. } => Sub::File,
+            ChatCommand::Mode(_) => Sub::Mode,
+            ChatCommand::Model(_) => Sub::Model,
+            ChatCommand::History => Sub::History,
+            ChatCommand::Help => Sub::Help,
+        }
+    }
+}
+
+/// The subcommands, one per [`SUBCOMMANDS`] entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sub {
+    Start,
+    Stop,
+    Status,
+    Ask,
+    Interrupt,
+    Context,
+    Files,
+    File,
+    Mode,
+    Model,
+    History,
+    Help,
+}
+
+/// How a subcommand's argument shows in the autocomplete tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgShape {
+    None,
+    /// Free text; `required` is false for `[optional]` arguments.
+    Text {
+        required: bool,
+    },
+    /// A fixed first word: `(item, help)`.
+    Choice(&'static [(&'static str, &'static str)]),
+}
+
+/// One row of the subcommand table.
+#[derive(Debug, Clone, Copy)]
+pub struct Subcommand {
+    pub sub: Sub,
+    pub name: &'static str,
+    /// Usage after the name, as shown in help and autocomplete.
+    pub hint: &'static str,
+    pub help: &'static str,
+    pub arg: ArgShape,
+    /// A complete, valid invocation; error messages point at it.
+    pub example: &'static str,
+}
+
+const CONTEXT_KINDS: &[(&str, &str)] = &[
+    ("thread", "Add this thread (or the thread of a permalink)"),
+    ("file", "Add a file of the project"),
+];
+
+const MODE_CHOICES: &[(&str, &str)] = &[
+    ("default", "Ask before edits and commands"),
+    (
+        "acceptEdits",
+        "Edit files without asking; ask before commands",
+    ),
+    ("plan", "Plan only: read, no changes"),
+];
+
+/// The single source of truth for subcommands, in the order help and
+/// autocomplete show them.
+pub const SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        sub: Sub::Start,
+        name: "start",
+        hint: "<path> [--model M] [--mode default|acceptEdits|plan]",
+        help: "Start a Claude Code session in this channel, working in <path>",
+        arg: ArgShape::Text { required: true },
+        example: "/claude start /srv/projects/api",
+    },
+    Subcommand {
+        sub: Sub::Stop,
+        name: "stop",
+        hint: "",
+        help: "Stop this channel's session",
+        arg: ArgShape::None,
+        example: "/claude stop",
+    },
+    Subcommand {
+        sub: Sub::Status,
+        name: "status",
+        hint: "",
+        help: "Show the session's state, model, mode and cost",
+        arg: ArgShape::None,
+        example: "/claude status",
+    },
+    Subcommand {
+        sub: Sub::Ask,
+        name: "ask",
+        hint: "<prompt>",
+        help: "Send a prompt to the session (`/claude <prompt>` works too)",
+        arg: ArgShape::Text { required: true },
+        example: "/claude ask why does the login test fail?",
+    },
+    Subcommand {
+        sub: Sub::Interrupt,
+        name: "interrupt",
+        hint: "",
+        help: "Interrupt the running turn",
+        arg: ArgShape::None,
+        example: "/claude interrupt",
+    },
+    Subcommand {
+        sub: Sub::Context,
+        name: "context",
+        hint: "thread [permalink] | file <path>",
+        help: "Add a thread or a file to the session's context",
+        arg: ArgShape::Choice(CONTEXT_KINDS),
+        example: "/claude context file src/main.rs",
+    },
+    Subcommand {
+        sub: Sub::Files,
+        name: "files",
+        hint: "[dir]",
+        help: "List files of the project",
+        arg: ArgShape::Text { required: false },
+        example: "/claude files src",
+    },
+    Subcommand {
+        sub: Sub::File,
+        name: "file",
+        hint: "<path>",
+        help: "Show a file of the project",
+        arg: ArgShape::Text { required: true },
+        example: "/claude file src/main.rs",
+    },
+    Subcommand {
+        sub: Sub::Mode,
+        name: "mode",
+        hint: "default|acceptEdits|plan",
+        help: "Set the permission mode",
+        arg: ArgShape::Choice(MODE_CHOICES),
+        example: "/claude mode plan",
+    },
+    Subcommand {
+        sub: Sub::Model,
+        name: "model",
+        hint: "<model>",
+        help: "Set the model",
+        arg: ArgShape::Text { required: true },
+        example: "/claude model sonnet",
+    },
+    Subcommand {
+        sub: Sub::History,
+        name: "history",
+        hint: "",
+        help: "List this channel's past sessions",
+        arg: ArgShape::None,
+        example: "/claude history",
+    },
+    Subcommand {
+        sub: Sub::Help,
+        name: "help",
+        hint: "",
+        help: "Show this help",
+        arg: ArgShape::None,
+        example: "/claude help",
+    },
+];
+
+impl Sub {
+    /// This subcommand's table row.
+    pub fn spec(self) -> &'static Subcommand {
+        SUBCOMMANDS
+            .iter()
+            .find(|s| s.sub == self)
+            // Enforced by the `table_and_parser_agree` test.
+            .expect("every Sub has a SUBCOMMANDS row")
+    }
+}
+
+/// Why a command line was refused. Display is the ephemeral reply: it says
+/// what to type instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// A required argument is missing (`what` names it).
+    MissingArgument {
+        sub: Sub,
+        what: &'static str,
+    },
+    /// A subcommand that takes no arguments got some.
+    UnexpectedArguments {
+        sub: Sub,
+        extra: String,
+    },
+    /// More words than the subcommand takes (usually an unquoted path with spaces).
+    TooManyArguments {
+        sub: Sub,
+        extra: String,
+    },
+    UnterminatedQuote {
+        quote: char,
+    },
+    UnknownOption {
+        sub: Sub,
+        option: String,
+    },
+    OptionNeedsValue {
+        sub: Sub,
+        option: &'static str,
+    },
+    RepeatedOption {
+        sub: Sub,
+        option: &'static str,
+    },
+    InvalidMode {
+        given: String,
+    },
+    InvalidModel {
+        given: String,
+    },
+    UnknownContextKind {
+        given: String,
+    },
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let modes = || {
+            USER_PERMISSION_MODES
+                .iter()
+                .map(|m| format!("`{}`", m.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            CommandError::MissingArgument { sub, what } => {
+                let s = sub.spec();
+                write!(
+                    f,
+                    "`/{TRIGGER} {}` needs {what}, e.g. `{}`",
+                    s.name, s.example
+                )
+            }
+            CommandError::UnexpectedArguments { sub, extra } => {
+                let name = sub.spec().name;
+                write!(
+                    f,
+                    "`/{TRIGGER} {name}` takes no arguments. To send this as a prompt, type \
+                     `/{TRIGGER} ask {name} {extra}`"
+                )
+            }
+            CommandError::TooManyArguments { sub, extra } => {
+                let s = sub.spec();
+                write!(
+                    f,
+                    "`/{TRIGGER} {}` got more than it expects (`{extra}`). Put a path with \
+                     spaces in quotes, e.g. `/{TRIGGER} {} \"my project/notes.md\"`; usage: \
+                     `/{TRIGGER} {} {}`",
+                    s.name, s.name, s.name, s.hint
+                )
+            }
+            CommandError::UnterminatedQuote { quote } => write!(
+                f,
+                "A {quote} quote is not closed. Close it, e.g. `/{TRIGGER} start \"/srv/my project\"`"
+            ),
+            CommandError::UnknownOption { sub, option } => {
+                let s = sub.spec();
+                write!(
+                    f,
+                    "`/{TRIGGER} {}` has no option `{option}`. Usage: `/{TRIGGER} {} {}`",
+                    s.name, s.name, s.hint
+                )
+            }
+            CommandError::OptionNeedsValue { sub, option } => write!(
+                f,
+                "`{option}` needs a value, e.g. `/{TRIGGER} {} /srv/projects/api {option} {}`",
+                sub.spec().name,
+                if *option == "--mode" { "plan" } else { "sonnet" }
+            ),
+            CommandError::RepeatedOption { sub, option } => write!(
+                f,
+                "`{option}` is given twice; keep one, e.g. `/{TRIGGER} {} /srv/projects/api {option} {}`",
+                sub.spec().name,
+                if *option == "--mode" { "plan" } else { "sonnet" }
+            ),
+            CommandError::InvalidMode { given } => write!(
+                f,
+                "`{given}` is not a permission mode. Use one of {}, e.g. `/{TRIGGER} mode plan`",
+                modes()
+            ),
+            CommandError::InvalidModel { given } => write!(
+                f,
+                "`{given}` is not a model name. Use an alias or a model id, e.g. \
+                 `/{TRIGGER} model sonnet` or `/{TRIGGER} model claude-opus-4-1`"
+            ),
+            CommandError::UnknownContextKind { given } => write!(
+                f,
+                "`/{TRIGGER} context` adds a `thread` or a `file`, not `{given}`. Type \
+                 `/{TRIGGER} context thread` or `/{TRIGGER} context file src/main.rs`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// Splits `text` into words (see the module doc for the quoting rule).
+fn words(text: &str) -> Result<Vec<String>, CommandError> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let first = rest.chars().next().unwrap_or(' ');
+        if first == '"' || first == '\'' {
+            let body = &rest[1..];
+            // The closing quote must end the word; a quote inside a word is literal.
+            let close = body.char_indices().find(|&(i, c)| {
+                c == first
+                    && body[i + 1..]
+                        .chars()
+                        .next()
+                        .is_none_or(|n| n.is_whitespace())
+            });
+            let Some((i, _)) = close else {
+                return Err(CommandError::UnterminatedQuote { quote: first });
+            };
+            out.push(body[..i].to_owned());
+            rest = body[i + 1..].trim_start();
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            out.push(rest[..end].to_owned());
+            rest = rest[end..].trim_start();
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the leading `/claude` (if present) from a command line.
+fn strip_trigger(line: &str) -> &str {
+    let line = line.trim();
+    let Some(after) = line.strip_prefix('/').and_then(|l| l.strip_prefix(TRIGGER)) else {
+        return line;
+    };
+    match after.chars().next() {
+        None => "",
+        Some(c) if c.is_whitespace() => after.trim_start(),
+        // `/claudette …` is not ours; keep it whole (it becomes a prompt).
+        Some(_) => line,
+    }
+}
+
+/// Parses a command line as Mattermost passes it (`/claude …`) or the text
+/// after the trigger.
+pub fn parse(line: &str) -> Result<ChatCommand, CommandError> {
+    let rest = strip_trigger(line);
+    if rest.is_empty() {
+        return Ok(ChatCommand::Help);
+    }
+    let name_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (name, args) = (&rest[..name_end], rest[name_end..].trim());
+    let Some(spec) = SUBCOMMANDS
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name))
+    else {
+        return Ok(ChatCommand::Ask {
+            prompt: rest.to_owned(),
+        });
+    };
+    let sub = spec.sub;
+    let no_args = |cmd: ChatCommand| {
+        if args.is_empty() {
+            Ok(cmd)
+        } else {
+            Err(CommandError::UnexpectedArguments {
+                sub,
+                extra: args.to_owned(),
+            })
+        }
+    };
+    match sub {
+        Sub::Start => parse_start(args),
+        Sub::Stop => no_args(ChatCommand::Stop),
+        Sub::Status => no_args(ChatCommand::Status),
+        Sub::Interrupt => no_args(ChatCommand::Interrupt),
+        Sub::History => no_args(ChatCommand::History),
+        // Help is harmless; extra words (`/claude help start`) still show it.
+        Sub::Help => Ok(ChatCommand::Help),
+        Sub::Ask if args.is_empty() => Err(CommandError::MissingArgument {
+            sub,
+            what: "a prompt",
+        }),
+        Sub::Ask => Ok(ChatCommand::Ask {
+            prompt: args.to_owned(),
+        }),
+        Sub::Context => parse_context(args),
+        Sub::Files => {
+            let dir = at_most_one(sub, words(args)?)?;
+            Ok(ChatCommand::Files { dir })
+        }
+        Sub::File => match at_most_one(sub, words(args)?)? {
+            Some(path) => Ok(ChatCommand::File { path }),
+            None => Err(CommandError::MissingArgument {
+                sub,
+                what: "a file path",
+            }),
+        },
+        Sub::Mode => match at_most_one(sub, words(args)?)? {
+            None => Err(CommandError::MissingArgument {
+                sub,
+                what: "a permission mode",
+            }),
+            Some(m) => parse_permission_mode(&m)
+                .map(ChatCommand::Mode)
+                .ok_or(CommandError::InvalidMode { given: m }),
+        },
+        Sub::Model => match at_most_one(sub, words(args)?)? {
+            None => Err(CommandError::MissingArgument {
+                sub,
+                what: "a model name",
+            }),
+            Some(m) if is_valid_model_name(&m) => Ok(ChatCommand::Model(m)),
+            Some(m) => Err(CommandError::InvalidModel { given: m }),
+        },
+    }
+}
+
+/// Zero or one word; an empty quoted word (`""`) counts as none.
+fn at_most_one(sub: Sub, words: Vec<String>) -> Result<Option<String>, CommandError> {
+    let mut it = words.into_iter();
+    let first = it.next().filter(|w| !w.is_empty());
+    let extra: Vec<String> = it.collect();
+    if extra.is_empty() {
+        Ok(first)
+    } else {
+        Err(CommandError::TooManyArguments {
+            sub,
+            extra: extra.join(" "),
+        })
+    }
+}
+
+fn parse_start(args: &str) -> Result<ChatCommand, CommandError> {
+    let sub = Sub::Start;
+    let mut path: Option<String> = None;
+    let mut model: Option<String> = None;
+    let mut mode: Option<PermissionMode> = None;
+    let mut it = words(args)?.into_iter();
+    while let Some(word) = it.next() {
+        let (option, inline_value) = match word.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
+            _ => (word.clone(), None),
+        };
+        let option: &'static str = match option.as_str() {
+            "--model" => "--model",
+            "--mode" => "--mode",
+            o if o.starts_with("--") => {
+                return Err(CommandError::UnknownOption {
+                    sub,
+                    option: o.to_owned(),
+                })
+            }
+            _ => {
+                if path.is_some() {
+                    let extra: Vec<String> = std::iter::once(word).chain(it).collect();
+                    return Err(CommandError::TooManyArguments {
+                        sub,
+                        extra: extra.join(" "),
+                    });
+                }
+                path = Some(word);
+                continue;
+            }
+        };
+        let value = match inline_value.or_else(|| it.next()) {
+            Some(v) if !v.is_empty() => v,
+            _ => return Err(CommandError::OptionNeedsValue { sub, option }),
+        };
+        if option == "--model" {
+            if model.is_some() {
+                return Err(CommandError::RepeatedOption { sub, option });
+            }
+            if !is_valid_model_name(&value) {
+                return Err(CommandError::InvalidModel { given: value });
+            }
+            model = Some(value);
+        } else {
+            if mode.is_some() {
+                return Err(CommandError::RepeatedOption { sub, option });
+            }
+            mode = Some(
+                parse_permission_mode(&value).ok_or(CommandError::InvalidMode {
+                    given: value.clone(),
+                })?,
+            );
+        }
+    }
+    match path.filter(|p| !p.is_empty()) {
+        Some(path) => Ok(ChatCommand::Start { path, model, mode }),
+        None => Err(CommandError::MissingArgument {
+            sub,
+            what: "a project path",
+        }),
+    }
+}
+
+fn parse_context(args: &str) -> Result<ChatCommand, CommandError> {
+    let sub = Sub::Context;
+    let mut w = words(args)?.into_iter();
+    let Some(kind) = w.next() else {
+        return Err(CommandError::MissingArgument {
+            sub,
+            what: "`thread` or `file`",
+        });
+    };
+    let rest: Vec<String> = w.collect();
+    if kind.eq_ignore_ascii_case("thread") {
+        Ok(ChatCommand::ContextThread {
+            permalink: at_most_one(sub, rest)?,
+        })
+    } else if kind.eq_ignore_ascii_case("file") {
+        match at_most_one(sub, rest)? {
+            Some(path) => Ok(ChatCommand::ContextFile { path }),
+            None => Err(CommandError::MissingArgument {
+                sub,
+                what: "a file path after `file`",
+            }),
+        }
+    } else {
+        Err(CommandError::UnknownContextKind { given: kind })
+    }
+}
+
+/// The help text (Markdown), from the table.
+pub fn help_text() -> String {
+    let mut s = String::from(
+        "Claude Code runs Claude Code sessions for channels. Type `/claude <prompt>` to ask.\n\n",
+    );
+    for c in SUBCOMMANDS {
+        let usage = if c.hint.is_empty() {
+            format!("/{TRIGGER} {}", c.name)
+        } else {
+            format!("/{TRIGGER} {} {}", c.name, c.hint)
+        };
+        s.push_str(&format!("- `{usage}`: {}\n", c.help));
+    }
+    s
+}
+
+/// The `/claude` autocomplete tree, from the table. RoleID is "system_user"
+/// everywhere: older servers reject an empty role.
+pub fn autocomplete_data() -> AutocompleteData {
+    let item = |trigger: &str, hint: &str, help: &str, arguments, sub_commands| AutocompleteData {
+        trigger: trigger.into(),
+        hint: hint.into(),
+        help_text: help.into(),
+        role_id: "system_user".into(),
+        arguments,
+        sub_commands,
+    };
+    let text_arg = |help: &str, hint: &str, required: bool| AutocompleteArg {
+        help_text: help.into(),
+        r#type: "TextInput".into(),
+        required,
+        data: Any::AutocompleteText(AutocompleteTextArg {
+            hint: hint.into(),
+            pattern: String::new(),
+        }),
+        ..Default::default()
+    };
+    let sub_commands = SUBCOMMANDS
+        .iter()
+        .map(|c| match c.arg {
+            ArgShape::None => item(c.name, c.hint, c.help, Vec::new(), Vec::new()),
+            ArgShape::Text { required } => item(
+                c.name,
+                c.hint,
+                c.help,
+                vec![text_arg(c.help, c.hint, required)],
+                Vec::new(),
+            ),
+            // `context thread|file` has its own arguments after the choice,
+            // so its choices are sub-commands; a plain choice is a static list.
+            ArgShape::Choice(choices) if c.sub == Sub::Context => item(
+                c.name,
+                c.hint,
+                c.help,
+                Vec::new(),
+                choices
+                    .iter()
+                    .map(|(kind, help)| {
+                        let (hint, required) = if *kind == "thread" {
+                            ("[permalink]", false)
+                        } else {
+                            ("<path>", true)
+                        };
+                        item(
+                            kind,
+                            hint,
+                            help,
+                            vec![text_arg(help, hint, required)],
+                            Vec::new(),
+                        )
+                    })
+                    .collect(),
+            ),
+            ArgShape::Choice(choices) => item(
+                c.name,
+                c.hint,
+                c.help,
+                vec![AutocompleteArg {
+                    help_text: c.help.into(),
+                    r#type: "StaticList".into(),
+                    required: true,
+                    data: Any::AutocompleteStaticList(AutocompleteStaticListArg {
+                        possible_arguments: choices
+                            .iter()
+                            .map(|(i, help)| AutocompleteListItem {
+                                item: (*i).into(),
+                                help_text: (*help).into(),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                    ..Default::default()
+                }],
+                Vec::new(),
+            ),
+        })
+        .collect();
+    item(
+        TRIGGER,
+        "[command]",
+        "Run Claude Code in this channel",
+        Vec::new(),
+        sub_commands,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_SUBS: [Sub; 12] = [
+        Sub::Start,
+        Sub::Stop,
+        Sub::Status,
+        Sub::Ask,
+        Sub::Interrupt,
+        Sub::Context,
+        Sub::Files,
+        Sub::File,
+        Sub::Mode,
+        Sub::Model,
+        Sub::History,
+        Sub::Help,
+    ];
+
+    fn ok(line: &str) -> ChatCommand {
+        parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    fn err(line: &str) -> CommandError {
+        match parse(line) {
+            Ok(c) => panic!("{line:?} parsed as {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn table_and_parser_agree() {
+        // Every Sub has exactly one row; every row's example parses back to it.
+        for sub in ALL_SUBS {
+            assert_eq!(
+                SUBCOMMANDS.iter().filter(|s| s.sub == sub).count(),
+                1,
+                "{sub:?}"
+            );
+        }
+        assert_eq!(SUBCOMMANDS.len(), ALL_SUBS.len());
+        for row in SUBCOMMANDS {
+            assert_eq!(ok(row.example).subcommand(), row.sub, "{}", row.example);
+            assert!(row.example.starts_with(&format!("/{TRIGGER} {}", row.name)));
+            // The name alone is either valid or an error that names the row.
+            if let Err(e) = parse(&format!("/claude {}", row.name)) {
+                assert!(e.to_string().contains(row.name), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn tree_and_table_agree() {
+        let tree = autocomplete_data();
+        let tree_names: Vec<&str> = tree
+            .sub_commands
+            .iter()
+            .map(|s| s.trigger.as_str())
+            .collect();
+        let table_names: Vec<&str> = SUBCOMMANDS.iter().map(|s| s.name).collect();
+        assert_eq!(tree_names, table_names);
+        // Every tree name is parsed as its subcommand, never as a prompt.
+        for node in &tree.sub_commands {
+            let parsed = parse(&format!("/claude {}", node.trigger));
+            if let Ok(ChatCommand::Ask { prompt }) = &parsed {
+                assert_eq!(node.trigger, "ask", "{prompt}");
+            }
+        }
+        // The context kinds in the tree are the ones the parser accepts.
+        let context = tree
+            .sub_commands
+            .iter()
+            .find(|s| s.trigger == "context")
+            .unwrap();
+        let kinds: Vec<&str> = context
+            .sub_commands
+            .iter()
+            .map(|s| s.trigger.as_str())
+            .collect();
+        assert_eq!(kinds, ["thread", "file"]);
+        assert!(matches!(
+            ok("/claude context thread"),
+            ChatCommand::ContextThread { .. }
+        ));
+        assert!(matches!(
+            ok("/claude context file a"),
+            ChatCommand::ContextFile { .. }
+        ));
+        // The mode choices are exactly the user modes.
+        let mode = tree
+            .sub_commands
+            .iter()
+            .find(|s| s.trigger == "mode")
+            .unwrap();
+        let Any::AutocompleteStaticList(list) = &mode.arguments[0].data else {
+            panic!("mode is a static list")
+        };
+        for item in &list.possible_arguments {
+            assert!(parse_permission_mode(&item.item).is_some(), "{}", item.item);
+        }
+        assert_eq!(list.possible_arguments.len(), USER_PERMISSION_MODES.len());
+    }
+
+    #[test]
+    fn tree_is_valid_for_the_server() {
+        // Mirrors model.AutocompleteData.IsValid.
+        fn check(node: &AutocompleteData) {
+            assert_eq!(node.trigger.to_lowercase(), node.trigger);
+            assert!(!node.trigger.contains(' '));
+            assert_eq!(node.role_id, "system_user");
+            assert!(node.arguments.is_empty() || node.sub_commands.is_empty());
+            for a in &node.arguments {
+                match a.r#type.as_str() {
+                    "TextInput" => assert!(matches!(a.data, Any::AutocompleteText(_))),
+                    "StaticList" => assert!(matches!(a.data, Any::AutocompleteStaticList(_))),
+                    t => panic!("unexpected type {t}"),
+                }
+            }
+            node.sub_commands.iter().for_each(check);
+        }
+        check(&autocomplete_data());
+    }
+
+    #[test]
+    fn valid_commands() {
+        use ChatCommand::*;
+        let start = |path: &str, model: Option<&str>, mode: Option<PermissionMode>| Start {
+            path: path.into(),
+            model: model.map(Into::into),
+            mode,
+        };
+        let table: Vec<(&str, ChatCommand)> = vec![
+            ("/claude", Help),
+            ("  /claude   ", Help),
+            ("/claude help", Help),
+            ("/claude help start", Help),
+            ("/claude HELP", Help),
+            ("/claude start /srv/api", start("/srv/api", None, None)),
+            ("start /srv/api", start("/srv/api", None, None)),
+            (
+                "/claude start \"/srv/my project\"",
+                start("/srv/my project", None, None),
+            ),
+            (
+                "/claude start '/srv/it''s here'",
+                start("/srv/it''s here", None, None),
+            ),
+            ("/claude start /srv/it's", start("/srv/it's", None, None)),
+            (
+                "/claude start /srv/api --model opus --mode plan",
+                start("/srv/api", Some("opus"), Some(PermissionMode::Plan)),
+            ),
+            (
+                "/claude start --mode=acceptEdits /srv/api --model=claude-opus-4-1",
+                start(
+                    "/srv/api",
+                    Some("claude-opus-4-1"),
+                    Some(PermissionMode::AcceptEdits),
+                ),
+            ),
+            (
+                "/claude Start /srv/api --mode ACCEPTEDITS",
+                start("/srv/api", None, Some(PermissionMode::AcceptEdits)),
+            ),
+            ("/claude stop", Stop),
+            ("/claude status", Status),
+            ("/claude interrupt", Interrupt),
+            ("/claude history", History),
+            (
+                "/claude ask  why is   it \"slow\"? ",
+                Ask {
+                    prompt: "why is   it \"slow\"?".into(),
+                },
+            ),
+            (
+                "/claude fix the flaky test\nin auth",
+                Ask {
+                    prompt: "fix the flaky test\nin auth".into(),
+                },
+            ),
+            (
+                "/claude 'unclosed quote in a prompt",
+                Ask {
+                    prompt: "'unclosed quote in a prompt".into(),
+                },
+            ),
+            (
+                "/claudette hi",
+                Ask {
+                    prompt: "/claudette hi".into(),
+                },
+            ),
+            ("/claude context thread", ContextThread { permalink: None }),
+            (
+                "/claude context thread https://chat.example.com/team/pl/abc123",
+                ContextThread {
+                    permalink: Some("https://chat.example.com/team/pl/abc123".into()),
+                },
+            ),
+            (
+                "/claude context file \"docs/read me.md\"",
+                ContextFile {
+                    path: "docs/read me.md".into(),
+                },
+            ),
+            ("/claude files", Files { dir: None }),
+            ("/claude files \"\"", Files { dir: None }),
+            (
+                "/claude files src/chat",
+                Files {
+                    dir: Some("src/chat".into()),
+                },
+            ),
+            (
+                "/claude file src/lib.rs",
+                File {
+                    path: "src/lib.rs".into(),
+                },
+            ),
+            (
+                "/claude file ../../etc/passwd",
+                // Parsing is not authorization: files.rs refuses this later.
+                File {
+                    path: "../../etc/passwd".into(),
+                },
+            ),
+            ("/claude mode plan", Mode(PermissionMode::Plan)),
+            ("/claude mode default", Mode(PermissionMode::Default)),
+            ("/claude model sonnet[1m]", Model("sonnet[1m]".into())),
+        ];
+        for (line, want) in table {
+            assert_eq!(ok(line), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_commands() {
+        use CommandError::*;
+        let table: Vec<(&str, CommandError)> = vec![
+            (
+                "/claude start",
+                MissingArgument {
+                    sub: Sub::Start,
+                    what: "a project path",
+                },
+            ),
+            (
+                "/claude start \"\"",
+                MissingArgument {
+                    sub: Sub::Start,
+                    what: "a project path",
+                },
+            ),
+            (
+                "/claude start --model opus",
+                MissingArgument {
+                    sub: Sub::Start,
+                    what: "a project path",
+                },
+            ),
+            (
+                "/claude start /srv/my project",
+                TooManyArguments {
+                    sub: Sub::Start,
+                    extra: "project".into(),
+                },
+            ),
+            ("/claude start \"/srv/my", UnterminatedQuote { quote: '"' }),
+            (
+                "/claude start /srv/api --force",
+                UnknownOption {
+                    sub: Sub::Start,
+                    option: "--force".into(),
+                },
+            ),
+            (
+                "/claude start /srv/api --model",
+                OptionNeedsValue {
+                    sub: Sub::Start,
+                    option: "--model",
+                },
+            ),
+            (
+                "/claude start /srv/api --mode=",
+                OptionNeedsValue {
+                    sub: Sub::Start,
+                    option: "--mode",
+                },
+            ),
+            (
+                "/claude start /srv/api --mode plan --mode default",
+                RepeatedOption {
+                    sub: Sub::Start,
+                    option: "--mode",
+                },
+            ),
+            (
+                "/claude start /srv/api --mode bypassPermissions",
+                InvalidMode {
+                    given: "bypassPermissions".into(),
+                },
+            ),
+            (
+                "/claude start /srv/api --model '--dangerously-skip-permissions'",
+                InvalidModel {
+                    given: "--dangerously-skip-permissions".into(),
+                },
+            ),
+            (
+                "/claude stop the retries from looping",
+                UnexpectedArguments {
+                    sub: Sub::Stop,
+                    extra: "the retries from looping".into(),
+                },
+            ),
+            (
+                "/claude status now",
+                UnexpectedArguments {
+                    sub: Sub::Status,
+                    extra: "now".into(),
+                },
+            ),
+            (
+                "/claude ask   ",
+                MissingArgument {
+                    sub: Sub::Ask,
+                    what: "a prompt",
+                },
+            ),
+            (
+                "/claude context",
+                MissingArgument {
+                    sub: Sub::Context,
+                    what: "`thread` or `file`",
+                },
+            ),
+            (
+                "/claude context file",
+                MissingArgument {
+                    sub: Sub::Context,
+                    what: "a file path after `file`",
+                },
+            ),
+            (
+                "/claude context channel",
+                UnknownContextKind {
+                    given: "channel".into(),
+                },
+            ),
+            (
+                "/claude file",
+                MissingArgument {
+                    sub: Sub::File,
+                    what: "a file path",
+                },
+            ),
+            (
+                "/claude file my notes.md",
+                TooManyArguments {
+                    sub: Sub::File,
+                    extra: "notes.md".into(),
+                },
+            ),
+            (
+                "/claude mode",
+                MissingArgument {
+                    sub: Sub::Mode,
+                    what: "a permission mode",
+                },
+            ),
+            (
+                "/claude mode yolo",
+                InvalidMode {
+                    given: "yolo".into(),
+                },
+            ),
+            (
+                "/claude model",
+                MissingArgument {
+                    sub: Sub::Model,
+                    what: "a model name",
+                },
+            ),
+            (
+                "/claude model 'my model'",
+                InvalidModel {
+                    given: "my model".into(),
+                },
+            ),
+        ];
+        for (line, want) in table {
+            assert_eq!(err(line), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn error_messages_say_what_to_type() {
+        assert_eq!(
+            err("/claude start").to_string(),
+            "`/claude start` needs a project path, e.g. `/claude start /srv/projects/api`"
+        );
+        assert_eq!(
+            err("/claude stop it now").to_string(),
+            "`/claude stop` takes no arguments. To send this as a prompt, type \
+             `/claude ask stop it now`"
+        );
+        let e = err("/claude start /srv/my project").to_string();
+        assert!(e.contains("quotes"), "{e}");
+        assert!(err("/claude mode yolo")
+            .to_string()
+            .contains("`acceptEdits`"));
+        // Every message suggests a `/claude …` line to type.
+        for line in [
+            "/claude start \"x",
+            "/claude start x --nope",
+            "/claude start x --model",
+            "/claude start x --model a --model b",
+            "/claude model 'a b'",
+            "/claude context channel",
+            "/claude ask",
+        ] {
+            let e = err(line).to_string();
+            assert!(e.contains("`/claude "), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_subcommand() {
+        let h = help_text();
+        for row in SUBCOMMANDS {
+            assert!(
+                h.contains(&format!("`/claude {}", row.name)),
+                "{}",
+                row.name
+            );
+        }
+    }
+
+    #[test]
+    fn model_names() {
+        for good in [
+            "opus",
+            "sonnet[1m]",
+            "claude-opus-4-1-20250805",
+            "us.anthropic.claude-3:0",
+        ] {
+            assert!(is_valid_model_name(good), "{good}");
+        }
+        for bad in ["", "-x", "a b", "a;b", "a$(b)", &"a".repeat(129)] {
+            assert!(!is_valid_model_name(bad), "{bad}");
+        }
+    }
+}

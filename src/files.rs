@@ -1,0 +1,823 @@
+//! Project files as users may see them: every user-supplied path is resolved
+//! under the session's project root, and only regular files and directories
+//! inside that root are listed or read.
+//!
+//! The rules, in the order they are applied by [`resolve`]:
+//! 1. A NUL byte anywhere is refused (the OS would cut the path there).
+//! 2. Absolute paths are refused, even ones that point inside the root: users
+//!    name files relative to the project, and accepting `/…` would invite
+//!    "which root?" confusion.
+//! 3. Any `..` segment is refused outright, even one that would stay inside
+//!    the root; `.` and empty segments are dropped.
+//! 4. The joined path is canonicalized (every symlink followed) and must still
+//!    lie under the canonicalized root. A symlink that leaves the root is
+//!    reported as "outside the project" without saying where it points.
+//! 5. The target must be a regular file or a directory: FIFOs (which would
+//!    block a read forever), sockets and device files are refused.
+//!
+//! Paths are taken literally. Nothing is percent-decoded: `%2e%2e` is a file
+//! named `%2e%2e`, which then simply does not exist. (The HTTP router decodes
+//! a URL once, as HTTP requires; decoding again here would turn `%252e` into a
+//! traversal.) A backslash is an ordinary filename character on Unix, and
+//! Unicode lookalikes of `.` and `/` are ordinary characters too.
+//!
+//! Residual risk: between the check and the read, a process that can write in
+//! the project (the CLI itself can) could swap a directory for a symlink.
+//! [`read`] narrows this by opening the final component with `O_NOFOLLOW` and
+//! re-checking the opened file's type; full protection would need
+//! `openat2(RESOLVE_BENEATH)`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Files above this size are not read at all (not even as an attachment).
+pub const MAX_ATTACHMENT_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Why a user path was refused. Display is the message shown to the user, in
+/// the user's own spelling of the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    NulByte,
+    Absolute {
+        path: String,
+    },
+    ParentSegment {
+        path: String,
+    },
+    NotFound {
+        path: String,
+    },
+    OutsideRoot {
+        path: String,
+    },
+    SymlinkLoop {
+        path: String,
+    },
+    SpecialFile {
+        path: String,
+        kind: &'static str,
+    },
+    NotADirectory {
+        path: String,
+    },
+    NotAFile {
+        path: String,
+    },
+    /// The project root itself is missing or unreadable (a server problem).
+    RootUnavailable {
+        root: PathBuf,
+        reason: String,
+    },
+    Io {
+        path: String,
+        reason: String,
+    },
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathError::NulByte => f.write_str("The path contains a NUL byte; remove it."),
+            PathError::Absolute { path } => write!(
+                f,
+                "`{path}` is an absolute path. Name files relative to the project root, e.g. `src/main.rs`."
+            ),
+            PathError::ParentSegment { path } => write!(
+                f,
+                "`{path}` contains `..`. Paths must stay inside the project; name them from the project root."
+            ),
+            PathError::NotFound { path } => write!(f, "`{path}` does not exist in the project."),
+            PathError::OutsideRoot { path } => write!(
+                f,
+                "`{path}` leads outside the project (through a symbolic link) and cannot be shown."
+            ),
+            PathError::SymlinkLoop { path } => {
+                write!(f, "`{path}` is a loop of symbolic links.")
+            }
+            PathError::SpecialFile { path, kind } => write!(
+                f,
+                "`{path}` is a {kind}, not a regular file; only files and directories can be shown."
+            ),
+            PathError::NotADirectory { path } => write!(
+                f,
+                "`{path}` is a file, not a directory. Show it with `/claude file {path}`."
+            ),
+            PathError::NotAFile { path } => write!(
+                f,
+                "`{path}` is a directory. List it with `/claude files {path}`."
+            ),
+            PathError::RootUnavailable { root, reason } => write!(
+                f,
+                "The project directory {} is not available: {reason}",
+                root.display()
+            ),
+            PathError::Io { path, reason } => write!(f, "`{path}` cannot be read: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// Regular file or directory: the only kinds resolved paths can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    File,
+    Directory,
+}
+
+/// A user path after every check passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Canonical, absolute, under the canonical root.
+    pub absolute: PathBuf,
+    /// Relative to the root, `/`-separated; empty for the root itself.
+    pub relative: String,
+    pub kind: NodeKind,
+}
+
+fn special_kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_fifo() {
+        "named pipe (FIFO)"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+fn canonical_root(root: &Path) -> Result<PathBuf, PathError> {
+    fs::canonicalize(root).map_err(|e| PathError::RootUnavailable {
+        root: root.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Resolves `user_path` under `root` (see the module doc). `""` and `"."`
+/// name the root itself.
+pub fn resolve(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
+    let root = canonical_root(root)?;
+    resolve_under(&root, user_path)
+}
+
+fn resolve_under(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
+    let shown = || user_path.to_owned();
+    if user_path.contains('\0') {
+        return Err(PathError::NulByte);
+    }
+    if user_path.starts_with('/') {
+        return Err(PathError::Absolute { path: shown() });
+    }
+    let mut joined = root.to_path_buf();
+    for segment in user_path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return Err(PathError::ParentSegment { path: shown() }),
+            s => joined.push(s),
+        }
+    }
+    let absolute = fs::canonicalize(&joined).map_err(|e| io_to_path_error(&e, user_path))?;
+    let Ok(rest) = absolute.strip_prefix(root) else {
+        return Err(PathError::OutsideRoot { path: shown() });
+    };
+    let relative = rest.to_string_lossy().into_owned();
+    // `absolute` has no symlinks left, so this is the target's own type.
+    let meta = fs::metadata(&absolute).map_err(|e| io_to_path_error(&e, user_path))?;
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        NodeKind::Directory
+    } else if ft.is_file() {
+        NodeKind::File
+    } else {
+        return Err(PathError::SpecialFile {
+            path: shown(),
+            kind: special_kind(&ft),
+        });
+    };
+    Ok(Resolved {
+        absolute,
+        relative,
+        kind,
+    })
+}
+
+fn io_to_path_error(e: &io::Error, user_path: &str) -> PathError {
+    let path = user_path.to_owned();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => PathError::NotFound { path },
+        Some(libc::ELOOP) => PathError::SymlinkLoop { path },
+        _ => PathError::Io {
+            path,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// One entry of a listing; the JSON shape of the design's FileNode
+/// (`type` is `"file"` or `"directory"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileNode {
+    pub name: String,
+    /// Relative to the project root, `/`-separated.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    /// Files only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Directories only, when they were expanded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<FileNode>,
+}
+
+/// A listing and whether a cap cut it short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listing {
+    pub tree: FileNode,
+    /// Entries in the tree, not counting its root.
+    pub entries: usize,
+    /// Some directory at the depth cap was not expanded.
+    pub depth_capped: bool,
+    /// Entries were left out because of the count cap.
+    pub count_capped: bool,
+}
+
+/// Lists `dir` (a user path) breadth-first, so that a count cap keeps the top
+/// levels: at most `depth_cap` levels below `dir` (1 = its entries only) and
+/// at most `count_cap` entries. In each directory, directories come first,
+/// then files, each by name.
+///
+/// Entries are listed as they are, without following symlinks into
+/// directories (no cycles); a symlink is shown only when its target is a file
+/// or directory inside the root, with the target's kind. Other symlinks,
+/// special files and names that are not UTF-8 are left out.
+pub fn list(
+    root: &Path,
+    dir: &str,
+    depth_cap: usize,
+    count_cap: usize,
+) -> Result<Listing, PathError> {
+    let root = canonical_root(root)?;
+    let start = resolve_under(&root, dir)?;
+    if start.kind != NodeKind::Directory {
+        return Err(PathError::NotADirectory {
+            path: dir.to_owned(),
+        });
+    }
+    // Arena of nodes with children indices; assembled into a tree at the end.
+    struct Slot {
+        node: FileNode,
+        children: Vec<usize>,
+    }
+    let name = start
+        .absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut slots = vec![Slot {
+        node: FileNode {
+            name,
+            path: start.relative.clone(),
+            kind: NodeKind::Directory,
+            size: None,
+            children: Vec::new(),
+        },
+        children: Vec::new(),
+    }];
+    let mut queue = VecDeque::from([(0usize, start.absolute.clone(), 0usize)]);
+    let (mut depth_capped, mut count_capped) = (false, false);
+    'walk: while let Some((slot, abs, depth)) = queue.pop_front() {
+        if depth >= depth_cap {
+            depth_capped = true;
+            continue;
+        }
+        let entries = match read_dir_sorted(&root, &abs, &slots[slot].node.path) {
+            Ok(e) => e,
+            // An unreadable subdirectory is shown empty, not a failed listing.
+            Err(_) if slot != 0 => continue,
+            Err(e) => {
+                return Err(PathError::Io {
+                    path: dir.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        for (node, real_dir) in entries {
+            // Slot 0 is the listed directory itself, not an entry.
+            let listed = slots.len() - 1;
+            if listed >= count_cap {
+                count_capped = true;
+                break 'walk;
+            }
+            let index = slots.len();
+            slots[slot].children.push(index);
+            if let Some(real) = real_dir {
+                queue.push_back((index, real, depth + 1));
+            }
+            slots.push(Slot {
+                node,
+                children: Vec::new(),
+            });
+        }
+    }
+    fn assemble(slots: &mut [Option<Slot>], i: usize) -> FileNode {
+        let Slot { mut node, children } = slots[i]
+            .take()
+            .expect("the arena is a tree: every slot has one parent");
+        node.children = children.into_iter().map(|c| assemble(slots, c)).collect();
+        node
+    }
+    let entries = slots.len() - 1;
+    let mut slots: Vec<Option<Slot>> = slots.into_iter().map(Some).collect();
+    Ok(Listing {
+        tree: assemble(&mut slots, 0),
+        entries,
+        depth_capped,
+        count_capped,
+    })
+}
+
+/// The entries of one directory, sorted, each with the real directory to
+/// descend into (None for files and for symlinked directories).
+fn read_dir_sorted(
+    root: &Path,
+    abs: &Path,
+    rel: &str,
+) -> io::Result<Vec<(FileNode, Option<PathBuf>)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(abs)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let Ok(ft) = entry.file_type() else { continue };
+        let (kind, size, descend) = if ft.is_dir() {
+            (NodeKind::Directory, None, Some(entry.path()))
+        } else if ft.is_file() {
+            (NodeKind::File, entry.metadata().ok().map(|m| m.len()), None)
+        } else if ft.is_symlink() {
+            match resolve_under(root, &path) {
+                Ok(r) if r.kind == NodeKind::File => (
+                    NodeKind::File,
+                    fs::metadata(&r.absolute).ok().map(|m| m.len()),
+                    None,
+                ),
+                Ok(_) => (NodeKind::Directory, None, None),
+                Err(_) => continue,
+            }
+        } else {
+            continue;
+        };
+        out.push((
+            FileNode {
+                name,
+                path,
+                kind,
+                size,
+                children: Vec::new(),
+            },
+            descend,
+        ));
+    }
+    out.sort_by(|(a, _), (b, _)| {
+        (a.kind != NodeKind::Directory)
+            .cmp(&(b.kind != NodeKind::Directory))
+            .then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase()))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    Ok(out)
+}
+
+/// Why a file is offered as an attachment rather than shown inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentReason {
+    /// Not UTF-8 text (or contains NUL bytes).
+    Binary,
+    /// Text, but longer than the inline limit.
+    TooLongToShow,
+}
+
+/// A file's content, sorted by how it can be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileContent {
+    /// Small UTF-8 text: show in a code block with `language` as the fence info.
+    Text {
+        path: String,
+        content: String,
+        language: Option<&'static str>,
+    },
+    /// Upload as a file attachment.
+    Attachment {
+        path: String,
+        name: String,
+        bytes: Vec<u8>,
+        reason: AttachmentReason,
+    },
+    /// Larger than [`MAX_ATTACHMENT_BYTES`]; not read.
+    TooLarge { path: String, size: u64 },
+}
+
+/// Reads a project file: inline text when it is UTF-8 and at most
+/// `max_inline` bytes, otherwise an attachment (up to
+/// [`MAX_ATTACHMENT_BYTES`]).
+pub fn read(root: &Path, path: &str, max_inline: usize) -> Result<FileContent, PathError> {
+    let resolved = resolve(root, path)?;
+    if resolved.kind != NodeKind::File {
+        return Err(PathError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let io_err = |e: io::Error| io_to_path_error(&e, path);
+    // O_NOFOLLOW: the final component must not have become a symlink since the
+    // check; O_NONBLOCK: opening a FIFO swapped in meanwhile must not hang.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&resolved.absolute)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => PathError::OutsideRoot {
+                path: path.to_owned(),
+            },
+            _ => io_err(e),
+        })?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.file_type().is_file() {
+        return Err(PathError::SpecialFile {
+            path: path.to_owned(),
+            kind: special_kind(&meta.file_type()),
+        });
+    }
+    let size = meta.len();
+    if size > MAX_ATTACHMENT_BYTES {
+        return Ok(FileContent::TooLarge {
+            path: resolved.relative,
+            size,
+        });
+    }
+    let mut bytes = Vec::new();
+    // The file may grow after fstat: never read past the cap.
+    file.take(MAX_ATTACHMENT_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    let name = resolved
+        .absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let language = language_for(&name);
+    let is_text = !bytes.contains(&0);
+    Ok(match String::from_utf8(bytes) {
+        Ok(content) if is_text && content.len() <= max_inline => FileContent::Text {
+            path: resolved.relative,
+            content,
+            language,
+        },
+        Ok(content) => FileContent::Attachment {
+            path: resolved.relative,
+            name,
+            bytes: content.into_bytes(),
+            reason: if is_text {
+                AttachmentReason::TooLongToShow
+            } else {
+                AttachmentReason::Binary
+            },
+        },
+        Err(e) => FileContent::Attachment {
+            path: resolved.relative,
+            name,
+            bytes: e.into_bytes(),
+            reason: AttachmentReason::Binary,
+        },
+    })
+}
+
+/// The Markdown code-fence language for a file name, by extension (or by
+/// well-known name).
+pub fn language_for(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "dockerfile" => return Some("dockerfile"),
+        "makefile" | "gnumakefile" => return Some("makefile"),
+        _ => {}
+    }
+    let ext = lower.rsplit_once('.')?.1;
+    Some(match ext {
+        "rs" => "rust",
+        "go" => "go",
+        "py" => "python",
+        "js" | "mjs" | "cjs" => "javascript",
+        "jsx" => "jsx",
+        "ts" | "mts" | "cts" => "typescript",
+        "tsx" => "tsx",
+        "java" => "java",
+        "kt" | "kts" => "kotlin",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "cxx" | "hpp" | "hh" => "cpp",
+        "cs" => "csharp",
+        "rb" => "ruby",
+        "php" => "php",
+        "swift" => "swift",
+        "sh" | "bash" | "zsh" => "bash",
+        "sql" => "sql",
+        "json" => "json",
+        "yaml" | "yml" => "yaml",
+        "toml" => "toml",
+        "xml" => "xml",
+        "html" | "htm" => "html",
+        "css" => "css",
+        "scss" => "scss",
+        "md" | "markdown" => "markdown",
+        "diff" | "patch" => "diff",
+        "proto" => "protobuf",
+        "tf" => "hcl",
+        "lua" => "lua",
+        "ini" | "cfg" => "ini",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::fs::symlink;
+    use std::os::unix::net::UnixListener;
+
+    const SECRET: &str = "TOP-SECRET-OUTSIDE-THE-ROOT";
+
+    /// A project root full of traps, next to an `outside` directory.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        // Keeps the socket file bound for the test's duration.
+        _sock: UnixListener,
+    }
+
+    fn fixture() -> Fixture {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let base = tmp.path();
+        let root = base.join("root");
+        let outside = base.join("outside");
+        for d in [
+            &root,
+            &outside,
+            &root.join("src"),
+            &root.join("dir with space"),
+        ] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::write(outside.join("secret.txt"), SECRET).unwrap();
+        fs::write(root.join("README.md"), "# Project\n").unwrap();
+        fs::write(root.join("src/main.rs"), "fn main() {}\n").unwrap();
+        fs::write(root.join("src/lib.rs"), "pub fn f() {}\n").unwrap();
+        fs::write(root.join("dir with space/file name.txt"), "spaces\n").unwrap();
+        fs::write(root.join(".hidden"), "h").unwrap();
+        fs::write(root.join("image.png"), [0x89, b'P', b'N', b'G', 0, 1, 2]).unwrap();
+        fs::write(root.join("notes.txt"), "x".repeat(5000)).unwrap();
+        let links: &[(&str, &str)] = &[
+            ("link_inside", "src/main.rs"),
+            ("link_inside_dir", "src"),
+            ("link_etc", "/etc"),
+            ("link_passwd", "/etc/passwd"),
+            ("link_outside", "../outside/secret.txt"),
+            ("link_outside_dir", "../outside"),
+            ("chain1", "chain2"),
+            ("chain2", "chain3"),
+            ("chain3", "/etc"),
+            ("chain_rel", "src/../../outside/secret.txt"),
+            ("loop_a", "loop_b"),
+            ("loop_b", "loop_a"),
+            ("link_root", "/"),
+            ("link_devnull", "/dev/null"),
+            ("link_proc", "/proc/self/environ"),
+            ("dangling", "does/not/exist"),
+            ("src/up", ".."),
+            ("src/upup", "../.."),
+        ];
+        for (name, target) in links {
+            symlink(target, root.join(name)).unwrap();
+        }
+        let fifo = CString::new(root.join("fifo").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let sock = UnixListener::bind(root.join("sock")).unwrap();
+        Fixture {
+            _tmp: tmp,
+            root,
+            _sock: sock,
+        }
+    }
+
+    fn hostile_paths(root: &Path) -> Vec<String> {
+        include_str!("../tests/fixtures/hostile_paths.txt")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                l.replace("<NUL>", "\0")
+                    .replace("<ROOT>", &root.to_string_lossy())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        let fx = fixture();
+        let paths = hostile_paths(&fx.root);
+        assert!(paths.len() >= 50, "only {} hostile paths", paths.len());
+        for p in &paths {
+            match resolve(&fx.root, p) {
+                Err(_) => {}
+                Ok(r) => panic!("{p:?} resolved to {r:?}"),
+            }
+            match read(&fx.root, p, 1 << 20) {
+                Err(e) => assert!(!e.to_string().contains(SECRET)),
+                Ok(c) => panic!("{p:?} was read: {c:?}"),
+            }
+            if let Ok(l) = list(&fx.root, p, 3, 1000) {
+                panic!("{p:?} was listed: {l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let fx = fixture();
+        let r = |p: &str| resolve(&fx.root, p).unwrap_err();
+        assert_eq!(r("a\0b"), PathError::NulByte);
+        assert!(matches!(r("/etc/passwd"), PathError::Absolute { .. }));
+        assert!(matches!(
+            r("src/../README.md"),
+            PathError::ParentSegment { .. }
+        ));
+        assert!(matches!(r("%2e%2e/outside"), PathError::NotFound { .. }));
+        assert!(matches!(r("..\\outside"), PathError::NotFound { .. }));
+        assert!(matches!(
+            r("link_etc/passwd"),
+            PathError::OutsideRoot { .. }
+        ));
+        assert!(matches!(r("chain1"), PathError::OutsideRoot { .. }));
+        assert!(matches!(r("src/upup"), PathError::OutsideRoot { .. }));
+        assert!(matches!(r("loop_a"), PathError::SymlinkLoop { .. }));
+        assert!(matches!(r("dangling"), PathError::NotFound { .. }));
+        assert_eq!(
+            r("fifo"),
+            PathError::SpecialFile {
+                path: "fifo".into(),
+                kind: "named pipe (FIFO)"
+            }
+        );
+        assert!(matches!(
+            r("sock"),
+            PathError::SpecialFile { kind: "socket", .. }
+        ));
+        // The message never says where an escaping link points.
+        let msg = r("link_passwd").to_string();
+        assert!(!msg.contains("/etc"), "{msg}");
+        assert!(matches!(
+            resolve(Path::new("/nonexistent/root"), "a"),
+            Err(PathError::RootUnavailable { .. })
+        ));
+        assert!(matches!(
+            read(&fx.root, "src", 100),
+            Err(PathError::NotAFile { .. })
+        ));
+        assert!(matches!(
+            list(&fx.root, "README.md", 1, 10),
+            Err(PathError::NotADirectory { .. })
+        ));
+    }
+
+    #[test]
+    fn legitimate_paths_work() {
+        let fx = fixture();
+        for (p, rel, kind) in [
+            ("", "", NodeKind::Directory),
+            (".", "", NodeKind::Directory),
+            ("src/", "src", NodeKind::Directory),
+            ("./src//main.rs", "src/main.rs", NodeKind::File),
+            ("README.md", "README.md", NodeKind::File),
+            (
+                "dir with space/file name.txt",
+                "dir with space/file name.txt",
+                NodeKind::File,
+            ),
+            ("link_inside", "src/main.rs", NodeKind::File),
+            ("link_inside_dir/lib.rs", "src/lib.rs", NodeKind::File),
+            ("src/up/README.md", "README.md", NodeKind::File),
+            (".hidden", ".hidden", NodeKind::File),
+        ] {
+            let r = resolve(&fx.root, p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+            assert_eq!((r.relative.as_str(), r.kind), (rel, kind), "{p:?}");
+        }
+        assert_eq!(
+            read(&fx.root, "src/main.rs", 1000).unwrap(),
+            FileContent::Text {
+                path: "src/main.rs".into(),
+                content: "fn main() {}\n".into(),
+                language: Some("rust"),
+            }
+        );
+        match read(&fx.root, "image.png", 1000).unwrap() {
+            FileContent::Attachment {
+                name,
+                bytes,
+                reason,
+                ..
+            } => {
+                assert_eq!(name, "image.png");
+                assert_eq!(bytes.len(), 7);
+                assert_eq!(reason, AttachmentReason::Binary);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A sparse file past the attachment cap is reported, not read.
+        let huge = fs::File::create(fx.root.join("huge.bin")).unwrap();
+        huge.set_len(MAX_ATTACHMENT_BYTES + 1).unwrap();
+        assert_eq!(
+            read(&fx.root, "huge.bin", 1000).unwrap(),
+            FileContent::TooLarge {
+                path: "huge.bin".into(),
+                size: MAX_ATTACHMENT_BYTES + 1
+            }
+        );
+        match read(&fx.root, "notes.txt", 1000).unwrap() {
+            FileContent::Attachment { reason, bytes, .. } => {
+                assert_eq!(reason, AttachmentReason::TooLongToShow);
+                assert_eq!(bytes.len(), 5000);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn listing_sorts_caps_and_hides_escapes() {
+        let fx = fixture();
+        let l = list(&fx.root, "", 1, 1000).unwrap();
+        let names: Vec<&str> = l.tree.children.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "dir with space",
+                "link_inside_dir",
+                "src",
+                ".hidden",
+                "image.png",
+                "link_inside",
+                "notes.txt",
+                "README.md",
+            ]
+        );
+        assert!(l.depth_capped);
+        assert!(!l.count_capped);
+        assert_eq!(l.entries, 8);
+        let readme = &l.tree.children[7];
+        assert_eq!((readme.size, readme.path.as_str()), (Some(10), "README.md"));
+        // Symlinked directories are not descended (no cycles via src/up).
+        let deep = list(&fx.root, "", 10, 1000).unwrap();
+        assert!(!deep.depth_capped);
+        let src = deep.tree.children.iter().find(|n| n.name == "src").unwrap();
+        let src_names: Vec<&str> = src.children.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(src_names, ["up", "lib.rs", "main.rs"]);
+        assert!(src.children[0].children.is_empty());
+        assert_eq!(src.children[1].path, "src/lib.rs");
+        // Count cap keeps the top level first (breadth-first).
+        let capped = list(&fx.root, "", 10, 3).unwrap();
+        assert!(capped.count_capped);
+        assert_eq!(capped.entries, 3);
+        assert_eq!(capped.tree.children.len(), 3);
+        assert!(capped.tree.children.iter().all(|c| c.children.is_empty()));
+        // A subdirectory by its user path.
+        let sub = list(&fx.root, "dir with space", 1, 10).unwrap();
+        assert_eq!(sub.tree.path, "dir with space");
+        assert_eq!(sub.tree.children[0].path, "dir with space/file name.txt");
+        // JSON shape of the design's FileNode.
+        let json = serde_json::to_value(&sub.tree).unwrap();
+        assert_eq!(json["type"], "directory");
+        assert_eq!(json["children"][0]["type"], "file");
+        assert_eq!(json["children"][0]["size"], 7);
+    }
+
+    #[test]
+    fn languages() {
+        assert_eq!(language_for("main.rs"), Some("rust"));
+        assert_eq!(language_for("App.TSX"), Some("tsx"));
+        assert_eq!(language_for("Dockerfile"), Some("dockerfile"));
+        assert_eq!(language_for("LICENSE"), None);
+        assert_eq!(language_for("archive.tar.gz"), None);
+    }
+}
