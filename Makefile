@@ -2,7 +2,7 @@
 #
 #   make test         everything CI runs (bash .ci/run installs what is missing, then calls this)
 #   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code
-#   make e2e          the real Claude Code CLI against the scripted fake Messages API
+#   make e2e          the real Claude Code CLI against the scripted fake Messages API (protocol + engine)
 #   make bench        Rust against Go, same values, same run
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
 
@@ -39,8 +39,9 @@ conformance:
 	cd tests/conformance && $(GO) test ./...
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
+# Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
 e2e: $(CLAUDE_CLI)
-	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real
+	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine -- --test-threads=2
 
 bench:
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob

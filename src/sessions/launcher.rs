@@ -1,10 +1,12 @@
 //! How a session gets a CLI: the real process, or (in unit tests) an in-process fake over
 //! pipes. The actor only sees streams, an exit future and a way to signal the process group.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Mutex;
 
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -59,24 +61,93 @@ pub struct ProcessLauncher {
     pub env: CliEnv,
 }
 
+/// Signals the CLI's process group AND the groups of its descendants.
+///
+/// Observed with CLI 2.1.330: the Bash tool runs each command under `setsid` (`/bin/bash -c …`
+/// is the leader of its own session and group), so `killpg` on the CLI's group alone does not
+/// reach a running `sleep 1000`. SIGTERM lets the CLI kill it itself, SIGKILL does not. So every
+/// signal first walks /proc for the CLI's descendants (while the CLI is alive, before they are
+/// re-parented to init) and remembers their groups; `kill` then reaches those groups too.
 struct GroupSignals {
     pgid: i32,
+    descendant_groups: Mutex<HashSet<i32>>,
+}
+
+impl GroupSignals {
+    fn remember_descendants(&self) {
+        let groups = descendant_groups(self.pgid);
+        if let Ok(mut known) = self.descendant_groups.lock() {
+            known.extend(groups.into_iter().filter(|g| *g != self.pgid));
+        }
+    }
+
+    fn signal_all(&self, signal: Signal) {
+        self.remember_descendants();
+        let groups: Vec<i32> = self
+            .descendant_groups
+            .lock()
+            .map(|g| g.iter().copied().collect())
+            .unwrap_or_default();
+        for pgid in std::iter::once(self.pgid).chain(groups) {
+            if let Err(e) = signal_group(pgid, signal) {
+                tracing::warn!(pgid, "{signal:?} to a CLI process group failed: {e}");
+            }
+        }
+    }
 }
 
 impl ProcessSignals for GroupSignals {
     fn terminate(&self) {
-        if let Err(e) = signal_group(self.pgid, Signal::SIGTERM) {
-            tracing::warn!(pgid = self.pgid, "SIGTERM to the CLI's group failed: {e}");
-        }
+        self.signal_all(Signal::SIGTERM);
     }
     fn kill(&self) {
-        if let Err(e) = signal_group(self.pgid, Signal::SIGKILL) {
-            tracing::warn!(pgid = self.pgid, "SIGKILL to the CLI's group failed: {e}");
-        }
+        self.signal_all(Signal::SIGKILL);
     }
     fn pid(&self) -> Option<u32> {
         u32::try_from(self.pgid).ok()
     }
+}
+
+/// `(ppid, pgrp)` of a process, from `/proc/<pid>/stat`.
+fn parent_and_group(pid: i32) -> Option<(i32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the LAST ')'.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split(' ');
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((ppid, pgrp))
+}
+
+/// Process groups of every live descendant of `root`.
+pub fn descendant_groups(root: i32) -> HashSet<i32> {
+    let mut table: Vec<(i32, i32, i32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some((ppid, pgrp)) = parent_and_group(pid) {
+                table.push((pid, ppid, pgrp));
+            }
+        }
+    }
+    let mut parents = vec![root];
+    let mut groups = HashSet::new();
+    while let Some(parent) = parents.pop() {
+        for (pid, ppid, pgrp) in &table {
+            if *ppid == parent {
+                groups.insert(*pgrp);
+                parents.push(*pid);
+            }
+        }
+    }
+    groups
 }
 
 impl CliLauncher for ProcessLauncher {
@@ -98,7 +169,10 @@ impl CliLauncher for ProcessLauncher {
             stdout: Box::pin(process.stdout),
             stderr: Box::pin(process.stderr),
             exit,
-            signals: Box::new(GroupSignals { pgid: process.pgid }),
+            signals: Box::new(GroupSignals {
+                pgid: process.pgid,
+                descendant_groups: Mutex::new(HashSet::new()),
+            }),
         })
     }
 }
