@@ -45,6 +45,7 @@ e2e: $(CLAUDE_CLI)
 
 bench:
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob
+	$(CARGO) bench --bench engine
 
 # Seeds: the Go-encoded corpus, so the fuzzer starts from real Mattermost traffic.
 fuzz-smoke:

@@ -59,7 +59,7 @@ impl Default for SessionConfig {
             stop_grace: Duration::from_secs(3),
             startup_timeout: Duration::from_secs(60),
             stderr_tail_lines: 20,
-            event_capacity: 1024,
+            event_capacity: 256,
         }
     }
 }
