@@ -312,7 +312,13 @@ pub struct Actor {
     stop_waiters: Vec<oneshot::Sender<Result<(), SessionError>>>,
     last_exit: Option<ExitInfo>,
     last_stderr: Vec<String>,
+    /// Events of the current loop iteration, stored together by `flush` and only then sent.
+    outbox: Vec<(MessageRecord, SessionEvent)>,
 }
+
+/// Lines already waiting in the output channel are handled together (up to this many), so a
+/// burst of token deltas costs one SQLite commit instead of one per line.
+const MAX_LINES_PER_BATCH: usize = 64;
 
 impl Actor {
     pub fn new(parts: ActorParts) -> Self {
@@ -335,6 +341,7 @@ impl Actor {
             stop_waiters: Vec::new(),
             last_exit: None,
             last_stderr: Vec::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -520,10 +527,20 @@ impl Actor {
                     Some(command) => self.on_command(command).await,
                     None => break,
                 },
-                output = recv_from_cli(&mut self.process) => self.on_output(output).await,
+                output = recv_from_cli(&mut self.process) => {
+                    self.on_output(output).await;
+                    for _ in 0..MAX_LINES_PER_BATCH {
+                        let Some(next) = self.process.as_mut().and_then(|p| p.output.try_recv().ok()) else {
+                            break;
+                        };
+                        self.on_output(next).await;
+                    }
+                }
                 () = sleep_until_opt(deadline) => self.on_deadline().await,
             }
+            self.flush().await;
         }
+        self.flush().await;
         self.shutdown().await;
     }
 
@@ -590,8 +607,7 @@ impl Actor {
         }
     }
 
-    /// Stores the event, then broadcasts it. A failed store write is logged and the event is
-    /// still delivered (`seq` -1): hiding e.g. an approval request would hang the turn.
+    /// Queues an event; `flush` stores it and then broadcasts it.
     async fn publish(&mut self, kind: EventKind) {
         let at = now_ms();
         let (message_type, kind_name, content) = kind.transcript_columns();
@@ -605,24 +621,41 @@ impl Actor {
             event: serde_json::to_value(&kind).unwrap_or(Value::Null),
             timestamp: at,
         };
-        let seq = match self.store.append_message(record).await {
-            Ok(seq) => seq,
-            Err(e) => {
-                tracing::error!(session = %self.record.id, "storing a {kind_name} event failed: {e}");
-                -1
-            }
-        };
         let event = SessionEvent {
             session_id: self.record.id.clone(),
-            seq,
+            seq: -1,
             at,
             kind,
         };
-        if let Some(bus) = &self.bus {
-            let _ = bus.send(event.clone());
+        self.outbox.push((record, event));
+    }
+
+    /// Stores the queued events in one transaction, then broadcasts them in order: nothing is
+    /// seen before it is durable. A failed write is logged and the events are still delivered
+    /// (`seq` -1): hiding e.g. an approval request would hang the turn.
+    async fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
         }
-        // No subscribers is fine: the transcript has it.
-        let _ = self.events.send(event);
+        let (records, mut events): (Vec<MessageRecord>, Vec<SessionEvent>) =
+            std::mem::take(&mut self.outbox).into_iter().unzip();
+        match self.store.append_messages(records).await {
+            Ok(seqs) => {
+                for (event, seq) in events.iter_mut().zip(seqs) {
+                    event.seq = seq;
+                }
+            }
+            Err(e) => {
+                tracing::error!(session = %self.record.id, "storing {} events failed: {e}", events.len());
+            }
+        }
+        for event in events {
+            if let Some(bus) = &self.bus {
+                let _ = bus.send(event.clone());
+            }
+            // No subscribers is fine: the transcript has it.
+            let _ = self.events.send(event);
+        }
     }
 
     /// Applies `input` through the table; on a change, stores and publishes the new status.
@@ -667,12 +700,15 @@ impl Actor {
 
     async fn on_command(&mut self, command: Command) {
         match command {
+            // Replies go out after `flush`, so a caller that got Ok finds its events stored.
             Command::Prompt {
                 text,
                 author,
                 reply,
             } => {
-                let _ = reply.send(self.on_prompt(text, author).await);
+                let result = self.on_prompt(text, author).await;
+                self.flush().await;
+                let _ = reply.send(result);
             }
             Command::Approve {
                 request_id,
@@ -680,10 +716,14 @@ impl Actor {
                 by,
                 reply,
             } => {
-                let _ = reply.send(self.on_approve(request_id, decision, by).await);
+                let result = self.on_approve(request_id, decision, by).await;
+                self.flush().await;
+                let _ = reply.send(result);
             }
             Command::Interrupt { by, reply } => {
-                let _ = reply.send(self.on_interrupt(by).await);
+                let result = self.on_interrupt(by).await;
+                self.flush().await;
+                let _ = reply.send(result);
             }
             Command::Stop { by, reply } => self.on_stop(by, reply).await,
             Command::Status { reply } => {
@@ -904,11 +944,12 @@ impl Actor {
         self.audit(&by, "stop", Value::Null).await;
         match self.state {
             SessionState::Stopped | SessionState::Crashed => {
-                let _ = reply.send(
-                    self.transition(SessionInput::Stop)
-                        .await
-                        .map_err(Into::into),
-                );
+                let result = self
+                    .transition(SessionInput::Stop)
+                    .await
+                    .map_err(Into::into);
+                self.flush().await;
+                let _ = reply.send(result);
             }
             _ => {
                 if let Err(e) = self.transition(SessionInput::Stop).await {
@@ -1329,6 +1370,7 @@ impl Actor {
             })
             .await;
         }
+        self.flush().await;
         for waiter in self.stop_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }

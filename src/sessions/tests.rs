@@ -174,6 +174,11 @@ async fn unanswered_approval_expires_into_a_deny_with_a_message() {
         format!("denied: {message}"),
         "the CLI got the message"
     );
+    // Status first: waiting on the store's thread lets the paused clock jump ahead.
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::Idle
+    );
     let approvals = f
         .engine
         .store()
@@ -182,10 +187,6 @@ async fn unanswered_approval_expires_into_a_deny_with_a_message() {
         .expect("approvals");
     assert_eq!(approvals[0].decision.as_deref(), Some("expired"));
     assert_eq!(approvals[0].reason.as_deref(), Some(message.as_str()));
-    assert_eq!(
-        session.status().await.expect("status").state,
-        SessionState::Idle
-    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -149,8 +149,11 @@ impl Store {
             .name("sqlite-store".into())
             .spawn(move || match open_connection(&db_path) {
                 Ok(conn) => {
+                    let alive = std::sync::Arc::new(());
+                    spawn_checkpointer(db_path.clone(), std::sync::Arc::downgrade(&alive));
                     let _ = opened_tx.send(Ok(()));
                     run_jobs(conn, job_rx);
+                    drop(alive);
                 }
                 Err(e) => {
                     let _ = opened_tx.send(Err(e));
@@ -279,6 +282,34 @@ impl Store {
                 record.timestamp
             ])?;
             Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Appends several rows in one job (so in one transaction); returns their `seq`s in order.
+    pub async fn append_messages(
+        &self,
+        records: Vec<MessageRecord>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO messages (id, session_id, type, kind, content, event, timestamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut seqs = Vec::with_capacity(records.len());
+            for record in records {
+                stmt.execute(params![
+                    record.id,
+                    record.session_id,
+                    record.message_type,
+                    record.kind,
+                    record.content,
+                    record.event.to_string(),
+                    record.timestamp
+                ])?;
+                seqs.push(c.last_insert_rowid());
+            }
+            Ok(seqs)
         })
         .await
     }
@@ -492,7 +523,38 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(open_err)?;
     schema::migrate(&mut conn, path)?;
+    // Checkpoints (copying the WAL into the database, with an fsync) would otherwise run inside
+    // whichever commit crosses the threshold, stalling every session's events for milliseconds.
+    // They run on their own thread instead (see `spawn_checkpointer`).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(open_err)?;
     Ok(conn)
+}
+
+/// How often the background thread moves the WAL into the main database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs PASSIVE checkpoints (they never block the writer) on a second connection until the
+/// store is gone (`alive` is dropped with the last job sender's thread).
+fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>) {
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let Ok(conn) = Connection::open(&path) else {
+                return;
+            };
+            while alive.upgrade().is_some() {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!("WAL checkpoint failed: {e}");
+                }
+            }
+            // A last full checkpoint keeps the WAL from outliving the plugin by much.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no checkpoint thread ({e}); the WAL grows until the next open");
+    }
 }
 
 fn run_jobs(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
