@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 
 use nix::sys::signal::Signal;
+#[cfg(test)]
+use tokio::io::BufReader;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::claude::spawn::{signal_group, spawn, CliEnv, SpawnError};
@@ -174,5 +176,85 @@ impl CliLauncher for ProcessLauncher {
                 descendant_groups: Mutex::new(HashSet::new()),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claude::SessionStart;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
+            .is_some_and(|state| state != 'Z' && state != 'X')
+    }
+
+    /// Like the CLI's Bash tool: a child in its own session, out of reach of killpg on the
+    /// CLI's group. SIGKILL (which the CLI cannot forward) must still reach it.
+    #[tokio::test]
+    async fn kill_reaches_children_that_left_the_group() {
+        let root =
+            std::env::temp_dir().join(format!("cc-launcher-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).expect("temp dir");
+        let script = root.join("fake-claude");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\nsetsid sleep 300 &\necho $! > \"$HOME/child\"\necho ready\nexec cat > /dev/null\n",
+        )
+        .expect("script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let launcher = ProcessLauncher {
+            env: CliEnv {
+                cli_path: script,
+                home_dir: root.join("home"),
+                path: std::env::var_os("PATH"),
+                ..CliEnv::default()
+            },
+        };
+        let cli = launcher
+            .launch(&CliSpec::new(SessionStart::New(uuid::Uuid::nil())), &root)
+            .expect("launch");
+        let mut out = BufReader::new(cli.stdout);
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+            .await
+            .expect("ready");
+        let child: i32 = std::fs::read_to_string(root.join("home/child"))
+            .expect("child pid")
+            .trim()
+            .parse()
+            .expect("number");
+        let cli_pid = cli
+            .signals
+            .pid()
+            .and_then(|p| i32::try_from(p).ok())
+            .expect("pid");
+        // `setsid` runs in the background child: wait until it has left the CLI's group.
+        for _ in 0..100 {
+            if parent_and_group(child).is_some_and(|(_, g)| g == child) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let own_group = parent_and_group(child).map(|(_, g)| g);
+        let found = descendant_groups(cli_pid).contains(&child);
+        // Kill before asserting, so a failure leaves no sleeper behind.
+        cli.signals.kill();
+        assert_eq!(own_group, Some(child), "setsid worked");
+        assert!(found, "the child's group was found under the CLI");
+        cli.exit.await;
+        let mut gone = false;
+        for _ in 0..100 {
+            if !alive(child) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(gone, "the setsid'd child {child} survived");
     }
 }
