@@ -240,23 +240,39 @@ async fn a_prompt_streams_text_deltas_and_ends_with_cost_and_usage() {
 }
 
 #[tokio::test]
-async fn approving_a_write_creates_the_file_with_its_diff() {
+async fn approving_a_write_and_an_edit_changes_the_file_and_reports_the_diff() {
     let h = Harness::new("allow", |p| {
-        write_then_text(&p.join("hello.txt"), "hi there\n", "Written.")
+        let file = p.join("hello.txt").display().to_string();
+        json!([
+            {"kind": "message", "blocks": [{"type": "tool_use", "name": "Write",
+                "input": {"file_path": file, "content": "hi there\n"}}]},
+            {"kind": "message", "blocks": [{"type": "tool_use", "name": "Edit",
+                "input": {"file_path": file, "old_string": "hi there", "new_string": "hello world"}}]},
+            {"kind": "message", "blocks": [{"type": "text", "text": "Done."}]}
+        ])
     })
     .await;
     let (session, mut rx) = h.start().await;
     session
-        .prompt("write hello.txt", "alice")
+        .prompt("write hello.txt, then edit it", "alice")
         .await
         .expect("prompt");
-    let (_, asked) = until(&mut rx, is_request).await;
-    assert!(matches!(&asked, EventKind::ToolUseRequested { tool, .. } if tool == "Write"));
-    session
-        .approve(&request_id(&asked), Decision::Allow, "bob")
-        .await
-        .expect("approve");
-    let (seen, result) = until(&mut rx, is_result).await;
+    let mut seen = Vec::new();
+    let mut asked_tools = Vec::new();
+    let result = loop {
+        let (before, event) = until(&mut rx, |k| is_request(k) || is_result(k)).await;
+        seen.extend(before);
+        if let EventKind::ToolUseRequested { tool, .. } = &event {
+            asked_tools.push(tool.clone());
+            session
+                .approve(&request_id(&event), Decision::Allow, "bob")
+                .await
+                .expect("approve");
+        } else {
+            break event;
+        }
+    };
+    assert_eq!(asked_tools, ["Write", "Edit"]);
     assert!(
         matches!(
             result,
@@ -269,27 +285,39 @@ async fn approving_a_write_creates_the_file_with_its_diff() {
     );
     assert_eq!(
         std::fs::read_to_string(h.project.join("hello.txt")).expect("file written"),
-        "hi there\n"
+        "hello world\n"
     );
-    let diff = seen.iter().find_map(|k| match k {
-        EventKind::ToolResult {
-            patch, file_path, ..
-        } => Some((patch.clone(), file_path.clone())),
-        _ => None,
-    });
-    let (_, file_path) = diff.expect("a tool result event");
+    let patches: Vec<_> = seen
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::ToolResult {
+                patch: Some(patch),
+                file_path,
+                ..
+            } => Some((patch.clone(), file_path.clone())),
+            _ => None,
+        })
+        .collect();
+    let (edit_patch, file_path) = patches.last().expect("tool results with a structuredPatch");
     assert_eq!(
         file_path.as_deref(),
         Some(h.project.join("hello.txt").to_str().expect("utf-8"))
     );
+    let lines: Vec<&str> = edit_patch
+        .iter()
+        .flat_map(|hunk| hunk.lines.iter().map(String::as_str))
+        .collect();
+    assert_eq!(lines, ["-hi there", "+hello world"]);
     let approvals = h
         .engine
         .store()
         .approvals(session.id())
         .await
         .expect("approvals");
-    assert_eq!(approvals.len(), 1);
-    assert_eq!(approvals[0].decided_by.as_deref(), Some("bob"));
+    assert_eq!(approvals.len(), 2);
+    assert!(approvals
+        .iter()
+        .all(|a| a.decided_by.as_deref() == Some("bob") && a.decision.as_deref() == Some("allow")));
     h.engine.stop_all().await;
 }
 

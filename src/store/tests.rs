@@ -205,3 +205,63 @@ async fn acknowledged_writes_survive_dropping_the_store() {
     let store = Store::open(&db.path()).await.expect("reopen store");
     assert_eq!(store.messages("s1").await.expect("messages").len(), 200);
 }
+
+const CRASH_CHILD_DB: &str = "CC_STORE_CRASH_CHILD_DB";
+
+/// Not a test on its own: the body of `a_killed_writer_loses_no_acknowledged_write`'s child
+/// process (re-executed test binary). Without the env var it returns at once.
+#[tokio::test]
+async fn crash_writer_child() {
+    let Some(path) = std::env::var_os(CRASH_CHILD_DB) else {
+        return;
+    };
+    let store = Store::open(Path::new(&path)).await.expect("open");
+    store.insert_session(session("s1")).await.expect("insert");
+    for i in 0.. {
+        store
+            .append_message(message("s1", &format!("m{i}"), "text_delta"))
+            .await
+            .expect("append");
+        // Printed only after the write was acknowledged (committed).
+        println!("acked {i}");
+    }
+}
+
+/// SIGKILL a process that is writing as fast as it can: every write it saw acknowledged is in
+/// the database afterwards, and the database opens and migrates cleanly.
+#[tokio::test]
+async fn a_killed_writer_loses_no_acknowledged_write() {
+    use std::io::BufRead;
+    let db = TempDb::new("kill");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "store::tests::crash_writer_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_DB, db.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn writer");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut last_acked = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if let Some(n) = line.strip_prefix("acked ") {
+            last_acked = n.trim().parse::<u64>().ok();
+            if last_acked >= Some(300) {
+                break;
+            }
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let acked = last_acked.expect("the child wrote");
+    let store = Store::open(&db.path())
+        .await
+        .expect("reopen after the kill");
+    let stored = store.messages("s1").await.expect("messages").len() as u64;
+    assert!(stored > acked, "acked m0..=m{acked}, found {stored} rows");
+}
