@@ -845,3 +845,70 @@ async fn garbage_on_the_cli_stdout_is_skipped_and_the_session_survives() {
     );
     engine.stop_all().await;
 }
+
+/// Finds `<cli session id>.jsonl` under the CLI's HOME (`.claude/projects/<cwd>/`).
+fn cli_transcript(home: &Path, cli_session_id: &str) -> Option<PathBuf> {
+    let projects = std::fs::read_dir(home.join(".claude/projects")).ok()?;
+    projects
+        .flatten()
+        .map(|dir| dir.path().join(format!("{cli_session_id}.jsonl")))
+        .find(|path| path.is_file())
+}
+
+#[tokio::test]
+async fn a_conversation_that_cannot_be_resumed_is_reported_and_the_next_prompt_starts_fresh() {
+    let h = Harness::new("lost-transcript", |_| {
+        json!([
+            {"kind": "message", "blocks": [{"type": "text", "text": "first answer"}]},
+            {"kind": "message", "blocks": [{"type": "text", "text": "fresh answer"}]}
+        ])
+    })
+    .await;
+    let (session, mut rx) = h.start().await;
+    session.prompt("hello", "alice").await.expect("prompt");
+    until(&mut rx, is_result).await;
+    session.stop("alice").await.expect("stop");
+    let cli_id = session
+        .status()
+        .await
+        .expect("status")
+        .cli_session_id
+        .expect("confirmed cli session id");
+    let transcript = cli_transcript(&h.env.home_dir, &cli_id).expect("the CLI wrote a transcript");
+    std::fs::remove_file(&transcript).expect("remove the CLI's transcript");
+
+    session
+        .prompt("are you there?", "alice")
+        .await
+        .expect("prompt");
+    let (_, error) = until(&mut rx, |k| {
+        matches!(
+            k,
+            EventKind::Error {
+                error: SessionErrorKind::ResumeFailed,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(matches!(error, EventKind::Error { .. }));
+    let (_, crashed) = until(&mut rx, |k| matches!(k, EventKind::Crashed { .. })).await;
+    assert!(
+        matches!(&crashed, EventKind::Crashed { stderr_tail, .. }
+            if stderr_tail.iter().any(|l| l.contains("No conversation found"))),
+        "{crashed:?}"
+    );
+    let status = session.status().await.expect("status");
+    assert_eq!(
+        (status.state, status.cli_session_id),
+        (SessionState::Crashed, None)
+    );
+
+    session.prompt("once more", "alice").await.expect("prompt");
+    let (_, result) = until(&mut rx, is_result).await;
+    assert!(
+        matches!(&result, EventKind::TurnResult { is_error: false, text: Some(t), .. } if t == "fresh answer"),
+        "{result:?}"
+    );
+    h.engine.stop_all().await;
+}

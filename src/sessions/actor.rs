@@ -256,8 +256,11 @@ struct Process {
     stderr_done: Option<tokio::task::JoinHandle<()>>,
     /// Our `initialize` request; its answer means the CLI is ready.
     init_request_id: String,
-    /// The conversation id this process was started with (new or resumed).
-    cli_session_id: String,
+    /// Started with `--resume`.
+    resumed: bool,
+    /// A resumed process answered with a result before it was ready: the CLI could not find the
+    /// conversation (observed: a zero-turn `error_during_execution` result, then exit 1).
+    resume_failed: bool,
     exited: bool,
 }
 
@@ -358,9 +361,7 @@ impl Actor {
             // Fresh id each time: an id the CLI never confirmed may be half-used on disk.
             None => SessionStart::New(Uuid::new_v4()),
         };
-        let cli_session_id = match start {
-            SessionStart::New(id) | SessionStart::Resume(id) => id.to_string(),
-        };
+        let resumed = matches!(start, SessionStart::Resume(_));
         let mut spec = CliSpec::new(start);
         spec.model = self.record.model.clone();
         spec.permission_mode = self
@@ -370,11 +371,11 @@ impl Actor {
             .and_then(parse_permission_mode);
         let project = PathBuf::from(&self.record.project_path);
         let cli = self.launcher.launch(&spec, &project)?;
-        self.attach(cli, cli_session_id);
+        self.attach(cli, resumed);
         Ok(())
     }
 
-    fn attach(&mut self, cli: LaunchedCli, cli_session_id: String) {
+    fn attach(&mut self, cli: LaunchedCli, resumed: bool) {
         let LaunchedCli {
             stdin,
             stdout,
@@ -400,7 +401,8 @@ impl Actor {
             stderr_tail,
             stderr_done: Some(stderr_done),
             init_request_id,
-            cli_session_id,
+            resumed,
+            resume_failed: false,
             exited: false,
         });
         self.startup_deadline = Some(Instant::now() + self.config.startup_timeout);
@@ -1183,7 +1185,11 @@ impl Actor {
                 }
             }
             CliMessage::Result(result) => {
-                if let Some(id) = result.session_id.clone() {
+                if self.state == SessionState::Starting {
+                    if let Some(p) = self.process.as_mut().filter(|p| p.resumed) {
+                        p.resume_failed = true;
+                    }
+                } else if let Some(id) = result.session_id.clone() {
                     self.confirm_cli_session(id).await;
                 }
                 let error_message = result.is_error.then(|| {
@@ -1287,10 +1293,11 @@ impl Actor {
         if self.record.cli_session_id.as_deref() == Some(id.as_str()) {
             return;
         }
-        if let Some(p) = self.process.as_mut() {
-            p.cli_session_id = id.clone();
-        }
-        if let Err(e) = self.store.set_cli_session_id(&self.record.id, &id).await {
+        if let Err(e) = self
+            .store
+            .set_cli_session_id(&self.record.id, Some(&id))
+            .await
+        {
             tracing::error!(session = %self.record.id, "storing the CLI session id failed: {e}");
         }
         self.record.cli_session_id = Some(id);
@@ -1337,6 +1344,19 @@ impl Actor {
         let Some(mut process) = self.process.take() else {
             return;
         };
+        if process.resume_failed {
+            // Retrying `--resume` would fail the same way forever. Our own transcript keeps the
+            // history; the CLI starts a new conversation on the next prompt.
+            self.record.cli_session_id = None;
+            if let Err(e) = self.store.set_cli_session_id(&self.record.id, None).await {
+                tracing::error!(session = %self.record.id, "forgetting the CLI session id failed: {e}");
+            }
+            self.publish(EventKind::Error {
+                error: SessionErrorKind::ResumeFailed,
+                message: "the CLI could not resume the earlier conversation; the next prompt starts a new one".into(),
+            })
+            .await;
+        }
         process.exited = true;
         // Reap anything the CLI left in its group (a backgrounded Bash command).
         process.signals.kill();

@@ -139,6 +139,8 @@ pub enum SessionErrorKind {
     Write,
     /// The CLI did not answer `initialize` in time.
     StartupTimeout,
+    /// `--resume` found no conversation (its transcript under the CLI's HOME is gone).
+    ResumeFailed,
     /// The transcript could not be written; the event was still delivered.
     Store,
 }

@@ -231,8 +231,13 @@ impl Store {
         .await
     }
 
-    pub async fn set_cli_session_id(&self, id: &str, cli_id: &str) -> Result<(), StoreError> {
-        let (id, cli_id) = (id.to_owned(), cli_id.to_owned());
+    /// `None` forgets the conversation (it could not be resumed): the next start is a new one.
+    pub async fn set_cli_session_id(
+        &self,
+        id: &str,
+        cli_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (id, cli_id) = (id.to_owned(), cli_id.map(str::to_owned));
         self.call(move |c| {
             c.execute(
                 "UPDATE sessions SET cli_session_id = ?2, updated_at = ?3 WHERE id = ?1",

@@ -100,7 +100,7 @@ async fn round_trips_sessions_messages_approvals_audit() {
         .await
         .expect("status");
     store
-        .set_cli_session_id("s1", "cli-1")
+        .set_cli_session_id("s1", Some("cli-1"))
         .await
         .expect("cli id");
     let got = store.session("s1").await.expect("get").expect("exists");
