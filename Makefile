@@ -3,7 +3,7 @@
 #   make test         everything CI runs (bash .ci/run installs what is missing, then calls this)
 #   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code
 #   make e2e          the real Claude Code CLI against the scripted fake Messages API (protocol + engine)
-#   make bench        Rust against Go, same values, same run
+#   make bench        gob: Rust against Go, same values, same run; engine: 50 sessions on a fake CLI
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
 
 SHELL := bash

@@ -652,7 +652,7 @@ impl Actor {
             }
         }
         for event in events {
-            if let Some(bus) = &self.bus {
+            if let Some(bus) = self.bus.as_ref().filter(|b| b.receiver_count() > 0) {
                 let _ = bus.send(event.clone());
             }
             // No subscribers is fine: the transcript has it.
