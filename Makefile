@@ -5,8 +5,9 @@
 #   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code,
 #                     and the dist tarball loaded by Mattermost's real plugin host code
 #   make conformance-ref  the same plugin checks against the Go reference plugin (validates them)
-#   make e2e          the real Claude Code CLI against the scripted fake Messages API
-#   make bench        Rust against Go, same values, same run (gob codec, and the whole plugin)
+#   make e2e          the real Claude Code CLI against the scripted fake Messages API (protocol + engine)
+#   make bench        Rust against Go, same values, same run (gob codec, the whole plugin);
+#                     engine: 50 sessions on a fake CLI
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
 
 SHELL := bash
@@ -59,8 +60,9 @@ conformance: dist
 	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 ./...
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
+# Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
 e2e: $(CLAUDE_CLI)
-	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real
+	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine -- --test-threads=2
 
 # Without CLAUDE_CODE_TARBALL the plugin checks build and load the Go reference plugin.
 conformance-ref:
@@ -68,6 +70,7 @@ conformance-ref:
 
 bench: bench-plugin
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob
+	$(CARGO) bench --bench engine
 
 # The Rust plugin and the Go reference plugin in one run with the real host code.
 bench-plugin: dist

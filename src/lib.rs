@@ -39,6 +39,12 @@
 //! - [`claude`]: the Claude Code CLI: stream-json messages, the control
 //!   protocol, argument building and spawning. Knows Claude Code, knows
 //!   nothing of Mattermost.
+//! - [`sessions`]: one actor per Claude Code session owning its CLI process: the state
+//!   machine (a table), the prompt queue, pending approvals with expiry, interrupt, stop,
+//!   idle reaping, crash detection and `--resume`; the [`sessions::Engine`] facade that
+//!   starts, finds, recovers and stops them. Publishes typed events for the chat layer.
+//! - [`store`]: SQLite (WAL, foreign keys, versioned migrations) on its own thread: sessions,
+//!   the transcript, approvals and the audit log. Events are stored before they are published.
 //!
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
@@ -52,3 +58,5 @@ pub mod mattermost;
 pub mod plugin;
 pub mod ratelimit;
 pub mod rpc;
+pub mod sessions;
+pub mod store;

@@ -1,0 +1,1398 @@
+//! One tokio task per session, owning its CLI process. Everything else talks to it through a
+//! [`SessionHandle`] (an mpsc sender), so the process, the prompt queue and the pending approvals
+//! have exactly one owner and need no locks.
+//!
+//! The loop waits on three sources: handle commands, the CLI's output (lines, then its exit),
+//! and the nearest deadline (startup, idle reaping, approval expiry, SIGKILL escalation).
+//! Deadlines are plain `tokio::time::Instant`s, which is what lets the tests run them on a
+//! paused clock.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::events::{EventKind, SessionErrorKind, SessionEvent};
+use super::launcher::{BoxedRead, BoxedWrite, CliLauncher, ExitInfo, LaunchedCli, ProcessSignals};
+use super::state::{next_state, IllegalTransition, SessionInput, SessionState};
+use crate::claude::control::{CanUseTool, IncomingRequest, KnownIncomingRequest};
+use crate::claude::messages::{
+    ContentBlock, Delta, KnownBlock, KnownDelta, KnownStreamEvent, KnownSystemEvent, StreamEvent,
+    SystemEvent, ToolUseResult, UserContent,
+};
+use crate::claude::spawn::SpawnError;
+use crate::claude::writer::new_request_id;
+use crate::claude::{
+    ApprovalAnswer, CliLine, CliMessage, CliReader, CliSpec, CliWriter, ControlResponseBody,
+    HostRequest, PermissionMode, ReadError, SessionStart, StdinMessage, WriteError,
+};
+use crate::store::{now_ms, ApprovalRecord, MessageRecord, SessionRecord, Store, StoreError};
+
+/// Timeouts and sizes of one session; shared by all sessions of an engine.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// An idle process is stopped after this long; the next prompt resumes it (~0.5 s).
+    pub idle_timeout: Duration,
+    /// An unanswered approval is denied (with a message) after this long.
+    pub approval_timeout: Duration,
+    /// SIGTERM → SIGKILL escalation when stopping.
+    pub stop_grace: Duration,
+    /// How long the CLI may take to answer `initialize` (0.38 s observed; cold disks are slower).
+    pub startup_timeout: Duration,
+    /// Last stderr lines kept for crash reports.
+    pub stderr_tail_lines: usize,
+    /// Broadcast buffer per session; a slower subscriber gets `Lagged` and reads the store.
+    pub event_capacity: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30 * 60),
+            approval_timeout: Duration::from_secs(10 * 60),
+            stop_grace: Duration::from_secs(3),
+            startup_timeout: Duration::from_secs(60),
+            stderr_tail_lines: 20,
+            event_capacity: 256,
+        }
+    }
+}
+
+/// A user's answer to a `can_use_tool` request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Allow,
+    /// Run the tool with this input instead of the model's (e.g. edited file content).
+    AllowWithInput(Value),
+    /// Allow, and stop asking for matching calls while this process lives.
+    AllowForSession,
+    Deny(String),
+    /// Deny and end the whole turn.
+    DenyAndInterrupt(String),
+}
+
+impl Decision {
+    fn name(&self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::AllowWithInput(_) => "allow_with_input",
+            Decision::AllowForSession => "allow_for_session",
+            Decision::Deny(_) => "deny",
+            Decision::DenyAndInterrupt(_) => "deny_and_interrupt",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("no pending approval with request id {0}")]
+    UnknownApproval(String),
+    #[error("a deny needs a non-empty message (the model and the transcript are told why)")]
+    EmptyDenyMessage,
+    #[error("the session has no running CLI process")]
+    NoProcess,
+    #[error("the session actor has stopped")]
+    ActorGone,
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingApprovalInfo {
+    pub request_id: String,
+    pub tool: String,
+    pub input: Value,
+}
+
+/// A snapshot answered by the actor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionStatus {
+    pub session_id: String,
+    pub state: SessionState,
+    pub cli_session_id: Option<String>,
+    pub pid: Option<u32>,
+    pub current_prompt: Option<String>,
+    pub queued_prompts: usize,
+    pub pending_approvals: Vec<PendingApprovalInfo>,
+    pub last_exit: Option<ExitInfo>,
+    pub stderr_tail: Vec<String>,
+}
+
+enum Command {
+    Prompt {
+        text: String,
+        author: String,
+        reply: oneshot::Sender<Result<String, SessionError>>,
+    },
+    Approve {
+        request_id: String,
+        decision: Decision,
+        by: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Interrupt {
+        by: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Stop {
+        by: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Status {
+        reply: oneshot::Sender<SessionStatus>,
+    },
+}
+
+/// Cheap to clone; every method is one message to the actor.
+#[derive(Clone)]
+pub struct SessionHandle {
+    id: Arc<str>,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<SessionEvent>,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl SessionHandle {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Events from now on. Missed or lagged events are in the store's transcript.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SessionError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| SessionError::ActorGone)?;
+        rx.await.map_err(|_| SessionError::ActorGone)
+    }
+
+    /// Queues a prompt; returns its id (the `uuid` of the CLI user line, echoed in the result).
+    pub async fn prompt(&self, text: &str, author: &str) -> Result<String, SessionError> {
+        let (text, author) = (text.to_owned(), author.to_owned());
+        self.ask(|reply| Command::Prompt {
+            text,
+            author,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn approve(
+        &self,
+        request_id: &str,
+        decision: Decision,
+        by: &str,
+    ) -> Result<(), SessionError> {
+        let (request_id, by) = (request_id.to_owned(), by.to_owned());
+        self.ask(|reply| Command::Approve {
+            request_id,
+            decision,
+            by,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops the running turn; the session stays alive and takes the next prompt.
+    pub async fn interrupt(&self, by: &str) -> Result<(), SessionError> {
+        let by = by.to_owned();
+        self.ask(|reply| Command::Interrupt { by, reply }).await?
+    }
+
+    /// Kills the CLI's whole process group; resolves once the process is gone.
+    pub async fn stop(&self, by: &str) -> Result<(), SessionError> {
+        let by = by.to_owned();
+        self.ask(|reply| Command::Stop { by, reply }).await?
+    }
+
+    pub async fn status(&self) -> Result<SessionStatus, SessionError> {
+        self.ask(|reply| Command::Status { reply }).await
+    }
+}
+
+/// What the CLI's output tasks tell the actor. `Exited` is always last.
+enum FromCli {
+    /// Boxed: the channel's slots stay small (memory per session matters at 50 sessions).
+    Line(Box<CliLine>),
+    Garbage(String),
+    ReadFailed(String),
+    Exited(ExitInfo),
+}
+
+/// A live CLI process as the actor holds it.
+struct Process {
+    writer: CliWriter<BoxedWrite>,
+    output: mpsc::Receiver<FromCli>,
+    signals: Box<dyn ProcessSignals>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Ends at stderr EOF; awaited (briefly) on exit so the crash report has the last lines.
+    stderr_done: Option<tokio::task::JoinHandle<()>>,
+    /// Our `initialize` request; its answer means the CLI is ready.
+    init_request_id: String,
+    /// Started with `--resume`.
+    resumed: bool,
+    /// A resumed process answered with a result before it was ready: the CLI could not find the
+    /// conversation (observed: a zero-turn `error_during_execution` result, then exit 1).
+    resume_failed: bool,
+    exited: bool,
+}
+
+impl Drop for Process {
+    /// If the actor goes away without a clean stop (runtime shutdown, panic), the CLI and its
+    /// Bash children must not outlive it.
+    fn drop(&mut self) {
+        if !self.exited {
+            self.signals.kill();
+        }
+    }
+}
+
+struct PendingApproval {
+    tool: String,
+    input: Value,
+    suggestions: Vec<Value>,
+    deadline: Instant,
+}
+
+struct QueuedPrompt {
+    id: String,
+    text: String,
+}
+
+/// Everything needed to run one session.
+pub struct ActorParts {
+    pub record: SessionRecord,
+    pub state: SessionState,
+    pub store: Store,
+    pub launcher: Arc<dyn CliLauncher>,
+    pub config: Arc<SessionConfig>,
+    /// The engine-wide bus (all sessions), if any.
+    pub bus: Option<broadcast::Sender<SessionEvent>>,
+}
+
+pub struct Actor {
+    record: SessionRecord,
+    state: SessionState,
+    store: Store,
+    launcher: Arc<dyn CliLauncher>,
+    config: Arc<SessionConfig>,
+    events: broadcast::Sender<SessionEvent>,
+    bus: Option<broadcast::Sender<SessionEvent>>,
+    process: Option<Process>,
+    queue: VecDeque<QueuedPrompt>,
+    pending: HashMap<String, PendingApproval>,
+    current_prompt: Option<String>,
+    idle_deadline: Option<Instant>,
+    startup_deadline: Option<Instant>,
+    kill_deadline: Option<Instant>,
+    stop_waiters: Vec<oneshot::Sender<Result<(), SessionError>>>,
+    last_exit: Option<ExitInfo>,
+    last_stderr: Vec<String>,
+    /// Events of the current loop iteration, stored together by `flush` and only then sent.
+    outbox: Vec<(MessageRecord, SessionEvent)>,
+}
+
+/// Lines already waiting in the output channel are handled together (up to this many), so a
+/// burst of token deltas costs one SQLite commit instead of one per line.
+const MAX_LINES_PER_BATCH: usize = 64;
+
+impl Actor {
+    pub fn new(parts: ActorParts) -> Self {
+        let (events, _) = broadcast::channel(parts.config.event_capacity.max(1));
+        Self {
+            record: parts.record,
+            state: parts.state,
+            store: parts.store,
+            launcher: parts.launcher,
+            config: parts.config,
+            events,
+            bus: parts.bus,
+            process: None,
+            queue: VecDeque::new(),
+            pending: HashMap::new(),
+            current_prompt: None,
+            idle_deadline: None,
+            startup_deadline: None,
+            kill_deadline: None,
+            stop_waiters: Vec::new(),
+            last_exit: None,
+            last_stderr: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Starts the CLI (state must be `Starting`); errors are returned, not published, so that a
+    /// session that never started leaves nothing behind.
+    pub fn launch(&mut self) -> Result<(), SpawnError> {
+        let start = match self
+            .record
+            .cli_session_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+        {
+            Some(id) => SessionStart::Resume(id),
+            // Fresh id each time: an id the CLI never confirmed may be half-used on disk.
+            None => SessionStart::New(Uuid::new_v4()),
+        };
+        let resumed = matches!(start, SessionStart::Resume(_));
+        let mut spec = CliSpec::new(start);
+        spec.model = self.record.model.clone();
+        spec.permission_mode = self
+            .record
+            .permission_mode
+            .as_deref()
+            .and_then(parse_permission_mode);
+        let project = PathBuf::from(&self.record.project_path);
+        let cli = self.launcher.launch(&spec, &project)?;
+        self.attach(cli, resumed);
+        Ok(())
+    }
+
+    fn attach(&mut self, cli: LaunchedCli, resumed: bool) {
+        let LaunchedCli {
+            stdin,
+            stdout,
+            stderr,
+            exit,
+            signals,
+        } = cli;
+        // Bounded: a CLI flooding stdout is slowed down instead of growing memory without limit.
+        let (tx, output) = mpsc::channel(256);
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_done = spawn_stderr_collector(
+            stderr,
+            stderr_tail.clone(),
+            self.config.stderr_tail_lines,
+            self.record.id.clone(),
+        );
+        spawn_output_reader(stdout, exit, tx);
+        let init_request_id = format!("init-{}", new_request_id());
+        self.process = Some(Process {
+            writer: CliWriter::new(stdin),
+            output,
+            signals,
+            stderr_tail,
+            stderr_done: Some(stderr_done),
+            init_request_id,
+            resumed,
+            resume_failed: false,
+            exited: false,
+        });
+        self.startup_deadline = Some(Instant::now() + self.config.startup_timeout);
+    }
+
+    /// Runs the actor until every handle is gone; returns the handle first.
+    pub fn spawn(mut self) -> SessionHandle {
+        let (commands, rx) = mpsc::channel(64);
+        let handle = SessionHandle {
+            id: Arc::from(self.record.id.as_str()),
+            commands,
+            events: self.events.clone(),
+        };
+        tokio::spawn(async move {
+            // The CLI prints nothing before it reads a line: `initialize` is our readiness ping.
+            self.send_initialize().await;
+            self.run(rx).await;
+        });
+        handle
+    }
+}
+
+fn parse_permission_mode(s: &str) -> Option<PermissionMode> {
+    serde_json::from_value(Value::String(s.to_owned())).ok()
+}
+
+/// Keeps the last `keep` stderr lines and logs each one: stderr carries the CLI's fatal errors
+/// and warnings, which a crash report must show.
+fn spawn_stderr_collector(
+    stderr: BoxedRead,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    keep: usize,
+    session_id: String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::warn!(session = %session_id, "CLI stderr: {line}");
+            if let Ok(mut tail) = tail.lock() {
+                if tail.len() == keep.max(1) {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        }
+    })
+}
+
+/// Reads stdout in its own task (the reader is not cancel-safe, so it must not sit in the
+/// actor's `select!`), then reports the exit once stdout is drained.
+fn spawn_output_reader(
+    stdout: BoxedRead,
+    exit: super::launcher::ExitFuture,
+    tx: mpsc::Sender<FromCli>,
+) {
+    let lines_tx = tx.clone();
+    let reader = tokio::spawn(async move {
+        let mut reader = CliReader::new(stdout);
+        while let Some(item) = reader.next().await {
+            let msg = match item {
+                Ok(line) => FromCli::Line(Box::new(line)),
+                Err(e @ ReadError::Garbage { .. }) => FromCli::Garbage(e.to_string()),
+                Err(e) => FromCli::ReadFailed(e.to_string()),
+            };
+            if lines_tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let info = exit.await;
+        // A grandchild holding the pipe open must not delay the exit report forever.
+        let mut reader = reader;
+        if tokio::time::timeout(Duration::from_secs(2), &mut reader)
+            .await
+            .is_err()
+        {
+            reader.abort();
+        }
+        let _ = tx.send(FromCli::Exited(info)).await;
+    });
+}
+
+async fn recv_from_cli(process: &mut Option<Process>) -> FromCli {
+    match process {
+        Some(p) => match p.output.recv().await {
+            Some(msg) => msg,
+            // Both output tasks ended without an exit report (they were aborted).
+            None => FromCli::Exited(ExitInfo {
+                code: None,
+                signal: None,
+            }),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn tool_result_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+impl Actor {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => break,
+                },
+                output = recv_from_cli(&mut self.process) => {
+                    self.on_output(output).await;
+                    for _ in 0..MAX_LINES_PER_BATCH {
+                        let Some(next) = self.process.as_mut().and_then(|p| p.output.try_recv().ok()) else {
+                            break;
+                        };
+                        self.on_output(next).await;
+                    }
+                }
+                () = sleep_until_opt(deadline) => self.on_deadline().await,
+            }
+            self.flush().await;
+        }
+        self.flush().await;
+        self.shutdown().await;
+    }
+
+    /// Every handle is gone (engine dropped): stop the process so nothing is orphaned. The
+    /// stored status stays as it was, so `recover_from_store` knows the session was live.
+    async fn shutdown(&mut self) {
+        let Some(process) = self.process.as_mut() else {
+            return;
+        };
+        process.signals.terminate();
+        let grace = self.config.stop_grace;
+        let exited = tokio::time::timeout(grace, async {
+            loop {
+                if let FromCli::Exited(_) = recv_from_cli(&mut self.process).await {
+                    return;
+                }
+            }
+        })
+        .await;
+        if let Some(mut process) = self.process.take() {
+            // Also reaps Bash children left in the group; `exited` keeps Drop from repeating it.
+            process.signals.kill();
+            process.exited = exited.is_ok();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let approvals = self.pending.values().map(|p| p.deadline).min();
+        [
+            self.idle_deadline,
+            self.startup_deadline,
+            self.kill_deadline,
+            approvals,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    async fn send_initialize(&mut self) {
+        let Some(id) = self.process.as_ref().map(|p| p.init_request_id.clone()) else {
+            return;
+        };
+        self.send_to_cli(StdinMessage::request(id, HostRequest::Initialize {}))
+            .await;
+    }
+
+    /// Writes one line; a failure is published (the process is probably dying, and its exit
+    /// will follow through the output channel).
+    async fn send_to_cli(&mut self, message: StdinMessage) -> bool {
+        let Some(process) = self.process.as_mut() else {
+            return false;
+        };
+        match process.writer.send(&message).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.publish(EventKind::Error {
+                    error: SessionErrorKind::Write,
+                    message: e.to_string(),
+                })
+                .await;
+                false
+            }
+        }
+    }
+
+    /// Queues an event; `flush` stores it and then broadcasts it.
+    async fn publish(&mut self, kind: EventKind) {
+        let at = now_ms();
+        let (message_type, kind_name, content) = kind.transcript_columns();
+        let record = MessageRecord {
+            seq: 0,
+            id: Uuid::new_v4().to_string(),
+            session_id: self.record.id.clone(),
+            message_type: message_type.to_owned(),
+            kind: kind_name.to_owned(),
+            content,
+            event: serde_json::to_value(&kind).unwrap_or(Value::Null),
+            timestamp: at,
+        };
+        let event = SessionEvent {
+            session_id: self.record.id.clone(),
+            seq: -1,
+            at,
+            kind,
+        };
+        self.outbox.push((record, event));
+    }
+
+    /// Stores the queued events in one transaction, then broadcasts them in order: nothing is
+    /// seen before it is durable. A failed write is logged and the events are still delivered
+    /// (`seq` -1): hiding e.g. an approval request would hang the turn.
+    async fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let (records, mut events): (Vec<MessageRecord>, Vec<SessionEvent>) =
+            std::mem::take(&mut self.outbox).into_iter().unzip();
+        match self.store.append_messages(records).await {
+            Ok(seqs) => {
+                for (event, seq) in events.iter_mut().zip(seqs) {
+                    event.seq = seq;
+                }
+            }
+            Err(e) => {
+                tracing::error!(session = %self.record.id, "storing {} events failed: {e}", events.len());
+            }
+        }
+        for event in events {
+            if let Some(bus) = self.bus.as_ref().filter(|b| b.receiver_count() > 0) {
+                let _ = bus.send(event.clone());
+            }
+            // No subscribers is fine: the transcript has it.
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Applies `input` through the table; on a change, stores and publishes the new status.
+    async fn transition(&mut self, input: SessionInput) -> Result<(), IllegalTransition> {
+        let from = self.state;
+        let to = next_state(from, input)?;
+        if to != from {
+            self.state = to;
+            self.record.status = to.as_str().to_owned();
+            if let Err(e) = self
+                .store
+                .set_session_status(&self.record.id, to.as_str())
+                .await
+            {
+                tracing::error!(session = %self.record.id, "storing status {to} failed: {e}");
+            }
+            self.publish(EventKind::StatusChanged { from, to }).await;
+        }
+        Ok(())
+    }
+
+    /// Logs a transition the CLI forced on us in an unexpected state instead of failing: the
+    /// CLI's view wins, we only keep our bookkeeping honest.
+    async fn follow(&mut self, input: SessionInput) {
+        if let Err(e) = self.transition(input).await {
+            tracing::debug!(session = %self.record.id, "ignored: {e}");
+        }
+    }
+
+    async fn audit(&mut self, actor: &str, action: &str, detail: Value) {
+        if let Err(e) = self
+            .store
+            .audit(Some(&self.record.id), actor, action, detail)
+            .await
+        {
+            tracing::error!(session = %self.record.id, "audit log write failed: {e}");
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // commands
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            // Replies go out after `flush`, so a caller that got Ok finds its events stored.
+            Command::Prompt {
+                text,
+                author,
+                reply,
+            } => {
+                let result = self.on_prompt(text, author).await;
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+            Command::Approve {
+                request_id,
+                decision,
+                by,
+                reply,
+            } => {
+                let result = self.on_approve(request_id, decision, by).await;
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+            Command::Interrupt { by, reply } => {
+                let result = self.on_interrupt(by).await;
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+            Command::Stop { by, reply } => self.on_stop(by, reply).await,
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn status(&self) -> SessionStatus {
+        let mut pending: Vec<PendingApprovalInfo> = self
+            .pending
+            .iter()
+            .map(|(id, p)| PendingApprovalInfo {
+                request_id: id.clone(),
+                tool: p.tool.clone(),
+                input: p.input.clone(),
+            })
+            .collect();
+        pending.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        let stderr_tail = match &self.process {
+            Some(p) => p
+                .stderr_tail
+                .lock()
+                .map(|t| t.iter().cloned().collect())
+                .unwrap_or_default(),
+            None => self.last_stderr.clone(),
+        };
+        SessionStatus {
+            session_id: self.record.id.clone(),
+            state: self.state,
+            cli_session_id: self.record.cli_session_id.clone(),
+            pid: self.process.as_ref().and_then(|p| p.signals.pid()),
+            current_prompt: self.current_prompt.clone(),
+            queued_prompts: self.queue.len(),
+            pending_approvals: pending,
+            last_exit: self.last_exit,
+            stderr_tail,
+        }
+    }
+
+    async fn on_prompt(&mut self, text: String, author: String) -> Result<String, SessionError> {
+        next_state(self.state, SessionInput::Prompt)?;
+        let prompt_id = Uuid::new_v4().to_string();
+        self.publish(EventKind::Prompt {
+            prompt_id: prompt_id.clone(),
+            author,
+            text: text.clone(),
+        })
+        .await;
+        self.queue.push_back(QueuedPrompt {
+            id: prompt_id.clone(),
+            text,
+        });
+        if !self.state.has_process() {
+            // Stopped or crashed: a new process, resuming the stored conversation.
+            if let Err(e) = self.launch() {
+                self.queue.clear();
+                self.publish(EventKind::Error {
+                    error: SessionErrorKind::Spawn,
+                    message: e.to_string(),
+                })
+                .await;
+                return Err(e.into());
+            }
+            self.transition(SessionInput::Prompt).await?;
+            self.send_initialize().await;
+        }
+        self.pump().await;
+        Ok(prompt_id)
+    }
+
+    /// Sends the next queued prompt if the CLI is idle; otherwise (re)arms the idle timer.
+    async fn pump(&mut self) {
+        if self.state != SessionState::Idle {
+            return;
+        }
+        let Some(next) = self.queue.pop_front() else {
+            self.idle_deadline = Some(Instant::now() + self.config.idle_timeout);
+            return;
+        };
+        self.idle_deadline = None;
+        let uuid = Uuid::parse_str(&next.id).unwrap_or_else(|_| Uuid::new_v4());
+        self.current_prompt = Some(next.id);
+        if self
+            .send_to_cli(StdinMessage::user_text(next.text, uuid))
+            .await
+        {
+            self.follow(SessionInput::TurnStarted).await;
+        }
+    }
+
+    async fn on_approve(
+        &mut self,
+        request_id: String,
+        decision: Decision,
+        by: String,
+    ) -> Result<(), SessionError> {
+        if let Decision::Deny(m) | Decision::DenyAndInterrupt(m) = &decision {
+            if m.trim().is_empty() {
+                return Err(SessionError::EmptyDenyMessage);
+            }
+        }
+        let pending = self
+            .pending
+            .remove(&request_id)
+            .ok_or_else(|| SessionError::UnknownApproval(request_id.clone()))?;
+        let name = decision.name();
+        let (answer, event) = match decision {
+            Decision::Allow => (
+                ApprovalAnswer::Allow {
+                    input: pending.input.clone(),
+                },
+                EventKind::ToolApproved {
+                    request_id: request_id.clone(),
+                    by: by.clone(),
+                    decision: name.into(),
+                    input: pending.input.clone(),
+                },
+            ),
+            Decision::AllowWithInput(input) => (
+                ApprovalAnswer::Allow {
+                    input: input.clone(),
+                },
+                EventKind::ToolApproved {
+                    request_id: request_id.clone(),
+                    by: by.clone(),
+                    decision: name.into(),
+                    input,
+                },
+            ),
+            Decision::AllowForSession => {
+                // The CLI's own suggestion when it has one (for Write: acceptEdits for the
+                // session); otherwise a rule for the tool. `session_scoped` keeps it in memory.
+                let suggestions = if pending.suggestions.is_empty() {
+                    vec![
+                        json!({"type": "addRules", "rules": [{"toolName": pending.tool}],
+                                "behavior": "allow", "destination": "session"}),
+                    ]
+                } else {
+                    pending.suggestions.clone()
+                };
+                (
+                    ApprovalAnswer::AllowForSession {
+                        input: pending.input.clone(),
+                        suggestions,
+                    },
+                    EventKind::ToolApproved {
+                        request_id: request_id.clone(),
+                        by: by.clone(),
+                        decision: name.into(),
+                        input: pending.input.clone(),
+                    },
+                )
+            }
+            Decision::Deny(message) => (
+                ApprovalAnswer::Deny {
+                    message: message.clone(),
+                },
+                EventKind::ToolDenied {
+                    request_id: request_id.clone(),
+                    by: by.clone(),
+                    message,
+                    interrupt: false,
+                },
+            ),
+            Decision::DenyAndInterrupt(message) => (
+                ApprovalAnswer::DenyAndInterrupt {
+                    message: message.clone(),
+                },
+                EventKind::ToolDenied {
+                    request_id: request_id.clone(),
+                    by: by.clone(),
+                    message,
+                    interrupt: true,
+                },
+            ),
+        };
+        let line = StdinMessage::approval(request_id.clone(), answer)?;
+        let reason = match &event {
+            EventKind::ToolDenied { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        self.store
+            .decide_approval(&request_id, Some(&by), name, reason.as_deref())
+            .await?;
+        self.audit(
+            &by,
+            name,
+            json!({"request_id": request_id, "tool": pending.tool}),
+        )
+        .await;
+        self.send_to_cli(line).await;
+        self.publish(event).await;
+        self.settle_if_done().await;
+        Ok(())
+    }
+
+    async fn settle_if_done(&mut self) {
+        if self.pending.is_empty() && self.state == SessionState::AwaitingApproval {
+            self.follow(SessionInput::ApprovalsSettled).await;
+        }
+    }
+
+    async fn on_interrupt(&mut self, by: String) -> Result<(), SessionError> {
+        next_state(self.state, SessionInput::Interrupt)?;
+        self.audit(&by, "interrupt", Value::Null).await;
+        let id = new_request_id();
+        if !self
+            .send_to_cli(StdinMessage::request(id, HostRequest::Interrupt {}))
+            .await
+        {
+            return Err(SessionError::NoProcess);
+        }
+        Ok(())
+    }
+
+    async fn on_stop(&mut self, by: String, reply: oneshot::Sender<Result<(), SessionError>>) {
+        self.audit(&by, "stop", Value::Null).await;
+        match self.state {
+            SessionState::Stopped | SessionState::Crashed => {
+                let result = self
+                    .transition(SessionInput::Stop)
+                    .await
+                    .map_err(Into::into);
+                self.flush().await;
+                let _ = reply.send(result);
+            }
+            _ => {
+                if let Err(e) = self.transition(SessionInput::Stop).await {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                self.stop_waiters.push(reply);
+                self.begin_stop().await;
+            }
+        }
+    }
+
+    /// SIGTERM to the whole group now, SIGKILL after the grace period.
+    async fn begin_stop(&mut self) {
+        self.idle_deadline = None;
+        self.startup_deadline = None;
+        self.queue.clear();
+        self.cancel_pending().await;
+        if self.kill_deadline.is_none() {
+            if let Some(p) = &self.process {
+                p.signals.terminate();
+            }
+            self.kill_deadline = Some(Instant::now() + self.config.stop_grace);
+        }
+    }
+
+    /// Withdraws every pending approval (the process is going away or the turn ended).
+    async fn cancel_pending(&mut self) {
+        let ids: Vec<String> = self.pending.drain().map(|(id, _)| id).collect();
+        for request_id in ids {
+            if let Err(e) = self
+                .store
+                .decide_approval(&request_id, None, "cancelled", None)
+                .await
+            {
+                tracing::error!(session = %self.record.id, "storing a cancelled approval failed: {e}");
+            }
+            self.publish(EventKind::ToolApprovalCancelled { request_id })
+                .await;
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // deadlines
+
+    async fn on_deadline(&mut self) {
+        let now = Instant::now();
+        if self.startup_deadline.is_some_and(|d| d <= now) {
+            self.startup_deadline = None;
+            self.publish(EventKind::Error {
+                error: SessionErrorKind::StartupTimeout,
+                message: format!(
+                    "the CLI did not answer initialize within {:?}; killing it",
+                    self.config.startup_timeout
+                ),
+            })
+            .await;
+            // Its exit then arrives as a crash, with the stderr tail.
+            if let Some(p) = &self.process {
+                p.signals.kill();
+            }
+        }
+        if self.kill_deadline.is_some_and(|d| d <= now) {
+            self.kill_deadline = None;
+            if let Some(p) = &self.process {
+                p.signals.kill();
+            }
+        }
+        if self.idle_deadline.is_some_and(|d| d <= now) {
+            self.idle_deadline = None;
+            if self.transition(SessionInput::IdleTimeout).await.is_ok() {
+                self.audit("engine", "idle_timeout", Value::Null).await;
+                self.begin_stop().await;
+            }
+        }
+        let expired: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for request_id in expired {
+            self.expire(request_id).await;
+        }
+    }
+
+    /// An unanswered approval: deny it (with a message, like every deny) so the CLI moves on.
+    async fn expire(&mut self, request_id: String) {
+        let Some(pending) = self.pending.remove(&request_id) else {
+            return;
+        };
+        let message = format!(
+            "Nobody approved this {} call within {} seconds, so it was denied. Ask again if it is still needed.",
+            pending.tool,
+            self.config.approval_timeout.as_secs()
+        );
+        if let Err(e) = self
+            .store
+            .decide_approval(&request_id, None, "expired", Some(&message))
+            .await
+        {
+            tracing::error!(session = %self.record.id, "storing an expired approval failed: {e}");
+        }
+        if let Ok(line) = StdinMessage::approval(
+            request_id.clone(),
+            ApprovalAnswer::Deny {
+                message: message.clone(),
+            },
+        ) {
+            self.send_to_cli(line).await;
+        }
+        self.publish(EventKind::ToolApprovalExpired {
+            request_id,
+            message,
+        })
+        .await;
+        self.settle_if_done().await;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // CLI output
+
+    async fn on_output(&mut self, output: FromCli) {
+        match output {
+            FromCli::Line(line) => self.on_line(*line).await,
+            FromCli::Garbage(message) => {
+                tracing::warn!(session = %self.record.id, "{message}");
+                self.publish(EventKind::Error {
+                    error: SessionErrorKind::GarbageLine,
+                    message,
+                })
+                .await;
+            }
+            FromCli::ReadFailed(message) => {
+                tracing::warn!(session = %self.record.id, "{message}");
+            }
+            FromCli::Exited(info) => self.on_exit(info).await,
+        }
+    }
+
+    async fn on_line(&mut self, line: CliLine) {
+        match line.message {
+            CliMessage::System(system) => {
+                if let SystemEvent::Known(event) = system.event {
+                    match event {
+                        KnownSystemEvent::Init(_) => {
+                            if let Some(id) = system.session_id {
+                                self.confirm_cli_session(id).await;
+                            }
+                        }
+                        KnownSystemEvent::ApiRetry {
+                            attempt,
+                            max_retries,
+                            error_status,
+                            error,
+                            ..
+                        } => {
+                            self.publish(EventKind::ApiRetry {
+                                attempt,
+                                max_retries,
+                                error_status,
+                                error,
+                            })
+                            .await
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            CliMessage::StreamEvent(event) => {
+                if let StreamEvent::Known(KnownStreamEvent::ContentBlockDelta {
+                    delta: Delta::Known(KnownDelta::TextDelta { text }),
+                    ..
+                }) = event.event
+                {
+                    self.publish(EventKind::TextDelta { text }).await;
+                }
+            }
+            CliMessage::Assistant(assistant) => {
+                let message_id = assistant.message.id.clone();
+                for block in assistant.message.content {
+                    let kind = match block {
+                        ContentBlock::Known(KnownBlock::Text { text }) => {
+                            EventKind::AssistantText {
+                                message_id: message_id.clone(),
+                                text,
+                            }
+                        }
+                        ContentBlock::Known(KnownBlock::Thinking { thinking, .. }) => {
+                            EventKind::AssistantThinking { text: thinking }
+                        }
+                        ContentBlock::Known(KnownBlock::ToolUse { id, name, input }) => {
+                            EventKind::ToolUse {
+                                tool_use_id: id,
+                                tool: name,
+                                input,
+                            }
+                        }
+                        _ => continue,
+                    };
+                    self.publish(kind).await;
+                }
+            }
+            CliMessage::User(user) => {
+                let UserContent::Blocks(blocks) = user.message.content else {
+                    return;
+                };
+                let structured = match user.tool_use_result {
+                    Some(ToolUseResult::Structured(s)) => Some(s),
+                    _ => None,
+                };
+                for block in blocks {
+                    if let ContentBlock::Known(KnownBlock::ToolResult {
+                        tool_use_id,
+                        content,
+                        is_error,
+                    }) = block
+                    {
+                        let s = structured.as_deref();
+                        self.publish(EventKind::ToolResult {
+                            tool_use_id,
+                            is_error: is_error.unwrap_or(false),
+                            content: tool_result_text(&content),
+                            file_path: s.and_then(|s| s.file_path.clone()),
+                            patch: s.and_then(|s| s.structured_patch.clone()),
+                            stdout: s.and_then(|s| s.stdout.clone()),
+                            stderr: s.and_then(|s| s.stderr.clone()),
+                        })
+                        .await;
+                    }
+                }
+            }
+            CliMessage::Result(result) => {
+                if self.state == SessionState::Starting {
+                    if let Some(p) = self.process.as_mut().filter(|p| p.resumed) {
+                        p.resume_failed = true;
+                    }
+                } else if let Some(id) = result.session_id.clone() {
+                    self.confirm_cli_session(id).await;
+                }
+                let error_message = result.is_error.then(|| {
+                    result
+                        .result
+                        .clone()
+                        .filter(|r| !r.is_empty())
+                        .or_else(|| (!result.errors.is_empty()).then(|| result.errors.join("; ")))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "the turn ended with {} ({})",
+                                result.subtype,
+                                result.terminal_reason.as_deref().unwrap_or("no reason")
+                            )
+                        })
+                });
+                let prompt_id = self.current_prompt.take();
+                self.publish(EventKind::TurnResult {
+                    prompt_id,
+                    is_error: result.is_error,
+                    subtype: result.subtype,
+                    text: result.result,
+                    terminal_reason: result.terminal_reason,
+                    total_cost_usd: result.total_cost_usd,
+                    usage: result.usage,
+                    duration_ms: result.duration_ms,
+                    num_turns: result.num_turns,
+                    api_error_status: result.api_error_status,
+                    denied_tools: result
+                        .permission_denials
+                        .into_iter()
+                        .map(|d| d.tool_name)
+                        .collect(),
+                })
+                .await;
+                if let Some(message) = error_message {
+                    self.publish(EventKind::Error {
+                        error: SessionErrorKind::Turn,
+                        message,
+                    })
+                    .await;
+                }
+                self.cancel_pending().await;
+                self.follow(SessionInput::TurnFinished).await;
+                self.pump().await;
+            }
+            CliMessage::ControlRequest(request) => match request.request {
+                IncomingRequest::Known(KnownIncomingRequest::CanUseTool(ask)) => {
+                    self.on_can_use_tool(request.request_id, *ask).await
+                }
+                IncomingRequest::Unknown(body) => {
+                    // Never leave the CLI waiting on a request we cannot serve.
+                    let subtype = body.get("subtype").and_then(Value::as_str).unwrap_or("?");
+                    tracing::warn!(session = %self.record.id, "unsupported control request {subtype}");
+                    self.send_to_cli(StdinMessage::control_error(
+                        request.request_id,
+                        format!("the Mattermost host does not support {subtype}"),
+                    ))
+                    .await;
+                }
+            },
+            CliMessage::ControlResponse(response) => {
+                let ready = self
+                    .process
+                    .as_ref()
+                    .is_some_and(|p| p.init_request_id == response.response.request_id());
+                if let ControlResponseBody::Error { error, .. } = &response.response {
+                    tracing::warn!(session = %self.record.id, "CLI refused a control request: {error}");
+                }
+                if ready && self.state == SessionState::Starting {
+                    self.startup_deadline = None;
+                    self.follow(SessionInput::Ready).await;
+                    self.pump().await;
+                }
+            }
+            CliMessage::ControlCancelRequest(cancel) => {
+                if self.pending.remove(&cancel.request_id).is_some() {
+                    if let Err(e) = self
+                        .store
+                        .decide_approval(&cancel.request_id, None, "cancelled", None)
+                        .await
+                    {
+                        tracing::error!(session = %self.record.id, "storing a cancel failed: {e}");
+                    }
+                    self.publish(EventKind::ToolApprovalCancelled {
+                        request_id: cancel.request_id,
+                    })
+                    .await;
+                    self.settle_if_done().await;
+                }
+            }
+            CliMessage::CommandLifecycle(_)
+            | CliMessage::ConversationReset(_)
+            | CliMessage::Unknown(_) => {}
+        }
+    }
+
+    /// Remembers the CLI's conversation id once the CLI itself reported it: only then does a
+    /// transcript exist that `--resume` can find. `/clear` changes it, so always follow it.
+    async fn confirm_cli_session(&mut self, id: String) {
+        if self.record.cli_session_id.as_deref() == Some(id.as_str()) {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .set_cli_session_id(&self.record.id, Some(&id))
+            .await
+        {
+            tracing::error!(session = %self.record.id, "storing the CLI session id failed: {e}");
+        }
+        self.record.cli_session_id = Some(id);
+    }
+
+    async fn on_can_use_tool(&mut self, request_id: String, ask: CanUseTool) {
+        let record = ApprovalRecord {
+            request_id: request_id.clone(),
+            session_id: self.record.id.clone(),
+            tool: ask.tool_name.clone(),
+            input: ask.input.clone(),
+            decided_by: None,
+            decision: None,
+            reason: None,
+            requested_at: now_ms(),
+            decided_at: None,
+        };
+        if let Err(e) = self.store.insert_approval(record).await {
+            tracing::error!(session = %self.record.id, "storing an approval request failed: {e}");
+        }
+        self.pending.insert(
+            request_id.clone(),
+            PendingApproval {
+                tool: ask.tool_name.clone(),
+                input: ask.input.clone(),
+                suggestions: ask.permission_suggestions.clone(),
+                deadline: Instant::now() + self.config.approval_timeout,
+            },
+        );
+        self.follow(SessionInput::ApprovalRequested).await;
+        self.publish(EventKind::ToolUseRequested {
+            request_id,
+            tool_use_id: ask.tool_use_id,
+            tool: ask.tool_name,
+            input: ask.input,
+            description: ask.description,
+            reason: ask.decision_reason,
+            requires_user_interaction: ask.requires_user_interaction.unwrap_or(false),
+        })
+        .await;
+    }
+
+    async fn on_exit(&mut self, info: ExitInfo) {
+        let Some(mut process) = self.process.take() else {
+            return;
+        };
+        if process.resume_failed {
+            // Retrying `--resume` would fail the same way forever. Our own transcript keeps the
+            // history; the CLI starts a new conversation on the next prompt.
+            self.record.cli_session_id = None;
+            if let Err(e) = self.store.set_cli_session_id(&self.record.id, None).await {
+                tracing::error!(session = %self.record.id, "forgetting the CLI session id failed: {e}");
+            }
+            self.publish(EventKind::Error {
+                error: SessionErrorKind::ResumeFailed,
+                message: "the CLI could not resume the earlier conversation; the next prompt starts a new one".into(),
+            })
+            .await;
+        }
+        process.exited = true;
+        // Reap anything the CLI left in its group (a backgrounded Bash command).
+        process.signals.kill();
+        if let Some(stderr_done) = process.stderr_done.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), stderr_done).await;
+        }
+        self.last_stderr = process
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        drop(process);
+        self.last_exit = Some(info);
+        self.startup_deadline = None;
+        self.kill_deadline = None;
+        self.idle_deadline = None;
+        self.current_prompt = None;
+        self.cancel_pending().await;
+        if self.state == SessionState::Stopping {
+            self.follow(SessionInput::ProcessExited).await;
+        } else {
+            let dropped_prompts = self.queue.len();
+            self.queue.clear();
+            tracing::warn!(session = %self.record.id, ?info, "the CLI exited unexpectedly");
+            self.follow(SessionInput::ProcessExited).await;
+            self.publish(EventKind::Crashed {
+                exit_code: info.code,
+                signal: info.signal,
+                stderr_tail: self.last_stderr.clone(),
+                dropped_prompts,
+            })
+            .await;
+        }
+        self.flush().await;
+        for waiter in self.stop_waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+}

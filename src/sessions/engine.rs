@@ -1,0 +1,202 @@
+//! The engine: starts sessions, finds them, recovers them after a restart, and stops them all
+//! at plugin shutdown. It owns the map of live handles; each session's state lives in its actor.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::actor::{Actor, ActorParts, SessionConfig, SessionError, SessionHandle, SessionStatus};
+use super::events::SessionEvent;
+use super::launcher::CliLauncher;
+use super::state::SessionState;
+use crate::claude::spawn::SpawnError;
+use crate::claude::PermissionMode;
+use crate::store::{now_ms, SessionRecord, Store, StoreError};
+
+/// What a new session needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSpec {
+    pub channel_id: String,
+    pub owner_id: String,
+    pub project_path: PathBuf,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("project path {0} is not valid UTF-8")]
+    ProjectPathNotUtf8(PathBuf),
+}
+
+pub struct Engine {
+    store: Store,
+    launcher: Arc<dyn CliLauncher>,
+    config: Arc<SessionConfig>,
+    sessions: Mutex<HashMap<String, SessionHandle>>,
+    bus: broadcast::Sender<SessionEvent>,
+}
+
+impl Engine {
+    pub fn new(store: Store, launcher: Arc<dyn CliLauncher>, config: SessionConfig) -> Self {
+        let (bus, _) = broadcast::channel(config.event_capacity.max(1) * 4);
+        Self {
+            store,
+            launcher,
+            config: Arc::new(config),
+            sessions: Mutex::new(HashMap::new()),
+            bus,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every session's events on one channel (each carries its session id). Subscribe before
+    /// `start` to see a session's very first events.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.bus.subscribe()
+    }
+
+    fn parts(&self, record: SessionRecord, state: SessionState) -> ActorParts {
+        ActorParts {
+            record,
+            state,
+            store: self.store.clone(),
+            launcher: self.launcher.clone(),
+            config: self.config.clone(),
+            bus: Some(self.bus.clone()),
+        }
+    }
+
+    fn insert(&self, handle: SessionHandle) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.insert(handle.id().to_owned(), handle);
+        }
+    }
+
+    /// Spawns the CLI for a new session. A missing project dir or CLI binary is an error here,
+    /// and then nothing is stored.
+    pub async fn start(&self, spec: SessionSpec) -> Result<SessionHandle, EngineError> {
+        let project_path = spec
+            .project_path
+            .to_str()
+            .ok_or_else(|| EngineError::ProjectPathNotUtf8(spec.project_path.clone()))?
+            .to_owned();
+        let now = now_ms();
+        let record = SessionRecord {
+            id: Uuid::new_v4().to_string(),
+            channel_id: spec.channel_id,
+            owner_id: spec.owner_id,
+            project_path,
+            cli_session_id: None,
+            model: spec.model,
+            permission_mode: spec.permission_mode.map(|m| m.as_str().to_owned()),
+            status: SessionState::Starting.as_str().to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut actor = Actor::new(self.parts(record.clone(), SessionState::Starting));
+        actor.launch()?;
+        // Stored before the actor runs, so its events have a session row to refer to. If this
+        // fails, dropping the actor kills the just-spawned process.
+        self.store.insert_session(record.clone()).await?;
+        self.store
+            .audit(
+                Some(&record.id),
+                &record.owner_id,
+                "start",
+                serde_json::json!({"channel_id": record.channel_id, "project_path": record.project_path}),
+            )
+            .await?;
+        let handle = actor.spawn();
+        self.insert(handle.clone());
+        Ok(handle)
+    }
+
+    pub fn get(&self, session_id: &str) -> Option<SessionHandle> {
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|map| map.get(session_id).cloned())
+    }
+
+    /// Every live session's status.
+    pub async fn list(&self) -> Vec<SessionStatus> {
+        let handles: Vec<SessionHandle> = self
+            .sessions
+            .lock()
+            .map(|map| map.values().cloned().collect())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(handles.len());
+        for handle in handles {
+            if let Ok(status) = handle.status().await {
+                out.push(status);
+            }
+        }
+        out.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        out
+    }
+
+    /// Plugin shutdown: stops every session's process group, concurrently.
+    pub async fn stop_all(&self) {
+        let handles: Vec<SessionHandle> = self
+            .sessions
+            .lock()
+            .map(|map| map.values().cloned().collect())
+            .unwrap_or_default();
+        let stops = handles.into_iter().map(|h| async move {
+            if let Err(e) = h.stop("plugin-shutdown").await {
+                tracing::warn!(session = h.id(), "stopping at shutdown failed: {e}");
+            }
+        });
+        futures_join_all(stops).await;
+    }
+
+    /// After a restart: every stored session gets an actor without a process. Those that were
+    /// live become `stopped` (resumable): their next prompt spawns `claude --resume`. Crashed
+    /// ones stay crashed (their next prompt restarts them the same way).
+    pub async fn recover_from_store(&self) -> Result<Vec<String>, EngineError> {
+        let mut recovered = Vec::new();
+        for mut record in self.store.sessions().await? {
+            if self.get(&record.id).is_some() {
+                continue;
+            }
+            let state = match SessionState::parse(&record.status) {
+                Some(SessionState::Crashed) => SessionState::Crashed,
+                _ => SessionState::Stopped,
+            };
+            if record.status != state.as_str() {
+                self.store
+                    .set_session_status(&record.id, state.as_str())
+                    .await?;
+                record.status = state.as_str().to_owned();
+            }
+            let handle = Actor::new(self.parts(record.clone(), state)).spawn();
+            self.insert(handle);
+            recovered.push(record.id);
+        }
+        Ok(recovered)
+    }
+}
+
+/// Runs futures concurrently on the current task (no extra dependency for one join).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    futures: impl IntoIterator<Item = F>,
+) {
+    let mut set = tokio::task::JoinSet::new();
+    for f in futures {
+        set.spawn(f);
+    }
+    while set.join_next().await.is_some() {}
+}

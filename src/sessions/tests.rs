@@ -1,0 +1,475 @@
+//! Actor and engine tests on the in-process fake CLI. Timers run on tokio's paused clock: the
+//! clock only moves when every task waits, so "elapsed ≥ timeout" proves the timer, not luck.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::fake_cli::FakeLauncher;
+use super::*;
+use crate::claude::SessionStart;
+use crate::store::Store;
+
+struct Fixture {
+    _dir: TempDir,
+    engine: Engine,
+    launcher: FakeLauncher,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The idle timeout is a day so that a paused clock, which jumps whenever the test waits on the
+/// store's OS thread, cannot reap a session mid-test; the idle test sets its own.
+fn config() -> SessionConfig {
+    SessionConfig {
+        idle_timeout: Duration::from_secs(86_400),
+        approval_timeout: Duration::from_secs(60),
+        ..SessionConfig::default()
+    }
+}
+
+async fn fixture(config: SessionConfig) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("cc-sessions-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let store = Store::open(&dir.join("engine.db")).await.expect("store");
+    let launcher = FakeLauncher::default();
+    let engine = Engine::new(store, Arc::new(launcher.clone()), config);
+    Fixture {
+        _dir: TempDir(dir),
+        engine,
+        launcher,
+    }
+}
+
+fn spec() -> SessionSpec {
+    SessionSpec {
+        channel_id: "chan".into(),
+        owner_id: "alice".into(),
+        project_path: PathBuf::from("/srv/proj"),
+        model: None,
+        permission_mode: None,
+    }
+}
+
+async fn next_event(
+    rx: &mut broadcast::Receiver<SessionEvent>,
+    want: impl Fn(&EventKind) -> bool,
+) -> SessionEvent {
+    loop {
+        let event = rx.recv().await.expect("event stream open");
+        if want(&event.kind) {
+            return event;
+        }
+    }
+}
+
+fn is_result(k: &EventKind) -> bool {
+    matches!(k, EventKind::TurnResult { .. })
+}
+
+fn result_text(e: &SessionEvent) -> String {
+    match &e.kind {
+        EventKind::TurnResult { text, .. } => text.clone().unwrap_or_default(),
+        other => panic!("not a result: {other:?}"),
+    }
+}
+
+/// Real clock: the test waits on the store's thread, and a paused clock would jump to the idle
+/// timeout meanwhile.
+#[tokio::test]
+async fn prompt_streams_then_results_and_every_event_is_stored_first() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("hello", "alice").await.expect("prompt");
+    let mut seen = Vec::new();
+    loop {
+        let event = rx.recv().await.expect("event");
+        // Durable before published: the row exists by the time we see the event.
+        let stored = f
+            .engine
+            .store()
+            .messages(session.id())
+            .await
+            .expect("messages");
+        assert!(
+            stored.iter().any(|m| m.seq == event.seq),
+            "{event:?} not stored"
+        );
+        let done = is_result(&event.kind);
+        seen.push(event.kind);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.contains(&EventKind::TextDelta {
+            text: "hello".into()
+        }),
+        "{seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .any(|k| matches!(k, EventKind::AssistantText { text, .. } if text == "hello")));
+    match seen.last() {
+        Some(EventKind::TurnResult {
+            is_error: false,
+            total_cost_usd: Some(c),
+            usage: Some(u),
+            ..
+        }) => {
+            assert!(*c > 0.0 && u.output_tokens > 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    let status = session.status().await.expect("status");
+    assert_eq!(status.state, SessionState::Idle);
+    assert!(status.cli_session_id.is_some(), "confirmed by system/init");
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_approval_expires_into_a_deny_with_a_message() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("ask Write", "alice").await.expect("prompt");
+    let asked = next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
+    let t0 = Instant::now();
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::AwaitingApproval
+    );
+    let expired = next_event(&mut rx, |k| {
+        matches!(k, EventKind::ToolApprovalExpired { .. })
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_secs(60),
+        "expired after {:?}",
+        t0.elapsed()
+    );
+    let EventKind::ToolApprovalExpired {
+        request_id,
+        message,
+    } = expired.kind
+    else {
+        unreachable!()
+    };
+    assert!(
+        matches!(asked.kind, EventKind::ToolUseRequested { request_id: ref r, .. } if *r == request_id)
+    );
+    let result = next_event(&mut rx, is_result).await;
+    assert_eq!(
+        result_text(&result),
+        format!("denied: {message}"),
+        "the CLI got the message"
+    );
+    // Status first: waiting on the store's thread lets the paused clock jump ahead.
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::Idle
+    );
+    let approvals = f
+        .engine
+        .store()
+        .approvals(session.id())
+        .await
+        .expect("approvals");
+    assert_eq!(approvals[0].decision.as_deref(), Some("expired"));
+    assert_eq!(approvals[0].reason.as_deref(), Some(message.as_str()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn approval_answers_reach_the_cli_and_are_recorded() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+
+    session.prompt("ask Write", "alice").await.expect("prompt");
+    let asked = next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
+    let EventKind::ToolUseRequested { request_id, .. } = asked.kind else {
+        unreachable!()
+    };
+    let edited = json!({"file_path": "/p/a.txt", "content": "edited"});
+    session
+        .approve(&request_id, Decision::AllowWithInput(edited.clone()), "bob")
+        .await
+        .expect("approve");
+    let result = next_event(&mut rx, is_result).await;
+    assert_eq!(result_text(&result), format!("allowed {edited}"));
+
+    session.prompt("ask Write", "alice").await.expect("prompt");
+    let asked = next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
+    let EventKind::ToolUseRequested {
+        request_id: second, ..
+    } = asked.kind
+    else {
+        unreachable!()
+    };
+    assert!(matches!(
+        session
+            .approve(&second, Decision::Deny("  ".into()), "bob")
+            .await,
+        Err(SessionError::EmptyDenyMessage)
+    ));
+    assert!(matches!(
+        session.approve("no-such-id", Decision::Allow, "bob").await,
+        Err(SessionError::UnknownApproval(_))
+    ));
+    session
+        .approve(&second, Decision::Deny("not in prod".into()), "bob")
+        .await
+        .expect("deny");
+    let result = next_event(&mut rx, is_result).await;
+    assert_eq!(result_text(&result), "denied: not in prod");
+    // A second click on an answered request is a typed error, not a second answer.
+    assert!(matches!(
+        session.approve(&second, Decision::Allow, "carol").await,
+        Err(SessionError::UnknownApproval(_))
+    ));
+
+    let approvals = f
+        .engine
+        .store()
+        .approvals(session.id())
+        .await
+        .expect("approvals");
+    let decisions: Vec<_> = approvals
+        .iter()
+        .map(|a| (a.decision.as_deref(), a.decided_by.as_deref()))
+        .collect();
+    assert!(decisions.contains(&(Some("allow_with_input"), Some("bob"))));
+    assert!(decisions.contains(&(Some("deny"), Some("bob"))));
+    let audit = f.engine.store().audit_entries().await.expect("audit");
+    assert!(audit.iter().any(|a| a.action == "deny" && a.actor == "bob"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn interrupt_withdraws_a_pending_approval_and_the_next_prompt_runs() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    assert!(matches!(
+        session.interrupt("alice").await,
+        Err(SessionError::Illegal(IllegalTransition {
+            input: SessionInput::Interrupt,
+            ..
+        }))
+    ));
+    session.prompt("ask Bash", "alice").await.expect("prompt");
+    next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
+    session.interrupt("alice").await.expect("interrupt");
+    next_event(&mut rx, |k| {
+        matches!(k, EventKind::ToolApprovalCancelled { .. })
+    })
+    .await;
+    let result = next_event(&mut rx, is_result).await;
+    assert!(matches!(
+        result.kind,
+        EventKind::TurnResult { is_error: true, .. }
+    ));
+    let status = session.status().await.expect("status");
+    assert_eq!(
+        (status.state, status.pending_approvals.len()),
+        (SessionState::Idle, 0)
+    );
+    session.prompt("after", "alice").await.expect("prompt");
+    assert_eq!(result_text(&next_event(&mut rx, is_result).await), "after");
+}
+
+#[tokio::test(start_paused = true)]
+async fn prompts_sent_during_a_turn_are_queued_and_answered_in_order() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    let ids = [
+        session.prompt("one", "a").await.expect("prompt"),
+        session.prompt("two", "b").await.expect("prompt"),
+        session.prompt("three", "c").await.expect("prompt"),
+    ];
+    for (id, text) in ids.iter().zip(["one", "two", "three"]) {
+        let result = next_event(&mut rx, is_result).await;
+        let EventKind::TurnResult {
+            prompt_id,
+            text: got,
+            ..
+        } = result.kind
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (prompt_id.as_deref(), got.as_deref()),
+            (Some(id.as_str()), Some(text))
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_stops_the_process_and_the_next_prompt_resumes() {
+    let f = fixture(SessionConfig {
+        idle_timeout: Duration::from_secs(300),
+        ..config()
+    })
+    .await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("first", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    let t0 = Instant::now();
+    next_event(&mut rx, |k| {
+        matches!(
+            k,
+            EventKind::StatusChanged {
+                to: SessionState::Stopped,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_secs(300),
+        "reaped after {:?}",
+        t0.elapsed()
+    );
+    let cli_id = session
+        .status()
+        .await
+        .expect("status")
+        .cli_session_id
+        .expect("cli id");
+    session.prompt("second", "alice").await.expect("prompt");
+    assert_eq!(result_text(&next_event(&mut rx, is_result).await), "second");
+    let specs = f.launcher.specs.lock().expect("specs").clone();
+    assert_eq!(specs.len(), 2);
+    assert_eq!(
+        specs[1].session,
+        SessionStart::Resume(cli_id.parse().expect("uuid"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_reports_exit_and_stderr_then_restarts_with_resume() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("hi", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    session.prompt("crash", "alice").await.expect("prompt");
+    let crashed = next_event(&mut rx, |k| matches!(k, EventKind::Crashed { .. })).await;
+    match crashed.kind {
+        EventKind::Crashed {
+            exit_code,
+            stderr_tail,
+            dropped_prompts,
+            ..
+        } => {
+            assert_eq!(exit_code, Some(3));
+            assert_eq!(stderr_tail, vec!["fatal: something broke", "bye"]);
+            assert_eq!(dropped_prompts, 0);
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::Crashed
+    );
+    session.prompt("again", "alice").await.expect("restart");
+    assert_eq!(result_text(&next_event(&mut rx, is_result).await), "again");
+    let specs = f.launcher.specs.lock().expect("specs").clone();
+    assert!(matches!(
+        specs.last().map(|s| s.session),
+        Some(SessionStart::Resume(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_on_stdout_is_reported_and_skipped() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("garbage", "alice").await.expect("prompt");
+    let error = next_event(&mut rx, |k| matches!(k, EventKind::Error { .. })).await;
+    assert!(matches!(
+        error.kind,
+        EventKind::Error {
+            error: SessionErrorKind::GarbageLine,
+            ..
+        }
+    ));
+    assert_eq!(
+        result_text(&next_event(&mut rx, is_result).await),
+        "garbage"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_then_prompt_resumes_and_a_failed_respawn_is_a_typed_error() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("hi", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    session.stop("alice").await.expect("stop");
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::Stopped
+    );
+    *f.launcher.fail.lock().expect("lock") = true;
+    assert!(matches!(
+        session.prompt("x", "alice").await,
+        Err(SessionError::Spawn(_))
+    ));
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::Stopped
+    );
+    *f.launcher.fail.lock().expect("lock") = false;
+    session.prompt("back", "alice").await.expect("prompt");
+    assert_eq!(result_text(&next_event(&mut rx, is_result).await), "back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn recover_from_store_makes_live_sessions_resumable() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("hi", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    let id = session.id().to_owned();
+    let store = f.engine.store().clone();
+    drop((session, rx));
+    drop(f.engine);
+    let engine = Engine::new(store, Arc::new(f.launcher.clone()), config());
+    assert_eq!(
+        engine.recover_from_store().await.expect("recover"),
+        vec![id.clone()]
+    );
+    let session = engine.get(&id).expect("recovered");
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::Stopped
+    );
+    let mut rx = session.subscribe();
+    session.prompt("remember?", "alice").await.expect("prompt");
+    assert_eq!(
+        result_text(&next_event(&mut rx, is_result).await),
+        "remember?"
+    );
+    let specs = f.launcher.specs.lock().expect("specs").clone();
+    assert!(matches!(
+        specs.last().map(|s| s.session),
+        Some(SessionStart::Resume(_))
+    ));
+    engine.stop_all().await;
+    assert_eq!(engine.list().await[0].state, SessionState::Stopped);
+}

@@ -1,0 +1,104 @@
+//! Versioned migrations, in code. `schema_version` holds one row: the version applied last.
+//! Each migration runs in its own transaction together with the version bump, so a crash
+//! between migrations leaves a consistent, resumable database.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::StoreError;
+
+/// (version, SQL). Append only: a released migration is never edited.
+pub const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    "CREATE TABLE sessions (
+        id              TEXT PRIMARY KEY,
+        channel_id      TEXT NOT NULL,
+        owner_id        TEXT NOT NULL,
+        project_path    TEXT NOT NULL,
+        cli_session_id  TEXT,
+        model           TEXT,
+        permission_mode TEXT,
+        status          TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_channel ON sessions(channel_id);
+    CREATE TABLE messages (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT NOT NULL UNIQUE,
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        type       TEXT NOT NULL CHECK (type IN ('user', 'assistant', 'system')),
+        kind       TEXT NOT NULL,
+        content    TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        timestamp  INTEGER NOT NULL
+    );
+    CREATE INDEX messages_session ON messages(session_id, seq);
+    CREATE TABLE approvals (
+        request_id   TEXT PRIMARY KEY,
+        session_id   TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        tool         TEXT NOT NULL,
+        input        TEXT NOT NULL,
+        decided_by   TEXT,
+        decision     TEXT,
+        reason       TEXT,
+        requested_at INTEGER NOT NULL,
+        decided_at   INTEGER
+    );
+    CREATE INDEX approvals_session ON approvals(session_id);
+    CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT REFERENCES sessions(id) ON DELETE SET NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        at         INTEGER NOT NULL
+    );",
+)];
+
+/// The version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+pub(super) fn current_version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    Ok(conn
+        .query_row("SELECT max(version) FROM schema_version", [], |r| {
+            r.get::<_, Option<u32>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0))
+}
+
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found = current_version(conn).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // An older plugin must not write into a schema it does not understand.
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        let apply = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute("DELETE FROM schema_version", [])?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [version],
+            )?;
+            tx.commit()
+        };
+        apply(conn).map_err(|source| StoreError::Migration {
+            version: *version,
+            source,
+        })?;
+    }
+    Ok(())
+}
