@@ -25,7 +25,11 @@ fn main() {
         eprintln!("cannot ignore SIGINT: {e}");
     }
     log::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread runs every task: the plugin's work is I/O between the host and
+    // the CLIs, and a call crosses several tasks (yamux, net/rpc, handler), so
+    // wake-ups within one thread keep latency low even on a busy server. SQLite
+    // has its own thread and blocking work goes to the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
