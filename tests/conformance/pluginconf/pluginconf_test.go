@@ -238,6 +238,9 @@ func TestPlugin(t *testing.T) {
 		})
 	}
 
+	// invalidUsageHint is how a wrongly used subcommand's reply starts to say what to type.
+	const invalidUsageHint = "Type `/claude context thread`"
+
 	check(t, "2_commands", func(t *testing.T) {
 		r, appErr := e.command("/claude help")
 		if appErr != nil || r == nil {
@@ -246,12 +249,14 @@ func TestPlugin(t *testing.T) {
 		if r.ResponseType != model.CommandResponseTypeEphemeral || !strings.Contains(r.Text, "/claude start") {
 			t.Errorf("/claude help: %q %q", r.ResponseType, r.Text)
 		}
-		r, appErr = e.command("/claude bogus")
+		// Text that is not a subcommand is a prompt for Claude, so the invalid case is a
+		// subcommand used wrongly: the reply says what to type instead.
+		r, appErr = e.command("/claude context bogus")
 		if appErr != nil || r == nil {
-			t.Fatalf("/claude bogus: %v %v", r, appErr)
+			t.Fatalf("/claude context bogus: %v %v", r, appErr)
 		}
-		if r.ResponseType != model.CommandResponseTypeEphemeral || !strings.HasPrefix(r.Text, "Unknown subcommand") {
-			t.Errorf("/claude bogus: %q %q", r.ResponseType, r.Text)
+		if r.ResponseType != model.CommandResponseTypeEphemeral || !strings.Contains(r.Text, invalidUsageHint) {
+			t.Errorf("/claude context bogus: %q %q", r.ResponseType, r.Text)
 		}
 	})
 
@@ -449,7 +454,7 @@ func TestPlugin(t *testing.T) {
 				defer wg.Done()
 				cmd, want := "/claude help", "/claude start"
 				if i%2 == 1 {
-					cmd, want = fmt.Sprintf("/claude bogus%d", i), "Unknown subcommand"
+					cmd, want = fmt.Sprintf("/claude context bogus%d", i), invalidUsageHint
 				}
 				r, appErr := e.command(cmd)
 				if appErr != nil || r == nil || r.ResponseType != "ephemeral" || !strings.Contains(r.Text, want) {

@@ -72,6 +72,13 @@ func (p *refPlugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (
 	switch sub {
 	case "", "help":
 		return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: helpText}, nil
+	case "context":
+		given := ""
+		if len(fields) > 2 {
+			given = fields[2]
+		}
+		return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral,
+			Text: fmt.Sprintf("`/claude context` adds a `thread` or a `file`, not `%s`. Type `/claude context thread` or `/claude context file src/main.rs`", given)}, nil
 	default:
 		return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral,
 			Text: fmt.Sprintf("Unknown subcommand `%s`. Try `/claude help`.", sub)}, nil
