@@ -44,7 +44,7 @@ pub const IDLE_TIMEOUT_MINUTES: (&str, u32, u32, u32) = (KEY_IDLE_TIMEOUT_MINUTE
 /// An approval nobody answers is denied after this; at most a day.
 pub const APPROVAL_TIMEOUT_MINUTES: (&str, u32, u32, u32) =
     (KEY_APPROVAL_TIMEOUT_MINUTES, 10, 1, 1_440);
-pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 20, 1, 600);
+pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 30, 1, 600);
 
 /// The CLI command used when ClaudeCliPath is empty (looked up on PATH).
 pub const DEFAULT_CLAUDE_CLI: &str = "claude";
@@ -635,7 +635,7 @@ mod tests {
         assert_eq!(d, Config::default());
         assert_eq!(d.idle_timeout, Some(Duration::from_secs(3600)));
         assert_eq!(d.approval_timeout, Duration::from_secs(600));
-        assert_eq!(d.commands_per_minute, 20);
+        assert_eq!(d.commands_per_minute, 30);
         assert_eq!(d.max_concurrent_sessions, 5);
     }
 
