@@ -988,3 +988,57 @@ async fn commands_are_rate_limited_per_user() {
     assert_eq!(r.text, "No Claude Code session in this channel");
     h.deactivate().await;
 }
+
+#[tokio::test]
+async fn edit_and_approve_runs_the_edited_input_and_stop_ends_the_session() {
+    let h = Harness::new(
+        "edit",
+        |p| write_script(&p.join("edited.txt"), "Done."),
+        json!({}),
+    )
+    .await;
+    h.start().await;
+    h.command("/claude write edited.txt").await;
+    h.wait_for("the card", |_| h.card().is_some_and(|(_, a)| !a.is_empty()))
+        .await;
+    let (card, actions) = h.card().unwrap();
+    let (_, v) = h
+        .http(
+            ACTION_URL,
+            "u1",
+            click_body(
+                "u1",
+                &card.id,
+                context_json(action(&actions, "editapprove")),
+            ),
+        )
+        .await;
+    assert_eq!(v, json!({}));
+    let dialog = h.api.lock().unwrap().dialogs.pop().expect("a dialog");
+    assert_eq!(dialog.dialog.elements[0].default, "hi there\n");
+    let submit = json!({
+        "type": "dialog_submission", "callback_id": dialog.dialog.callback_id,
+        "state": dialog.dialog.state, "user_id": "u1", "channel_id": CHANNEL,
+        "team_id": "team-1", "submission": {"input": "edited by a human\n"}, "cancelled": false,
+    });
+    // A forged state is refused.
+    let mut forged = submit.clone();
+    forged["state"] = json!(dialog.dialog.state.replace("editapprove", "approve"));
+    let (_, v) = h.http(DIALOG_URL, "u1", forged).await;
+    assert!(v["error"].is_string(), "{v}");
+    let (_, v) = h.http(DIALOG_URL, "u1", submit).await;
+    assert_eq!(v, json!({}));
+    h.wait_for("the closing line", |l| {
+        l.iter().any(|(_, p)| p.message.contains("✓ Done"))
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(h.project.join("edited.txt")).unwrap(),
+        "edited by a human\n"
+    );
+    let t = h.command("/claude stop").await;
+    assert!(t.contains("stopped"), "{t}");
+    let t = h.command("/claude status").await;
+    assert!(t.contains("stopped"), "{t}");
+    h.deactivate().await;
+}

@@ -23,7 +23,7 @@ use super::render::{
 };
 use crate::claude::messages::ResultMessage;
 use crate::mattermost::model::{Post, SlackAttachment};
-use crate::sessions::{EventKind, SessionEvent};
+use crate::sessions::{EventKind, SessionEvent, SessionState};
 
 /// Streaming updates of a turn's post are coalesced to at most one per this.
 pub const UPDATE_EVERY: Duration = Duration::from_secs(1);
@@ -367,10 +367,22 @@ pub async fn run<S: PostSink>(
                         expire_card(sink.as_ref(), &ctx, request_id).await;
                     }
                     EventKind::Crashed { .. } => {
-                        if let Some(mut t) = turn.take() {
+                        if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
                             t.flush(sink.as_ref(), &ctx, "✗ Claude Code stopped unexpectedly; the next prompt resumes", true).await;
                         }
                     }
+                    EventKind::StatusChanged { to, .. } => match to {
+                        SessionState::Running if turn.is_none() => {
+                            turn = Some(TurnPost::new(ctx.cwd.clone()));
+                        }
+                        SessionState::Stopping | SessionState::Stopped => {
+                            // A stop in the middle of a turn: close its post.
+                            if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
+                                t.flush(sink.as_ref(), &ctx, "✗ Stopped", true).await;
+                            }
+                        }
+                        _ => {}
+                    },
                     kind => {
                         let t = turn.get_or_insert_with(|| TurnPost::new(ctx.cwd.clone()));
                         let changed = t.renderer.apply_event(kind);
@@ -509,6 +521,49 @@ mod tests {
         assert!(last.message.starts_with("w0 w1"), "{}", last.message);
         assert!(last.message.contains("w49"));
         assert!(last.message.contains("✓ Done"), "{}", last.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cards_are_posted_in_the_thread_and_marked_expired() {
+        let sink = Arc::new(FakeSink::default());
+        let (tx, rx) = broadcast::channel(256);
+        let ctx = ctx();
+        let cards = ctx.cards.clone();
+        let task = tokio::spawn(run(sink.clone(), ctx, rx));
+        tokio::task::yield_now().await;
+        tx.send(ev(EventKind::ToolUseRequested {
+            request_id: "r1".into(),
+            tool_use_id: Some("t1".into()),
+            tool: "Write".into(),
+            input: serde_json::json!({"file_path": "/p/a.txt", "content": "x"}),
+            description: None,
+            reason: None,
+            requires_user_interaction: false,
+        }))
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tx.send(ev(EventKind::ToolApprovalExpired {
+            request_id: "r1".into(),
+            message: "expired".into(),
+        }))
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(tx);
+        task.await.unwrap();
+        let log = sink.log.lock().unwrap();
+        assert_eq!(log.len(), 2, "{log:?}");
+        let (kind, card, _) = &log[0];
+        assert_eq!((*kind, card.root_id.as_str()), ("create", "root"));
+        let (kind, expired, _) = &log[1];
+        assert_eq!((*kind, expired.id.as_str()), ("update", card.id.as_str()));
+        let Some(crate::mattermost::model::Any::Attachments(atts)) =
+            expired.props.as_ref().unwrap().get("attachments")
+        else {
+            panic!("no attachments")
+        };
+        assert!(atts[0].text.contains("Expired"), "{}", atts[0].text);
+        assert!(atts[0].actions.is_empty());
+        assert!(cards.lock().unwrap()[&("s1".to_owned(), "r1".to_owned())].decided);
     }
 
     #[tokio::test(start_paused = true)]
