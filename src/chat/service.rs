@@ -488,11 +488,18 @@ impl ChatService {
             Err(e) => return ephemeral(format!("Claude Code could not start: {e}")),
         };
         let shown = project.display().to_string();
+        let typed = path.trim();
+        // The path as typed, and the real one when a symlink or `..` made them differ.
+        let where_ = if typed == shown {
+            format!("`{shown}`")
+        } else {
+            format!("`{typed}` (`{shown}`)")
+        };
         let root = Post {
             user_id: self.bot_id.clone(),
             channel_id: args.channel_id.clone(),
             message: format!(
-                "Claude Code session started in `{shown}`. Reply in this thread (or use `/claude <prompt>`) to talk to Claude."
+                "Claude Code session started in {where_}. Reply in this thread (or use `/claude <prompt>`) to talk to Claude."
             ),
             ..Default::default()
         };
