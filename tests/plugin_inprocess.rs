@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -372,7 +373,9 @@ fn header<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
 
 /// A valid configuration with its own data directory (the store and the CLI's HOME).
 fn good() -> String {
-    let data = std::env::temp_dir().join(format!(
+    // Under the target directory (cargo's scratch space for integration tests), so the
+    // stores these tests leave behind are not spread over /tmp.
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "cc-inprocess-{}-{}",
         std::process::id(),
         NEXT_DATA_DIR.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
