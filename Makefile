@@ -5,7 +5,7 @@
 #   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code,
 #                     and the dist tarball loaded by Mattermost's real plugin host code
 #   make conformance-ref  the same plugin checks against the Go reference plugin (validates them)
-#   make e2e          the real Claude Code CLI against the scripted fake Messages API (protocol + engine)
+#   make e2e          the real Claude Code CLI against the scripted fake Messages API (protocol, engine, chat)
 #   make bench        Rust against Go, same values, same run (gob codec, the whole plugin);
 #                     engine: 50 sessions on a fake CLI
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
@@ -62,7 +62,7 @@ conformance: dist
 
 # Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
 e2e: $(CLAUDE_CLI)
-	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine -- --test-threads=2
+	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine --test chat_inprocess -- --test-threads=2
 
 # Without CLAUDE_CODE_TARBALL the plugin checks build and load the Go reference plugin.
 conformance-ref:

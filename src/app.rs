@@ -1,12 +1,12 @@
-//! The product as Mattermost sees it: the [`Hooks`] implementation. For now:
-//! the bot, the `/claude` command (help; every other command is parsed and
-//! answered "not available yet"), the validated configuration, and the HTTP
-//! API router.
-//! Sessions, the store and the real command set come on top of this.
+//! The product as Mattermost sees it: the [`Hooks`] implementation: the bot,
+//! the `/claude` command, the validated configuration, the HTTP API router
+//! (health, approval clicks and dialogs), thread replies. Sessions live in the
+//! [`ChatService`] opened on activation and shut down on deactivation.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::chat::command::{self, ChatCommand};
+use crate::chat::service::ChatService;
 use crate::config::{self, Config};
 use crate::http::{self, Auth, BoxFuture, HttpError, HttpResult, Request, Router};
 use crate::mattermost::api::Api;
@@ -37,13 +37,27 @@ pub struct App {
     api: OnceLock<Api>,
     config: RwLock<Arc<Config>>,
     bot_user_id: OnceLock<String>,
+    chat: RwLock<Option<Arc<ChatService>>>,
     router: Router<App>,
 }
 
 impl App {
     /// `diagnostics` mounts the /api/v1/diag routes (see [`crate::http::diag`]).
     pub fn new(diagnostics: bool) -> App {
-        let mut router = Router::new().route("GET", "/api/v1/health", Auth::Public, health);
+        let mut router = Router::new()
+            .route("GET", "/api/v1/health", Auth::Public, health)
+            .route(
+                "POST",
+                "/api/v1/actions/approval",
+                Auth::User,
+                approval_click,
+            )
+            .route(
+                "POST",
+                "/api/v1/actions/approval/dialog",
+                Auth::User,
+                approval_dialog,
+            );
         if diagnostics {
             router = http::diag::mount(router);
         }
@@ -51,6 +65,7 @@ impl App {
             api: OnceLock::new(),
             config: RwLock::new(Arc::new(Config::default())),
             bot_user_id: OnceLock::new(),
+            chat: RwLock::new(None),
             router,
         }
     }
@@ -75,6 +90,11 @@ impl App {
             .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))
     }
 
+    /// The chat service, while activated.
+    pub fn chat(&self) -> Option<Arc<ChatService>> {
+        self.chat.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn bot_user_id(&self) -> Option<&str> {
         self.bot_user_id.get().map(String::as_str)
     }
@@ -91,6 +111,17 @@ impl App {
             .await?;
         let _ = self.bot_user_id.set(bot_id.clone());
         api.register_command(slash_command()).await?;
+        // A second activation in the same process: the old service lets go first.
+        let old = self.chat.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(old) = old {
+            old.shutdown().await;
+        }
+        let chat = ChatService::open(api.clone(), bot_id.clone(), &self.config())
+            .await
+            .map_err(|e| {
+                HookError::with_status(500, format!("claude-code could not start: {e}"))
+            })?;
+        *self.chat.write().unwrap_or_else(|p| p.into_inner()) = Some(chat);
         tracing::info!(bot_user_id = %bot_id, "claude-code ready");
         Ok(())
     }
@@ -127,14 +158,14 @@ pub fn slash_command() -> Command {
     }
 }
 
-/// The response to a `/claude ...` command line. Until sessions land, only
-/// help is served; every other valid command says so, and invalid ones get
-/// the parser's "type this instead" message.
+/// The response to a `/claude ...` command line while the plugin is not
+/// activated: help is served; every other valid command says so, and invalid
+/// ones get the parser's "type this instead" message.
 pub fn command_response(command_line: &str) -> CommandResponse {
     let text = match command::parse(command_line) {
         Ok(ChatCommand::Help) => command::help_text(),
         Ok(other) => format!(
-            "`/{TRIGGER} {}` is not available yet: sessions are coming. Type `/{TRIGGER} help` to see what Claude Code will do.",
+            "`/{TRIGGER} {}` is not available: the plugin is not activated. Type `/{TRIGGER} help` to see what Claude Code does.",
             other.subcommand().spec().name
         ),
         Err(e) => e.to_string(),
@@ -144,6 +175,48 @@ pub fn command_response(command_line: &str) -> CommandResponse {
         text,
         ..Default::default()
     }
+}
+
+/// The request body as JSON (at most 1 MiB).
+async fn json_body(req: &mut Request) -> Result<serde_json::Value, HttpError> {
+    let bytes = req
+        .body
+        .read_to_end_limited(1 << 20)
+        .await
+        .map_err(|e| HttpError::bad_request(format!("body: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| HttpError::bad_request(format!("not JSON: {e}")))
+}
+
+fn approval_click<'a>(
+    app: &'a App,
+    mut req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(async move {
+        let chat = app
+            .chat()
+            .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))?;
+        let body = json_body(&mut req).await?;
+        let user = req.user()?.to_owned();
+        let answer = chat.approval_click(&app.config(), &user, &body).await;
+        http::write_json(w, 200, &answer).await
+    })
+}
+
+fn approval_dialog<'a>(
+    app: &'a App,
+    mut req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(async move {
+        let chat = app
+            .chat()
+            .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))?;
+        let body = json_body(&mut req).await?;
+        let user = req.user()?.to_owned();
+        let answer = chat.approval_dialog(&app.config(), &user, &body).await;
+        http::write_json(w, 200, &answer).await
+    })
 }
 
 fn health<'a>(_: &'a App, _: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
@@ -172,6 +245,10 @@ impl Hooks for App {
     fn on_deactivate(&self) -> HookFuture<'_, Result<(), HookError>> {
         Box::pin(async {
             tracing::info!("deactivating");
+            let chat = self.chat.write().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(chat) = chat {
+                chat.shutdown().await;
+            }
             Ok(())
         })
     }
@@ -181,12 +258,20 @@ impl Hooks for App {
         _ctx: Context,
         args: CommandArgs,
     ) -> HookFuture<'_, Result<CommandResponse, HookError>> {
-        Box::pin(async move { Ok(command_response(&args.command)) })
+        Box::pin(async move {
+            Ok(match self.chat() {
+                Some(chat) => chat.execute(&self.config(), &args).await,
+                None => command_response(&args.command),
+            })
+        })
     }
 
-    fn message_has_been_posted(&self, _ctx: Context, _post: Post) -> HookFuture<'_, ()> {
-        // Thread replies to sessions land here once sessions exist.
-        Box::pin(async {})
+    fn message_has_been_posted(&self, _ctx: Context, post: Post) -> HookFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(chat) = self.chat() {
+                chat.on_post(&post).await;
+            }
+        })
     }
 
     fn on_plugin_cluster_event(
@@ -214,6 +299,10 @@ impl Hooks for App {
     fn shutdown(&self) -> HookFuture<'_, ()> {
         Box::pin(async {
             tracing::info!("shutting down");
+            let chat = self.chat.write().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(chat) = chat {
+                chat.shutdown().await;
+            }
         })
     }
 }
@@ -254,13 +343,13 @@ mod tests {
         let r = command_response("/claude status");
         assert_eq!(r.response_type, "ephemeral");
         assert!(
-            r.text.starts_with("`/claude status` is not available yet"),
+            r.text.starts_with("`/claude status` is not available"),
             "{}",
             r.text
         );
         let r = command_response("/claude frobnicate now");
         assert!(
-            r.text.starts_with("`/claude ask` is not available yet"),
+            r.text.starts_with("`/claude ask` is not available"),
             "{}",
             r.text
         );

@@ -25,6 +25,7 @@ use crate::claude::args::PermissionMode;
 pub const KEY_ALLOWED_PROJECT_ROOTS: &str = "AllowedProjectRoots";
 pub const KEY_CLAUDE_CLI_PATH: &str = "ClaudeCliPath";
 pub const KEY_ANTHROPIC_API_KEY: &str = "AnthropicApiKey";
+pub const KEY_ANTHROPIC_BASE_URL: &str = "AnthropicBaseUrl";
 pub const KEY_DEFAULT_MODEL: &str = "DefaultModel";
 pub const KEY_DEFAULT_PERMISSION_MODE: &str = "DefaultPermissionMode";
 pub const KEY_WHO_CAN_START: &str = "WhoCanStart";
@@ -43,7 +44,7 @@ pub const IDLE_TIMEOUT_MINUTES: (&str, u32, u32, u32) = (KEY_IDLE_TIMEOUT_MINUTE
 /// An approval nobody answers is denied after this; at most a day.
 pub const APPROVAL_TIMEOUT_MINUTES: (&str, u32, u32, u32) =
     (KEY_APPROVAL_TIMEOUT_MINUTES, 10, 1, 1_440);
-pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 20, 1, 600);
+pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 30, 1, 600);
 
 /// The CLI command used when ClaudeCliPath is empty (looked up on PATH).
 pub const DEFAULT_CLAUDE_CLI: &str = "claude";
@@ -67,6 +68,8 @@ pub enum ConfigError {
     ControlCharacters { key: &'static str },
     #[error("AnthropicApiKey: must not contain whitespace")]
     ApiKeyWhitespace,
+    #[error("AnthropicBaseUrl: {url:?} must be an http:// or https:// URL without whitespace")]
+    InvalidBaseUrl { url: String },
     #[error("setting {key} must be a whole number, got {value:?}")]
     NotANumber { key: &'static str, value: String },
     #[error("setting {key} must be between {min} and {max}, got {value}")]
@@ -162,6 +165,7 @@ pub struct RawConfig {
     pub allowed_project_roots: String,
     pub claude_cli_path: String,
     pub anthropic_api_key: Secret,
+    pub anthropic_base_url: String,
     pub default_model: String,
     pub default_permission_mode: String,
     pub who_can_start: String,
@@ -182,6 +186,8 @@ pub struct Config {
     pub claude_cli_path: String,
     /// `None` = the CLI's own login is used.
     pub anthropic_api_key: Option<Secret>,
+    /// `ANTHROPIC_BASE_URL` for the CLI; `None` = Anthropic's API.
+    pub anthropic_base_url: Option<String>,
     /// `None` = the CLI's default model.
     pub default_model: Option<String>,
     /// Used when `/claude start` names no `--mode`.
@@ -211,6 +217,7 @@ impl Default for Config {
             allowed_project_roots: Vec::new(),
             claude_cli_path: DEFAULT_CLAUDE_CLI.to_owned(),
             anthropic_api_key: None,
+            anthropic_base_url: None,
             default_model: None,
             default_permission_mode: PermissionMode::Default,
             who_can_start: WhoCanStart::Everyone,
@@ -263,6 +270,7 @@ impl RawConfig {
             allowed_project_roots: get(KEY_ALLOWED_PROJECT_ROOTS)?,
             claude_cli_path: get(KEY_CLAUDE_CLI_PATH)?,
             anthropic_api_key: Secret(get(KEY_ANTHROPIC_API_KEY)?),
+            anthropic_base_url: get(KEY_ANTHROPIC_BASE_URL)?,
             default_model: get(KEY_DEFAULT_MODEL)?,
             default_permission_mode: get(KEY_DEFAULT_PERMISSION_MODE)?,
             who_can_start: get(KEY_WHO_CAN_START)?,
@@ -341,6 +349,17 @@ impl RawConfig {
                 key: KEY_ANTHROPIC_API_KEY,
             });
         }
+        let base_url = self.anthropic_base_url.trim();
+        if !base_url.is_empty()
+            && (!(base_url.starts_with("http://") || base_url.starts_with("https://"))
+                || base_url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(ConfigError::InvalidBaseUrl {
+                url: base_url.to_owned(),
+            });
+        }
         let model = self.default_model.trim();
         if !model.is_empty() && !is_valid_model_name(model) {
             return Err(ConfigError::InvalidModel {
@@ -385,6 +404,7 @@ impl RawConfig {
             allowed_project_roots: roots,
             claude_cli_path,
             anthropic_api_key: (!key.is_empty()).then(|| Secret::new(key)),
+            anthropic_base_url: (!base_url.is_empty()).then(|| base_url.to_owned()),
             default_model: (!model.is_empty()).then(|| model.to_owned()),
             default_permission_mode,
             who_can_start: parse_who_can_start(&self.who_can_start)?,
@@ -615,7 +635,7 @@ mod tests {
         assert_eq!(d, Config::default());
         assert_eq!(d.idle_timeout, Some(Duration::from_secs(3600)));
         assert_eq!(d.approval_timeout, Duration::from_secs(600));
-        assert_eq!(d.commands_per_minute, 20);
+        assert_eq!(d.commands_per_minute, 30);
         assert_eq!(d.max_concurrent_sessions, 5);
     }
 
@@ -753,6 +773,26 @@ mod tests {
     }
 
     #[test]
+    fn anthropic_base_url() {
+        let c = load(br#"{"AnthropicBaseUrl": " http://127.0.0.1:9/v1 "}"#).unwrap();
+        assert_eq!(
+            c.anthropic_base_url.as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
+        assert_eq!(load(b"{}").unwrap().anthropic_base_url, None);
+        for bad in ["ftp://x", "api.anthropic.com", "http://a b"] {
+            let json = serde_json::json!({ "AnthropicBaseUrl": bad }).to_string();
+            assert!(
+                matches!(
+                    load(json.as_bytes()),
+                    Err(ConfigError::InvalidBaseUrl { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn plugin_json_schema_matches_the_keys() {
         let manifest: serde_json::Value =
             serde_json::from_str(include_str!("../plugin.json")).unwrap();
@@ -767,6 +807,7 @@ mod tests {
                 KEY_ALLOWED_PROJECT_ROOTS,
                 KEY_CLAUDE_CLI_PATH,
                 KEY_ANTHROPIC_API_KEY,
+                KEY_ANTHROPIC_BASE_URL,
                 KEY_DEFAULT_MODEL,
                 KEY_DEFAULT_PERMISSION_MODE,
                 KEY_WHO_CAN_START,

@@ -23,12 +23,15 @@
 //!   exit when the host goes away.
 //! - [`app`]: the product's Hooks implementation (bot, `/claude`, config,
 //!   HTTP routes).
-//! - [`chat`]: how sessions appear in Mattermost, as pure functions:
+//! - [`chat`]: how sessions appear in Mattermost. Pure parts:
 //!   [`chat::command`] parses `/claude …` and owns the subcommand table that
 //!   help and autocomplete are built from; [`chat::render`] turns a turn's
-//!   CLI messages into post text (tool lines, diffs, cost line) and splits
-//!   long posts without breaking code fences; [`chat::card`] builds approval
-//!   cards (signed buttons, dialogs, decided/expired forms).
+//!   CLI messages (or session events) into post text (tool lines, diffs, cost
+//!   line) and splits long posts without breaking code fences; [`chat::card`]
+//!   builds approval cards (signed buttons, dialogs, decided/expired forms).
+//!   Integration: [`chat::stream`] turns a session's events into one coalesced
+//!   post per turn plus approval cards; [`chat::service`] owns the engine, the
+//!   channel → session map, the commands, thread replies and approval clicks.
 //! - [`http`]: the ServeHTTP router, auth rule and JSON errors; diagnostics
 //!   routes for the Go harness ([`http::diag`]).
 //! - [`config`]: System Console settings (projects, CLI, defaults, who may

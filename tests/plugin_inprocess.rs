@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -162,6 +163,29 @@ fn fake_api(st: Shared) -> Server {
                 }
             }
             async move { Ok::<_, String>(BoolAppErrorReturns { a: ok, b: None }) }
+        })
+        .method("Plugin.GetChannelMember", move |a: TwoStringArgs| {
+            // Only u1 is a member of anything.
+            let r = if a.b == "u1" {
+                GetChannelMemberReturns {
+                    a: Some(ChannelMember {
+                        channel_id: a.a,
+                        user_id: a.b,
+                        ..Default::default()
+                    }),
+                    b: None,
+                }
+            } else {
+                GetChannelMemberReturns {
+                    a: None,
+                    b: Some(AppError {
+                        id: "app.channel.get_member.missing.app_error".into(),
+                        status_code: 404,
+                        ..Default::default()
+                    }),
+                }
+            };
+            async move { Ok::<_, String>(r) }
         })
 }
 
@@ -347,12 +371,29 @@ fn header<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-const GOOD: &str =
-    r#"{"allowedprojectroots": "/srv/a,/srv/b", "claudeclipath": "", "anthropicapikey": "sk-1"}"#;
+/// A valid configuration with its own data directory (the store and the CLI's HOME).
+fn good() -> String {
+    // Under the target directory (cargo's scratch space for integration tests), so the
+    // stores these tests leave behind are not spread over /tmp.
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cc-inprocess-{}-{}",
+        std::process::id(),
+        NEXT_DATA_DIR.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    serde_json::json!({
+        "allowedprojectroots": "/srv/a,/srv/b",
+        "claudeclipath": "",
+        "anthropicapikey": "sk-1",
+        "DataDirectory": data,
+    })
+    .to_string()
+}
+
+static NEXT_DATA_DIR: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 #[tokio::test]
 async fn implemented_and_activation() {
-    let host = Host::start(GOOD);
+    let host = Host::start(&good());
     let names: Vec<String> = host
         .hooks
         .call("Plugin.Implemented", &Empty {})
@@ -428,7 +469,7 @@ async fn invalid_configuration_fails_activation() {
 
 #[tokio::test]
 async fn configuration_change_keeps_the_old_config_on_error() {
-    let host = Host::start(GOOD);
+    let host = Host::start(&good());
     assert_eq!(host.activate().await, Any::Nil);
     host.api.lock().unwrap().config = br#"{"AnthropicApiKey": 5}"#.to_vec();
     let r: ErrorReturn = host
@@ -453,8 +494,8 @@ async fn configuration_change_keeps_the_old_config_on_error() {
 }
 
 #[tokio::test]
-async fn execute_command_help_and_not_yet() {
-    let host = Host::start(GOOD);
+async fn execute_command_help_and_membership() {
+    let host = Host::start(&good());
     assert_eq!(host.activate().await, Any::Nil);
     let r = host.command("/claude help").await;
     assert_eq!(r.b, None);
@@ -464,18 +505,14 @@ async fn execute_command_help_and_not_yet() {
     assert!(resp.text.contains("/claude start"));
     let resp = host.command("/claude start /srv/a").await.a.unwrap();
     assert_eq!(resp.response_type, "ephemeral");
-    assert!(
-        resp.text
-            .starts_with("`/claude start` is not available yet"),
-        "{}",
-        resp.text
-    );
-    assert!(resp.text.contains("/claude help"));
+    assert_eq!(resp.text, "`/srv/a` does not exist");
+    let resp = host.command("/claude status").await.a.unwrap();
+    assert_eq!(resp.text, "No Claude Code session in this channel");
 }
 
 #[tokio::test]
 async fn notifications_are_answered() {
-    let host = Host::start(GOOD);
+    let host = Host::start(&good());
     assert_eq!(host.activate().await, Any::Nil);
     let _: Empty = host
         .hooks
@@ -515,7 +552,7 @@ async fn notifications_are_answered() {
 
 #[tokio::test]
 async fn serve_http_health_auth_and_404() {
-    let host = Host::start(GOOD);
+    let host = Host::start(&good());
     assert_eq!(host.activate().await, Any::Nil);
     let r = host.http("GET", "/api/v1/health", None, Some(vec![])).await;
     assert_eq!(r.status, Some(200));
@@ -535,7 +572,7 @@ async fn serve_http_health_auth_and_404() {
 
 #[tokio::test]
 async fn serve_http_diag_request_echo_download() {
-    let host = Host::start(GOOD);
+    let host = Host::start(&good());
     assert_eq!(host.activate().await, Any::Nil);
     let r = host
         .http(
@@ -604,7 +641,7 @@ async fn serve_http_diag_request_echo_download() {
 
 #[tokio::test]
 async fn serve_http_diag_kv() {
-    let host = Host::start(GOOD);
+    let host = Host::start(&good());
     assert_eq!(host.activate().await, Any::Nil);
     let r = host
         .http(
@@ -638,9 +675,13 @@ async fn serve_http_diag_kv() {
             None,
         )
         .await;
-    assert_eq!(json(&r), serde_json::json!({"keys": ["k1", "k2"]}));
+    // The plugin keeps its approval signing secret in KV too (from activation).
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"keys": ["approval_signing_secret", "k1", "k2"]})
+    );
     let r = host
-        .http("GET", "/api/v1/diag/kv?page=1&per_page=1", Some("u1"), None)
+        .http("GET", "/api/v1/diag/kv?page=2&per_page=1", Some("u1"), None)
         .await;
     assert_eq!(json(&r), serde_json::json!({"keys": ["k2"]}));
 

@@ -1,8 +1,12 @@
 //! How sessions appear in Mattermost: `/claude` commands, turn rendering
 //! (streamed text, tool lines, diffs, long-post splitting) and approval cards.
-//! Everything here is pure: no API calls, no session state; the integration
-//! layer feeds it CLI messages and posts what it returns.
+//! `command`, `render` and `card` are pure: no API calls, no session state.
+//! [`stream`] turns a session's events into posts (through a [`stream::PostSink`]);
+//! [`service`] owns the engine and wires commands, thread replies and approval
+//! clicks to sessions.
 
 pub mod card;
 pub mod command;
 pub mod render;
+pub mod service;
+pub mod stream;

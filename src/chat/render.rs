@@ -16,6 +16,7 @@ use crate::claude::messages::{
     CliMessage, ContentBlock, Delta, KnownBlock, KnownDelta, KnownStreamEvent, KnownSystemEvent,
     PatchHunk, ResultMessage, StreamEvent, SystemEvent, ToolUseResult, UserContent,
 };
+use crate::sessions::EventKind;
 
 /// Mattermost's post message limit in runes (`PostMessageMaxRunesV2`).
 pub const POST_MAX_CHARS: usize = 16383;
@@ -69,6 +70,31 @@ pub fn tool_output(name: &str, text: &str, limits: InlineLimits) -> ToolOutput {
             human_size(text.len())
         ),
     }
+}
+
+/// Inline output cut to `limits` (lines, then chars) with a note of what was
+/// left out.
+pub fn truncated_output(text: &str, limits: InlineLimits) -> ToolOutput {
+    let lines = text.lines().count();
+    let chars = text.chars().count();
+    if lines <= limits.max_lines && chars <= limits.max_chars {
+        return ToolOutput::Inline(text.to_owned());
+    }
+    let mut shown: String = text
+        .lines()
+        .take(limits.max_lines)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if shown.chars().count() > limits.max_chars {
+        shown = shown.chars().take(limits.max_chars).collect();
+    }
+    let shown_lines = shown.lines().count();
+    shown.push_str(&format!(
+        "\n… output truncated: {} of {lines} lines shown ({} total)",
+        shown_lines,
+        human_size(text.len())
+    ));
+    ToolOutput::Inline(shown)
 }
 
 fn human_size(bytes: usize) -> String {
@@ -490,6 +516,95 @@ impl TurnRenderer {
         }
     }
 
+    /// Applies one session event (the engine's typed view of the CLI's
+    /// output); returns whether the rendering changed. Long tool output is
+    /// cut to `limits` with a note (no attachments on this path).
+    pub fn apply_event(&mut self, event: &EventKind) -> bool {
+        match event {
+            EventKind::TextDelta { text } => {
+                match self.streaming_text {
+                    Some(i) => {
+                        if let Some(Part::Text(t)) = self.parts.get_mut(i) {
+                            t.push_str(text);
+                        }
+                    }
+                    None => {
+                        self.parts.push(Part::Text(text.clone()));
+                        self.streaming_text = Some(self.parts.len() - 1);
+                    }
+                }
+                !text.is_empty()
+            }
+            EventKind::AssistantText { text, .. } => match self.streaming_text.take() {
+                Some(i) => match self.parts.get_mut(i) {
+                    Some(Part::Text(t)) => {
+                        let changed = t != text;
+                        t.clone_from(text);
+                        changed
+                    }
+                    _ => false,
+                },
+                None => {
+                    self.parts.push(Part::Text(text.clone()));
+                    true
+                }
+            },
+            EventKind::ToolUse {
+                tool_use_id,
+                tool,
+                input,
+            } => {
+                self.start_tool(tool_use_id, tool, input);
+                true
+            }
+            EventKind::ToolUseRequested {
+                tool_use_id: Some(id),
+                ..
+            } => match self.tool_mut(id) {
+                Some(t) => {
+                    t.state = ToolState::AwaitingApproval;
+                    true
+                }
+                None => false,
+            },
+            EventKind::ToolResult {
+                tool_use_id,
+                is_error,
+                content,
+                patch,
+                stdout,
+                stderr,
+                ..
+            } => {
+                let limits = self.limits;
+                let Some(tool) = self.tool_mut(tool_use_id) else {
+                    return false;
+                };
+                if *is_error {
+                    tool.state = ToolState::Failed(first_line(&Value::String(content.clone())));
+                    return true;
+                }
+                tool.state = ToolState::Succeeded;
+                let diff = patch.as_deref().map(patch_diff).unwrap_or_default();
+                tool.output = if !diff.is_empty() {
+                    Some((OutputKind::Diff, truncated_output(&diff, limits)))
+                } else {
+                    let out = stdout.as_deref().unwrap_or("").trim_end();
+                    let err = stderr.as_deref().unwrap_or("").trim_end();
+                    let text = match (out, err) {
+                        ("", "") => None,
+                        (o, "") => Some(o.to_owned()),
+                        ("", e) => Some(e.to_owned()),
+                        (o, e) => Some(format!("{o}\n{e}")),
+                    };
+                    text.map(|t| (OutputKind::Text, truncated_output(&t, limits)))
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The tool calls so far, in order.
     pub fn tools(&self) -> impl Iterator<Item = &ToolActivity> {
         self.parts.iter().filter_map(|p| match p {
@@ -809,6 +924,40 @@ pub fn split_post(text: &str, max_chars: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn events_render_text_tools_and_truncated_output() {
+        use crate::sessions::EventKind;
+        let mut r = TurnRenderer::new(Some("/p".into()), InlineLimits::default());
+        assert!(r.apply_event(&EventKind::TextDelta { text: "Hel".into() }));
+        assert!(r.apply_event(&EventKind::TextDelta { text: "lo".into() }));
+        assert_eq!(r.body(), "Hello");
+        assert!(!r.apply_event(&EventKind::AssistantText {
+            message_id: None,
+            text: "Hello".into()
+        }));
+        assert!(r.apply_event(&EventKind::ToolUse {
+            tool_use_id: "t1".into(),
+            tool: "Bash".into(),
+            input: serde_json::json!({"command": "seq 100"}),
+        }));
+        let long: String = (1..=100).map(|i| format!("{i}\n")).collect();
+        assert!(r.apply_event(&EventKind::ToolResult {
+            tool_use_id: "t1".into(),
+            is_error: false,
+            content: long.clone(),
+            file_path: None,
+            patch: None,
+            stdout: Some(long),
+            stderr: None,
+        }));
+        let body = r.body();
+        assert!(body.starts_with("Hello\n\n"), "{body}");
+        assert!(body.contains("Bash"), "{body}");
+        assert!(body.contains("\n40\n"), "{body}");
+        assert!(!body.contains("\n41\n"), "{body}");
+        assert!(body.contains("output truncated: 40 of 100 lines"), "{body}");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

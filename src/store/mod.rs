@@ -270,6 +270,30 @@ impl Store {
         .await
     }
 
+    /// The chat thread root of a session (the post `/claude start` created).
+    pub async fn set_root_post(&self, session_id: &str, post_id: &str) -> Result<(), StoreError> {
+        let (session_id, post_id) = (session_id.to_owned(), post_id.to_owned());
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO chat_threads (session_id, root_post_id) VALUES (?1, ?2)
+                 ON CONFLICT(session_id) DO UPDATE SET root_post_id = excluded.root_post_id",
+                params![session_id, post_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `(session_id, root_post_id)` of every session that has a thread.
+    pub async fn root_posts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.call(|c| {
+            let mut stmt = c.prepare("SELECT session_id, root_post_id FROM chat_threads")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// Appends one transcript row; returns its `seq`.
     pub async fn append_message(&self, record: MessageRecord) -> Result<i64, StoreError> {
         self.call(move |c| {

@@ -9,9 +9,10 @@ use rusqlite::{Connection, OptionalExtension};
 use super::StoreError;
 
 /// (version, SQL). Append only: a released migration is never edited.
-pub const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE TABLE sessions (
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE sessions (
         id              TEXT PRIMARY KEY,
         channel_id      TEXT NOT NULL,
         owner_id        TEXT NOT NULL,
@@ -55,7 +56,16 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(
         detail     TEXT NOT NULL,
         at         INTEGER NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        // The chat layer: the Mattermost post each session's thread hangs under.
+        "CREATE TABLE chat_threads (
+            session_id   TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            root_post_id TEXT NOT NULL
+        );",
+    ),
+];
 
 /// The version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -265,3 +265,18 @@ async fn a_killed_writer_loses_no_acknowledged_write() {
     let stored = store.messages("s1").await.expect("messages").len() as u64;
     assert!(stored > acked, "acked m0..=m{acked}, found {stored} rows");
 }
+
+#[tokio::test]
+async fn root_posts_are_kept_per_session() {
+    let db = TempDb::new("roots");
+    let store = Store::open(&db.path()).await.expect("open");
+    store.insert_session(session("s1")).await.expect("insert");
+    store.set_root_post("s1", "p1").await.expect("set");
+    store.set_root_post("s1", "p2").await.expect("replace");
+    drop(store);
+    let store = Store::open(&db.path()).await.expect("re-open");
+    assert_eq!(
+        store.root_posts().await.expect("list"),
+        [("s1".to_owned(), "p2".to_owned())]
+    );
+}

@@ -1,0 +1,1127 @@
+//! The chat integration: the engine, one session per channel, the `/claude` commands, thread
+//! replies, approval clicks and dialogs. Opened on activation, shut down on deactivation.
+//!
+//! State kept here (all of it rebuilt from the store and KV on activation): channel -> session
+//! (the store's `sessions.channel_id`; the newest session of a channel wins), session -> thread
+//! root post (`chat_threads`), pending context blocks (memory only), posted approval cards
+//! (memory only: after a restart the engine has no pending requests either).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::card::{self, ActionContext, ActionSigner, ApprovalAction};
+use super::command::{self, ChatCommand};
+use super::render::code_block;
+use super::stream::{self, card_post, Cards, StreamCtx};
+use crate::claude::CliEnv;
+use crate::config::{Config, WhoCanApprove, WhoCanStart};
+use crate::files::{self, FileContent, FileNode, NodeKind};
+use crate::mattermost::api::Api;
+use crate::mattermost::model::{Any, CommandArgs, CommandResponse, Post, SlackAttachment};
+use crate::ratelimit::RateLimiter;
+use crate::sessions::{
+    Decision, Engine, ProcessLauncher, SessionConfig, SessionHandle, SessionSpec, SessionState,
+};
+use crate::store::{now_ms, Store};
+
+/// KV key of the approval signing secret (hex), shared by every node of a cluster.
+pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
+pub const NO_SESSION: &str = "No Claude Code session in this channel";
+pub const NOT_A_MEMBER: &str = "You are not a member of this channel";
+/// Where DataDirectory points when it is empty (relative to the server's working directory,
+/// which is where Mattermost's default `./data/` file store lives too).
+pub const DEFAULT_DATA_DIRECTORY: &str = "./data/claude-code";
+/// Inline limit of `/claude file` and `/claude context file`.
+const MAX_INLINE_FILE: usize = 12_000;
+
+#[derive(Debug, Clone)]
+struct SessionInfo {
+    channel_id: String,
+    owner_id: String,
+    project_path: String,
+    root_id: String,
+}
+
+#[derive(Default)]
+struct State {
+    /// channel -> session id.
+    by_channel: HashMap<String, String>,
+    sessions: HashMap<String, SessionInfo>,
+    /// root post id -> session id.
+    by_root: HashMap<String, String>,
+    /// Blocks sent before the next prompt.
+    context: HashMap<String, Vec<String>>,
+}
+
+pub struct ChatService {
+    api: Api,
+    bot_id: String,
+    engine: Engine,
+    signer: Arc<ActionSigner>,
+    limiter: RateLimiter,
+    approval_timeout: Duration,
+    cards: Cards,
+    state: Mutex<State>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn ephemeral(text: impl Into<String>) -> CommandResponse {
+    CommandResponse {
+        response_type: "ephemeral".into(),
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+/// The status word of a state, as `/claude status` shows it.
+pub fn state_word(state: SessionState) -> &'static str {
+    match state {
+        SessionState::AwaitingApproval => "awaiting approval",
+        s => s.as_str(),
+    }
+}
+
+/// The CLI's environment from the settings.
+pub fn cli_env(config: &Config, data_dir: &Path) -> CliEnv {
+    let mut anthropic = Vec::new();
+    if let Some(key) = &config.anthropic_api_key {
+        anthropic.push(("ANTHROPIC_API_KEY".to_owned(), key.expose().to_owned()));
+    }
+    if let Some(url) = &config.anthropic_base_url {
+        anthropic.push(("ANTHROPIC_BASE_URL".to_owned(), url.clone()));
+    }
+    let proxy = [
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "no_proxy",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+    .collect();
+    CliEnv {
+        cli_path: PathBuf::from(&config.claude_cli_path),
+        home_dir: data_dir.join("home"),
+        path: std::env::var_os("PATH"),
+        lang: Some("C.UTF-8".into()),
+        anthropic,
+        proxy,
+        disable_telemetry: true,
+        disable_nonessential_traffic: true,
+        disable_autoupdater: true,
+        max_retries: Some(3),
+        emit_session_state_events: false,
+    }
+}
+
+/// Whether `path` is `root` or below it (both absolute, normalized).
+fn is_under(path: &Path, root: &Path) -> bool {
+    path.starts_with(root)
+}
+
+/// Lexical normalization of an absolute path (`.` dropped, `..` pops).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The post id in a permalink (`…/pl/<id>`, `…/<team>/pl/<id>`) or a bare id.
+fn post_id_of(link: &str) -> Option<String> {
+    let last = link.trim().trim_end_matches('/').rsplit('/').next()?;
+    let id = last.split(['?', '#']).next()?;
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+fn tree_lines(node: &FileNode, depth: usize, out: &mut String) {
+    for child in &node.children {
+        out.push_str(&"  ".repeat(depth));
+        out.push_str(&child.name);
+        if child.kind == NodeKind::Directory {
+            out.push('/');
+        }
+        out.push('\n');
+        tree_lines(child, depth + 1, out);
+    }
+}
+
+fn attachment_json(a: &SlackAttachment) -> Value {
+    json!({
+        "fallback": a.fallback,
+        "color": a.color,
+        "pretext": a.pretext,
+        "title": a.title,
+        "text": a.text,
+        "footer": a.footer,
+        "actions": [],
+    })
+}
+
+fn ephemeral_json(text: &str) -> Value {
+    json!({ "ephemeral_text": text })
+}
+
+impl ChatService {
+    /// Opens the store and the engine in the data directory, recovers stored sessions and
+    /// their threads, and loads (or creates) the signing secret.
+    pub async fn open(api: Api, bot_id: String, config: &Config) -> Result<Arc<Self>, String> {
+        let data_dir = config
+            .data_directory
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIRECTORY));
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("data directory {}: {e}", data_dir.display()))?;
+        let store = Store::open(&data_dir.join("claude-code.db"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let session_config = SessionConfig {
+            // "Never" is a year: an Instant must not overflow.
+            idle_timeout: config
+                .idle_timeout
+                .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
+            approval_timeout: config.approval_timeout,
+            ..SessionConfig::default()
+        };
+        let launcher = Arc::new(ProcessLauncher {
+            env: cli_env(config, &data_dir),
+        });
+        let engine = Engine::new(store, launcher, session_config);
+        let secret = Self::signing_secret(&api).await?;
+        let signer = ActionSigner::new(&secret).map_err(|e| e.to_string())?;
+        let svc = Arc::new(ChatService {
+            api,
+            bot_id,
+            engine,
+            signer: Arc::new(signer),
+            limiter: RateLimiter::new(config.commands_per_minute, config.commands_per_minute),
+            approval_timeout: config.approval_timeout,
+            cards: Cards::default(),
+            state: Mutex::new(State::default()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        svc.recover().await?;
+        Ok(svc)
+    }
+
+    async fn signing_secret(api: &Api) -> Result<String, String> {
+        for _ in 0..3 {
+            if let Some(v) = api
+                .kv_get(SIGNING_SECRET_KEY)
+                .await
+                .map_err(|e| e.to_string())?
+                .filter(|v| !v.is_empty())
+            {
+                return String::from_utf8(v).map_err(|e| e.to_string());
+            }
+            let fresh = ActionSigner::generate_secret().map_err(|e| e.to_string())?;
+            // Another node may win the race; then its secret is read back.
+            if api
+                .kv_compare_and_set(SIGNING_SECRET_KEY, None, Some(fresh.clone().into_bytes()))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(fresh);
+            }
+        }
+        Err("could not agree on an approval signing secret in the KV store".into())
+    }
+
+    async fn recover(self: &Arc<Self>) -> Result<(), String> {
+        self.engine
+            .recover_from_store()
+            .await
+            .map_err(|e| e.to_string())?;
+        let store = self.engine.store();
+        let roots: HashMap<String, String> = store
+            .root_posts()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        for record in store.sessions().await.map_err(|e| e.to_string())? {
+            let Some(root_id) = roots.get(&record.id).cloned() else {
+                continue;
+            };
+            let info = SessionInfo {
+                channel_id: record.channel_id.clone(),
+                owner_id: record.owner_id.clone(),
+                project_path: record.project_path.clone(),
+                root_id,
+            };
+            if let Some(handle) = self.engine.get(&record.id) {
+                self.track(&handle, info);
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps a session and starts its post stream.
+    fn track(self: &Arc<Self>, handle: &SessionHandle, info: SessionInfo) {
+        let ctx = StreamCtx {
+            session_id: handle.id().to_owned(),
+            channel_id: info.channel_id.clone(),
+            root_id: info.root_id.clone(),
+            bot_id: self.bot_id.clone(),
+            cwd: Some(info.project_path.clone()),
+            signer: self.signer.clone(),
+            cards: self.cards.clone(),
+            approval_timeout: self.approval_timeout,
+        };
+        let task = tokio::spawn(stream::run(
+            Arc::new(self.api.clone()),
+            ctx,
+            handle.subscribe(),
+        ));
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task);
+        }
+        if let Ok(mut st) = self.state.lock() {
+            st.by_channel
+                .insert(info.channel_id.clone(), handle.id().to_owned());
+            st.by_root
+                .insert(info.root_id.clone(), handle.id().to_owned());
+            st.sessions.insert(handle.id().to_owned(), info);
+        }
+    }
+
+    /// Deactivation: every CLI process tree is stopped, the post streams end.
+    pub async fn shutdown(&self) {
+        self.engine.stop_all().await;
+        // Let the streams post the last events (stopped turns) briefly, then end them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn session_of_channel(&self, channel_id: &str) -> Option<(SessionHandle, SessionInfo)> {
+        let st = self.state.lock().ok()?;
+        let id = st.by_channel.get(channel_id)?;
+        let info = st.sessions.get(id)?.clone();
+        Some((self.engine.get(id)?, info))
+    }
+
+    async fn is_member(&self, channel_id: &str, user_id: &str) -> bool {
+        self.api
+            .get_channel_member(channel_id, user_id)
+            .await
+            .is_ok_and(|m| m.user_id.is_empty() || m.user_id == user_id)
+    }
+
+    async fn username(&self, user_id: &str) -> String {
+        match self.api.get_user(user_id).await {
+            Ok(u) if !u.username.is_empty() => u.username,
+            _ => user_id.to_owned(),
+        }
+    }
+
+    // --- commands ----------------------------------------------------------
+
+    /// `/claude …`: membership, rate limit, then the command.
+    pub async fn execute(self: &Arc<Self>, config: &Config, args: &CommandArgs) -> CommandResponse {
+        if !self.is_member(&args.channel_id, &args.user_id).await {
+            return ephemeral(NOT_A_MEMBER);
+        }
+        if let Err(retry) = self.limiter.check(&args.user_id, Instant::now()) {
+            return ephemeral(format!(
+                "Slow down: too many commands. Try again in {} s.",
+                retry.seconds()
+            ));
+        }
+        let cmd = match command::parse(&args.command) {
+            Ok(c) => c,
+            Err(e) => return ephemeral(e.to_string()),
+        };
+        match cmd {
+            ChatCommand::Help => ephemeral(command::help_text()),
+            ChatCommand::Start { path, model, mode } => {
+                self.start(config, args, &path, model, mode).await
+            }
+            ChatCommand::Status => self.status(&args.channel_id).await,
+            ChatCommand::Ask { prompt } => {
+                ephemeral(self.prompt(&args.channel_id, &args.user_id, &prompt).await)
+            }
+            ChatCommand::Interrupt => match self.session_of_channel(&args.channel_id) {
+                None => ephemeral(NO_SESSION),
+                Some((h, _)) => match h.interrupt(&args.user_id).await {
+                    Ok(()) => ephemeral("Interrupted: the current turn was stopped."),
+                    Err(e) => ephemeral(format!("Nothing to interrupt: {e}")),
+                },
+            },
+            ChatCommand::Stop => match self.session_of_channel(&args.channel_id) {
+                None => ephemeral(NO_SESSION),
+                Some((h, _)) => match h.stop(&args.user_id).await {
+                    Ok(()) => ephemeral(
+                        "Claude Code session stopped. A new prompt resumes the conversation.",
+                    ),
+                    Err(e) => ephemeral(format!("Could not stop the session: {e}")),
+                },
+            },
+            ChatCommand::Mode(m) => ephemeral(format!(
+                "Changing the permission mode of a running session is not supported yet; start a new session with `--mode {}`.",
+                m.as_str()
+            )),
+            ChatCommand::Model(m) => ephemeral(format!(
+                "Changing the model of a running session is not supported yet; start a new session with `--model {m}`."
+            )),
+            ChatCommand::History => self.history(&args.channel_id).await,
+            ChatCommand::ContextThread { permalink } => {
+                let link = permalink.unwrap_or_else(|| args.root_id.clone());
+                ephemeral(self.context_thread(args, &link).await)
+            }
+            ChatCommand::ContextFile { path } => {
+                ephemeral(self.context_file(&args.channel_id, &path))
+            }
+            ChatCommand::Files { dir } => ephemeral(self.files(&args.channel_id, dir.as_deref())),
+            ChatCommand::File { path } => ephemeral(self.file(&args.channel_id, &path)),
+        }
+    }
+
+    /// Checks the start path: under a root (lexically and after symlinks), existing, a dir.
+    fn check_project_path(config: &Config, path: &str) -> Result<PathBuf, String> {
+        let raw = Path::new(path.trim());
+        let outside = || format!("`{path}` is not under an allowed project root");
+        if !raw.is_absolute() {
+            return Err(outside());
+        }
+        let roots: Vec<PathBuf> = config
+            .allowed_project_roots
+            .iter()
+            .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+            .collect();
+        let lexical = normalize(raw);
+        let under_any = |p: &Path| {
+            roots.iter().any(|r| is_under(p, r))
+                || config.allowed_project_roots.iter().any(|r| is_under(p, r))
+        };
+        if !under_any(&lexical) {
+            return Err(outside());
+        }
+        let canonical = match std::fs::canonicalize(&lexical) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!("`{path}` does not exist"))
+            }
+            Err(e) => return Err(format!("`{path}` cannot be opened: {e}")),
+        };
+        if !roots.iter().any(|r| is_under(&canonical, r)) {
+            return Err(outside());
+        }
+        if !canonical.is_dir() {
+            return Err(format!("`{path}` is not a directory"));
+        }
+        Ok(canonical)
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        config: &Config,
+        args: &CommandArgs,
+        path: &str,
+        model: Option<String>,
+        mode: Option<crate::claude::PermissionMode>,
+    ) -> CommandResponse {
+        if let WhoCanStart::Only(_) = &config.who_can_start {
+            let name = self.username(&args.user_id).await;
+            if !config.who_can_start.allows(&name, &[]) {
+                return ephemeral(
+                    "You are not allowed to start Claude Code sessions (WhoCanStart).",
+                );
+            }
+        }
+        let project = match Self::check_project_path(config, path) {
+            Ok(p) => p,
+            Err(e) => return ephemeral(e),
+        };
+        if let Some((h, info)) = self.session_of_channel(&args.channel_id) {
+            if h.status().await.is_ok_and(|s| s.state.has_process()) {
+                return ephemeral(format!(
+                    "This channel already has a session (in `{}`). Stop it with `/claude stop` first.",
+                    info.project_path
+                ));
+            }
+        }
+        let live = self
+            .engine
+            .list()
+            .await
+            .iter()
+            .filter(|s| s.state.has_process())
+            .count();
+        if live >= config.max_concurrent_sessions as usize {
+            return ephemeral(format!(
+                "The server already runs {live} Claude Code sessions, the maximum (MaxConcurrentSessions). Try again when one stops."
+            ));
+        }
+        let handle = match self
+            .engine
+            .start(SessionSpec {
+                channel_id: args.channel_id.clone(),
+                owner_id: args.user_id.clone(),
+                project_path: project.clone(),
+                model: model.or_else(|| config.default_model.clone()),
+                permission_mode: Some(mode.unwrap_or(config.default_permission_mode)),
+            })
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return ephemeral(format!("Claude Code could not start: {e}")),
+        };
+        let shown = project.display().to_string();
+        let typed = path.trim();
+        // The path as typed, and the real one when a symlink or `..` made them differ.
+        let where_ = if typed == shown {
+            format!("`{shown}`")
+        } else {
+            format!("`{typed}` (`{shown}`)")
+        };
+        let root = Post {
+            user_id: self.bot_id.clone(),
+            channel_id: args.channel_id.clone(),
+            message: format!(
+                "Claude Code session started in {where_}. Reply in this thread (or use `/claude <prompt>`) to talk to Claude."
+            ),
+            ..Default::default()
+        };
+        let root = match stream::with_retry("CreatePost (session root)", || {
+            let p = root.clone();
+            let api = self.api.clone();
+            async move { api.create_post(p).await.map_err(|e| e.to_string()) }
+        })
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = handle.stop(&args.user_id).await;
+                return ephemeral(format!("The session's thread could not be created: {e}"));
+            }
+        };
+        if let Err(e) = self
+            .engine
+            .store()
+            .set_root_post(handle.id(), &root.id)
+            .await
+        {
+            tracing::error!("storing the session's root post failed: {e}");
+        }
+        self.track(
+            &handle,
+            SessionInfo {
+                channel_id: args.channel_id.clone(),
+                owner_id: args.user_id.clone(),
+                project_path: shown,
+                root_id: root.id,
+            },
+        );
+        ephemeral("")
+    }
+
+    async fn status(&self, channel_id: &str) -> CommandResponse {
+        let Some((h, info)) = self.session_of_channel(channel_id) else {
+            return ephemeral(NO_SESSION);
+        };
+        match h.status().await {
+            Ok(s) => {
+                let mut text = format!(
+                    "Claude Code session in `{}`: **{}**",
+                    info.project_path,
+                    state_word(s.state)
+                );
+                if s.queued_prompts > 0 {
+                    text.push_str(&format!(" · {} queued prompt(s)", s.queued_prompts));
+                }
+                if !s.pending_approvals.is_empty() {
+                    text.push_str(&format!(
+                        " · {} approval(s) pending",
+                        s.pending_approvals.len()
+                    ));
+                }
+                ephemeral(text)
+            }
+            Err(e) => ephemeral(format!(
+                "Claude Code session in `{}`: {e}",
+                info.project_path
+            )),
+        }
+    }
+
+    /// Sends a prompt (with pending context blocks first); returns the reply text.
+    pub async fn prompt(&self, channel_id: &str, user_id: &str, text: &str) -> String {
+        let Some((h, _)) = self.session_of_channel(channel_id) else {
+            return NO_SESSION.to_owned();
+        };
+        let blocks = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut st| st.context.remove(h.id()))
+            .unwrap_or_default();
+        let full = if blocks.is_empty() {
+            text.to_owned()
+        } else {
+            format!("{}\n\n{text}", blocks.join("\n\n"))
+        };
+        match h.prompt(&full, user_id).await {
+            Ok(_) => String::new(),
+            Err(e) => {
+                // Give the context back for the next try.
+                if !blocks.is_empty() {
+                    if let Ok(mut st) = self.state.lock() {
+                        st.context.insert(h.id().to_owned(), blocks);
+                    }
+                }
+                format!("Claude could not take the prompt: {e}")
+            }
+        }
+    }
+
+    async fn history(&self, channel_id: &str) -> CommandResponse {
+        let Some((h, _)) = self.session_of_channel(channel_id) else {
+            return ephemeral(NO_SESSION);
+        };
+        let rows = match self.engine.store().messages(h.id()).await {
+            Ok(r) => r,
+            Err(e) => return ephemeral(format!("The history could not be read: {e}")),
+        };
+        let lines: Vec<String> = rows
+            .iter()
+            .filter(|m| m.kind == "prompt" || m.kind == "assistant_text")
+            .map(|m| {
+                let who = if m.kind == "prompt" {
+                    "**You**"
+                } else {
+                    "**Claude**"
+                };
+                let mut t: String = m.content.chars().take(300).collect();
+                if m.content.chars().count() > 300 {
+                    t.push('…');
+                }
+                format!("{who}: {}", t.replace('\n', " "))
+            })
+            .collect();
+        if lines.is_empty() {
+            return ephemeral("No prompts in this session yet.");
+        }
+        let start = lines.len().saturating_sub(20);
+        ephemeral(lines[start..].join("\n"))
+    }
+
+    fn add_context(&self, session_id: &str, block: String) {
+        if let Ok(mut st) = self.state.lock() {
+            st.context
+                .entry(session_id.to_owned())
+                .or_default()
+                .push(block);
+        }
+    }
+
+    async fn context_thread(&self, args: &CommandArgs, link: &str) -> String {
+        let Some((h, _)) = self.session_of_channel(&args.channel_id) else {
+            return NO_SESSION.to_owned();
+        };
+        let Some(post_id) = post_id_of(link) else {
+            return "Name the thread: `/claude context thread <permalink or post id>`.".into();
+        };
+        let list = match self.api.get_post_thread(&post_id).await {
+            Ok(l) => l,
+            Err(_) => return format!("The thread `{post_id}` cannot be found."),
+        };
+        let posts = list.posts.unwrap_or_default();
+        let Some(channel) = posts
+            .get(&post_id)
+            .or_else(|| posts.values().next())
+            .map(|p| p.channel_id.clone())
+        else {
+            return format!("The thread `{post_id}` is empty.");
+        };
+        let can_read = self
+            .api
+            .has_permission_to_channel(&args.user_id, &channel, "read_channel")
+            .await
+            .unwrap_or(false);
+        if !can_read {
+            return "You cannot read the channel of that thread.".into();
+        }
+        let mut ordered: Vec<&Post> = posts.values().collect();
+        ordered.sort_by_key(|p| (p.create_at, p.id.clone()));
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut body = String::new();
+        for p in &ordered {
+            if !names.contains_key(&p.user_id) {
+                let n = self.username(&p.user_id).await;
+                names.insert(p.user_id.clone(), n);
+            }
+            body.push_str(&format!("@{}: {}\n", names[&p.user_id], p.message));
+        }
+        let block = format!(
+            "<mattermost-thread root=\"{post_id}\" channel=\"{channel}\">\n{body}</mattermost-thread>"
+        );
+        self.add_context(h.id(), block);
+        format!(
+            "The thread ({} posts) was added as context for the next prompt.",
+            ordered.len()
+        )
+    }
+
+    fn project_of(&self, channel_id: &str) -> Result<(SessionHandle, PathBuf), String> {
+        self.session_of_channel(channel_id)
+            .map(|(h, i)| (h, PathBuf::from(i.project_path)))
+            .ok_or_else(|| NO_SESSION.to_owned())
+    }
+
+    fn context_file(&self, channel_id: &str, path: &str) -> String {
+        let (h, root) = match self.project_of(channel_id) {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        match files::read(&root, path, MAX_INLINE_FILE) {
+            Ok(FileContent::Text { path, content, .. }) => {
+                let block = format!("<project-file path=\"{path}\">\n{content}\n</project-file>");
+                self.add_context(h.id(), block);
+                format!("`{path}` was added as context for the next prompt.")
+            }
+            Ok(FileContent::Attachment { path, .. } | FileContent::TooLarge { path, .. }) => {
+                format!("`{path}` is binary or too long to add as context.")
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn files(&self, channel_id: &str, dir: Option<&str>) -> String {
+        let root = match self.project_of(channel_id) {
+            Ok((_, r)) => r,
+            Err(e) => return e,
+        };
+        match files::list(&root, dir.unwrap_or(""), 3, 300) {
+            Ok(listing) => {
+                let mut tree = format!("{}/\n", dir.unwrap_or("."));
+                tree_lines(&listing.tree, 1, &mut tree);
+                let mut text = code_block("", &tree);
+                if listing.count_capped || listing.depth_capped {
+                    text.push_str("\n(Shortened: name a subdirectory to see more.)");
+                }
+                text
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn file(&self, channel_id: &str, path: &str) -> String {
+        let root = match self.project_of(channel_id) {
+            Ok((_, r)) => r,
+            Err(e) => return e,
+        };
+        match files::read(&root, path, MAX_INLINE_FILE) {
+            Ok(FileContent::Text {
+                path,
+                content,
+                language,
+            }) => format!("`{path}`\n{}", code_block(language.unwrap_or(""), &content)),
+            Ok(FileContent::Attachment { path, .. }) => {
+                format!("`{path}` is binary or too long to show here.")
+            }
+            Ok(FileContent::TooLarge { path, size }) => {
+                format!("`{path}` is too large to show ({size} bytes).")
+            }
+            Err(e) => e.to_string(),
+        }
+    }
+
+    // --- thread replies ----------------------------------------------------
+
+    /// MessageHasBeenPosted: a reply in a session's thread is a prompt.
+    pub async fn on_post(&self, post: &Post) {
+        if post.root_id.is_empty() || post.user_id.is_empty() || post.user_id == self.bot_id {
+            return;
+        }
+        let flagged = |key: &str| {
+            post.props.as_ref().is_some_and(|p| {
+                matches!(p.get(key), Some(Any::String(s)) if s == "true")
+                    || matches!(p.get(key), Some(Any::Bool(true)))
+            })
+        };
+        if flagged("from_bot") || flagged("from_plugin") || flagged("from_webhook") {
+            return;
+        }
+        let session = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|st| st.by_root.get(&post.root_id).cloned());
+        let Some(session_id) = session else {
+            return;
+        };
+        let is_current = self
+            .state
+            .lock()
+            .ok()
+            .is_some_and(|st| st.by_channel.get(&post.channel_id) == Some(&session_id));
+        if !is_current || post.message.trim().is_empty() {
+            return;
+        }
+        let reply = match self.limiter.check(&post.user_id, Instant::now()) {
+            Err(retry) => format!(
+                "Slow down: too many prompts. Try again in {} s.",
+                retry.seconds()
+            ),
+            Ok(()) => {
+                self.prompt(&post.channel_id, &post.user_id, &post.message)
+                    .await
+            }
+        };
+        if !reply.is_empty() {
+            let _ = self
+                .api
+                .send_ephemeral_post(
+                    &post.user_id,
+                    Post {
+                        user_id: self.bot_id.clone(),
+                        channel_id: post.channel_id.clone(),
+                        root_id: post.root_id.clone(),
+                        message: reply,
+                        ..Default::default()
+                    },
+                )
+                .await;
+        }
+    }
+
+    // --- approval clicks and dialogs ---------------------------------------
+
+    /// Checks a verified action's clicker and claims the card. `Err` = ephemeral text.
+    async fn authorize(
+        &self,
+        config: &Config,
+        ctx: &ActionContext,
+        user_id: &str,
+        claim: bool,
+    ) -> Result<(SessionHandle, stream::Card), String> {
+        let (card, info) = {
+            let cards = self.cards.lock().map_err(|_| "internal error".to_owned())?;
+            let card = cards
+                .get(&(ctx.session_id.clone(), ctx.request_id.clone()))
+                .cloned()
+                .ok_or("This request is no longer pending.")?;
+            let st = self.state.lock().map_err(|_| "internal error".to_owned())?;
+            let info = st
+                .sessions
+                .get(&ctx.session_id)
+                .cloned()
+                .ok_or("This session no longer exists.")?;
+            (card, info)
+        };
+        if card.decided {
+            return Err("This request was already answered.".into());
+        }
+        if !self.is_member(&info.channel_id, user_id).await {
+            return Err(NOT_A_MEMBER.into());
+        }
+        if config.who_can_approve == WhoCanApprove::Owner && user_id != info.owner_id {
+            return Err("Only the user who started this session can answer its requests.".into());
+        }
+        let handle = self
+            .engine
+            .get(&ctx.session_id)
+            .ok_or("This session no longer exists.")?;
+        let pending = handle
+            .status()
+            .await
+            .map(|s| {
+                s.pending_approvals
+                    .iter()
+                    .any(|p| p.request_id == ctx.request_id)
+            })
+            .unwrap_or(false);
+        if !pending {
+            return Err("This request is no longer pending.".into());
+        }
+        if claim {
+            let mut cards = self.cards.lock().map_err(|_| "internal error".to_owned())?;
+            let c = cards
+                .get_mut(&(ctx.session_id.clone(), ctx.request_id.clone()))
+                .ok_or("This request is no longer pending.")?;
+            if c.decided {
+                return Err("This request was already answered.".into());
+            }
+            c.decided = true;
+        }
+        Ok((handle, card))
+    }
+
+    fn unclaim(&self, ctx: &ActionContext) {
+        if let Ok(mut cards) = self.cards.lock() {
+            if let Some(c) = cards.get_mut(&(ctx.session_id.clone(), ctx.request_id.clone())) {
+                c.decided = false;
+            }
+        }
+    }
+
+    /// Sends the decision, then updates the card. Returns the updated attachment.
+    async fn decide(
+        &self,
+        ctx: &ActionContext,
+        handle: &SessionHandle,
+        card: &stream::Card,
+        decision: Decision,
+        shown: card::Decision,
+        user_id: &str,
+    ) -> Result<SlackAttachment, String> {
+        if let Err(e) = handle.approve(&ctx.request_id, decision, user_id).await {
+            self.unclaim(ctx);
+            return Err(format!("The decision could not be delivered: {e}"));
+        }
+        let att = card::decided_attachment(&card.attachment, &shown);
+        let post = card_post(card, &self.bot_id, att.clone());
+        let api = self.api.clone();
+        if let Err(e) = stream::with_retry("UpdatePost (decided card)", || {
+            let (api, post) = (api.clone(), post.clone());
+            async move { api.update_post(post).await.map_err(|e| e.to_string()) }
+        })
+        .await
+        {
+            tracing::warn!("updating a decided card failed: {e}");
+        }
+        Ok(att)
+    }
+
+    /// POST /api/v1/actions/approval: the JSON answer for Mattermost.
+    pub async fn approval_click(&self, config: &Config, user_id: &str, body: &Value) -> Value {
+        let now = now_ms() / 1000;
+        let ctx = match self
+            .signer
+            .verify(body.get("context").unwrap_or(&Value::Null), now)
+        {
+            Ok(c) => c,
+            Err(card::VerifyError::Expired { .. }) => {
+                return ephemeral_json("This request has expired.")
+            }
+            Err(_) => return ephemeral_json("This button is not valid."),
+        };
+        let opens_dialog = ctx.action.opens_dialog();
+        let (handle, card) = match self.authorize(config, &ctx, user_id, !opens_dialog).await {
+            Ok(x) => x,
+            Err(e) => return ephemeral_json(&e),
+        };
+        let trigger_id = body.get("trigger_id").and_then(Value::as_str).unwrap_or("");
+        if opens_dialog {
+            let request = match ctx.action {
+                ApprovalAction::EditAndApprove => {
+                    let Some(editable) = card::editable_input(&card.tool, &card.input) else {
+                        return ephemeral_json("This input is too long to edit in a dialog.");
+                    };
+                    card::edit_dialog("", trigger_id, &self.signer, &ctx, &card.tool, &editable)
+                }
+                _ => card::deny_reason_dialog("", trigger_id, &self.signer, &ctx, &card.tool),
+            };
+            return match self.api.open_interactive_dialog(request).await {
+                Ok(()) => json!({}),
+                Err(e) => ephemeral_json(&format!("The dialog could not be opened: {e}")),
+            };
+        }
+        let name = match body.get("user_name").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() => n.to_owned(),
+            _ => self.username(user_id).await,
+        };
+        let at = now;
+        let (decision, shown) = match ctx.action {
+            ApprovalAction::Approve => (
+                Decision::Allow,
+                card::Decision::Approved {
+                    by: name.clone(),
+                    at,
+                    for_session: false,
+                    edited: false,
+                },
+            ),
+            ApprovalAction::ApproveForSession => (
+                Decision::AllowForSession,
+                card::Decision::Approved {
+                    by: name.clone(),
+                    at,
+                    for_session: true,
+                    edited: false,
+                },
+            ),
+            _ => (
+                Decision::Deny(format!("Denied from Mattermost by @{name}")),
+                card::Decision::Denied {
+                    by: name.clone(),
+                    at,
+                    reason: None,
+                },
+            ),
+        };
+        match self
+            .decide(&ctx, &handle, &card, decision, shown, user_id)
+            .await
+        {
+            Ok(att) => json!({
+                "update": {
+                    "message": "",
+                    "props": { "attachments": [attachment_json(&att)] }
+                }
+            }),
+            Err(e) => ephemeral_json(&e),
+        }
+    }
+
+    /// POST /api/v1/actions/approval/dialog: `{}` or `{"errors": {...}}`.
+    pub async fn approval_dialog(&self, config: &Config, user_id: &str, body: &Value) -> Value {
+        if body.get("cancelled").and_then(Value::as_bool) == Some(true) {
+            return json!({});
+        }
+        let now = now_ms() / 1000;
+        let state = body.get("state").and_then(Value::as_str).unwrap_or("");
+        let field = match self.signer.verify_state(state, now) {
+            Ok(c) if c.action.opens_dialog() => Ok(c),
+            Ok(_) => Err("This dialog is not valid.".to_owned()),
+            Err(card::VerifyError::Expired { .. }) => Err("This request has expired.".into()),
+            Err(_) => Err("This dialog is not valid.".into()),
+        };
+        let key = |ctx: Option<&ActionContext>| match ctx.map(|c| c.action) {
+            Some(ApprovalAction::EditAndApprove) => card::DIALOG_FIELD_INPUT,
+            _ => card::DIALOG_FIELD_REASON,
+        };
+        let ctx = match field {
+            Ok(c) => c,
+            Err(e) => return json!({ "error": e }),
+        };
+        let submitted = body
+            .get("submission")
+            .and_then(|s| s.get(key(Some(&ctx))))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let (handle, card) = match self.authorize(config, &ctx, user_id, false).await {
+            Ok(x) => x,
+            Err(e) => return json!({ "error": e }),
+        };
+        let name = self.username(user_id).await;
+        let (decision, shown) = if ctx.action == ApprovalAction::EditAndApprove {
+            let field = card::editable_input(&card.tool, &card.input).and_then(|e| e.field);
+            match card::apply_edit(&card.input, field, &submitted) {
+                Ok(v) => (
+                    Decision::AllowWithInput(v),
+                    card::Decision::Approved {
+                        by: name,
+                        at: now,
+                        for_session: false,
+                        edited: true,
+                    },
+                ),
+                Err(e) => return json!({ "errors": { card::DIALOG_FIELD_INPUT: e.to_string() } }),
+            }
+        } else {
+            let reason = submitted.trim();
+            if reason.is_empty() {
+                return json!({ "errors": { card::DIALOG_FIELD_REASON: "Tell Claude why." } });
+            }
+            (
+                Decision::Deny(format!("Denied by @{name}: {reason}")),
+                card::Decision::Denied {
+                    by: name,
+                    at: now,
+                    reason: Some(reason.to_owned()),
+                },
+            )
+        };
+        // Claim only now: a failed validation leaves the card answerable.
+        if let Err(e) = self.authorize(config, &ctx, user_id, true).await {
+            return json!({ "error": e });
+        }
+        match self
+            .decide(&ctx, &handle, &card, decision, shown, user_id)
+            .await
+        {
+            Ok(_) => json!({}),
+            Err(e) => json!({ "error": e }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permalinks_and_ids() {
+        assert_eq!(
+            post_id_of("https://mm.example.com/team/pl/abcdefghijklmnopqrstuvwxyz").as_deref(),
+            Some("abcdefghijklmnopqrstuvwxyz")
+        );
+        assert_eq!(post_id_of("p1").as_deref(), Some("p1"));
+        assert_eq!(post_id_of("  "), None);
+    }
+
+    #[test]
+    fn start_paths_are_checked_in_order() {
+        let base = std::env::temp_dir().join(format!("cc-svc-{}", uuid::Uuid::new_v4().simple()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("proj")).unwrap();
+        std::fs::write(root.join("file.txt"), "x").unwrap();
+        std::fs::create_dir_all(base.join("other")).unwrap();
+        std::os::unix::fs::symlink(base.join("other"), root.join("escape")).unwrap();
+        let config = Config {
+            allowed_project_roots: vec![root.clone()],
+            ..Config::default()
+        };
+        let check = |p: &Path| ChatService::check_project_path(&config, p.to_str().unwrap());
+        assert!(check(&root.join("proj")).is_ok());
+        for (p, want) in [
+            (base.join("other"), "is not under an allowed project root"),
+            (
+                root.join("proj/../../other"),
+                "is not under an allowed project root",
+            ),
+            (root.join("escape"), "is not under an allowed project root"),
+            (root.join("missing"), "does not exist"),
+            (root.join("file.txt"), "is not a directory"),
+        ] {
+            let e = check(&p).unwrap_err();
+            assert!(e.contains(want), "{p:?}: {e}");
+        }
+        assert!(ChatService::check_project_path(&config, "relative")
+            .unwrap_err()
+            .contains("is not under an allowed project root"));
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn cli_env_always_disables_telemetry() {
+        let config = crate::config::load(
+            br#"{"AnthropicApiKey": "sk-1", "AnthropicBaseUrl": "http://127.0.0.1:1"}"#,
+        )
+        .unwrap();
+        let env = cli_env(&config, Path::new("/data"));
+        assert!(
+            env.disable_telemetry && env.disable_autoupdater && env.disable_nonessential_traffic
+        );
+        assert_eq!(env.home_dir, Path::new("/data/home"));
+        assert!(env
+            .anthropic
+            .contains(&("ANTHROPIC_BASE_URL".into(), "http://127.0.0.1:1".into())));
+        assert!(env
+            .anthropic
+            .contains(&("ANTHROPIC_API_KEY".into(), "sk-1".into())));
+    }
+}

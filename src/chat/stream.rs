@@ -1,0 +1,608 @@
+//! A session's events as Mattermost posts: one task per session folds each turn into ONE bot
+//! post in the session's thread (created at the first output, updated at most once per
+//! [`UPDATE_EVERY`] while streaming, then once more with the closing line), continues text past
+//! Mattermost's limit in follow-up posts, and posts approval cards.
+//!
+//! Posting goes through [`PostSink`] so that the coalescing can be tested on tokio's paused
+//! clock with a fake. A failed create/update is retried with jittered backoff (a bounded number
+//! of times); content is never lost because the next flush renders the whole turn again (and
+//! the store has the transcript anyway).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::card::{self, ActionSigner, ApprovalRequest};
+use super::render::{
+    closing_line, split_post, working_line, InlineLimits, TurnRenderer, POST_MAX_CHARS,
+};
+use crate::claude::messages::ResultMessage;
+use crate::mattermost::model::{Post, SlackAttachment};
+use crate::sessions::{EventKind, SessionEvent, SessionState};
+
+/// Streaming updates of a turn's post are coalesced to at most one per this.
+pub const UPDATE_EVERY: Duration = Duration::from_secs(1);
+/// Attempts of one create/update before it is left to the next flush.
+pub const POST_ATTEMPTS: u32 = 4;
+
+/// Where posts go (the plugin API in production).
+pub trait PostSink: Send + Sync + 'static {
+    fn create_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
+    fn update_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
+}
+
+impl PostSink for crate::mattermost::api::Api {
+    async fn create_post(&self, post: Post) -> Result<Post, String> {
+        crate::mattermost::api::Api::create_post(self, post)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    async fn update_post(&self, post: Post) -> Result<Post, String> {
+        crate::mattermost::api::Api::update_post(self, post)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// An approval card as posted, until it is decided.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub post_id: String,
+    pub session_id: String,
+    pub channel_id: String,
+    pub root_id: String,
+    pub tool: String,
+    pub input: Value,
+    pub attachment: SlackAttachment,
+    /// Claimed by a click (or expired): further clicks are refused.
+    pub decided: bool,
+}
+
+/// Cards by `(session_id, request_id)`; shared by the stream tasks and the action routes.
+pub type Cards = Arc<Mutex<HashMap<(String, String), Card>>>;
+
+/// What a stream task needs besides its events.
+#[derive(Clone)]
+pub struct StreamCtx {
+    pub session_id: String,
+    pub channel_id: String,
+    pub root_id: String,
+    pub bot_id: String,
+    pub cwd: Option<String>,
+    pub signer: Arc<ActionSigner>,
+    pub cards: Cards,
+    pub approval_timeout: Duration,
+}
+
+/// Jitter in [0, max) from the clock's nanoseconds (no RNG needed for spreading retries).
+fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let max_ms = max.as_millis().max(1) as u32;
+    Duration::from_millis(u64::from(nanos % max_ms))
+}
+
+/// Runs `f` up to [`POST_ATTEMPTS`] times with jittered exponential backoff.
+pub async fn with_retry<T, F, Fut>(what: &str, mut f: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 1..=POST_ATTEMPTS {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!(attempt, "{what} failed: {e}");
+                last = e;
+            }
+        }
+        if attempt < POST_ATTEMPTS {
+            tokio::time::sleep(delay + jitter(delay / 2)).await;
+            delay *= 2;
+        }
+    }
+    Err(last)
+}
+
+/// One turn's post(s).
+struct TurnPost {
+    renderer: TurnRenderer,
+    started: Instant,
+    /// `(post id, text last sent)` per part; the first is the turn's post.
+    sent: Vec<(String, String)>,
+    dirty: bool,
+}
+
+impl TurnPost {
+    fn new(cwd: Option<String>) -> Self {
+        TurnPost {
+            renderer: TurnRenderer::new(cwd, InlineLimits::default()),
+            started: Instant::now(),
+            sent: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Sends what changed. `retry`: retry failures now (the final flush) instead of leaving
+    /// them to the next tick. Returns whether everything was sent.
+    async fn flush<S: PostSink>(
+        &mut self,
+        sink: &S,
+        ctx: &StreamCtx,
+        footer: &str,
+        retry: bool,
+    ) -> bool {
+        let text = self.renderer.render(footer);
+        let parts = split_post(&text, POST_MAX_CHARS);
+        let mut ok = true;
+        for (i, part) in parts.into_iter().enumerate() {
+            if let Some((id, last)) = self.sent.get(i) {
+                if *last == part {
+                    continue;
+                }
+                let post = Post {
+                    id: id.clone(),
+                    user_id: ctx.bot_id.clone(),
+                    channel_id: ctx.channel_id.clone(),
+                    root_id: ctx.root_id.clone(),
+                    message: part.clone(),
+                    ..Default::default()
+                };
+                let r = if retry {
+                    with_retry("UpdatePost", || sink.update_post(post.clone())).await
+                } else {
+                    sink.update_post(post).await
+                };
+                match r {
+                    Ok(_) => self.sent[i].1 = part,
+                    Err(e) => {
+                        tracing::warn!(session = %ctx.session_id, "updating a turn post failed: {e}");
+                        ok = false;
+                    }
+                }
+            } else {
+                let post = Post {
+                    user_id: ctx.bot_id.clone(),
+                    channel_id: ctx.channel_id.clone(),
+                    root_id: ctx.root_id.clone(),
+                    message: part.clone(),
+                    ..Default::default()
+                };
+                let r = if retry {
+                    with_retry("CreatePost", || sink.create_post(post.clone())).await
+                } else {
+                    sink.create_post(post).await
+                };
+                match r {
+                    Ok(p) => self.sent.push((p.id, part)),
+                    Err(e) => {
+                        tracing::warn!(session = %ctx.session_id, "creating a turn post failed: {e}");
+                        // Later parts must not take this part's place.
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+        }
+        self.dirty = !ok;
+        ok
+    }
+}
+
+fn closing(event: &EventKind, cost_before: Option<f64>) -> (String, Option<f64>) {
+    let EventKind::TurnResult {
+        is_error,
+        subtype,
+        text,
+        total_cost_usd,
+        duration_ms,
+        num_turns,
+        api_error_status,
+        ..
+    } = event
+    else {
+        return (String::new(), cost_before);
+    };
+    let result: Option<ResultMessage> = serde_json::from_value(serde_json::json!({
+        "type": "result",
+        "subtype": subtype,
+        "is_error": is_error,
+        "result": text,
+        "num_turns": num_turns,
+        "duration_ms": duration_ms,
+        "total_cost_usd": total_cost_usd,
+        "api_error_status": api_error_status,
+    }))
+    .ok();
+    // The CLI's cost is cumulative per process; a new process (resume) starts again at 0.
+    let before = cost_before.filter(|b| total_cost_usd.is_some_and(|t| t >= *b));
+    let line = match result {
+        Some(r) => closing_line(&r, before),
+        None if *is_error => "✗ Failed".to_owned(),
+        None => "✓ Done".to_owned(),
+    };
+    (line, total_cost_usd.or(cost_before))
+}
+
+/// Posts a pending approval card and records it.
+async fn post_card<S: PostSink>(sink: &S, ctx: &StreamCtx, event: &EventKind) {
+    let EventKind::ToolUseRequested {
+        request_id,
+        tool,
+        input,
+        description,
+        ..
+    } = event
+    else {
+        return;
+    };
+    let expires_at = crate::store::now_ms() / 1000 + ctx.approval_timeout.as_secs() as i64;
+    let attachment = card::approval_attachment(
+        "",
+        &ctx.signer,
+        &ApprovalRequest {
+            session_id: &ctx.session_id,
+            request_id,
+            tool_name: tool,
+            input,
+            description: description.as_deref(),
+            cwd: ctx.cwd.as_deref(),
+            expires_at,
+        },
+    );
+    let post = Post {
+        user_id: ctx.bot_id.clone(),
+        channel_id: ctx.channel_id.clone(),
+        root_id: ctx.root_id.clone(),
+        props: card::card_props(attachment.clone()),
+        ..Default::default()
+    };
+    match with_retry("CreatePost (approval card)", || {
+        sink.create_post(post.clone())
+    })
+    .await
+    {
+        Ok(p) => {
+            if let Ok(mut cards) = ctx.cards.lock() {
+                cards.insert(
+                    (ctx.session_id.clone(), request_id.clone()),
+                    Card {
+                        post_id: p.id,
+                        session_id: ctx.session_id.clone(),
+                        channel_id: ctx.channel_id.clone(),
+                        root_id: ctx.root_id.clone(),
+                        tool: tool.clone(),
+                        input: input.clone(),
+                        attachment,
+                        decided: false,
+                    },
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!(session = %ctx.session_id, "the approval card could not be posted: {e}")
+        }
+    }
+}
+
+/// The card post with `attachment` (for UpdatePost).
+pub fn card_post(card: &Card, bot_id: &str, attachment: SlackAttachment) -> Post {
+    Post {
+        id: card.post_id.clone(),
+        user_id: bot_id.to_owned(),
+        channel_id: card.channel_id.clone(),
+        root_id: card.root_id.clone(),
+        props: card::card_props(attachment),
+        ..Default::default()
+    }
+}
+
+/// An expired request: the card says so (the engine already denied it to Claude).
+async fn expire_card<S: PostSink>(sink: &S, ctx: &StreamCtx, request_id: &str) {
+    let card = ctx.cards.lock().ok().and_then(|mut cards| {
+        let c = cards.get_mut(&(ctx.session_id.clone(), request_id.to_owned()))?;
+        if c.decided {
+            return None;
+        }
+        c.decided = true;
+        Some(c.clone())
+    });
+    if let Some(card) = card {
+        let att = card::decided_attachment(&card.attachment, &card::Decision::Expired);
+        let post = card_post(&card, &ctx.bot_id, att);
+        if let Err(e) = with_retry("UpdatePost (expired card)", || {
+            sink.update_post(post.clone())
+        })
+        .await
+        {
+            tracing::warn!(session = %ctx.session_id, "updating an expired card failed: {e}");
+        }
+    }
+}
+
+/// The stream task of one session: runs until the event channel closes.
+pub async fn run<S: PostSink>(
+    sink: Arc<S>,
+    ctx: StreamCtx,
+    mut events: broadcast::Receiver<SessionEvent>,
+) {
+    let mut turn: Option<TurnPost> = None;
+    let mut cost_before: Option<f64> = None;
+    let mut tick = tokio::time::interval(UPDATE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(session = %ctx.session_id, "the post stream lagged by {n} events");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                match &event.kind {
+                    EventKind::TurnResult { .. } => {
+                        let (line, cost) = closing(&event.kind, cost_before);
+                        cost_before = cost;
+                        let mut t = turn.take().unwrap_or_else(|| TurnPost::new(ctx.cwd.clone()));
+                        t.flush(sink.as_ref(), &ctx, &line, true).await;
+                    }
+                    EventKind::ToolUseRequested { .. } => {
+                        if let Some(t) = turn.as_mut() {
+                            t.dirty |= t.renderer.apply_event(&event.kind);
+                        }
+                        post_card(sink.as_ref(), &ctx, &event.kind).await;
+                    }
+                    EventKind::ToolApprovalExpired { request_id, .. } => {
+                        expire_card(sink.as_ref(), &ctx, request_id).await;
+                    }
+                    EventKind::Crashed { .. } => {
+                        if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
+                            t.flush(sink.as_ref(), &ctx, "✗ Claude Code stopped unexpectedly; the next prompt resumes", true).await;
+                        }
+                    }
+                    EventKind::StatusChanged { to, .. } => match to {
+                        SessionState::Running if turn.is_none() => {
+                            turn = Some(TurnPost::new(ctx.cwd.clone()));
+                        }
+                        SessionState::Stopping | SessionState::Stopped => {
+                            // A stop in the middle of a turn: close its post.
+                            if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
+                                t.flush(sink.as_ref(), &ctx, "✗ Stopped", true).await;
+                            }
+                        }
+                        _ => {}
+                    },
+                    kind => {
+                        let t = turn.get_or_insert_with(|| TurnPost::new(ctx.cwd.clone()));
+                        let changed = t.renderer.apply_event(kind);
+                        t.dirty |= changed;
+                        // The post appears at the first output; later changes wait for the tick.
+                        if changed && t.sent.is_empty() {
+                            let footer = working_line(t.started.elapsed());
+                            t.flush(sink.as_ref(), &ctx, &footer, false).await;
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(t) = turn.as_mut().filter(|t| t.dirty) {
+                    let footer = working_line(t.started.elapsed());
+                    t.flush(sink.as_ref(), &ctx, &footer, false).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Default)]
+    struct FakeSink {
+        log: Mutex<Vec<(&'static str, Post, Instant)>>,
+        next: AtomicU32,
+        fail_creates: AtomicU32,
+    }
+
+    impl PostSink for FakeSink {
+        async fn create_post(&self, mut post: Post) -> Result<Post, String> {
+            if self.fail_creates.load(Ordering::SeqCst) > 0 {
+                self.fail_creates.fetch_sub(1, Ordering::SeqCst);
+                return Err("server busy".into());
+            }
+            post.id = format!("p{}", self.next.fetch_add(1, Ordering::SeqCst));
+            self.log
+                .lock()
+                .unwrap()
+                .push(("create", post.clone(), Instant::now()));
+            Ok(post)
+        }
+        async fn update_post(&self, post: Post) -> Result<Post, String> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(("update", post.clone(), Instant::now()));
+            Ok(post)
+        }
+    }
+
+    fn ctx() -> StreamCtx {
+        StreamCtx {
+            session_id: "s1".into(),
+            channel_id: "c1".into(),
+            root_id: "root".into(),
+            bot_id: "bot".into(),
+            cwd: Some("/p".into()),
+            signer: Arc::new(ActionSigner::new(&"ab".repeat(32)).unwrap()),
+            cards: Cards::default(),
+            approval_timeout: Duration::from_secs(600),
+        }
+    }
+
+    fn ev(kind: EventKind) -> SessionEvent {
+        SessionEvent {
+            session_id: "s1".into(),
+            seq: 0,
+            at: 0,
+            kind,
+        }
+    }
+
+    fn result() -> EventKind {
+        EventKind::TurnResult {
+            prompt_id: None,
+            is_error: false,
+            subtype: "success".into(),
+            text: Some("done".into()),
+            terminal_reason: None,
+            total_cost_usd: Some(0.01),
+            usage: None,
+            duration_ms: Some(3200),
+            num_turns: Some(1),
+            api_error_status: None,
+            denied_tools: Vec::new(),
+        }
+    }
+
+    /// 50 deltas over 5 s of paused time: one create, about one update a second, a final one.
+    #[tokio::test(start_paused = true)]
+    async fn updates_are_coalesced_to_one_a_second() {
+        let sink = Arc::new(FakeSink::default());
+        let (tx, rx) = broadcast::channel(256);
+        let task = tokio::spawn(run(sink.clone(), ctx(), rx));
+        tokio::task::yield_now().await;
+        for i in 0..50 {
+            tx.send(ev(EventKind::TextDelta {
+                text: format!("w{i} "),
+            }))
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tx.send(ev(result())).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(tx);
+        task.await.unwrap();
+        let log = sink.log.lock().unwrap();
+        let creates = log.iter().filter(|(k, ..)| *k == "create").count();
+        let updates: Vec<Instant> = log
+            .iter()
+            .filter(|(k, ..)| *k == "update")
+            .map(|(_, _, at)| *at)
+            .collect();
+        assert_eq!(creates, 1, "{log:?}");
+        assert!(
+            (4..=7).contains(&updates.len()),
+            "{} updates",
+            updates.len()
+        );
+        // Streaming updates (all but the final one) are >= ~1 s apart.
+        for w in updates[..updates.len() - 1].windows(2) {
+            assert!(
+                w[1] - w[0] >= Duration::from_millis(900),
+                "{:?}",
+                w[1] - w[0]
+            );
+        }
+        let (_, last, _) = log.last().unwrap();
+        assert_eq!(last.root_id, "root");
+        assert!(last.message.starts_with("w0 w1"), "{}", last.message);
+        assert!(last.message.contains("w49"));
+        assert!(last.message.contains("✓ Done"), "{}", last.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cards_are_posted_in_the_thread_and_marked_expired() {
+        let sink = Arc::new(FakeSink::default());
+        let (tx, rx) = broadcast::channel(256);
+        let ctx = ctx();
+        let cards = ctx.cards.clone();
+        let task = tokio::spawn(run(sink.clone(), ctx, rx));
+        tokio::task::yield_now().await;
+        tx.send(ev(EventKind::ToolUseRequested {
+            request_id: "r1".into(),
+            tool_use_id: Some("t1".into()),
+            tool: "Write".into(),
+            input: serde_json::json!({"file_path": "/p/a.txt", "content": "x"}),
+            description: None,
+            reason: None,
+            requires_user_interaction: false,
+        }))
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tx.send(ev(EventKind::ToolApprovalExpired {
+            request_id: "r1".into(),
+            message: "expired".into(),
+        }))
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(tx);
+        task.await.unwrap();
+        let log = sink.log.lock().unwrap();
+        assert_eq!(log.len(), 2, "{log:?}");
+        let (kind, card, _) = &log[0];
+        assert_eq!((*kind, card.root_id.as_str()), ("create", "root"));
+        let (kind, expired, _) = &log[1];
+        assert_eq!((*kind, expired.id.as_str()), ("update", card.id.as_str()));
+        let Some(crate::mattermost::model::Any::Attachments(atts)) =
+            expired.props.as_ref().unwrap().get("attachments")
+        else {
+            panic!("no attachments")
+        };
+        assert!(atts[0].text.contains("Expired"), "{}", atts[0].text);
+        assert!(atts[0].actions.is_empty());
+        assert!(cards.lock().unwrap()[&("s1".to_owned(), "r1".to_owned())].decided);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_create_is_retried_without_losing_text_and_long_text_continues() {
+        let sink = Arc::new(FakeSink::default());
+        sink.fail_creates.store(2, Ordering::SeqCst);
+        let (tx, rx) = broadcast::channel(256);
+        let task = tokio::spawn(run(sink.clone(), ctx(), rx));
+        tokio::task::yield_now().await;
+        tx.send(ev(EventKind::TextDelta {
+            text: "first ".into(),
+        }))
+        .unwrap();
+        let long = "word ".repeat(5000);
+        tx.send(ev(EventKind::AssistantText {
+            message_id: None,
+            text: format!("first {long}"),
+        }))
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tx.send(ev(result())).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(tx);
+        task.await.unwrap();
+        let log = sink.log.lock().unwrap();
+        let mut last_by_id: HashMap<String, String> = HashMap::new();
+        let mut order = Vec::new();
+        for (_, p, _) in log.iter() {
+            if !last_by_id.contains_key(&p.id) {
+                order.push(p.id.clone());
+            }
+            last_by_id.insert(p.id.clone(), p.message.clone());
+        }
+        assert_eq!(order.len(), 2, "{order:?}");
+        let all: String = order.iter().map(|id| last_by_id[id].clone()).collect();
+        assert_eq!(all.matches("word").count(), 5000);
+        assert!(last_by_id[&order[1]].contains("✓ Done"));
+        assert!(last_by_id
+            .values()
+            .all(|m| m.chars().count() <= POST_MAX_CHARS));
+    }
+}
