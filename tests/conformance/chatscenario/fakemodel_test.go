@@ -78,6 +78,9 @@ func writeTurn(path, content string) map[string]any {
 func (m *fakeModel) start(name string, turns []map[string]any) error {
 	m.stop()
 	m.steps++
+	if turns == nil {
+		turns = []map[string]any{}
+	}
 	script := filepath.Join(m.dir, fmt.Sprintf("script-%02d-%s.json", m.steps, name))
 	b, err := json.MarshalIndent(turns, "", "  ")
 	if err != nil {
@@ -90,7 +93,7 @@ func (m *fakeModel) start(name string, turns []map[string]any) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err = m.startOnce(script)
-		if err == nil || time.Now().After(deadline) {
+		if err == nil || !strings.Contains(err.Error(), "binding") || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(300 * time.Millisecond)

@@ -441,9 +441,11 @@ func checkCard(t *testing.T, card *model.Post, tool, target string) {
 // relatedProcesses: live processes (not this test, not the plugin, not the fake) whose cwd is
 // inside the project, or whose command line mentions the project dir or the session id, or whose
 // environment mentions the data directory (the CLI's HOME lives there).
-func (s *scenario) relatedProcesses() []string {
+func (s *scenario) relatedProcesses() []string { return s.relatedProcessesExcept(s.host.PluginPIDs()) }
+
+func (s *scenario) relatedProcessesExcept(plugin []int) []string {
 	skip := map[int]bool{os.Getpid(): true, s.model.pid(): true}
-	for _, p := range s.host.PluginPIDs() {
+	for _, p := range plugin {
 		skip[p] = true
 	}
 	entries, _ := os.ReadDir("/proc")

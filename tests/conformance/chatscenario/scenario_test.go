@@ -277,8 +277,12 @@ func (s *scenario) stepStart(t *testing.T) {
 			t.Fatalf("a refused start created a session post: %q", p.Message)
 		}
 	}
-	if _, err := s.command(owner, "/claude start "+s.project); err != nil {
+	r, err := s.command(owner, "/claude start "+s.project)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if containsAny(r.reply, "Unknown subcommand", "is not under", "does not exist", "is not a directory", "You are not a member") {
+		t.Fatalf("/claude start %s was refused: %q", s.project, r.reply)
 	}
 	var root *model.Post
 	if !poll(hookTimeout, func() bool {
@@ -300,7 +304,7 @@ func (s *scenario) stepStart(t *testing.T) {
 		t.Errorf("session post is a reply (RootId %s), want a thread root", root.RootId)
 	}
 	s.rootPostID = root.Id
-	r := s.mustReply(t, owner, "/claude status", s.project)
+	r = s.mustReply(t, owner, "/claude status", s.project)
 	if !containsAny(r.reply, "idle", "running", "awaiting approval") {
 		t.Errorf("/claude status names no state: %q", r.reply)
 	}
