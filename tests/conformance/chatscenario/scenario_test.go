@@ -105,6 +105,7 @@ func setup(t *testing.T) *scenario {
 	if err := os.MkdirAll(s.model.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.model.stop)
 	if err := s.model.start("boot", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,6 @@ func setup(t *testing.T) *scenario {
 
 	t.Cleanup(func() {
 		s.host.Env.Shutdown()
-		s.model.stop()
 		// The CLI processes this run started (through the plugin), by pid.
 		for _, p := range s.relatedProcesses() {
 			if pid := pidOf(p); pid > 0 {
