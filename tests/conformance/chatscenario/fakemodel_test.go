@@ -67,9 +67,12 @@ func textTurn(text string, delayMS int) map[string]any {
 		"blocks": []any{map[string]any{"type": "text", "text": text}}}
 }
 
+// writeTurn scripts a Write. The tool_use id is explicit and random: the fake derives default ids
+// from its request counter, which restarts with every per-step server, and a repeated id in one
+// conversation makes the CLI treat the later tool use as interrupted.
 func writeTurn(path, content string) map[string]any {
 	return map[string]any{"kind": "message", "blocks": []any{map[string]any{
-		"type": "tool_use", "name": "Write",
+		"type": "tool_use", "id": "toolu_scn_" + randHex(8), "name": "Write",
 		"input": map[string]any{"file_path": path, "content": content}}}}
 }
 
@@ -233,19 +236,4 @@ func (m *fakeModel) since(mark int) []modelRequest {
 		return nil
 	}
 	return r[mark:]
-}
-
-// logTail is the last n lines of the raw request log (failure reports), each cut to 600 bytes.
-func (m *fakeModel) logTail(n int) string {
-	b, _ := os.ReadFile(m.logPath)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	for i, l := range lines {
-		if len(l) > 600 {
-			lines[i] = l[:600] + "…"
-		}
-	}
-	return strings.Join(lines, "\n")
 }

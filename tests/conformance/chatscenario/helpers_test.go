@@ -321,8 +321,16 @@ func (s *scenario) waitRequest(t *testing.T, mark int, d time.Duration, want ...
 		return false
 	})
 	if !ok {
-		t.Errorf("no model request (of %d since the step began) contains all of %q within %v; request log tail:\n%s",
-			len(s.model.since(mark)), want, d, s.model.logTail(3))
+		var tails []string
+		for i, r := range s.model.since(mark) {
+			txt := r.Text
+			if len(txt) > 400 {
+				txt = "…" + txt[len(txt)-400:]
+			}
+			tails = append(tails, fmt.Sprintf("request %d (%s), its strings end with: %q", i+1, r.Kind, txt))
+		}
+		t.Errorf("no model request (of %d since the step began) contains all of %q within %v:\n%s",
+			len(s.model.since(mark)), want, d, strings.Join(tails, "\n"))
 	}
 	return ok
 }

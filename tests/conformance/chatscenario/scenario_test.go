@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -61,13 +62,21 @@ func randHex(n int) string {
 
 func setup(t *testing.T) *scenario {
 	tarball := os.Getenv("CLAUDE_CODE_TARBALL")
-	if tarball == "" {
+	var err error
+	switch {
+	case tarball != "":
+		if tarball, err = filepath.Abs(tarball); err != nil {
+			t.Fatal(err)
+		}
+	case os.Getenv("CHATSCENARIO_STUB") != "":
+		// Validating the scenario itself: the Go stand-in of the contract (./chatstub).
+		if tarball, err = buildStub(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	default:
 		t.Skip("CLAUDE_CODE_TARBALL unset: the chat scenario needs the plugin tarball (make e2e-chat sets it)")
 	}
-	tarball, err := filepath.Abs(tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Logf("plugin under test: %s", tarball)
 	cli := os.Getenv("CLAUDE_CLI")
 	if cli == "" {
 		cli = filepath.Join(harness.RepoRoot(), "tools/claude/node_modules/.bin/claude")
@@ -152,10 +161,42 @@ func setup(t *testing.T) *scenario {
 			_ = s.logger.Flush()
 			t.Logf("host log tail:\n%s", tail(s.logs.String(), 80))
 			t.Logf("unmodelled API calls: %v", s.api.Missing())
-			t.Logf("fake model request log tail:\n%s", s.model.logTail(5))
+			logs := s.api.Logs()
+			if len(logs) > 60 {
+				logs = logs[len(logs)-60:]
+			}
+			var lines []string
+			for _, l := range logs {
+				lines = append(lines, fmt.Sprintf("%s %s %v", l.Level, l.Message, l.KV))
+			}
+			t.Logf("plugin API log tail:\n%s", strings.Join(lines, "\n"))
+			if b, err := os.ReadFile(s.model.logPath); err == nil {
+				keep := filepath.Join(os.TempDir(), fmt.Sprintf("chatscenario-requests-%d.jsonl", os.Getpid()))
+				if os.WriteFile(keep, b, 0o644) == nil {
+					t.Logf("the fake model's full request log is kept in %s", keep)
+				}
+			}
 		}
 	})
 	return s
+}
+
+// buildStub builds ./chatstub for this platform and packs it like make dist (the same binary
+// under both manifest names: only this platform's is started).
+func buildStub(dir string) (string, error) {
+	bin := filepath.Join(dir, "chatstub")
+	cmd := exec.Command("go", "build", "-o", bin, "./chatstub")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./chatstub: %v\n%s", err, out)
+	}
+	manifest, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "plugin.json"))
+	if err != nil {
+		return "", err
+	}
+	tgz := filepath.Join(dir, "chatstub.tar.gz")
+	return tgz, harness.WriteTarball(tgz, manifest, map[string]string{
+		"server/dist/plugin-linux-amd64": bin, "server/dist/plugin-linux-arm64": bin})
 }
 
 func tail(s string, n int) string {
@@ -281,7 +322,7 @@ func (s *scenario) stepStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if containsAny(r.reply, "Unknown subcommand", "is not under", "does not exist", "is not a directory", "You are not a member") {
+	if containsAny(r.reply, "Unknown subcommand", "not available", "is not under", "does not exist", "is not a directory", "You are not a member") {
 		t.Fatalf("/claude start %s was refused: %q", s.project, r.reply)
 	}
 	var root *model.Post
