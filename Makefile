@@ -42,7 +42,7 @@ ZIG_TOOLS := tools/zig
 ZIG_STAMP := $(ZIG_TOOLS)/.installed-$(CARGO_ZIGBUILD_VERSION)-$(ZIGLANG_VERSION)
 ZIGBUILD := PATH="$(CURDIR)/$(ZIG_TOOLS)/bin:$$PATH" $(CARGO) zigbuild
 
-.PHONY: test lint unit conformance conformance-ref e2e e2e-chat bench bench-plugin fuzz-smoke claude-cli golden-cli dist cross-toolchain
+.PHONY: test lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub bench bench-plugin fuzz-smoke claude-cli golden-cli dist cross-toolchain
 
 test: lint unit conformance e2e fuzz-smoke bench
 
@@ -74,6 +74,13 @@ FAKE_ANTHROPIC_BIN := $(TARGET_DIR)/debug/fake-anthropic
 e2e-chat: dist $(CLAUDE_CLI)
 	$(CARGO) build -p fake-anthropic --bin fake-anthropic
 	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
+		FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) $(GO) test -count=1 -timeout 30m -v ./chatscenario
+
+# The same scenario against its Go stand-in of the contract (chatscenario/chatstub): validates the
+# scenario itself, needs no dist.
+e2e-chat-stub: $(CLAUDE_CLI)
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && CHATSCENARIO_STUB=1 CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
 		FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) $(GO) test -count=1 -timeout 30m -v ./chatscenario
 
 # Without CLAUDE_CODE_TARBALL the plugin checks build and load the Go reference plugin.
