@@ -5,7 +5,10 @@
 #   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code,
 #                     and the dist tarball loaded by Mattermost's real plugin host code
 #   make conformance-ref  the same plugin checks against the Go reference plugin (validates them)
-#   make e2e          the real Claude Code CLI against the scripted fake Messages API (protocol, engine, chat)
+#   make e2e          the real Claude Code CLI against the scripted fake Messages API (protocol, engine,
+#                     chat in-process) and the chat acceptance scenario (e2e-chat)
+#   make e2e-chat     "Claude in the channel": the dist tarball under the real host code, the real
+#                     CLI, the scripted fake Messages API (tests/conformance/chatscenario)
 #   make bench        Rust against Go, same values, same run (gob codec, the whole plugin);
 #                     engine: 50 sessions on a fake CLI
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
@@ -39,7 +42,7 @@ ZIG_TOOLS := tools/zig
 ZIG_STAMP := $(ZIG_TOOLS)/.installed-$(CARGO_ZIGBUILD_VERSION)-$(ZIGLANG_VERSION)
 ZIGBUILD := PATH="$(CURDIR)/$(ZIG_TOOLS)/bin:$$PATH" $(CARGO) zigbuild
 
-.PHONY: test lint unit conformance conformance-ref e2e bench bench-plugin fuzz-smoke claude-cli golden-cli dist cross-toolchain
+.PHONY: test lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub bench bench-plugin fuzz-smoke claude-cli golden-cli dist cross-toolchain
 
 test: lint unit conformance e2e fuzz-smoke bench
 
@@ -56,13 +59,29 @@ unit:
 	$(CARGO) test --release --test gob_proptest
 	$(CARGO) test -p fake-anthropic
 
+# chatscenario needs the real CLI and runs minutes: it is e2e-chat's, not part of these checks.
 conformance: dist
-	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 ./...
+	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 $$($(GO) list ./... | grep -v /chatscenario$$)
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
 # Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
-e2e: $(CLAUDE_CLI)
+e2e: $(CLAUDE_CLI) e2e-chat
 	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine --test chat_inprocess -- --test-threads=2
+
+# The acceptance scenario of "Claude in the channel": hooks driven as the server does, the real
+# CLI, the fake model restarted per step on one port. Prints `chatscenario: N passed, M failed`.
+FAKE_ANTHROPIC_BIN := $(TARGET_DIR)/debug/fake-anthropic
+e2e-chat: dist $(CLAUDE_CLI)
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
+		FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) $(GO) test -count=1 -timeout 30m -v ./chatscenario
+
+# The same scenario against its Go stand-in of the contract (chatscenario/chatstub): validates the
+# scenario itself, needs no dist.
+e2e-chat-stub: $(CLAUDE_CLI)
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && CHATSCENARIO_STUB=1 CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
+		FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) $(GO) test -count=1 -timeout 30m -v ./chatscenario
 
 # Without CLAUDE_CODE_TARBALL the plugin checks build and load the Go reference plugin.
 conformance-ref:

@@ -76,7 +76,9 @@ type FakeAPI struct {
 	members       map[string]*model.ChannelMember // channelID + "/" + userID
 	permissions   map[string]bool                 // userID/channelID/permissionID
 	users         map[string]*model.User
-	bots          map[string]*model.Bot // by user id
+	teams         map[string]*model.Team
+	history       map[string][]PostSnapshot // post id -> CreatePost then every UpdatePost
+	bots          map[string]*model.Bot     // by user id
 	commands      []*model.Command
 	unregistered  [][2]string
 	wsEvents      []WSEvent
@@ -104,6 +106,8 @@ func NewFakeAPI(bundlePath string) *FakeAPI {
 		members:       map[string]*model.ChannelMember{},
 		permissions:   map[string]bool{},
 		users:         map[string]*model.User{},
+		teams:         map[string]*model.Team{},
+		history:       map[string][]PostSnapshot{},
 		bots:          map[string]*model.Bot{},
 		config:        map[string]any{},
 		calls:         map[string]int{},
@@ -410,7 +414,45 @@ func (f *FakeAPI) CreatePost(post *model.Post) (*model.Post, *model.AppError) {
 		root.LastReplyAt = p.CreateAt
 	}
 	f.posts[p.Id] = p
+	f.recordLocked(p, false)
 	return p.Clone(), nil
+}
+
+// PostSnapshot is a post as one CreatePost or UpdatePost call left it.
+type PostSnapshot struct {
+	Update   bool // false: the CreatePost
+	Message  string
+	Props    model.StringInterface // a JSON round trip of the props (independent copy)
+	UpdateAt int64
+}
+
+func (f *FakeAPI) recordLocked(p *model.Post, update bool) {
+	props := model.StringInterface{}
+	if b, err := json.Marshal(p.GetProps()); err == nil {
+		_ = json.Unmarshal(b, &props)
+	}
+	f.history[p.Id] = append(f.history[p.Id], PostSnapshot{Update: update, Message: p.Message, Props: props, UpdateAt: p.UpdateAt})
+}
+
+// PostHistory returns what CreatePost and each later UpdatePost stored for a post, in order
+// (empty for an unknown id).
+func (f *FakeAPI) PostHistory(postID string) []PostSnapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]PostSnapshot(nil), f.history[postID]...)
+}
+
+// UpdateCount is how many successful UpdatePost calls a post got.
+func (f *FakeAPI) UpdateCount(postID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, s := range f.history[postID] {
+		if s.Update {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *FakeAPI) UpdatePost(post *model.Post) (*model.Post, *model.AppError) {
@@ -435,6 +477,7 @@ func (f *FakeAPI) UpdatePost(post *model.Post) (*model.Post, *model.AppError) {
 		p.EditAt = p.UpdateAt
 	}
 	f.posts[p.Id] = p
+	f.recordLocked(p, true)
 	return p.Clone(), nil
 }
 
@@ -613,6 +656,22 @@ func (f *FakeAPI) GetChannelMember(channelID, userID string) (*model.ChannelMemb
 	return &c, nil
 }
 
+// channelUserPermissions are what the channel_user role grants a member (a subset of the
+// server's defaults: enough for reading and posting).
+var channelUserPermissions = map[string]bool{
+	model.PermissionReadChannel.Id:        true,
+	model.PermissionReadChannelContent.Id: true,
+	model.PermissionCreatePost.Id:         true,
+	model.PermissionUseSlashCommands.Id:   true,
+	model.PermissionAddReaction.Id:        true,
+	model.PermissionRemoveReaction.Id:     true,
+	model.PermissionUploadFile.Id:         true,
+	model.PermissionEditPost.Id:           true,
+}
+
+// HasPermissionToChannel: a permission granted explicitly (AddMember's list, GrantPermission),
+// or one of the channel_user role's permissions when the user is a member of the channel.
+// Non-members of a channel get nothing they were not explicitly granted.
 func (f *FakeAPI) HasPermissionToChannel(userID, channelID string, permission *model.Permission) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -620,7 +679,77 @@ func (f *FakeAPI) HasPermissionToChannel(userID, channelID string, permission *m
 	if permission == nil {
 		return false
 	}
-	return f.permissions[userID+"/"+channelID+"/"+permission.Id]
+	if f.permissions[userID+"/"+channelID+"/"+permission.Id] {
+		return true
+	}
+	_, member := f.members[channelID+"/"+userID]
+	return member && channelUserPermissions[permission.Id]
+}
+
+// GrantPermission grants one channel permission explicitly (member or not).
+func (f *FakeAPI) GrantPermission(userID, channelID, permissionID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.permissions[userID+"/"+channelID+"/"+permissionID] = true
+}
+
+// RemoveMember removes a channel member and the permissions granted with it.
+func (f *FakeAPI) RemoveMember(channelID, userID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.members, channelID+"/"+userID)
+	prefix := userID + "/" + channelID + "/"
+	for k := range f.permissions {
+		if strings.HasPrefix(k, prefix) {
+			delete(f.permissions, k)
+		}
+	}
+}
+
+// AddTeam stores a team.
+func (f *FakeAPI) AddTeam(team *model.Team) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := *team
+	f.teams[team.Id] = &c
+}
+
+func (f *FakeAPI) GetTeam(teamID string) (*model.Team, *model.AppError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetTeam")
+	t, ok := f.teams[teamID]
+	if !ok {
+		return nil, model.NewAppError("GetTeam", "app.team.get.find.app_error", nil, "team not found: "+teamID, http.StatusNotFound)
+	}
+	c := *t
+	return &c, nil
+}
+
+func (f *FakeAPI) GetTeamByName(name string) (*model.Team, *model.AppError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetTeamByName")
+	for _, t := range f.teams {
+		if t.Name == name {
+			c := *t
+			return &c, nil
+		}
+	}
+	return nil, model.NewAppError("GetTeamByName", "app.team.get_by_name.missing.app_error", nil, "team not found: "+name, http.StatusNotFound)
+}
+
+func (f *FakeAPI) GetUserByUsername(name string) (*model.User, *model.AppError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetUserByUsername")
+	for _, u := range f.users {
+		if u.Username == name {
+			c := *u
+			return &c, nil
+		}
+	}
+	return nil, model.NewAppError("GetUserByUsername", "app.user.get_by_username.app_error", nil, "user not found: "+name, http.StatusNotFound)
 }
 
 func (f *FakeAPI) GetUser(userID string) (*model.User, *model.AppError) {

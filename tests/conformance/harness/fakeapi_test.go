@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -220,13 +221,13 @@ func TestFakeBotsUsersChannels(t *testing.T) {
 
 func TestFakeNotImplementedDoesNotPanic(t *testing.T) {
 	f := NewFakeAPI("")
-	if _, err := f.GetTeam("t"); err == nil || err.DetailedError != "not implemented: GetTeam" {
-		t.Fatalf("GetTeam: %v", err)
+	if _, err := f.GetTeamIcon("t"); err == nil || err.DetailedError != "not implemented: GetTeamIcon" {
+		t.Fatalf("GetTeamIcon: %v", err)
 	}
 	if err := f.SetProfileImage("u", nil); err == nil {
 		t.Fatal("SetProfileImage returned nil")
 	}
-	if m := f.Missing(); len(m) != 2 || m[0] != "GetTeam" {
+	if m := f.Missing(); len(m) != 2 || m[0] != "GetTeamIcon" {
 		t.Fatal(m)
 	}
 	f.LogInfo("ready", "k", "v")
@@ -238,5 +239,95 @@ func TestFakeNotImplementedDoesNotPanic(t *testing.T) {
 	}
 	if len(f.Commands()) != 1 || len(f.WebSocketEvents()) != 1 || len(f.ClusterEvents()) != 1 || len(f.Dialogs()) != 1 {
 		t.Fatal("recording")
+	}
+}
+
+func TestFakePostHistory(t *testing.T) {
+	f := NewFakeAPI("")
+	p, _ := f.CreatePost(&model.Post{ChannelId: "c1", UserId: "bot", Message: "a"})
+	for _, m := range []string{"ab", "abc"} {
+		u := p.Clone()
+		u.Message = m
+		u.AddProp("attachments", []*model.SlackAttachment{{Text: m}})
+		if _, err := f.UpdatePost(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := f.PostHistory(p.Id)
+	if len(h) != 3 || h[0].Update || !h[1].Update || h[0].Message != "a" || h[2].Message != "abc" {
+		t.Fatalf("history %+v", h)
+	}
+	if f.UpdateCount(p.Id) != 2 || f.UpdateCount("nope") != 0 || len(f.PostHistory("nope")) != 0 {
+		t.Fatal("update counts")
+	}
+	// Props are independent JSON copies.
+	atts, ok := h[1].Props["attachments"].([]any)
+	if !ok || len(atts) != 1 || atts[0].(map[string]any)["text"] != "ab" {
+		t.Fatalf("props %#v", h[1].Props)
+	}
+	if _, err := f.UpdatePost(&model.Post{Id: "missing"}); err == nil || f.UpdateCount("missing") != 0 {
+		t.Fatal("a failed UpdatePost was recorded")
+	}
+}
+
+func TestFakeMembershipPermissionsTeams(t *testing.T) {
+	f := NewFakeAPI("")
+	f.AddChannel(&model.Channel{Id: "c1", TeamId: "t1", Type: model.ChannelTypeOpen, Name: "town"})
+	f.AddMember("c1", "member")
+	if !f.HasPermissionToChannel("member", "c1", model.PermissionReadChannel) {
+		t.Fatal("a member cannot read the channel")
+	}
+	if f.HasPermissionToChannel("outsider", "c1", model.PermissionReadChannel) {
+		t.Fatal("a non-member can read the channel")
+	}
+	if f.HasPermissionToChannel("member", "c1", model.PermissionManagePrivateChannelMembers) {
+		t.Fatal("membership grants more than channel_user")
+	}
+	if _, err := f.GetChannelMember("c1", "outsider"); err == nil || err.StatusCode != http.StatusNotFound {
+		t.Fatalf("GetChannelMember for a non-member: %v", err)
+	}
+	f.GrantPermission("outsider", "c1", model.PermissionReadChannel.Id)
+	if !f.HasPermissionToChannel("outsider", "c1", model.PermissionReadChannel) {
+		t.Fatal("explicit grant ignored")
+	}
+	f.RemoveMember("c1", "member")
+	if f.HasPermissionToChannel("member", "c1", model.PermissionReadChannel) {
+		t.Fatal("a removed member can still read")
+	}
+	f.AddTeam(&model.Team{Id: "t1", Name: "team-one", DisplayName: "Team One"})
+	if tm, err := f.GetTeam("t1"); err != nil || tm.Name != "team-one" {
+		t.Fatal(tm, err)
+	}
+	if tm, err := f.GetTeamByName("team-one"); err != nil || tm.Id != "t1" {
+		t.Fatal(tm, err)
+	}
+	if _, err := f.GetTeam("t2"); err == nil {
+		t.Fatal("missing team found")
+	}
+	f.AddUser(&model.User{Id: "u1", Username: "alice"})
+	if u, err := f.GetUserByUsername("alice"); err != nil || u.Id != "u1" {
+		t.Fatal(u, err)
+	}
+	if _, err := f.GetUserByUsername("bob"); err == nil {
+		t.Fatal("missing user found")
+	}
+}
+
+func TestFakeDialogsAndThreadOrder(t *testing.T) {
+	f := NewFakeAPI("")
+	if err := f.OpenInteractiveDialog(model.OpenDialogRequest{URL: "/x"}); err == nil {
+		t.Fatal("dialog without trigger id accepted")
+	}
+	if err := f.OpenInteractiveDialog(model.OpenDialogRequest{TriggerId: "t", URL: "/x", Dialog: model.Dialog{State: "s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.Dialogs(); len(d) != 1 || d[0].TriggerId != "t" || d[0].Dialog.State != "s" {
+		t.Fatal(d)
+	}
+	root, _ := f.CreatePost(&model.Post{ChannelId: "c1", UserId: "u1", Message: "root"})
+	reply, _ := f.CreatePost(&model.Post{ChannelId: "c1", UserId: "u2", RootId: root.Id, Message: "the reply"})
+	list, err := f.GetPostThread(root.Id)
+	if err != nil || len(list.Posts) != 2 || list.Posts[reply.Id].Message != "the reply" || list.Order[0] != reply.Id {
+		t.Fatal(list, err)
 	}
 }

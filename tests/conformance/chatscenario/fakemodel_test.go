@@ -1,0 +1,239 @@
+package chatscenario
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"claudecode/conformance/harness"
+)
+
+// fakeModel drives the scripted fake Messages API (crates/fake-anthropic) as a child process.
+//
+// Every scenario step gets its own script: start() stops the previous server and starts a new
+// one on the SAME port, so the base URL the plugin gave the long-lived CLI stays valid while each
+// step is answered by exactly the turns it scripted (a step that fails half-way cannot shift the
+// turns of the next). All servers append to one JSONL request log; mark()/since() select the
+// requests of a step.
+type fakeModel struct {
+	bin     string
+	dir     string
+	logPath string
+	port    int
+	url     string
+	cmd     *exec.Cmd
+	steps   int
+}
+
+// fakeBinary is $FAKE_ANTHROPIC or a fresh `cargo build -p fake-anthropic`.
+func fakeBinary() (string, error) {
+	if p := os.Getenv("FAKE_ANTHROPIC"); p != "" {
+		return filepath.Abs(p)
+	}
+	root := harness.RepoRoot()
+	cmd := exec.Command("cargo", "build", "-p", "fake-anthropic", "--bin", "fake-anthropic")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("cargo build -p fake-anthropic: %v\n%s", err, out)
+	}
+	target := os.Getenv("CARGO_TARGET_DIR")
+	if target == "" {
+		target = filepath.Join(root, "target")
+	} else if !filepath.IsAbs(target) {
+		target = filepath.Join(root, target)
+	}
+	bin := filepath.Join(target, "debug", "fake-anthropic")
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("fake-anthropic not found after the build: %v", err)
+	}
+	return bin, nil
+}
+
+func newFakeModel(bin, dir string) *fakeModel {
+	return &fakeModel{bin: bin, dir: dir, logPath: filepath.Join(dir, "requests.jsonl")}
+}
+
+// Turn builders (crates/fake-anthropic/src/lib.rs script format).
+func textTurn(text string, delayMS int) map[string]any {
+	return map[string]any{"kind": "message", "delay_ms": delayMS,
+		"blocks": []any{map[string]any{"type": "text", "text": text}}}
+}
+
+// writeTurn scripts a Write. The tool_use id is explicit and random: the fake derives default ids
+// from its request counter, which restarts with every per-step server, and a repeated id in one
+// conversation makes the CLI treat the later tool use as interrupted.
+func writeTurn(path, content string) map[string]any {
+	return map[string]any{"kind": "message", "blocks": []any{map[string]any{
+		"type": "tool_use", "id": "toolu_scn_" + randHex(8), "name": "Write",
+		"input": map[string]any{"file_path": path, "content": content}}}}
+}
+
+// start replaces the running server by one serving turns; the first start picks a free port,
+// later ones reuse it.
+func (m *fakeModel) start(name string, turns []map[string]any) error {
+	m.stop()
+	m.steps++
+	if turns == nil {
+		turns = []map[string]any{}
+	}
+	script := filepath.Join(m.dir, fmt.Sprintf("script-%02d-%s.json", m.steps, name))
+	b, err := json.MarshalIndent(turns, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(script, b, 0o644); err != nil {
+		return err
+	}
+	// The port was just released by the previous server; retry a bind failure for a while.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err = m.startOnce(script)
+		if err == nil || !strings.Contains(err.Error(), "binding") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func (m *fakeModel) startOnce(script string) error {
+	cmd := exec.Command(m.bin, "--log", m.logPath, "--port", strconv.Itoa(m.port), script)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := os.Create(script + ".stderr")
+	if err != nil {
+		return err
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", m.bin, err)
+	}
+	line := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		if s.Scan() {
+			line <- s.Text()
+		} else {
+			line <- ""
+		}
+		for s.Scan() { // keep draining
+		}
+	}()
+	var first string
+	select {
+	case first = <-line:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("fake-anthropic printed no URL within 30 s")
+	}
+	u, err := url.Parse(strings.TrimSpace(first))
+	if err != nil || u.Scheme != "http" || u.Port() == "" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		errText, _ := os.ReadFile(script + ".stderr")
+		return fmt.Errorf("fake-anthropic: first stdout line %q is not its URL; stderr: %s", first, errText)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	if m.port != 0 && port != m.port {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("fake-anthropic listens on %d, want %d", port, m.port)
+	}
+	m.port, m.url, m.cmd = port, strings.TrimSpace(first), cmd
+	return nil
+}
+
+// stop ends the running server (SIGTERM, then SIGKILL after 5 s).
+func (m *fakeModel) stop() {
+	if m.cmd == nil {
+		return
+	}
+	cmd := m.cmd
+	m.cmd = nil
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (m *fakeModel) pid() int {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
+// modelRequest is one logged POST /v1/messages that consumed a script turn.
+type modelRequest struct {
+	Seq  int
+	Kind string
+	Text string // every string inside the request body, newline-joined (JSON escaping undone)
+}
+
+// requests parses the log (a torn last line is skipped: it is still being written).
+func (m *fakeModel) requests() []modelRequest {
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return nil
+	}
+	var out []modelRequest
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		kind, _ := rec["kind"].(string)
+		if kind != "stream" && kind != "non_stream" {
+			continue
+		}
+		seq, _ := rec["seq"].(float64)
+		var sb strings.Builder
+		collectStrings(rec["body"], &sb)
+		out = append(out, modelRequest{Seq: int(seq), Kind: kind, Text: sb.String()})
+	}
+	return out
+}
+
+func collectStrings(v any, sb *strings.Builder) {
+	switch x := v.(type) {
+	case string:
+		sb.WriteString(x)
+		sb.WriteByte('\n')
+	case []any:
+		for _, e := range x {
+			collectStrings(e, sb)
+		}
+	case map[string]any:
+		for _, e := range x {
+			collectStrings(e, sb)
+		}
+	}
+}
+
+// mark is the number of model requests logged so far.
+func (m *fakeModel) mark() int { return len(m.requests()) }
+
+// since returns the model requests after a mark.
+func (m *fakeModel) since(mark int) []modelRequest {
+	r := m.requests()
+	if mark > len(r) {
+		return nil
+	}
+	return r[mark:]
+}
