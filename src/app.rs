@@ -187,17 +187,27 @@ async fn json_body(req: &mut Request) -> Result<serde_json::Value, HttpError> {
     serde_json::from_slice(&bytes).map_err(|e| HttpError::bad_request(format!("not JSON: {e}")))
 }
 
+/// What a button click or dialog submission needs: the chat service (the plugin must be
+/// active), the user the server vouches for, and the JSON body Mattermost sent.
+async fn chat_action(
+    app: &App,
+    req: &mut Request,
+) -> Result<(Arc<ChatService>, String, serde_json::Value), HttpError> {
+    let chat = app
+        .chat()
+        .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))?;
+    let body = json_body(req).await?;
+    let user = req.user()?.to_owned();
+    Ok((chat, user, body))
+}
+
 fn approval_click<'a>(
     app: &'a App,
     mut req: Request,
     w: &'a mut ResponseWriter,
 ) -> BoxFuture<'a, HttpResult> {
     Box::pin(async move {
-        let chat = app
-            .chat()
-            .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))?;
-        let body = json_body(&mut req).await?;
-        let user = req.user()?.to_owned();
+        let (chat, user, body) = chat_action(app, &mut req).await?;
         let answer = chat.approval_click(&app.config(), &user, &body).await;
         http::write_json(w, 200, &answer).await
     })
@@ -209,11 +219,7 @@ fn approval_dialog<'a>(
     w: &'a mut ResponseWriter,
 ) -> BoxFuture<'a, HttpResult> {
     Box::pin(async move {
-        let chat = app
-            .chat()
-            .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))?;
-        let body = json_body(&mut req).await?;
-        let user = req.user()?.to_owned();
+        let (chat, user, body) = chat_action(app, &mut req).await?;
         let answer = chat.approval_dialog(&app.config(), &user, &body).await;
         http::write_json(w, 200, &answer).await
     })

@@ -113,6 +113,21 @@ where
     Err(last)
 }
 
+/// Creates `post`, or updates it when `update`; `retry` retries failures with backoff.
+async fn send_post<S: PostSink>(
+    sink: &S,
+    post: Post,
+    update: bool,
+    retry: bool,
+) -> Result<Post, String> {
+    match (update, retry) {
+        (true, true) => with_retry("UpdatePost", || sink.update_post(post.clone())).await,
+        (true, false) => sink.update_post(post).await,
+        (false, true) => with_retry("CreatePost", || sink.create_post(post.clone())).await,
+        (false, false) => sink.create_post(post).await,
+    }
+}
+
 /// One turn's post(s).
 struct TurnPost {
     renderer: TurnRenderer,
@@ -145,49 +160,35 @@ impl TurnPost {
         let parts = split_post(&text, POST_MAX_CHARS);
         let mut ok = true;
         for (i, part) in parts.into_iter().enumerate() {
-            if let Some((id, last)) = self.sent.get(i) {
-                if *last == part {
-                    continue;
-                }
-                let post = Post {
-                    id: id.clone(),
-                    user_id: ctx.bot_id.clone(),
-                    channel_id: ctx.channel_id.clone(),
-                    root_id: ctx.root_id.clone(),
-                    message: part.clone(),
-                    ..Default::default()
-                };
-                let r = if retry {
-                    with_retry("UpdatePost", || sink.update_post(post.clone())).await
-                } else {
-                    sink.update_post(post).await
-                };
-                match r {
-                    Ok(_) => self.sent[i].1 = part,
-                    Err(e) => {
-                        tracing::warn!(session = %ctx.session_id, "updating a turn post failed: {e}");
-                        ok = false;
-                    }
-                }
-            } else {
-                let post = Post {
-                    user_id: ctx.bot_id.clone(),
-                    channel_id: ctx.channel_id.clone(),
-                    root_id: ctx.root_id.clone(),
-                    message: part.clone(),
-                    ..Default::default()
-                };
-                let r = if retry {
-                    with_retry("CreatePost", || sink.create_post(post.clone())).await
-                } else {
-                    sink.create_post(post).await
-                };
-                match r {
-                    Ok(p) => self.sent.push((p.id, part)),
-                    Err(e) => {
-                        tracing::warn!(session = %ctx.session_id, "creating a turn post failed: {e}");
+            // Parts already posted are updated in place; new ones are created.
+            let existing = self
+                .sent
+                .get(i)
+                .map(|(id, last)| (id.clone(), *last == part));
+            if matches!(existing, Some((_, true))) {
+                continue;
+            }
+            let post = Post {
+                id: existing
+                    .as_ref()
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_default(),
+                user_id: ctx.bot_id.clone(),
+                channel_id: ctx.channel_id.clone(),
+                root_id: ctx.root_id.clone(),
+                message: part.clone(),
+                ..Default::default()
+            };
+            let update = existing.is_some();
+            match send_post(sink, post, update, retry).await {
+                Ok(_) if update => self.sent[i].1 = part,
+                Ok(created) => self.sent.push((created.id, part)),
+                Err(e) => {
+                    let what = if update { "updating" } else { "creating" };
+                    tracing::warn!(session = %ctx.session_id, "{what} a turn post failed: {e}");
+                    ok = false;
+                    if !update {
                         // Later parts must not take this part's place.
-                        ok = false;
                         break;
                     }
                 }
