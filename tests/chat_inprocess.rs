@@ -17,7 +17,7 @@ use claude_code::mattermost::rpc_types::*;
 use claude_code::rpc::netrpc::{Client, Empty, Server};
 use fake_anthropic::FakeServer;
 use serde_json::{json, Value};
-use support::cli::{cli_path, fake_server};
+use support::cli::{cli_path, fake_server, model_requests};
 use support::host::{
     activate, connect_hooks, fake_writer, http_request, serve_http, Endpoint, FakeBroker, Recorded,
     StreamIds,
@@ -417,12 +417,7 @@ impl Harness {
     }
 
     fn model_requests(&self) -> Vec<String> {
-        self.server
-            .requests()
-            .iter()
-            .filter(|r| r["kind"] == "stream")
-            .map(|r| r["body"]["messages"].to_string())
-            .collect()
+        model_requests(&self.server)
     }
 
     async fn start(&self) -> Post {

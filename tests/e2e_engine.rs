@@ -17,7 +17,7 @@ use claude_code::sessions::{
 use claude_code::store::Store;
 use fake_anthropic::FakeServer;
 use serde_json::{json, Value};
-use support::cli::{cli_env, cli_path, fake_server};
+use support::cli::{cli_env, cli_path, fake_server, model_requests};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -111,12 +111,7 @@ impl Harness {
 
     /// Every `messages` array the CLI sent to the model, as text.
     fn model_requests(&self) -> Vec<String> {
-        self.server
-            .requests()
-            .iter()
-            .filter(|r| r["kind"] == "stream")
-            .map(|r| r["body"]["messages"].to_string())
-            .collect()
+        model_requests(&self.server)
     }
 }
 

@@ -58,3 +58,13 @@ pub async fn fake_server(
         .await
         .expect("fake server starts")
 }
+
+/// Every `messages` array the CLI sent to the fake model, as text.
+pub fn model_requests(server: &FakeServer) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r["kind"] == "stream")
+        .map(|r| r["body"]["messages"].to_string())
+        .collect()
+}
