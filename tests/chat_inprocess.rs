@@ -3,121 +3,30 @@
 //! REAL Claude Code CLI against the scripted fake Messages API (crates/fake-anthropic).
 //! A missing CLI fails these tests on purpose (run `make claude-cli`, or set CLAUDE_CLI).
 
-use std::collections::{BTreeMap, HashMap};
-use std::io;
+mod support;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use claude_code::app::App;
-use claude_code::mattermost::hooks::{hooks_server, Dialer, HookFuture};
-use claude_code::mattermost::http::{read_varint, Duplex, Headers};
+use claude_code::mattermost::http::Headers;
 use claude_code::mattermost::model::*;
 use claude_code::mattermost::rpc_types::*;
 use claude_code::rpc::netrpc::{Client, Empty, Server};
-use fake_anthropic::{FakeServer, Script};
+use fake_anthropic::FakeServer;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use support::cli::{cli_path, fake_server, model_requests};
+use support::host::{
+    activate, connect_hooks, fake_writer, http_request, serve_http, Endpoint, FakeBroker, Recorded,
+    StreamIds,
+};
 
 const BOT: &str = "bot-user-id";
 const CHANNEL: &str = "chan-1";
 const WAIT: Duration = Duration::from_secs(90);
-
-fn cli_path() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/claude/node_modules/.bin/claude")
-        });
-    assert!(
-        path.is_file(),
-        "Claude Code CLI not found at {}: run `make claude-cli` (or set CLAUDE_CLI).",
-        path.display()
-    );
-    path
-}
-
-// --- the host side: broker, body feeder, response writer (as in plugin_inprocess.rs) --------
-
-enum Endpoint {
-    Serve(Server),
-    Body(Vec<u8>),
-}
-
-#[derive(Clone, Default)]
-struct FakeBroker {
-    endpoints: Arc<Mutex<HashMap<u32, Endpoint>>>,
-}
-
-impl Dialer for FakeBroker {
-    fn dial(&self, id: u32) -> HookFuture<'_, io::Result<Box<dyn Duplex>>> {
-        Box::pin(async move {
-            let e = self.endpoints.lock().unwrap().remove(&id);
-            let (ours, theirs) = tokio::io::duplex(256 * 1024);
-            match e {
-                None => return Err(io::Error::other(format!("no accept for id {id}"))),
-                Some(Endpoint::Serve(server)) => {
-                    tokio::spawn(async move { server.serve(theirs).await });
-                }
-                Some(Endpoint::Body(body)) => {
-                    tokio::spawn(body_feeder(theirs, body));
-                }
-            }
-            Ok(Box::new(ours) as Box<dyn Duplex>)
-        })
-    }
-}
-
-async fn body_feeder(mut s: DuplexStream, body: Vec<u8>) {
-    let mut pos = 0;
-    loop {
-        let mut req = Vec::new();
-        loop {
-            let mut b = [0u8; 1];
-            if s.read_exact(&mut b).await.is_err() {
-                return;
-            }
-            req.push(b[0]);
-            if b[0] < 0x80 {
-                break;
-            }
-        }
-        let (n, _) = read_varint(&req).unwrap();
-        let end = (pos + n as usize).min(body.len());
-        if s.write_all(&body[pos..end]).await.is_err() {
-            return;
-        }
-        let short = end - pos < n as usize;
-        pos = end;
-        if short {
-            return;
-        }
-    }
-}
-
-#[derive(Default, Debug)]
-struct Recorded {
-    status: Option<i64>,
-    body: Vec<u8>,
-}
-
-fn fake_writer(rec: Arc<Mutex<Recorded>>) -> Server {
-    let (r1, r2) = (rec.clone(), rec);
-    Server::new()
-        .method("Plugin.SyncHeader", move |_: Option<Headers>| async {
-            Ok::<_, String>(Empty {})
-        })
-        .method("Plugin.WriteHeader", move |s: i64| {
-            r1.lock().unwrap().status = Some(s);
-            async { Ok::<_, String>(Empty {}) }
-        })
-        .method("Plugin.Write", move |b: Vec<u8>| {
-            let mut r = r2.lock().unwrap();
-            r.status.get_or_insert(200);
-            r.body.extend_from_slice(&b);
-            async { Ok::<_, String>(Empty {}) }
-        })
-}
+const GET_CLI: &str = "run `make claude-cli` (or set CLAUDE_CLI).";
 
 // --- the fake plugin API ---------------------------------------------------------------------
 
@@ -315,7 +224,7 @@ struct Harness {
     hooks: Client,
     broker: FakeBroker,
     api: Shared,
-    next_id: Mutex<u32>,
+    ids: StreamIds,
 }
 
 impl Drop for Harness {
@@ -334,13 +243,10 @@ impl Harness {
         std::fs::create_dir_all(&project).unwrap();
         std::fs::write(root.join("file.txt"), "x").unwrap();
         std::fs::write(project.join("README.md"), "# Demo\nhello\n").unwrap();
-        let script = Script::from_json(&script(&project).to_string()).unwrap();
-        let server = FakeServer::start(script, Some(&dir.join("requests.jsonl")))
-            .await
-            .unwrap();
+        let server = fake_server(&dir, &project, script).await;
         let mut config = json!({
             "AllowedProjectRoots": root.display().to_string(),
-            "ClaudeCliPath": cli_path().display().to_string(),
+            "ClaudeCliPath": cli_path(GET_CLI).display().to_string(),
             "AnthropicApiKey": "sk-test",
             "AnthropicBaseUrl": server.base_url(),
             "DataDirectory": dir.join("data").display().to_string(),
@@ -356,49 +262,30 @@ impl Harness {
             st.members = vec!["u1".into(), "u2".into()];
         }
         let broker = FakeBroker::default();
-        let app = Arc::new(App::new(false));
-        let hooks_srv = hooks_server(app, Arc::new(broker.clone()));
-        let (a, b) = tokio::io::duplex(256 * 1024);
-        tokio::spawn(async move { hooks_srv.serve(b).await });
+        let hooks = connect_hooks(Arc::new(App::new(false)), &broker);
         let h = Harness {
             dir,
             root,
             project,
             server,
-            hooks: Client::new(a),
+            hooks,
             broker,
             api,
-            next_id: Mutex::new(100),
+            ids: StreamIds::default(),
         };
         h.activate().await;
         h
     }
 
     fn id(&self) -> u32 {
-        let mut n = self.next_id.lock().unwrap();
-        *n += 1;
-        *n
+        self.ids.next()
     }
 
     async fn activate(&self) {
         let (api_id, driver_id) = (self.id(), self.id());
-        {
-            let mut eps = self.broker.endpoints.lock().unwrap();
-            eps.insert(api_id, Endpoint::Serve(fake_api(self.api.clone())));
-            eps.insert(driver_id, Endpoint::Serve(Server::new()));
-        }
-        let r: ErrorReturn = self
-            .hooks
-            .call(
-                "Plugin.OnActivate",
-                &OnActivateArgs {
-                    api_mux_id: api_id,
-                    driver_mux_id: driver_id,
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.a, Any::Nil, "activation");
+        let api = fake_api(self.api.clone());
+        let r = activate(&self.hooks, &self.broker, api, api_id, driver_id).await;
+        assert_eq!(r, Any::Nil, "activation");
     }
 
     async fn deactivate(&self) {
@@ -455,32 +342,19 @@ impl Harness {
     async fn http(&self, url: &str, user: &str, body: Value) -> (Option<i64>, Value) {
         let rec = Arc::new(Mutex::new(Recorded::default()));
         let (w, body_id) = (self.id(), self.id());
-        {
-            let mut eps = self.broker.endpoints.lock().unwrap();
-            eps.insert(w, Endpoint::Serve(fake_writer(rec.clone())));
-            eps.insert(body_id, Endpoint::Body(body.to_string().into_bytes()));
-        }
+        self.broker
+            .add(w, Endpoint::Serve(fake_writer(rec.clone())));
+        self.broker
+            .add(body_id, Endpoint::Body(body.to_string().into_bytes()));
         let mut header = Headers::new();
         header.insert("Mattermost-User-Id".into(), vec![user.into()]);
         let args = ServeHttpArgs {
             response_writer_stream: w,
-            request: Some(HttpRequest {
-                method: "POST".into(),
-                url: Some(GoUrl(url.into())),
-                proto: "HTTP/1.1".into(),
-                proto_major: 1,
-                proto_minor: 1,
-                header: Some(header),
-                request_uri: format!("/plugins/claude-code{url}"),
-                ..Default::default()
-            }),
+            request: http_request("POST", url, header),
             context: Some(Context::default()),
             request_body_stream: body_id,
         };
-        let _: Empty = tokio::time::timeout(WAIT, self.hooks.call("Plugin.ServeHTTP", &args))
-            .await
-            .expect("ServeHTTP answered")
-            .unwrap();
+        serve_http(&self.hooks, &args, WAIT).await;
         let r = rec.lock().unwrap();
         let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
         (r.status, v)
@@ -543,12 +417,7 @@ impl Harness {
     }
 
     fn model_requests(&self) -> Vec<String> {
-        self.server
-            .requests()
-            .iter()
-            .filter(|r| r["kind"] == "stream")
-            .map(|r| r["body"]["messages"].to_string())
-            .collect()
+        model_requests(&self.server)
     }
 
     async fn start(&self) -> Post {
@@ -562,6 +431,42 @@ impl Harness {
         })
         .await;
         self.root_post()
+    }
+
+    async fn click(&self, user: &str, card_id: &str, context: Value) -> (Option<i64>, Value) {
+        self.http(ACTION_URL, user, click_body(user, card_id, context))
+            .await
+    }
+
+    /// Starts a session, asks for a write of `file` and returns its approval card.
+    async fn start_and_wait_for_card(&self, file: &str) -> (Post, Vec<PostAction>) {
+        self.start().await;
+        self.command(&format!("/claude write {file}")).await;
+        self.wait_for("the card", |_| {
+            self.card().is_some_and(|(_, a)| !a.is_empty())
+        })
+        .await;
+        self.card().unwrap()
+    }
+
+    async fn wait_for_done(&self) {
+        self.wait_for("the closing line", |l| {
+            l.iter().any(|(_, p)| p.message.contains("✓ Done"))
+        })
+        .await;
+    }
+
+    /// How often the post `card_id` was updated.
+    fn card_updates(&self, card_id: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|(k, p)| k == "update" && p.id == card_id)
+            .count()
+    }
+
+    /// The dialog the plugin opened last.
+    fn dialog(&self) -> OpenDialogRequest {
+        self.api.lock().unwrap().dialogs.pop().expect("a dialog")
     }
 }
 
@@ -587,6 +492,15 @@ fn click_body(user: &str, post_id: &str, context: Value) -> Value {
         "user_id": user, "user_name": format!("name-{user}"), "channel_id": CHANNEL,
         "channel_name": "town", "team_id": "team-1", "team_domain": "t", "post_id": post_id,
         "trigger_id": "trigger-1", "type": "button", "data_source": "", "context": context,
+    })
+}
+
+/// u1 submits `dialog` with `submission`.
+fn dialog_submission(dialog: &OpenDialogRequest, submission: Value) -> Value {
+    json!({
+        "type": "dialog_submission", "callback_id": dialog.dialog.callback_id,
+        "state": dialog.dialog.state, "user_id": "u1", "channel_id": CHANNEL,
+        "team_id": "team-1", "submission": submission, "cancelled": false,
     })
 }
 
@@ -687,10 +601,7 @@ async fn a_prompt_streams_into_one_post_updated_in_place() {
     let root = h.start().await;
     let t = h.command("/claude say many words").await;
     assert!(t.is_empty() || !t.contains("could not"), "{t}");
-    h.wait_for("the closing line", |l| {
-        l.iter().any(|(_, p)| p.message.contains("✓ Done"))
-    })
-    .await;
+    h.wait_for_done().await;
     let log = h.log();
     let turn: Vec<&(String, Post)> = log.iter().filter(|(_, p)| p.root_id == root.id).collect();
     let creates: Vec<_> = turn.iter().filter(|(k, _)| k == "create").collect();
@@ -714,11 +625,7 @@ async fn approval_card_approve_once_tamper_and_non_member() {
         json!({"WhoCanApprove": "members"}),
     )
     .await;
-    h.start().await;
-    h.command("/claude write hello.txt").await;
-    h.wait_for("the card", |_| h.card().is_some_and(|(_, a)| !a.is_empty()))
-        .await;
-    let (card, actions) = h.card().unwrap();
+    let (card, actions) = h.start_and_wait_for_card("hello.txt").await;
     let ids: Vec<&str> = actions.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -750,30 +657,16 @@ async fn approval_card_approve_once_tamper_and_non_member() {
     let mut forged = approve.clone();
     forged["action"] = json!("approvesession");
     let updates_before = h.log().iter().filter(|(k, _)| k == "update").count();
-    let (status, v) = h
-        .http(ACTION_URL, "u1", click_body("u1", &card.id, forged))
-        .await;
+    let (status, v) = h.click("u1", &card.id, forged).await;
     assert_eq!(status, Some(200));
     assert!(v["ephemeral_text"].is_string(), "{v}");
     // Non-member.
-    let (_, v) = h
-        .http(
-            ACTION_URL,
-            "u9",
-            click_body("u9", &card.id, approve.clone()),
-        )
-        .await;
+    let (_, v) = h.click("u9", &card.id, approve.clone()).await;
     assert_eq!(v["ephemeral_text"], "You are not a member of this channel");
     assert!(!h.project.join("hello.txt").exists());
 
     // Approve (by another member: WhoCanApprove = members).
-    let (status, v) = h
-        .http(
-            ACTION_URL,
-            "u2",
-            click_body("u2", &card.id, approve.clone()),
-        )
-        .await;
+    let (status, v) = h.click("u2", &card.id, approve.clone()).await;
     assert_eq!(status, Some(200));
     let update = &v["update"];
     let att = &update["props"]["attachments"][0];
@@ -787,28 +680,15 @@ async fn approval_card_approve_once_tamper_and_non_member() {
     assert_eq!(att["actions"], json!([]));
     h.wait_for("the file", |_| h.project.join("hello.txt").exists())
         .await;
-    h.wait_for("the closing line", |l| {
-        l.iter().any(|(_, p)| p.message.contains("✓ Done"))
-    })
-    .await;
-    let card_updates = h
-        .log()
-        .iter()
-        .filter(|(k, p)| k == "update" && p.id == card.id)
-        .count();
+    h.wait_for_done().await;
+    let card_updates = h.card_updates(&card.id);
     assert_eq!(card_updates, 1);
     assert!(h.log().iter().filter(|(k, _)| k == "update").count() > updates_before);
 
     // The same click again: refused, nothing changes.
-    let (_, v) = h
-        .http(ACTION_URL, "u2", click_body("u2", &card.id, approve))
-        .await;
+    let (_, v) = h.click("u2", &card.id, approve).await;
     assert!(v["ephemeral_text"].is_string(), "{v}");
-    let card_updates_after = h
-        .log()
-        .iter()
-        .filter(|(k, p)| k == "update" && p.id == card.id)
-        .count();
+    let card_updates_after = h.card_updates(&card.id);
     assert_eq!(card_updates_after, 1);
     h.deactivate().await;
 }
@@ -822,39 +702,23 @@ async fn owner_only_approval_and_deny_with_reason_dialog() {
         json!({}),
     )
     .await;
-    h.start().await;
-    h.command("/claude write denied.txt").await;
-    h.wait_for("the card", |_| h.card().is_some_and(|(_, a)| !a.is_empty()))
-        .await;
-    let (card, actions) = h.card().unwrap();
+    let (card, actions) = h.start_and_wait_for_card("denied.txt").await;
     // u2 is a member but not the owner (WhoCanApprove = owner).
     let (_, v) = h
-        .http(
-            ACTION_URL,
-            "u2",
-            click_body("u2", &card.id, context_json(action(&actions, "approve"))),
-        )
+        .click("u2", &card.id, context_json(action(&actions, "approve")))
         .await;
     assert!(v["ephemeral_text"].is_string(), "{v}");
     let (_, v) = h
-        .http(
-            ACTION_URL,
-            "u1",
-            click_body("u1", &card.id, context_json(action(&actions, "denyreason"))),
-        )
+        .click("u1", &card.id, context_json(action(&actions, "denyreason")))
         .await;
     assert_eq!(v, json!({}));
-    let dialog = h.api.lock().unwrap().dialogs.pop().expect("a dialog");
+    let dialog = h.dialog();
     assert_eq!(dialog.trigger_id, "trigger-1");
     assert_eq!(
         dialog.url,
         "/plugins/claude-code/api/v1/actions/approval/dialog"
     );
-    let submit = json!({
-        "type": "dialog_submission", "callback_id": dialog.dialog.callback_id,
-        "state": dialog.dialog.state, "user_id": "u1", "channel_id": CHANNEL,
-        "team_id": "team-1", "submission": {"reason": REASON}, "cancelled": false,
-    });
+    let submit = dialog_submission(&dialog, json!({"reason": REASON}));
     // An empty reason is refused with a field error.
     let mut empty = submit.clone();
     empty["submission"]["reason"] = json!("  ");
@@ -862,10 +726,7 @@ async fn owner_only_approval_and_deny_with_reason_dialog() {
     assert!(v["errors"]["reason"].is_string(), "{v}");
     let (status, v) = h.http(DIALOG_URL, "u1", submit).await;
     assert_eq!((status, v), (Some(200), json!({})));
-    h.wait_for("the closing line", |l| {
-        l.iter().any(|(_, p)| p.message.contains("✓ Done"))
-    })
-    .await;
+    h.wait_for_done().await;
     assert!(!h.project.join("denied.txt").exists());
     assert!(
         h.model_requests().iter().any(|r| r.contains(REASON)),
@@ -997,30 +858,18 @@ async fn edit_and_approve_runs_the_edited_input_and_stop_ends_the_session() {
         json!({}),
     )
     .await;
-    h.start().await;
-    h.command("/claude write edited.txt").await;
-    h.wait_for("the card", |_| h.card().is_some_and(|(_, a)| !a.is_empty()))
-        .await;
-    let (card, actions) = h.card().unwrap();
+    let (card, actions) = h.start_and_wait_for_card("edited.txt").await;
     let (_, v) = h
-        .http(
-            ACTION_URL,
+        .click(
             "u1",
-            click_body(
-                "u1",
-                &card.id,
-                context_json(action(&actions, "editapprove")),
-            ),
+            &card.id,
+            context_json(action(&actions, "editapprove")),
         )
         .await;
     assert_eq!(v, json!({}));
-    let dialog = h.api.lock().unwrap().dialogs.pop().expect("a dialog");
+    let dialog = h.dialog();
     assert_eq!(dialog.dialog.elements[0].default, "hi there\n");
-    let submit = json!({
-        "type": "dialog_submission", "callback_id": dialog.dialog.callback_id,
-        "state": dialog.dialog.state, "user_id": "u1", "channel_id": CHANNEL,
-        "team_id": "team-1", "submission": {"input": "edited by a human\n"}, "cancelled": false,
-    });
+    let submit = dialog_submission(&dialog, json!({"input": "edited by a human\n"}));
     // A forged state is refused.
     let mut forged = submit.clone();
     forged["state"] = json!(dialog.dialog.state.replace("editapprove", "approve"));
@@ -1028,10 +877,7 @@ async fn edit_and_approve_runs_the_edited_input_and_stop_ends_the_session() {
     assert!(v["error"].is_string(), "{v}");
     let (_, v) = h.http(DIALOG_URL, "u1", submit).await;
     assert_eq!(v, json!({}));
-    h.wait_for("the closing line", |l| {
-        l.iter().any(|(_, p)| p.message.contains("✓ Done"))
-    })
-    .await;
+    h.wait_for_done().await;
     assert_eq!(
         std::fs::read_to_string(h.project.join("edited.txt")).unwrap(),
         "edited by a human\n"

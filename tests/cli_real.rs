@@ -7,6 +7,8 @@
 //! `record_golden_transcripts` (ignored by default) rewrites tests/fixtures/cli/*.jsonl; run it
 //! through the Makefile.engine target `golden-cli`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -14,11 +16,12 @@ use std::time::Duration;
 use claude_code::claude::control::KnownIncomingRequest;
 use claude_code::claude::messages::{KnownDelta, KnownStreamEvent, ResultMessage, StreamEvent};
 use claude_code::claude::{
-    spawn, ApprovalAnswer, CliEnv, CliLine, CliMessage, CliReader, CliSpec, CliWriter, HostRequest,
+    spawn, ApprovalAnswer, CliLine, CliMessage, CliReader, CliSpec, CliWriter, HostRequest,
     SessionStart, StdinMessage,
 };
-use fake_anthropic::{FakeServer, Script};
+use fake_anthropic::FakeServer;
 use serde_json::{json, Value};
+use support::cli::{cli_env, cli_path, fake_server};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use uuid::Uuid;
@@ -26,20 +29,8 @@ use uuid::Uuid;
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 const DENY_MESSAGE: &str = "Rejected from Mattermost by @alice";
 
-fn cli_path() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/claude/node_modules/.bin/claude")
-        });
-    assert!(
-        path.is_file(),
-        "Claude Code CLI not found at {}: run `make -f Makefile.engine tools/claude/node_modules/.bin/claude` \
-         (or set CLAUDE_CLI). CI installs it; these tests must not pass without it.",
-        path.display()
-    );
-    path
-}
+const GET_CLI: &str = "run `make -f Makefile.engine tools/claude/node_modules/.bin/claude` \
+         (or set CLAUDE_CLI). CI installs it; these tests must not pass without it.";
 
 /// A temp dir removed on drop (keeps failures' logs only via the printed paths).
 struct TempDir(PathBuf);
@@ -99,29 +90,11 @@ impl Session {
         script: impl FnOnce(&Path) -> Value,
         max_retries: Option<u32>,
     ) -> Self {
-        let cli = cli_path();
+        let cli = cli_path(GET_CLI);
         let project = dir.0.join("proj");
         std::fs::create_dir_all(&project).expect("create project dir");
-        let script = Script::from_json(&script(&project).to_string()).expect("valid script");
-        let server = FakeServer::start(script, Some(&dir.0.join("requests.jsonl")))
-            .await
-            .expect("fake server starts");
-        let env = CliEnv {
-            cli_path: cli,
-            home_dir: dir.0.join("home"),
-            path: std::env::var_os("PATH"),
-            lang: Some("C.UTF-8".into()),
-            anthropic: vec![
-                ("ANTHROPIC_BASE_URL".into(), server.base_url()),
-                ("ANTHROPIC_API_KEY".into(), "sk-test".into()),
-            ],
-            proxy: Vec::new(),
-            disable_telemetry: true,
-            disable_nonessential_traffic: true,
-            disable_autoupdater: true,
-            max_retries,
-            emit_session_state_events: false,
-        };
+        let server = fake_server(&dir.0, &project, script).await;
+        let env = cli_env(cli, &dir.0, &server, max_retries);
         let spec = CliSpec::new(SessionStart::New(Uuid::new_v4()));
         let proc_ = spawn(&spec, &env, &project).expect("CLI spawns");
         let mut stderr_pipe = proc_.stderr;

@@ -2,6 +2,8 @@
 //! Messages API. A missing CLI fails these tests on purpose (run `make claude-cli`, or set
 //! CLAUDE_CLI): the engine must not drift from the real CLI unnoticed.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,28 +15,17 @@ use claude_code::sessions::{
     SessionEvent, SessionHandle, SessionSpec, SessionState,
 };
 use claude_code::store::Store;
-use fake_anthropic::{FakeServer, Script};
+use fake_anthropic::FakeServer;
 use serde_json::{json, Value};
+use support::cli::{cli_env, cli_path, fake_server, model_requests};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 const DENY_MESSAGE: &str = "Rejected from Mattermost by @alice";
 
-fn cli_path() -> PathBuf {
-    let path = std::env::var_os("CLAUDE_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/claude/node_modules/.bin/claude")
-        });
-    assert!(
-        path.is_file(),
-        "Claude Code CLI not found at {}: run `make claude-cli` (or set CLAUDE_CLI). \
-         These tests must not pass without the real CLI.",
-        path.display()
-    );
-    path
-}
+const GET_CLI: &str = "run `make claude-cli` (or set CLAUDE_CLI). \
+         These tests must not pass without the real CLI.";
 
 struct TempDir(PathBuf);
 
@@ -75,26 +66,8 @@ impl Harness {
         let dir = TempDir::new(name);
         let project = dir.0.join("proj");
         std::fs::create_dir_all(&project).expect("project dir");
-        let script = Script::from_json(&script(&project).to_string()).expect("valid script");
-        let server = FakeServer::start(script, Some(&dir.0.join("requests.jsonl")))
-            .await
-            .expect("fake server");
-        let env = CliEnv {
-            cli_path: cli_path(),
-            home_dir: dir.0.join("home"),
-            path: std::env::var_os("PATH"),
-            lang: Some("C.UTF-8".into()),
-            anthropic: vec![
-                ("ANTHROPIC_BASE_URL".into(), server.base_url()),
-                ("ANTHROPIC_API_KEY".into(), "sk-test".into()),
-            ],
-            proxy: Vec::new(),
-            disable_telemetry: true,
-            disable_nonessential_traffic: true,
-            disable_autoupdater: true,
-            max_retries,
-            emit_session_state_events: false,
-        };
+        let server = fake_server(&dir.0, &project, script).await;
+        let env = cli_env(cli_path(GET_CLI), &dir.0, &server, max_retries);
         let engine = engine_for(&dir.0, &env, config).await;
         Self {
             dir,
@@ -103,6 +76,17 @@ impl Harness {
             env,
             engine,
         }
+    }
+
+    /// Another engine, its store under dir/`sub`, whose sessions run `cli` instead.
+    async fn engine_with_cli(&self, sub: &str, cli: PathBuf) -> Engine {
+        let env = CliEnv {
+            cli_path: cli,
+            ..self.env.clone()
+        };
+        let dir = self.dir.0.join(sub);
+        std::fs::create_dir_all(&dir).expect("dir");
+        engine_for(&dir, &env, SessionConfig::default()).await
     }
 
     fn spec(&self) -> SessionSpec {
@@ -127,12 +111,7 @@ impl Harness {
 
     /// Every `messages` array the CLI sent to the model, as text.
     fn model_requests(&self) -> Vec<String> {
-        self.server
-            .requests()
-            .iter()
-            .filter(|r| r["kind"] == "stream")
-            .map(|r| r["body"]["messages"].to_string())
-            .collect()
+        model_requests(&self.server)
     }
 }
 
@@ -747,12 +726,9 @@ async fn a_missing_project_dir_or_cli_is_a_typed_error() {
         }
         other => panic!("{other:?}"),
     }
-    let env = CliEnv {
-        cli_path: h.dir.0.join("no-such-claude"),
-        ..h.env.clone()
-    };
-    std::fs::create_dir_all(h.dir.0.join("other")).expect("dir");
-    let engine = engine_for(&h.dir.0.join("other"), &env, SessionConfig::default()).await;
+    let engine = h
+        .engine_with_cli("other", h.dir.0.join("no-such-claude"))
+        .await;
     assert!(matches!(
         engine.start(h.spec()).await,
         Err(EngineError::Spawn(SpawnError::CliMissing(_)))
@@ -780,12 +756,7 @@ async fn a_cli_that_exits_at_once_is_crashed_with_its_stderr_tail() {
         &script,
         "echo 'warming up' >&2\necho 'Error: config is corrupt' >&2\nexit 7",
     );
-    let env = CliEnv {
-        cli_path: script,
-        ..h.env.clone()
-    };
-    std::fs::create_dir_all(h.dir.0.join("e")).expect("dir");
-    let engine = engine_for(&h.dir.0.join("e"), &env, SessionConfig::default()).await;
+    let engine = h.engine_with_cli("e", script).await;
     let mut all = engine.subscribe();
     let session = engine.start(h.spec()).await.expect("spawn itself works");
     let (_, crashed) = until(&mut all, |k| matches!(k, EventKind::Crashed { .. })).await;
@@ -819,15 +790,10 @@ async fn garbage_on_the_cli_stdout_is_skipped_and_the_session_survives() {
         &wrapper,
         &format!(
             "echo 'this is not json'\necho '[1,2,3]'\nexec '{}' \"$@\"",
-            cli_path().display()
+            cli_path(GET_CLI).display()
         ),
     );
-    let env = CliEnv {
-        cli_path: wrapper,
-        ..h.env.clone()
-    };
-    std::fs::create_dir_all(h.dir.0.join("g")).expect("dir");
-    let engine = engine_for(&h.dir.0.join("g"), &env, SessionConfig::default()).await;
+    let engine = h.engine_with_cli("g", wrapper).await;
     let mut all = engine.subscribe();
     let session = engine.start(h.spec()).await.expect("start");
     let (_, error) = until(&mut all, |k| matches!(k, EventKind::Error { .. })).await;

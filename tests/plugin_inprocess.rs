@@ -4,89 +4,23 @@
 //! body feeder for ServeHTTP. Streams are in-memory pipes handed out by a fake
 //! broker dialer; the real broker/yamux path is covered by plugin_process.rs.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io;
+mod support;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use claude_code::app::App;
-use claude_code::mattermost::hooks::{hooks_server, Dialer, HookFuture};
-use claude_code::mattermost::http::{read_varint, Duplex, Headers};
+use claude_code::mattermost::http::Headers;
 use claude_code::mattermost::model::*;
 use claude_code::mattermost::rpc_types::*;
 use claude_code::rpc::netrpc::{Client, Empty, Server};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-/// What the host does with a stream the plugin dials.
-enum Endpoint {
-    Serve(Server),
-    Body(Vec<u8>),
-}
-
-#[derive(Clone, Default)]
-struct FakeBroker {
-    endpoints: Arc<Mutex<HashMap<u32, Endpoint>>>,
-    dialed: Arc<Mutex<Vec<u32>>>,
-}
-
-impl FakeBroker {
-    fn add(&self, id: u32, e: Endpoint) {
-        self.endpoints.lock().unwrap().insert(id, e);
-    }
-}
-
-impl Dialer for FakeBroker {
-    fn dial(&self, id: u32) -> HookFuture<'_, io::Result<Box<dyn Duplex>>> {
-        Box::pin(async move {
-            self.dialed.lock().unwrap().push(id);
-            let e = self.endpoints.lock().unwrap().remove(&id);
-            let (ours, theirs) = tokio::io::duplex(256 * 1024);
-            match e {
-                None => return Err(io::Error::other(format!("no accept for id {id}"))),
-                Some(Endpoint::Serve(server)) => {
-                    tokio::spawn(async move { server.serve(theirs).await });
-                }
-                Some(Endpoint::Body(body)) => {
-                    tokio::spawn(body_feeder(theirs, body));
-                }
-            }
-            Ok(Box::new(ours) as Box<dyn Duplex>)
-        })
-    }
-}
-
-/// The host side of io_rpc.go: answer each varint request with up to n body
-/// bytes (in small writes), close once fewer than n were left.
-async fn body_feeder(mut s: DuplexStream, body: Vec<u8>) {
-    let mut pos = 0;
-    loop {
-        let mut req = Vec::new();
-        loop {
-            let mut b = [0u8; 1];
-            if s.read_exact(&mut b).await.is_err() {
-                return;
-            }
-            req.push(b[0]);
-            if b[0] < 0x80 {
-                break;
-            }
-        }
-        let (n, _) = read_varint(&req).unwrap();
-        let end = (pos + n as usize).min(body.len());
-        for piece in body[pos..end].chunks(10_000) {
-            if s.write_all(piece).await.is_err() {
-                return;
-            }
-        }
-        let short = end - pos < n as usize;
-        pos = end;
-        if short {
-            return;
-        }
-    }
-}
+use support::host::{
+    activate, connect_hooks, fake_writer, http_request, serve_http, Endpoint, FakeBroker, Recorded,
+    StreamIds,
+};
 
 #[derive(Default)]
 struct ApiState {
@@ -189,95 +123,36 @@ fn fake_api(st: Shared) -> Server {
         })
 }
 
-#[derive(Default, Debug)]
-struct Recorded {
-    headers: Headers,
-    status: Option<i64>,
-    body: Vec<u8>,
-    writes: usize,
-    max_write: usize,
-}
-
-fn fake_writer(rec: Arc<Mutex<Recorded>>) -> Server {
-    let (r1, r2, r3) = (rec.clone(), rec.clone(), rec);
-    Server::new()
-        .method("Plugin.SyncHeader", move |h: Option<Headers>| {
-            r1.lock().unwrap().headers = h.unwrap_or_default();
-            async { Ok::<_, String>(Empty {}) }
-        })
-        .method("Plugin.WriteHeader", move |s: i64| {
-            let ok = (100..=999).contains(&s);
-            if ok {
-                r2.lock().unwrap().status = Some(s);
-            }
-            async move {
-                if ok {
-                    Ok(Empty {})
-                } else {
-                    Err("invalid http status code".to_string())
-                }
-            }
-        })
-        .method("Plugin.Write", move |b: Vec<u8>| {
-            let mut r = r3.lock().unwrap();
-            if r.status.is_none() {
-                r.status = Some(200);
-            }
-            r.writes += 1;
-            r.max_write = r.max_write.max(b.len());
-            r.body.extend_from_slice(&b);
-            async { Ok::<_, String>(Empty {}) }
-        })
-}
-
 struct Host {
     hooks: Client,
     broker: FakeBroker,
     api: Shared,
     app: Arc<App>,
-    next_id: Mutex<u32>,
+    ids: StreamIds,
 }
 
 impl Host {
     fn start(config: &str) -> Host {
         let broker = FakeBroker::default();
         let app = Arc::new(App::new(true));
-        let server = hooks_server(app.clone(), Arc::new(broker.clone()));
-        let (a, b) = tokio::io::duplex(256 * 1024);
-        tokio::spawn(async move { server.serve(b).await });
+        let hooks = connect_hooks(app.clone(), &broker);
         let api = Shared::default();
         api.lock().unwrap().config = config.as_bytes().to_vec();
         Host {
-            hooks: Client::new(a),
+            hooks,
             broker,
             api,
             app,
-            next_id: Mutex::new(100),
+            ids: StreamIds::default(),
         }
     }
 
     fn id(&self) -> u32 {
-        let mut n = self.next_id.lock().unwrap();
-        *n += 1;
-        *n
+        self.ids.next()
     }
 
     async fn activate(&self) -> Any {
-        self.broker
-            .add(1, Endpoint::Serve(fake_api(self.api.clone())));
-        self.broker.add(2, Endpoint::Serve(Server::new()));
-        let r: ErrorReturn = self
-            .hooks
-            .call(
-                "Plugin.OnActivate",
-                &OnActivateArgs {
-                    api_mux_id: 1,
-                    driver_mux_id: 2,
-                },
-            )
-            .await
-            .unwrap();
-        r.a
+        activate(&self.hooks, &self.broker, fake_api(self.api.clone()), 1, 2).await
     }
 
     async fn command(&self, line: &str) -> ExecuteCommandReturns {
@@ -324,29 +199,14 @@ impl Host {
         }
         let args = ServeHttpArgs {
             response_writer_stream: w,
-            request: Some(HttpRequest {
-                method: method.into(),
-                url: Some(GoUrl(url.into())),
-                proto: "HTTP/1.1".into(),
-                proto_major: 1,
-                proto_minor: 1,
-                header: Some(header),
-                request_uri: format!("/plugins/claude-code{url}"),
-                ..Default::default()
-            }),
+            request: http_request(method, url, header),
             context: Some(Context {
                 request_id: "r1".into(),
                 ..Default::default()
             }),
             request_body_stream: body_id,
         };
-        let _: Empty = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.hooks.call("Plugin.ServeHTTP", &args),
-        )
-        .await
-        .expect("ServeHTTP answered")
-        .unwrap();
+        serve_http(&self.hooks, &args, Duration::from_secs(30)).await;
         // Every writer call completed before the reply: nothing may change now.
         let snapshot = std::mem::take(&mut *rec.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -736,16 +596,13 @@ async fn serve_http_diag_kv() {
 #[tokio::test]
 async fn diagnostics_are_off_by_default() {
     let broker = FakeBroker::default();
-    let app = Arc::new(App::new(false));
-    let server = hooks_server(app, Arc::new(broker.clone()));
-    let (a, b) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move { server.serve(b).await });
+    let hooks = connect_hooks(Arc::new(App::new(false)), &broker);
     let host = Host {
-        hooks: Client::new(a),
+        hooks,
         broker,
         api: Shared::default(),
         app: Arc::new(App::new(false)),
-        next_id: Mutex::new(100),
+        ids: StreamIds::default(),
     };
     let r = host
         .http("GET", "/api/v1/diag/request", Some("u1"), None)
