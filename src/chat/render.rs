@@ -124,7 +124,7 @@ pub fn code_block(info: &str, content: &str) -> String {
 }
 
 /// `text` as inline code, even when it contains backticks.
-fn inline_code(text: &str) -> String {
+pub(crate) fn inline_code(text: &str) -> String {
     if !text.contains('`') {
         return format!("`{text}`");
     }
@@ -517,8 +517,9 @@ impl TurnRenderer {
     }
 
     /// Applies one session event (the engine's typed view of the CLI's
-    /// output); returns whether the rendering changed. Long tool output is
-    /// cut to `limits` with a note (no attachments on this path).
+    /// output); returns whether the rendering changed. Tool output longer
+    /// than `limits` becomes an attachment ([`Self::attachments`]); when it
+    /// cannot be uploaded, [`Self::inline_attachment`] shows it cut instead.
     pub fn apply_event(&mut self, event: &EventKind) -> bool {
         match event {
             EventKind::TextDelta { text } => {
@@ -571,10 +572,10 @@ impl TurnRenderer {
                 tool_use_id,
                 is_error,
                 content,
+                file_path,
                 patch,
                 stdout,
                 stderr,
-                ..
             } => {
                 let limits = self.limits;
                 let Some(tool) = self.tool_mut(tool_use_id) else {
@@ -587,7 +588,13 @@ impl TurnRenderer {
                 tool.state = ToolState::Succeeded;
                 let diff = patch.as_deref().map(patch_diff).unwrap_or_default();
                 tool.output = if !diff.is_empty() {
-                    Some((OutputKind::Diff, truncated_output(&diff, limits)))
+                    let base = file_path
+                        .as_deref()
+                        .and_then(|p| p.rsplit('/').next())
+                        .filter(|b| !b.is_empty())
+                        .unwrap_or("changes");
+                    let name = format!("{base}.diff");
+                    Some((OutputKind::Diff, tool_output(&name, &diff, limits)))
                 } else {
                     let out = stdout.as_deref().unwrap_or("").trim_end();
                     let err = stderr.as_deref().unwrap_or("").trim_end();
@@ -597,7 +604,8 @@ impl TurnRenderer {
                         ("", e) => Some(e.to_owned()),
                         (o, e) => Some(format!("{o}\n{e}")),
                     };
-                    text.map(|t| (OutputKind::Text, truncated_output(&t, limits)))
+                    let name = format!("{}-output.txt", tool.name.to_ascii_lowercase());
+                    text.map(|t| (OutputKind::Text, tool_output(&name, &t, limits)))
                 };
                 true
             }
@@ -621,6 +629,22 @@ impl TurnRenderer {
             }
             _ => None,
         })
+    }
+
+    /// Shows the attachment of tool call `tool_use_id` inline instead, cut to
+    /// the limits with a note (when it could not be uploaded). Returns
+    /// whether there was one.
+    pub fn inline_attachment(&mut self, tool_use_id: &str) -> bool {
+        let limits = self.limits;
+        let Some(tool) = self.tool_mut(tool_use_id) else {
+            return false;
+        };
+        let Some((kind, ToolOutput::Attachment { bytes, .. })) = &tool.output else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        tool.output = Some((*kind, truncated_output(&text, limits)));
+        true
     }
 
     /// The turn so far as Markdown: text paragraphs, tool lines (consecutive
@@ -952,6 +976,20 @@ mod tests {
         }));
         let body = r.body();
         assert!(body.starts_with("Hello\n\n"), "{body}");
+        assert!(
+            body.contains("📎 `bash-output.txt` attached (100 lines, 291 B)"),
+            "{body}"
+        );
+        let files: Vec<_> = r
+            .attachments()
+            .map(|(id, name, b)| (id, name, b.len()))
+            .collect();
+        assert_eq!(files, [("t1", "bash-output.txt", 291)]);
+        // Not uploaded: shown cut instead.
+        assert!(r.inline_attachment("t1"));
+        assert!(!r.inline_attachment("t1"));
+        assert_eq!(r.attachments().count(), 0);
+        let body = r.body();
         assert!(body.contains("Bash"), "{body}");
         assert!(body.contains("\n40\n"), "{body}");
         assert!(!body.contains("\n41\n"), "{body}");

@@ -8,7 +8,7 @@
 //! of times); content is never lost because the next flush renders the whole turn again (and
 //! the store has the transcript anyway).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::card::{self, ActionSigner, ApprovalRequest};
 use super::render::{
-    closing_line, split_post, working_line, InlineLimits, TurnRenderer, POST_MAX_CHARS,
+    closing_line, inline_code, split_post, working_line, InlineLimits, TurnRenderer, POST_MAX_CHARS,
 };
 use crate::claude::messages::ResultMessage;
 use crate::mattermost::model::{Post, SlackAttachment};
@@ -34,6 +34,13 @@ pub const POST_ATTEMPTS: u32 = 4;
 pub trait PostSink: Send + Sync + 'static {
     fn create_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
     fn update_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
+    /// Uploads a file to `channel_id`; returns its id (for `Post::file_ids`).
+    fn upload_file(
+        &self,
+        data: Vec<u8>,
+        channel_id: &str,
+        filename: &str,
+    ) -> impl Future<Output = Result<String, String>> + Send;
 }
 
 impl PostSink for crate::mattermost::api::Api {
@@ -45,6 +52,17 @@ impl PostSink for crate::mattermost::api::Api {
     async fn update_post(&self, post: Post) -> Result<Post, String> {
         crate::mattermost::api::Api::update_post(self, post)
             .await
+            .map_err(|e| e.to_string())
+    }
+    async fn upload_file(
+        &self,
+        data: Vec<u8>,
+        channel_id: &str,
+        filename: &str,
+    ) -> Result<String, String> {
+        crate::mattermost::api::Api::upload_file(self, data, channel_id, filename)
+            .await
+            .map(|info| info.id)
             .map_err(|e| e.to_string())
     }
 }
@@ -135,6 +153,8 @@ struct TurnPost {
     /// `(post id, text last sent)` per part; the first is the turn's post.
     sent: Vec<(String, String)>,
     dirty: bool,
+    /// Tool calls whose output attachment was uploaded (or shown inline instead).
+    attached: HashSet<String>,
 }
 
 impl TurnPost {
@@ -144,6 +164,80 @@ impl TurnPost {
             started: Instant::now(),
             sent: Vec::new(),
             dirty: false,
+            attached: HashSet::new(),
+        }
+    }
+
+    /// Uploads the tool outputs that became attachments since the last call; returns
+    /// `(tool, file id)` of each uploaded one, for [`Self::post_attachments`] (after the turn
+    /// post exists). An output that cannot be uploaded is shown inline, cut, instead.
+    async fn upload_attachments<S: PostSink>(
+        &mut self,
+        sink: &S,
+        ctx: &StreamCtx,
+    ) -> Vec<(String, String, String)> {
+        let pending: Vec<(String, String, String, Vec<u8>)> = self
+            .renderer
+            .attachments()
+            .filter(|(id, ..)| !self.attached.contains(*id))
+            .map(|(id, name, bytes)| {
+                let tool = self
+                    .renderer
+                    .tools()
+                    .find(|t| t.tool_use_id == id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+                (id.to_owned(), tool, name.to_owned(), bytes.to_vec())
+            })
+            .collect();
+        let mut uploaded = Vec::new();
+        for (id, tool, name, bytes) in pending {
+            self.attached.insert(id.clone());
+            match with_retry("UploadFile", || {
+                sink.upload_file(bytes.clone(), &ctx.channel_id, &name)
+            })
+            .await
+            {
+                Ok(file_id) => uploaded.push((id, tool, file_id)),
+                Err(e) => {
+                    tracing::warn!(
+                        session = %ctx.session_id,
+                        "uploading the output of {tool} failed, showing it inline: {e}"
+                    );
+                    self.dirty |= self.renderer.inline_attachment(&id);
+                }
+            }
+        }
+        uploaded
+    }
+
+    /// Posts each uploaded output in a small reply in the thread: Mattermost attaches files
+    /// to a post only when it is created (UpdatePost keeps its FileIds), so the turn post
+    /// keeps a one-line summary. An output whose reply fails is shown inline, cut, instead.
+    async fn post_attachments<S: PostSink>(
+        &mut self,
+        sink: &S,
+        ctx: &StreamCtx,
+        uploaded: Vec<(String, String, String)>,
+    ) {
+        for (id, tool, file_id) in uploaded {
+            let post = Post {
+                user_id: ctx.bot_id.clone(),
+                channel_id: ctx.channel_id.clone(),
+                root_id: ctx.root_id.clone(),
+                message: format!("Output of {} attached", inline_code(&tool)),
+                file_ids: vec![file_id],
+                ..Default::default()
+            };
+            if let Err(e) =
+                with_retry("CreatePost (attachment)", || sink.create_post(post.clone())).await
+            {
+                tracing::warn!(
+                    session = %ctx.session_id,
+                    "posting the output of {tool} failed, showing it inline: {e}"
+                );
+                self.dirty |= self.renderer.inline_attachment(&id);
+            }
         }
     }
 
@@ -388,11 +482,14 @@ pub async fn run<S: PostSink>(
                         let t = turn.get_or_insert_with(|| TurnPost::new(ctx.cwd.clone()));
                         let changed = t.renderer.apply_event(kind);
                         t.dirty |= changed;
+                        let uploaded = t.upload_attachments(sink.as_ref(), &ctx).await;
                         // The post appears at the first output; later changes wait for the tick.
                         if changed && t.sent.is_empty() {
                             let footer = working_line(t.started.elapsed());
                             t.flush(sink.as_ref(), &ctx, &footer, false).await;
                         }
+                        // Replies with files go below the turn post (unless it failed).
+                        t.post_attachments(sink.as_ref(), &ctx, uploaded).await;
                     }
                 }
             }
@@ -411,11 +508,16 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    /// `(channel, filename, bytes, file id)`.
+    type Upload = (String, String, Vec<u8>, String);
+
     #[derive(Default)]
     struct FakeSink {
         log: Mutex<Vec<(&'static str, Post, Instant)>>,
         next: AtomicU32,
         fail_creates: AtomicU32,
+        uploads: Mutex<Vec<Upload>>,
+        fail_uploads: AtomicU32,
     }
 
     impl PostSink for FakeSink {
@@ -437,6 +539,21 @@ mod tests {
                 .unwrap()
                 .push(("update", post.clone(), Instant::now()));
             Ok(post)
+        }
+        async fn upload_file(
+            &self,
+            data: Vec<u8>,
+            channel_id: &str,
+            filename: &str,
+        ) -> Result<String, String> {
+            if self.fail_uploads.load(Ordering::SeqCst) > 0 {
+                self.fail_uploads.fetch_sub(1, Ordering::SeqCst);
+                return Err("storage full".into());
+            }
+            let mut uploads = self.uploads.lock().unwrap();
+            let id = format!("f{}", uploads.len());
+            uploads.push((channel_id.into(), filename.into(), data, id.clone()));
+            Ok(id)
         }
     }
 
@@ -605,5 +722,103 @@ mod tests {
         assert!(last_by_id
             .values()
             .all(|m| m.chars().count() <= POST_MAX_CHARS));
+    }
+
+    /// A Bash call with `lines` lines of output, then the end of the turn; returns the sink.
+    async fn bash_turn(lines: usize, fail_uploads: u32) -> Arc<FakeSink> {
+        let sink = Arc::new(FakeSink::default());
+        sink.fail_uploads.store(fail_uploads, Ordering::SeqCst);
+        let (tx, rx) = broadcast::channel(256);
+        let task = tokio::spawn(run(sink.clone(), ctx(), rx));
+        tokio::task::yield_now().await;
+        tx.send(ev(EventKind::ToolUse {
+            tool_use_id: "t1".into(),
+            tool: "Bash".into(),
+            input: serde_json::json!({"command": "seq"}),
+        }))
+        .unwrap();
+        let out: String = (1..=lines).map(|i| format!("{i}\n")).collect();
+        tx.send(ev(EventKind::ToolResult {
+            tool_use_id: "t1".into(),
+            is_error: false,
+            content: out.clone(),
+            file_path: None,
+            patch: None,
+            stdout: Some(out),
+            stderr: None,
+        }))
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tx.send(ev(result())).unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(tx);
+        task.await.unwrap();
+        sink
+    }
+
+    /// The last text of the turn post (the first post created).
+    fn turn_text(sink: &FakeSink) -> String {
+        let log = sink.log.lock().unwrap();
+        let id = &log.iter().find(|(k, ..)| *k == "create").unwrap().1.id;
+        log.iter()
+            .rev()
+            .find(|(_, p, _)| &p.id == id)
+            .unwrap()
+            .1
+            .message
+            .clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_tool_output_is_uploaded_once_and_attached_in_a_reply() {
+        let sink = bash_turn(100, 0).await;
+        let uploads = sink.uploads.lock().unwrap().clone();
+        assert_eq!(uploads.len(), 1, "{uploads:?}");
+        let (channel, name, bytes, file_id) = &uploads[0];
+        assert_eq!((channel.as_str(), name.as_str()), ("c1", "bash-output.txt"));
+        assert_eq!(bytes.len(), 291);
+        let log = sink.log.lock().unwrap().clone();
+        let with_file: Vec<&Post> = log
+            .iter()
+            .map(|(_, p, _)| p)
+            .filter(|p| !p.file_ids.is_empty())
+            .collect();
+        assert_eq!(with_file.len(), 1, "{log:?}");
+        let reply = with_file[0];
+        assert_eq!(reply.file_ids, [file_id.as_str()]);
+        assert_eq!(reply.root_id, "root");
+        assert_eq!(reply.message, "Output of `Bash` attached");
+        // The reply comes after the turn post, which keeps a one-line summary.
+        let first_create = log.iter().position(|(k, ..)| *k == "create").unwrap();
+        assert!(log[first_create].1.file_ids.is_empty());
+        let text = turn_text(&sink);
+        assert!(
+            text.contains("📎 `bash-output.txt` attached (100 lines, 291 B)"),
+            "{text}"
+        );
+        assert!(!text.contains("\n40\n"), "{text}");
+        assert!(text.contains("✓ Done"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_tool_output_stays_inline_and_uploads_nothing() {
+        let sink = bash_turn(3, 0).await;
+        assert!(sink.uploads.lock().unwrap().is_empty());
+        let log = sink.log.lock().unwrap().clone();
+        assert!(log.iter().all(|(_, p, _)| p.file_ids.is_empty()), "{log:?}");
+        let text = turn_text(&sink);
+        assert!(text.contains("```\n1\n2\n3\n```"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_upload_falls_back_to_truncated_inline_output() {
+        let sink = bash_turn(100, POST_ATTEMPTS).await;
+        assert!(sink.uploads.lock().unwrap().is_empty());
+        let log = sink.log.lock().unwrap().clone();
+        assert!(log.iter().all(|(_, p, _)| p.file_ids.is_empty()), "{log:?}");
+        let text = turn_text(&sink);
+        assert!(!text.contains("📎"), "{text}");
+        assert!(text.contains("\n40\n"), "{text}");
+        assert!(text.contains("output truncated: 40 of 100 lines"), "{text}");
     }
 }

@@ -281,6 +281,24 @@ impl Api {
         some(method, r.a)
     }
 
+    /// Uploads `data` as `filename` to `channel_id`, to be attached to a post (its
+    /// `file_ids`) when the post is created.
+    pub async fn upload_file(
+        &self,
+        data: Vec<u8>,
+        channel_id: &str,
+        filename: &str,
+    ) -> Result<FileInfo, ApiError> {
+        let args: UploadFileArgs = Args3 {
+            a: data,
+            b: channel_id.to_owned(),
+            c: filename.to_owned(),
+        };
+        let r: UploadFileReturns = self.call("UploadFile", &args).await?;
+        app(r.b)?;
+        some("UploadFile", r.a)
+    }
+
     pub async fn get_post(&self, post_id: &str) -> Result<Post, ApiError> {
         let r: PostReturns = self.call("GetPost", &Self::s(post_id)).await?;
         app(r.b)?;

@@ -52,6 +52,21 @@ gob_struct! {
         pub is_following: Option<bool> => "IsFollowing",
     }
 
+    /// model.FileInfo: an uploaded file (UploadFile); attach it to a post via `Post::file_ids`.
+    pub struct FileInfo("FileInfo") {
+        pub id: String => "Id",
+        pub creator_id: String => "CreatorId",
+        pub post_id: String => "PostId",
+        pub channel_id: String => "ChannelId",
+        pub create_at: i64 => "CreateAt",
+        pub update_at: i64 => "UpdateAt",
+        pub delete_at: i64 => "DeleteAt",
+        pub name: String => "Name",
+        pub extension: String => "Extension",
+        pub size: i64 => "Size",
+        pub mime_type: String => "MimeType",
+    }
+
     pub struct CommandArgs("CommandArgs") {
         pub user_id: String => "UserId",
         pub channel_id: String => "ChannelId",

@@ -59,6 +59,9 @@ pub type KvCompareAndSetArgs = Args3<String, Vec<u8>, Vec<u8>>;
 pub type BoolAppErrorReturns = Returns2<bool, Option<AppError>>;
 pub type PostArgs = Args1<Option<Post>>;
 pub type PostReturns = Returns2<Option<Post>, Option<AppError>>;
+/// UploadFile(data, channelId, filename).
+pub type UploadFileArgs = Args3<Vec<u8>, String, String>;
+pub type UploadFileReturns = Returns2<Option<FileInfo>, Option<AppError>>;
 pub type EphemeralPostArgs = Args2<String, Option<Post>>;
 pub type EphemeralPostReturns = Returns1<Option<Post>>;
 pub type GetPostThreadReturns = Returns2<Option<PostList>, Option<AppError>>;

@@ -6,7 +6,9 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -91,6 +93,13 @@ type FakeAPI struct {
 	bundlePath    string
 	serverVersion string
 	lastPostTime  int64
+	files         map[string]*UploadedFile // by file id
+}
+
+// UploadedFile is a file as UploadFile stored it.
+type UploadedFile struct {
+	Info *model.FileInfo
+	Data []byte
 }
 
 var _ plugin.API = (*FakeAPI)(nil)
@@ -111,6 +120,7 @@ func NewFakeAPI(bundlePath string) *FakeAPI {
 		bots:          map[string]*model.Bot{},
 		config:        map[string]any{},
 		calls:         map[string]int{},
+		files:         map[string]*UploadedFile{},
 		bundlePath:    bundlePath,
 		serverVersion: "10.11.0",
 	}
@@ -414,8 +424,51 @@ func (f *FakeAPI) CreatePost(post *model.Post) (*model.Post, *model.AppError) {
 		root.LastReplyAt = p.CreateAt
 	}
 	f.posts[p.Id] = p
+	for _, id := range p.FileIds {
+		if file, ok := f.files[id]; ok && file.Info.PostId == "" {
+			file.Info.PostId = p.Id
+		}
+	}
 	f.recordLocked(p, false)
 	return p.Clone(), nil
+}
+
+// UploadFile stores data under a new file id (attached to the post that names it in
+// FileIds at CreatePost).
+func (f *FakeAPI) UploadFile(data []byte, channelID string, filename string) (*model.FileInfo, *model.AppError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("UploadFile")
+	if channelID == "" || filename == "" {
+		return nil, model.NewAppError("UploadFile", "api.file.upload_file.bad_request.app_error", nil, "missing channel id or filename", http.StatusBadRequest)
+	}
+	now := f.timestampLocked()
+	ext := strings.TrimPrefix(filepath.Ext(filename), ".")
+	info := &model.FileInfo{
+		Id:        model.NewId(),
+		ChannelId: channelID,
+		CreateAt:  now,
+		UpdateAt:  now,
+		Name:      filename,
+		Extension: ext,
+		Size:      int64(len(data)),
+		MimeType:  mime.TypeByExtension("." + ext),
+	}
+	f.files[info.Id] = &UploadedFile{Info: info, Data: append([]byte(nil), data...)}
+	copied := *info
+	return &copied, nil
+}
+
+// Files returns the uploaded files, by file id (copies).
+func (f *FakeAPI) Files() map[string]UploadedFile {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]UploadedFile, len(f.files))
+	for id, file := range f.files {
+		info := *file.Info
+		out[id] = UploadedFile{Info: &info, Data: append([]byte(nil), file.Data...)}
+	}
+	return out
 }
 
 // PostSnapshot is a post as one CreatePost or UpdatePost call left it.

@@ -331,3 +331,31 @@ func TestFakeDialogsAndThreadOrder(t *testing.T) {
 		t.Fatal(list, err)
 	}
 }
+
+func TestFakeUploadFileAttachesAtCreatePost(t *testing.T) {
+	f := NewFakeAPI("/bundle")
+	if _, err := f.UploadFile([]byte("x"), "", "a.txt"); err == nil {
+		t.Fatal("upload without a channel succeeded")
+	}
+	info, err := f.UploadFile([]byte("hello\n"), "c1", "bash-output.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Id == "" || info.Name != "bash-output.txt" || info.Extension != "txt" || info.Size != 6 || info.ChannelId != "c1" {
+		t.Fatalf("file info %+v", info)
+	}
+	if f.Calls("UploadFile") != 2 {
+		t.Fatalf("calls %d", f.Calls("UploadFile"))
+	}
+	p, appErr := f.CreatePost(&model.Post{ChannelId: "c1", Message: "attached", FileIds: model.StringArray{info.Id}})
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	files := f.Files()
+	if len(files) != 1 || string(files[info.Id].Data) != "hello\n" || files[info.Id].Info.PostId != p.Id {
+		t.Fatalf("files %+v", files)
+	}
+	if len(f.Missing()) != 0 {
+		t.Fatalf("missing %v", f.Missing())
+	}
+}

@@ -297,6 +297,9 @@ func Corpus() []Item {
 		item("PostAction", "full", fillAll(&model.PostAction{})),
 		item("PostAction", "empty", &model.PostAction{}),
 
+		item("FileInfo", "full", fillAll(&model.FileInfo{})),
+		item("FileInfo", "empty", &model.FileInfo{}),
+
 		item("Bot", "full", fillAll(&model.Bot{})),
 		item("Bot", "empty", &model.Bot{}),
 
@@ -371,6 +374,10 @@ func Corpus() []Item {
 		item("Z_CreatePostArgs", "typical", &plugin.Z_CreatePostArgs{A: typicalPost()}),
 		item("Z_CreatePostReturns", "full", &plugin.Z_CreatePostReturns{A: fillAll(typicalPost()), B: fullAppError()}),
 		item("Z_CreatePostReturns", "empty", &plugin.Z_CreatePostReturns{}),
+		item("Z_UploadFileArgs", "full", &plugin.Z_UploadFileArgs{A: allBytes(), B: idChannel, C: "bash-output.txt"}),
+		item("Z_UploadFileArgs", "empty", &plugin.Z_UploadFileArgs{}),
+		item("Z_UploadFileReturns", "full", &plugin.Z_UploadFileReturns{A: fillAll(&model.FileInfo{}), B: fullAppError()}),
+		item("Z_UploadFileReturns", "empty", &plugin.Z_UploadFileReturns{}),
 		item("Z_SendEphemeralPostArgs", "full", &plugin.Z_SendEphemeralPostArgs{A: idUser, B: fillAll(typicalPost())}),
 		item("Z_SendEphemeralPostArgs", "empty", &plugin.Z_SendEphemeralPostArgs{}),
 		item("Z_GetPostThreadReturns", "full", fillAll(&plugin.Z_GetPostThreadReturns{})),

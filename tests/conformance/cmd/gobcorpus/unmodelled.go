@@ -18,6 +18,10 @@ var unmodelled = map[reflect.Type][]string{
 	// PostMetadata (embeds, files, reactions, ...) is computed by the server
 	// for clients; the plugin never reads or writes it.
 	reflect.TypeOf(model.Post{}): {"Metadata"},
+	// Storage paths, image previews and extracted content: the plugin only
+	// uploads text files and attaches them by id.
+	reflect.TypeOf(model.FileInfo{}): {"Path", "ThumbnailPath", "PreviewPath", "Width", "Height",
+		"HasPreviewImage", "MiniPreview", "Content", "RemoteId", "Archived"},
 }
 
 // withoutUnmodelled returns a deep copy of v (made with gob itself) with the
