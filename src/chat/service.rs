@@ -377,13 +377,20 @@ impl ChatService {
                     Err(e) => ephemeral(format!("Could not stop the session: {e}")),
                 },
             },
-            ChatCommand::Mode(m) => ephemeral(format!(
-                "Changing the permission mode of a running session is not supported yet; start a new session with `--mode {}`.",
-                m.as_str()
-            )),
-            ChatCommand::Model(m) => ephemeral(format!(
-                "Changing the model of a running session is not supported yet; start a new session with `--model {m}`."
-            )),
+            ChatCommand::Mode(m) => match self.session_of_channel(&args.channel_id) {
+                None => ephemeral(NO_SESSION),
+                Some((h, _)) => match h.set_permission_mode(m, &args.user_id).await {
+                    Ok(()) => ephemeral(format!("Permission mode set to `{}`", m.as_str())),
+                    Err(e) => ephemeral(format!("Could not change the permission mode: {e}")),
+                },
+            },
+            ChatCommand::Model(m) => match self.session_of_channel(&args.channel_id) {
+                None => ephemeral(NO_SESSION),
+                Some((h, _)) => match h.set_model(&m, &args.user_id).await {
+                    Ok(()) => ephemeral(format!("Model set to `{m}`")),
+                    Err(e) => ephemeral(format!("Could not change the model: {e}")),
+                },
+            },
             ChatCommand::History => self.history(&args.channel_id).await,
             ChatCommand::ContextThread { permalink } => {
                 let link = permalink.unwrap_or_else(|| args.root_id.clone());
