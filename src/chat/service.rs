@@ -21,7 +21,9 @@ use crate::claude::CliEnv;
 use crate::config::{Config, WhoCanApprove, WhoCanStart};
 use crate::files::{self, FileContent, FileNode, NodeKind};
 use crate::mattermost::api::Api;
-use crate::mattermost::model::{Any, CommandArgs, CommandResponse, Post, SlackAttachment};
+use crate::mattermost::model::{
+    Any, CommandArgs, CommandResponse, Post, SlackAttachment, Team, TeamMember,
+};
 use crate::ratelimit::RateLimiter;
 use crate::sessions::{
     Decision, Engine, ProcessLauncher, SessionConfig, SessionHandle, SessionSpec, SessionState,
@@ -121,6 +123,28 @@ pub fn cli_env(config: &Config, data_dir: &Path) -> CliEnv {
 }
 
 /// Whether `path` is `root` or below it (both absolute, normalized).
+/// Whether `user_id` counts as a member of `team`: the team the command was run in counts
+/// (quick path, no lookup), otherwise an active (not deleted) membership record of that user
+/// in that team.
+fn team_membership_counts(
+    team: &Team,
+    command_team_id: &str,
+    user_id: &str,
+    member: Option<&TeamMember>,
+) -> bool {
+    if team.id.is_empty() {
+        return false;
+    }
+    if team.id == command_team_id {
+        return true;
+    }
+    member.is_some_and(|m| {
+        m.delete_at == 0
+            && (m.team_id.is_empty() || m.team_id == team.id)
+            && (m.user_id.is_empty() || m.user_id == user_id)
+    })
+}
+
 fn is_under(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
 }
@@ -328,6 +352,29 @@ impl ChatService {
             .is_ok_and(|m| m.user_id.is_empty() || m.user_id == user_id)
     }
 
+    /// Whether the user is a member of a team WhoCanStart lists. Each name is resolved to its
+    /// id; the command's own team is enough (the channel membership was checked), otherwise
+    /// the user's team membership is asked for. A team that does not exist matches nobody.
+    async fn in_listed_team(&self, who: &WhoCanStart, args: &CommandArgs) -> bool {
+        for name in who.team_names() {
+            let team = match self.api.get_team_by_name(name).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!("WhoCanStart: team {name:?} not resolved: {e}");
+                    continue;
+                }
+            };
+            if team_membership_counts(&team, &args.team_id, &args.user_id, None) {
+                return true;
+            }
+            let member = self.api.get_team_member(&team.id, &args.user_id).await.ok();
+            if team_membership_counts(&team, &args.team_id, &args.user_id, member.as_ref()) {
+                return true;
+            }
+        }
+        false
+    }
+
     async fn username(&self, user_id: &str) -> String {
         match self.api.get_user(user_id).await {
             Ok(u) if !u.username.is_empty() => u.username,
@@ -450,7 +497,9 @@ impl ChatService {
     ) -> CommandResponse {
         if let WhoCanStart::Only(_) = &config.who_can_start {
             let name = self.username(&args.user_id).await;
-            if !config.who_can_start.allows(&name, &[]) {
+            if !config.who_can_start.allows(&name, &[])
+                && !self.in_listed_team(&config.who_can_start, args).await
+            {
                 return ephemeral(
                     "You are not allowed to start Claude Code sessions (WhoCanStart).",
                 );
@@ -1111,6 +1160,74 @@ mod tests {
             .unwrap_err()
             .contains("is not under an allowed project root"));
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn team_membership_quick_path_and_member_records() {
+        let team = Team {
+            id: "t1".into(),
+            name: "platform".into(),
+            ..Default::default()
+        };
+        let member = |team_id: &str, user_id: &str, delete_at: i64| TeamMember {
+            team_id: team_id.into(),
+            user_id: user_id.into(),
+            delete_at,
+            scheme_user: true,
+            ..Default::default()
+        };
+        // The command's own team: no lookup needed.
+        assert!(team_membership_counts(&team, "t1", "u1", None));
+        assert!(!team_membership_counts(&team, "t2", "u1", None));
+        // A DM/GM has no team id: it is never the quick path.
+        assert!(!team_membership_counts(&team, "", "u1", None));
+        assert!(team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t1", "u1", 0))
+        ));
+        // Left the team.
+        assert!(!team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t1", "u1", 1_700_000_000_000))
+        ));
+        // Somebody else's or another team's record.
+        assert!(!team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t1", "u2", 0))
+        ));
+        assert!(!team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t9", "u1", 0))
+        ));
+        // An unresolved team (empty id) matches nobody, even in a teamless channel.
+        assert!(!team_membership_counts(
+            &Team::default(),
+            "",
+            "u1",
+            Some(&member("", "u1", 0))
+        ));
+    }
+
+    #[test]
+    fn who_can_start_lists_team_names_and_matches_them() {
+        let who = WhoCanStart::Only(vec![
+            crate::config::Principal::User("alice".into()),
+            crate::config::Principal::Team("platform".into()),
+            crate::config::Principal::Team("ops".into()),
+        ]);
+        assert_eq!(who.team_names(), vec!["platform", "ops"]);
+        assert!(WhoCanStart::Everyone.team_names().is_empty());
+        assert!(who.allows("alice", &[]));
+        assert!(!who.allows("bob", &[]));
+        assert!(who.allows("bob", &["ops"]));
     }
 
     #[test]

@@ -345,6 +345,25 @@ impl Api {
         some("GetChannel", r.a)
     }
 
+    pub async fn get_team_by_name(&self, name: &str) -> Result<Team, ApiError> {
+        let r: GetTeamReturns = self.call("GetTeamByName", &Self::s(name)).await?;
+        app(r.b)?;
+        some("GetTeamByName", r.a)
+    }
+
+    /// A member with `delete_at != 0` has left the team.
+    pub async fn get_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<TeamMember, ApiError> {
+        let r: GetTeamMemberReturns = self
+            .call("GetTeamMember", &Self::ss(team_id, user_id))
+            .await?;
+        app(r.b)?;
+        some("GetTeamMember", r.a)
+    }
+
     pub async fn get_channel_member(
         &self,
         channel_id: &str,
