@@ -25,6 +25,7 @@ use crate::mattermost::model::{
     Any, CommandArgs, CommandResponse, Post, SlackAttachment, Team, TeamMember,
 };
 use crate::ratelimit::RateLimiter;
+use crate::rpc::gob::Value as GobValue;
 use crate::sessions::{
     Decision, Engine, ProcessLauncher, SessionConfig, SessionHandle, SessionSpec, SessionState,
 };
@@ -34,9 +35,11 @@ use crate::store::{now_ms, Store};
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
 pub const NO_SESSION: &str = "No Claude Code session in this channel";
 pub const NOT_A_MEMBER: &str = "You are not a member of this channel";
-/// Where DataDirectory points when it is empty (relative to the server's working directory,
-/// which is where Mattermost's default `./data/` file store lives too).
+/// Where DataDirectory points when it is empty and the server's file store directory is unknown
+/// (relative to the server's working directory, where Mattermost's default `./data/` lives).
 pub const DEFAULT_DATA_DIRECTORY: &str = "./data/claude-code";
+/// The subdirectory of the server's `FileSettings.Directory` used when DataDirectory is empty.
+pub const DATA_SUBDIRECTORY: &str = "claude-code";
 /// Inline limit of `/claude file` and `/claude context file`.
 const MAX_INLINE_FILE: usize = 12_000;
 
@@ -145,6 +148,41 @@ fn team_membership_counts(
     })
 }
 
+/// `FileSettings.Directory` (a `*string`) of a `model.Config` decoded as a gob [`GobValue`];
+/// `None` when absent, nil or blank.
+pub fn file_settings_directory(config: &GobValue) -> Option<String> {
+    let field = |v: &GobValue, name: &str| -> Option<GobValue> {
+        match v {
+            GobValue::Struct(fields) => fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        }
+    };
+    match field(&field(config, "FileSettings")?, "Directory")? {
+        GobValue::String(dir) if !dir.trim().is_empty() => Some(dir.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// DataDirectory when the setting is empty: `<FileSettings.Directory>/claude-code` if the
+/// server tells its file store directory, else [`DEFAULT_DATA_DIRECTORY`].
+async fn default_data_directory(api: &Api) -> PathBuf {
+    match api.get_config_value().await {
+        Ok(config) => match file_settings_directory(&config) {
+            Some(dir) => Path::new(&dir).join(DATA_SUBDIRECTORY),
+            None => PathBuf::from(DEFAULT_DATA_DIRECTORY),
+        },
+        Err(e) => {
+            tracing::warn!(
+                "GetConfig failed, DataDirectory defaults to {DEFAULT_DATA_DIRECTORY}: {e}"
+            );
+            PathBuf::from(DEFAULT_DATA_DIRECTORY)
+        }
+    }
+}
+
 fn is_under(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
 }
@@ -203,10 +241,10 @@ impl ChatService {
     /// Opens the store and the engine in the data directory, recovers stored sessions and
     /// their threads, and loads (or creates) the signing secret.
     pub async fn open(api: Api, bot_id: String, config: &Config) -> Result<Arc<Self>, String> {
-        let data_dir = config
-            .data_directory
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIRECTORY));
+        let data_dir = match config.data_directory.clone() {
+            Some(dir) => dir,
+            None => default_data_directory(&api).await,
+        };
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| format!("data directory {}: {e}", data_dir.display()))?;
         let store = Store::open(&data_dir.join("claude-code.db"))
@@ -1228,6 +1266,71 @@ mod tests {
         assert!(who.allows("alice", &[]));
         assert!(!who.allows("bob", &[]));
         assert!(who.allows("bob", &["ops"]));
+    }
+
+    #[test]
+    fn file_store_directory_from_a_decoded_config() {
+        let s = |v: &str| GobValue::String(v.into());
+        let config = |file_settings: Vec<(String, GobValue)>| {
+            GobValue::Struct(vec![
+                (
+                    "ServiceSettings".into(),
+                    GobValue::Struct(vec![("SiteURL".into(), s("http://mm"))]),
+                ),
+                ("FileSettings".into(), GobValue::Struct(file_settings)),
+            ])
+        };
+        let with_dir = config(vec![
+            ("DriverName".into(), s("local")),
+            ("Directory".into(), s(" /var/mm/data/ ")),
+        ]);
+        assert_eq!(
+            file_settings_directory(&with_dir).as_deref(),
+            Some("/var/mm/data/")
+        );
+        assert_eq!(
+            Path::new("/var/mm/data/").join(DATA_SUBDIRECTORY),
+            PathBuf::from("/var/mm/data/claude-code")
+        );
+        // A nil *string is not sent at all; a blank one means nothing either.
+        assert_eq!(file_settings_directory(&config(vec![])), None);
+        assert_eq!(
+            file_settings_directory(&config(vec![("Directory".into(), s("  "))])),
+            None
+        );
+        assert_eq!(
+            file_settings_directory(&GobValue::Struct(vec![(
+                "SqlSettings".into(),
+                GobValue::Struct(vec![])
+            )])),
+            None
+        );
+        assert_eq!(
+            file_settings_directory(&config(vec![("Directory".into(), GobValue::Int(3))])),
+            None
+        );
+        assert_eq!(file_settings_directory(&s("not a config")), None);
+    }
+
+    /// A real `model.Config` (server/public v0.3.0, `SetDefaults`, Directory `/var/mm/files/`,
+    /// a plugin settings map) as GetConfig's reply, encoded by Go's encoding/gob.
+    #[tokio::test]
+    async fn file_store_directory_from_a_real_get_config_reply() {
+        use crate::mattermost::rpc_types::Returns1;
+        use crate::rpc::gob::stream::StreamDecoder;
+        let bytes: &[u8] = include_bytes!("../../tests/fixtures/gob/get_config_returns.gob");
+        let mut stream = StreamDecoder::new(bytes);
+        let reply = stream
+            .next_with(|r, id| r.top_level::<Returns1<Option<GobValue>>>(id))
+            .await
+            .expect("decodes")
+            .expect("one value")
+            .value;
+        let config = reply.a.expect("a config");
+        assert_eq!(
+            file_settings_directory(&config).as_deref(),
+            Some("/var/mm/files/")
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::model::*;
 use super::rpc_types::*;
-use crate::rpc::gob::{GobDecode, GobEncode};
+use crate::rpc::gob::{GobDecode, GobEncode, Value};
 use crate::rpc::netrpc::{CallError, Client, Empty};
 
 /// Why an API call failed.
@@ -343,6 +343,13 @@ impl Api {
         let r: GetChannelReturns = self.call("GetChannel", &Self::s(channel_id)).await?;
         app(r.b)?;
         some("GetChannel", r.a)
+    }
+
+    /// The server's whole `model.Config`, decoded generically (it is huge and changes with
+    /// every server version); read it with [`Value`] accessors.
+    pub async fn get_config_value(&self) -> Result<Value, ApiError> {
+        let r: Returns1<Option<Value>> = self.call("GetConfig", &Empty {}).await?;
+        some("GetConfig", r.a)
     }
 
     pub async fn get_team_by_name(&self, name: &str) -> Result<Team, ApiError> {
