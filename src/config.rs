@@ -137,6 +137,20 @@ pub enum Principal {
 
 impl WhoCanStart {
     /// Whether `username`, a member of `team_names`, may start a session.
+    /// The team names listed (lower-case), to be resolved against the user's memberships.
+    pub fn team_names(&self) -> Vec<&str> {
+        match self {
+            WhoCanStart::Everyone => Vec::new(),
+            WhoCanStart::Only(list) => list
+                .iter()
+                .filter_map(|p| match p {
+                    Principal::Team(t) => Some(t.as_str()),
+                    Principal::User(_) => None,
+                })
+                .collect(),
+        }
+    }
+
     pub fn allows(&self, username: &str, team_names: &[&str]) -> bool {
         match self {
             WhoCanStart::Everyone => true,

@@ -21,8 +21,11 @@ use crate::claude::CliEnv;
 use crate::config::{Config, WhoCanApprove, WhoCanStart};
 use crate::files::{self, FileContent, FileNode, NodeKind};
 use crate::mattermost::api::Api;
-use crate::mattermost::model::{Any, CommandArgs, CommandResponse, Post, SlackAttachment};
+use crate::mattermost::model::{
+    Any, CommandArgs, CommandResponse, Post, SlackAttachment, Team, TeamMember,
+};
 use crate::ratelimit::RateLimiter;
+use crate::rpc::gob::Value as GobValue;
 use crate::sessions::{
     Decision, Engine, ProcessLauncher, SessionConfig, SessionHandle, SessionSpec, SessionState,
 };
@@ -32,9 +35,11 @@ use crate::store::{now_ms, Store};
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
 pub const NO_SESSION: &str = "No Claude Code session in this channel";
 pub const NOT_A_MEMBER: &str = "You are not a member of this channel";
-/// Where DataDirectory points when it is empty (relative to the server's working directory,
-/// which is where Mattermost's default `./data/` file store lives too).
+/// Where DataDirectory points when it is empty and the server's file store directory is unknown
+/// (relative to the server's working directory, where Mattermost's default `./data/` lives).
 pub const DEFAULT_DATA_DIRECTORY: &str = "./data/claude-code";
+/// The subdirectory of the server's `FileSettings.Directory` used when DataDirectory is empty.
+pub const DATA_SUBDIRECTORY: &str = "claude-code";
 /// Inline limit of `/claude file` and `/claude context file`.
 const MAX_INLINE_FILE: usize = 12_000;
 
@@ -121,6 +126,63 @@ pub fn cli_env(config: &Config, data_dir: &Path) -> CliEnv {
 }
 
 /// Whether `path` is `root` or below it (both absolute, normalized).
+/// Whether `user_id` counts as a member of `team`: the team the command was run in counts
+/// (quick path, no lookup), otherwise an active (not deleted) membership record of that user
+/// in that team.
+fn team_membership_counts(
+    team: &Team,
+    command_team_id: &str,
+    user_id: &str,
+    member: Option<&TeamMember>,
+) -> bool {
+    if team.id.is_empty() {
+        return false;
+    }
+    if team.id == command_team_id {
+        return true;
+    }
+    member.is_some_and(|m| {
+        m.delete_at == 0
+            && (m.team_id.is_empty() || m.team_id == team.id)
+            && (m.user_id.is_empty() || m.user_id == user_id)
+    })
+}
+
+/// `FileSettings.Directory` (a `*string`) of a `model.Config` decoded as a gob [`GobValue`];
+/// `None` when absent, nil or blank.
+pub fn file_settings_directory(config: &GobValue) -> Option<String> {
+    let field = |v: &GobValue, name: &str| -> Option<GobValue> {
+        match v {
+            GobValue::Struct(fields) => fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        }
+    };
+    match field(&field(config, "FileSettings")?, "Directory")? {
+        GobValue::String(dir) if !dir.trim().is_empty() => Some(dir.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// DataDirectory when the setting is empty: `<FileSettings.Directory>/claude-code` if the
+/// server tells its file store directory, else [`DEFAULT_DATA_DIRECTORY`].
+async fn default_data_directory(api: &Api) -> PathBuf {
+    match api.get_config_value().await {
+        Ok(config) => match file_settings_directory(&config) {
+            Some(dir) => Path::new(&dir).join(DATA_SUBDIRECTORY),
+            None => PathBuf::from(DEFAULT_DATA_DIRECTORY),
+        },
+        Err(e) => {
+            tracing::warn!(
+                "GetConfig failed, DataDirectory defaults to {DEFAULT_DATA_DIRECTORY}: {e}"
+            );
+            PathBuf::from(DEFAULT_DATA_DIRECTORY)
+        }
+    }
+}
+
 fn is_under(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
 }
@@ -179,10 +241,10 @@ impl ChatService {
     /// Opens the store and the engine in the data directory, recovers stored sessions and
     /// their threads, and loads (or creates) the signing secret.
     pub async fn open(api: Api, bot_id: String, config: &Config) -> Result<Arc<Self>, String> {
-        let data_dir = config
-            .data_directory
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIRECTORY));
+        let data_dir = match config.data_directory.clone() {
+            Some(dir) => dir,
+            None => default_data_directory(&api).await,
+        };
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| format!("data directory {}: {e}", data_dir.display()))?;
         let store = Store::open(&data_dir.join("claude-code.db"))
@@ -328,6 +390,29 @@ impl ChatService {
             .is_ok_and(|m| m.user_id.is_empty() || m.user_id == user_id)
     }
 
+    /// Whether the user is a member of a team WhoCanStart lists. Each name is resolved to its
+    /// id; the command's own team is enough (the channel membership was checked), otherwise
+    /// the user's team membership is asked for. A team that does not exist matches nobody.
+    async fn in_listed_team(&self, who: &WhoCanStart, args: &CommandArgs) -> bool {
+        for name in who.team_names() {
+            let team = match self.api.get_team_by_name(name).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!("WhoCanStart: team {name:?} not resolved: {e}");
+                    continue;
+                }
+            };
+            if team_membership_counts(&team, &args.team_id, &args.user_id, None) {
+                return true;
+            }
+            let member = self.api.get_team_member(&team.id, &args.user_id).await.ok();
+            if team_membership_counts(&team, &args.team_id, &args.user_id, member.as_ref()) {
+                return true;
+            }
+        }
+        false
+    }
+
     async fn username(&self, user_id: &str) -> String {
         match self.api.get_user(user_id).await {
             Ok(u) if !u.username.is_empty() => u.username,
@@ -377,13 +462,20 @@ impl ChatService {
                     Err(e) => ephemeral(format!("Could not stop the session: {e}")),
                 },
             },
-            ChatCommand::Mode(m) => ephemeral(format!(
-                "Changing the permission mode of a running session is not supported yet; start a new session with `--mode {}`.",
-                m.as_str()
-            )),
-            ChatCommand::Model(m) => ephemeral(format!(
-                "Changing the model of a running session is not supported yet; start a new session with `--model {m}`."
-            )),
+            ChatCommand::Mode(m) => match self.session_of_channel(&args.channel_id) {
+                None => ephemeral(NO_SESSION),
+                Some((h, _)) => match h.set_permission_mode(m, &args.user_id).await {
+                    Ok(()) => ephemeral(format!("Permission mode set to `{}`", m.as_str())),
+                    Err(e) => ephemeral(format!("Could not change the permission mode: {e}")),
+                },
+            },
+            ChatCommand::Model(m) => match self.session_of_channel(&args.channel_id) {
+                None => ephemeral(NO_SESSION),
+                Some((h, _)) => match h.set_model(&m, &args.user_id).await {
+                    Ok(()) => ephemeral(format!("Model set to `{m}`")),
+                    Err(e) => ephemeral(format!("Could not change the model: {e}")),
+                },
+            },
             ChatCommand::History => self.history(&args.channel_id).await,
             ChatCommand::ContextThread { permalink } => {
                 let link = permalink.unwrap_or_else(|| args.root_id.clone());
@@ -443,7 +535,9 @@ impl ChatService {
     ) -> CommandResponse {
         if let WhoCanStart::Only(_) = &config.who_can_start {
             let name = self.username(&args.user_id).await;
-            if !config.who_can_start.allows(&name, &[]) {
+            if !config.who_can_start.allows(&name, &[])
+                && !self.in_listed_team(&config.who_can_start, args).await
+            {
                 return ephemeral(
                     "You are not allowed to start Claude Code sessions (WhoCanStart).",
                 );
@@ -1104,6 +1198,139 @@ mod tests {
             .unwrap_err()
             .contains("is not under an allowed project root"));
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn team_membership_quick_path_and_member_records() {
+        let team = Team {
+            id: "t1".into(),
+            name: "platform".into(),
+            ..Default::default()
+        };
+        let member = |team_id: &str, user_id: &str, delete_at: i64| TeamMember {
+            team_id: team_id.into(),
+            user_id: user_id.into(),
+            delete_at,
+            scheme_user: true,
+            ..Default::default()
+        };
+        // The command's own team: no lookup needed.
+        assert!(team_membership_counts(&team, "t1", "u1", None));
+        assert!(!team_membership_counts(&team, "t2", "u1", None));
+        // A DM/GM has no team id: it is never the quick path.
+        assert!(!team_membership_counts(&team, "", "u1", None));
+        assert!(team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t1", "u1", 0))
+        ));
+        // Left the team.
+        assert!(!team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t1", "u1", 1_700_000_000_000))
+        ));
+        // Somebody else's or another team's record.
+        assert!(!team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t1", "u2", 0))
+        ));
+        assert!(!team_membership_counts(
+            &team,
+            "t2",
+            "u1",
+            Some(&member("t9", "u1", 0))
+        ));
+        // An unresolved team (empty id) matches nobody, even in a teamless channel.
+        assert!(!team_membership_counts(
+            &Team::default(),
+            "",
+            "u1",
+            Some(&member("", "u1", 0))
+        ));
+    }
+
+    #[test]
+    fn who_can_start_lists_team_names_and_matches_them() {
+        let who = WhoCanStart::Only(vec![
+            crate::config::Principal::User("alice".into()),
+            crate::config::Principal::Team("platform".into()),
+            crate::config::Principal::Team("ops".into()),
+        ]);
+        assert_eq!(who.team_names(), vec!["platform", "ops"]);
+        assert!(WhoCanStart::Everyone.team_names().is_empty());
+        assert!(who.allows("alice", &[]));
+        assert!(!who.allows("bob", &[]));
+        assert!(who.allows("bob", &["ops"]));
+    }
+
+    #[test]
+    fn file_store_directory_from_a_decoded_config() {
+        let s = |v: &str| GobValue::String(v.into());
+        let config = |file_settings: Vec<(String, GobValue)>| {
+            GobValue::Struct(vec![
+                (
+                    "ServiceSettings".into(),
+                    GobValue::Struct(vec![("SiteURL".into(), s("http://mm"))]),
+                ),
+                ("FileSettings".into(), GobValue::Struct(file_settings)),
+            ])
+        };
+        let with_dir = config(vec![
+            ("DriverName".into(), s("local")),
+            ("Directory".into(), s(" /var/mm/data/ ")),
+        ]);
+        assert_eq!(
+            file_settings_directory(&with_dir).as_deref(),
+            Some("/var/mm/data/")
+        );
+        assert_eq!(
+            Path::new("/var/mm/data/").join(DATA_SUBDIRECTORY),
+            PathBuf::from("/var/mm/data/claude-code")
+        );
+        // A nil *string is not sent at all; a blank one means nothing either.
+        assert_eq!(file_settings_directory(&config(vec![])), None);
+        assert_eq!(
+            file_settings_directory(&config(vec![("Directory".into(), s("  "))])),
+            None
+        );
+        assert_eq!(
+            file_settings_directory(&GobValue::Struct(vec![(
+                "SqlSettings".into(),
+                GobValue::Struct(vec![])
+            )])),
+            None
+        );
+        assert_eq!(
+            file_settings_directory(&config(vec![("Directory".into(), GobValue::Int(3))])),
+            None
+        );
+        assert_eq!(file_settings_directory(&s("not a config")), None);
+    }
+
+    /// A real `model.Config` (server/public v0.3.0, `SetDefaults`, Directory `/var/mm/files/`,
+    /// a plugin settings map) as GetConfig's reply, encoded by Go's encoding/gob.
+    #[tokio::test]
+    async fn file_store_directory_from_a_real_get_config_reply() {
+        use crate::mattermost::rpc_types::Returns1;
+        use crate::rpc::gob::stream::StreamDecoder;
+        let bytes: &[u8] = include_bytes!("../../tests/fixtures/gob/get_config_returns.gob");
+        let mut stream = StreamDecoder::new(bytes);
+        let reply = stream
+            .next_with(|r, id| r.top_level::<Returns1<Option<GobValue>>>(id))
+            .await
+            .expect("decodes")
+            .expect("one value")
+            .value;
+        let config = reply.a.expect("a config");
+        assert_eq!(
+            file_settings_directory(&config).as_deref(),
+            Some("/var/mm/files/")
+        );
     }
 
     #[test]

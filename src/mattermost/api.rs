@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::model::*;
 use super::rpc_types::*;
-use crate::rpc::gob::{GobDecode, GobEncode};
+use crate::rpc::gob::{GobDecode, GobEncode, Value};
 use crate::rpc::netrpc::{CallError, Client, Empty};
 
 /// Why an API call failed.
@@ -361,6 +361,32 @@ impl Api {
         let r: GetChannelReturns = self.call("GetChannel", &Self::s(channel_id)).await?;
         app(r.b)?;
         some("GetChannel", r.a)
+    }
+
+    /// The server's whole `model.Config`, decoded generically (it is huge and changes with
+    /// every server version); read it with [`Value`] accessors.
+    pub async fn get_config_value(&self) -> Result<Value, ApiError> {
+        let r: Returns1<Option<Value>> = self.call("GetConfig", &Empty {}).await?;
+        some("GetConfig", r.a)
+    }
+
+    pub async fn get_team_by_name(&self, name: &str) -> Result<Team, ApiError> {
+        let r: GetTeamReturns = self.call("GetTeamByName", &Self::s(name)).await?;
+        app(r.b)?;
+        some("GetTeamByName", r.a)
+    }
+
+    /// A member with `delete_at != 0` has left the team.
+    pub async fn get_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<TeamMember, ApiError> {
+        let r: GetTeamMemberReturns = self
+            .call("GetTeamMember", &Self::ss(team_id, user_id))
+            .await?;
+        app(r.b)?;
+        some("GetTeamMember", r.a)
     }
 
     pub async fn get_channel_member(

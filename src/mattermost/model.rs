@@ -277,6 +277,31 @@ gob_struct! {
         pub auto_translation_disabled: bool => "AutoTranslationDisabled",
     }
 
+    /// The fields the plugin reads; the rest of model.Team is skipped when decoding.
+    pub struct Team("Team") {
+        pub id: String => "Id",
+        pub create_at: i64 => "CreateAt",
+        pub update_at: i64 => "UpdateAt",
+        pub delete_at: i64 => "DeleteAt",
+        pub display_name: String => "DisplayName",
+        pub name: String => "Name",
+        /// "O" open, "I" invite only.
+        pub team_type: String => "Type",
+    }
+
+    pub struct TeamMember("TeamMember") {
+        pub team_id: String => "TeamId",
+        pub user_id: String => "UserId",
+        pub roles: String => "Roles",
+        /// Non-zero: the user left (or was removed from) the team.
+        pub delete_at: i64 => "DeleteAt",
+        pub scheme_guest: bool => "SchemeGuest",
+        pub scheme_user: bool => "SchemeUser",
+        pub scheme_admin: bool => "SchemeAdmin",
+        pub explicit_roles: String => "ExplicitRoles",
+        pub create_at: i64 => "CreateAt",
+    }
+
     pub struct Channel("Channel") {
         pub id: String => "Id",
         pub create_at: i64 => "CreateAt",

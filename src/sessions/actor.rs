@@ -107,7 +107,46 @@ pub enum SessionError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the CLI refused the change: {0}")]
+    Refused(String),
+    #[error("the CLI did not answer the change in time")]
+    ControlTimeout,
 }
+
+/// A setting changed on a live session (and stored for the next spawn).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettingChange {
+    PermissionMode(PermissionMode),
+    Model(String),
+}
+
+impl SettingChange {
+    fn action(&self) -> &'static str {
+        match self {
+            SettingChange::PermissionMode(_) => "set_permission_mode",
+            SettingChange::Model(_) => "set_model",
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            SettingChange::PermissionMode(m) => m.as_str(),
+            SettingChange::Model(m) => m,
+        }
+    }
+
+    fn request(&self) -> HostRequest {
+        match self {
+            SettingChange::PermissionMode(mode) => HostRequest::SetPermissionMode { mode: *mode },
+            SettingChange::Model(m) => HostRequest::SetModel {
+                model: Some(m.clone()),
+            },
+        }
+    }
+}
+
+/// How long a set_* control request may take (set_model probes the model API first).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingApprovalInfo {
@@ -152,6 +191,11 @@ enum Command {
     },
     Status {
         reply: oneshot::Sender<SessionStatus>,
+    },
+    Change {
+        change: SettingChange,
+        by: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     },
 }
 
@@ -235,6 +279,35 @@ impl SessionHandle {
     pub async fn status(&self) -> Result<SessionStatus, SessionError> {
         self.ask(|reply| Command::Status { reply }).await
     }
+
+    /// Changes the permission mode: a running CLI is told (and must accept), and the new mode
+    /// is stored for the next spawn.
+    pub async fn set_permission_mode(
+        &self,
+        mode: PermissionMode,
+        by: &str,
+    ) -> Result<(), SessionError> {
+        self.change(SettingChange::PermissionMode(mode), by).await
+    }
+
+    /// Changes the model, like `set_permission_mode`.
+    pub async fn set_model(&self, model: &str, by: &str) -> Result<(), SessionError> {
+        self.change(SettingChange::Model(model.to_owned()), by)
+            .await
+    }
+
+    async fn change(&self, change: SettingChange, by: &str) -> Result<(), SessionError> {
+        let by = by.to_owned();
+        match tokio::time::timeout(
+            CONTROL_TIMEOUT,
+            self.ask(|reply| Command::Change { change, by, reply }),
+        )
+        .await
+        {
+            Ok(result) => result?,
+            Err(_) => Err(SessionError::ControlTimeout),
+        }
+    }
 }
 
 /// What the CLI's output tasks tell the actor. `Exited` is always last.
@@ -281,6 +354,13 @@ struct PendingApproval {
     deadline: Instant,
 }
 
+/// A set_* control request waiting for the CLI's answer.
+struct PendingChange {
+    change: SettingChange,
+    by: String,
+    reply: oneshot::Sender<Result<(), SessionError>>,
+}
+
 struct QueuedPrompt {
     id: String,
     text: String,
@@ -308,6 +388,7 @@ pub struct Actor {
     process: Option<Process>,
     queue: VecDeque<QueuedPrompt>,
     pending: HashMap<String, PendingApproval>,
+    changes: HashMap<String, PendingChange>,
     current_prompt: Option<String>,
     idle_deadline: Option<Instant>,
     startup_deadline: Option<Instant>,
@@ -337,6 +418,7 @@ impl Actor {
             process: None,
             queue: VecDeque::new(),
             pending: HashMap::new(),
+            changes: HashMap::new(),
             current_prompt: None,
             idle_deadline: None,
             startup_deadline: None,
@@ -731,7 +813,62 @@ impl Actor {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::Change { change, by, reply } => self.on_change(change, by, reply).await,
         }
+    }
+
+    /// A live CLI gets the control request (the answer completes it, see `finish_change`);
+    /// without one (stopped, crashed, stopping) the value is only stored for the next spawn.
+    async fn on_change(
+        &mut self,
+        change: SettingChange,
+        by: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    ) {
+        let live = self.process.is_some() && self.kill_deadline.is_none();
+        if live {
+            let id = new_request_id();
+            if self
+                .send_to_cli(StdinMessage::request(id.clone(), change.request()))
+                .await
+            {
+                self.changes.insert(id, PendingChange { change, by, reply });
+                return;
+            }
+        }
+        let result = self.apply_change(&change, &by).await;
+        self.flush().await;
+        let _ = reply.send(result);
+    }
+
+    /// Stores and audits an accepted change.
+    async fn apply_change(&mut self, change: &SettingChange, by: &str) -> Result<(), SessionError> {
+        let (model, mode) = match change {
+            SettingChange::PermissionMode(m) => (None, Some(m.as_str())),
+            SettingChange::Model(m) => (Some(m.as_str()), None),
+        };
+        self.store
+            .set_session_settings(&self.record.id, model, mode)
+            .await?;
+        match change {
+            SettingChange::PermissionMode(m) => {
+                self.record.permission_mode = Some(m.as_str().to_owned())
+            }
+            SettingChange::Model(m) => self.record.model = Some(m.clone()),
+        }
+        self.audit(by, change.action(), json!({ "value": change.value() }))
+            .await;
+        Ok(())
+    }
+
+    /// The CLI answered a set_* request.
+    async fn finish_change(&mut self, pending: PendingChange, refused: Option<String>) {
+        let result = match refused {
+            Some(error) => Err(SessionError::Refused(error)),
+            None => self.apply_change(&pending.change, &pending.by).await,
+        };
+        self.flush().await;
+        let _ = pending.reply.send(result);
     }
 
     fn status(&self) -> SessionStatus {
@@ -1256,8 +1393,20 @@ impl Actor {
                     .process
                     .as_ref()
                     .is_some_and(|p| p.init_request_id == response.response.request_id());
-                if let ControlResponseBody::Error { error, .. } = &response.response {
-                    tracing::warn!(session = %self.record.id, "CLI refused a control request: {error}");
+                let refused = match &response.response {
+                    ControlResponseBody::Error { error, .. } => {
+                        tracing::warn!(session = %self.record.id, "CLI refused a control request: {error}");
+                        Some(if error.is_empty() {
+                            "unknown error".to_owned()
+                        } else {
+                            error.clone()
+                        })
+                    }
+                    ControlResponseBody::Success { .. } => None,
+                };
+                if let Some(pending) = self.changes.remove(response.response.request_id()) {
+                    self.finish_change(pending, refused).await;
+                    return;
                 }
                 if ready && self.state == SessionState::Starting {
                     self.startup_deadline = None;
@@ -1389,6 +1538,11 @@ impl Actor {
                 dropped_prompts,
             })
             .await;
+        }
+        // Changes the CLI never answered still apply to the next spawn.
+        let changes: Vec<PendingChange> = self.changes.drain().map(|(_, c)| c).collect();
+        for pending in changes {
+            self.finish_change(pending, None).await;
         }
         self.flush().await;
         for waiter in self.stop_waiters.drain(..) {

@@ -10,6 +10,7 @@
 //!   `control_cancel_request` first if an approval is pending).
 //! - `crash`: writes to stderr and exits with code 3.
 //! - `garbage`: a non-JSON stdout line, then a normal answer.
+//! - control requests: success; `set_model` to `bogus` fails like an unknown model.
 //! - anything else: a text delta, an assistant block and a success result echoing the text.
 
 use std::path::Path;
@@ -131,10 +132,21 @@ async fn run_fake(
         match msg["type"].as_str() {
             Some("control_request") => {
                 let id = msg["request_id"].as_str().unwrap_or_default().to_owned();
+                let request = &msg["request"];
+                let answer = match request["subtype"].as_str() {
+                    // Like a 404 from the model probe.
+                    Some("set_model") if request["model"] == "bogus" => json!({
+                        "subtype": "error", "request_id": id,
+                        "error": "Model 'bogus' not found", "error_code": "not_found"}),
+                    Some("set_model") => json!({"subtype": "success", "request_id": id,
+                        "response": {"model": request["model"]}}),
+                    Some("set_permission_mode") => json!({"subtype": "success", "request_id": id,
+                        "response": {"mode": request["mode"]}}),
+                    _ => json!({"subtype": "success", "request_id": id, "response": {}}),
+                };
                 emit(
                     &mut out,
-                    json!({"type": "control_response", "response":
-                    {"subtype": "success", "request_id": id, "response": {}}}),
+                    json!({"type": "control_response", "response": answer}),
                 )
                 .await;
                 if msg["request"]["subtype"] == "interrupt" && (hanging || waiting.is_some()) {

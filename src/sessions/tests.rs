@@ -473,3 +473,112 @@ async fn recover_from_store_makes_live_sessions_resumable() {
     engine.stop_all().await;
     assert_eq!(engine.list().await[0].state, SessionState::Stopped);
 }
+
+/// Real clock: the change waits on the store's thread.
+#[tokio::test]
+async fn live_mode_and_model_changes_reach_the_cli_and_are_stored_and_audited() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut rx = session.subscribe();
+    session.prompt("hi", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    session
+        .set_permission_mode(crate::claude::PermissionMode::AcceptEdits, "bob")
+        .await
+        .expect("mode");
+    session.set_model("sonnet", "bob").await.expect("model");
+    let refused = session.set_model("bogus", "bob").await;
+    assert!(
+        matches!(&refused, Err(SessionError::Refused(e)) if e.contains("bogus")),
+        "{refused:?}"
+    );
+    let row = f
+        .engine
+        .store()
+        .session(session.id())
+        .await
+        .expect("row")
+        .expect("exists");
+    assert_eq!(row.model.as_deref(), Some("sonnet"));
+    assert_eq!(row.permission_mode.as_deref(), Some("acceptEdits"));
+    let audit = f.engine.store().audit_entries().await.expect("audit");
+    let changes: Vec<(&str, &str, String)> = audit
+        .iter()
+        .filter(|a| a.action.starts_with("set_"))
+        .map(|a| {
+            (
+                a.actor.as_str(),
+                a.action.as_str(),
+                a.detail["value"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("bob", "set_permission_mode", "\"acceptEdits\"".to_owned()),
+            ("bob", "set_model", "\"sonnet\"".to_owned()),
+        ]
+    );
+    // The session still works, and a restart (resume) uses the stored values.
+    session.prompt("after", "alice").await.expect("prompt");
+    assert_eq!(result_text(&next_event(&mut rx, is_result).await), "after");
+    session.stop("alice").await.expect("stop");
+    session.prompt("resumed", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    let last = f
+        .launcher
+        .specs
+        .lock()
+        .expect("specs")
+        .last()
+        .cloned()
+        .expect("spec");
+    assert_eq!(last.model.as_deref(), Some("sonnet"));
+    assert_eq!(
+        last.permission_mode,
+        Some(crate::claude::PermissionMode::AcceptEdits)
+    );
+}
+
+#[tokio::test]
+async fn changes_on_a_stopped_session_are_stored_for_the_next_spawn() {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    session.stop("alice").await.expect("stop");
+    session
+        .set_permission_mode(crate::claude::PermissionMode::Plan, "alice")
+        .await
+        .expect("mode");
+    // Not checked by anyone while stopped: the next spawn's CLI decides.
+    session.set_model("bogus", "alice").await.expect("model");
+    assert_eq!(
+        session.status().await.expect("status").state,
+        SessionState::Stopped
+    );
+    let row = f
+        .engine
+        .store()
+        .session(session.id())
+        .await
+        .expect("row")
+        .expect("exists");
+    assert_eq!(row.model.as_deref(), Some("bogus"));
+    assert_eq!(row.permission_mode.as_deref(), Some("plan"));
+    let mut rx = session.subscribe();
+    session.prompt("again", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    let last = f
+        .launcher
+        .specs
+        .lock()
+        .expect("specs")
+        .last()
+        .cloned()
+        .expect("spec");
+    assert_eq!(last.model.as_deref(), Some("bogus"));
+    assert_eq!(
+        last.permission_mode,
+        Some(crate::claude::PermissionMode::Plan)
+    );
+}

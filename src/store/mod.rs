@@ -248,6 +248,29 @@ impl Store {
         .await
     }
 
+    /// The model and permission mode the next spawn uses (`None` leaves a column unchanged).
+    pub async fn set_session_settings(
+        &self,
+        id: &str,
+        model: Option<&str>,
+        permission_mode: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (id, model, mode) = (
+            id.to_owned(),
+            model.map(str::to_owned),
+            permission_mode.map(str::to_owned),
+        );
+        self.call(move |c| {
+            c.execute(
+                "UPDATE sessions SET model = COALESCE(?2, model),
+                   permission_mode = COALESCE(?3, permission_mode), updated_at = ?4 WHERE id = ?1",
+                params![id, model, mode, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let id = id.to_owned();
         self.call(move |c| {
