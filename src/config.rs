@@ -44,7 +44,8 @@ pub const IDLE_TIMEOUT_MINUTES: (&str, u32, u32, u32) = (KEY_IDLE_TIMEOUT_MINUTE
 /// An approval nobody answers is denied after this; at most a day.
 pub const APPROVAL_TIMEOUT_MINUTES: (&str, u32, u32, u32) =
     (KEY_APPROVAL_TIMEOUT_MINUTES, 10, 1, 1_440);
-pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 30, 1, 600);
+/// 0 turns the limit off (for load tests and servers that limit elsewhere).
+pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 30, 0, 600);
 
 /// The CLI command used when ClaudeCliPath is empty (looked up on PATH).
 pub const DEFAULT_CLAUDE_CLI: &str = "claude";
@@ -667,6 +668,12 @@ mod tests {
     }
 
     #[test]
+    fn zero_commands_per_minute_turns_the_limit_off() {
+        let c = load(br#"{"CommandsPerMinute": 0}"#).unwrap();
+        assert_eq!(c.commands_per_minute, 0);
+    }
+
+    #[test]
     fn new_settings_invalid() {
         let range = |key, min, max, value| ConfigError::OutOfRange {
             key,
@@ -741,7 +748,7 @@ mod tests {
             ),
             (
                 br#"{"CommandsPerMinute": 99999999999}"#,
-                range(KEY_COMMANDS_PER_MINUTE, 1, 600, 99_999_999_999),
+                range(KEY_COMMANDS_PER_MINUTE, 0, 600, 99_999_999_999),
             ),
             (
                 br#"{"CommandsPerMinute": "ten"}"#,

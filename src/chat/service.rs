@@ -24,7 +24,7 @@ use crate::mattermost::api::Api;
 use crate::mattermost::model::{
     Any, CommandArgs, CommandResponse, Post, SlackAttachment, Team, TeamMember,
 };
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, RetryAfter};
 use crate::rpc::gob::Value as GobValue;
 use crate::sessions::{
     Decision, Engine, ProcessLauncher, SessionConfig, SessionHandle, SessionSpec, SessionState,
@@ -67,7 +67,8 @@ pub struct ChatService {
     bot_id: String,
     engine: Engine,
     signer: Arc<ActionSigner>,
-    limiter: RateLimiter,
+    /// Per-user command limit; `None` when CommandsPerMinute is 0 (no limit).
+    limiter: Option<RateLimiter>,
     approval_timeout: Duration,
     cards: Cards,
     state: Mutex<State>,
@@ -269,7 +270,8 @@ impl ChatService {
             bot_id,
             engine,
             signer: Arc::new(signer),
-            limiter: RateLimiter::new(config.commands_per_minute, config.commands_per_minute),
+            limiter: (config.commands_per_minute > 0)
+                .then(|| RateLimiter::new(config.commands_per_minute, config.commands_per_minute)),
             approval_timeout: config.approval_timeout,
             cards: Cards::default(),
             state: Mutex::new(State::default()),
@@ -423,11 +425,19 @@ impl ChatService {
     // --- commands ----------------------------------------------------------
 
     /// `/claude …`: membership, rate limit, then the command.
+    /// Takes one of `user_id`'s commands from the rate limit, if there is one.
+    fn admit(&self, user_id: &str) -> Result<(), RetryAfter> {
+        match &self.limiter {
+            Some(limiter) => limiter.check(user_id, Instant::now()),
+            None => Ok(()),
+        }
+    }
+
     pub async fn execute(self: &Arc<Self>, config: &Config, args: &CommandArgs) -> CommandResponse {
         if !self.is_member(&args.channel_id, &args.user_id).await {
             return ephemeral(NOT_A_MEMBER);
         }
-        if let Err(retry) = self.limiter.check(&args.user_id, Instant::now()) {
+        if let Err(retry) = self.admit(&args.user_id) {
             return ephemeral(format!(
                 "Slow down: too many commands. Try again in {} s.",
                 retry.seconds()
@@ -873,7 +883,7 @@ impl ChatService {
         if !is_current || post.message.trim().is_empty() {
             return;
         }
-        let reply = match self.limiter.check(&post.user_id, Instant::now()) {
+        let reply = match self.admit(&post.user_id) {
             Err(retry) => format!(
                 "Slow down: too many prompts. Try again in {} s.",
                 retry.seconds()

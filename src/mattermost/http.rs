@@ -110,14 +110,19 @@ impl AsyncRead for Body {
 }
 
 /// The plugin side of the body protocol: write `varint(n)`, read until `n`
-/// bytes came or the host closed the stream (= body exhausted), repeat.
+/// bytes came or the host closed the stream (= body exhausted), repeat. The
+/// next request goes out while the previous one is still arriving, so the host
+/// copies the body while the handler works on what came (two requests fill
+/// the 256 KiB yamux window).
 struct HostBody<S> {
     stream: S,
-    /// Bytes of the current request still to arrive.
+    /// Bytes asked for and not yet arrived, over all requests sent.
     outstanding: u64,
     /// The encoded request not yet fully written.
     request: Vec<u8>,
     written: usize,
+    /// The host closed its side: no more requests; what is in flight still arrives.
+    host_done: bool,
     eof: bool,
 }
 
@@ -128,8 +133,40 @@ impl<S: Duplex> HostBody<S> {
             outstanding: 0,
             request: Vec::new(),
             written: 0,
+            host_done: false,
             eof: false,
         }
+    }
+
+    /// Sends a request for `BODY_REQUEST` more bytes while at most one request's
+    /// worth is outstanding. Ready when nothing more is to be sent now.
+    fn poll_request(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.host_done && self.outstanding <= BODY_REQUEST {
+            if self.request.is_empty() {
+                put_varint(BODY_REQUEST as i64, &mut self.request);
+                self.written = 0;
+            }
+            while self.written < self.request.len() {
+                match ready!(
+                    Pin::new(&mut self.stream).poll_write(cx, &self.request[self.written..])
+                ) {
+                    Ok(n) if n > 0 => self.written += n,
+                    // The host closed the stream after a short answer: the body is
+                    // exhausted, and what it sent before is still to be read.
+                    Ok(_) => self.host_done = true,
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.host_done = true,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+                if self.host_done {
+                    break;
+                }
+            }
+            if !self.host_done {
+                self.request.clear();
+                self.outstanding += BODY_REQUEST;
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -143,31 +180,13 @@ impl<S: Duplex> AsyncRead for HostBody<S> {
         if this.eof || buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
+        // A request that cannot be written yet does not hold up bytes already asked for.
+        if this.poll_request(cx)?.is_pending() && this.outstanding == 0 {
+            return Poll::Pending;
+        }
         if this.outstanding == 0 {
-            if this.request.is_empty() {
-                put_varint(BODY_REQUEST as i64, &mut this.request);
-                this.written = 0;
-            }
-            while this.written < this.request.len() {
-                let n = match ready!(
-                    Pin::new(&mut this.stream).poll_write(cx, &this.request[this.written..])
-                ) {
-                    Ok(n) => n,
-                    // The host closed the stream after the last short answer: end of body.
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                        this.eof = true;
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(e) => return Poll::Ready(Err(e)),
-                };
-                if n == 0 {
-                    this.eof = true;
-                    return Poll::Ready(Ok(()));
-                }
-                this.written += n;
-            }
-            this.request.clear();
-            this.outstanding = BODY_REQUEST;
+            this.eof = true;
+            return Poll::Ready(Ok(()));
         }
         let want = usize::try_from(this.outstanding)
             .unwrap_or(usize::MAX)

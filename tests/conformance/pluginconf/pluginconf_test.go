@@ -96,6 +96,8 @@ func activate(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// These checks load the plugin on purpose (200 concurrent commands): no per-user limit.
+	host.API.SetConfig(map[string]any{"CommandsPerMinute": 0, "DataDirectory": t.TempDir()})
 	host.API.AddUser(&model.User{Id: "u1", Username: "alice", Roles: "system_user"})
 	host.API.AddChannel(&model.Channel{Id: "c1", TeamId: "t1", Type: model.ChannelTypeOpen, Name: "town-square"})
 	host.API.AddMember("c1", "u1", model.PermissionCreatePost.Id, model.PermissionReadChannel.Id)
