@@ -434,6 +434,13 @@ impl ChatService {
     }
 
     pub async fn execute(self: &Arc<Self>, config: &Config, args: &CommandArgs) -> CommandResponse {
+        // Help and usage errors are static text about the command itself: they touch no
+        // channel or session, so they need neither the membership check nor a token.
+        let cmd = match command::parse(&args.command) {
+            Ok(ChatCommand::Help) => return ephemeral(command::help_text()),
+            Ok(c) => c,
+            Err(e) => return ephemeral(e.to_string()),
+        };
         if !self.is_member(&args.channel_id, &args.user_id).await {
             return ephemeral(NOT_A_MEMBER);
         }
@@ -443,10 +450,6 @@ impl ChatService {
                 retry.seconds()
             ));
         }
-        let cmd = match command::parse(&args.command) {
-            Ok(c) => c,
-            Err(e) => return ephemeral(e.to_string()),
-        };
         match cmd {
             ChatCommand::Help => ephemeral(command::help_text()),
             ChatCommand::Start { path, model, mode } => {

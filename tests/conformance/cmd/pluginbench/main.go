@@ -104,6 +104,10 @@ func (b bench) run(name, tgz, dir string) result {
 	}
 	// Thousands of commands from one user: measure the hook, not the per-user limit.
 	h.API.SetConfig(map[string]any{"CommandsPerMinute": 0, "DataDirectory": filepath.Join(dir, "data")})
+	// The caller must be a channel member, as on a real server.
+	h.API.AddUser(&model.User{Id: "u1", Username: "alice", Roles: "system_user"})
+	h.API.AddChannel(&model.Channel{Id: "c1", TeamId: "t1", Type: model.ChannelTypeOpen, Name: "town-square"})
+	h.API.AddMember("c1", "u1", model.PermissionCreatePost.Id, model.PermissionReadChannel.Id)
 	defer h.Env.Shutdown()
 	var res result
 
