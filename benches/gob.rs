@@ -5,9 +5,11 @@
 //! ENCODE: one long-lived encoder (types sent before timing), one value per
 //! op into a reused buffer. DECODE: one long-lived decoder reading a stream
 //! of the same value message repeated (types received once), framing included.
-//! Prints one JSON line per case and language, then the ratios. Target: Rust
-//! at least 2x Go's throughput in every case.
+//! Rust and Go take turns (ROUNDS of each, BENCH_SECONDS split between them)
+//! and their medians are compared. Prints one JSON line per case, language and
+//! round, then the ratios. Target: Rust at least 2x Go's throughput in every case.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -113,8 +115,17 @@ fn bench_case<T: Gob>(value: &T, secs: f64) -> (f64, f64, usize) {
     (encode_ns, decode_ns, message_len)
 }
 
+/// Rust and Go take turns this many times; the medians are compared, so one slow turn on a
+/// busy machine (Go's own timings swing by 50% between runs here) does not decide the verdict.
+const ROUNDS: usize = 3;
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 fn main() {
-    let secs = seconds();
+    let secs = seconds() / ROUNDS as f64;
     let corpus = std::env::temp_dir().join(format!("gob-bench-corpus-{}", std::process::id()));
     std::fs::create_dir_all(&corpus).unwrap();
     let go = gobcorpus();
@@ -128,44 +139,63 @@ fn main() {
 
     let post: Post = load(&corpus, "Post__typical");
     let args: CommandArgs = load(&corpus, "CommandArgs__typical");
-    let mut rust = std::collections::HashMap::new();
-    for (name, (enc, dec, len)) in [
-        ("post", bench_case(&post, secs)),
-        ("command_args", bench_case(&args, secs)),
-    ] {
-        for (op, ns) in [("encode", enc), ("decode", dec)] {
-            let case = format!("{op}_{name}");
-            println!(
-                "{}",
-                json!({"lang": "rust", "case": case, "ns_per_op": ns, "bytes_per_op": len})
-            );
-            rust.insert(case, ns);
+    // case -> (rust ns per round, go ns per round)
+    let mut rounds: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for round in 1..=ROUNDS {
+        for (name, (enc, dec, len)) in [
+            ("post", bench_case(&post, secs)),
+            ("command_args", bench_case(&args, secs)),
+        ] {
+            for (op, ns) in [("encode", enc), ("decode", dec)] {
+                let case = format!("{op}_{name}");
+                println!(
+                    "{}",
+                    json!({"lang": "rust", "round": round, "case": case, "ns_per_op": ns, "bytes_per_op": len})
+                );
+                rounds.entry(case).or_default().0.push(ns);
+            }
+        }
+        let go_out = Command::new(&go)
+            .args(["bench", "-corpus"])
+            .arg(&corpus)
+            .args(["-seconds", &secs.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            go_out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&go_out.stderr)
+        );
+        for line in String::from_utf8_lossy(&go_out.stdout).lines() {
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let (Some(case), Some(ns)) = (v["case"].as_str(), v["ns_per_op"].as_f64()) else {
+                continue;
+            };
+            rounds.entry(case.to_owned()).or_default().1.push(ns);
+            v["round"] = json!(round);
+            println!("{v}");
         }
     }
-
-    let go_out = Command::new(&go)
-        .args(["bench", "-corpus"])
-        .arg(&corpus)
-        .args(["-seconds", &secs.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        go_out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&go_out.stderr)
-    );
     let _ = std::fs::remove_dir_all(&corpus);
-    println!("\ncase                  go ns/op   rust ns/op   rust/go throughput   target {TARGET_RATIO}x");
+
+    println!(
+        "\ncase                 go ns/op   rust ns/op   rust/go throughput (median of {ROUNDS} rounds; each round)   target {TARGET_RATIO}x"
+    );
     let mut missed = 0;
-    for line in String::from_utf8_lossy(&go_out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    for (case, (rust_ns, go_ns)) in rounds {
+        if rust_ns.len() != ROUNDS || go_ns.len() != ROUNDS {
+            missed += 1;
+            println!("{case:<20} missing measurements: rust {rust_ns:?}, go {go_ns:?}   MISSED");
             continue;
-        };
-        println!("{line}");
-        let case = v["case"].as_str().unwrap_or_default().to_owned();
-        let (Some(go_ns), Some(rust_ns)) = (v["ns_per_op"].as_f64(), rust.get(&case)) else {
-            continue;
-        };
+        }
+        let each: Vec<String> = go_ns
+            .iter()
+            .zip(&rust_ns)
+            .map(|(g, r)| format!("{:.2}", g / r))
+            .collect();
+        let (go_ns, rust_ns) = (median(go_ns), median(rust_ns));
         let ratio = go_ns / rust_ns;
         let verdict = if ratio >= TARGET_RATIO {
             "met"
@@ -173,7 +203,10 @@ fn main() {
             missed += 1;
             "MISSED"
         };
-        println!("{case:<20} {go_ns:>10.0} {rust_ns:>12.0} {ratio:>18.2}x   {verdict}");
+        println!(
+            "{case:<20} {go_ns:>9.0} {rust_ns:>12.0} {ratio:>11.2}x  [{}]   {verdict}",
+            each.join(" ")
+        );
     }
     println!(
         "gob bench: {} cases below the {TARGET_RATIO}x target",

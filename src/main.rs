@@ -8,6 +8,11 @@ use claude_code::app::App;
 use claude_code::plugin::{self, log};
 use claude_code::rpc::handshake;
 
+/// See Cargo.toml: musl's allocator is slow for the large buffers of HTTP bodies.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Err(e) = handshake::check_env() {
         eprintln!("{} {}: {e}", env!("PLUGIN_ID"), env!("PLUGIN_VERSION"));

@@ -1,51 +1,87 @@
 //! Gob over a byte stream: length-prefixed messages, and the decode loop that
 //! reads definitions, values and the continuation messages of split values.
 
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use super::decode::{Decoder, Reader};
 use super::error::{Error, Result};
 use super::value::Value;
-use super::wire::TypeId;
+use super::wire::{Input, TypeId};
 use super::GobDecode;
 
 /// Reads one message payload into `buf` (replacing its contents). `Ok(false)`
 /// at a clean end of stream (between messages). The length is checked against
 /// `limit` before any allocation, and the buffer grows only as bytes arrive.
-pub async fn read_message<R: AsyncRead + Unpin>(
+pub async fn read_message<R: AsyncBufRead + Unpin>(
     r: &mut R,
     limit: usize,
     buf: &mut Vec<u8>,
 ) -> Result<bool> {
     buf.clear();
-    let mut first = [0u8; 1];
-    if r.read(&mut first).await? == 0 {
+    let Some(len) = read_length(r).await? else {
         return Ok(false);
-    }
-    let len = if first[0] < 0x80 {
-        first[0] as u64
-    } else {
-        let n = (first[0] as i8).unsigned_abs() as usize;
-        if n > 8 {
-            return Err(Error::corrupt(format!(
-                "message length byte {:#04x}",
-                first[0]
-            )));
-        }
-        let mut be = [0u8; 8];
-        r.read_exact(&mut be[8 - n..]).await?;
-        u64::from_be_bytes(be)
     };
     if len > limit as u64 {
         return Err(Error::MessageTooLarge { len, limit });
     }
     let len = len as usize;
+    // Most messages are already in the read buffer whole: one copy, no read loop.
+    let buffered = r.fill_buf().await?;
+    if buffered.len() >= len {
+        buf.extend_from_slice(&buffered[..len]);
+        r.consume(len);
+        return Ok(true);
+    }
     buf.reserve(len.min(64 << 10));
     let got = r.take(len as u64).read_to_end(buf).await?;
     if got < len {
         return Err(Error::Truncated("stream ended inside a message"));
     }
     Ok(true)
+}
+
+/// The message length prefix (gob's unsigned integer encoding); `None` at end of stream.
+async fn read_length<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<u64>> {
+    if let Some((len, used)) = parse_length(r.fill_buf().await?)? {
+        r.consume(used);
+        return Ok(Some(len));
+    }
+    // The prefix is split across reads, or the stream ended: byte by byte.
+    let mut prefix = [0u8; 9];
+    let mut have = 0;
+    loop {
+        if r.read(&mut prefix[have..=have]).await? == 0 {
+            if have == 0 {
+                return Ok(None);
+            }
+            return Err(Error::Truncated("stream ended inside a message length"));
+        }
+        have += 1;
+        if let Some((len, _)) = parse_length(&prefix[..have])? {
+            return Ok(Some(len));
+        }
+    }
+}
+
+/// The message length at the start of `buf` and the bytes it takes; `None` when `buf` ends
+/// inside it.
+fn parse_length(buf: &[u8]) -> Result<Option<(u64, usize)>> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    if first < 0x80 {
+        return Ok(Some((u64::from(first), 1)));
+    }
+    let n = (first as i8).unsigned_abs() as usize;
+    if n > 8 {
+        return Err(Error::corrupt(format!("message length byte {first:#04x}")));
+    }
+    let Some(digits) = buf.get(1..=n) else {
+        return Ok(None);
+    };
+    let mut be = [0u8; 8];
+    be[8 - n..].copy_from_slice(digits);
+    Ok(Some((u64::from_be_bytes(be), 1 + n)))
 }
 
 /// One decoded value and the types its messages defined (for dumps).
@@ -123,6 +159,9 @@ impl<R: AsyncRead + Unpin> StreamDecoder<R> {
         &mut self,
         f: impl Fn(&mut Reader<'_, '_>, TypeId) -> Result<T>,
     ) -> Result<Option<Decoded<T>>> {
+        if let Some(decoded) = self.next_buffered(&f)? {
+            return Ok(Some(decoded));
+        }
         let limit = self.decoder.limits().max_message;
         let mut defined = Vec::new();
         loop {
@@ -157,5 +196,44 @@ impl<R: AsyncRead + Unpin> StreamDecoder<R> {
             }
             more.push(next);
         }
+    }
+
+    /// The next value straight out of the read buffer when the buffer holds the value's whole
+    /// message (the usual case once a stream's types are known): no copy and no await.
+    /// `Ok(None)` leaves the stream untouched for the general path: a definition, a value
+    /// that continues in later messages, a message not yet (or not wholly) buffered.
+    fn next_buffered<T>(
+        &mut self,
+        f: &impl Fn(&mut Reader<'_, '_>, TypeId) -> Result<T>,
+    ) -> Result<Option<Decoded<T>>> {
+        let buffered = self.reader.buffer();
+        let Ok(Some((len, prefix))) = parse_length(buffered) else {
+            return Ok(None);
+        };
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .filter(|&len| len > 0 && len <= self.decoder.limits().max_message)
+            .and_then(|len| len.checked_add(prefix))
+            .filter(|&end| end <= buffered.len())
+        else {
+            return Ok(None);
+        };
+        let message = &buffered[prefix..end];
+        if !matches!(Input::new(message).int(), Ok(id) if id >= 0) {
+            return Ok(None);
+        }
+        let mut id = 0;
+        let outcome = self.decoder.value(message, &[], |r, value_id| {
+            id = value_id;
+            f(r, value_id)
+        });
+        let decoded = match outcome {
+            Ok(None) => return Ok(None),
+            Ok(Some((value, defined))) => Ok(Some(Decoded { id, value, defined })),
+            // Consumed like a message the general path read: the caller decides what next.
+            Err(e) => Err(e),
+        };
+        self.reader.consume(end);
+        decoded
     }
 }

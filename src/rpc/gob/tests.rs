@@ -425,3 +425,59 @@ async fn hostile_input_gives_typed_errors() {
     deep.extend(&val);
     assert!(matches!(first_error(&deep).await, Error::TooDeep(_)));
 }
+
+/// Hands out one byte per read: every message, and every length prefix, arrives split.
+struct Trickle<'a>(&'a [u8]);
+
+impl tokio::io::AsyncRead for Trickle<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some((first, rest)) = self.0.split_first() {
+            buf.put_slice(&[*first]);
+            self.0 = rest;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn buffered_and_trickled_streams_decode_alike() {
+    // Small values (decoded straight from the read buffer), a 20 KB string (larger than the
+    // buffer, with a 3-byte length prefix) and a truncated tail.
+    let mut enc = Encoder::new();
+    let mut stream = Vec::new();
+    let values = [
+        "a".to_owned(),
+        "é".repeat(10_000),
+        String::new(),
+        "z".into(),
+    ];
+    for v in &values {
+        enc.encode(v, &mut stream).unwrap();
+    }
+    let mut buffered = StreamDecoder::new(&stream[..]);
+    let mut trickled = StreamDecoder::new(Trickle(&stream));
+    for v in &values {
+        assert_eq!(&buffered.decode::<String>().await.unwrap().unwrap(), v);
+        assert_eq!(&trickled.decode::<String>().await.unwrap().unwrap(), v);
+    }
+    assert!(buffered.decode::<String>().await.unwrap().is_none());
+    assert!(trickled.decode::<String>().await.unwrap().is_none());
+
+    let cut = &stream[..stream.len() - 1];
+    let mut trickled = StreamDecoder::new(Trickle(cut));
+    for v in &values[..3] {
+        assert_eq!(&trickled.decode::<String>().await.unwrap().unwrap(), v);
+    }
+    assert!(matches!(
+        trickled.decode::<String>().await,
+        Err(Error::Truncated(_))
+    ));
+    // A stream ending inside a multi-byte length prefix (the second message's starts at 5).
+    assert_eq!(stream[5], 0xfe, "two-byte length follows");
+    let mut d = StreamDecoder::new(Trickle(&stream[5..7]));
+    assert!(matches!(d.decode_value().await, Err(Error::Truncated(_))));
+}

@@ -18,7 +18,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"claudecode/conformance/harness"
@@ -30,9 +32,11 @@ import (
 type result struct {
 	p50, p99         time.Duration
 	upload, download float64 // bytes/s
-	coldStart        time.Duration
-	idleRSSKiB       int64
-	err              error
+	// CPU seconds per MiB moved during the transfers: the plugin process, and this (host) process.
+	uploadCPU, downloadCPU cpuPerMiB
+	coldStart              time.Duration
+	idleRSSKiB             int64
+	err                    error
 }
 
 type bench struct {
@@ -56,7 +60,7 @@ func main() {
 	rust := flag.String("rust", "", "Rust plugin tarball (default $CLAUDE_CODE_TARBALL, else dist/claude-code-<version>.tar.gz)")
 	flag.IntVar(&b.calls, "calls", 5000, "timed sequential ExecuteCommand calls")
 	flag.IntVar(&b.warmup, "warmup", 500, "warm-up ExecuteCommand calls")
-	flag.IntVar(&b.transfers, "transfers", 40, "1 MiB uploads and downloads each")
+	flag.IntVar(&b.transfers, "transfers", 100, "1 MiB uploads and downloads each")
 	flag.IntVar(&b.coldRuns, "cold", 5, "cold starts (median reported)")
 	flag.Parse()
 	if *rust == "" {
@@ -172,6 +176,11 @@ func (b bench) run(name, tgz, dir string) result {
 	serve("POST", "/api/v1/diag/echo", body)
 	serve("GET", "/api/v1/diag/download?bytes=1048576", nil)
 
+	pid := 0
+	if pids := h.PluginPIDs(); len(pids) == 1 {
+		pid = pids[0]
+	}
+	cpu0 := sampleCPU(pid)
 	start := time.Now()
 	for i := 0; i < b.transfers; i++ {
 		rec := serve("POST", "/api/v1/diag/echo", body)
@@ -180,6 +189,8 @@ func (b bench) run(name, tgz, dir string) result {
 		}
 	}
 	res.upload = float64(b.transfers*len(body)) / time.Since(start).Seconds()
+	cpu1 := sampleCPU(pid)
+	res.uploadCPU = cpu1.perMiB(cpu0, b.transfers)
 
 	start = time.Now()
 	for i := 0; i < b.transfers; i++ {
@@ -189,6 +200,7 @@ func (b bench) run(name, tgz, dir string) result {
 		}
 	}
 	res.download = float64(b.transfers<<20) / time.Since(start).Seconds()
+	res.downloadCPU = sampleCPU(pid).perMiB(cpu1, b.transfers)
 	return res
 }
 
@@ -197,6 +209,35 @@ func waitNoProcess(h *harness.Host) {
 	for len(h.PluginPIDs()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+type cpuSample struct{ plugin, host time.Duration }
+
+type cpuPerMiB struct{ plugin, host time.Duration }
+
+// sampleCPU reads user+system CPU time of the plugin process (/proc/<pid>/stat) and of this one.
+func sampleCPU(pid int) cpuSample {
+	var s cpuSample
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+		if i := bytes.LastIndexByte(b, ')'); i > 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 13 {
+				ut, _ := strconv.ParseInt(f[11], 10, 64)
+				st, _ := strconv.ParseInt(f[12], 10, 64)
+				s.plugin = time.Duration(ut+st) * (time.Second / 100) // USER_HZ
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.host = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return s
+}
+
+func (s cpuSample) perMiB(before cpuSample, mibs int) cpuPerMiB {
+	return cpuPerMiB{(s.plugin - before.plugin) / time.Duration(mibs), (s.host - before.host) / time.Duration(mibs)}
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1f us", float64(d.Nanoseconds())/1e3) }
@@ -262,6 +303,16 @@ func report(g result, r *result) {
 		}
 		fmt.Printf("%-22s %14s %14s %10s %9s  %s\n", rw.name, rw.goV, rustV, ratio, rw.target, status)
 	}
+	fmt.Printf("\nCPU per MiB moved (plugin process / host process):\n")
+	fmt.Printf("  upload   Go %s / %s", ms(g.uploadCPU.plugin), ms(g.uploadCPU.host))
+	if rustOK {
+		fmt.Printf("   Rust %s / %s", ms(r.uploadCPU.plugin), ms(r.uploadCPU.host))
+	}
+	fmt.Printf("\n  download Go %s / %s", ms(g.downloadCPU.plugin), ms(g.downloadCPU.host))
+	if rustOK {
+		fmt.Printf("   Rust %s / %s", ms(r.downloadCPU.plugin), ms(r.downloadCPU.host))
+	}
+	fmt.Println()
 	if rustOK {
 		fmt.Printf("\npluginbench: %d of %d targets met, %d MISSED\n", len(rows)-missed, len(rows), missed)
 	} else {
