@@ -566,7 +566,7 @@ async fn a_new_engine_on_the_same_store_resumes_the_conversation() {
 
     let engine = engine_for(&dir.0, &env, SessionConfig::default()).await;
     assert_eq!(
-        engine.recover_from_store().await.expect("recover"),
+        engine.recover_from_store().await.expect("recover").sessions,
         vec![id.clone()]
     );
     let session = engine.get(&id).expect("recovered session");

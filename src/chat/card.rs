@@ -20,7 +20,7 @@ use sha2::Sha256;
 
 use super::render::{code_block, created_file_diff};
 use crate::mattermost::model::{
-    Any, Dialog, DialogElement, OpenDialogRequest, PostAction, PostActionIntegration, Props,
+    Any, Dialog, DialogElement, OpenDialogRequest, Post, PostAction, PostActionIntegration, Props,
     SlackAttachment,
 };
 
@@ -497,6 +497,28 @@ pub fn card_props(attachment: SlackAttachment) -> Props {
     )]))
 }
 
+/// The pending request a card post stands for, with its attachment: `(session_id, request_id,
+/// attachment)` read from the buttons' context. `None` for any other post, or a decided card
+/// (no buttons left).
+pub fn pending_card(post: &Post) -> Option<(String, String, SlackAttachment)> {
+    let Some(Any::Attachments(atts)) = post.props.as_ref()?.get("attachments") else {
+        return None;
+    };
+    atts.iter().find_map(|att| {
+        let context = att.actions.iter().find_map(|a| {
+            a.integration
+                .as_ref()
+                .and_then(|i| i.context.as_ref())
+                .filter(|c| c.contains_key("request_id"))
+        })?;
+        let text = |key: &str| match context.get(key) {
+            Some(Any::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        Some((text("session_id")?, text("request_id")?, att.clone()))
+    })
+}
+
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -512,6 +534,8 @@ pub enum Decision {
         reason: Option<String>,
     },
     Expired,
+    /// Claude stopped waiting (interrupt, `/claude stop`, the CLI exiting, a plugin restart).
+    Cancelled,
 }
 
 /// The one-line outcome shown where the buttons were.
@@ -547,6 +571,9 @@ pub fn decision_line(decision: &Decision) -> String {
             s
         }
         Decision::Expired => "⌛ Expired — denied automatically".to_owned(),
+        Decision::Cancelled => {
+            "⏹ Withdrawn — Claude Code stopped waiting for this decision".to_owned()
+        }
     }
 }
 
@@ -556,7 +583,7 @@ pub fn decided_attachment(pending: &SlackAttachment, decision: &Decision) -> Sla
     let color = match decision {
         Decision::Approved { .. } => COLOR_APPROVED,
         Decision::Denied { .. } => COLOR_DENIED,
-        Decision::Expired => COLOR_EXPIRED,
+        Decision::Expired | Decision::Cancelled => COLOR_EXPIRED,
     };
     let line = decision_line(decision);
     SlackAttachment {
@@ -1002,6 +1029,23 @@ mod tests {
         let expired = decided_attachment(&pending, &Decision::Expired);
         assert!(expired.text.ends_with("⌛ Expired — denied automatically"));
         assert!(expired.actions.is_empty());
+
+        // A card found again in its thread (after a restart) tells its request; decided cards
+        // and other posts do not.
+        let post = |att: SlackAttachment| Post {
+            props: card_props(att),
+            ..Default::default()
+        };
+        let (session, request, att) = super::pending_card(&post(pending.clone())).expect("a card");
+        assert_eq!((session.as_str(), request.as_str()), ("s1", "req-9"));
+        assert_eq!(att, pending);
+        assert_eq!(super::pending_card(&post(expired)), None);
+        assert_eq!(super::pending_card(&Post::default()), None);
+        let withdrawn = decided_attachment(&pending, &Decision::Cancelled);
+        assert!(withdrawn
+            .text
+            .ends_with("⏹ Withdrawn — Claude Code stopped waiting for this decision"));
+        assert_eq!(withdrawn.color, COLOR_EXPIRED);
         assert_eq!(clock_utc(0), "00:00 UTC");
         assert_eq!(clock_utc(-60), "23:59 UTC");
     }

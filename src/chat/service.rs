@@ -29,7 +29,7 @@ use crate::rpc::gob::Value as GobValue;
 use crate::sessions::{
     Decision, Engine, ProcessLauncher, SessionConfig, SessionHandle, SessionSpec, SessionState,
 };
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, ApprovalRecord, Store};
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
@@ -305,7 +305,8 @@ impl ChatService {
     }
 
     async fn recover(self: &Arc<Self>) -> Result<(), String> {
-        self.engine
+        let recovered = self
+            .engine
             .recover_from_store()
             .await
             .map_err(|e| e.to_string())?;
@@ -330,7 +331,67 @@ impl ChatService {
                 self.track(&handle, info);
             }
         }
+        self.close_withdrawn_cards(&roots, &recovered.withdrawn)
+            .await;
         Ok(())
+    }
+
+    /// Cards of requests a restart left unanswerable lose their buttons. Cards live only in
+    /// memory, so they are found again in their session's thread by the request id their
+    /// buttons carry.
+    async fn close_withdrawn_cards(
+        &self,
+        roots: &HashMap<String, String>,
+        withdrawn: &[ApprovalRecord],
+    ) {
+        let mut by_session: HashMap<&str, Vec<&str>> = HashMap::new();
+        for a in withdrawn {
+            by_session
+                .entry(a.session_id.as_str())
+                .or_default()
+                .push(a.request_id.as_str());
+        }
+        for (session_id, requests) in by_session {
+            let Some(root_id) = roots.get(session_id) else {
+                continue;
+            };
+            let thread = match self.api.get_post_thread(root_id).await {
+                Ok(list) => list,
+                Err(e) => {
+                    tracing::warn!(
+                        session = session_id,
+                        "reading the thread to close withdrawn cards failed: {e}"
+                    );
+                    continue;
+                }
+            };
+            for post in thread.posts.into_iter().flatten().map(|(_, p)| p) {
+                if post.user_id != self.bot_id {
+                    continue;
+                }
+                let Some((card_session, request_id, att)) = card::pending_card(&post) else {
+                    continue;
+                };
+                if card_session != session_id || !requests.contains(&request_id.as_str()) {
+                    continue;
+                }
+                let closed = Post {
+                    props: card::card_props(card::decided_attachment(
+                        &att,
+                        &card::Decision::Cancelled,
+                    )),
+                    ..post
+                };
+                if let Err(e) = stream::with_retry("UpdatePost (withdrawn card)", || {
+                    let post = closed.clone();
+                    async move { self.api.update_post(post).await.map_err(|e| e.to_string()) }
+                })
+                .await
+                {
+                    tracing::warn!(session = session_id, "closing a withdrawn card failed: {e}");
+                }
+            }
+        }
     }
 
     /// Maps a session and starts its post stream.

@@ -401,8 +401,14 @@ pub fn card_post(card: &Card, bot_id: &str, attachment: SlackAttachment) -> Post
     }
 }
 
-/// An expired request: the card says so (the engine already denied it to Claude).
-async fn expire_card<S: PostSink>(sink: &S, ctx: &StreamCtx, request_id: &str) {
+/// A request that can no longer be answered (expired, or withdrawn by the engine): the card
+/// loses its buttons and says why. A card already claimed by a click is left to that click.
+async fn close_card<S: PostSink>(
+    sink: &S,
+    ctx: &StreamCtx,
+    request_id: &str,
+    outcome: card::Decision,
+) {
     let card = ctx.cards.lock().ok().and_then(|mut cards| {
         let c = cards.get_mut(&(ctx.session_id.clone(), request_id.to_owned()))?;
         if c.decided {
@@ -412,14 +418,14 @@ async fn expire_card<S: PostSink>(sink: &S, ctx: &StreamCtx, request_id: &str) {
         Some(c.clone())
     });
     if let Some(card) = card {
-        let att = card::decided_attachment(&card.attachment, &card::Decision::Expired);
+        let att = card::decided_attachment(&card.attachment, &outcome);
         let post = card_post(&card, &ctx.bot_id, att);
-        if let Err(e) = with_retry("UpdatePost (expired card)", || {
+        if let Err(e) = with_retry("UpdatePost (closed card)", || {
             sink.update_post(post.clone())
         })
         .await
         {
-            tracing::warn!(session = %ctx.session_id, "updating an expired card failed: {e}");
+            tracing::warn!(session = %ctx.session_id, "updating a closed card failed: {e}");
         }
     }
 }
@@ -459,7 +465,13 @@ pub async fn run<S: PostSink>(
                         post_card(sink.as_ref(), &ctx, &event.kind).await;
                     }
                     EventKind::ToolApprovalExpired { request_id, .. } => {
-                        expire_card(sink.as_ref(), &ctx, request_id).await;
+                        close_card(sink.as_ref(), &ctx, request_id, card::Decision::Expired).await;
+                    }
+                    EventKind::ToolApprovalCancelled { request_id } => {
+                        if let Some(t) = turn.as_mut() {
+                            t.dirty |= t.renderer.apply_event(&event.kind);
+                        }
+                        close_card(sink.as_ref(), &ctx, request_id, card::Decision::Cancelled).await;
                     }
                     EventKind::Crashed { .. } => {
                         if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
@@ -641,8 +653,8 @@ mod tests {
         assert!(last.message.contains("✓ Done"), "{}", last.message);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn cards_are_posted_in_the_thread_and_marked_expired() {
+    /// Posts a card for `r1`, sends `closing`, and returns the card as last updated.
+    async fn card_closed_by(closing: EventKind) -> Post {
         let sink = Arc::new(FakeSink::default());
         let (tx, rx) = broadcast::channel(256);
         let ctx = ctx();
@@ -660,28 +672,48 @@ mod tests {
         }))
         .unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        tx.send(ev(EventKind::ToolApprovalExpired {
-            request_id: "r1".into(),
-            message: "expired".into(),
-        }))
-        .unwrap();
+        tx.send(ev(closing)).unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         drop(tx);
         task.await.unwrap();
         let log = sink.log.lock().unwrap();
-        assert_eq!(log.len(), 2, "{log:?}");
         let (kind, card, _) = &log[0];
         assert_eq!((*kind, card.root_id.as_str()), ("create", "root"));
-        let (kind, expired, _) = &log[1];
-        assert_eq!((*kind, expired.id.as_str()), ("update", card.id.as_str()));
+        let (kind, closed, _) = log.last().unwrap();
+        assert_eq!((*kind, closed.id.as_str()), ("update", card.id.as_str()));
+        assert!(cards.lock().unwrap()[&("s1".to_owned(), "r1".to_owned())].decided);
+        closed.clone()
+    }
+
+    fn card_attachment(post: &Post) -> SlackAttachment {
         let Some(crate::mattermost::model::Any::Attachments(atts)) =
-            expired.props.as_ref().unwrap().get("attachments")
+            post.props.as_ref().unwrap().get("attachments")
         else {
             panic!("no attachments")
         };
-        assert!(atts[0].text.contains("Expired"), "{}", atts[0].text);
-        assert!(atts[0].actions.is_empty());
-        assert!(cards.lock().unwrap()[&("s1".to_owned(), "r1".to_owned())].decided);
+        atts[0].clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cards_are_posted_in_the_thread_and_closed_when_expired_or_withdrawn() {
+        let expired = card_attachment(
+            &card_closed_by(EventKind::ToolApprovalExpired {
+                request_id: "r1".into(),
+                message: "expired".into(),
+            })
+            .await,
+        );
+        assert!(expired.text.contains("Expired"), "{}", expired.text);
+        assert!(expired.actions.is_empty());
+        // `/claude stop`, an interrupt or the CLI exiting withdraws the request.
+        let withdrawn = card_attachment(
+            &card_closed_by(EventKind::ToolApprovalCancelled {
+                request_id: "r1".into(),
+            })
+            .await,
+        );
+        assert!(withdrawn.text.contains("Withdrawn"), "{}", withdrawn.text);
+        assert!(withdrawn.actions.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

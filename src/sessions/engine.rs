@@ -14,7 +14,7 @@ use super::launcher::CliLauncher;
 use super::state::SessionState;
 use crate::claude::spawn::SpawnError;
 use crate::claude::PermissionMode;
-use crate::store::{now_ms, SessionRecord, Store, StoreError};
+use crate::store::{now_ms, ApprovalRecord, SessionRecord, Store, StoreError};
 
 /// What a new session needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,8 +165,10 @@ impl Engine {
 
     /// After a restart: every stored session gets an actor without a process. Those that were
     /// live become `stopped` (resumable): their next prompt spawns `claude --resume`. Crashed
-    /// ones stay crashed (their next prompt restarts them the same way).
-    pub async fn recover_from_store(&self) -> Result<Vec<String>, EngineError> {
+    /// ones stay crashed (their next prompt restarts them the same way). Approvals still pending
+    /// (the plugin went away without stopping its sessions) can never be answered now: they are
+    /// stored as cancelled and returned, so the chat layer can close their cards.
+    pub async fn recover_from_store(&self) -> Result<Recovered, EngineError> {
         let mut recovered = Vec::new();
         for mut record in self.store.sessions().await? {
             if self.get(&record.id).is_some() {
@@ -186,8 +188,24 @@ impl Engine {
             self.insert(handle);
             recovered.push(record.id);
         }
-        Ok(recovered)
+        let withdrawn = self
+            .store
+            .cancel_undecided_approvals("the plugin restarted before a decision")
+            .await?;
+        Ok(Recovered {
+            sessions: recovered,
+            withdrawn,
+        })
     }
+}
+
+/// What [`Engine::recover_from_store`] found.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Ids of the sessions that got an actor.
+    pub sessions: Vec<String>,
+    /// Approvals that were pending when the plugin went away, now stored as cancelled.
+    pub withdrawn: Vec<ApprovalRecord>,
 }
 
 /// Runs futures concurrently on the current task (no extra dependency for one join).

@@ -38,6 +38,14 @@ fn config() -> SessionConfig {
     }
 }
 
+/// A fixture with one session started and subscribed to.
+async fn started() -> (Fixture, SessionHandle, broadcast::Receiver<SessionEvent>) {
+    let f = fixture(config()).await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let rx = session.subscribe();
+    (f, session, rx)
+}
+
 async fn fixture(config: SessionConfig) -> Fixture {
     let dir = std::env::temp_dir().join(format!("cc-sessions-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -88,9 +96,7 @@ fn result_text(e: &SessionEvent) -> String {
 /// timeout meanwhile.
 #[tokio::test]
 async fn prompt_streams_then_results_and_every_event_is_stored_first() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (f, session, mut rx) = started().await;
     session.prompt("hello", "alice").await.expect("prompt");
     let mut seen = Vec::new();
     loop {
@@ -139,9 +145,7 @@ async fn prompt_streams_then_results_and_every_event_is_stored_first() {
 
 #[tokio::test(start_paused = true)]
 async fn unanswered_approval_expires_into_a_deny_with_a_message() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (f, session, mut rx) = started().await;
     session.prompt("ask Write", "alice").await.expect("prompt");
     let asked = next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
     let t0 = Instant::now();
@@ -191,9 +195,7 @@ async fn unanswered_approval_expires_into_a_deny_with_a_message() {
 
 #[tokio::test(start_paused = true)]
 async fn approval_answers_reach_the_cli_and_are_recorded() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (f, session, mut rx) = started().await;
 
     session.prompt("ask Write", "alice").await.expect("prompt");
     let asked = next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
@@ -256,9 +258,7 @@ async fn approval_answers_reach_the_cli_and_are_recorded() {
 
 #[tokio::test(start_paused = true)]
 async fn interrupt_withdraws_a_pending_approval_and_the_next_prompt_runs() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (_f, session, mut rx) = started().await;
     assert!(matches!(
         session.interrupt("alice").await,
         Err(SessionError::Illegal(IllegalTransition {
@@ -289,9 +289,7 @@ async fn interrupt_withdraws_a_pending_approval_and_the_next_prompt_runs() {
 
 #[tokio::test(start_paused = true)]
 async fn prompts_sent_during_a_turn_are_queued_and_answered_in_order() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (_f, session, mut rx) = started().await;
     let ids = [
         session.prompt("one", "a").await.expect("prompt"),
         session.prompt("two", "b").await.expect("prompt"),
@@ -359,9 +357,7 @@ async fn idle_timeout_stops_the_process_and_the_next_prompt_resumes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_reports_exit_and_stderr_then_restarts_with_resume() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (f, session, mut rx) = started().await;
     session.prompt("hi", "alice").await.expect("prompt");
     next_event(&mut rx, is_result).await;
     session.prompt("crash", "alice").await.expect("prompt");
@@ -394,9 +390,7 @@ async fn a_crash_reports_exit_and_stderr_then_restarts_with_resume() {
 
 #[tokio::test(start_paused = true)]
 async fn garbage_on_stdout_is_reported_and_skipped() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (_f, session, mut rx) = started().await;
     session.prompt("garbage", "alice").await.expect("prompt");
     let error = next_event(&mut rx, |k| matches!(k, EventKind::Error { .. })).await;
     assert!(matches!(
@@ -414,9 +408,7 @@ async fn garbage_on_stdout_is_reported_and_skipped() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_then_prompt_resumes_and_a_failed_respawn_is_a_typed_error() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (f, session, mut rx) = started().await;
     session.prompt("hi", "alice").await.expect("prompt");
     next_event(&mut rx, is_result).await;
     session.stop("alice").await.expect("stop");
@@ -439,10 +431,39 @@ async fn stop_then_prompt_resumes_and_a_failed_respawn_is_a_typed_error() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn recovery_withdraws_approvals_left_pending_by_a_crash() {
+    let (f, session, mut rx) = started().await;
+    session.prompt("ask Write", "alice").await.expect("prompt");
+    let asked = next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
+    let EventKind::ToolUseRequested { request_id, .. } = asked.kind else {
+        unreachable!()
+    };
+    let id = session.id().to_owned();
+    let store = f.engine.store().clone();
+    // No stop: the engine just goes away, as when the plugin process is killed.
+    drop((session, rx));
+    drop(f.engine);
+    let engine = Engine::new(store.clone(), Arc::new(f.launcher.clone()), config());
+    let recovered = engine.recover_from_store().await.expect("recover");
+    assert_eq!(recovered.sessions, vec![id.clone()]);
+    assert_eq!(recovered.withdrawn.len(), 1, "{:?}", recovered.withdrawn);
+    assert_eq!(recovered.withdrawn[0].request_id, request_id);
+    assert_eq!(recovered.withdrawn[0].session_id, id);
+    let approvals = store.approvals(&id).await.expect("approvals");
+    assert_eq!(approvals[0].decision.as_deref(), Some("cancelled"));
+    // A second recovery (another restart) has nothing left to withdraw.
+    let again = Engine::new(store, Arc::new(f.launcher.clone()), config());
+    assert!(again
+        .recover_from_store()
+        .await
+        .expect("recover")
+        .withdrawn
+        .is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn recover_from_store_makes_live_sessions_resumable() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (f, session, mut rx) = started().await;
     session.prompt("hi", "alice").await.expect("prompt");
     next_event(&mut rx, is_result).await;
     let id = session.id().to_owned();
@@ -451,7 +472,7 @@ async fn recover_from_store_makes_live_sessions_resumable() {
     drop(f.engine);
     let engine = Engine::new(store, Arc::new(f.launcher.clone()), config());
     assert_eq!(
-        engine.recover_from_store().await.expect("recover"),
+        engine.recover_from_store().await.expect("recover").sessions,
         vec![id.clone()]
     );
     let session = engine.get(&id).expect("recovered");
@@ -477,9 +498,7 @@ async fn recover_from_store_makes_live_sessions_resumable() {
 /// Real clock: the change waits on the store's thread.
 #[tokio::test]
 async fn live_mode_and_model_changes_reach_the_cli_and_are_stored_and_audited() {
-    let f = fixture(config()).await;
-    let session = f.engine.start(spec()).await.expect("start");
-    let mut rx = session.subscribe();
+    let (f, session, mut rx) = started().await;
     session.prompt("hi", "alice").await.expect("prompt");
     next_event(&mut rx, is_result).await;
     session

@@ -43,8 +43,6 @@ pub enum StoreError {
     /// COMMIT of the batch that held this write failed; the write did not happen.
     #[error("committing a batch failed: {0}")]
     Commit(String),
-    #[error("stored JSON does not parse: {0}")]
-    Json(#[from] serde_json::Error),
     #[error("stored value {value:?} is not a valid {what}")]
     BadValue { what: &'static str, value: String },
     /// The database thread is gone (it panicked or the store was closed).
@@ -374,27 +372,18 @@ impl Store {
                  FROM messages WHERE session_id = ?1 ORDER BY seq",
             )?;
             let rows = stmt.query_map([session_id], |r| {
-                Ok((
-                    MessageRecord {
-                        seq: r.get(0)?,
-                        id: r.get(1)?,
-                        session_id: r.get(2)?,
-                        message_type: r.get(3)?,
-                        kind: r.get(4)?,
-                        content: r.get(5)?,
-                        event: serde_json::Value::Null,
-                        timestamp: r.get(7)?,
-                    },
-                    r.get::<_, String>(6)?,
-                ))
+                Ok(MessageRecord {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    message_type: r.get(3)?,
+                    kind: r.get(4)?,
+                    content: r.get(5)?,
+                    event: r.get(6)?,
+                    timestamp: r.get(7)?,
+                })
             })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (mut record, event) = row?;
-                record.event = serde_json::from_str(&event)?;
-                out.push(record);
-            }
-            Ok(out)
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
@@ -449,6 +438,26 @@ impl Store {
         .await
     }
 
+    /// Marks every still-pending approval `cancelled` with `reason` and returns them (as they
+    /// now are). For startup only: no CLI is running yet, so no pending request can be answered.
+    pub async fn cancel_undecided_approvals(
+        &self,
+        reason: &str,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let reason = reason.to_owned();
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "UPDATE approvals SET decision = 'cancelled', reason = ?1, decided_at = ?2
+                 WHERE decision IS NULL
+                 RETURNING request_id, session_id, tool, input, decided_by, decision, reason,
+                   requested_at, decided_at",
+            )?;
+            let rows = stmt.query_map(params![reason, now_ms()], approval_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     pub async fn approvals(&self, session_id: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
         let session_id = session_id.to_owned();
         self.call(move |c| {
@@ -457,29 +466,8 @@ impl Store {
                    requested_at, decided_at
                  FROM approvals WHERE session_id = ?1 ORDER BY requested_at, request_id",
             )?;
-            let rows = stmt.query_map([session_id], |r| {
-                Ok((
-                    ApprovalRecord {
-                        request_id: r.get(0)?,
-                        session_id: r.get(1)?,
-                        tool: r.get(2)?,
-                        input: serde_json::Value::Null,
-                        decided_by: r.get(4)?,
-                        decision: r.get(5)?,
-                        reason: r.get(6)?,
-                        requested_at: r.get(7)?,
-                        decided_at: r.get(8)?,
-                    },
-                    r.get::<_, String>(3)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (mut record, input) = row?;
-                record.input = serde_json::from_str(&input)?;
-                out.push(record);
-            }
-            Ok(out)
+            let rows = stmt.query_map([session_id], approval_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
@@ -515,25 +503,16 @@ impl Store {
                 "SELECT id, session_id, actor, action, detail, at FROM audit_log ORDER BY id",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((
-                    AuditEntry {
-                        id: r.get(0)?,
-                        session_id: r.get(1)?,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        detail: serde_json::Value::Null,
-                        at: r.get(5)?,
-                    },
-                    r.get::<_, String>(4)?,
-                ))
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    session_id: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    detail: r.get(4)?,
+                    at: r.get(5)?,
+                })
             })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (mut entry, detail) = row?;
-                entry.detail = serde_json::from_str(&detail)?;
-                out.push(entry);
-            }
-            Ok(out)
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
@@ -639,3 +618,19 @@ fn run_jobs(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
 
 #[cfg(test)]
 mod tests;
+
+/// An `approvals` row selected as `request_id, session_id, tool, input, decided_by, decision,
+/// reason, requested_at, decided_at`.
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRecord> {
+    Ok(ApprovalRecord {
+        request_id: r.get(0)?,
+        session_id: r.get(1)?,
+        tool: r.get(2)?,
+        input: r.get(3)?,
+        decided_by: r.get(4)?,
+        decision: r.get(5)?,
+        reason: r.get(6)?,
+        requested_at: r.get(7)?,
+        decided_at: r.get(8)?,
+    })
+}

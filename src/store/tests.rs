@@ -154,6 +154,45 @@ async fn round_trips_sessions_messages_approvals_audit() {
     assert_eq!(approvals[0].decision.as_deref(), Some("deny"));
     assert_eq!(approvals[0].input["content"], "x");
 
+    // At startup, requests nobody decided before the plugin went away are cancelled; decided
+    // ones keep their decision.
+    store
+        .insert_approval(ApprovalRecord {
+            request_id: "r2".into(),
+            requested_at: 6,
+            ..approvals[0].clone()
+        })
+        .await
+        .expect("approval");
+    store
+        .insert_approval(ApprovalRecord {
+            request_id: "r3".into(),
+            decided_by: None,
+            decision: None,
+            reason: None,
+            decided_at: None,
+            requested_at: 7,
+            ..approvals[0].clone()
+        })
+        .await
+        .expect("approval");
+    let cancelled = store
+        .cancel_undecided_approvals("the plugin restarted")
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(cancelled[0].request_id, "r3");
+    assert_eq!(cancelled[0].decision.as_deref(), Some("cancelled"));
+    assert_eq!(cancelled[0].reason.as_deref(), Some("the plugin restarted"));
+    assert_eq!(cancelled[0].input["content"], "x");
+    assert!(store
+        .cancel_undecided_approvals("again")
+        .await
+        .expect("cancel")
+        .is_empty());
+    let approvals = store.approvals("s1").await.expect("approvals");
+    assert_eq!(approvals[0].decision.as_deref(), Some("deny"));
+
     store
         .audit(Some("s1"), "alice", "approve", json!({"request_id": "r1"}))
         .await

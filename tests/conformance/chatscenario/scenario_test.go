@@ -294,8 +294,9 @@ func TestChatScenario(t *testing.T) {
 	check(t, "6_files_hostile_paths", func(t *testing.T) { needSession(t); s.stepFiles(t) })
 	check(t, "7_thread_reply", func(t *testing.T) { needSession(t); s.stepThreadReply(t) })
 	check(t, "8_restart_resume", func(t *testing.T) { needSession(t); s.stepRestart(t) })
-	check(t, "9_rate_limit", func(t *testing.T) { s.stepRateLimit(t) })
-	check(t, "10_stop", func(t *testing.T) { needSession(t); s.stepStop(t) })
+	check(t, "9_crash_withdraws_card", func(t *testing.T) { needSession(t); s.stepCrash(t) })
+	check(t, "10_rate_limit", func(t *testing.T) { s.stepRateLimit(t) })
+	check(t, "11_stop", func(t *testing.T) { needSession(t); s.stepStop(t) })
 }
 
 // 1: start refusals, a started session, status.
@@ -759,7 +760,67 @@ func (s *scenario) stepRestart(t *testing.T) {
 	s.waitDone(t, before, "the resumed turn")
 }
 
-// 9: a burst of 100 commands: the excess is told to slow down, the plugin keeps serving.
+// 9: the plugin process is killed while a card waits; the server's health check restarts it
+// (as Mattermost's health check job does). The card loses its buttons and says why, the CLI of
+// the dead plugin goes away with it, and nothing was written.
+func (s *scenario) stepCrash(t *testing.T) {
+	card, target := s.pendingWrite(t, "crash.txt")
+	pids := s.host.PluginPIDs()
+	if len(pids) != 1 {
+		t.Fatalf("plugin processes before the kill: %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(10*time.Second, func() bool { return len(s.host.PluginPIDs()) == 0 }) {
+		t.Fatal("the killed plugin process is still there")
+	}
+	if err := s.host.Env.PerformHealthCheck(harness.PluginID); err == nil {
+		t.Error("the health check passed with the plugin process killed")
+	}
+	if err := s.host.Env.RestartPlugin(harness.PluginID); err != nil {
+		t.Fatalf("RestartPlugin: %v", err)
+	}
+	var err error
+	if s.hooks, err = s.host.Env.HooksForPlugin(harness.PluginID); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(15*time.Second, func() bool {
+		p, err := s.api.GetPost(card.Id)
+		return err == nil && len(actionsOf(p.GetProps())) == 0 && strings.Contains(shown(p.Message, p.GetProps()), "Withdrawn")
+	}) {
+		p, _ := s.api.GetPost(card.Id)
+		t.Errorf("after the restart the card still has buttons or does not say Withdrawn: %v", p)
+	}
+	// The dead plugin's CLI sees its stdin close and exits; only the new plugin may remain.
+	if !poll(15*time.Second, func() bool { return len(s.relatedProcesses()) == 0 }) {
+		t.Errorf("15 s after the crash the old session's processes still run: %v", s.relatedProcesses())
+	}
+	if _, err := os.Stat(target); err == nil {
+		t.Error("crash.txt was written although nobody approved it")
+	}
+	r := s.mustReply(t, owner, "/claude status")
+	if !strings.Contains(r.reply, s.project) {
+		t.Errorf("/claude status after the crash does not show the session: %q", r.reply)
+	}
+}
+
+// pendingWrite has Claude ask to write name in the project and returns the approval card,
+// left pending, and the file's path.
+func (s *scenario) pendingWrite(t *testing.T, name string) (*model.Post, string) {
+	t.Helper()
+	target := filepath.Join(s.project, name)
+	if err := s.model.start("pending-"+name, []map[string]any{writeTurn(target, "never written\n")}); err != nil {
+		t.Fatal(err)
+	}
+	before := postIDs(s.threadPosts())
+	if _, err := s.command(owner, "/claude Create "+name); err != nil {
+		t.Fatal(err)
+	}
+	return s.waitCard(t, before), target
+}
+
+// 10: a burst of 100 commands: the excess is told to slow down, the plugin keeps serving.
 func (s *scenario) stepRateLimit(t *testing.T) {
 	var slow, ok, errs atomic.Int64
 	var firstErr atomic.Value
@@ -821,8 +882,11 @@ func (s *scenario) stepRateLimit(t *testing.T) {
 	}
 }
 
-// 10: stop ends the CLI process tree.
+// 11: stop with a card waiting: the card is withdrawn, the CLI's process tree is gone.
 func (s *scenario) stepStop(t *testing.T) {
+	// A request still waiting on its card when the session stops: the card must not keep
+	// buttons that can no longer do anything.
+	card, never := s.pendingWrite(t, "never.txt")
 	procs := s.relatedProcesses()
 	if len(procs) == 0 {
 		t.Logf("note: no CLI process of this session was found before the stop (the check below is then weak)")
@@ -839,5 +903,15 @@ func (s *scenario) stepStop(t *testing.T) {
 	r = s.mustReply(t, owner, "/claude status")
 	if !containsAny(r.reply, "stopped", "No Claude Code session in this channel") {
 		t.Errorf("/claude status after stop: %q", r.reply)
+	}
+	if !poll(10*time.Second, func() bool {
+		p, err := s.api.GetPost(card.Id)
+		return err == nil && len(actionsOf(p.GetProps())) == 0 && strings.Contains(shown(p.Message, p.GetProps()), "Withdrawn")
+	}) {
+		p, _ := s.api.GetPost(card.Id)
+		t.Errorf("the pending card still has buttons or does not say Withdrawn after the stop: %v", p)
+	}
+	if _, err := os.Stat(never); err == nil {
+		t.Error("never.txt was written although nobody approved it")
 	}
 }

@@ -197,7 +197,15 @@ func (p *stub) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*mode
 		s.kill()
 		s.mu.Lock()
 		s.Stopped, s.state = true, "stopped"
+		withdrawn := s.approvals
+		s.approvals = map[string]pending{}
 		s.mu.Unlock()
+		for _, pend := range withdrawn {
+			if card, err := p.API.GetPost(pend.Card); err == nil {
+				card.SetProps(map[string]any{"attachments": []*model.SlackAttachment{{Text: "Withdrawn: the session stopped"}}})
+				p.API.UpdatePost(card)
+			}
+		}
 		p.mu.Lock()
 		p.save()
 		p.mu.Unlock()
