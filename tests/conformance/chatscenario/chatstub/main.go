@@ -114,6 +114,20 @@ func (p *stub) OnActivate() error {
 			}
 		}
 	}
+	// Nothing is pending after a (re)start: cards still showing buttons are withdrawn.
+	for _, s := range p.sessions {
+		thread, appErr := p.API.GetPostThread(s.Root)
+		if appErr != nil {
+			continue
+		}
+		for _, post := range thread.Posts {
+			atts, _ := post.GetProp("attachments").([]*model.SlackAttachment)
+			if post.UserId == p.botID && len(atts) > 0 && len(atts[0].Actions) > 0 {
+				post.SetProps(map[string]any{"attachments": []*model.SlackAttachment{{Text: "Withdrawn: the plugin restarted"}}})
+				p.API.UpdatePost(post)
+			}
+		}
+	}
 	p.API.LogInfo("chatstub ready")
 	return nil
 }
