@@ -1,12 +1,13 @@
 //! How a session gets a CLI: the real process, or (in unit tests) an in-process fake over
 //! pipes. The actor only sees streams, an exit future and a way to signal the process group.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 #[cfg(test)]
@@ -63,36 +64,62 @@ pub struct ProcessLauncher {
     pub env: CliEnv,
 }
 
+/// How often the groups of a live CLI's descendants are recorded (see [`GroupSignals`]).
+const TRACK_EVERY: Duration = Duration::from_secs(1);
+
 /// Signals the CLI's process group AND the groups of its descendants.
 ///
 /// Observed with CLI 2.1.330: the Bash tool runs each command under `setsid` (`/bin/bash -c …`
 /// is the leader of its own session and group), so `killpg` on the CLI's group alone does not
-/// reach a running `sleep 1000`. SIGTERM lets the CLI kill it itself, SIGKILL does not. So every
-/// signal first walks /proc for the CLI's descendants (while the CLI is alive, before they are
-/// re-parented to init) and remembers their groups; `kill` then reaches those groups too.
+/// reach a running `sleep 1000`. SIGTERM lets the CLI kill it itself, SIGKILL does not. And once
+/// the CLI is gone its descendants are re-parented to init and can no longer be found from it.
+/// So the descendants' groups are recorded while the CLI lives (every [`TRACK_EVERY`], and at
+/// every signal), and a signal reaches the recorded groups too, also after the CLI died.
 struct GroupSignals {
     pgid: i32,
-    descendant_groups: Mutex<HashSet<i32>>,
+    /// Group id -> members seen in it, as `(pid, start time)`.
+    descendant_groups: Mutex<HashMap<i32, Vec<(i32, u64)>>>,
 }
 
 impl GroupSignals {
-    fn remember_descendants(&self) {
-        let groups = descendant_groups(self.pgid);
+    fn remember_descendants(&self) -> HashMap<i32, Vec<(i32, u64)>> {
+        let mut fresh = descendant_groups(self.pgid);
+        fresh.remove(&self.pgid);
         if let Ok(mut known) = self.descendant_groups.lock() {
-            known.extend(groups.into_iter().filter(|g| *g != self.pgid));
+            for (group, members) in &fresh {
+                let seen = known.entry(*group).or_default();
+                for member in members {
+                    if !seen.contains(member) {
+                        seen.push(*member);
+                    }
+                }
+            }
         }
+        fresh
     }
 
     fn signal_all(&self, signal: Signal) {
-        self.remember_descendants();
-        let groups: Vec<i32> = self
+        let fresh = self.remember_descendants();
+        let known: Vec<(i32, Vec<(i32, u64)>)> = self
             .descendant_groups
             .lock()
-            .map(|g| g.iter().copied().collect())
+            .map(|g| g.iter().map(|(k, v)| (*k, v.clone())).collect())
             .unwrap_or_default();
+        // A group recorded earlier is signalled only while one of the processes seen in it is
+        // still there and still in it: its id cannot have been reused by another group.
+        let still_ours = |group: i32, members: &[(i32, u64)]| {
+            fresh.contains_key(&group)
+                || members.iter().any(|&(pid, start)| {
+                    process_info(pid).is_some_and(|p| p.start == start && p.pgrp == group)
+                })
+        };
+        let groups = known
+            .iter()
+            .filter(|(group, members)| still_ours(*group, members))
+            .map(|(group, _)| *group);
         for pgid in std::iter::once(self.pgid).chain(groups) {
             if let Err(e) = signal_group(pgid, signal) {
-                tracing::warn!(pgid, "{signal:?} to a CLI process group failed: {e}");
+                tracing::debug!(pgid, "{signal:?} to a CLI process group: {e}");
             }
         }
     }
@@ -110,21 +137,43 @@ impl ProcessSignals for GroupSignals {
     }
 }
 
-/// `(ppid, pgrp)` of a process, from `/proc/<pid>/stat`.
-fn parent_and_group(pid: i32) -> Option<(i32, i32)> {
+impl<T: ProcessSignals> ProcessSignals for Arc<T> {
+    fn terminate(&self) {
+        (**self).terminate();
+    }
+    fn kill(&self) {
+        (**self).kill();
+    }
+    fn pid(&self) -> Option<u32> {
+        (**self).pid()
+    }
+}
+
+/// What `/proc/<pid>/stat` says of a process that matters here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcInfo {
+    ppid: i32,
+    pgrp: i32,
+    /// Start time in clock ticks after boot: with the pid, names one process for good.
+    start: u64,
+}
+
+fn process_info(pid: i32) -> Option<ProcInfo> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: split after the LAST ')'.
     let (_, rest) = stat.rsplit_once(") ")?;
-    let mut fields = rest.split(' ');
-    let _state = fields.next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((ppid, pgrp))
+    // Fields from the third (state) on; ppid, pgrp and starttime are the 4th, 5th and 22nd.
+    let fields: Vec<&str> = rest.split(' ').collect();
+    Some(ProcInfo {
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
 }
 
-/// Process groups of every live descendant of `root`.
-pub fn descendant_groups(root: i32) -> HashSet<i32> {
-    let mut table: Vec<(i32, i32, i32)> = Vec::new();
+/// The process groups of every live descendant of `root`, with the members seen in each.
+pub fn descendant_groups(root: i32) -> HashMap<i32, Vec<(i32, u64)>> {
+    let mut table: Vec<(i32, ProcInfo)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
             let Some(pid) = entry
@@ -134,17 +183,20 @@ pub fn descendant_groups(root: i32) -> HashSet<i32> {
             else {
                 continue;
             };
-            if let Some((ppid, pgrp)) = parent_and_group(pid) {
-                table.push((pid, ppid, pgrp));
+            if let Some(info) = process_info(pid) {
+                table.push((pid, info));
             }
         }
     }
     let mut parents = vec![root];
-    let mut groups = HashSet::new();
+    let mut groups: HashMap<i32, Vec<(i32, u64)>> = HashMap::new();
     while let Some(parent) = parents.pop() {
-        for (pid, ppid, pgrp) in &table {
-            if *ppid == parent {
-                groups.insert(*pgrp);
+        for (pid, info) in &table {
+            if info.ppid == parent {
+                groups
+                    .entry(info.pgrp)
+                    .or_default()
+                    .push((*pid, info.start));
                 parents.push(*pid);
             }
         }
@@ -156,8 +208,25 @@ impl CliLauncher for ProcessLauncher {
     fn launch(&self, spec: &CliSpec, project_dir: &Path) -> Result<LaunchedCli, SpawnError> {
         let process = spawn(spec, &self.env, project_dir)?;
         let mut child = process.child;
+        let signals = Arc::new(GroupSignals {
+            pgid: process.pgid,
+            descendant_groups: Mutex::new(HashMap::new()),
+        });
+        let tracked = signals.clone();
         let exit: ExitFuture = Box::pin(async move {
-            match child.wait().await {
+            let mut track = tokio::time::interval(TRACK_EVERY);
+            track.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let waited = loop {
+                tokio::select! {
+                    waited = child.wait() => break waited,
+                    _ = track.tick() => {
+                        let tracked = tracked.clone();
+                        // /proc reads block: off the runtime's thread.
+                        let _ = tokio::task::spawn_blocking(move || tracked.remember_descendants()).await;
+                    }
+                }
+            };
+            match waited {
                 Ok(status) => ExitInfo::from_status(status),
                 // Waiting only fails if the child was already reaped elsewhere; report unknown.
                 Err(_) => ExitInfo {
@@ -171,10 +240,7 @@ impl CliLauncher for ProcessLauncher {
             stdout: Box::pin(process.stdout),
             stderr: Box::pin(process.stderr),
             exit,
-            signals: Box::new(GroupSignals {
-                pgid: process.pgid,
-                descendant_groups: Mutex::new(HashSet::new()),
-            }),
+            signals: Box::new(signals),
         })
     }
 }
@@ -192,10 +258,10 @@ mod tests {
             .is_some_and(|state| state != 'Z' && state != 'X')
     }
 
-    /// Like the CLI's Bash tool: a child in its own session, out of reach of killpg on the
-    /// CLI's group. SIGKILL (which the CLI cannot forward) must still reach it.
-    #[tokio::test]
-    async fn kill_reaches_children_that_left_the_group() {
+    /// A fake CLI that, like the CLI's Bash tool, starts a child in its own session (out of
+    /// reach of killpg on the CLI's group), then waits on stdin. Returns the launched CLI, its
+    /// pid, the child's pid (once it has left the group) and the temp dir to remove.
+    async fn launch_with_setsid_child() -> (LaunchedCli, i32, i32, std::path::PathBuf) {
         let root =
             std::env::temp_dir().join(format!("cc-launcher-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&root).expect("temp dir");
@@ -214,12 +280,11 @@ mod tests {
                 ..CliEnv::default()
             },
         };
-        let cli = launcher
+        let mut cli = launcher
             .launch(&CliSpec::new(SessionStart::New(uuid::Uuid::nil())), &root)
             .expect("launch");
-        let mut out = BufReader::new(cli.stdout);
         let mut line = String::new();
-        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        tokio::io::AsyncBufReadExt::read_line(&mut BufReader::new(&mut cli.stdout), &mut line)
             .await
             .expect("ready");
         let child: i32 = std::fs::read_to_string(root.join("home/child"))
@@ -234,27 +299,64 @@ mod tests {
             .expect("pid");
         // `setsid` runs in the background child: wait until it has left the CLI's group.
         for _ in 0..100 {
-            if parent_and_group(child).is_some_and(|(_, g)| g == child) {
+            if process_info(child).is_some_and(|p| p.pgrp == child) {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let own_group = parent_and_group(child).map(|(_, g)| g);
-        let found = descendant_groups(cli_pid).contains(&child);
+        (cli, cli_pid, child, root)
+    }
+
+    async fn gone(pid: i32) -> bool {
+        for _ in 0..100 {
+            if !alive(pid) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// Stopping a live CLI: SIGKILL (which the CLI cannot forward) must reach the child too.
+    #[tokio::test]
+    async fn kill_reaches_children_that_left_the_group() {
+        let (cli, cli_pid, child, root) = launch_with_setsid_child().await;
+        let own_group = process_info(child).map(|p| p.pgrp);
+        let found = descendant_groups(cli_pid).contains_key(&child);
         // Kill before asserting, so a failure leaves no sleeper behind.
         cli.signals.kill();
         assert_eq!(own_group, Some(child), "setsid worked");
         assert!(found, "the child's group was found under the CLI");
         cli.exit.await;
-        let mut gone = false;
-        for _ in 0..100 {
-            if !alive(child) {
-                gone = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
         let _ = std::fs::remove_dir_all(&root);
-        assert!(gone, "the setsid'd child {child} survived");
+        assert!(gone(child).await, "the setsid'd child {child} survived");
+    }
+
+    /// A CLI that dies on its own mid-command: its child is re-parented away and can no longer
+    /// be found from it, but the group recorded while the CLI lived is still signalled.
+    #[tokio::test]
+    async fn a_cli_that_dies_does_not_leave_its_children_behind() {
+        let (cli, cli_pid, child, root) = launch_with_setsid_child().await;
+        let exit = tokio::spawn(cli.exit);
+        // Let the tracking (driven by the exit future) record the child's group.
+        tokio::time::sleep(TRACK_EVERY + Duration::from_millis(500)).await;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(cli_pid), Signal::SIGKILL)
+            .expect("crash the CLI");
+        let info = exit.await.expect("exit");
+        let still_found = descendant_groups(cli_pid).contains_key(&child);
+        let orphaned = alive(child);
+        // What the actor does when the CLI has exited.
+        cli.signals.kill();
+        let _ = std::fs::remove_dir_all(&root);
+        assert_eq!(info.signal, Some(9), "{info:?}");
+        assert!(
+            !still_found,
+            "the child is no longer a descendant of the dead CLI"
+        );
+        assert!(
+            orphaned,
+            "the child outlived the CLI (else this test shows nothing)"
+        );
+        assert!(gone(child).await, "the orphaned child {child} survived");
     }
 }
