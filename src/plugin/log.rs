@@ -58,6 +58,25 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Longest text value (message or field) written; go-plugin reads plugin stderr in lines of at
+/// most 64 KiB and logs anything longer as raw debug fragments, level and fields lost.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// `text` cut to at most [`MAX_VALUE_BYTES`] (on a character boundary), saying how much went.
+fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_VALUE_BYTES {
+        return text;
+    }
+    let mut end = MAX_VALUE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("… ({cut} more bytes not logged)"));
+    text
+}
+
 #[derive(Default)]
 struct Fields {
     message: String,
@@ -66,6 +85,10 @@ struct Fields {
 
 impl Fields {
     fn put(&mut self, field: &Field, v: serde_json::Value) {
+        let v = match v {
+            serde_json::Value::String(text) => serde_json::Value::String(bounded(text)),
+            other => other,
+        };
         if field.name() == "message" {
             self.message = match v {
                 serde_json::Value::String(s) => s,
@@ -218,6 +241,34 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(v["@level"], "warn");
         assert_eq!(v["@message"], "multi\nline \"quoted\"");
+    }
+
+    #[test]
+    fn long_values_are_cut_so_the_line_stays_one_hclog_line() {
+        let cap = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(cap.clone());
+        // 'é' is two bytes: the cut must land on a character boundary.
+        let long = format!("x{}", "é".repeat(50_000));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(detail = %long, "{long}");
+        });
+        let line = cap.0.lock().unwrap()[0].clone();
+        assert!(line.len() < 40 * 1024, "{} bytes", line.len());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["@level"], "error");
+        for text in [&v["@message"], &v["detail"]] {
+            let text = text.as_str().unwrap();
+            assert!(text.starts_with("xéé"));
+            assert!(
+                text.ends_with(&format!(
+                    "({} more bytes not logged)",
+                    long.len() - (MAX_VALUE_BYTES - 1)
+                )),
+                "{}",
+                &text[text.len() - 40..]
+            );
+        }
+        assert_eq!(bounded("short".into()), "short");
     }
 
     #[test]
