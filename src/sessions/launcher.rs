@@ -1,11 +1,12 @@
 //! How a session gets a CLI: the real process, or (in unit tests) an in-process fake over
 //! pipes. The actor only sees streams, an exit future and a way to signal the process group.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,51 +74,63 @@ const TRACK_EVERY: Duration = Duration::from_secs(1);
 /// is the leader of its own session and group), so `killpg` on the CLI's group alone does not
 /// reach a running `sleep 1000`. SIGTERM lets the CLI kill it itself, SIGKILL does not. And once
 /// the CLI is gone its descendants are re-parented to init and can no longer be found from it.
-/// So the descendants' groups are recorded while the CLI lives (every [`TRACK_EVERY`], and at
-/// every signal), and a signal reaches the recorded groups too, also after the CLI died.
+/// So the groups of the CLI and its descendants are recorded while the CLI lives (every
+/// [`TRACK_EVERY`], and at every signal), and a signal reaches the recorded groups too, also
+/// after the CLI died.
 struct GroupSignals {
     pgid: i32,
-    /// Group id -> members seen in it, as `(pid, start time)`.
-    descendant_groups: Mutex<HashMap<i32, Vec<(i32, u64)>>>,
+    /// Set once the CLI has been reaped: from then on its pid (= its group id) may belong to
+    /// another process, so nothing is signalled without proof it is still ours.
+    reaped: AtomicBool,
+    /// Group id -> its members seen alive at the last look, as `(pid, start time)`.
+    groups: Mutex<HashMap<i32, HashSet<(i32, u64)>>>,
 }
 
 impl GroupSignals {
-    fn remember_descendants(&self) -> HashMap<i32, Vec<(i32, u64)>> {
-        let mut fresh = descendant_groups(self.pgid);
-        fresh.remove(&self.pgid);
-        if let Ok(mut known) = self.descendant_groups.lock() {
-            for (group, members) in &fresh {
-                let seen = known.entry(*group).or_default();
-                for member in members {
-                    if !seen.contains(member) {
-                        seen.push(*member);
-                    }
-                }
-            }
+    fn new(pgid: i32) -> Self {
+        GroupSignals {
+            pgid,
+            reaped: AtomicBool::new(false),
+            groups: Mutex::new(HashMap::new()),
         }
-        fresh
+    }
+
+    /// Re-checks the recorded members (dropping those gone or moved, and empty groups) and,
+    /// while the CLI is not reaped, adds the groups of its live descendants.
+    fn refresh(&self) {
+        let fresh = if self.reaped.load(Ordering::Acquire) {
+            HashMap::new()
+        } else {
+            descendant_groups(self.pgid)
+        };
+        let Ok(mut known) = self.groups.lock() else {
+            return;
+        };
+        known.retain(|&group, members| {
+            members.retain(|&(pid, start)| {
+                process_info(pid).is_some_and(|p| p.start == start && p.pgrp == group)
+            });
+            !members.is_empty()
+        });
+        for (group, members) in fresh {
+            known.entry(group).or_default().extend(members);
+        }
     }
 
     fn signal_all(&self, signal: Signal) {
-        let fresh = self.remember_descendants();
-        let known: Vec<(i32, Vec<(i32, u64)>)> = self
-            .descendant_groups
+        self.refresh();
+        // A recorded group still has a member seen in it (same pid and start time, same
+        // group): its id cannot have been reused. The CLI's own group is signalled as such
+        // while the CLI is unreaped (its pid cannot be reused before that).
+        let mut groups: HashSet<i32> = self
+            .groups
             .lock()
-            .map(|g| g.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .map(|g| g.keys().copied().collect())
             .unwrap_or_default();
-        // A group recorded earlier is signalled only while one of the processes seen in it is
-        // still there and still in it: its id cannot have been reused by another group.
-        let still_ours = |group: i32, members: &[(i32, u64)]| {
-            fresh.contains_key(&group)
-                || members.iter().any(|&(pid, start)| {
-                    process_info(pid).is_some_and(|p| p.start == start && p.pgrp == group)
-                })
-        };
-        let groups = known
-            .iter()
-            .filter(|(group, members)| still_ours(*group, members))
-            .map(|(group, _)| *group);
-        for pgid in std::iter::once(self.pgid).chain(groups) {
+        if !self.reaped.load(Ordering::Acquire) {
+            groups.insert(self.pgid);
+        }
+        for pgid in groups {
             if let Err(e) = signal_group(pgid, signal) {
                 tracing::debug!(pgid, "{signal:?} to a CLI process group: {e}");
             }
@@ -172,7 +185,7 @@ fn process_info(pid: i32) -> Option<ProcInfo> {
 }
 
 /// The process groups of every live descendant of `root`, with the members seen in each.
-pub fn descendant_groups(root: i32) -> HashMap<i32, Vec<(i32, u64)>> {
+pub fn descendant_groups(root: i32) -> HashMap<i32, HashSet<(i32, u64)>> {
     let mut table: Vec<(i32, ProcInfo)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -189,14 +202,17 @@ pub fn descendant_groups(root: i32) -> HashMap<i32, Vec<(i32, u64)>> {
         }
     }
     let mut parents = vec![root];
-    let mut groups: HashMap<i32, Vec<(i32, u64)>> = HashMap::new();
+    // The table is read process by process, not atomically: a pid reused mid-read could make
+    // a parent cycle.
+    let mut visited = HashSet::from([root]);
+    let mut groups: HashMap<i32, HashSet<(i32, u64)>> = HashMap::new();
     while let Some(parent) = parents.pop() {
         for (pid, info) in &table {
-            if info.ppid == parent {
+            if info.ppid == parent && visited.insert(*pid) {
                 groups
                     .entry(info.pgrp)
                     .or_default()
-                    .push((*pid, info.start));
+                    .insert((*pid, info.start));
                 parents.push(*pid);
             }
         }
@@ -208,10 +224,7 @@ impl CliLauncher for ProcessLauncher {
     fn launch(&self, spec: &CliSpec, project_dir: &Path) -> Result<LaunchedCli, SpawnError> {
         let process = spawn(spec, &self.env, project_dir)?;
         let mut child = process.child;
-        let signals = Arc::new(GroupSignals {
-            pgid: process.pgid,
-            descendant_groups: Mutex::new(HashMap::new()),
-        });
+        let signals = Arc::new(GroupSignals::new(process.pgid));
         let tracked = signals.clone();
         let exit: ExitFuture = Box::pin(async move {
             let mut track = tokio::time::interval(TRACK_EVERY);
@@ -222,10 +235,11 @@ impl CliLauncher for ProcessLauncher {
                     _ = track.tick() => {
                         let tracked = tracked.clone();
                         // /proc reads block: off the runtime's thread.
-                        let _ = tokio::task::spawn_blocking(move || tracked.remember_descendants()).await;
+                        let _ = tokio::task::spawn_blocking(move || tracked.refresh()).await;
                     }
                 }
             };
+            tracked.reaped.store(true, Ordering::Release);
             match waited {
                 Ok(status) => ExitInfo::from_status(status),
                 // Waiting only fails if the child was already reaped elsewhere; report unknown.
@@ -315,6 +329,30 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
+    }
+
+    /// Members that are gone are forgotten, so the record does not grow over a long session,
+    /// and a group id whose members all left is never signalled again.
+    #[test]
+    fn recorded_groups_forget_processes_that_are_gone() {
+        let mut short = std::process::Command::new("sleep")
+            .arg("0.05")
+            .spawn()
+            .expect("sleep");
+        let pid = i32::try_from(short.id()).expect("pid");
+        let info = process_info(pid).expect("alive");
+        let signals = GroupSignals::new(i32::MAX);
+        signals.reaped.store(true, Ordering::Release);
+        signals
+            .groups
+            .lock()
+            .unwrap()
+            .insert(info.pgrp, HashSet::from([(pid, info.start)]));
+        signals.refresh();
+        assert_eq!(signals.groups.lock().unwrap().len(), 1, "still alive");
+        short.wait().expect("reap");
+        signals.refresh();
+        assert!(signals.groups.lock().unwrap().is_empty());
     }
 
     /// Stopping a live CLI: SIGKILL (which the CLI cannot forward) must reach the child too.
