@@ -5,8 +5,8 @@
 //! ENCODE: one long-lived encoder (types sent before timing), one value per
 //! op into a reused buffer. DECODE: one long-lived decoder reading a stream
 //! of the same value message repeated (types received once), framing included.
-//! Rust and Go take turns (ROUNDS of each, BENCH_SECONDS split between them)
-//! and their medians are compared. Prints one JSON line per case, language and
+//! Rust and Go take turns, ROUNDS times; in each round every case is measured
+//! for BENCH_SECONDS / ROUNDS per language, and the medians are compared. Prints one JSON line per case, language and
 //! round, then the ratios. Target: Rust at least 2x Go's throughput in every case.
 
 use std::collections::BTreeMap;

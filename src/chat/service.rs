@@ -27,7 +27,8 @@ use crate::mattermost::model::{
 use crate::ratelimit::{RateLimiter, RetryAfter};
 use crate::rpc::gob::Value as GobValue;
 use crate::sessions::{
-    Decision, Engine, ProcessLauncher, SessionConfig, SessionHandle, SessionSpec, SessionState,
+    Decision, Engine, ProcessLauncher, SessionConfig, SessionError, SessionHandle, SessionSpec,
+    SessionState,
 };
 use crate::store::{now_ms, ApprovalRecord, Store};
 
@@ -331,66 +332,85 @@ impl ChatService {
                 self.track(&handle, info);
             }
         }
-        self.close_withdrawn_cards(&roots, &recovered.withdrawn)
-            .await;
+        if !recovered.withdrawn.is_empty() {
+            tracing::info!(
+                "{} approval request(s) were left pending by the previous run; their cards are closed",
+                recovered.withdrawn.len()
+            );
+        }
+        // In the background: activation does not wait on posts the server may be slow to serve.
+        let svc = Arc::clone(self);
+        tokio::spawn(async move { svc.close_open_cards().await });
         Ok(())
     }
 
-    /// Cards of requests a restart left unanswerable lose their buttons. Cards live only in
-    /// memory, so they are found again in their session's thread by the request id their
-    /// buttons carry.
-    async fn close_withdrawn_cards(
-        &self,
-        roots: &HashMap<String, String>,
-        withdrawn: &[ApprovalRecord],
-    ) {
-        let mut by_session: HashMap<&str, Vec<&str>> = HashMap::new();
-        for a in withdrawn {
-            by_session
-                .entry(a.session_id.as_str())
-                .or_default()
-                .push(a.request_id.as_str());
-        }
-        for (session_id, requests) in by_session {
-            let Some(root_id) = roots.get(session_id) else {
+    /// Cards still showing buttons for requests that are over (the previous run ended before it
+    /// closed them, or the requests were left pending and withdrawn at recovery) get their
+    /// outcome in place of the buttons. A card that cannot be updated now stays recorded as
+    /// open, so the next activation tries again.
+    async fn close_open_cards(&self) {
+        let open = match self.engine.store().open_cards_of_decided_approvals().await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!("listing the cards left open failed: {e}");
+                return;
+            }
+        };
+        for (post_id, approval) in open {
+            let post = match self.api.get_post(&post_id).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(request = %approval.request_id, "reading a card left open failed: {e}");
+                    continue;
+                }
+            };
+            let Some((_, _, att)) = card::pending_card(&post) else {
+                // Already without buttons (the server applied a click's update).
+                let _ = self
+                    .engine
+                    .store()
+                    .close_approval_card(&approval.request_id)
+                    .await;
                 continue;
             };
-            let thread = match self.api.get_post_thread(root_id).await {
-                Ok(list) => list,
-                Err(e) => {
-                    tracing::warn!(
-                        session = session_id,
-                        "reading the thread to close withdrawn cards failed: {e}"
-                    );
-                    continue;
-                }
+            let outcome = self.stored_outcome(&approval).await;
+            let closed = Post {
+                props: card::card_props(card::decided_attachment(&att, &outcome)),
+                ..post
             };
-            for post in thread.posts.into_iter().flatten().map(|(_, p)| p) {
-                if post.user_id != self.bot_id {
-                    continue;
-                }
-                let Some((card_session, request_id, att)) = card::pending_card(&post) else {
-                    continue;
-                };
-                if card_session != session_id || !requests.contains(&request_id.as_str()) {
-                    continue;
-                }
-                let closed = Post {
-                    props: card::card_props(card::decided_attachment(
-                        &att,
-                        &card::Decision::Cancelled,
-                    )),
-                    ..post
-                };
-                if let Err(e) = stream::with_retry("UpdatePost (withdrawn card)", || {
-                    let post = closed.clone();
-                    async move { self.api.update_post(post).await.map_err(|e| e.to_string()) }
-                })
+            self.put_closed_card(&approval.request_id, closed).await;
+        }
+    }
+
+    /// How a card shows a stored decision.
+    async fn stored_outcome(&self, approval: &ApprovalRecord) -> card::Decision {
+        let decision = approval.decision.as_deref().unwrap_or_default();
+        let by = match approval.decided_by.as_deref() {
+            Some(id) => self
+                .api
+                .get_user(id)
                 .await
-                {
-                    tracing::warn!(session = session_id, "closing a withdrawn card failed: {e}");
+                .map(|u| u.username)
+                .unwrap_or_else(|_| id.to_owned()),
+            None => String::new(),
+        };
+        let at = approval.decided_at.unwrap_or_default() / 1000;
+        match decision {
+            "expired" => card::Decision::Expired,
+            "allow" | "allow_with_input" | "allow_for_session" if !by.is_empty() => {
+                card::Decision::Approved {
+                    by,
+                    at,
+                    for_session: decision == "allow_for_session",
+                    edited: decision == "allow_with_input",
                 }
             }
+            "deny" | "deny_and_interrupt" if !by.is_empty() => card::Decision::Denied {
+                by,
+                at,
+                reason: approval.reason.clone(),
+            },
+            _ => card::Decision::Cancelled,
         }
     }
 
@@ -405,6 +425,7 @@ impl ChatService {
             signer: self.signer.clone(),
             cards: self.cards.clone(),
             approval_timeout: self.approval_timeout,
+            store: Some(self.engine.store().clone()),
         };
         let task = tokio::spawn(stream::run(
             Arc::new(self.api.clone()),
@@ -1054,22 +1075,41 @@ impl ChatService {
         shown: card::Decision,
         user_id: &str,
     ) -> Result<SlackAttachment, String> {
-        if let Err(e) = handle.approve(&ctx.request_id, decision, user_id).await {
-            self.unclaim(ctx);
-            return Err(format!("The decision could not be delivered: {e}"));
+        match handle.approve(&ctx.request_id, decision, user_id).await {
+            Ok(()) => {}
+            // Withdrawn while this click was on its way (the withdrawal left the claimed card
+            // to the click): the card says so instead of offering buttons again.
+            Err(SessionError::UnknownApproval(_)) => {
+                let att = card::decided_attachment(&card.attachment, &card::Decision::Cancelled);
+                self.put_closed_card(&ctx.request_id, card_post(card, &self.bot_id, att))
+                    .await;
+                return Err("Claude Code is no longer waiting for this decision.".into());
+            }
+            Err(e) => {
+                self.unclaim(ctx);
+                return Err(format!("The decision could not be delivered: {e}"));
+            }
         }
         let att = card::decided_attachment(&card.attachment, &shown);
-        let post = card_post(card, &self.bot_id, att.clone());
-        let api = self.api.clone();
-        if let Err(e) = stream::with_retry("UpdatePost (decided card)", || {
-            let (api, post) = (api.clone(), post.clone());
-            async move { api.update_post(post).await.map_err(|e| e.to_string()) }
+        self.put_closed_card(&ctx.request_id, card_post(card, &self.bot_id, att.clone()))
+            .await;
+        Ok(att)
+    }
+
+    /// Updates a card to its final form (retried) and records it closed. A click's answer also
+    /// carries the update, so the card is recorded closed even if this UpdatePost fails.
+    async fn put_closed_card(&self, request_id: &str, post: Post) {
+        if let Err(e) = stream::with_retry("UpdatePost (closed card)", || {
+            let post = post.clone();
+            async move { self.api.update_post(post).await.map_err(|e| e.to_string()) }
         })
         .await
         {
-            tracing::warn!("updating a decided card failed: {e}");
+            tracing::warn!("updating a closed card failed: {e}");
         }
-        Ok(att)
+        if let Err(e) = self.engine.store().close_approval_card(request_id).await {
+            tracing::warn!("recording a closed card failed: {e}");
+        }
     }
 
     /// POST /api/v1/actions/approval: the JSON answer for Mattermost.

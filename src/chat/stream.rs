@@ -24,6 +24,7 @@ use super::render::{
 use crate::claude::messages::ResultMessage;
 use crate::mattermost::model::{Post, SlackAttachment};
 use crate::sessions::{EventKind, SessionEvent, SessionState};
+use crate::store::Store;
 
 /// Streaming updates of a turn's post are coalesced to at most one per this.
 pub const UPDATE_EVERY: Duration = Duration::from_secs(1);
@@ -95,6 +96,9 @@ pub struct StreamCtx {
     pub signer: Arc<ActionSigner>,
     pub cards: Cards,
     pub approval_timeout: Duration,
+    /// Where each card's post id and open/closed state are kept, so a restart can close the
+    /// cards left open. `None` in tests that have no store.
+    pub store: Option<Store>,
 }
 
 /// Jitter in [0, max) from the clock's nanoseconds (no RNG needed for spreading retries).
@@ -367,6 +371,11 @@ async fn post_card<S: PostSink>(sink: &S, ctx: &StreamCtx, event: &EventKind) {
     .await
     {
         Ok(p) => {
+            if let Some(store) = &ctx.store {
+                if let Err(e) = store.set_approval_card(request_id, &p.id).await {
+                    tracing::error!(session = %ctx.session_id, "recording the card's post failed: {e}");
+                }
+            }
             if let Ok(mut cards) = ctx.cards.lock() {
                 cards.insert(
                     (ctx.session_id.clone(), request_id.clone()),
@@ -420,12 +429,21 @@ async fn close_card<S: PostSink>(
     if let Some(card) = card {
         let att = card::decided_attachment(&card.attachment, &outcome);
         let post = card_post(&card, &ctx.bot_id, att);
-        if let Err(e) = with_retry("UpdatePost (closed card)", || {
+        match with_retry("UpdatePost (closed card)", || {
             sink.update_post(post.clone())
         })
         .await
         {
-            tracing::warn!(session = %ctx.session_id, "updating a closed card failed: {e}");
+            Ok(_) => {
+                if let Some(store) = &ctx.store {
+                    if let Err(e) = store.close_approval_card(request_id).await {
+                        tracing::warn!(session = %ctx.session_id, "recording a closed card failed: {e}");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(session = %ctx.session_id, "updating a closed card failed: {e}")
+            }
         }
     }
 }
@@ -579,6 +597,7 @@ mod tests {
             signer: Arc::new(ActionSigner::new(&"ab".repeat(32)).unwrap()),
             cards: Cards::default(),
             approval_timeout: Duration::from_secs(600),
+            store: None,
         }
     }
 

@@ -61,13 +61,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Longest text value (message or field) written; go-plugin reads plugin stderr in lines of at
 /// most 64 KiB and logs anything longer as raw debug fragments, level and fields lost.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+/// Longest line written. JSON escaping can grow a value up to six times, and there may be
+/// several: a line over this is written again with much shorter values.
+const MAX_LINE_BYTES: usize = 60 * 1024;
 
-/// `text` cut to at most [`MAX_VALUE_BYTES`] (on a character boundary), saying how much went.
-fn bounded(mut text: String) -> String {
-    if text.len() <= MAX_VALUE_BYTES {
+/// `text` cut to at most `max` bytes (on a character boundary), saying how much went.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
         return text;
     }
-    let mut end = MAX_VALUE_BYTES;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -85,10 +88,6 @@ struct Fields {
 
 impl Fields {
     fn put(&mut self, field: &Field, v: serde_json::Value) {
-        let v = match v {
-            serde_json::Value::String(text) => serde_json::Value::String(bounded(text)),
-            other => other,
-        };
         if field.name() == "message" {
             self.message = match v {
                 serde_json::Value::String(s) => s,
@@ -135,15 +134,25 @@ pub fn format_line(
 ) -> String {
     let mut f = Fields::default();
     visit(&mut f);
-    let mut obj = serde_json::Map::new();
-    obj.insert("@level".into(), level_name(level).into());
-    obj.insert("@message".into(), f.message.into());
-    obj.insert("@timestamp".into(), format_timestamp(time).into());
-    obj.insert("@module".into(), target.into());
-    for (k, v) in f.fields {
-        obj.entry(k).or_insert(v);
+    let render = |max: usize| {
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => bounded(s.clone(), max).into(),
+            other => other.clone(),
+        };
+        let mut obj = serde_json::Map::new();
+        obj.insert("@level".into(), level_name(level).into());
+        obj.insert("@message".into(), bounded(f.message.clone(), max).into());
+        obj.insert("@timestamp".into(), format_timestamp(time).into());
+        obj.insert("@module".into(), target.into());
+        for (k, v) in &f.fields {
+            obj.entry(k.clone()).or_insert_with(|| text(v));
+        }
+        serde_json::Value::Object(obj).to_string()
+    };
+    let mut line = render(MAX_VALUE_BYTES);
+    if line.len() > MAX_LINE_BYTES {
+        line = render(MAX_VALUE_BYTES / 64);
     }
-    let mut line = serde_json::Value::Object(obj).to_string();
     line.push('\n');
     line
 }
@@ -268,7 +277,24 @@ mod tests {
                 &text[text.len() - 40..]
             );
         }
-        assert_eq!(bounded("short".into()), "short");
+        assert_eq!(bounded("short".into(), 3), "sho… (2 more bytes not logged)");
+        assert_eq!(bounded("short".into(), 5), "short");
+    }
+
+    #[test]
+    fn escaping_and_many_fields_still_fit_one_line() {
+        let cap = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(cap.clone());
+        // Control characters escape to six bytes each.
+        let nasty = "\u{1}".repeat(20_000);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(a = %nasty, b = %nasty, c = %nasty, "{nasty}");
+        });
+        let line = cap.0.lock().unwrap()[0].clone();
+        assert!(line.len() <= MAX_LINE_BYTES, "{} bytes", line.len());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["@level"], "warn");
+        assert!(v["c"].as_str().unwrap().ends_with("more bytes not logged)"));
     }
 
     #[test]

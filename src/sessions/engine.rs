@@ -169,11 +169,28 @@ impl Engine {
     /// (the plugin went away without stopping its sessions) can never be answered now: they are
     /// stored as cancelled and returned, so the chat layer can close their cards.
     pub async fn recover_from_store(&self) -> Result<Recovered, EngineError> {
-        let mut recovered = Vec::new();
-        for mut record in self.store.sessions().await? {
-            if self.get(&record.id).is_some() {
-                continue;
+        let records: Vec<SessionRecord> = self
+            .store
+            .sessions()
+            .await?
+            .into_iter()
+            .filter(|r| self.get(&r.id).is_none())
+            .collect();
+        // Before any actor exists: none of these sessions has a CLI that could answer.
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let withdrawn = match self
+            .store
+            .cancel_undecided_approvals(&ids, "the plugin restarted before a decision")
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!("withdrawing the approvals left pending failed: {e}");
+                Vec::new()
             }
+        };
+        let mut recovered = Vec::new();
+        for mut record in records {
             let state = match SessionState::parse(&record.status) {
                 Some(SessionState::Crashed) => SessionState::Crashed,
                 _ => SessionState::Stopped,
@@ -188,10 +205,6 @@ impl Engine {
             self.insert(handle);
             recovered.push(record.id);
         }
-        let withdrawn = self
-            .store
-            .cancel_undecided_approvals("the plugin restarted before a decision")
-            .await?;
         Ok(Recovered {
             sessions: recovered,
             withdrawn,

@@ -438,21 +438,79 @@ impl Store {
         .await
     }
 
-    /// Marks every still-pending approval `cancelled` with `reason` and returns them (as they
-    /// now are). For startup only: no CLI is running yet, so no pending request can be answered.
+    /// Marks the still-pending approvals of `session_ids` `cancelled` with `reason` and returns
+    /// them (as they now are). For sessions without a CLI: nobody can answer their requests.
     pub async fn cancel_undecided_approvals(
         &self,
+        session_ids: &[String],
         reason: &str,
     ) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let reason = reason.to_owned();
+        let args = (session_ids.to_vec(), reason.to_owned());
         self.call(move |c| {
+            let (session_ids, reason) = args;
             let mut stmt = c.prepare(
-                "UPDATE approvals SET decision = 'cancelled', reason = ?1, decided_at = ?2
-                 WHERE decision IS NULL
+                "UPDATE approvals SET decision = 'cancelled', reason = ?2, decided_at = ?3
+                 WHERE decision IS NULL AND session_id = ?1
                  RETURNING request_id, session_id, tool, input, decided_by, decision, reason,
                    requested_at, decided_at",
             )?;
-            let rows = stmt.query_map(params![reason, now_ms()], approval_row)?;
+            let mut out = Vec::new();
+            for id in session_ids {
+                let rows = stmt.query_map(params![id, reason, now_ms()], approval_row)?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The approval's card was posted as `post_id` and shows buttons.
+    pub async fn set_approval_card(
+        &self,
+        request_id: &str,
+        post_id: &str,
+    ) -> Result<(), StoreError> {
+        let args = (request_id.to_owned(), post_id.to_owned());
+        self.call(move |c| {
+            let (request_id, post_id) = args;
+            c.execute(
+                "UPDATE approvals SET card_post_id = ?2, card_open = 1 WHERE request_id = ?1",
+                params![request_id, post_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The approval's card no longer shows buttons.
+    pub async fn close_approval_card(&self, request_id: &str) -> Result<(), StoreError> {
+        let request_id = request_id.to_owned();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE approvals SET card_open = 0 WHERE request_id = ?1",
+                [request_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Cards still showing buttons although their request is over (the plugin stopped before
+    /// it could close them), with the request as stored.
+    pub async fn open_cards_of_decided_approvals(
+        &self,
+    ) -> Result<Vec<(String, ApprovalRecord)>, StoreError> {
+        self.call(|c| {
+            let mut stmt = c.prepare(
+                "SELECT request_id, session_id, tool, input, decided_by, decision, reason,
+                   requested_at, decided_at, card_post_id
+                 FROM approvals
+                 WHERE card_open = 1 AND card_post_id IS NOT NULL AND decision IS NOT NULL
+                 ORDER BY requested_at, request_id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(9)?, approval_row(r)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await

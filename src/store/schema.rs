@@ -65,6 +65,13 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
             root_post_id TEXT NOT NULL
         );",
     ),
+    (
+        3,
+        // The chat layer: the card post of each approval, and whether it still shows buttons,
+        // so a restart can close the cards nobody can answer any more.
+        "ALTER TABLE approvals ADD COLUMN card_post_id TEXT;
+         ALTER TABLE approvals ADD COLUMN card_open INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// The version this build writes.

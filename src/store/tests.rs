@@ -176,8 +176,13 @@ async fn round_trips_sessions_messages_approvals_audit() {
         })
         .await
         .expect("approval");
+    assert!(store
+        .cancel_undecided_approvals(&["s2".into()], "another session")
+        .await
+        .expect("cancel")
+        .is_empty());
     let cancelled = store
-        .cancel_undecided_approvals("the plugin restarted")
+        .cancel_undecided_approvals(&["s1".into()], "the plugin restarted")
         .await
         .expect("cancel");
     assert_eq!(cancelled.len(), 1, "{cancelled:?}");
@@ -186,12 +191,33 @@ async fn round_trips_sessions_messages_approvals_audit() {
     assert_eq!(cancelled[0].reason.as_deref(), Some("the plugin restarted"));
     assert_eq!(cancelled[0].input["content"], "x");
     assert!(store
-        .cancel_undecided_approvals("again")
+        .cancel_undecided_approvals(&["s1".into()], "again")
         .await
         .expect("cancel")
         .is_empty());
     let approvals = store.approvals("s1").await.expect("approvals");
     assert_eq!(approvals[0].decision.as_deref(), Some("deny"));
+
+    // Cards: open once posted, listed while their request is over but they show buttons.
+    store.set_approval_card("r1", "post-1").await.expect("card");
+    store.set_approval_card("r3", "post-3").await.expect("card");
+    let open = store
+        .open_cards_of_decided_approvals()
+        .await
+        .expect("open cards");
+    let listed: Vec<(&str, &str)> = open
+        .iter()
+        .map(|(post, a)| (post.as_str(), a.request_id.as_str()))
+        .collect();
+    assert_eq!(listed, vec![("post-1", "r1"), ("post-3", "r3")]);
+    assert_eq!(open[1].1.decision.as_deref(), Some("cancelled"));
+    store.close_approval_card("r1").await.expect("close");
+    let open = store
+        .open_cards_of_decided_approvals()
+        .await
+        .expect("open cards");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].0, "post-3");
 
     store
         .audit(Some("s1"), "alice", "approve", json!({"request_id": "r1"}))

@@ -25,6 +25,9 @@ pub async fn read_message<R: AsyncBufRead + Unpin>(
         return Err(Error::MessageTooLarge { len, limit });
     }
     let len = len as usize;
+    if len == 0 {
+        return Ok(true);
+    }
     // Most messages are already in the read buffer whole: one copy, no read loop.
     let buffered = r.fill_buf().await?;
     if buffered.len() >= len {

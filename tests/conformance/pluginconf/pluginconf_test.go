@@ -224,8 +224,14 @@ func TestPlugin(t *testing.T) {
 		}
 		e.hooks = hooks
 		checkActivated(t, e, 1)
-		if !hasReadyLog(e) {
-			t.Error("no info log line containing \"ready\" (API LogInfo or stderr)")
+		// A stderr line reaches the host's logger asynchronously, after Activate may return.
+		deadline := time.Now().Add(3 * time.Second)
+		for !hasReadyLog(e) {
+			if time.Now().After(deadline) {
+				t.Error("no info log line containing \"ready\" within 3 s (API LogInfo or stderr)")
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}) {
 		t.Error("activation failed; the checks that need an active plugin fail too")

@@ -179,6 +179,8 @@ func (b bench) run(name, tgz, dir string) result {
 	pid := 0
 	if pids := h.PluginPIDs(); len(pids) == 1 {
 		pid = pids[0]
+	} else {
+		fmt.Printf("pluginbench: %s: %d plugin processes, the plugin's CPU is not measured\n", name, len(pids))
 	}
 	cpu0 := sampleCPU(pid)
 	start := time.Now()
