@@ -1,7 +1,8 @@
 // Command pluginbench loads the Rust plugin (dist tarball) and the Go reference plugin
 // (tests/conformance/refplugin) in one process with Mattermost's real host code and
 // compares them: /claude help round trip, ServeHTTP upload/download throughput, cold start
-// (env.Activate wall time) and idle RSS. It always exits 0 and prints MISSED for a target
+// (env.Activate wall time) and idle RSS. Both stay loaded, each in its own host, and take
+// turns call by call and batch by batch, so a busy moment of the machine hits both alike. It always exits 0 and prints MISSED for a target
 // the Rust plugin does not meet.
 //
 //	go run ./cmd/pluginbench [-rust dist/claude-code-<v>.tar.gz] [-calls 5000]
@@ -90,30 +91,58 @@ func main() {
 	}
 
 	fmt.Printf("pluginbench: %d calls (+%d warm-up), %d x 1 MiB transfers, %d cold starts\n", b.calls, b.warmup, b.transfers, b.coldRuns)
-	goRes := b.run("go", goTar, filepath.Join(tmp, "go"))
+	subjects := []*subject{b.setup("go", goTar, filepath.Join(tmp, "go"))}
+	if haveRust {
+		subjects = append(subjects, b.setup("rust", *rust, filepath.Join(tmp, "rust")))
+	}
+	for _, s := range subjects {
+		defer s.close()
+	}
+	b.measure(subjects)
 	var rustRes *result
 	if haveRust {
-		r := b.run("rust", *rust, filepath.Join(tmp, "rust"))
-		rustRes = &r
+		rustRes = &subjects[1].res
 	}
-	report(goRes, rustRes)
+	report(subjects[0].res, rustRes)
 }
 
-func (b bench) run(name, tgz, dir string) result {
+// subject is one plugin under measurement, loaded in a host of its own.
+type subject struct {
+	name   string
+	h      *harness.Host
+	logger interface{ Shutdown() error }
+	hooks  plugin.Hooks
+	pid    int
+	res    result
+}
+
+func (s *subject) close() {
+	if s.h != nil {
+		s.h.Env.Shutdown()
+	}
+	if s.logger != nil {
+		_ = s.logger.Shutdown()
+	}
+}
+
+// setup loads a plugin and measures what is measured one plugin at a time: cold start and
+// idle RSS.
+func (b bench) setup(name, tgz, dir string) *subject {
+	s := &subject{name: name}
 	logger, _ := harness.NewLogger(io.Discard) // the plugins' logs are dropped
-	defer logger.Shutdown()
+	s.logger = logger
 	h, err := harness.NewHost(tgz, dir, logger)
 	if err != nil {
-		return result{err: err}
+		s.res.err = err
+		return s
 	}
+	s.h = h
 	// Thousands of commands from one user: measure the hook, not the per-user limit.
 	h.API.SetConfig(map[string]any{"CommandsPerMinute": 0, "DataDirectory": filepath.Join(dir, "data")})
 	// The caller must be a channel member, as on a real server.
 	h.API.AddUser(&model.User{Id: "u1", Username: "alice", Roles: "system_user"})
 	h.API.AddChannel(&model.Channel{Id: "c1", TeamId: "t1", Type: model.ChannelTypeOpen, Name: "town-square"})
 	h.API.AddMember("c1", "u1", model.PermissionCreatePost.Id, model.PermissionReadChannel.Id)
-	defer h.Env.Shutdown()
-	var res result
 
 	// Cold start: exec -> handshake -> Implemented -> OnActivate reply.
 	var colds []time.Duration
@@ -122,7 +151,8 @@ func (b bench) run(name, tgz, dir string) result {
 		_, ok, err := h.Env.Activate(harness.PluginID)
 		d := time.Since(start)
 		if err != nil || !ok {
-			return result{err: fmt.Errorf("%s: Activate: %v (activated=%v)", name, err, ok)}
+			s.res.err = fmt.Errorf("%s: Activate: %v (activated=%v)", name, err, ok)
+			return s
 		}
 		colds = append(colds, d)
 		if i < b.coldRuns-1 {
@@ -131,79 +161,151 @@ func (b bench) run(name, tgz, dir string) result {
 		}
 	}
 	sort.Slice(colds, func(i, j int) bool { return colds[i] < colds[j] })
-	res.coldStart = colds[len(colds)/2]
+	s.res.coldStart = colds[len(colds)/2]
 
-	hooks, err := h.Env.HooksForPlugin(harness.PluginID)
-	if err != nil {
-		return result{err: err}
+	if s.hooks, err = h.Env.HooksForPlugin(harness.PluginID); err != nil {
+		s.res.err = err
+		return s
 	}
-
 	time.Sleep(time.Second)
 	if pids := h.PluginPIDs(); len(pids) == 1 {
-		res.idleRSSKiB, _ = harness.ProcKiB(pids[0], "VmRSS")
+		s.pid = pids[0]
+		s.res.idleRSSKiB, _ = harness.ProcKiB(s.pid, "VmRSS")
+	} else {
+		fmt.Printf("pluginbench: %s: %d plugin processes, the plugin's RSS and CPU are not measured\n", name, len(pids))
 	}
+	return s
+}
 
-	args := &model.CommandArgs{Command: "/claude help", UserId: "u1", ChannelId: "c1", TeamId: "t1"}
-	for i := 0; i < b.warmup; i++ {
-		hooks.ExecuteCommand(&plugin.Context{}, args)
+var helpArgs = &model.CommandArgs{Command: "/claude help", UserId: "u1", ChannelId: "c1", TeamId: "t1"}
+
+func (s *subject) help() (time.Duration, error) {
+	start := time.Now()
+	r, appErr := s.hooks.ExecuteCommand(&plugin.Context{}, helpArgs)
+	d := time.Since(start)
+	if appErr != nil || r == nil || !strings.Contains(r.Text, "/claude start") {
+		return d, fmt.Errorf("%s: /claude help answered %v %v", s.name, r, appErr)
 	}
-	lat := make([]time.Duration, b.calls)
-	for i := range lat {
-		start := time.Now()
-		r, appErr := hooks.ExecuteCommand(&plugin.Context{}, args)
-		lat[i] = time.Since(start)
-		if appErr != nil || r == nil || !strings.Contains(r.Text, "/claude start") {
-			return result{err: fmt.Errorf("%s: /claude help answered %v %v", name, r, appErr)}
+	return d, nil
+}
+
+func (s *subject) serve(method, target string, body []byte) *httptest.ResponseRecorder {
+	var req = httptest.NewRequest(method, target, nil)
+	if body != nil {
+		req = httptest.NewRequest(method, target, bytes.NewReader(body))
+	}
+	req.Header.Set("Mattermost-User-Id", "u1")
+	rec := httptest.NewRecorder()
+	s.hooks.ServeHTTP(&plugin.Context{RequestId: "bench"}, rec, req)
+	return rec
+}
+
+// transfer moves n MiB up (echo) or down and returns the time and the CPU it took.
+func (s *subject) transfer(up bool, n int, body []byte) (time.Duration, cpuPerMiB, error) {
+	cpu0 := sampleCPU(s.pid)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		var rec *httptest.ResponseRecorder
+		if up {
+			rec = s.serve("POST", "/api/v1/diag/echo", body)
+		} else {
+			rec = s.serve("GET", "/api/v1/diag/download?bytes=1048576", nil)
+		}
+		if rec.Code != 200 || rec.Body.Len() != 1<<20 {
+			return 0, cpuPerMiB{}, fmt.Errorf("%s: transfer (up=%v) answered %d with %d bytes", s.name, up, rec.Code, rec.Body.Len())
 		}
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	res.p50 = lat[len(lat)/2]
-	res.p99 = lat[len(lat)*99/100]
+	d := time.Since(start)
+	return d, sampleCPU(s.pid).total(cpu0), nil
+}
+
+// measure runs the latency and throughput measurements with the plugins taking turns, call
+// by call and batch by batch, so both meet the same machine: a busy moment hits both.
+func (b bench) measure(subjects []*subject) {
+	live := subjects[:0:0]
+	for _, s := range subjects {
+		if s.res.err == nil {
+			live = append(live, s)
+		}
+	}
+	// Turn i starts with a different plugin each time.
+	turns := func(i int, f func(s *subject) error) {
+		for k := range live {
+			s := live[(i+k)%len(live)]
+			if s.res.err == nil {
+				s.res.err = f(s)
+			}
+		}
+	}
+	for i := 0; i < b.warmup; i++ {
+		turns(i, func(s *subject) error { _, err := s.help(); return err })
+	}
+	lat := map[*subject][]time.Duration{}
+	for i := 0; i < b.calls; i++ {
+		turns(i, func(s *subject) error {
+			d, err := s.help()
+			lat[s] = append(lat[s], d)
+			return err
+		})
+	}
+	for _, s := range live {
+		l := lat[s]
+		if len(l) == 0 {
+			continue
+		}
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		s.res.p50 = l[len(l)/2]
+		s.res.p99 = l[len(l)*99/100]
+	}
 
 	body := make([]byte, 1<<20)
 	rand.Read(body)
-	serve := func(method, target string, body []byte) *httptest.ResponseRecorder {
-		var req = httptest.NewRequest(method, target, nil)
-		if body != nil {
-			req = httptest.NewRequest(method, target, bytes.NewReader(body))
+	// One untimed transfer of each kind, then batches in turns.
+	turns(0, func(s *subject) error {
+		if _, _, err := s.transfer(true, 1, body); err != nil {
+			return err
 		}
-		req.Header.Set("Mattermost-User-Id", "u1")
-		rec := httptest.NewRecorder()
-		hooks.ServeHTTP(&plugin.Context{RequestId: "bench"}, rec, req)
-		return rec
+		_, _, err := s.transfer(false, 1, body)
+		return err
+	})
+	const rounds = 5
+	type sums struct {
+		up, down       time.Duration
+		upCPU, downCPU cpuPerMiB
+		n              int
 	}
-	// one untimed round of each
-	serve("POST", "/api/v1/diag/echo", body)
-	serve("GET", "/api/v1/diag/download?bytes=1048576", nil)
-
-	pid := 0
-	if pids := h.PluginPIDs(); len(pids) == 1 {
-		pid = pids[0]
-	} else {
-		fmt.Printf("pluginbench: %s: %d plugin processes, the plugin's CPU is not measured\n", name, len(pids))
+	total := map[*subject]*sums{}
+	for _, s := range live {
+		total[s] = &sums{}
 	}
-	cpu0 := sampleCPU(pid)
-	start := time.Now()
-	for i := 0; i < b.transfers; i++ {
-		rec := serve("POST", "/api/v1/diag/echo", body)
-		if rec.Code != 200 || rec.Body.Len() != len(body) {
-			return result{err: fmt.Errorf("%s: echo answered %d with %d bytes", name, rec.Code, rec.Body.Len())}
+	for r := 0; r < rounds; r++ {
+		n := b.transfers / rounds
+		if r < b.transfers%rounds {
+			n++
 		}
+		turns(r, func(s *subject) error {
+			t := total[s]
+			d, cpu, err := s.transfer(true, n, body)
+			if err != nil {
+				return err
+			}
+			t.up, t.upCPU = t.up+d, t.upCPU.add(cpu)
+			if d, cpu, err = s.transfer(false, n, body); err != nil {
+				return err
+			}
+			t.down, t.downCPU, t.n = t.down+d, t.downCPU.add(cpu), t.n+n
+			return nil
+		})
 	}
-	res.upload = float64(b.transfers*len(body)) / time.Since(start).Seconds()
-	cpu1 := sampleCPU(pid)
-	res.uploadCPU = cpu1.perMiB(cpu0, b.transfers)
-
-	start = time.Now()
-	for i := 0; i < b.transfers; i++ {
-		rec := serve("GET", "/api/v1/diag/download?bytes=1048576", nil)
-		if rec.Code != 200 || rec.Body.Len() != 1<<20 {
-			return result{err: fmt.Errorf("%s: download answered %d with %d bytes", name, rec.Code, rec.Body.Len())}
+	for _, s := range live {
+		t := total[s]
+		if t.n == 0 || t.up == 0 || t.down == 0 {
+			continue
 		}
+		s.res.upload = float64(t.n<<20) / t.up.Seconds()
+		s.res.download = float64(t.n<<20) / t.down.Seconds()
+		s.res.uploadCPU, s.res.downloadCPU = t.upCPU.per(t.n), t.downCPU.per(t.n)
 	}
-	res.download = float64(b.transfers<<20) / time.Since(start).Seconds()
-	res.downloadCPU = sampleCPU(pid).perMiB(cpu1, b.transfers)
-	return res
 }
 
 func waitNoProcess(h *harness.Host) {
@@ -238,8 +340,15 @@ func sampleCPU(pid int) cpuSample {
 	return s
 }
 
-func (s cpuSample) perMiB(before cpuSample, mibs int) cpuPerMiB {
-	return cpuPerMiB{(s.plugin - before.plugin) / time.Duration(mibs), (s.host - before.host) / time.Duration(mibs)}
+// total is the CPU spent since before (a sum, until per divides it).
+func (s cpuSample) total(before cpuSample) cpuPerMiB {
+	return cpuPerMiB{s.plugin - before.plugin, s.host - before.host}
+}
+
+func (c cpuPerMiB) add(o cpuPerMiB) cpuPerMiB { return cpuPerMiB{c.plugin + o.plugin, c.host + o.host} }
+
+func (c cpuPerMiB) per(mibs int) cpuPerMiB {
+	return cpuPerMiB{c.plugin / time.Duration(mibs), c.host / time.Duration(mibs)}
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1f us", float64(d.Nanoseconds())/1e3) }
