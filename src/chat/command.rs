@@ -655,25 +655,74 @@ pub fn autocomplete_data() -> AutocompleteData {
         arguments,
         sub_commands,
     };
-    let text_arg = |help: &str, hint: &str, required: bool| AutocompleteArg {
+    // A positional text argument must be required: the server refuses an optional one
+    // ("Positional argument can not be optional") and the plugin would not activate. An
+    // optional positional argument therefore shows only in its command's hint.
+    let text_arg = |help: &str, hint: &str| AutocompleteArg {
         help_text: help.into(),
         r#type: "TextInput".into(),
-        required,
+        required: true,
         data: Any::AutocompleteText(AutocompleteTextArg {
             hint: hint.into(),
             pattern: String::new(),
         }),
         ..Default::default()
     };
+    let static_list =
+        |name: &str, help: &str, required: bool, choices: &[(&str, &str)]| AutocompleteArg {
+            name: name.into(),
+            help_text: help.into(),
+            r#type: "StaticList".into(),
+            required,
+            data: Any::AutocompleteStaticList(AutocompleteStaticListArg {
+                possible_arguments: choices
+                    .iter()
+                    .map(|(i, help)| AutocompleteListItem {
+                        item: (*i).into(),
+                        help_text: (*help).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+        };
     let sub_commands = SUBCOMMANDS
         .iter()
         .map(|c| match c.arg {
-            ArgShape::None => item(c.name, c.hint, c.help, Vec::new(), Vec::new()),
-            ArgShape::Text { required } => item(
+            ArgShape::None | ArgShape::Text { required: false } => {
+                item(c.name, c.hint, c.help, Vec::new(), Vec::new())
+            }
+            // The path, then `--model` and `--mode` as named (optional) arguments, which the
+            // server allows after the positional ones.
+            ArgShape::Text { required: true } if c.sub == Sub::Start => item(
                 c.name,
                 c.hint,
                 c.help,
-                vec![text_arg(c.help, c.hint, required)],
+                vec![
+                    text_arg("The project directory", "<path>"),
+                    AutocompleteArg {
+                        name: "model".into(),
+                        help_text: "Model of this session".into(),
+                        r#type: "TextInput".into(),
+                        required: false,
+                        data: Any::AutocompleteText(AutocompleteTextArg {
+                            hint: "sonnet".into(),
+                            pattern: String::new(),
+                        }),
+                    },
+                    static_list(
+                        "mode",
+                        "Permission mode of this session",
+                        false,
+                        MODE_CHOICES,
+                    ),
+                ],
+                Vec::new(),
+            ),
+            ArgShape::Text { required: true } => item(
+                c.name,
+                c.hint,
+                c.help,
+                vec![text_arg(c.help, c.hint)],
                 Vec::new(),
             ),
             // `context thread|file` has its own arguments after the choice,
@@ -686,18 +735,18 @@ pub fn autocomplete_data() -> AutocompleteData {
                 choices
                     .iter()
                     .map(|(kind, help)| {
-                        let (hint, required) = if *kind == "thread" {
-                            ("[permalink]", false)
+                        if *kind == "thread" {
+                            // The permalink is optional (default: this thread).
+                            item(kind, "[permalink]", help, Vec::new(), Vec::new())
                         } else {
-                            ("<path>", true)
-                        };
-                        item(
-                            kind,
-                            hint,
-                            help,
-                            vec![text_arg(help, hint, required)],
-                            Vec::new(),
-                        )
+                            item(
+                                kind,
+                                "<path>",
+                                help,
+                                vec![text_arg(help, "<path>")],
+                                Vec::new(),
+                            )
+                        }
                     })
                     .collect(),
             ),
@@ -705,22 +754,7 @@ pub fn autocomplete_data() -> AutocompleteData {
                 c.name,
                 c.hint,
                 c.help,
-                vec![AutocompleteArg {
-                    help_text: c.help.into(),
-                    r#type: "StaticList".into(),
-                    required: true,
-                    data: Any::AutocompleteStaticList(AutocompleteStaticListArg {
-                        possible_arguments: choices
-                            .iter()
-                            .map(|(i, help)| AutocompleteListItem {
-                                item: (*i).into(),
-                                help_text: (*help).into(),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    }),
-                    ..Default::default()
-                }],
+                vec![static_list("", c.help, true, choices)],
                 Vec::new(),
             ),
         })
@@ -835,26 +869,6 @@ mod tests {
             assert!(parse_permission_mode(&item.item).is_some(), "{}", item.item);
         }
         assert_eq!(list.possible_arguments.len(), USER_PERMISSION_MODES.len());
-    }
-
-    #[test]
-    fn tree_is_valid_for_the_server() {
-        // Mirrors model.AutocompleteData.IsValid.
-        fn check(node: &AutocompleteData) {
-            assert_eq!(node.trigger.to_lowercase(), node.trigger);
-            assert!(!node.trigger.contains(' '));
-            assert_eq!(node.role_id, "system_user");
-            assert!(node.arguments.is_empty() || node.sub_commands.is_empty());
-            for a in &node.arguments {
-                match a.r#type.as_str() {
-                    "TextInput" => assert!(matches!(a.data, Any::AutocompleteText(_))),
-                    "StaticList" => assert!(matches!(a.data, Any::AutocompleteStaticList(_))),
-                    t => panic!("unexpected type {t}"),
-                }
-            }
-            node.sub_commands.iter().for_each(check);
-        }
-        check(&autocomplete_data());
     }
 
     #[test]
