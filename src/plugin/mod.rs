@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::mattermost::hooks::{hooks_server, Hooks};
 use crate::rpc::broker::Broker;
+use crate::rpc::gob;
 use crate::rpc::handshake;
 use crate::rpc::netrpc::{Empty, Server};
 use crate::rpc::yamux::Session;
@@ -182,11 +183,99 @@ fn control_server(
                         }
                     };
                     let server = hooks_server(hooks, Arc::new(broker));
-                    if let Err(e) = server.serve(stream).await {
-                        tracing::warn!("hooks stream ended with an error: {e}");
-                    }
+                    log_hooks_stream_end(&server.serve(stream).await);
                 });
                 Ok::<_, String>(id)
             }
         })
+}
+
+/// Whether the end of a served stream is a failure worth a warning. The host closing its
+/// session (disable, upgrade, server stop: every normal deactivation) ends the hooks stream
+/// with a closed transport, which is not one.
+fn stream_end_is_failure(result: &Result<(), gob::Error>) -> bool {
+    matches!(result, Err(e) if !e.is_closed())
+}
+
+fn log_hooks_stream_end(result: &Result<(), gob::Error>) {
+    match result {
+        Err(e) if stream_end_is_failure(result) => {
+            tracing::warn!("hooks stream ended with an error: {e}")
+        }
+        Err(e) => tracing::debug!("hooks stream ended: {e}"),
+        Ok(()) => tracing::debug!("hooks stream ended"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    /// A stream whose reads fail with `kind` (what a yamux stream does once its session is
+    /// closed: `ConnectionAborted`), or yield `bytes` first.
+    struct Ending {
+        bytes: Vec<u8>,
+        kind: io::ErrorKind,
+    }
+
+    impl AsyncRead for Ending {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.bytes.is_empty() {
+                return Poll::Ready(Err(io::Error::new(self.kind, "yamux session closed")));
+            }
+            let n = self.bytes.len().min(buf.remaining());
+            buf.put_slice(&self.bytes[..n]);
+            self.bytes.drain(..n);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Ending {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn serve(bytes: &[u8], kind: io::ErrorKind) -> Result<(), gob::Error> {
+        Server::new()
+            .serve(Ending {
+                bytes: bytes.to_vec(),
+                kind,
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_closed_session_ends_the_hooks_stream_without_a_warning() {
+        let closed = serve(&[], io::ErrorKind::ConnectionAborted).await;
+        assert!(
+            closed.as_ref().is_err_and(gob::Error::is_closed),
+            "{closed:?}"
+        );
+        assert!(!stream_end_is_failure(&closed));
+        assert!(!stream_end_is_failure(&Ok(())));
+        // Real failures still warn: a broken transport, bytes that are no gob message.
+        let reset = serve(&[], io::ErrorKind::ConnectionReset).await;
+        assert!(stream_end_is_failure(&reset), "{reset:?}");
+        let garbage = serve(&[0x03, 0xff, 0xff, 0xff], io::ErrorKind::ConnectionAborted).await;
+        assert!(stream_end_is_failure(&garbage), "{garbage:?}");
+    }
 }

@@ -191,7 +191,9 @@ impl Server {
                 }
                 Ok(None) => break Err(gob::Error::Truncated("stream ended before the argument")),
                 // The argument's messages were consumed; answer and go on.
-                Err(e @ (gob::Error::Io(_) | gob::Error::MessageTooLarge { .. })) => break Err(e),
+                Err(e @ (gob::Error::Io { .. } | gob::Error::MessageTooLarge { .. })) => {
+                    break Err(e)
+                }
                 Err(e) => {
                     let _ = tx.send((response, Err(e.to_string())));
                 }
@@ -423,7 +425,7 @@ async fn read_responses<R: AsyncRead + Unpin>(
                 Ok(Some(decoded)) => Ok(Some((p.done, Ok(decoded.value)))),
                 Ok(None) => Err(gob::Error::Truncated("stream ended before the reply")),
                 Err(
-                    e @ (gob::Error::Io(_)
+                    e @ (gob::Error::Io { .. }
                     | gob::Error::MessageTooLarge { .. }
                     | gob::Error::Truncated(_)),
                 ) => Err(e),

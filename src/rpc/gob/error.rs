@@ -43,9 +43,12 @@ pub enum Error {
     /// The encoder was asked for something Go cannot represent (e.g. a nil element pointer).
     #[error("gob: cannot encode: {0}")]
     Unencodable(String),
-    /// The underlying byte stream failed.
-    #[error("gob: i/o: {0}")]
-    Io(String),
+    /// The underlying byte stream failed; `kind` tells a closed transport from a failure.
+    #[error("gob: i/o: {message}")]
+    Io {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
 }
 
 impl Error {
@@ -56,6 +59,19 @@ impl Error {
     pub(crate) fn mismatch(what: impl fmt::Display) -> Self {
         Error::TypeMismatch(what.to_string())
     }
+
+    /// Whether the stream ended because its transport was shut down (by either side), not
+    /// because of a codec or transport failure: the normal end of a connection that is read
+    /// until it goes away.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            Error::Io {
+                kind: std::io::ErrorKind::ConnectionAborted,
+                ..
+            }
+        )
+    }
 }
 
 impl From<std::io::Error> for Error {
@@ -63,7 +79,10 @@ impl From<std::io::Error> for Error {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::Truncated("stream ended inside a message")
         } else {
-            Error::Io(e.to_string())
+            Error::Io {
+                kind: e.kind(),
+                message: e.to_string(),
+            }
         }
     }
 }
