@@ -1,7 +1,14 @@
 //! Logging as hclog JSON lines on stderr, the format Mattermost's host reads
-//! plugin stderr as (go-plugin log_entry.go): `@level`, `@message`,
+//! plugin stderr as (go-plugin log_entry.go): `@level`, `@message` and
 //! `@timestamp` (layout `2006-01-02T15:04:05.000000Z07:00`; a malformed one
-//! makes the host drop to its plain-text path) and any other key as a field.
+//! makes the host drop to its plain-text path).
+//!
+//! Nothing else goes in the JSON object: the host hands any other key to the
+//! server's hclog adapter (public/plugin/hclog_adapter.go), which joins them
+//! with `fmt.Sprint` into one `wrapped_extras` string without separators
+//! (`@moduleclaude_code::appallowed_project_roots1…`). So an event's fields
+//! are folded into the message as `key=value` pairs, quoted when needed, and
+//! read in the server's log as written.
 //!
 //! A small `tracing` layer of ours on the registry: one JSON object per
 //! event, written with a single `write_all` so concurrent lines never mix.
@@ -83,71 +90,87 @@ fn bounded(mut text: String, max: usize) -> String {
 #[derive(Default)]
 struct Fields {
     message: String,
-    fields: serde_json::Map<String, serde_json::Value>,
+    /// `(key, value as text)` in the order the event declared them.
+    fields: Vec<(String, String)>,
 }
 
 impl Fields {
-    fn put(&mut self, field: &Field, v: serde_json::Value) {
+    fn put(&mut self, field: &Field, value: String) {
         if field.name() == "message" {
-            self.message = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
+            self.message = value;
         } else {
-            // Our keys must not shadow hclog's own `@` keys.
-            let name = field.name().trim_start_matches('@').to_owned();
-            self.fields.insert(name, v);
+            self.fields.push((field.name().to_owned(), value));
         }
     }
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, value.into());
+        self.put(field, value.to_owned());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, value.into());
+        self.put(field, value.to_string());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, value.into());
+        self.put(field, value.to_string());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, value.into());
+        self.put(field, value.to_string());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, value.into());
+        self.put(field, value.to_string());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, value.to_string().into());
+        self.put(field, value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.put(field, format!("{value:?}").into());
+        self.put(field, format!("{value:?}"));
     }
 }
 
-/// Formats one event as an hclog JSON line (with the trailing newline).
-pub fn format_line(
-    level: &Level,
-    target: &str,
-    time: SystemTime,
-    visit: impl FnOnce(&mut dyn Visit),
-) -> String {
+/// A field value as it appears after `key=`: as is when it is one plain word, else quoted
+/// (JSON string syntax) so that spaces, `=`, quotes and control characters cannot blur where
+/// it ends.
+fn field_value(value: &str) -> String {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '=' | '\\'));
+    if plain {
+        value.to_owned()
+    } else {
+        serde_json::Value::from(value).to_string()
+    }
+}
+
+/// The message with the fields folded in: `message key=value key="two words"`, every text
+/// cut to `max` bytes and the whole to `4 * max`.
+fn folded_message(f: &Fields, max: usize) -> String {
+    let mut text = bounded(f.message.clone(), max);
+    for (key, value) in &f.fields {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(key);
+        text.push('=');
+        text.push_str(&field_value(&bounded(value.clone(), max)));
+    }
+    bounded(text, 4 * max)
+}
+
+/// Formats one event as an hclog JSON line (with the trailing newline). Only the event's
+/// level, message (fields folded in) and time are sent: see the module doc. The module
+/// (`@module`) is left out for the same reason.
+pub fn format_line(level: &Level, time: SystemTime, visit: impl FnOnce(&mut dyn Visit)) -> String {
     let mut f = Fields::default();
     visit(&mut f);
     let render = |max: usize| {
-        let text = |v: &serde_json::Value| match v {
-            serde_json::Value::String(s) => bounded(s.clone(), max).into(),
-            other => other.clone(),
-        };
-        let mut obj = serde_json::Map::new();
-        obj.insert("@level".into(), level_name(level).into());
-        obj.insert("@message".into(), bounded(f.message.clone(), max).into());
-        obj.insert("@timestamp".into(), format_timestamp(time).into());
-        obj.insert("@module".into(), target.into());
-        for (k, v) in &f.fields {
-            obj.entry(k.clone()).or_insert_with(|| text(v));
-        }
-        serde_json::Value::Object(obj).to_string()
+        serde_json::json!({
+            "@level": level_name(level),
+            "@message": folded_message(&f, max),
+            "@timestamp": format_timestamp(time),
+        })
+        .to_string()
     };
     let mut line = render(MAX_VALUE_BYTES);
     if line.len() > MAX_LINE_BYTES {
@@ -175,9 +198,7 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let meta = event.metadata();
-        let line = format_line(meta.level(), meta.target(), SystemTime::now(), |v| {
-            event.record(v)
-        });
+        let line = format_line(meta.level(), SystemTime::now(), |v| event.record(v));
         // Nowhere to report a failed write to stderr; drop the line.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
@@ -221,80 +242,106 @@ mod tests {
     impl<S: Subscriber> Layer<S> for Capture {
         fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
             let meta = event.metadata();
-            let line = format_line(meta.level(), meta.target(), UNIX_EPOCH, |v| event.record(v));
+            let line = format_line(meta.level(), UNIX_EPOCH, |v| event.record(v));
             self.0.lock().unwrap().push(line);
         }
     }
 
-    #[test]
-    fn event_lines_are_hclog_json() {
+    fn capture(f: impl FnOnce()) -> Vec<serde_json::Value> {
         let cap = Capture::default();
         let subscriber = tracing_subscriber::registry().with(cap.clone());
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(bot = "claude", n = 3, ok = true, "claude-code ready");
-            tracing::warn!("multi\nline \"quoted\"");
-        });
+        tracing::subscriber::with_default(subscriber, f);
         let lines = cap.0.lock().unwrap().clone();
-        assert_eq!(lines.len(), 2);
-        for l in &lines {
-            assert!(l.ends_with('\n'));
-            assert_eq!(l.matches('\n').count(), 1, "one line: {l}");
+        lines
+            .iter()
+            .map(|l| {
+                assert!(l.ends_with('\n'));
+                assert_eq!(l.matches('\n').count(), 1, "one line: {l}");
+                assert!(l.len() <= MAX_LINE_BYTES, "{} bytes", l.len());
+                serde_json::from_str(l).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn event_lines_are_hclog_json_with_the_fields_in_the_message() {
+        let lines = capture(|| {
+            tracing::info!(
+                allowed_project_roots = 1,
+                claude_cli_path = "/opt/claude code/bin/claude",
+                api_key_set = true,
+                "configuration loaded"
+            );
+            tracing::warn!("multi\nline \"quoted\"");
+            tracing::error!(reason = "", path = "a=b", quote = "say \"hi\"", "x");
+        });
+        assert_eq!(lines.len(), 3);
+        // Only hclog's own keys: the host would glue any other key and value together.
+        for v in &lines {
+            let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, ["@level", "@message", "@timestamp"], "{v}");
         }
-        let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
-        assert_eq!(v["@level"], "info");
-        assert_eq!(v["@message"], "claude-code ready");
-        assert_eq!(v["@timestamp"], "1970-01-01T00:00:00.000000Z");
-        assert_eq!(v["bot"], "claude");
-        assert_eq!(v["n"], 3);
-        assert_eq!(v["ok"], true);
-        let v: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
-        assert_eq!(v["@level"], "warn");
-        assert_eq!(v["@message"], "multi\nline \"quoted\"");
+        assert_eq!(lines[0]["@level"], "info");
+        assert_eq!(lines[0]["@timestamp"], "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            lines[0]["@message"],
+            "configuration loaded allowed_project_roots=1 \
+             claude_cli_path=\"/opt/claude code/bin/claude\" api_key_set=true"
+        );
+        assert_eq!(lines[1]["@level"], "warn");
+        assert_eq!(lines[1]["@message"], "multi\nline \"quoted\"");
+        assert_eq!(
+            lines[2]["@message"],
+            r#"x reason="" path="a=b" quote="say \"hi\"""#
+        );
+    }
+
+    #[test]
+    fn field_values_are_quoted_only_when_needed() {
+        assert_eq!(field_value("claude_code::app"), "claude_code::app");
+        assert_eq!(field_value("é-ü"), "é-ü");
+        assert_eq!(field_value(""), r#""""#);
+        assert_eq!(field_value("two words"), r#""two words""#);
+        assert_eq!(field_value("tab\there"), r#""tab\there""#);
+        assert_eq!(field_value("\u{1}"), r#""\u0001""#);
+        assert_eq!(field_value(r"C:\x"), r#""C:\\x""#);
     }
 
     #[test]
     fn long_values_are_cut_so_the_line_stays_one_hclog_line() {
-        let cap = Capture::default();
-        let subscriber = tracing_subscriber::registry().with(cap.clone());
         // 'é' is two bytes: the cut must land on a character boundary.
         let long = format!("x{}", "é".repeat(50_000));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::error!(detail = %long, "{long}");
-        });
-        let line = cap.0.lock().unwrap()[0].clone();
-        assert!(line.len() < 40 * 1024, "{} bytes", line.len());
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["@level"], "error");
-        for text in [&v["@message"], &v["detail"]] {
-            let text = text.as_str().unwrap();
-            assert!(text.starts_with("xéé"));
-            assert!(
-                text.ends_with(&format!(
-                    "({} more bytes not logged)",
-                    long.len() - (MAX_VALUE_BYTES - 1)
-                )),
-                "{}",
-                &text[text.len() - 40..]
-            );
-        }
+        let lines = capture(|| tracing::error!(detail = %long, "{long}"));
+        let line = lines[0].to_string();
+        assert!(line.len() < 60 * 1024, "{} bytes", line.len());
+        assert_eq!(lines[0]["@level"], "error");
+        let message = lines[0]["@message"].as_str().unwrap();
+        let (text, detail) = message.split_once(" detail=").unwrap();
+        let cut = format!(
+            "({} more bytes not logged)",
+            long.len() - (MAX_VALUE_BYTES - 1)
+        );
+        assert!(
+            text.starts_with("xéé") && text.ends_with(&cut),
+            "{text:.40}"
+        );
+        // Quoted: the note about the cut has spaces.
+        assert!(detail.starts_with("\"xéé"), "{detail:.40}");
+        assert!(detail.ends_with(&format!("{cut}\"")), "…");
         assert_eq!(bounded("short".into(), 3), "sho… (2 more bytes not logged)");
         assert_eq!(bounded("short".into(), 5), "short");
     }
 
     #[test]
     fn escaping_and_many_fields_still_fit_one_line() {
-        let cap = Capture::default();
-        let subscriber = tracing_subscriber::registry().with(cap.clone());
-        // Control characters escape to six bytes each.
+        // Control characters escape to six bytes each, in the field's quotes and again in JSON.
         let nasty = "\u{1}".repeat(20_000);
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::warn!(a = %nasty, b = %nasty, c = %nasty, "{nasty}");
-        });
-        let line = cap.0.lock().unwrap()[0].clone();
-        assert!(line.len() <= MAX_LINE_BYTES, "{} bytes", line.len());
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["@level"], "warn");
-        assert!(v["c"].as_str().unwrap().ends_with("more bytes not logged)"));
+        let lines = capture(|| tracing::warn!(a = %nasty, b = %nasty, c = %nasty, "{nasty}"));
+        assert_eq!(lines[0]["@level"], "warn");
+        assert!(lines[0]["@message"]
+            .as_str()
+            .unwrap()
+            .ends_with("more bytes not logged)"));
     }
 
     #[test]
