@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"claudecode/conformance/fakemodel"
+
 	"github.com/mattermost/mattermost/server/public/model"
 )
 
@@ -71,7 +73,7 @@ func TestHelpersText(t *testing.T) {
 // relatedProcesses finds a process working in the project and loses it once it is gone.
 func TestHelpersRelatedProcesses(t *testing.T) {
 	dir, _ := filepath.EvalSymlinks(t.TempDir())
-	s := &scenario{project: filepath.Join(dir, "proj"), dataDir: filepath.Join(dir, "data"), model: &fakeModel{}}
+	s := &scenario{project: filepath.Join(dir, "proj"), dataDir: filepath.Join(dir, "data"), model: &fakemodel.Model{}}
 	if err := os.MkdirAll(s.project, 0o755); err != nil {
 		t.Fatal(err)
 	}

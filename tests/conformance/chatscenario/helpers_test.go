@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"claudecode/conformance/fakemodel"
 	"claudecode/conformance/harness"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -45,7 +46,7 @@ type scenario struct {
 	hooks  plugin.Hooks
 	logs   *mlog.Buffer
 	logger *mlog.Logger
-	model  *fakeModel
+	model  *fakemodel.Model
 	botID  string
 
 	base    string // temp dir
@@ -309,7 +310,7 @@ func (s *scenario) waitCard(t *testing.T, before map[string]bool) *model.Post {
 func (s *scenario) waitRequest(t *testing.T, mark int, d time.Duration, want ...string) bool {
 	t.Helper()
 	ok := poll(d, func() bool {
-		for _, r := range s.model.since(mark) {
+		for _, r := range s.model.Since(mark) {
 			all := true
 			for _, w := range want {
 				all = all && strings.Contains(r.Text, w)
@@ -322,7 +323,7 @@ func (s *scenario) waitRequest(t *testing.T, mark int, d time.Duration, want ...
 	})
 	if !ok {
 		var tails []string
-		for i, r := range s.model.since(mark) {
+		for i, r := range s.model.Since(mark) {
 			txt := r.Text
 			if len(txt) > 400 {
 				txt = "…" + txt[len(txt)-400:]
@@ -330,7 +331,7 @@ func (s *scenario) waitRequest(t *testing.T, mark int, d time.Duration, want ...
 			tails = append(tails, fmt.Sprintf("request %d (%s), its strings end with: %q", i+1, r.Kind, txt))
 		}
 		t.Errorf("no model request (of %d since the step began) contains all of %q within %v:\n%s",
-			len(s.model.since(mark)), want, d, strings.Join(tails, "\n"))
+			len(s.model.Since(mark)), want, d, strings.Join(tails, "\n"))
 	}
 	return ok
 }
@@ -452,7 +453,7 @@ func checkCard(t *testing.T, card *model.Post, tool, target string) {
 func (s *scenario) relatedProcesses() []string { return s.relatedProcessesExcept(s.host.PluginPIDs()) }
 
 func (s *scenario) relatedProcessesExcept(plugin []int) []string {
-	skip := map[int]bool{os.Getpid(): true, s.model.pid(): true}
+	skip := map[int]bool{os.Getpid(): true, s.model.Pid(): true}
 	for _, p := range plugin {
 		skip[p] = true
 	}

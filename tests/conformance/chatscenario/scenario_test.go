@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"claudecode/conformance/fakemodel"
 	"claudecode/conformance/harness"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -87,7 +88,7 @@ func setup(t *testing.T) *scenario {
 	if _, err := os.Stat(cli); err != nil {
 		t.Fatalf("the Claude Code CLI is missing (make claude-cli, or set CLAUDE_CLI): %v", err)
 	}
-	fakeBin, err := fakeBinary()
+	fakeBin, err := fakemodel.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +111,12 @@ func setup(t *testing.T) *scenario {
 	s.envMarker = "CHATSCENARIO-ENV-" + randHex(6)
 	os.Setenv("CHATSCENARIO_ENV_MARKER", s.envMarker)
 
-	s.model = newFakeModel(fakeBin, filepath.Join(base, "fake"))
-	if err := os.MkdirAll(s.model.dir, 0o755); err != nil {
+	s.model = fakemodel.New(fakeBin, filepath.Join(base, "fake"))
+	if err := os.MkdirAll(s.model.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.model.stop)
-	if err := s.model.start("boot", nil); err != nil {
+	t.Cleanup(s.model.Stop)
+	if err := s.model.Start("boot", nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -131,7 +132,7 @@ func setup(t *testing.T) *scenario {
 		"AllowedProjectRoots": s.roots,
 		"ClaudeCliPath":       cli,
 		"AnthropicApiKey":     "sk-test",
-		"AnthropicBaseUrl":    s.model.url,
+		"AnthropicBaseUrl":    s.model.URL,
 		"DataDirectory":       s.dataDir,
 		"CommandsPerMinute":   30,
 	})
@@ -170,7 +171,7 @@ func setup(t *testing.T) *scenario {
 				lines = append(lines, fmt.Sprintf("%s %s %v", l.Level, l.Message, l.KV))
 			}
 			t.Logf("plugin API log tail:\n%s", strings.Join(lines, "\n"))
-			if b, err := os.ReadFile(s.model.logPath); err == nil {
+			if b, err := os.ReadFile(s.model.LogPath); err == nil {
 				keep := filepath.Join(os.TempDir(), fmt.Sprintf("chatscenario-requests-%d.jsonl", os.Getpid()))
 				if os.WriteFile(keep, b, 0o644) == nil {
 					t.Logf("the fake model's full request log is kept in %s", keep)
@@ -301,7 +302,7 @@ func TestChatScenario(t *testing.T) {
 
 // 1: start refusals, a started session, status.
 func (s *scenario) stepStart(t *testing.T) {
-	if err := s.model.start("start", nil); err != nil {
+	if err := s.model.Start("start", nil); err != nil {
 		t.Fatal(err)
 	}
 	s.mustReply(t, outsider, "/claude status", "You are not a member of this channel")
@@ -371,11 +372,11 @@ func (s *scenario) stepStream(t *testing.T) {
 	}
 	text := "The harbour report: " + strings.Join(words, " ") + " end of report."
 	// 70+ text deltas, 80 ms apart: ~6 s of streaming.
-	if err := s.model.start("stream", []map[string]any{textTurn(text, 80)}); err != nil {
+	if err := s.model.Start("stream", []map[string]any{fakemodel.TextTurn(text, 80)}); err != nil {
 		t.Fatal(err)
 	}
 	before := postIDs(s.threadPosts())
-	mark := s.model.mark()
+	mark := s.model.Mark()
 	if _, err := s.command(owner, "/claude Please write the harbour report PROMPT-HARBOUR"); err != nil {
 		t.Fatal(err)
 	}
@@ -410,9 +411,9 @@ func (s *scenario) stepStream(t *testing.T) {
 // 3: the approval card for a Write; refused clicks change nothing; approve writes the file.
 func (s *scenario) stepApprove(t *testing.T) {
 	hello := filepath.Join(s.project, "hello.txt")
-	if err := s.model.start("approve", []map[string]any{
-		writeTurn(hello, "hello from the scenario\n"),
-		textTurn("I wrote hello.txt for you.", 0),
+	if err := s.model.Start("approve", []map[string]any{
+		fakemodel.WriteTurn(hello, "hello from the scenario\n"),
+		fakemodel.TextTurn("I wrote hello.txt for you.", 0),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -506,14 +507,14 @@ func (s *scenario) refused(t *testing.T, name, user string, card *model.Post, ct
 // 4: deny with a reason through the dialog; the model sees the reason, no file.
 func (s *scenario) stepDenyReason(t *testing.T) {
 	target := filepath.Join(s.project, "deny.txt")
-	if err := s.model.start("denyreason", []map[string]any{
-		writeTurn(target, "must not be written\n"),
-		textTurn("Understood, I will not write it.", 0),
+	if err := s.model.Start("denyreason", []map[string]any{
+		fakemodel.WriteTurn(target, "must not be written\n"),
+		fakemodel.TextTurn("Understood, I will not write it.", 0),
 	}); err != nil {
 		t.Fatal(err)
 	}
 	before := postIDs(s.threadPosts())
-	mark := s.model.mark()
+	mark := s.model.Mark()
 	if _, err := s.command(owner, "/claude Create deny.txt"); err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +577,7 @@ func (s *scenario) stepContextThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	sroot, _ := s.api.CreatePost(&model.Post{ChannelId: secretChan, UserId: member, Message: secret})
-	if err := s.model.start("context", []map[string]any{textTurn("I read the thread.", 0)}); err != nil {
+	if err := s.model.Start("context", []map[string]any{fakemodel.TextTurn("I read the thread.", 0)}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := s.command(owner, "/claude context thread "+sroot.Id)
@@ -588,13 +589,13 @@ func (s *scenario) stepContextThread(t *testing.T) {
 	}
 	s.mustReply(t, owner, "/claude context thread "+root.Id, "added as context")
 	before := postIDs(s.threadPosts())
-	mark := s.model.mark()
+	mark := s.model.Mark()
 	if _, err := s.command(owner, "/claude Summarise the planning thread"); err != nil {
 		t.Fatal(err)
 	}
 	s.waitRequest(t, mark, turnTimeout, sentence, "<mattermost-thread", "</mattermost-thread>", "Summarise the planning thread")
 	s.waitDone(t, before, "the turn with thread context")
-	for _, req := range s.model.since(mark) {
+	for _, req := range s.model.Since(mark) {
 		if strings.Contains(req.Text, secret) {
 			t.Error("the unreadable channel's message reached the model")
 		}
@@ -683,18 +684,18 @@ func (s *scenario) hostileCorpus(t *testing.T) []string {
 
 // 7: a reply in the session thread is a prompt; the bot's own posts never are.
 func (s *scenario) stepThreadReply(t *testing.T) {
-	if err := s.model.start("threadreply", []map[string]any{textTurn("Noted: the zebra crossing.", 0)}); err != nil {
+	if err := s.model.Start("threadreply", []map[string]any{fakemodel.TextTurn("Noted: the zebra crossing.", 0)}); err != nil {
 		t.Fatal(err)
 	}
 	before := postIDs(s.threadPosts())
-	mark := s.model.mark()
+	mark := s.model.Mark()
 	s.posted(t, &model.Post{ChannelId: channelID, UserId: owner, RootId: s.rootPostID, Message: "Please also mention the zebra crossing"})
 	s.waitRequest(t, mark, turnTimeout, "Please also mention the zebra crossing")
 	done := s.waitDone(t, before, "the thread-reply turn")
 	if done == nil {
 		return
 	}
-	mark = s.model.mark()
+	mark = s.model.Mark()
 	before = postIDs(s.threadPosts())
 	s.posted(t, &model.Post{ChannelId: channelID, UserId: s.botID, RootId: s.rootPostID, Message: "the bot talking LOOPCHECK-1"})
 	fromBot := &model.Post{ChannelId: channelID, UserId: owner, RootId: s.rootPostID, Message: "relayed LOOPCHECK-2"}
@@ -706,7 +707,7 @@ func (s *scenario) stepThreadReply(t *testing.T) {
 	// An absence: wait long enough for a spurious turn to reach the model (the real CLI answers
 	// a prompt in well under this when idle).
 	time.Sleep(5 * time.Second)
-	if n := len(s.model.since(mark)); n != 0 {
+	if n := len(s.model.Since(mark)); n != 0 {
 		t.Errorf("the bot's own / from_bot / from_plugin posts caused %d model request(s)", n)
 	}
 	if extra := s.newBotPosts(before, false); len(extra) > 1 { // the bot post this step created itself
@@ -735,7 +736,7 @@ func (s *scenario) stepRestart(t *testing.T) {
 		t.Fatal("Deactivate returned false")
 	}
 	s.activate(t)
-	if err := s.model.start("resume", []map[string]any{textTurn("Yes, the zebra crossing.", 0)}); err != nil {
+	if err := s.model.Start("resume", []map[string]any{fakemodel.TextTurn("Yes, the zebra crossing.", 0)}); err != nil {
 		t.Fatal(err)
 	}
 	var last string
@@ -751,7 +752,7 @@ func (s *scenario) stepRestart(t *testing.T) {
 		t.Errorf("after the restart /claude status does not show the session's project path: %q", last)
 	}
 	before := postIDs(s.threadPosts())
-	mark := s.model.mark()
+	mark := s.model.Mark()
 	if _, err := s.command(owner, "/claude What did I ask about RESUME-CHECK"); err != nil {
 		t.Fatal(err)
 	}
@@ -810,7 +811,7 @@ func (s *scenario) stepCrash(t *testing.T) {
 func (s *scenario) pendingWrite(t *testing.T, name string) (*model.Post, string) {
 	t.Helper()
 	target := filepath.Join(s.project, name)
-	if err := s.model.start("pending-"+name, []map[string]any{writeTurn(target, "never written\n")}); err != nil {
+	if err := s.model.Start("pending-"+name, []map[string]any{fakemodel.WriteTurn(target, "never written\n")}); err != nil {
 		t.Fatal(err)
 	}
 	before := postIDs(s.threadPosts())

@@ -1,7 +1,11 @@
-package chatscenario
+// Package fakemodel runs crates/fake-anthropic, the scripted fake of the Anthropic Messages API,
+// for the Go scenarios (chatscenario under the host code, realserver on a real Mattermost server).
+package fakemodel
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -16,25 +20,31 @@ import (
 	"claudecode/conformance/harness"
 )
 
-// fakeModel drives the scripted fake Messages API (crates/fake-anthropic) as a child process.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Model drives the scripted fake Messages API (crates/fake-anthropic) as a child process.
 //
-// Every scenario step gets its own script: start() stops the previous server and starts a new
+// Every scenario step gets its own script: Start stops the previous server and starts a new
 // one on the SAME port, so the base URL the plugin gave the long-lived CLI stays valid while each
 // step is answered by exactly the turns it scripted (a step that fails half-way cannot shift the
-// turns of the next). All servers append to one JSONL request log; mark()/since() select the
+// turns of the next). All servers append to one JSONL request log; Mark/Since select the
 // requests of a step.
-type fakeModel struct {
+type Model struct {
+	Dir     string // scripts and the request log
+	LogPath string // JSONL, one line per request
+	URL     string // the base URL for ANTHROPIC_BASE_URL, once started
 	bin     string
-	dir     string
-	logPath string
 	port    int
-	url     string
 	cmd     *exec.Cmd
 	steps   int
 }
 
-// fakeBinary is $FAKE_ANTHROPIC or a fresh `cargo build -p fake-anthropic`.
-func fakeBinary() (string, error) {
+// Binary is $FAKE_ANTHROPIC or a fresh `cargo build -p fake-anthropic`.
+func Binary() (string, error) {
 	if p := os.Getenv("FAKE_ANTHROPIC"); p != "" {
 		return filepath.Abs(p)
 	}
@@ -57,34 +67,34 @@ func fakeBinary() (string, error) {
 	return bin, nil
 }
 
-func newFakeModel(bin, dir string) *fakeModel {
-	return &fakeModel{bin: bin, dir: dir, logPath: filepath.Join(dir, "requests.jsonl")}
+func New(bin, dir string) *Model {
+	return &Model{bin: bin, Dir: dir, LogPath: filepath.Join(dir, "requests.jsonl")}
 }
 
 // Turn builders (crates/fake-anthropic/src/lib.rs script format).
-func textTurn(text string, delayMS int) map[string]any {
+func TextTurn(text string, delayMS int) map[string]any {
 	return map[string]any{"kind": "message", "delay_ms": delayMS,
 		"blocks": []any{map[string]any{"type": "text", "text": text}}}
 }
 
-// writeTurn scripts a Write. The tool_use id is explicit and random: the fake derives default ids
+// WriteTurn scripts a Write. The tool_use id is explicit and random: the fake derives default ids
 // from its request counter, which restarts with every per-step server, and a repeated id in one
 // conversation makes the CLI treat the later tool use as interrupted.
-func writeTurn(path, content string) map[string]any {
+func WriteTurn(path, content string) map[string]any {
 	return map[string]any{"kind": "message", "blocks": []any{map[string]any{
-		"type": "tool_use", "id": "toolu_scn_" + randHex(8), "name": "Write",
+		"type": "tool_use", "id": "toolu_scn_" + randomHex(8), "name": "Write",
 		"input": map[string]any{"file_path": path, "content": content}}}}
 }
 
 // start replaces the running server by one serving turns; the first start picks a free port,
 // later ones reuse it.
-func (m *fakeModel) start(name string, turns []map[string]any) error {
-	m.stop()
+func (m *Model) Start(name string, turns []map[string]any) error {
+	m.Stop()
 	m.steps++
 	if turns == nil {
 		turns = []map[string]any{}
 	}
-	script := filepath.Join(m.dir, fmt.Sprintf("script-%02d-%s.json", m.steps, name))
+	script := filepath.Join(m.Dir, fmt.Sprintf("script-%02d-%s.json", m.steps, name))
 	b, err := json.MarshalIndent(turns, "", "  ")
 	if err != nil {
 		return err
@@ -95,7 +105,7 @@ func (m *fakeModel) start(name string, turns []map[string]any) error {
 	// The port was just released by the previous server; retry a bind failure for a while.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		err = m.startOnce(script)
+		err = m.StartOnce(script)
 		if err == nil || !strings.Contains(err.Error(), "binding") || time.Now().After(deadline) {
 			return err
 		}
@@ -103,8 +113,8 @@ func (m *fakeModel) start(name string, turns []map[string]any) error {
 	}
 }
 
-func (m *fakeModel) startOnce(script string) error {
-	cmd := exec.Command(m.bin, "--log", m.logPath, "--port", strconv.Itoa(m.port), script)
+func (m *Model) StartOnce(script string) error {
+	cmd := exec.Command(m.bin, "--log", m.LogPath, "--port", strconv.Itoa(m.port), script)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -150,12 +160,12 @@ func (m *fakeModel) startOnce(script string) error {
 		_ = cmd.Wait()
 		return fmt.Errorf("fake-anthropic listens on %d, want %d", port, m.port)
 	}
-	m.port, m.url, m.cmd = port, strings.TrimSpace(first), cmd
+	m.port, m.URL, m.cmd = port, strings.TrimSpace(first), cmd
 	return nil
 }
 
 // stop ends the running server (SIGTERM, then SIGKILL after 5 s).
-func (m *fakeModel) stop() {
+func (m *Model) Stop() {
 	if m.cmd == nil {
 		return
 	}
@@ -172,27 +182,27 @@ func (m *fakeModel) stop() {
 	}
 }
 
-func (m *fakeModel) pid() int {
+func (m *Model) Pid() int {
 	if m.cmd == nil || m.cmd.Process == nil {
 		return 0
 	}
 	return m.cmd.Process.Pid
 }
 
-// modelRequest is one logged POST /v1/messages that consumed a script turn.
-type modelRequest struct {
+// Request is one logged POST /v1/messages that consumed a script turn.
+type Request struct {
 	Seq  int
 	Kind string
 	Text string // every string inside the request body, newline-joined (JSON escaping undone)
 }
 
 // requests parses the log (a torn last line is skipped: it is still being written).
-func (m *fakeModel) requests() []modelRequest {
-	b, err := os.ReadFile(m.logPath)
+func (m *Model) Requests() []Request {
+	b, err := os.ReadFile(m.LogPath)
 	if err != nil {
 		return nil
 	}
-	var out []modelRequest
+	var out []Request
 	for _, line := range strings.Split(string(b), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil {
@@ -205,7 +215,7 @@ func (m *fakeModel) requests() []modelRequest {
 		seq, _ := rec["seq"].(float64)
 		var sb strings.Builder
 		collectStrings(rec["body"], &sb)
-		out = append(out, modelRequest{Seq: int(seq), Kind: kind, Text: sb.String()})
+		out = append(out, Request{Seq: int(seq), Kind: kind, Text: sb.String()})
 	}
 	return out
 }
@@ -227,11 +237,11 @@ func collectStrings(v any, sb *strings.Builder) {
 }
 
 // mark is the number of model requests logged so far.
-func (m *fakeModel) mark() int { return len(m.requests()) }
+func (m *Model) Mark() int { return len(m.Requests()) }
 
 // since returns the model requests after a mark.
-func (m *fakeModel) since(mark int) []modelRequest {
-	r := m.requests()
+func (m *Model) Since(mark int) []Request {
+	r := m.Requests()
 	if mark > len(r) {
 		return nil
 	}

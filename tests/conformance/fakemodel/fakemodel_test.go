@@ -1,4 +1,4 @@
-package chatscenario
+package fakemodel
 
 import (
 	"io"
@@ -12,17 +12,17 @@ import (
 // The scenario's plumbing without the plugin: the fake Messages API starts, answers a streamed
 // request, restarts on the same port with the next script, and logs both requests.
 func TestFakeModelLifecycle(t *testing.T) {
-	bin, err := fakeBinary()
+	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newFakeModel(bin, t.TempDir())
-	defer m.stop()
+	m := New(bin, t.TempDir())
+	defer m.Stop()
 	post := func(prompt string) string {
 		t.Helper()
 		body := `{"model":"claude-fake","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"` + prompt + `"}]}`
 		c := http.Client{Timeout: 20 * time.Second}
-		resp, err := c.Post(m.url+"/v1/messages", "application/json", strings.NewReader(body))
+		resp, err := c.Post(m.URL+"/v1/messages", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,15 +30,15 @@ func TestFakeModelLifecycle(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	if err := m.start("one", []map[string]any{textTurn("first answer", 0)}); err != nil {
+	if err := m.Start("one", []map[string]any{TextTurn("first answer", 0)}); err != nil {
 		t.Fatal(err)
 	}
-	port, pid1 := m.port, m.pid()
+	port, pid1 := m.port, m.Pid()
 	if out := post("PING-ONE"); !strings.Contains(out, "first ") || !strings.Contains(out, "message_stop") {
 		t.Fatalf("first stream: %s", out)
 	}
-	mark := m.mark()
-	if err := m.start("two", []map[string]any{textTurn("second answer", 10)}); err != nil {
+	mark := m.Mark()
+	if err := m.Start("two", []map[string]any{TextTurn("second answer", 10)}); err != nil {
 		t.Fatal(err)
 	}
 	if m.port != port {
@@ -50,15 +50,15 @@ func TestFakeModelLifecycle(t *testing.T) {
 	if out := post("PING-TWO"); !strings.Contains(out, "second ") {
 		t.Fatalf("second stream: %s", out)
 	}
-	reqs := m.requests()
+	reqs := m.Requests()
 	if len(reqs) != 2 || !strings.Contains(reqs[0].Text, "PING-ONE") || reqs[1].Kind != "stream" {
 		t.Fatalf("requests %+v", reqs)
 	}
-	if s := m.since(mark); len(s) != 1 || !strings.Contains(s[0].Text, "PING-TWO") {
+	if s := m.Since(mark); len(s) != 1 || !strings.Contains(s[0].Text, "PING-TWO") {
 		t.Fatalf("since(%d) = %+v", mark, s)
 	}
-	pid2 := m.pid()
-	m.stop()
+	pid2 := m.Pid()
+	m.Stop()
 	if syscall.Kill(pid2, 0) == nil {
 		t.Fatalf("the server (pid %d) survived stop", pid2)
 	}

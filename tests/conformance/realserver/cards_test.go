@@ -1,0 +1,230 @@
+package realserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"claudecode/conformance/fakemodel"
+
+	"github.com/mattermost/mattermost/server/public/model"
+)
+
+// Posts, cards and model turns as people and the fake model see them.
+
+// attachments decodes Props["attachments"].
+func attachments(p *model.Post) []*model.SlackAttachment {
+	raw, ok := p.GetProps()["attachments"]
+	if !ok || raw == nil {
+		return nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil
+	}
+	var out []*model.SlackAttachment
+	if json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// actionIDs are the ids of a post's buttons.
+func actionIDs(p *model.Post) []string {
+	var ids []string
+	for _, a := range attachments(p) {
+		if a == nil {
+			continue
+		}
+		for _, act := range a.Actions {
+			if act != nil {
+				ids = append(ids, act.Id)
+			}
+		}
+	}
+	return ids
+}
+
+func isCard(p *model.Post) bool { return len(actionIDs(p)) > 0 }
+
+// shown is everything a post shows: its message and its attachments' texts.
+func shown(p *model.Post) string {
+	var sb strings.Builder
+	sb.WriteString(p.Message)
+	for _, a := range attachments(p) {
+		if a == nil {
+			continue
+		}
+		for _, f := range []string{a.Pretext, a.Title, a.Text, a.Fallback, a.Footer} {
+			sb.WriteString("\n" + f)
+		}
+		for _, fld := range a.Fields {
+			if fld != nil {
+				fmt.Fprintf(&sb, "\n%s %v", fld.Title, fld.Value)
+			}
+		}
+	}
+	return sb.String()
+}
+
+func hasDoneLine(msg string) bool {
+	for _, l := range strings.Split(msg, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "✓ Done") {
+			return true
+		}
+	}
+	return false
+}
+
+func postIDs(ps []*model.Post) map[string]bool {
+	m := map[string]bool{}
+	for _, p := range ps {
+		m[p.Id] = true
+	}
+	return m
+}
+
+// newBotPosts are the bot's thread posts not in before, cards or not.
+func (w *world) newBotPosts(t *testing.T, before map[string]bool, cards bool) []*model.Post {
+	var out []*model.Post
+	for _, p := range w.threadPosts(t) {
+		if p.UserId == w.botID && !before[p.Id] && isCard(p) == cards {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// waitDone waits for a new bot reply in the thread with a "✓ Done" line.
+func (w *world) waitDone(t *testing.T, before map[string]bool, what string) *model.Post {
+	t.Helper()
+	var done *model.Post
+	if !poll(turnTimeout, func() bool {
+		for _, p := range w.newBotPosts(t, before, false) {
+			if hasDoneLine(p.Message) {
+				done = p
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("%s: no bot reply with a \"✓ Done\" line within %v; new bot posts: %s",
+			what, turnTimeout, describe(w.newBotPosts(t, before, false)))
+	}
+	return done
+}
+
+// waitCard waits for a new approval card in the thread.
+func (w *world) waitCard(t *testing.T, before map[string]bool) *model.Post {
+	t.Helper()
+	var card *model.Post
+	if !poll(turnTimeout, func() bool {
+		if cs := w.newBotPosts(t, before, true); len(cs) > 0 {
+			card = cs[0]
+			return true
+		}
+		return false
+	}) {
+		t.Fatalf("no approval card within %v; new bot posts: %s", turnTimeout, describe(w.newBotPosts(t, before, false)))
+	}
+	return card
+}
+
+// waitClosed waits until the card has no buttons and shows want.
+func (w *world) waitClosed(t *testing.T, card *model.Post, d time.Duration, want ...string) *model.Post {
+	t.Helper()
+	var now *model.Post
+	if !poll(d, func() bool {
+		p, _, err := w.owner.client.GetPost(w.ctx, card.Id, "")
+		if err != nil {
+			return false
+		}
+		now = p
+		if isCard(p) {
+			return false
+		}
+		for _, s := range want {
+			if !strings.Contains(shown(p), s) {
+				return false
+			}
+		}
+		return true
+	}) {
+		got := "(unreadable)"
+		if now != nil {
+			got = fmt.Sprintf("buttons %v, shows %q", actionIDs(now), shown(now))
+		}
+		t.Fatalf("card %s not closed with %q within %v: %s", card.Id, want, d, got)
+	}
+	return now
+}
+
+func describe(ps []*model.Post) string {
+	var sb strings.Builder
+	for _, p := range ps {
+		msg := shown(p)
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		fmt.Fprintf(&sb, "\n  [%s user=%s root=%s buttons=%v] %q", p.Id, p.UserId, p.RootId, actionIDs(p), msg)
+	}
+	if sb.Len() == 0 {
+		return "(none)"
+	}
+	return sb.String()
+}
+
+// script starts the fake model on the turns of one step.
+func (w *world) script(t *testing.T, name string, turns ...map[string]any) {
+	t.Helper()
+	if err := w.model.Start(name, turns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitModelSaw waits for a model request after mark that contains every want.
+func (w *world) waitModelSaw(t *testing.T, mark int, d time.Duration, want ...string) {
+	t.Helper()
+	if !poll(d, func() bool {
+		for _, r := range w.model.Since(mark) {
+			all := true
+			for _, s := range want {
+				all = all && strings.Contains(r.Text, s)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("the model received no request containing %q within %v (%d requests)", want, d, len(w.model.Since(mark)))
+	}
+}
+
+// modelSaw says whether any request after mark contains s.
+func (w *world) modelSaw(mark int, s string) bool {
+	for _, r := range w.model.Since(mark) {
+		if strings.Contains(r.Text, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// pendingWrite prompts a Write of name and returns its card (the model then says "done").
+func (w *world) pendingWrite(t *testing.T, name, content string) *model.Post {
+	t.Helper()
+	w.script(t, "write-"+name,
+		fakemodel.WriteTurn(w.project+"/"+name, content),
+		fakemodel.TextTurn("Wrote "+name+".", 0))
+	before := postIDs(w.threadPosts(t))
+	w.mustSay(t, w.owner, w.channel, "/claude Please create "+name)
+	return w.waitCard(t, before)
+}
+
+// click presses a card's button as p, through the server as a client does.
+func (w *world) click(p *person, card *model.Post, action string) (*model.Response, error) {
+	return p.client.DoPostAction(w.ctx, card.Id, action)
+}
