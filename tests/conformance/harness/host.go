@@ -227,7 +227,8 @@ func NewHost(tgz, workDir string, logger *mlog.Logger) (*Host, error) {
 		return nil, fmt.Errorf("plugin.json has no executable for %s-%s", runtime.GOOS, runtime.GOARCH)
 	}
 	api := NewFakeAPI(bundle)
-	env, err := plugin.NewEnvironment(func(*model.Manifest) plugin.API { return api }, nil, pluginDir, webappDir, logger, nil)
+	api.SetPluginID(info.Manifest.Id)
+	env, err := plugin.NewEnvironment(func(*model.Manifest) plugin.API { return api.ForPlugin() }, nil, pluginDir, webappDir, logger, nil)
 	if err != nil {
 		return nil, err
 	}
