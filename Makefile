@@ -12,6 +12,15 @@
 #   make bench        Rust against Go, same values, same run (gob codec, the whole plugin);
 #                     engine: 50 sessions on a fake CLI
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
+#   make e2e-server   the dist tarball in a REAL Mattermost server (built from the Go module proxy,
+#                     PostgreSQL from Debian, both on 127.0.0.1), driven through /api/v4 and the
+#                     websocket as people and System Console drive it (tests/conformance/realserver)
+#   make server       that server with the plugin installed and configured, until Ctrl-C
+#   make deploy       install the tarball into a running Mattermost: MM_SERVICESETTINGS_SITEURL and
+#                     MM_ADMIN_TOKEN (a system admin's personal access token)
+#
+# On a fresh machine `make test` installs what it needs (`make deps`): cargo-fuzz, the pinned
+# Claude Code CLI, the cross toolchain, PostgreSQL and file(1) through apt, the Go modules.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -42,9 +51,41 @@ ZIG_TOOLS := tools/zig
 ZIG_STAMP := $(ZIG_TOOLS)/.installed-$(CARGO_ZIGBUILD_VERSION)-$(ZIGLANG_VERSION)
 ZIGBUILD := PATH="$(CURDIR)/$(ZIG_TOOLS)/bin:$$PATH" $(CARGO) zigbuild
 
-.PHONY: test lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub bench bench-plugin fuzz-smoke claude-cli golden-cli dist cross-toolchain
+# The real Mattermost server (tests/mmserver): built once per machine into a cache directory that
+# outlives clones and runs; later builds relink from Go's build cache in seconds.
+MM_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/claude-code-e2e
+MM_SERVER_BIN := $(MM_CACHE)/mattermost
+# The server/v8 pseudo-version has no checksum-database entry; tests/mmserver/go.sum pins it.
+MM_GOENV := GONOSUMDB=github.com/mattermost/mattermost GOFLAGS=-mod=mod
+MM_SERVER_SRC = $(shell cd tests/mmserver && $(MM_GOENV) $(GO) list -m -f '{{.Dir}}' github.com/mattermost/mattermost/server/v8)
 
-test: lint unit conformance e2e fuzz-smoke bench
+.PHONY: test deps lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub e2e-server \
+	mattermost-server postgresql server deploy bench bench-plugin fuzz-smoke cargo-fuzz claude-cli \
+	golden-cli dist cross-toolchain
+
+test: deps lint unit conformance e2e e2e-server fuzz-smoke bench
+
+# Everything the suite needs that a fresh machine lacks; each step is skipped when present.
+deps: cargo-fuzz claude-cli cross-toolchain postgresql mattermost-server
+	command -v file >/dev/null || { apt-get update && apt-get install -y file; }
+	cd tests/conformance && $(GO) mod download
+
+cargo-fuzz:
+	cargo fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	rustup run nightly rustc --version
+
+# PostgreSQL from Debian for the real server (the tests start their own cluster; the package's
+# own service is not used).
+postgresql:
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update && apt-get install -y postgresql; }
+
+mattermost-server:
+	@mkdir -p $(MM_CACHE)
+	@state=$$([ -x $(MM_SERVER_BIN) ] && echo warm || echo cold); start=$$(date +%s%N); \
+	(cd tests/mmserver && $(MM_GOENV) $(GO) build -o $(MM_SERVER_BIN) .); \
+	secs=$$(( ($$(date +%s%N) - start) / 1000000 )); secs=$$(printf '%d.%03d' $$((secs / 1000)) $$((secs % 1000))); \
+	[ $$state = cold ] && echo $$secs > $(MM_CACHE)/cold-build-seconds; \
+	echo "mattermost server build: $$secs s this run ($$state); cold build on this machine: $$(cat $(MM_CACHE)/cold-build-seconds 2>/dev/null || echo unknown) s"
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -61,7 +102,7 @@ unit:
 
 # chatscenario needs the real CLI and runs minutes: it is e2e-chat's, not part of these checks.
 conformance: dist
-	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 $$($(GO) list ./... | grep -v /chatscenario$$)
+	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 $$($(GO) list ./... | grep -v -e /chatscenario$$ -e /realserver$$ -e /fakemodel$$)
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
 # Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
@@ -74,7 +115,25 @@ FAKE_ANTHROPIC_BIN := $(TARGET_DIR)/debug/fake-anthropic
 e2e-chat: dist $(CLAUDE_CLI)
 	$(CARGO) build -p fake-anthropic --bin fake-anthropic
 	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
-		FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) $(GO) test -count=1 -timeout 30m -v ./chatscenario
+		FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) $(GO) test -count=1 -timeout 30m -v ./fakemodel ./chatscenario
+
+# The chat acceptance and the plugin's lifecycle in a real Mattermost server. Prints
+# `e2e-server: N passed, M failed` and the server build times.
+E2E_SERVER_ENV = MM_SERVER_BIN=$(MM_SERVER_BIN) MM_SERVER_SRC=$(MM_SERVER_SRC) \
+	CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI)
+e2e-server: dist $(CLAUDE_CLI) postgresql mattermost-server
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && $(E2E_SERVER_ENV) FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) \
+		$(GO) test -count=1 -timeout 30m -v ./realserver
+
+# A local real server with the plugin, to try it with a Mattermost client (desktop or mobile app).
+# ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL) from the environment reach the plugin's settings.
+server: dist $(CLAUDE_CLI) postgresql mattermost-server
+	cd tests/conformance && $(E2E_SERVER_ENV) $(GO) run ./cmd/mmdev serve \
+		-tarball $(CURDIR)/$(DIST_TARBALL) -cli $(CURDIR)/$(CLAUDE_CLI)
+
+deploy: dist
+	cd tests/conformance && $(GO) run ./cmd/mmdev deploy $(CURDIR)/$(DIST_TARBALL)
 
 # The same scenario against its Go stand-in of the contract (chatscenario/chatstub): validates the
 # scenario itself, needs no dist.
@@ -119,7 +178,7 @@ dist: cross-toolchain
 	ls -l $(DIST_TARBALL)
 
 # Seeds: the Go-encoded corpus, so the fuzzer starts from real Mattermost traffic.
-fuzz-smoke:
+fuzz-smoke: cargo-fuzz
 	mkdir -p fuzz/corpus/gob_decode
 	cd tests/conformance && $(GO) run ./cmd/gobcorpus gen -out ../../fuzz/corpus/gob_decode > /dev/null
 	rm -f fuzz/corpus/gob_decode/*.json
