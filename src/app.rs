@@ -13,6 +13,8 @@ use crate::mattermost::api::Api;
 use crate::mattermost::hooks::{Hook, HookError, HookFuture, Hooks};
 use crate::mattermost::http::{ResponseWriter, ServeHttpRequest};
 use crate::mattermost::model::*;
+use crate::mattermost::server_config;
+use crate::rpc::gob::Value;
 
 /// Environment switch for the diagnostics routes (test harnesses only).
 pub const DIAGNOSTICS_ENV: &str = "MM_CLAUDE_CODE_DIAGNOSTICS";
@@ -30,6 +32,7 @@ pub const IMPLEMENTED: &[Hook] = &[
     Hook::ServeHTTP,
     Hook::MessageHasBeenPosted,
     Hook::OnPluginClusterEvent,
+    Hook::ConfigurationWillBeSaved,
 ];
 
 /// The plugin. One per process.
@@ -244,6 +247,19 @@ impl Hooks for App {
         Box::pin(self.reload_config(api))
     }
 
+    /// Refuses a save whose settings for this plugin would not load, with the reason that
+    /// OnConfigurationChange would otherwise only log.
+    fn configuration_will_be_saved(&self, config: Value) -> HookFuture<'_, Result<(), HookError>> {
+        Box::pin(async move {
+            let settings = server_config::plugin_settings(&config, env!("PLUGIN_ID"))
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            config::load(settings.as_bytes())
+                .map(|_| ())
+                .map_err(|e| HookError::with_status(400, format!("{BOT_DISPLAY_NAME}: {e}")))
+        })
+    }
+
     fn on_activate(&self, api: Api) -> HookFuture<'_, Result<(), HookError>> {
         Box::pin(self.activate(api))
     }
@@ -333,7 +349,8 @@ mod tests {
                 "ExecuteCommand",
                 "ServeHTTP",
                 "MessageHasBeenPosted",
-                "OnPluginClusterEvent"
+                "OnPluginClusterEvent",
+                "ConfigurationWillBeSaved"
             ]
         );
     }
@@ -544,5 +561,57 @@ mod tests {
             .map(|a| a.name.as_str())
             .collect();
         assert_eq!(start, ["", "model", "mode"]);
+    }
+
+    struct NoDial;
+    impl crate::mattermost::hooks::Dialer for NoDial {
+        fn dial(
+            &self,
+            _: u32,
+        ) -> HookFuture<'_, std::io::Result<Box<dyn crate::mattermost::http::Duplex>>> {
+            Box::pin(async { Err(std::io::Error::other("no broker in this test")) })
+        }
+    }
+
+    /// The server's calls as Go encodes them (tests/fixtures/gob/README.md): an invalid
+    /// MaxConcurrentSessions is refused with the validation's text, a valid entry and a
+    /// config without one are accepted (nil error, nil config).
+    #[tokio::test]
+    async fn configuration_will_be_saved_refuses_settings_that_would_not_load() {
+        use crate::mattermost::rpc_types::ConfigurationWillBeSavedReturns;
+        use crate::rpc::gob::stream::StreamDecoder;
+        use crate::rpc::netrpc::ResponseHeader;
+        use tokio::io::AsyncWriteExt;
+
+        let (host, plugin) = tokio::io::duplex(1 << 16);
+        let server =
+            crate::mattermost::hooks::hooks_server(Arc::new(App::new(false)), Arc::new(NoDial));
+        tokio::spawn(async move { server.serve(plugin).await });
+        let (read, mut write) = tokio::io::split(host);
+        let calls: &[u8] =
+            include_bytes!("../tests/fixtures/gob/configuration_will_be_saved_calls.gob");
+        tokio::spawn(async move { write.write_all(calls).await });
+        let mut replies = StreamDecoder::new(read);
+        let mut errors = std::collections::BTreeMap::new();
+        for _ in 0..3 {
+            let header: ResponseHeader = replies.decode().await.unwrap().unwrap();
+            assert_eq!(header.error, "", "seq {}", header.seq);
+            assert_eq!(header.service_method, "Plugin.ConfigurationWillBeSaved");
+            let reply: ConfigurationWillBeSavedReturns = replies.decode().await.unwrap().unwrap();
+            errors.insert(header.seq, reply.b);
+        }
+        let Some(Any::AppError(e)) = errors.get(&1) else {
+            panic!("the invalid settings were accepted: {errors:?}")
+        };
+        assert_eq!(
+            e.message,
+            "Claude Code: setting MaxConcurrentSessions must be between 1 and 100, got 0"
+        );
+        assert_eq!(e.status_code, 400);
+        assert_eq!(e.r#where, "ConfigurationWillBeSaved");
+        // Shown as it is: the server would otherwise look the message up as an i18n id.
+        assert!(e.skip_translation);
+        assert_eq!(errors.get(&2), Some(&Any::Nil));
+        assert_eq!(errors.get(&3), Some(&Any::Nil));
     }
 }

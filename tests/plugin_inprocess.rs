@@ -268,7 +268,8 @@ async fn implemented_and_activation() {
             "ExecuteCommand",
             "ServeHTTP",
             "MessageHasBeenPosted",
-            "OnPluginClusterEvent"
+            "OnPluginClusterEvent",
+            "ConfigurationWillBeSaved"
         ]
     );
     assert_eq!(host.activate().await, Any::Nil);

@@ -24,8 +24,8 @@ use crate::mattermost::api::Api;
 use crate::mattermost::model::{
     Any, CommandArgs, CommandResponse, Post, SlackAttachment, Team, TeamMember,
 };
+use crate::mattermost::server_config;
 use crate::ratelimit::{RateLimiter, RetryAfter};
-use crate::rpc::gob::Value as GobValue;
 use crate::sessions::{
     Decision, Engine, ProcessLauncher, SessionConfig, SessionError, SessionHandle, SessionSpec,
     SessionState,
@@ -150,29 +150,11 @@ fn team_membership_counts(
     })
 }
 
-/// `FileSettings.Directory` (a `*string`) of a `model.Config` decoded as a gob [`GobValue`];
-/// `None` when absent, nil or blank.
-pub fn file_settings_directory(config: &GobValue) -> Option<String> {
-    let field = |v: &GobValue, name: &str| -> Option<GobValue> {
-        match v {
-            GobValue::Struct(fields) => fields
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone()),
-            _ => None,
-        }
-    };
-    match field(&field(config, "FileSettings")?, "Directory")? {
-        GobValue::String(dir) if !dir.trim().is_empty() => Some(dir.trim().to_owned()),
-        _ => None,
-    }
-}
-
 /// DataDirectory when the setting is empty: `<FileSettings.Directory>/claude-code` if the
 /// server tells its file store directory, else [`DEFAULT_DATA_DIRECTORY`].
 async fn default_data_directory(api: &Api) -> PathBuf {
     match api.get_config_value().await {
-        Ok(config) => match file_settings_directory(&config) {
+        Ok(config) => match server_config::file_settings_directory(&config) {
             Some(dir) => Path::new(&dir).join(DATA_SUBDIRECTORY),
             None => PathBuf::from(DEFAULT_DATA_DIRECTORY),
         },
@@ -1380,71 +1362,6 @@ mod tests {
         assert!(who.allows("alice", &[]));
         assert!(!who.allows("bob", &[]));
         assert!(who.allows("bob", &["ops"]));
-    }
-
-    #[test]
-    fn file_store_directory_from_a_decoded_config() {
-        let s = |v: &str| GobValue::String(v.into());
-        let config = |file_settings: Vec<(String, GobValue)>| {
-            GobValue::Struct(vec![
-                (
-                    "ServiceSettings".into(),
-                    GobValue::Struct(vec![("SiteURL".into(), s("http://mm"))]),
-                ),
-                ("FileSettings".into(), GobValue::Struct(file_settings)),
-            ])
-        };
-        let with_dir = config(vec![
-            ("DriverName".into(), s("local")),
-            ("Directory".into(), s(" /var/mm/data/ ")),
-        ]);
-        assert_eq!(
-            file_settings_directory(&with_dir).as_deref(),
-            Some("/var/mm/data/")
-        );
-        assert_eq!(
-            Path::new("/var/mm/data/").join(DATA_SUBDIRECTORY),
-            PathBuf::from("/var/mm/data/claude-code")
-        );
-        // A nil *string is not sent at all; a blank one means nothing either.
-        assert_eq!(file_settings_directory(&config(vec![])), None);
-        assert_eq!(
-            file_settings_directory(&config(vec![("Directory".into(), s("  "))])),
-            None
-        );
-        assert_eq!(
-            file_settings_directory(&GobValue::Struct(vec![(
-                "SqlSettings".into(),
-                GobValue::Struct(vec![])
-            )])),
-            None
-        );
-        assert_eq!(
-            file_settings_directory(&config(vec![("Directory".into(), GobValue::Int(3))])),
-            None
-        );
-        assert_eq!(file_settings_directory(&s("not a config")), None);
-    }
-
-    /// A real `model.Config` (server/public v0.3.0, `SetDefaults`, Directory `/var/mm/files/`,
-    /// a plugin settings map) as GetConfig's reply, encoded by Go's encoding/gob.
-    #[tokio::test]
-    async fn file_store_directory_from_a_real_get_config_reply() {
-        use crate::mattermost::rpc_types::Returns1;
-        use crate::rpc::gob::stream::StreamDecoder;
-        let bytes: &[u8] = include_bytes!("../../tests/fixtures/gob/get_config_returns.gob");
-        let mut stream = StreamDecoder::new(bytes);
-        let reply = stream
-            .next_with(|r, id| r.top_level::<Returns1<Option<GobValue>>>(id))
-            .await
-            .expect("decodes")
-            .expect("one value")
-            .value;
-        let config = reply.a.expect("a config");
-        assert_eq!(
-            file_settings_directory(&config).as_deref(),
-            Some("/var/mm/files/")
-        );
     }
 
     #[test]

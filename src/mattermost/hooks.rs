@@ -18,6 +18,7 @@ use super::api::{Api, ApiError};
 use super::http::{Body, Duplex, ResponseWriter, RpcSink, ServeHttpRequest};
 use super::model::*;
 use super::rpc_types::*;
+use crate::rpc::gob::Value;
 use crate::rpc::netrpc::{Client, Empty, Server};
 
 /// A boxed, sendable future: hook methods return these so the trait stays
@@ -34,6 +35,7 @@ pub enum Hook {
     MessageHasBeenPosted,
     ServeHTTP,
     OnPluginClusterEvent,
+    ConfigurationWillBeSaved,
 }
 
 impl Hook {
@@ -47,6 +49,7 @@ impl Hook {
             Hook::MessageHasBeenPosted => "MessageHasBeenPosted",
             Hook::ServeHTTP => "ServeHTTP",
             Hook::OnPluginClusterEvent => "OnPluginClusterEvent",
+            Hook::ConfigurationWillBeSaved => "ConfigurationWillBeSaved",
         }
     }
 }
@@ -158,6 +161,15 @@ pub trait Hooks: Send + Sync + 'static {
 
     fn on_deactivate(&self) -> HookFuture<'_, Result<(), HookError>> {
         Box::pin(async { Err(HookError::NotImplemented("OnDeactivate")) })
+    }
+
+    /// The server is about to save `config` (a `model.Config`, see
+    /// [`super::server_config`]), from System Console or the API. An error refuses the save
+    /// and its AppError is what the admin is shown. This layer never replaces the
+    /// configuration: `Ok` saves it as it is.
+    fn configuration_will_be_saved(&self, config: Value) -> HookFuture<'_, Result<(), HookError>> {
+        let _ = config;
+        Box::pin(async { Err(HookError::NotImplemented("ConfigurationWillBeSaved")) })
     }
 
     fn execute_command(
@@ -298,7 +310,8 @@ pub fn hooks_server(hooks: Arc<dyn Hooks>, dialer: Arc<dyn Dialer>) -> Server {
     let s5 = st.clone();
     let s6 = st.clone();
     let s7 = st.clone();
-    let s8 = st;
+    let s8 = st.clone();
+    let s9 = st;
     Server::new()
         .method("Plugin.Implemented", move |_: Empty| {
             let names: Vec<String> = s1
@@ -385,6 +398,28 @@ pub fn hooks_server(hooks: Arc<dyn Hooks>, dialer: Arc<dyn Dialer>) -> Server {
                 Ok::<_, String>(Empty {})
             }
         })
+        .method(
+            "Plugin.ConfigurationWillBeSaved",
+            move |args: ConfigurationWillBeSavedArgs| {
+                let st = s9.clone();
+                async move {
+                    // The server never sends a nil config; nothing to refuse if it did.
+                    let r = match args.a {
+                        Some(config) => st.hooks.configuration_will_be_saved(config).await,
+                        None => Ok(()),
+                    };
+                    let b = match r {
+                        Ok(()) => Any::Nil,
+                        // The admin's input, refused: not a failure of the plugin.
+                        Err(e) => {
+                            tracing::info!("configuration save refused: {e}");
+                            Any::from(e.to_app_error("ConfigurationWillBeSaved"))
+                        }
+                    };
+                    Ok::<_, String>(ConfigurationWillBeSavedReturns { b })
+                }
+            },
+        )
 }
 
 #[cfg(test)]

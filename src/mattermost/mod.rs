@@ -8,3 +8,4 @@ pub mod hooks;
 pub mod http;
 pub mod model;
 pub mod rpc_types;
+pub mod server_config;

@@ -24,6 +24,13 @@ gob_struct! {
         pub driver_mux_id: u32 => "DriverMuxId",
     }
 
+    /// Z_ConfigurationWillBeSavedReturns with its error only: field A (a replacement
+    /// `*model.Config`) is left out of the wire type, which Go decodes as nil, "save the
+    /// configuration as it is". Gob matches fields by name, so B alone is enough.
+    pub struct ConfigurationWillBeSavedReturns("Z_ConfigurationWillBeSavedReturns") {
+        pub b: Any => "B",
+    }
+
     /// Z_ServeHTTPArgs.
     pub struct ServeHttpArgs("Z_ServeHTTPArgs") {
         pub response_writer_stream: u32 => "ResponseWriterStream",
@@ -44,6 +51,9 @@ pub type MessageHasBeenPostedArgs = Args2<Option<Context>, Option<Post>>;
 pub type MessageHasBeenUpdatedArgs = Args3<Option<Context>, Option<Post>, Option<Post>>;
 pub type MessageWillBePostedReturns = Returns2<Option<Post>, String>;
 pub type OnPluginClusterEventArgs = Args2<Option<Context>, PluginClusterEvent>;
+/// Z_ConfigurationWillBeSavedArgs: the `*model.Config` about to be saved, generically (see
+/// [`super::server_config`]).
+pub type ConfigurationWillBeSavedArgs = Args1<Option<crate::rpc::gob::Value>>;
 
 pub type RegisterCommandArgs = Args1<Option<Command>>;
 pub type UnregisterCommandArgs = Args2<String, String>;
