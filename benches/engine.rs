@@ -267,7 +267,7 @@ async fn run(gap: Duration, turns: usize) -> Run {
     let store = Store::open(&root.join("engine.db")).await.expect("store");
     let engine = Engine::new(
         store,
-        Arc::new(ProcessLauncher { env }),
+        Arc::new(ProcessLauncher::new(env)),
         SessionConfig::default(),
     );
     let spec = SessionSpec {

@@ -124,7 +124,9 @@ impl App {
             .map_err(|e| {
                 HookError::with_status(500, format!("claude-code could not start: {e}"))
             })?;
-        *self.chat.write().unwrap_or_else(|p| p.into_inner()) = Some(chat);
+        *self.chat.write().unwrap_or_else(|p| p.into_inner()) = Some(chat.clone());
+        // A change saved while the service opened reached no service yet.
+        chat.apply_config(&self.config());
         tracing::info!(bot_user_id = %bot_id, "claude-code ready");
         Ok(())
     }
@@ -141,7 +143,12 @@ impl App {
             api_key_set = cfg.anthropic_api_key.is_some(),
             "configuration loaded"
         );
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+        // Under the lock, so that two quick saves reach the service in the order they are kept.
+        let mut current = self.config.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(chat) = self.chat() {
+            chat.apply_config(&cfg);
+        }
+        *current = Arc::new(cfg);
         Ok(())
     }
 }

@@ -840,8 +840,20 @@ mod tests {
                 KEY_DATA_DIRECTORY,
             ]
         );
+        // Settings that cannot change under a running plugin (the data directory holds the open
+        // store) say that they apply at the next enable; every other one applies to what
+        // starts after it is saved (ChatService::apply_config).
+        const APPLIES_AT_NEXT_ENABLE: &[&str] = &[KEY_DATA_DIRECTORY];
+        const NEXT_ENABLE_NOTE: &str = "applies when the plugin is next enabled";
         for s in settings {
-            assert!(!s["help_text"].as_str().unwrap_or("").is_empty(), "{s}");
+            let help = s["help_text"].as_str().unwrap_or("");
+            assert!(!help.is_empty(), "{s}");
+            let key = s["key"].as_str().unwrap();
+            assert_eq!(
+                help.contains(NEXT_ENABLE_NOTE),
+                APPLIES_AT_NEXT_ENABLE.contains(&key),
+                "{key}: {help}"
+            );
             let secret = s["secret"].as_bool().unwrap_or(false);
             assert_eq!(secret, s["key"] == KEY_ANTHROPIC_API_KEY, "{s}");
         }

@@ -117,11 +117,7 @@ impl Harness {
 
 async fn engine_for(dir: &Path, env: &CliEnv, config: SessionConfig) -> Engine {
     let store = Store::open(&dir.join("engine.db")).await.expect("store");
-    Engine::new(
-        store,
-        Arc::new(ProcessLauncher { env: env.clone() }),
-        config,
-    )
+    Engine::new(store, Arc::new(ProcessLauncher::new(env.clone())), config)
 }
 
 /// Events until one matches; panics with what was seen on timeout.

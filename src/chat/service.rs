@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -20,17 +20,17 @@ use super::stream::{self, card_post, Cards, StreamCtx};
 use crate::claude::CliEnv;
 use crate::config::{Config, WhoCanApprove, WhoCanStart};
 use crate::files::{self, FileContent, FileNode, NodeKind};
-use crate::mattermost::api::Api;
+use crate::mattermost::api::{Api, ApiError};
 use crate::mattermost::model::{
     Any, CommandArgs, CommandResponse, Post, SlackAttachment, Team, TeamMember,
 };
 use crate::mattermost::server_config;
 use crate::ratelimit::{RateLimiter, RetryAfter};
 use crate::sessions::{
-    Decision, Engine, ProcessLauncher, SessionConfig, SessionError, SessionHandle, SessionSpec,
-    SessionState,
+    Decision, Engine, EngineError, ProcessLauncher, SessionConfig, SessionError, SessionHandle,
+    SessionSpec, SessionState,
 };
-use crate::store::{now_ms, ApprovalRecord, Store};
+use crate::store::{now_ms, ApprovalRecord, Store, StoreError};
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
@@ -63,14 +63,59 @@ struct State {
     context: HashMap<String, Vec<String>>,
 }
 
+/// Why the chat service could not open (activation fails with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("data directory {}: {source}", path.display())]
+    DataDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the plugin KV store: {0}")]
+    Kv(#[from] ApiError),
+    #[error("no random bytes for the approval signing secret: {0}")]
+    Random(#[from] getrandom::Error),
+    #[error("the approval signing secret in the KV store is not text")]
+    SecretNotText,
+    #[error("the approval signing secret in the KV store is not usable: {0}")]
+    Secret(#[from] card::SecretError),
+    #[error("could not agree on an approval signing secret in the KV store")]
+    SecretRace,
+}
+
+/// The per-user command limit and the setting it was made from.
+struct Limit {
+    per_minute: u32,
+    /// `None` when CommandsPerMinute is 0 (no limit).
+    limiter: Option<RateLimiter>,
+}
+
+impl Limit {
+    fn new(per_minute: u32) -> Self {
+        Limit {
+            per_minute,
+            limiter: (per_minute > 0).then(|| RateLimiter::new(per_minute, per_minute)),
+        }
+    }
+}
+
 pub struct ChatService {
     api: Api,
     bot_id: String,
     engine: Engine,
+    /// Shared with the engine; its environment follows the settings.
+    launcher: Arc<ProcessLauncher>,
+    /// DataDirectory as set when the service opened (`None`: the server's default place).
+    data_directory_setting: Option<PathBuf>,
+    /// The directory in use: the store and the CLI's HOME.
+    data_dir: PathBuf,
     signer: Arc<ActionSigner>,
-    /// Per-user command limit; `None` when CommandsPerMinute is 0 (no limit).
-    limiter: Option<RateLimiter>,
-    approval_timeout: Duration,
+    limiter: RwLock<Limit>,
     cards: Cards,
     state: Mutex<State>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -127,7 +172,18 @@ pub fn cli_env(config: &Config, data_dir: &Path) -> CliEnv {
     }
 }
 
-/// Whether `path` is `root` or below it (both absolute, normalized).
+/// The sessions' timeouts from the settings.
+pub fn session_config(config: &Config) -> SessionConfig {
+    SessionConfig {
+        // "Never" is a year: an Instant must not overflow.
+        idle_timeout: config
+            .idle_timeout
+            .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
+        approval_timeout: config.approval_timeout,
+        ..SessionConfig::default()
+    }
+}
+
 /// Whether `user_id` counts as a member of `team`: the team the command was run in counts
 /// (quick path, no lookup), otherwise an active (not deleted) membership record of that user
 /// in that team.
@@ -224,38 +280,29 @@ fn ephemeral_json(text: &str) -> Value {
 impl ChatService {
     /// Opens the store and the engine in the data directory, recovers stored sessions and
     /// their threads, and loads (or creates) the signing secret.
-    pub async fn open(api: Api, bot_id: String, config: &Config) -> Result<Arc<Self>, String> {
+    pub async fn open(api: Api, bot_id: String, config: &Config) -> Result<Arc<Self>, OpenError> {
         let data_dir = match config.data_directory.clone() {
             Some(dir) => dir,
             None => default_data_directory(&api).await,
         };
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| format!("data directory {}: {e}", data_dir.display()))?;
-        let store = Store::open(&data_dir.join("claude-code.db"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let session_config = SessionConfig {
-            // "Never" is a year: an Instant must not overflow.
-            idle_timeout: config
-                .idle_timeout
-                .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
-            approval_timeout: config.approval_timeout,
-            ..SessionConfig::default()
-        };
-        let launcher = Arc::new(ProcessLauncher {
-            env: cli_env(config, &data_dir),
-        });
-        let engine = Engine::new(store, launcher, session_config);
+        std::fs::create_dir_all(&data_dir).map_err(|source| OpenError::DataDirectory {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let store = Store::open(&data_dir.join("claude-code.db")).await?;
+        let launcher = Arc::new(ProcessLauncher::new(cli_env(config, &data_dir)));
+        let engine = Engine::new(store, launcher.clone(), session_config(config));
         let secret = Self::signing_secret(&api).await?;
-        let signer = ActionSigner::new(&secret).map_err(|e| e.to_string())?;
+        let signer = ActionSigner::new(&secret)?;
         let svc = Arc::new(ChatService {
             api,
             bot_id,
             engine,
+            launcher,
+            data_directory_setting: config.data_directory.clone(),
+            data_dir,
             signer: Arc::new(signer),
-            limiter: (config.commands_per_minute > 0)
-                .then(|| RateLimiter::new(config.commands_per_minute, config.commands_per_minute)),
-            approval_timeout: config.approval_timeout,
+            limiter: RwLock::new(Limit::new(config.commands_per_minute)),
             cards: Cards::default(),
             state: Mutex::new(State::default()),
             tasks: Mutex::new(Vec::new()),
@@ -264,43 +311,54 @@ impl ChatService {
         Ok(svc)
     }
 
-    async fn signing_secret(api: &Api) -> Result<String, String> {
+    /// Settings saved while the plugin runs: they apply to what starts next (a session, a CLI
+    /// process, an idle period, an approval request, a command), without a restart. Running
+    /// CLI processes keep the environment they started with. The data directory holds the open
+    /// store, so a new one applies only at the next enable (said in its help text, and logged).
+    pub fn apply_config(&self, config: &Config) {
+        self.engine.set_config(session_config(config));
+        self.launcher.set_env(cli_env(config, &self.data_dir));
+        {
+            let mut limiter = self.limiter.write().unwrap_or_else(|p| p.into_inner());
+            // An unchanged limit keeps its buckets: saving other settings resets nobody.
+            if limiter.per_minute != config.commands_per_minute {
+                *limiter = Limit::new(config.commands_per_minute);
+            }
+        }
+        if config.data_directory != self.data_directory_setting {
+            tracing::warn!(
+                in_use = %self.data_dir.display(),
+                "DataDirectory was changed; it applies when the plugin is next enabled (disable and enable it in System Console)"
+            );
+        }
+    }
+
+    async fn signing_secret(api: &Api) -> Result<String, OpenError> {
         for _ in 0..3 {
             if let Some(v) = api
                 .kv_get(SIGNING_SECRET_KEY)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .filter(|v| !v.is_empty())
             {
-                return String::from_utf8(v).map_err(|e| e.to_string());
+                return String::from_utf8(v).map_err(|_| OpenError::SecretNotText);
             }
-            let fresh = ActionSigner::generate_secret().map_err(|e| e.to_string())?;
+            let fresh = ActionSigner::generate_secret()?;
             // Another node may win the race; then its secret is read back.
             if api
                 .kv_compare_and_set(SIGNING_SECRET_KEY, None, Some(fresh.clone().into_bytes()))
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             {
                 return Ok(fresh);
             }
         }
-        Err("could not agree on an approval signing secret in the KV store".into())
+        Err(OpenError::SecretRace)
     }
 
-    async fn recover(self: &Arc<Self>) -> Result<(), String> {
-        let recovered = self
-            .engine
-            .recover_from_store()
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
+        let recovered = self.engine.recover_from_store().await?;
         let store = self.engine.store();
-        let roots: HashMap<String, String> = store
-            .root_posts()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
-        for record in store.sessions().await.map_err(|e| e.to_string())? {
+        let roots: HashMap<String, String> = store.root_posts().await?.into_iter().collect();
+        for record in store.sessions().await? {
             let Some(root_id) = roots.get(&record.id).cloned() else {
                 continue;
             };
@@ -406,7 +464,7 @@ impl ChatService {
             cwd: Some(info.project_path.clone()),
             signer: self.signer.clone(),
             cards: self.cards.clone(),
-            approval_timeout: self.approval_timeout,
+            session_config: self.engine.shared_config(),
             store: Some(self.engine.store().clone()),
         };
         let task = tokio::spawn(stream::run(
@@ -491,7 +549,12 @@ impl ChatService {
     /// `/claude …`: membership, rate limit, then the command.
     /// Takes one of `user_id`'s commands from the rate limit, if there is one.
     fn admit(&self, user_id: &str) -> Result<(), RetryAfter> {
-        match &self.limiter {
+        match &self
+            .limiter
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .limiter
+        {
             Some(limiter) => limiter.check(user_id, Instant::now()),
             None => Ok(()),
         }
@@ -1362,6 +1425,81 @@ mod tests {
         assert!(who.allows("alice", &[]));
         assert!(!who.allows("bob", &[]));
         assert!(who.allows("bob", &["ops"]));
+    }
+
+    /// An [`Api`] served by `server` in process (the host's side of the API stream).
+    pub(crate) fn api_on(server: crate::rpc::netrpc::Server) -> Api {
+        let (plugin, host) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move { server.serve(host).await });
+        Api::new(crate::rpc::netrpc::Client::new(plugin))
+    }
+
+    /// What opening the service needs from the server: the KV store of the signing secret.
+    pub(crate) fn kv_api() -> crate::rpc::netrpc::Server {
+        use crate::mattermost::rpc_types::*;
+        crate::rpc::netrpc::Server::new()
+            .method("Plugin.KVGet", |_: StringArgs| async {
+                Ok::<_, String>(KvGetReturns::default())
+            })
+            .method("Plugin.KVCompareAndSet", |_: KvCompareAndSetArgs| async {
+                Ok::<_, String>(BoolAppErrorReturns { a: true, b: None })
+            })
+    }
+
+    pub(crate) fn temp_dir(what: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cc-{what}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Settings saved while the plugin runs reach what starts next; the data directory, which
+    /// holds the open store, stays until the next enable.
+    #[tokio::test]
+    async fn saved_settings_apply_to_what_starts_next() {
+        let dir = temp_dir("apply");
+        let load = |extra: &str| {
+            crate::config::load(
+                format!(
+                    r#"{{"DataDirectory": "{}", {extra}}}"#,
+                    dir.join("data").display()
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let first = load(r#""ClaudeCliPath": "/opt/old/claude", "CommandsPerMinute": 30"#);
+        let chat = ChatService::open(api_on(kv_api()), "bot".into(), &first)
+            .await
+            .expect("opens");
+        assert_eq!(chat.launcher.env().cli_path, Path::new("/opt/old/claude"));
+        let saved = crate::config::load(
+            format!(
+                r#"{{"DataDirectory": "{}", "ClaudeCliPath": "/opt/new/claude",
+                    "AnthropicApiKey": "sk-new", "IdleTimeoutMinutes": 5,
+                    "ApprovalTimeoutMinutes": 2, "CommandsPerMinute": 1}}"#,
+                dir.join("elsewhere").display()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        chat.apply_config(&saved);
+        let env = chat.launcher.env();
+        assert_eq!(env.cli_path, Path::new("/opt/new/claude"));
+        assert!(env
+            .anthropic
+            .contains(&("ANTHROPIC_API_KEY".into(), "sk-new".into())));
+        // The CLI's HOME stays in the directory in use.
+        assert_eq!(env.home_dir, dir.join("data/home"));
+        let sessions = chat.engine.config();
+        assert_eq!(sessions.idle_timeout, Duration::from_secs(300));
+        assert_eq!(sessions.approval_timeout, Duration::from_secs(120));
+        assert!(chat.admit("u1").is_ok());
+        assert!(chat.admit("u1").is_err(), "one command per minute now");
+        // Saving again with the same limit keeps the buckets.
+        chat.apply_config(&saved);
+        assert!(chat.admit("u1").is_err());
+        chat.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::render::{
 };
 use crate::claude::messages::ResultMessage;
 use crate::mattermost::model::{Post, SlackAttachment};
-use crate::sessions::{EventKind, SessionEvent, SessionState};
+use crate::sessions::{EventKind, SessionEvent, SessionState, SharedSessionConfig};
 use crate::store::Store;
 
 /// Streaming updates of a turn's post are coalesced to at most one per this.
@@ -95,7 +95,8 @@ pub struct StreamCtx {
     pub cwd: Option<String>,
     pub signer: Arc<ActionSigner>,
     pub cards: Cards,
-    pub approval_timeout: Duration,
+    /// The sessions' current timeouts: a card says when its request expires.
+    pub session_config: SharedSessionConfig,
     /// Where each card's post id and open/closed state are kept, so a restart can close the
     /// cards left open. `None` in tests that have no store.
     pub store: Option<Store>,
@@ -344,7 +345,8 @@ async fn post_card<S: PostSink>(sink: &S, ctx: &StreamCtx, event: &EventKind) {
     else {
         return;
     };
-    let expires_at = crate::store::now_ms() / 1000 + ctx.approval_timeout.as_secs() as i64;
+    let timeout = ctx.session_config.get().approval_timeout;
+    let expires_at = crate::store::now_ms() / 1000 + timeout.as_secs() as i64;
     let attachment = card::approval_attachment(
         "",
         &ctx.signer,
@@ -596,7 +598,10 @@ mod tests {
             cwd: Some("/p".into()),
             signer: Arc::new(ActionSigner::new(&"ab".repeat(32)).unwrap()),
             cards: Cards::default(),
-            approval_timeout: Duration::from_secs(600),
+            session_config: SharedSessionConfig::new(crate::sessions::SessionConfig {
+                approval_timeout: Duration::from_secs(600),
+                ..Default::default()
+            }),
             store: None,
         }
     }

@@ -64,6 +64,27 @@ impl Default for SessionConfig {
     }
 }
 
+/// The engine's current [`SessionConfig`], shared with every actor and read where a value is
+/// used, so a change (the admin saving settings) applies to what starts next: the next idle
+/// period, approval request, stop or CLI start. What already started keeps its deadline.
+#[derive(Debug, Clone)]
+pub struct SharedSessionConfig(Arc<std::sync::RwLock<Arc<SessionConfig>>>);
+
+impl SharedSessionConfig {
+    pub fn new(config: SessionConfig) -> Self {
+        SharedSessionConfig(Arc::new(std::sync::RwLock::new(Arc::new(config))))
+    }
+
+    /// The current values.
+    pub fn get(&self) -> Arc<SessionConfig> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, config: SessionConfig) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+}
+
 /// A user's answer to a `can_use_tool` request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -352,6 +373,8 @@ struct PendingApproval {
     input: Value,
     suggestions: Vec<Value>,
     deadline: Instant,
+    /// The approval timeout when it was asked (the setting may change meanwhile).
+    timeout: Duration,
 }
 
 /// A set_* control request waiting for the CLI's answer.
@@ -372,7 +395,7 @@ pub struct ActorParts {
     pub state: SessionState,
     pub store: Store,
     pub launcher: Arc<dyn CliLauncher>,
-    pub config: Arc<SessionConfig>,
+    pub config: SharedSessionConfig,
     /// The engine-wide bus (all sessions), if any.
     pub bus: Option<broadcast::Sender<SessionEvent>>,
 }
@@ -382,7 +405,7 @@ pub struct Actor {
     state: SessionState,
     store: Store,
     launcher: Arc<dyn CliLauncher>,
-    config: Arc<SessionConfig>,
+    config: SharedSessionConfig,
     events: broadcast::Sender<SessionEvent>,
     bus: Option<broadcast::Sender<SessionEvent>>,
     process: Option<Process>,
@@ -406,7 +429,7 @@ const MAX_LINES_PER_BATCH: usize = 64;
 
 impl Actor {
     pub fn new(parts: ActorParts) -> Self {
-        let (events, _) = broadcast::channel(parts.config.event_capacity.max(1));
+        let (events, _) = broadcast::channel(parts.config.get().event_capacity.max(1));
         Self {
             record: parts.record,
             state: parts.state,
@@ -471,7 +494,7 @@ impl Actor {
         let stderr_done = spawn_stderr_collector(
             stderr,
             stderr_tail.clone(),
-            self.config.stderr_tail_lines,
+            self.config.get().stderr_tail_lines,
             self.record.id.clone(),
         );
         spawn_output_reader(stdout, exit, tx);
@@ -487,7 +510,7 @@ impl Actor {
             resume_failed: false,
             exited: false,
         });
-        self.startup_deadline = Some(Instant::now() + self.config.startup_timeout);
+        self.startup_deadline = Some(Instant::now() + self.config.get().startup_timeout);
     }
 
     /// Runs the actor until every handle is gone; returns the handle first.
@@ -635,7 +658,7 @@ impl Actor {
             return;
         };
         process.signals.terminate();
-        let grace = self.config.stop_grace;
+        let grace = self.config.get().stop_grace;
         let exited = tokio::time::timeout(grace, async {
             loop {
                 if let FromCli::Exited(_) = recv_from_cli(&mut self.process).await {
@@ -940,7 +963,7 @@ impl Actor {
             return;
         }
         let Some(next) = self.queue.pop_front() else {
-            self.idle_deadline = Some(Instant::now() + self.config.idle_timeout);
+            self.idle_deadline = Some(Instant::now() + self.config.get().idle_timeout);
             return;
         };
         self.idle_deadline = None;
@@ -1111,7 +1134,7 @@ impl Actor {
             if let Some(p) = &self.process {
                 p.signals.terminate();
             }
-            self.kill_deadline = Some(Instant::now() + self.config.stop_grace);
+            self.kill_deadline = Some(Instant::now() + self.config.get().stop_grace);
         }
     }
 
@@ -1142,7 +1165,7 @@ impl Actor {
                 error: SessionErrorKind::StartupTimeout,
                 message: format!(
                     "the CLI did not answer initialize within {:?}; killing it",
-                    self.config.startup_timeout
+                    self.config.get().startup_timeout
                 ),
             })
             .await;
@@ -1183,7 +1206,7 @@ impl Actor {
         let message = format!(
             "Nobody approved this {} call within {} seconds, so it was denied. Ask again if it is still needed.",
             pending.tool,
-            self.config.approval_timeout.as_secs()
+            pending.timeout.as_secs()
         );
         if let Err(e) = self
             .store
@@ -1467,13 +1490,15 @@ impl Actor {
         if let Err(e) = self.store.insert_approval(record).await {
             tracing::error!(session = %self.record.id, "storing an approval request failed: {e}");
         }
+        let timeout = self.config.get().approval_timeout;
         self.pending.insert(
             request_id.clone(),
             PendingApproval {
                 tool: ask.tool_name.clone(),
                 input: ask.input.clone(),
                 suggestions: ask.permission_suggestions.clone(),
-                deadline: Instant::now() + self.config.approval_timeout,
+                deadline: Instant::now() + timeout,
+                timeout,
             },
         );
         self.follow(SessionInput::ApprovalRequested).await;

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::actor::{Actor, ActorParts, SessionConfig, SessionError, SessionHandle, SessionStatus};
+use super::actor::{
+    Actor, ActorParts, SessionConfig, SessionError, SessionHandle, SessionStatus,
+    SharedSessionConfig,
+};
 use super::events::SessionEvent;
 use super::launcher::CliLauncher;
 use super::state::SessionState;
@@ -41,7 +44,7 @@ pub enum EngineError {
 pub struct Engine {
     store: Store,
     launcher: Arc<dyn CliLauncher>,
-    config: Arc<SessionConfig>,
+    config: SharedSessionConfig,
     sessions: Mutex<HashMap<String, SessionHandle>>,
     bus: broadcast::Sender<SessionEvent>,
 }
@@ -52,7 +55,7 @@ impl Engine {
         Self {
             store,
             launcher,
-            config: Arc::new(config),
+            config: SharedSessionConfig::new(config),
             sessions: Mutex::new(HashMap::new()),
             bus,
         }
@@ -60,6 +63,22 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The timeouts and sizes sessions use now.
+    pub fn config(&self) -> Arc<SessionConfig> {
+        self.config.get()
+    }
+
+    /// The shared handle on the current config, for those who read it later (card expiry).
+    pub fn shared_config(&self) -> SharedSessionConfig {
+        self.config.clone()
+    }
+
+    /// New timeouts for every session, live ones included, from their next use on (see
+    /// [`SharedSessionConfig`]).
+    pub fn set_config(&self, config: SessionConfig) {
+        self.config.set(config);
     }
 
     /// Every session's events on one channel (each carries its session id). Subscribe before

@@ -60,9 +60,29 @@ pub trait CliLauncher: Send + Sync {
     fn launch(&self, spec: &CliSpec, project_dir: &Path) -> Result<LaunchedCli, SpawnError>;
 }
 
-/// Spawns the real `claude` executable in its own process group.
+/// Spawns the real `claude` executable in its own process group, with the environment set
+/// last: settings saved while the plugin runs reach the next CLI started (a new session or a
+/// resume) without a restart.
 pub struct ProcessLauncher {
-    pub env: CliEnv,
+    env: std::sync::RwLock<CliEnv>,
+}
+
+impl ProcessLauncher {
+    pub fn new(env: CliEnv) -> Self {
+        ProcessLauncher {
+            env: std::sync::RwLock::new(env),
+        }
+    }
+
+    /// The environment of every CLI started from now on; running ones keep theirs.
+    pub fn set_env(&self, env: CliEnv) {
+        *self.env.write().unwrap_or_else(|p| p.into_inner()) = env;
+    }
+
+    /// The environment the next CLI gets.
+    pub fn env(&self) -> CliEnv {
+        self.env.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// How often the groups of a live CLI's descendants are recorded (see [`GroupSignals`]).
@@ -222,7 +242,7 @@ pub fn descendant_groups(root: i32) -> HashMap<i32, HashSet<(i32, u64)>> {
 
 impl CliLauncher for ProcessLauncher {
     fn launch(&self, spec: &CliSpec, project_dir: &Path) -> Result<LaunchedCli, SpawnError> {
-        let process = spawn(spec, &self.env, project_dir)?;
+        let process = spawn(spec, &self.env(), project_dir)?;
         let mut child = process.child;
         let signals = Arc::new(GroupSignals::new(process.pgid));
         let tracked = signals.clone();
@@ -272,6 +292,39 @@ mod tests {
             .is_some_and(|state| state != 'Z' && state != 'X')
     }
 
+    /// Settings saved in System Console while the plugin runs: the CLI started next is the one
+    /// configured last.
+    #[tokio::test]
+    async fn the_next_launch_uses_the_environment_set_last() {
+        let root =
+            std::env::temp_dir().join(format!("cc-launcher-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).expect("temp dir");
+        let launcher = ProcessLauncher::new(CliEnv {
+            cli_path: root.join("old-claude-that-is-gone"),
+            home_dir: root.join("home"),
+            path: std::env::var_os("PATH"),
+            ..CliEnv::default()
+        });
+        let spec = CliSpec::new(SessionStart::New(uuid::Uuid::nil()));
+        assert!(launcher.launch(&spec, &root).is_err());
+        let script = root.join("new-claude");
+        std::fs::write(&script, "#!/bin/sh\necho new\nexec cat > /dev/null\n").expect("script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        launcher.set_env(CliEnv {
+            cli_path: script.clone(),
+            ..launcher.env()
+        });
+        let mut cli = launcher.launch(&spec, &root).expect("launch");
+        let mut line = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut BufReader::new(&mut cli.stdout), &mut line)
+            .await
+            .expect("a line");
+        assert_eq!(line, "new\n");
+        cli.signals.kill();
+        cli.exit.await;
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
     /// A fake CLI that, like the CLI's Bash tool, starts a child in its own session (out of
     /// reach of killpg on the CLI's group), then waits on stdin. Returns the launched CLI, its
     /// pid, the child's pid (once it has left the group) and the temp dir to remove.
@@ -286,14 +339,12 @@ mod tests {
         )
         .expect("script");
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let launcher = ProcessLauncher {
-            env: CliEnv {
-                cli_path: script,
-                home_dir: root.join("home"),
-                path: std::env::var_os("PATH"),
-                ..CliEnv::default()
-            },
-        };
+        let launcher = ProcessLauncher::new(CliEnv {
+            cli_path: script,
+            home_dir: root.join("home"),
+            path: std::env::var_os("PATH"),
+            ..CliEnv::default()
+        });
         let mut cli = launcher
             .launch(&CliSpec::new(SessionStart::New(uuid::Uuid::nil())), &root)
             .expect("launch");

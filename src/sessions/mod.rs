@@ -17,7 +17,7 @@ mod tests;
 
 pub use actor::{
     Decision, PendingApprovalInfo, SessionConfig, SessionError, SessionHandle, SessionStatus,
-    SettingChange,
+    SettingChange, SharedSessionConfig,
 };
 pub use engine::{Engine, EngineError, SessionSpec};
 pub use events::{EventKind, SessionErrorKind, SessionEvent};

@@ -355,6 +355,36 @@ async fn idle_timeout_stops_the_process_and_the_next_prompt_resumes() {
     );
 }
 
+/// Settings saved while a session lives apply to what starts next: here its next idle period.
+#[tokio::test(start_paused = true)]
+async fn a_new_idle_timeout_applies_to_a_live_session() {
+    let (f, session, mut rx) = started().await;
+    f.engine.set_config(SessionConfig {
+        idle_timeout: Duration::from_secs(120),
+        ..config()
+    });
+    assert_eq!(f.engine.config().idle_timeout, Duration::from_secs(120));
+    session.prompt("first", "alice").await.expect("prompt");
+    next_event(&mut rx, is_result).await;
+    let t0 = Instant::now();
+    next_event(&mut rx, |k| {
+        matches!(
+            k,
+            EventKind::StatusChanged {
+                to: SessionState::Stopped,
+                ..
+            }
+        )
+    })
+    .await;
+    let waited = t0.elapsed();
+    // Not the day the session started with.
+    assert!(
+        waited >= Duration::from_secs(120) && waited < Duration::from_secs(600),
+        "reaped after {waited:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_crash_reports_exit_and_stderr_then_restarts_with_resume() {
     let (f, session, mut rx) = started().await;
