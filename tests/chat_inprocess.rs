@@ -59,7 +59,8 @@ fn not_found() -> Option<AppError> {
 
 fn fake_api(st: Shared) -> Server {
     let c = |st: &Shared| st.clone();
-    let (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11) = (
+    let (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12) = (
+        c(&st),
         c(&st),
         c(&st),
         c(&st),
@@ -203,6 +204,31 @@ fn fake_api(st: Shared) -> Server {
                 async move { Ok::<_, String>(BoolReturns { a: ok }) }
             },
         )
+        // The bot joins the channel before its first post there.
+        .method("Plugin.GetChannel", move |a: StringArgs| async move {
+            Ok::<_, String>(GetChannelReturns {
+                a: Some(Channel {
+                    id: a.a,
+                    team_id: "team-1".into(),
+                    r#type: "O".into(),
+                    ..Default::default()
+                }),
+                b: None,
+            })
+        })
+        .method("Plugin.AddChannelMember", move |a: TwoStringArgs| {
+            s12.lock().unwrap().members.push(a.b.clone());
+            async move {
+                Ok::<_, String>(GetChannelMemberReturns {
+                    a: Some(ChannelMember {
+                        channel_id: a.a,
+                        user_id: a.b,
+                        ..Default::default()
+                    }),
+                    b: None,
+                })
+            }
+        })
         .method("Plugin.GetPost", move |a: StringArgs| {
             let p = s11.lock().unwrap().posts.get(&a.a).cloned();
             async move {

@@ -1,12 +1,16 @@
 //! How sessions appear in Mattermost: `/claude` commands, turn rendering
 //! (streamed text, tool lines, diffs, long-post splitting) and approval cards.
 //! `command`, `render` and `card` are pure: no API calls, no session state.
-//! [`stream`] turns a session's events into posts (through a [`stream::PostSink`]);
+//! [`stream`] turns a session's events into posts (through a [`stream::PostSink`], in
+//! production [`poster::BotPoster`], the one door of the bot's posts: [`neutralise`]d texts,
+//! the bot a member of the channel);
 //! [`service`] owns the engine and wires commands, thread replies and approval
 //! clicks to sessions.
 
 pub mod card;
 pub mod command;
+pub(crate) mod neutralise;
+pub(crate) mod poster;
 pub mod render;
 pub mod service;
 pub mod stream;

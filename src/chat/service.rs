@@ -15,8 +15,10 @@ use serde_json::{json, Value};
 
 use super::card::{self, ActionContext, ActionSigner, ApprovalAction};
 use super::command::{self, ChatCommand};
+use super::neutralise;
+use super::poster::BotPoster;
 use super::render::code_block;
-use super::stream::{self, card_post, Cards, StreamCtx};
+use super::stream::{self, card_post, Cards, PostSink, StreamCtx};
 use crate::claude::CliEnv;
 use crate::config::{Config, WhoCanApprove, WhoCanStart};
 use crate::files::{self, FileContent, FileNode, NodeKind};
@@ -106,6 +108,8 @@ impl Limit {
 
 pub struct ChatService {
     api: Api,
+    /// Every post of the bot goes through it.
+    poster: Arc<BotPoster>,
     bot_id: String,
     engine: Engine,
     /// Shared with the engine; its environment follows the settings.
@@ -295,6 +299,7 @@ impl ChatService {
         let secret = Self::signing_secret(&api).await?;
         let signer = ActionSigner::new(&secret)?;
         let svc = Arc::new(ChatService {
+            poster: Arc::new(BotPoster::new(api.clone(), bot_id.clone())),
             api,
             bot_id,
             engine,
@@ -467,11 +472,7 @@ impl ChatService {
             session_config: self.engine.shared_config(),
             store: Some(self.engine.store().clone()),
         };
-        let task = tokio::spawn(stream::run(
-            Arc::new(self.api.clone()),
-            ctx,
-            handle.subscribe(),
-        ));
+        let task = tokio::spawn(stream::run(self.poster.clone(), ctx, handle.subscribe()));
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(task);
         }
@@ -737,10 +738,9 @@ impl ChatService {
             ),
             ..Default::default()
         };
+        // The bot joins the channel here, before its first post in it.
         let root = match stream::with_retry("CreatePost (session root)", || {
-            let p = root.clone();
-            let api = self.api.clone();
-            async move { api.create_post(p).await.map_err(|e| e.to_string()) }
+            self.poster.create_post(root.clone())
         })
         .await
         {
@@ -1025,8 +1025,8 @@ impl ChatService {
         };
         if !reply.is_empty() {
             let _ = self
-                .api
-                .send_ephemeral_post(
+                .poster
+                .send_ephemeral(
                     &post.user_id,
                     Post {
                         user_id: self.bot_id.clone(),
@@ -1146,7 +1146,7 @@ impl ChatService {
     async fn put_closed_card(&self, request_id: &str, post: Post) {
         if let Err(e) = stream::with_retry("UpdatePost (closed card)", || {
             let post = post.clone();
-            async move { self.api.update_post(post).await.map_err(|e| e.to_string()) }
+            self.poster.update_post(post)
         })
         .await
         {
@@ -1231,7 +1231,7 @@ impl ChatService {
             Ok(att) => json!({
                 "update": {
                     "message": "",
-                    "props": { "attachments": [attachment_json(&att)] }
+                    "props": { "attachments": [attachment_json(&neutralise::attachment(att))] }
                 }
             }),
             Err(e) => ephemeral_json(&e),
@@ -1427,13 +1427,6 @@ mod tests {
         assert!(who.allows("bob", &["ops"]));
     }
 
-    /// An [`Api`] served by `server` in process (the host's side of the API stream).
-    pub(crate) fn api_on(server: crate::rpc::netrpc::Server) -> Api {
-        let (plugin, host) = tokio::io::duplex(1 << 16);
-        tokio::spawn(async move { server.serve(host).await });
-        Api::new(crate::rpc::netrpc::Client::new(plugin))
-    }
-
     /// What opening the service needs from the server: the KV store of the signing secret.
     pub(crate) fn kv_api() -> crate::rpc::netrpc::Server {
         use crate::mattermost::rpc_types::*;
@@ -1468,9 +1461,13 @@ mod tests {
             .unwrap()
         };
         let first = load(r#""ClaudeCliPath": "/opt/old/claude", "CommandsPerMinute": 30"#);
-        let chat = ChatService::open(api_on(kv_api()), "bot".into(), &first)
-            .await
-            .expect("opens");
+        let chat = ChatService::open(
+            crate::mattermost::api::in_process(kv_api()),
+            "bot".into(),
+            &first,
+        )
+        .await
+        .expect("opens");
         assert_eq!(chat.launcher.env().cli_path, Path::new("/opt/old/claude"));
         let saved = crate::config::load(
             format!(

@@ -31,7 +31,7 @@ pub const UPDATE_EVERY: Duration = Duration::from_secs(1);
 /// Attempts of one create/update before it is left to the next flush.
 pub const POST_ATTEMPTS: u32 = 4;
 
-/// Where posts go (the plugin API in production).
+/// Where posts go ([`super::poster::BotPoster`] in production).
 pub trait PostSink: Send + Sync + 'static {
     fn create_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
     fn update_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
@@ -42,30 +42,6 @@ pub trait PostSink: Send + Sync + 'static {
         channel_id: &str,
         filename: &str,
     ) -> impl Future<Output = Result<String, String>> + Send;
-}
-
-impl PostSink for crate::mattermost::api::Api {
-    async fn create_post(&self, post: Post) -> Result<Post, String> {
-        crate::mattermost::api::Api::create_post(self, post)
-            .await
-            .map_err(|e| e.to_string())
-    }
-    async fn update_post(&self, post: Post) -> Result<Post, String> {
-        crate::mattermost::api::Api::update_post(self, post)
-            .await
-            .map_err(|e| e.to_string())
-    }
-    async fn upload_file(
-        &self,
-        data: Vec<u8>,
-        channel_id: &str,
-        filename: &str,
-    ) -> Result<String, String> {
-        crate::mattermost::api::Api::upload_file(self, data, channel_id, filename)
-            .await
-            .map(|info| info.id)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// An approval card as posted, until it is decided.

@@ -401,6 +401,34 @@ impl Api {
         some("GetChannelMember", r.a)
     }
 
+    /// Makes `user_id` a member of the channel (AddChannelMember; the server posts its join
+    /// message). An existing member is returned as is. The server refuses direct and group
+    /// channels, and a user who is not a member of the channel's team.
+    pub async fn add_channel_member(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<ChannelMember, ApiError> {
+        let r: GetChannelMemberReturns = self
+            .call("AddChannelMember", &Self::ss(channel_id, user_id))
+            .await?;
+        app(r.b)?;
+        some("AddChannelMember", r.a)
+    }
+
+    /// Makes `user_id` a member of the team (CreateTeamMember).
+    pub async fn create_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<TeamMember, ApiError> {
+        let r: GetTeamMemberReturns = self
+            .call("CreateTeamMember", &Self::ss(team_id, user_id))
+            .await?;
+        app(r.b)?;
+        some("CreateTeamMember", r.a)
+    }
+
     /// `permission_id` e.g. `"create_post"`.
     pub async fn has_permission_to_channel(
         &self,
@@ -513,4 +541,12 @@ impl Api {
             .await?;
         Ok(())
     }
+}
+
+/// An [`Api`] served in process by `server`, the host's side of the API stream (tests).
+#[cfg(test)]
+pub(crate) fn in_process(server: crate::rpc::netrpc::Server) -> Api {
+    let (plugin, host) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move { server.serve(host).await });
+    Api::new(Client::new(plugin))
 }
