@@ -176,6 +176,21 @@ pub fn cli_env(config: &Config, data_dir: &Path) -> CliEnv {
     }
 }
 
+/// The answer to a successful `/claude start`, for the user who typed it (the channel sees the
+/// thread's root post). The server turns it into one ephemeral post (and repeats it in the
+/// HTTP answer of `commands/execute`, which the webapp does not show). The thread's link goes
+/// through `/_redirect/pl/`, which finds the post's team.
+fn started_answer(where_: &str, site_url: &str, root_id: &str) -> String {
+    let site = site_url.trim_end_matches('/');
+    if site.is_empty() {
+        format!("Session started in {where_}. Reply in its thread to talk to Claude.")
+    } else {
+        format!(
+            "Session started in {where_}. Its thread: {site}/_redirect/pl/{root_id} (reply there to talk to Claude)."
+        )
+    }
+}
+
 /// The sessions' timeouts from the settings.
 pub fn session_config(config: &Config) -> SessionConfig {
     SessionConfig {
@@ -758,6 +773,7 @@ impl ChatService {
         {
             tracing::error!("storing the session's root post failed: {e}");
         }
+        let answer = started_answer(&where_, &args.site_url, &root.id);
         self.track(
             &handle,
             SessionInfo {
@@ -767,7 +783,7 @@ impl ChatService {
                 root_id: root.id,
             },
         );
-        ephemeral("")
+        ephemeral(answer)
     }
 
     async fn status(&self, channel_id: &str) -> CommandResponse {
@@ -1496,6 +1512,142 @@ mod tests {
         chat.apply_config(&saved);
         assert!(chat.admit("u1").is_err());
         chat.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `/claude start` for real up to the CLI, which is a stand-in that only waits: the bot
+    /// joins the channel, posts the thread's root (neutralised), and the user's answer is the
+    /// command's response only, with a link to the thread; the plugin sends no ephemeral post
+    /// of its own (the server makes one from the response).
+    #[tokio::test]
+    async fn start_answers_once_with_the_thread_and_the_bot_joins_first() {
+        use crate::mattermost::model::{Channel, ChannelMember};
+        use crate::mattermost::rpc_types::*;
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = temp_dir("start");
+        let project = dir.join("root/proj @channel");
+        std::fs::create_dir_all(&project).unwrap();
+        let cli = dir.join("claude");
+        std::fs::write(&cli, "#!/bin/sh\nexec cat > /dev/null\n").unwrap();
+        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = crate::config::load(
+            serde_json::json!({
+                "AllowedProjectRoots": dir.join("root").display().to_string(),
+                "ClaudeCliPath": cli.display().to_string(),
+                "DataDirectory": dir.join("data").display().to_string(),
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let calls = Arc::new(Mutex::new(Vec::<String>::new()));
+        let posts = Arc::new(Mutex::new(Vec::<Post>::new()));
+        let (c1, c2, c3, c4, c5) = (
+            calls.clone(),
+            calls.clone(),
+            calls.clone(),
+            calls.clone(),
+            calls.clone(),
+        );
+        let p1 = posts.clone();
+        let server = kv_api()
+            .method("Plugin.GetChannelMember", move |a: TwoStringArgs| {
+                c1.lock().unwrap().push(format!("GetChannelMember {}", a.b));
+                // The user is a member, the bot is not yet.
+                let member = a.b == "u1";
+                async move {
+                    Ok::<_, String>(GetChannelMemberReturns {
+                        a: member.then(ChannelMember::default),
+                        b: (!member).then(|| crate::mattermost::model::AppError {
+                            status_code: 404,
+                            ..Default::default()
+                        }),
+                    })
+                }
+            })
+            .method("Plugin.GetChannel", move |a: StringArgs| {
+                c2.lock().unwrap().push("GetChannel".into());
+                async move {
+                    Ok::<_, String>(GetChannelReturns {
+                        a: Some(Channel {
+                            id: a.a,
+                            team_id: "t1".into(),
+                            r#type: "O".into(),
+                            ..Default::default()
+                        }),
+                        b: None,
+                    })
+                }
+            })
+            .method("Plugin.AddChannelMember", move |a: TwoStringArgs| {
+                c3.lock().unwrap().push(format!("AddChannelMember {}", a.b));
+                async {
+                    Ok::<_, String>(GetChannelMemberReturns {
+                        a: Some(ChannelMember::default()),
+                        b: None,
+                    })
+                }
+            })
+            .method("Plugin.CreatePost", move |a: PostArgs| {
+                c4.lock().unwrap().push("CreatePost".into());
+                let mut post = a.a.unwrap_or_default();
+                post.id = "root1".into();
+                p1.lock().unwrap().push(post.clone());
+                async move {
+                    Ok::<_, String>(PostReturns {
+                        a: Some(post),
+                        b: None,
+                    })
+                }
+            })
+            .method("Plugin.SendEphemeralPost", move |a: EphemeralPostArgs| {
+                c5.lock().unwrap().push("SendEphemeralPost".into());
+                async move { Ok::<_, String>(EphemeralPostReturns { a: a.b }) }
+            });
+        let chat = ChatService::open(
+            crate::mattermost::api::in_process(server),
+            "bot".into(),
+            &config,
+        )
+        .await
+        .expect("opens");
+        let answer = chat
+            .execute(
+                &config,
+                &CommandArgs {
+                    command: format!("/claude start \"{}\"", project.display()),
+                    channel_id: "c1".into(),
+                    user_id: "u1".into(),
+                    team_id: "t1".into(),
+                    site_url: "https://chat.example.com/".into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        chat.shutdown().await;
+        assert_eq!(answer.response_type, "ephemeral");
+        let canonical = std::fs::canonicalize(&project).unwrap();
+        assert_eq!(
+            answer.text,
+            format!(
+                "Session started in `{}`. Its thread: https://chat.example.com/_redirect/pl/root1 (reply there to talk to Claude).",
+                canonical.display()
+            )
+        );
+        assert_eq!(
+            calls.lock().unwrap().clone(),
+            [
+                "GetChannelMember u1",
+                "GetChannelMember bot",
+                "GetChannel",
+                "AddChannelMember bot",
+                "CreatePost"
+            ]
+        );
+        // The root post names the path, whose `@channel` is inert.
+        let root = posts.lock().unwrap()[0].message.clone();
+        assert!(root.contains("proj @\u{200D}channel"), "{root}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
