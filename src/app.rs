@@ -532,8 +532,12 @@ mod tests {
     #[test]
     fn autocomplete_tree_is_valid_for_the_server() {
         let c = slash_command();
-        // RegisterPluginCommand refuses an empty trigger before looking at the tree.
+        // RegisterPluginCommand refuses an empty trigger before looking at the tree. It does
+        // not run Command.IsValid, but the command passes its plugin-relevant rules too.
         assert_eq!(c.trigger, "claude");
+        assert!((1..=128).contains(&c.trigger.len()) && !c.trigger.starts_with('/'));
+        assert!(!c.trigger.contains(' '));
+        assert!(c.display_name.len() <= 64 && c.description.len() <= 128);
         let ad = c.autocomplete_data.unwrap();
         assert_eq!(server_is_valid(&ad), Ok(()));
         let names: Vec<&str> = ad.sub_commands.iter().map(|s| s.trigger.as_str()).collect();
