@@ -192,7 +192,7 @@ fn started_answer(where_: &str, site_url: &str, root_id: &str) -> String {
 }
 
 /// The sessions' timeouts from the settings.
-pub fn session_config(config: &Config) -> SessionConfig {
+pub(crate) fn session_config(config: &Config) -> SessionConfig {
     SessionConfig {
         // "Never" is a year: an Instant must not overflow.
         idle_timeout: config
@@ -1444,7 +1444,7 @@ mod tests {
     }
 
     /// What opening the service needs from the server: the KV store of the signing secret.
-    pub(crate) fn kv_api() -> crate::rpc::netrpc::Server {
+    fn kv_api() -> crate::rpc::netrpc::Server {
         use crate::mattermost::rpc_types::*;
         crate::rpc::netrpc::Server::new()
             .method("Plugin.KVGet", |_: StringArgs| async {
@@ -1455,7 +1455,7 @@ mod tests {
             })
     }
 
-    pub(crate) fn temp_dir(what: &str) -> PathBuf {
+    fn temp_dir(what: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("cc-{what}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         dir

@@ -14,7 +14,7 @@ fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// `FileSettings.Directory` (a `*string`); `None` when absent, nil or blank.
-pub fn file_settings_directory(config: &Value) -> Option<String> {
+pub(crate) fn file_settings_directory(config: &Value) -> Option<String> {
     match field(field(config, "FileSettings")?, "Directory")? {
         Value::String(dir) if !dir.trim().is_empty() => Some(dir.trim().to_owned()),
         _ => None,
@@ -24,7 +24,7 @@ pub fn file_settings_directory(config: &Value) -> Option<String> {
 /// `PluginSettings.Plugins[plugin_id]` (a `map[string]any`) as the JSON object the server
 /// stores for the plugin, the shape LoadPluginConfiguration returns; `None` when the
 /// configuration has no entry for the plugin.
-pub fn plugin_settings(config: &Value, plugin_id: &str) -> Option<serde_json::Value> {
+pub(crate) fn plugin_settings(config: &Value, plugin_id: &str) -> Option<serde_json::Value> {
     let Value::Map(plugins) = field(field(config, "PluginSettings")?, "Plugins")? else {
         return None;
     };

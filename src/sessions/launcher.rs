@@ -75,12 +75,12 @@ impl ProcessLauncher {
     }
 
     /// The environment of every CLI started from now on; running ones keep theirs.
-    pub fn set_env(&self, env: CliEnv) {
+    pub(crate) fn set_env(&self, env: CliEnv) {
         *self.env.write().unwrap_or_else(|p| p.into_inner()) = env;
     }
 
     /// The environment the next CLI gets.
-    pub fn env(&self) -> CliEnv {
+    pub(crate) fn env(&self) -> CliEnv {
         self.env.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
