@@ -19,6 +19,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::render::{code_block, created_file_diff};
+use crate::mattermost::attachments;
 use crate::mattermost::model::{
     Any, Dialog, DialogElement, OpenDialogRequest, Post, PostAction, PostActionIntegration, Props,
     SlackAttachment,
@@ -501,10 +502,8 @@ pub fn card_props(attachment: SlackAttachment) -> Props {
 /// attachment)` read from the buttons' context. `None` for any other post, or a decided card
 /// (no buttons left).
 pub fn pending_card(post: &Post) -> Option<(String, String, SlackAttachment)> {
-    let Some(Any::Attachments(atts)) = post.props.as_ref()?.get("attachments") else {
-        return None;
-    };
-    atts.iter().find_map(|att| {
+    let atts = attachments::of_props(&post.props)?;
+    atts.into_iter().find_map(|att| {
         let context = att.actions.iter().find_map(|a| {
             a.integration
                 .as_ref()
@@ -515,7 +514,7 @@ pub fn pending_card(post: &Post) -> Option<(String, String, SlackAttachment)> {
             Some(Any::String(s)) if !s.is_empty() => Some(s.clone()),
             _ => None,
         };
-        Some((text("session_id")?, text("request_id")?, att.clone()))
+        Some((text("session_id")?, text("request_id")?, att))
     })
 }
 

@@ -4,6 +4,7 @@
 //! nothing of Claude.
 
 pub mod api;
+pub mod attachments;
 pub mod hooks;
 pub mod http;
 pub mod model;
