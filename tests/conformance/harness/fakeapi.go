@@ -688,7 +688,23 @@ func (f *FakeAPI) GetPost(postID string) (*model.Post, *model.AppError) {
 	if !ok || p.DeleteAt != 0 {
 		return nil, model.NewAppError("GetPost", "app.post.get.app_error", nil, "post not found: "+postID, http.StatusNotFound)
 	}
-	return p.Clone(), nil
+	return asStored(p), nil
+}
+
+// asStored is a post as the server reads it back from the database: its props went through
+// JSON, so attachments come back as []interface{} of map[string]interface{}, not as the
+// []*model.SlackAttachment the plugin sent (a plugin that only understands the latter cannot
+// read its own cards after a restart).
+func asStored(p *model.Post) *model.Post {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return p.Clone()
+	}
+	var out model.Post
+	if json.Unmarshal(b, &out) != nil {
+		return p.Clone()
+	}
+	return &out
 }
 
 func (f *FakeAPI) DeletePost(postID string) *model.AppError {
@@ -735,7 +751,7 @@ func (f *FakeAPI) GetPostThread(postID string) (*model.PostList, *model.AppError
 	sort.Slice(thread, func(i, j int) bool { return thread[i].CreateAt > thread[j].CreateAt })
 	list := model.NewPostList()
 	for _, q := range thread {
-		list.AddPost(q.Clone())
+		list.AddPost(asStored(q))
 		list.AddOrder(q.Id)
 	}
 	return list, nil
