@@ -213,15 +213,16 @@ func (w *world) modelSaw(mark int, s string) bool {
 	return false
 }
 
-// pendingWrite prompts a Write of name and returns its card (the model then says "done").
-func (w *world) pendingWrite(t *testing.T, name, content string) *model.Post {
+// pendingWrite prompts a Write of name and returns its card (the model then says "done") and
+// the thread as it was before the prompt (the turn's reply post comes after it).
+func (w *world) pendingWrite(t *testing.T, name, content string) (*model.Post, map[string]bool) {
 	t.Helper()
 	w.script(t, "write-"+name,
 		fakemodel.WriteTurn(w.project+"/"+name, content),
 		fakemodel.TextTurn("Wrote "+name+".", 0))
 	before := postIDs(w.threadPosts(t))
 	w.mustSay(t, w.owner, w.channel, "/claude Please create "+name)
-	return w.waitCard(t, before)
+	return w.waitCard(t, before), before
 }
 
 // click presses a card's button as p, through the server as a client does.

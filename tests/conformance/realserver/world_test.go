@@ -142,6 +142,7 @@ type world struct {
 
 	roots, project string
 	rootPostID     string // the session thread (start step)
+	expected       []expectedLog
 }
 
 func mustEnv(t *testing.T, name, why string) string {
