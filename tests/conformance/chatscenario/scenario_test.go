@@ -524,7 +524,7 @@ func (s *scenario) stepDenyReason(t *testing.T) {
 		t.Fatal("the card has no denyreason action")
 	}
 	dialogs := len(s.api.Dialogs())
-	trigger := "trigger-" + model.NewId()
+	trigger := s.api.NewTriggerID(owner)
 	res, err := s.click(owner, card, copyContext(dr), trigger)
 	if err != nil {
 		t.Fatal(err)

@@ -119,24 +119,25 @@ var _ plugin.API = (*FakeAPI)(nil)
 // NewFakeAPI returns an empty fake. bundlePath is what GetBundlePath answers.
 func NewFakeAPI(bundlePath string) *FakeAPI {
 	f := &FakeAPI{
-		now:           time.Now,
-		kv:            map[string]kvEntry{},
-		posts:         map[string]*model.Post{},
-		ephemeral:     map[string]*model.Post{},
-		channels:      map[string]*model.Channel{},
-		members:       map[string]*model.ChannelMember{},
-		permissions:   map[string]bool{},
-		users:         map[string]*model.User{},
-		teams:         map[string]*model.Team{},
-		history:       map[string][]PostSnapshot{},
-		bots:          map[string]*model.Bot{},
-		config:        map[string]any{},
-		calls:         map[string]int{},
-		files:         map[string]*UploadedFile{},
-		bundlePath:    bundlePath,
-		serverVersion: "10.11.0",
-		pluginID:      DefaultPluginID,
-		teamMembers:   map[string]*model.TeamMember{},
+		verifyTriggers: true,
+		now:            time.Now,
+		kv:             map[string]kvEntry{},
+		posts:          map[string]*model.Post{},
+		ephemeral:      map[string]*model.Post{},
+		channels:       map[string]*model.Channel{},
+		members:        map[string]*model.ChannelMember{},
+		permissions:    map[string]bool{},
+		users:          map[string]*model.User{},
+		teams:          map[string]*model.Team{},
+		history:        map[string][]PostSnapshot{},
+		bots:           map[string]*model.Bot{},
+		config:         map[string]any{},
+		calls:          map[string]int{},
+		files:          map[string]*UploadedFile{},
+		bundlePath:     bundlePath,
+		serverVersion:  "10.11.0",
+		pluginID:       DefaultPluginID,
+		teamMembers:    map[string]*model.TeamMember{},
 	}
 	f.onMissing = func(method string) {
 		f.mu.Lock()
@@ -1319,7 +1320,8 @@ func (f *FakeAPI) ClusterEvents() []ClusterEvent {
 
 // VerifyTriggerIDs makes OpenInteractiveDialog check trigger ids as the server does
 // (signature by the server's key, at most OutgoingIntegrationRequestsTimeout = 30 s old):
-// only ids from NewTriggerID pass. Off by default, as tests that make up trigger ids exist.
+// only ids from NewTriggerID pass. On by default; off, any non-empty id passes (for tests of
+// the fake itself).
 func (f *FakeAPI) VerifyTriggerIDs(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

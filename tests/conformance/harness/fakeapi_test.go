@@ -247,6 +247,7 @@ func TestFakeNotImplementedDoesNotPanic(t *testing.T) {
 	f.RegisterCommand(&model.Command{Trigger: "claude"})
 	f.PublishWebSocketEvent("x", map[string]any{"a": 1}, &model.WebsocketBroadcast{UserId: "u"})
 	f.PublishPluginClusterEvent(model.PluginClusterEvent{Id: "e"}, model.PluginClusterEventSendOptions{})
+	f.VerifyTriggerIDs(false)
 	if err := f.OpenInteractiveDialog(model.OpenDialogRequest{TriggerId: "t"}); err != nil {
 		t.Fatal(err)
 	}
@@ -334,10 +335,11 @@ func TestFakeDialogsAndThreadOrder(t *testing.T) {
 	if err := f.OpenInteractiveDialog(model.OpenDialogRequest{URL: "/x"}); err == nil {
 		t.Fatal("dialog without trigger id accepted")
 	}
-	if err := f.OpenInteractiveDialog(model.OpenDialogRequest{TriggerId: "t", URL: "/x", Dialog: model.Dialog{State: "s"}}); err != nil {
+	trigger := f.NewTriggerID("u1")
+	if err := f.OpenInteractiveDialog(model.OpenDialogRequest{TriggerId: trigger, URL: "/x", Dialog: model.Dialog{State: "s"}}); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.Dialogs(); len(d) != 1 || d[0].TriggerId != "t" || d[0].Dialog.State != "s" {
+	if d := f.Dialogs(); len(d) != 1 || d[0].TriggerId != trigger || d[0].Dialog.State != "s" {
 		t.Fatal(d)
 	}
 	root, _ := f.CreatePost(&model.Post{ChannelId: "c1", UserId: "u1", Message: "root"})
@@ -617,7 +619,7 @@ func TestFakeDialogTriggerIDs(t *testing.T) {
 	f := newWorld()
 	dlg := model.Dialog{Title: "Deny", CallbackId: "cb", Elements: []model.DialogElement{{DisplayName: "Reason", Name: "reason", Type: "textarea", MaxLength: 100}}}
 	wantAppErr(t, "empty trigger id", f.OpenInteractiveDialog(model.OpenDialogRequest{URL: "/x", Dialog: dlg}), "interactive_message.decode_trigger_id.missing_data", http.StatusBadRequest)
-	f.VerifyTriggerIDs(true)
+	// Verification is on by default, as on the server.
 	wantAppErr(t, "made-up trigger id", f.OpenInteractiveDialog(model.OpenDialogRequest{TriggerId: "trigger-x", URL: "/x", Dialog: dlg}), "interactive_message.decode_trigger_id.base64_decode_failed", http.StatusBadRequest)
 	other := NewFakeAPI("")
 	wantAppErr(t, "another server's trigger id", f.OpenInteractiveDialog(model.OpenDialogRequest{TriggerId: other.NewTriggerID("u1"), URL: "/x", Dialog: dlg}), "interactive_message.decode_trigger_id.verify_signature_failed", http.StatusBadRequest)
