@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"claudecode/conformance/fakemodel"
+	"claudecode/conformance/steps"
 
 	"github.com/mattermost/mattermost/server/public/model"
 )
@@ -28,15 +29,15 @@ func sampleCard() *model.Post {
 // The helpers read cards whatever Go type the props arrive as (typed slice or decoded JSON).
 func TestHelpersReadCards(t *testing.T) {
 	typed := sampleCard()
-	if !isCard(typed) || len(actionsOf(typed.GetProps())) != 5 {
+	if !isCard(typed) || len(steps.Actions(typed.GetProps())) != 5 {
 		t.Fatal("typed attachments not read")
 	}
 	checkCard(t, typed, "Write", "hello.txt")
 	asMaps := map[string]any{"attachments": []any{map[string]any{"text": "✅ Approved by @owner", "actions": []any{}}}}
-	if len(actionsOf(asMaps)) != 0 || !strings.Contains(shown("", asMaps), "Approved") {
+	if len(steps.Actions(asMaps)) != 0 || !strings.Contains(steps.Shown("", asMaps), "Approved") {
 		t.Fatal("map attachments not read")
 	}
-	if attachments(map[string]any{"attachments": "garbage"}) != nil {
+	if steps.Attachments(map[string]any{"attachments": "garbage"}) != nil {
 		t.Fatal("garbage attachments decoded")
 	}
 	if a := actionByID(typed, "denyreason"); a == nil || copyContext(a)["action"] != "denyreason" {
@@ -50,7 +51,7 @@ func TestHelpersReadCards(t *testing.T) {
 }
 
 func TestHelpersText(t *testing.T) {
-	if !hasDoneLine("text\n\n✓ Done · 2 s · $0.01") || !hasDoneLine("  ✓ Done") || hasDoneLine("not ✓ Done here") {
+	if !steps.HasDoneLine("text\n\n✓ Done · 2 s · $0.01") || !steps.HasDoneLine("  ✓ Done") || steps.HasDoneLine("not ✓ Done here") {
 		t.Fatal("hasDoneLine")
 	}
 	for _, s := range []string{"0a1b2c", "ffff", "0"} {
@@ -83,7 +84,7 @@ func TestHelpersRelatedProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	if !poll(5*time.Second, func() bool { return len(s.relatedProcessesExcept(nil)) == 1 }) {
+	if !steps.Poll(5*time.Second, func() bool { return len(s.relatedProcessesExcept(nil)) == 1 }) {
 		t.Fatalf("sleep in the project not found: %v", s.relatedProcessesExcept(nil))
 	}
 	if pidOf(s.relatedProcessesExcept(nil)[0]) != cmd.Process.Pid {

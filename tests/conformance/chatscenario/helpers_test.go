@@ -15,6 +15,7 @@ import (
 
 	"claudecode/conformance/fakemodel"
 	"claudecode/conformance/harness"
+	"claudecode/conformance/steps"
 
 	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/mattermost/mattermost/server/public/plugin"
@@ -71,20 +72,6 @@ func within[T any](d time.Duration, what string, fn func() T) (T, error) {
 	case <-time.After(d):
 		var zero T
 		return zero, fmt.Errorf("%s: no answer within %v", what, d)
-	}
-}
-
-// poll calls cond every 100 ms until it holds or the deadline passes.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -201,63 +188,7 @@ func postIDs(ps []*model.Post) map[string]bool {
 	return m
 }
 
-// attachments decodes Props["attachments"] whatever Go type the gob RPC gave it.
-func attachments(props map[string]any) []*model.SlackAttachment {
-	raw, ok := props["attachments"]
-	if !ok || raw == nil {
-		return nil
-	}
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil
-	}
-	var out []*model.SlackAttachment
-	if json.Unmarshal(b, &out) != nil {
-		return nil
-	}
-	return out
-}
-
-func actionsOf(props map[string]any) []*model.PostAction {
-	var out []*model.PostAction
-	for _, a := range attachments(props) {
-		if a != nil {
-			out = append(out, a.Actions...)
-		}
-	}
-	return out
-}
-
-func isCard(p *model.Post) bool { return len(actionsOf(p.GetProps())) > 0 }
-
-// everything a post shows: message plus attachment texts, as JSON-ish text.
-func shown(message string, props map[string]any) string {
-	var sb strings.Builder
-	sb.WriteString(message)
-	for _, a := range attachments(props) {
-		if a == nil {
-			continue
-		}
-		for _, f := range []string{a.Pretext, a.Title, a.Text, a.Fallback, a.Footer} {
-			sb.WriteString("\n" + f)
-		}
-		for _, fld := range a.Fields {
-			if fld != nil {
-				sb.WriteString(fmt.Sprintf("\n%s %v", fld.Title, fld.Value))
-			}
-		}
-	}
-	return sb.String()
-}
-
-func hasDoneLine(msg string) bool {
-	for _, l := range strings.Split(msg, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(l), "✓ Done") {
-			return true
-		}
-	}
-	return false
-}
+func isCard(p *model.Post) bool { return len(steps.Actions(p.GetProps())) > 0 }
 
 // newBotPosts: the bot's thread posts that are not in before.
 func (s *scenario) newBotPosts(before map[string]bool, cards bool) []*model.Post {
@@ -274,9 +205,9 @@ func (s *scenario) newBotPosts(before map[string]bool, cards bool) []*model.Post
 func (s *scenario) waitDone(t *testing.T, before map[string]bool, what string) *model.Post {
 	t.Helper()
 	var done *model.Post
-	if !poll(turnTimeout, func() bool {
+	if !steps.Poll(turnTimeout, func() bool {
 		for _, p := range s.newBotPosts(before, false) {
-			if hasDoneLine(p.Message) {
+			if steps.HasDoneLine(p.Message) {
 				done = p
 				return true
 			}
@@ -293,7 +224,7 @@ func (s *scenario) waitDone(t *testing.T, before map[string]bool, what string) *
 func (s *scenario) waitCard(t *testing.T, before map[string]bool) *model.Post {
 	t.Helper()
 	var card *model.Post
-	if !poll(turnTimeout, func() bool {
+	if !steps.Poll(turnTimeout, func() bool {
 		if cs := s.newBotPosts(before, true); len(cs) > 0 {
 			card = cs[0]
 			return true
@@ -309,7 +240,7 @@ func (s *scenario) waitCard(t *testing.T, before map[string]bool) *model.Post {
 // waitRequest waits for a model request after mark whose text contains every want.
 func (s *scenario) waitRequest(t *testing.T, mark int, d time.Duration, want ...string) bool {
 	t.Helper()
-	ok := poll(d, func() bool {
+	ok := steps.Poll(d, func() bool {
 		for _, r := range s.model.Since(mark) {
 			all := true
 			for _, w := range want {
@@ -377,7 +308,7 @@ func (s *scenario) click(user string, card *model.Post, context map[string]any, 
 }
 
 func actionByID(card *model.Post, id string) *model.PostAction {
-	for _, a := range actionsOf(card.GetProps()) {
+	for _, a := range steps.Actions(card.GetProps()) {
 		if a != nil && a.Id == id {
 			return a
 		}
@@ -414,7 +345,7 @@ func flipHex(s string) string {
 func checkCard(t *testing.T, card *model.Post, tool, target string) {
 	t.Helper()
 	var ids []string
-	for _, a := range actionsOf(card.GetProps()) {
+	for _, a := range steps.Actions(card.GetProps()) {
 		ids = append(ids, a.Id)
 		if a.Integration == nil || a.Integration.URL != approvalURL {
 			t.Errorf("action %q: integration %+v, want URL %s", a.Id, a.Integration, approvalURL)
@@ -439,7 +370,7 @@ func checkCard(t *testing.T, card *model.Post, tool, target string) {
 	if n := len(ids); n != 4 && n != 5 {
 		t.Errorf("card has %d actions %v, want 4 or 5", n, ids)
 	}
-	text := shown(card.Message, card.GetProps())
+	text := steps.Shown(card.Message, card.GetProps())
 	if !strings.Contains(text, tool) || !strings.Contains(text, target) {
 		t.Errorf("card does not name the tool %q and its target %q: %q", tool, target, text)
 	}

@@ -12,8 +12,6 @@
 package chatscenario
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,38 +25,19 @@ import (
 
 	"claudecode/conformance/fakemodel"
 	"claudecode/conformance/harness"
+	"claudecode/conformance/steps"
 
 	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/mattermost/mattermost/server/public/plugin"
 	"github.com/mattermost/mattermost/server/public/shared/mlog"
 )
 
-var passed, failed atomic.Int64
+var counter steps.Counter
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	fmt.Printf("chatscenario: %d passed, %d failed\n", passed.Load(), failed.Load())
+	fmt.Println(counter.Summary("chatscenario"))
 	os.Exit(code)
-}
-
-// check runs one named, counted step.
-func check(t *testing.T, name string, fn func(t *testing.T)) bool {
-	return t.Run(name, func(t *testing.T) {
-		t.Cleanup(func() {
-			if t.Failed() {
-				failed.Add(1)
-			} else {
-				passed.Add(1)
-			}
-		})
-		fn(t)
-	})
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func setup(t *testing.T) *scenario {
@@ -108,7 +87,7 @@ func setup(t *testing.T) *scenario {
 	s.makeTree(t)
 
 	// The plugin inherits the environment: a leaked /proc/self/environ shows this marker.
-	s.envMarker = "CHATSCENARIO-ENV-" + randHex(6)
+	s.envMarker = "CHATSCENARIO-ENV-" + steps.RandHex(6)
 	os.Setenv("CHATSCENARIO_ENV_MARKER", s.envMarker)
 
 	s.model = fakemodel.New(fakeBin, filepath.Join(base, "fake"))
@@ -210,7 +189,7 @@ func tail(s string, n int) string {
 
 // makeTree builds roots/ (proj with files and escape traps, sibling with a secret), outside/.
 func (s *scenario) makeTree(t *testing.T) {
-	r := randHex(6)
+	r := steps.RandHex(6)
 	s.markers["sibling secret"] = "SIBLING-SECRET-" + r
 	s.markers["outside secret"] = "OUTSIDE-SECRET-" + r
 	s.markers["sibling listing"] = "sibling-canary-" + r + ".txt"
@@ -276,7 +255,7 @@ func (s *scenario) activate(t *testing.T) {
 
 func TestChatScenario(t *testing.T) {
 	s := setup(t)
-	if !check(t, "0_activate", s.activate) {
+	if !counter.Check(t, "0_activate", s.activate) {
 		t.Fatal("the plugin does not activate; nothing else can run")
 	}
 	// A step that needs the session fails at once without it.
@@ -287,17 +266,17 @@ func TestChatScenario(t *testing.T) {
 		}
 	}
 
-	check(t, "1_start", func(t *testing.T) { s.stepStart(t) })
-	check(t, "2_streamed_reply", func(t *testing.T) { needSession(t); s.stepStream(t) })
-	check(t, "3_approval_card", func(t *testing.T) { needSession(t); s.stepApprove(t) })
-	check(t, "4_deny_with_reason", func(t *testing.T) { needSession(t); s.stepDenyReason(t) })
-	check(t, "5_context_thread", func(t *testing.T) { needSession(t); s.stepContextThread(t) })
-	check(t, "6_files_hostile_paths", func(t *testing.T) { needSession(t); s.stepFiles(t) })
-	check(t, "7_thread_reply", func(t *testing.T) { needSession(t); s.stepThreadReply(t) })
-	check(t, "8_restart_resume", func(t *testing.T) { needSession(t); s.stepRestart(t) })
-	check(t, "9_crash_withdraws_card", func(t *testing.T) { needSession(t); s.stepCrash(t) })
-	check(t, "10_rate_limit", func(t *testing.T) { s.stepRateLimit(t) })
-	check(t, "11_stop", func(t *testing.T) { needSession(t); s.stepStop(t) })
+	counter.Check(t, "1_start", func(t *testing.T) { s.stepStart(t) })
+	counter.Check(t, "2_streamed_reply", func(t *testing.T) { needSession(t); s.stepStream(t) })
+	counter.Check(t, "3_approval_card", func(t *testing.T) { needSession(t); s.stepApprove(t) })
+	counter.Check(t, "4_deny_with_reason", func(t *testing.T) { needSession(t); s.stepDenyReason(t) })
+	counter.Check(t, "5_context_thread", func(t *testing.T) { needSession(t); s.stepContextThread(t) })
+	counter.Check(t, "6_files_hostile_paths", func(t *testing.T) { needSession(t); s.stepFiles(t) })
+	counter.Check(t, "7_thread_reply", func(t *testing.T) { needSession(t); s.stepThreadReply(t) })
+	counter.Check(t, "8_restart_resume", func(t *testing.T) { needSession(t); s.stepRestart(t) })
+	counter.Check(t, "9_crash_withdraws_card", func(t *testing.T) { needSession(t); s.stepCrash(t) })
+	counter.Check(t, "10_rate_limit", func(t *testing.T) { s.stepRateLimit(t) })
+	counter.Check(t, "11_stop", func(t *testing.T) { needSession(t); s.stepStop(t) })
 }
 
 // 1: start refusals, a started session, status.
@@ -328,7 +307,7 @@ func (s *scenario) stepStart(t *testing.T) {
 		t.Fatalf("/claude start %s was refused: %q", s.project, r.reply)
 	}
 	var root *model.Post
-	if !poll(hookTimeout, func() bool {
+	if !steps.Poll(hookTimeout, func() bool {
 		for _, p := range s.api.Posts(channelID) {
 			if p.UserId == s.botID && strings.Contains(p.Message, "Claude Code session started") {
 				root = p
@@ -396,7 +375,7 @@ func (s *scenario) stepStream(t *testing.T) {
 	}
 	partial := 0
 	for _, h := range s.api.PostHistory(done.Id) {
-		if h.Message != "" && !hasDoneLine(h.Message) && !strings.Contains(h.Message, text) {
+		if h.Message != "" && !steps.HasDoneLine(h.Message) && !strings.Contains(h.Message, text) {
 			partial++
 		}
 	}
@@ -466,17 +445,17 @@ func (s *scenario) stepApprove(t *testing.T) {
 	} else if !strings.Contains(res.raw, "Approved") {
 		t.Errorf("approve response does not say Approved: %s", res.raw)
 	}
-	if !poll(30*time.Second, func() bool {
+	if !steps.Poll(30*time.Second, func() bool {
 		b, err := os.ReadFile(hello)
 		return err == nil && string(b) == "hello from the scenario\n"
 	}) {
 		t.Errorf("hello.txt not written with the scripted content within 30 s of the approval")
 	}
-	if !poll(10*time.Second, func() bool { return s.api.UpdateCount(card.Id) > updates }) {
+	if !steps.Poll(10*time.Second, func() bool { return s.api.UpdateCount(card.Id) > updates }) {
 		t.Errorf("the card was not updated (UpdatePost) after the approval")
 	} else {
 		p, _ := s.api.GetPost(card.Id)
-		if len(actionsOf(p.GetProps())) != 0 || !strings.Contains(shown(p.Message, p.GetProps()), "Approved") {
+		if len(steps.Actions(p.GetProps())) != 0 || !strings.Contains(steps.Shown(p.Message, p.GetProps()), "Approved") {
 			t.Errorf("updated card still has actions or does not say Approved: %q %v", p.Message, p.GetProps())
 		}
 	}
@@ -533,7 +512,7 @@ func (s *scenario) stepDenyReason(t *testing.T) {
 		t.Errorf("denyreason: status %d body %s, want 200 {}", res.code, res.raw)
 	}
 	var dlg model.OpenDialogRequest
-	if !poll(10*time.Second, func() bool {
+	if !steps.Poll(10*time.Second, func() bool {
 		if d := s.api.Dialogs(); len(d) > dialogs {
 			dlg = d[len(d)-1]
 			return true
@@ -562,7 +541,7 @@ func (s *scenario) stepDenyReason(t *testing.T) {
 		t.Error("deny.txt was written although the request was denied")
 	}
 	if p, err := s.api.GetPost(card.Id); err == nil {
-		if len(actionsOf(p.GetProps())) != 0 || !strings.Contains(shown(p.Message, p.GetProps()), "Denied") {
+		if len(steps.Actions(p.GetProps())) != 0 || !strings.Contains(steps.Shown(p.Message, p.GetProps()), "Denied") {
 			t.Errorf("card after the deny still has actions or does not say Denied: %q %v", p.Message, p.GetProps())
 		}
 	}
@@ -740,7 +719,7 @@ func (s *scenario) stepRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var last string
-	if !poll(30*time.Second, func() bool {
+	if !steps.Poll(30*time.Second, func() bool {
 		r, err := s.command(owner, "/claude status")
 		last = r.reply
 		if err == nil && strings.Contains(r.reply, s.project) {
@@ -773,7 +752,7 @@ func (s *scenario) stepCrash(t *testing.T) {
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if !poll(10*time.Second, func() bool { return len(s.host.PluginPIDs()) == 0 }) {
+	if !steps.Poll(10*time.Second, func() bool { return len(s.host.PluginPIDs()) == 0 }) {
 		t.Fatal("the killed plugin process is still there")
 	}
 	if err := s.host.Env.PerformHealthCheck(harness.PluginID); err == nil {
@@ -786,15 +765,15 @@ func (s *scenario) stepCrash(t *testing.T) {
 	if s.hooks, err = s.host.Env.HooksForPlugin(harness.PluginID); err != nil {
 		t.Fatal(err)
 	}
-	if !poll(15*time.Second, func() bool {
+	if !steps.Poll(15*time.Second, func() bool {
 		p, err := s.api.GetPost(card.Id)
-		return err == nil && len(actionsOf(p.GetProps())) == 0 && strings.Contains(shown(p.Message, p.GetProps()), "Withdrawn")
+		return err == nil && len(steps.Actions(p.GetProps())) == 0 && strings.Contains(steps.Shown(p.Message, p.GetProps()), "Withdrawn")
 	}) {
 		p, _ := s.api.GetPost(card.Id)
 		t.Errorf("after the restart the card still has buttons or does not say Withdrawn: %v", p)
 	}
 	// The dead plugin's CLI sees its stdin close and exits; only the new plugin may remain.
-	if !poll(15*time.Second, func() bool { return len(s.relatedProcesses()) == 0 }) {
+	if !steps.Poll(15*time.Second, func() bool { return len(s.relatedProcesses()) == 0 }) {
 		t.Errorf("15 s after the crash the old session's processes still run: %v", s.relatedProcesses())
 	}
 	if _, err := os.Stat(target); err == nil {
@@ -870,7 +849,7 @@ func (s *scenario) stepRateLimit(t *testing.T) {
 	}
 	// The limited user is served again once the bucket refills (one token per 2 s).
 	var last string
-	if !poll(20*time.Second, func() bool {
+	if !steps.Poll(20*time.Second, func() bool {
 		r, err := s.command(member, "/claude status")
 		last = r.reply
 		if err == nil && r.reply != "" && !strings.Contains(r.reply, "Slow down") {
@@ -898,16 +877,16 @@ func (s *scenario) stepStop(t *testing.T) {
 	if !strings.Contains(strings.ToLower(r.reply), "stopped") {
 		t.Errorf("/claude stop reply %q lacks \"stopped\"", r.reply)
 	}
-	if !poll(15*time.Second, func() bool { return len(s.relatedProcesses()) == 0 }) {
+	if !steps.Poll(15*time.Second, func() bool { return len(s.relatedProcesses()) == 0 }) {
 		t.Errorf("15 s after /claude stop these processes of the session still run: %v", s.relatedProcesses())
 	}
 	r = s.mustReply(t, owner, "/claude status")
 	if !containsAny(r.reply, "stopped", "No Claude Code session in this channel") {
 		t.Errorf("/claude status after stop: %q", r.reply)
 	}
-	if !poll(10*time.Second, func() bool {
+	if !steps.Poll(10*time.Second, func() bool {
 		p, err := s.api.GetPost(card.Id)
-		return err == nil && len(actionsOf(p.GetProps())) == 0 && strings.Contains(shown(p.Message, p.GetProps()), "Withdrawn")
+		return err == nil && len(steps.Actions(p.GetProps())) == 0 && strings.Contains(steps.Shown(p.Message, p.GetProps()), "Withdrawn")
 	}) {
 		p, _ := s.api.GetPost(card.Id)
 		t.Errorf("the pending card still has buttons or does not say Withdrawn after the stop: %v", p)

@@ -1,82 +1,32 @@
 package realserver
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"claudecode/conformance/fakemodel"
+	"claudecode/conformance/steps"
 
 	"github.com/mattermost/mattermost/server/public/model"
 )
 
 // Posts, cards and model turns as people and the fake model see them.
 
-// attachments decodes Props["attachments"].
-func attachments(p *model.Post) []*model.SlackAttachment {
-	raw, ok := p.GetProps()["attachments"]
-	if !ok || raw == nil {
-		return nil
-	}
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil
-	}
-	var out []*model.SlackAttachment
-	if json.Unmarshal(b, &out) != nil {
-		return nil
-	}
-	return out
-}
-
 // actionIDs are the ids of a post's buttons.
 func actionIDs(p *model.Post) []string {
 	var ids []string
-	for _, a := range attachments(p) {
-		if a == nil {
-			continue
-		}
-		for _, act := range a.Actions {
-			if act != nil {
-				ids = append(ids, act.Id)
-			}
-		}
+	for _, a := range steps.Actions(p.GetProps()) {
+		ids = append(ids, a.Id)
 	}
 	return ids
 }
 
 func isCard(p *model.Post) bool { return len(actionIDs(p)) > 0 }
 
-// shown is everything a post shows: its message and its attachments' texts.
-func shown(p *model.Post) string {
-	var sb strings.Builder
-	sb.WriteString(p.Message)
-	for _, a := range attachments(p) {
-		if a == nil {
-			continue
-		}
-		for _, f := range []string{a.Pretext, a.Title, a.Text, a.Fallback, a.Footer} {
-			sb.WriteString("\n" + f)
-		}
-		for _, fld := range a.Fields {
-			if fld != nil {
-				fmt.Fprintf(&sb, "\n%s %v", fld.Title, fld.Value)
-			}
-		}
-	}
-	return sb.String()
-}
-
-func hasDoneLine(msg string) bool {
-	for _, l := range strings.Split(msg, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(l), "✓ Done") {
-			return true
-		}
-	}
-	return false
-}
+// shown is everything a post shows.
+func shown(p *model.Post) string { return steps.Shown(p.Message, p.GetProps()) }
 
 func postIDs(ps []*model.Post) map[string]bool {
 	m := map[string]bool{}
@@ -101,9 +51,9 @@ func (w *world) newBotPosts(t *testing.T, before map[string]bool, cards bool) []
 func (w *world) waitDone(t *testing.T, before map[string]bool, what string) *model.Post {
 	t.Helper()
 	var done *model.Post
-	if !poll(turnTimeout, func() bool {
+	if !steps.Poll(turnTimeout, func() bool {
 		for _, p := range w.newBotPosts(t, before, false) {
-			if hasDoneLine(p.Message) {
+			if steps.HasDoneLine(p.Message) {
 				done = p
 				return true
 			}
@@ -120,7 +70,7 @@ func (w *world) waitDone(t *testing.T, before map[string]bool, what string) *mod
 func (w *world) waitCard(t *testing.T, before map[string]bool) *model.Post {
 	t.Helper()
 	var card *model.Post
-	if !poll(turnTimeout, func() bool {
+	if !steps.Poll(turnTimeout, func() bool {
 		if cs := w.newBotPosts(t, before, true); len(cs) > 0 {
 			card = cs[0]
 			return true
@@ -136,7 +86,7 @@ func (w *world) waitCard(t *testing.T, before map[string]bool) *model.Post {
 func (w *world) waitClosed(t *testing.T, card *model.Post, d time.Duration, want ...string) *model.Post {
 	t.Helper()
 	var now *model.Post
-	if !poll(d, func() bool {
+	if !steps.Poll(d, func() bool {
 		p, _, err := w.owner.client.GetPost(w.ctx, card.Id, "")
 		if err != nil {
 			return false
@@ -187,7 +137,7 @@ func (w *world) script(t *testing.T, name string, turns ...map[string]any) {
 // waitModelSaw waits for a model request after mark that contains every want.
 func (w *world) waitModelSaw(t *testing.T, mark int, d time.Duration, want ...string) {
 	t.Helper()
-	if !poll(d, func() bool {
+	if !steps.Poll(d, func() bool {
 		for _, r := range w.model.Since(mark) {
 			all := true
 			for _, s := range want {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"claudecode/conformance/fakemodel"
+	"claudecode/conformance/steps"
 
 	"github.com/mattermost/mattermost/server/public/model"
 )
@@ -26,36 +27,36 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	fmt.Printf("e2e-server: %d passed, %d failed\n", passed.Load(), failed.Load())
+	fmt.Println(counter.Summary("e2e-server"))
 	os.Exit(code)
 }
 
 func TestRealServer(t *testing.T) {
 	w := newWorld(t)
-	if !check(t, "install_enable_before_configuration", w.stepInstall) {
+	if !counter.Check(t, "install_enable_before_configuration", w.stepInstall) {
 		t.Fatal("the plugin does not run on the server; nothing else can")
 	}
-	check(t, "autocomplete", w.stepAutocomplete)
-	check(t, "invalid_setting_refused_at_save", w.stepInvalidSetting)
-	check(t, "settings_apply_without_restart", w.stepSettingsApplyLive)
-	check(t, "start", w.stepStart)
+	counter.Check(t, "autocomplete", w.stepAutocomplete)
+	counter.Check(t, "invalid_setting_refused_at_save", w.stepInvalidSetting)
+	counter.Check(t, "settings_apply_without_restart", w.stepSettingsApplyLive)
+	counter.Check(t, "start", w.stepStart)
 	if w.rootPostID == "" {
 		t.Fatal("no session: the chat steps cannot run")
 	}
-	check(t, "streamed_reply", w.stepStreamedReply)
-	check(t, "approval_card_clicks", w.stepApprovalClicks)
-	check(t, "deny_with_reason_dialog", w.stepDenyDialog)
-	check(t, "thread_reply_prompt", w.stepThreadReply)
-	check(t, "context_thread_permalinks", w.stepContextThread)
-	check(t, "subcommands", w.stepSubcommands)
-	check(t, "long_reply_split", w.stepLongReply)
-	check(t, "large_write", w.stepLargeWrite)
-	check(t, "disable_enable_with_card_open", w.stepDisableEnable)
-	check(t, "forced_upgrade_while_running", w.stepForcedUpgrade)
-	check(t, "kill9_health_check_restart", w.stepKill9)
-	check(t, "server_restart_with_card_open", w.stepServerRestart)
-	check(t, "stop", w.stepStop)
-	check(t, "plugin_log_readable_and_clean", w.stepLog)
+	counter.Check(t, "streamed_reply", w.stepStreamedReply)
+	counter.Check(t, "approval_card_clicks", w.stepApprovalClicks)
+	counter.Check(t, "deny_with_reason_dialog", w.stepDenyDialog)
+	counter.Check(t, "thread_reply_prompt", w.stepThreadReply)
+	counter.Check(t, "context_thread_permalinks", w.stepContextThread)
+	counter.Check(t, "subcommands", w.stepSubcommands)
+	counter.Check(t, "long_reply_split", w.stepLongReply)
+	counter.Check(t, "large_write", w.stepLargeWrite)
+	counter.Check(t, "disable_enable_with_card_open", w.stepDisableEnable)
+	counter.Check(t, "forced_upgrade_while_running", w.stepForcedUpgrade)
+	counter.Check(t, "kill9_health_check_restart", w.stepKill9)
+	counter.Check(t, "server_restart_with_card_open", w.stepServerRestart)
+	counter.Check(t, "stop", w.stepStop)
+	counter.Check(t, "plugin_log_readable_and_clean", w.stepLog)
 }
 
 // Upload and enable before any setting is saved, as an admin does in System Console.
@@ -217,7 +218,7 @@ func (w *world) stepStreamedReply(t *testing.T) {
 // Card clicks through POST /api/v4/posts/{id}/actions/{action}: the server refuses an outsider,
 // the plugin refuses a member who may not approve, the owner's approval writes the file.
 func (w *world) stepApprovalClicks(t *testing.T) {
-	name := "hello-" + randHex(3) + ".txt"
+	name := "hello-" + steps.RandHex(3) + ".txt"
 	card, before := w.pendingWrite(t, name, "hello from the real server\n")
 	if ids := actionIDs(card); !slices.Contains(ids, "approve") || !slices.Contains(ids, "denyreason") {
 		t.Fatalf("card buttons %v", ids)
@@ -250,7 +251,7 @@ func (w *world) stepApprovalClicks(t *testing.T) {
 
 // "Deny with reason" opens a dialog over the websocket; its submission reaches the model.
 func (w *world) stepDenyDialog(t *testing.T) {
-	name := "denied-" + randHex(3) + ".txt"
+	name := "denied-" + steps.RandHex(3) + ".txt"
 	card, _ := w.pendingWrite(t, name, "never\n")
 	wsMark, mark := w.owner.mark(), w.model.Mark()
 	if _, err := w.click(w.owner, card, "denyreason"); err != nil {
@@ -265,7 +266,7 @@ func (w *world) stepDenyDialog(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &open); err != nil {
 		t.Fatalf("open_dialog payload %q: %v", raw, err)
 	}
-	reason := "REASON-" + randHex(4) + " use the staging directory"
+	reason := "REASON-" + steps.RandHex(4) + " use the staging directory"
 	resp, _, err := w.owner.client.SubmitInteractiveDialog(w.ctx, model.SubmitDialogRequest{
 		URL: open.URL, CallbackId: open.Dialog.CallbackId, State: open.Dialog.State,
 		ChannelId: w.channel.Id, TeamId: w.team.Id, Submission: map[string]any{"reason": reason},
@@ -286,7 +287,7 @@ func (w *world) stepDenyDialog(t *testing.T) {
 // A member's reply in the session thread is a prompt, and the bot's answer notifies nobody in a
 // channel it is not part of (no "Missing profile" on the server).
 func (w *world) stepThreadReply(t *testing.T) {
-	marker := "THREAD-" + randHex(4)
+	marker := "THREAD-" + steps.RandHex(4)
 	w.script(t, "thread", fakemodel.TextTurn("Answer to the thread reply.", 0))
 	before := postIDs(w.threadPosts(t))
 	mark := w.model.Mark()
@@ -306,7 +307,7 @@ func (w *world) stepThreadReply(t *testing.T) {
 // context thread: a permalink the caller can read becomes context; one into a private channel
 // the caller is not in is refused and its text never reaches the model.
 func (w *world) stepContextThread(t *testing.T) {
-	public, secret := "CTX-PUBLIC-"+randHex(4), "CTX-SECRET-"+randHex(4)
+	public, secret := "CTX-PUBLIC-"+steps.RandHex(4), "CTX-SECRET-"+steps.RandHex(4)
 	pp, _, err := w.owner.client.CreatePost(w.ctx, &model.Post{ChannelId: w.channel.Id, Message: "Design note " + public})
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +383,7 @@ func (w *world) stepLongReply(t *testing.T) {
 
 // A large Write: the card fits the server's limits, and the approved file is complete.
 func (w *world) stepLargeWrite(t *testing.T) {
-	name := "big-" + randHex(3) + ".txt"
+	name := "big-" + steps.RandHex(3) + ".txt"
 	content := strings.Repeat("0123456789abcdef large write line\n", 9000) // ~300 KB
 	card, before := w.pendingWrite(t, name, content)
 	if _, err := w.click(w.owner, card, "approve"); err != nil {
@@ -464,7 +465,7 @@ func (w *world) stepKill9(t *testing.T) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	// The health check runs every 30 s and restarts a plugin that does not answer its ping.
-	if !poll(90*time.Second, func() bool {
+	if !steps.Poll(90*time.Second, func() bool {
 		now := w.srv.PluginProcesses()
 		return len(now) > 0 && !slices.Contains(old, now[0])
 	}) {
@@ -474,7 +475,7 @@ func (w *world) stepKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.waitClosed(t, card, postTimeout, "Withdrawn")
-	if !poll(10*time.Second, func() bool {
+	if !steps.Poll(10*time.Second, func() bool {
 		for _, p := range w.projectProcesses() {
 			if slices.Contains(cliBefore, p) {
 				return false
@@ -516,7 +517,7 @@ func (w *world) stepServerRestart(t *testing.T) {
 
 func (w *world) stepStop(t *testing.T) {
 	w.mustSay(t, w.owner, w.channel, "/claude stop")
-	if !poll(10*time.Second, func() bool { return len(w.projectProcesses()) == 0 }) {
+	if !steps.Poll(10*time.Second, func() bool { return len(w.projectProcesses()) == 0 }) {
 		t.Errorf("processes still work in the project after stop: %v", w.projectProcesses())
 	}
 }

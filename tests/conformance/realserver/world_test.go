@@ -2,19 +2,17 @@ package realserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"claudecode/conformance/fakemodel"
+	"claudecode/conformance/steps"
 
 	"github.com/mattermost/mattermost/server/public/model"
 )
@@ -25,27 +23,8 @@ const (
 	postTimeout = 30 * time.Second  // a post the plugin makes outside a turn
 )
 
-var passed, failed atomic.Int64
-
-// check runs one named, counted step.
-func check(t *testing.T, name string, fn func(t *testing.T)) bool {
-	return t.Run(name, func(t *testing.T) {
-		t.Cleanup(func() {
-			if t.Failed() {
-				failed.Add(1)
-			} else {
-				passed.Add(1)
-			}
-		})
-		fn(t)
-	})
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// counter counts the scenario's steps.
+var counter steps.Counter
 
 // person is a user with a logged-in client and a websocket that records every event.
 type person struct {
@@ -89,7 +68,7 @@ func (p *person) eventsSince(mark int, typ model.WebsocketEventType) []*model.We
 // waitEvent polls for an event of a type after mark that satisfies ok.
 func (p *person) waitEvent(mark int, typ model.WebsocketEventType, d time.Duration, ok func(*model.WebSocketEvent) bool) *model.WebSocketEvent {
 	var found *model.WebSocketEvent
-	poll(d, func() bool {
+	steps.Poll(d, func() bool {
 		for _, ev := range p.eventsSince(mark, typ) {
 			if ok(ev) {
 				found = ev
@@ -109,20 +88,6 @@ func postOf(ev *model.WebSocketEvent) *model.Post {
 		return nil
 	}
 	return &p
-}
-
-// poll calls cond every 100 ms until it holds or d passes.
-func poll(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // world is the real server with its people, the fake model and the plugin's inputs.
