@@ -298,7 +298,7 @@ impl Hooks for App {
     fn message_has_been_posted(&self, _ctx: Context, post: Post) -> HookFuture<'_, ()> {
         Box::pin(async move {
             if let Some(chat) = self.chat() {
-                chat.on_post(&post).await;
+                chat.on_post(&post, &self.config()).await;
             }
         })
     }

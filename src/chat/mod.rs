@@ -7,6 +7,7 @@
 //! [`service`] owns the engine and wires commands, thread replies and approval
 //! clicks to sessions.
 
+pub mod authz;
 pub mod card;
 pub mod command;
 pub(crate) mod neutralise;

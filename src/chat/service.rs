@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::authz::{self, Action, Role};
 use super::card::{self, ActionContext, ActionSigner, ApprovalAction};
 use super::command::{self, ChatCommand};
 use super::neutralise;
@@ -63,6 +64,34 @@ struct State {
     by_root: HashMap<String, String>,
     /// Blocks sent before the next prompt.
     context: HashMap<String, Vec<String>>,
+}
+
+/// Starts in flight. A start reserves its channel before it awaits anything, and takes a slot
+/// of MaxConcurrentSessions under the same lock, so concurrent starts cannot all pass their
+/// checks and then all start: the second start in a channel is refused at once, and the slots
+/// are counted with every admitted start included.
+#[derive(Default)]
+struct Admission {
+    /// Reserved channel -> whether its start holds a slot.
+    reserved: HashMap<String, bool>,
+    /// Bumped whenever a reservation ends, so a slot count made from an older list of live
+    /// sessions is made again (a start that just ended may have become a live session).
+    ended: u64,
+}
+
+/// A start's hold on its channel (and its slot, once taken); dropping it lets go of both,
+/// whether the start failed or its session is now tracked.
+struct Reservation<'a> {
+    admission: &'a Mutex<Admission>,
+    channel_id: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut adm = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        adm.reserved.remove(&self.channel_id);
+        adm.ended += 1;
+    }
 }
 
 /// Why the chat service could not open (activation fails with this text).
@@ -122,7 +151,36 @@ pub struct ChatService {
     limiter: RwLock<Limit>,
     cards: Cards,
     state: Mutex<State>,
+    admission: Mutex<Admission>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Why [`ChatService::authorize_action`] says no; the text is what the asker sees.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// A channel member asked about the channel's session, and it has none.
+    #[error("{NO_SESSION}")]
+    NoSession,
+    /// The table does not allow it; the text names who may.
+    #[error("{0}")]
+    NotAllowed(String),
+}
+
+/// Who asks, and where: what resolving their roles needs.
+struct Asker<'a> {
+    user_id: &'a str,
+    channel_id: &'a str,
+    /// The team a command was typed in (WhoCanStart's quick path); empty elsewhere.
+    team_id: &'a str,
+    /// The channel's session, if it has one.
+    session: Option<&'a SessionInfo>,
+}
+
+fn slow_down(retry: RetryAfter) -> String {
+    format!(
+        "Slow down: too many commands. Try again in {} s.",
+        retry.seconds()
+    )
 }
 
 fn ephemeral(text: impl Into<String>) -> CommandResponse {
@@ -246,6 +304,41 @@ fn is_under(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
 }
 
+/// Whether `path` (a session's project, canonical when it started) is under an allowed root,
+/// as the root is written or after its symlinks.
+fn under_allowed_root(config: &Config, path: &Path) -> bool {
+    config
+        .allowed_project_roots
+        .iter()
+        .any(|r| is_under(path, r) || std::fs::canonicalize(r).is_ok_and(|c| is_under(path, &c)))
+}
+
+fn outside_roots_text(project: &str) -> String {
+    format!(
+        "This session's project `{project}` is no longer under an allowed project root (an admin changed AllowedProjectRoots)."
+    )
+}
+
+/// Why a session may not be used for `action` any more: its project left the allowed roots.
+/// Its status, history and stop stay available.
+fn project_refusal(config: &Config, action: Action, info: &SessionInfo) -> Option<String> {
+    let uses_project = !matches!(
+        action,
+        Action::Help
+            | Action::Start
+            | Action::Status
+            | Action::History
+            | Action::Stop
+            | Action::Health
+    );
+    (uses_project && !under_allowed_root(config, Path::new(&info.project_path))).then(|| {
+        format!(
+            "{} Start a session in an allowed project.",
+            outside_roots_text(&info.project_path)
+        )
+    })
+}
+
 /// Lexical normalization of an absolute path (`.` dropped, `..` pops).
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -325,6 +418,7 @@ impl ChatService {
             limiter: RwLock::new(Limit::new(config.commands_per_minute)),
             cards: Cards::default(),
             state: Mutex::new(State::default()),
+            admission: Mutex::new(Admission::default()),
             tasks: Mutex::new(Vec::new()),
         });
         svc.recover().await?;
@@ -335,7 +429,9 @@ impl ChatService {
     /// process, an idle period, an approval request, a command), without a restart. Running
     /// CLI processes keep the environment they started with. The data directory holds the open
     /// store, so a new one applies only at the next enable (said in its help text, and logged).
-    pub fn apply_config(&self, config: &Config) {
+    /// Sessions whose project is no longer under an allowed root stop (see
+    /// [`Self::stop_outside_roots`]): that setting is a safety boundary, not a default.
+    pub fn apply_config(self: &Arc<Self>, config: &Config) {
         self.engine.set_config(session_config(config));
         self.launcher.set_env(cli_env(config, &self.data_dir));
         {
@@ -345,11 +441,64 @@ impl ChatService {
                 *limiter = Limit::new(config.commands_per_minute);
             }
         }
+        let svc = Arc::clone(self);
+        let roots = config.clone();
+        tokio::spawn(async move { svc.stop_outside_roots(&roots).await });
         if config.data_directory != self.data_directory_setting {
             tracing::warn!(
                 in_use = %self.data_dir.display(),
                 "DataDirectory was changed; it applies when the plugin is next enabled (disable and enable it in System Console)"
             );
+        }
+    }
+
+    /// Stops every session whose project is not under an allowed root of `config`, and says
+    /// why in its thread. Sessions that have no process are left as they are: commands refuse
+    /// to use them (see [`project_refusal`]).
+    async fn stop_outside_roots(&self, config: &Config) {
+        let outside: Vec<(String, SessionInfo)> = self
+            .state
+            .lock()
+            .map(|st| {
+                st.sessions
+                    .iter()
+                    .filter(|(_, info)| !under_allowed_root(config, Path::new(&info.project_path)))
+                    .map(|(id, info)| (id.clone(), info.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, info) in outside {
+            let Some(handle) = self.engine.get(&id) else {
+                continue;
+            };
+            if !handle.status().await.is_ok_and(|s| s.state.has_process()) {
+                continue;
+            }
+            if let Err(e) = handle.stop("plugin-settings").await {
+                tracing::warn!(
+                    session = handle.id(),
+                    "stopping a session outside the allowed roots failed: {e}"
+                );
+                continue;
+            }
+            tracing::info!(
+                session = handle.id(),
+                "stopped: its project is no longer under an allowed project root"
+            );
+            let post = Post {
+                user_id: self.bot_id.clone(),
+                channel_id: info.channel_id.clone(),
+                root_id: info.root_id.clone(),
+                message: format!("{} It was stopped.", outside_roots_text(&info.project_path)),
+                ..Default::default()
+            };
+            if let Err(e) = stream::with_retry("CreatePost (session stopped)", || {
+                self.poster.create_post(post.clone())
+            })
+            .await
+            {
+                tracing::warn!("telling a channel its session stopped failed: {e}");
+            }
         }
     }
 
@@ -533,7 +682,7 @@ impl ChatService {
     /// Whether the user is a member of a team WhoCanStart lists. Each name is resolved to its
     /// id; the command's own team is enough (the channel membership was checked), otherwise
     /// the user's team membership is asked for. A team that does not exist matches nobody.
-    async fn in_listed_team(&self, who: &WhoCanStart, args: &CommandArgs) -> bool {
+    async fn in_listed_team(&self, who: &WhoCanStart, user_id: &str, team_id: &str) -> bool {
         for name in who.team_names() {
             let team = match self.api.get_team_by_name(name).await {
                 Ok(t) => t,
@@ -542,15 +691,83 @@ impl ChatService {
                     continue;
                 }
             };
-            if team_membership_counts(&team, &args.team_id, &args.user_id, None) {
+            if team_membership_counts(&team, team_id, user_id, None) {
                 return true;
             }
-            let member = self.api.get_team_member(&team.id, &args.user_id).await.ok();
-            if team_membership_counts(&team, &args.team_id, &args.user_id, member.as_ref()) {
+            let member = self.api.get_team_member(&team.id, user_id).await.ok();
+            if team_membership_counts(&team, team_id, user_id, member.as_ref()) {
                 return true;
             }
         }
         false
+    }
+
+    /// Whether WhoCanStart allows the user (by name, or as a member of a listed team).
+    async fn may_start(&self, config: &Config, user_id: &str, team_id: &str) -> bool {
+        let who = &config.who_can_start;
+        if *who == WhoCanStart::Everyone {
+            return true;
+        }
+        let name = self.username(user_id).await;
+        who.allows(&name, &[]) || self.in_listed_team(who, user_id, team_id).await
+    }
+
+    /// Whether Mattermost counts the user as a system admin. A failed call counts as no.
+    async fn is_system_admin(&self, user_id: &str) -> bool {
+        match self.api.has_permission_to(user_id, "manage_system").await {
+            Ok(admin) => admin,
+            Err(e) => {
+                tracing::warn!("HasPermissionTo(manage_system) failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// THE authorization check of every entry point (commands, thread replies, card clicks,
+    /// dialog submissions), before anything is done: the asker's roles are resolved, asking
+    /// Mattermost only what can still change the answer, and the table in [`authz`] decides.
+    async fn authorize_action(
+        &self,
+        config: &Config,
+        action: Action,
+        asker: &Asker<'_>,
+    ) -> Result<(), Refusal> {
+        let approve = config.who_can_approve;
+        let mut roles = vec![Role::Anyone];
+        if authz::allowed(&roles, action, approve) == authz::Decision::Allow {
+            return Ok(());
+        }
+        if self.is_member(asker.channel_id, asker.user_id).await {
+            roles.push(Role::Member);
+            if let Some(info) = asker.session {
+                let owner = info.owner_id == asker.user_id;
+                if owner {
+                    roles.push(Role::Owner);
+                }
+                if owner || approve == WhoCanApprove::Members {
+                    roles.push(Role::Approver);
+                }
+            }
+            if action == Action::Start && self.may_start(config, asker.user_id, asker.team_id).await
+            {
+                roles.push(Role::Starter);
+            }
+            if action.needs_session() && asker.session.is_none() {
+                return Err(Refusal::NoSession);
+            }
+        }
+        let mut decision = authz::allowed(&roles, action, approve);
+        if decision != authz::Decision::Allow
+            && authz::permits(Role::SystemAdmin, action)
+            && self.is_system_admin(asker.user_id).await
+        {
+            roles.push(Role::SystemAdmin);
+            decision = authz::allowed(&roles, action, approve);
+        }
+        match decision {
+            authz::Decision::Allow => Ok(()),
+            authz::Decision::Refuse(text) => Err(Refusal::NotAllowed(text)),
+        }
     }
 
     async fn username(&self, user_id: &str) -> String {
@@ -562,7 +779,6 @@ impl ChatService {
 
     // --- commands ----------------------------------------------------------
 
-    /// `/claude …`: membership, rate limit, then the command.
     /// Takes one of `user_id`'s commands from the rate limit, if there is one.
     fn admit(&self, user_id: &str) -> Result<(), RetryAfter> {
         match &self
@@ -576,23 +792,48 @@ impl ChatService {
         }
     }
 
+    /// `/claude …`: the authorization, the rate limit, then the command.
     pub async fn execute(self: &Arc<Self>, config: &Config, args: &CommandArgs) -> CommandResponse {
-        // Help and usage errors are static text about the command itself: they touch no
-        // channel or session, so they need neither the membership check nor a token.
+        // Usage errors are static text about the command itself: they touch no channel or
+        // session, so they need neither a role nor a token.
         let cmd = match command::parse(&args.command) {
-            Ok(ChatCommand::Help) => return ephemeral(command::help_text()),
             Ok(c) => c,
             Err(e) => return ephemeral(e.to_string()),
         };
-        if !self.is_member(&args.channel_id, &args.user_id).await {
-            return ephemeral(NOT_A_MEMBER);
+        let session = self.session_of_channel(&args.channel_id);
+        let asker = Asker {
+            user_id: &args.user_id,
+            channel_id: &args.channel_id,
+            team_id: &args.team_id,
+            session: session.as_ref().map(|(_, info)| info),
+        };
+        let action = Action::of_command(&cmd);
+        match self.authorize_action(config, action, &asker).await {
+            Ok(()) => {}
+            // A member's question like any other: it costs a command.
+            Err(Refusal::NoSession) => {
+                return ephemeral(match self.admit(&args.user_id) {
+                    Ok(()) => NO_SESSION.to_owned(),
+                    Err(retry) => slow_down(retry),
+                })
+            }
+            Err(refusal) => return ephemeral(refusal.to_string()),
+        }
+        if let Some(refusal) = asker
+            .session
+            .and_then(|info| project_refusal(config, action, info))
+        {
+            return ephemeral(refusal);
+        }
+        if cmd == ChatCommand::Help {
+            return ephemeral(command::help_text());
         }
         if let Err(retry) = self.admit(&args.user_id) {
-            return ephemeral(format!(
-                "Slow down: too many commands. Try again in {} s.",
-                retry.seconds()
-            ));
+            return ephemeral(slow_down(retry));
         }
+        // What the owner or an approver may do acts on the session the check was made for
+        // (never on one started in the channel since).
+        let checked = session.map(|(handle, _)| handle);
         match cmd {
             ChatCommand::Help => ephemeral(command::help_text()),
             ChatCommand::Start { path, model, mode } => {
@@ -602,32 +843,32 @@ impl ChatService {
             ChatCommand::Ask { prompt } => {
                 ephemeral(self.prompt(&args.channel_id, &args.user_id, &prompt).await)
             }
-            ChatCommand::Interrupt => match self.session_of_channel(&args.channel_id) {
+            ChatCommand::Interrupt => match &checked {
                 None => ephemeral(NO_SESSION),
-                Some((h, _)) => match h.interrupt(&args.user_id).await {
+                Some(h) => match h.interrupt(&args.user_id).await {
                     Ok(()) => ephemeral("Interrupted: the current turn was stopped."),
                     Err(e) => ephemeral(format!("Nothing to interrupt: {e}")),
                 },
             },
-            ChatCommand::Stop => match self.session_of_channel(&args.channel_id) {
+            ChatCommand::Stop => match &checked {
                 None => ephemeral(NO_SESSION),
-                Some((h, _)) => match h.stop(&args.user_id).await {
+                Some(h) => match h.stop(&args.user_id).await {
                     Ok(()) => ephemeral(
                         "Claude Code session stopped. A new prompt resumes the conversation.",
                     ),
                     Err(e) => ephemeral(format!("Could not stop the session: {e}")),
                 },
             },
-            ChatCommand::Mode(m) => match self.session_of_channel(&args.channel_id) {
+            ChatCommand::Mode(m) => match &checked {
                 None => ephemeral(NO_SESSION),
-                Some((h, _)) => match h.set_permission_mode(m, &args.user_id).await {
+                Some(h) => match h.set_permission_mode(m, &args.user_id).await {
                     Ok(()) => ephemeral(format!("Permission mode set to `{}`", m.as_str())),
                     Err(e) => ephemeral(format!("Could not change the permission mode: {e}")),
                 },
             },
-            ChatCommand::Model(m) => match self.session_of_channel(&args.channel_id) {
+            ChatCommand::Model(m) => match &checked {
                 None => ephemeral(NO_SESSION),
-                Some((h, _)) => match h.set_model(&m, &args.user_id).await {
+                Some(h) => match h.set_model(&m, &args.user_id).await {
                     Ok(()) => ephemeral(format!("Model set to `{m}`")),
                     Err(e) => ephemeral(format!("Could not change the model: {e}")),
                 },
@@ -689,16 +930,10 @@ impl ChatService {
         model: Option<String>,
         mode: Option<crate::claude::PermissionMode>,
     ) -> CommandResponse {
-        if let WhoCanStart::Only(_) = &config.who_can_start {
-            let name = self.username(&args.user_id).await;
-            if !config.who_can_start.allows(&name, &[])
-                && !self.in_listed_team(&config.who_can_start, args).await
-            {
-                return ephemeral(
-                    "You are not allowed to start Claude Code sessions (WhoCanStart).",
-                );
-            }
-        }
+        // Before anything is awaited: one start per channel at a time.
+        let Some(reservation) = self.reserve_channel(&args.channel_id) else {
+            return ephemeral("A session is already being started in this channel.");
+        };
         let project = match Self::check_project_path(config, path) {
             Ok(p) => p,
             Err(e) => return ephemeral(e),
@@ -711,14 +946,10 @@ impl ChatService {
                 ));
             }
         }
-        let live = self
-            .engine
-            .list()
+        if let Err(live) = self
+            .take_slot(&reservation, config.max_concurrent_sessions as usize)
             .await
-            .iter()
-            .filter(|s| s.state.has_process())
-            .count();
-        if live >= config.max_concurrent_sessions as usize {
+        {
             return ephemeral(format!(
                 "The server already runs {live} Claude Code sessions, the maximum (MaxConcurrentSessions). Try again when one stops."
             ));
@@ -784,6 +1015,73 @@ impl ChatService {
             },
         );
         ephemeral(answer)
+    }
+
+    /// Reserves the channel for one start, synchronously; `None` while another start holds it.
+    fn reserve_channel(&self, channel_id: &str) -> Option<Reservation<'_>> {
+        let mut adm = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        if adm.reserved.contains_key(channel_id) {
+            return None;
+        }
+        adm.reserved.insert(channel_id.to_owned(), false);
+        Some(Reservation {
+            admission: &self.admission,
+            channel_id: channel_id.to_owned(),
+        })
+    }
+
+    /// Channels of the tracked sessions that have a process now.
+    async fn live_channels(&self) -> Vec<String> {
+        let tracked: Vec<(String, String)> = self
+            .state
+            .lock()
+            .map(|st| {
+                st.sessions
+                    .iter()
+                    .map(|(id, info)| (id.clone(), info.channel_id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut live = Vec::new();
+        for (id, channel) in tracked {
+            let Some(handle) = self.engine.get(&id) else {
+                continue;
+            };
+            if handle.status().await.is_ok_and(|s| s.state.has_process()) {
+                live.push(channel);
+            }
+        }
+        live
+    }
+
+    /// Takes one of `max` slots for the reserved start, or says how many are taken. Taken are
+    /// the admitted starts plus the live sessions outside their channels (an admitted start's
+    /// own session is counted once). The decision is made under the admission lock, from a list
+    /// of live sessions no reservation ended during.
+    async fn take_slot(&self, reservation: &Reservation<'_>, max: usize) -> Result<(), usize> {
+        loop {
+            let seen = self
+                .admission
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ended;
+            let live = self.live_channels().await;
+            let mut adm = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+            if adm.ended != seen {
+                continue;
+            }
+            let admitted = adm.reserved.values().filter(|&&slot| slot).count();
+            let others = live
+                .iter()
+                .filter(|c| adm.reserved.get(*c) != Some(&true))
+                .count();
+            let taken = admitted + others;
+            if taken >= max {
+                return Err(taken);
+            }
+            adm.reserved.insert(reservation.channel_id.clone(), true);
+            return Ok(());
+        }
     }
 
     async fn status(&self, channel_id: &str) -> CommandResponse {
@@ -1000,7 +1298,7 @@ impl ChatService {
     // --- thread replies ----------------------------------------------------
 
     /// MessageHasBeenPosted: a reply in a session's thread is a prompt.
-    pub async fn on_post(&self, post: &Post) {
+    pub async fn on_post(&self, post: &Post, config: &Config) {
         if post.root_id.is_empty() || post.user_id.is_empty() || post.user_id == self.bot_id {
             return;
         }
@@ -1021,23 +1319,39 @@ impl ChatService {
         let Some(session_id) = session else {
             return;
         };
-        let is_current = self
-            .state
-            .lock()
-            .ok()
-            .is_some_and(|st| st.by_channel.get(&post.channel_id) == Some(&session_id));
-        if !is_current || post.message.trim().is_empty() {
+        let current = self.state.lock().ok().and_then(|st| {
+            (st.by_channel.get(&post.channel_id) == Some(&session_id))
+                .then(|| st.sessions.get(&session_id).cloned())
+                .flatten()
+        });
+        let Some(info) = current else {
+            return;
+        };
+        if post.message.trim().is_empty() {
             return;
         }
-        let reply = match self.admit(&post.user_id) {
-            Err(retry) => format!(
-                "Slow down: too many prompts. Try again in {} s.",
-                retry.seconds()
-            ),
-            Ok(()) => {
-                self.prompt(&post.channel_id, &post.user_id, &post.message)
-                    .await
-            }
+        let asker = Asker {
+            user_id: &post.user_id,
+            channel_id: &post.channel_id,
+            team_id: "",
+            session: Some(&info),
+        };
+        let allowed = match self.authorize_action(config, Action::Prompt, &asker).await {
+            Ok(()) => project_refusal(config, Action::Prompt, &info).map_or(Ok(()), Err),
+            Err(refusal) => Err(refusal.to_string()),
+        };
+        let reply = match allowed {
+            Err(refusal) => refusal,
+            Ok(()) => match self.admit(&post.user_id) {
+                Err(retry) => format!(
+                    "Slow down: too many prompts. Try again in {} s.",
+                    retry.seconds()
+                ),
+                Ok(()) => {
+                    self.prompt(&post.channel_id, &post.user_id, &post.message)
+                        .await
+                }
+            },
         };
         if !reply.is_empty() {
             let _ = self
@@ -1058,36 +1372,43 @@ impl ChatService {
 
     // --- approval clicks and dialogs ---------------------------------------
 
-    /// Checks a verified action's clicker and claims the card. `Err` = ephemeral text.
+    /// Checks a verified click or submission (`action`) of its user and claims the card.
+    /// `Err` = ephemeral text. The user's right comes first: a refused click learns nothing
+    /// about the request and leaves the card as it is.
     async fn authorize(
         &self,
         config: &Config,
         ctx: &ActionContext,
+        action: Action,
         user_id: &str,
         claim: bool,
     ) -> Result<(SessionHandle, stream::Card), String> {
-        let (card, info) = {
-            let cards = self.cards.lock().map_err(|_| "internal error".to_owned())?;
-            let card = cards
-                .get(&(ctx.session_id.clone(), ctx.request_id.clone()))
-                .cloned()
-                .ok_or("This request is no longer pending.")?;
-            let st = self.state.lock().map_err(|_| "internal error".to_owned())?;
-            let info = st
-                .sessions
-                .get(&ctx.session_id)
-                .cloned()
-                .ok_or("This session no longer exists.")?;
-            (card, info)
+        let info = self
+            .state
+            .lock()
+            .map_err(|_| "internal error".to_owned())?
+            .sessions
+            .get(&ctx.session_id)
+            .cloned()
+            .ok_or("This session no longer exists.")?;
+        let asker = Asker {
+            user_id,
+            channel_id: &info.channel_id,
+            team_id: "",
+            session: Some(&info),
         };
+        self.authorize_action(config, action, &asker)
+            .await
+            .map_err(|r| r.to_string())?;
+        let card = self
+            .cards
+            .lock()
+            .map_err(|_| "internal error".to_owned())?
+            .get(&(ctx.session_id.clone(), ctx.request_id.clone()))
+            .cloned()
+            .ok_or("This request is no longer pending.")?;
         if card.decided {
             return Err("This request was already answered.".into());
-        }
-        if !self.is_member(&info.channel_id, user_id).await {
-            return Err(NOT_A_MEMBER.into());
-        }
-        if config.who_can_approve == WhoCanApprove::Owner && user_id != info.owner_id {
-            return Err("Only the user who started this session can answer its requests.".into());
         }
         let handle = self
             .engine
@@ -1187,7 +1508,16 @@ impl ChatService {
             Err(_) => return ephemeral_json("This button is not valid."),
         };
         let opens_dialog = ctx.action.opens_dialog();
-        let (handle, card) = match self.authorize(config, &ctx, user_id, !opens_dialog).await {
+        let (handle, card) = match self
+            .authorize(
+                config,
+                &ctx,
+                Action::of_click(ctx.action),
+                user_id,
+                !opens_dialog,
+            )
+            .await
+        {
             Ok(x) => x,
             Err(e) => return ephemeral_json(&e),
         };
@@ -1207,10 +1537,9 @@ impl ChatService {
                 Err(e) => ephemeral_json(&format!("The dialog could not be opened: {e}")),
             };
         }
-        let name = match body.get("user_name").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() => n.to_owned(),
-            _ => self.username(user_id).await,
-        };
+        // The name Mattermost knows for the user it authenticated (never the body's
+        // `user_name`, which the clicker writes): shown on the card and sent to the model.
+        let name = self.username(user_id).await;
         let at = now;
         let (decision, shown) = match ctx.action {
             ApprovalAction::Approve => (
@@ -1281,7 +1610,8 @@ impl ChatService {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let (handle, card) = match self.authorize(config, &ctx, user_id, false).await {
+        let action = Action::of_dialog(ctx.action);
+        let (handle, card) = match self.authorize(config, &ctx, action, user_id, false).await {
             Ok(x) => x,
             Err(e) => return json!({ "error": e }),
         };
@@ -1315,7 +1645,7 @@ impl ChatService {
             )
         };
         // Claim only now: a failed validation leaves the card answerable.
-        if let Err(e) = self.authorize(config, &ctx, user_id, true).await {
+        if let Err(e) = self.authorize(config, &ctx, action, user_id, true).await {
             return json!({ "error": e });
         }
         match self

@@ -429,6 +429,27 @@ impl Api {
         some("CreateTeamMember", r.a)
     }
 
+    /// A system-wide permission, e.g. `"manage_system"` (what makes a system admin).
+    pub async fn has_permission_to(
+        &self,
+        user_id: &str,
+        permission_id: &str,
+    ) -> Result<bool, ApiError> {
+        let r: BoolReturns = self
+            .call(
+                "HasPermissionTo",
+                &Args2 {
+                    a: user_id.to_owned(),
+                    b: Some(Permission {
+                        id: permission_id.to_owned(),
+                        ..Default::default()
+                    }),
+                },
+            )
+            .await?;
+        Ok(r.a)
+    }
+
     /// `permission_id` e.g. `"create_post"`.
     pub async fn has_permission_to_channel(
         &self,

@@ -78,6 +78,8 @@ pub type GetPostThreadReturns = Returns2<Option<PostList>, Option<AppError>>;
 pub type GetChannelReturns = Returns2<Option<Channel>, Option<AppError>>;
 pub type GetChannelMemberReturns = Returns2<Option<ChannelMember>, Option<AppError>>;
 pub type HasPermissionToChannelArgs = Args3<String, String, Option<Permission>>;
+/// HasPermissionTo(userID, permission): a system-wide permission such as `manage_system`.
+pub type HasPermissionToArgs = Args2<String, Option<Permission>>;
 pub type GetTeamReturns = Returns2<Option<Team>, Option<AppError>>;
 pub type GetTeamMemberReturns = Returns2<Option<TeamMember>, Option<AppError>>;
 pub type GetUserReturns = Returns2<Option<User>, Option<AppError>>;

@@ -1020,6 +1020,16 @@ func (f *FakeAPI) HasPermissionToChannel(userID, channelID string, permission *m
 	return member && channelUserPermissions[permission.Id]
 }
 
+// HasPermissionTo: a system-wide permission; system admins (a user whose Roles hold
+// system_admin) have them all, as the server's role scheme gives them.
+func (f *FakeAPI) HasPermissionTo(userID string, permission *model.Permission) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("HasPermissionTo")
+	u, ok := f.users[userID]
+	return ok && permission != nil && u.IsSystemAdmin()
+}
+
 // GrantPermission grants one channel permission explicitly (member or not).
 func (f *FakeAPI) GrantPermission(userID, channelID, permissionID string) {
 	f.mu.Lock()

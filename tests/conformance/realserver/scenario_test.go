@@ -49,6 +49,7 @@ func TestRealServer(t *testing.T) {
 	counter.Check(t, "thread_reply_prompt", w.stepThreadReply)
 	counter.Check(t, "context_thread_permalinks", w.stepContextThread)
 	counter.Check(t, "subcommands", w.stepSubcommands)
+	counter.Check(t, "members_cannot_weaken_approval", w.stepMembersCannotWeakenApproval)
 	counter.Check(t, "long_reply_split", w.stepLongReply)
 	counter.Check(t, "large_write", w.stepLargeWrite)
 	counter.Check(t, "disable_enable_with_card_open", w.stepDisableEnable)
@@ -330,6 +331,14 @@ func (w *world) stepContextThread(t *testing.T) {
 	w.waitDone(t, before, "the context turn")
 	if w.modelSaw(0, secret) {
 		t.Errorf("text of a private channel the caller cannot read reached the model")
+	}
+}
+
+// Issue 9: with approvals for the owner only, a member may neither change the permission mode
+// (acceptEdits would let edits through without a card) nor the model, nor interrupt.
+func (w *world) stepMembersCannotWeakenApproval(t *testing.T) {
+	for _, line := range []string{"/claude mode acceptEdits", "/claude mode plan", "/claude model opus", "/claude interrupt"} {
+		w.mustSay(t, w.member, w.channel, line, "Only the session's owner")
 	}
 }
 
