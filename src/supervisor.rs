@@ -18,8 +18,9 @@
 //!   environment and cwd (its own, set by the plugin), and ends as the CLI did: the same exit
 //!   code, or killed by the same signal.
 //!
-//! The CLI itself dies by SIGKILL if the supervisor goes first (its own parent-death signal,
-//! set from the supervisor's only thread).
+//! The CLI gets SIGTERM if the supervisor goes first (its own parent-death signal, set from the
+//! supervisor's only thread): SIGTERM, not SIGKILL, so that the CLI still ends the Bash commands
+//! it runs, which would otherwise be orphaned out of anyone's reach.
 
 use std::ffi::OsString;
 use std::io;
@@ -155,7 +156,7 @@ fn supervise(
         command.pre_exec(move || {
             // std leaves the mask as it is: a CLI with SIGTERM blocked could not be stopped.
             SigSet::empty().thread_set_mask()?;
-            prctl::set_pdeathsig(Signal::SIGKILL)?;
+            prctl::set_pdeathsig(Signal::SIGTERM)?;
             if getppid() != me {
                 return Err(io::Error::other("the supervisor is already gone"));
             }
