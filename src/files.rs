@@ -252,16 +252,55 @@ pub struct Listing {
     pub count_capped: bool,
 }
 
+/// [`list_blocking`] on tokio's blocking pool: the caller may be the thread
+/// that serves hooks, which a walk of a large directory must not hold.
+pub async fn list(
+    root: PathBuf,
+    dir: String,
+    depth_cap: usize,
+    count_cap: usize,
+) -> Result<Listing, PathError> {
+    let shown = dir.clone();
+    tokio::task::spawn_blocking(move || list_blocking(&root, &dir, depth_cap, count_cap))
+        .await
+        .unwrap_or_else(|e| Err(task_failed(shown, &e)))
+}
+
+/// [`read_blocking`] on tokio's blocking pool (see [`list`]).
+pub async fn read(
+    root: PathBuf,
+    path: String,
+    max_inline: usize,
+) -> Result<FileContent, PathError> {
+    let shown = path.clone();
+    tokio::task::spawn_blocking(move || read_blocking(&root, &path, max_inline))
+        .await
+        .unwrap_or_else(|e| Err(task_failed(shown, &e)))
+}
+
+/// The blocking task panicked or was cancelled (runtime shutdown).
+fn task_failed(path: String, e: &tokio::task::JoinError) -> PathError {
+    PathError::Io {
+        path,
+        reason: e.to_string(),
+    }
+}
+
 /// Lists `dir` (a user path) breadth-first, so that a count cap keeps the top
 /// levels: at most `depth_cap` levels below `dir` (1 = its entries only) and
 /// at most `count_cap` entries. In each directory, directories come first,
 /// then files, each by name.
 ///
+/// The cap bounds the work, not only the answer: a directory is read only
+/// until the entries still allowed are found, plus one to know that more
+/// exist; only those are sorted. So a capped listing shows the entries the
+/// file system returned first, in order, not the first ones by name.
+///
 /// Entries are listed as they are, without following symlinks into
 /// directories (no cycles); a symlink is shown only when its target is a file
 /// or directory inside the root, with the target's kind. Other symlinks,
 /// special files and names that are not UTF-8 are left out.
-pub fn list(
+fn list_blocking(
     root: &Path,
     dir: &str,
     depth_cap: usize,
@@ -296,12 +335,14 @@ pub fn list(
     }];
     let mut queue = VecDeque::from([(0usize, start.absolute.clone(), 0usize)]);
     let (mut depth_capped, mut count_capped) = (false, false);
-    'walk: while let Some((slot, abs, depth)) = queue.pop_front() {
+    while let Some((slot, abs, depth)) = queue.pop_front() {
         if depth >= depth_cap {
             depth_capped = true;
             continue;
         }
-        let entries = match read_dir_sorted(&root, &abs, &slots[slot].node.path) {
+        // Slot 0 is the listed directory itself, not an entry.
+        let allowed = count_cap.saturating_sub(slots.len() - 1);
+        let (entries, more) = match read_dir_capped(&root, &abs, &slots[slot].node.path, allowed) {
             Ok(e) => e,
             // An unreadable subdirectory is shown empty, not a failed listing.
             Err(_) if slot != 0 => continue,
@@ -313,12 +354,6 @@ pub fn list(
             }
         };
         for (node, real_dir) in entries {
-            // Slot 0 is the listed directory itself, not an entry.
-            let listed = slots.len() - 1;
-            if listed >= count_cap {
-                count_capped = true;
-                break 'walk;
-            }
             let index = slots.len();
             slots[slot].children.push(index);
             if let Some(real) = real_dir {
@@ -328,6 +363,10 @@ pub fn list(
                 node,
                 children: Vec::new(),
             });
+        }
+        if more {
+            count_capped = true;
+            break;
         }
     }
     fn assemble(slots: &mut [Option<Slot>], i: usize) -> FileNode {
@@ -347,60 +386,94 @@ pub fn list(
     })
 }
 
-/// The entries of one directory, sorted, each with the real directory to
-/// descend into (None for files and for symlinked directories).
-fn read_dir_sorted(
+/// Names left out of a listing (not UTF-8, special files, symlinks leaving
+/// the root) that one directory may make [`read_dir_capped`] read past: a
+/// directory full of them still costs bounded work.
+const MAX_SKIPPED: usize = 1000;
+
+/// At most `max` entries of one directory, sorted, each with the real
+/// directory to descend into (None for files and for symlinked directories),
+/// and whether the directory holds more (an entry past `max`, or more than
+/// [`MAX_SKIPPED`] names left out). Reading stops there.
+fn read_dir_capped(
     root: &Path,
     abs: &Path,
     rel: &str,
-) -> io::Result<Vec<(FileNode, Option<PathBuf>)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(abs)? {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let path = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let Ok(ft) = entry.file_type() else { continue };
-        let (kind, size, descend) = if ft.is_dir() {
-            (NodeKind::Directory, None, Some(entry.path()))
-        } else if ft.is_file() {
-            (NodeKind::File, entry.metadata().ok().map(|m| m.len()), None)
-        } else if ft.is_symlink() {
-            match resolve_under(root, &path) {
-                Ok(r) if r.kind == NodeKind::File => (
-                    NodeKind::File,
-                    fs::metadata(&r.absolute).ok().map(|m| m.len()),
-                    None,
-                ),
-                Ok(_) => (NodeKind::Directory, None, None),
-                Err(_) => continue,
-            }
-        } else {
-            continue;
-        };
-        out.push((
-            FileNode {
-                name,
-                path,
-                kind,
-                size,
-                children: Vec::new(),
-            },
-            descend,
-        ));
-    }
+    max: usize,
+) -> io::Result<(Vec<ListedEntry>, bool)> {
+    let (mut out, more) = first_entries(fs::read_dir(abs)?, max, |entry| {
+        listed_entry(root, rel, &entry)
+    })?;
     out.sort_by(|(a, _), (b, _)| {
         (a.kind != NodeKind::Directory)
             .cmp(&(b.kind != NodeKind::Directory))
             .then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase()))
             .then_with(|| a.name.cmp(&b.name))
     });
-    Ok(out)
+    Ok((out, more))
+}
+
+/// The first `max` entries `keep` turns into something, and whether there
+/// are more; reads no further than it must to know (see [`read_dir_capped`]).
+fn first_entries<E, T>(
+    entries: impl Iterator<Item = io::Result<E>>,
+    max: usize,
+    mut keep: impl FnMut(E) -> Option<T>,
+) -> io::Result<(Vec<T>, bool)> {
+    let mut out = Vec::new();
+    let mut skipped = 0usize;
+    for entry in entries {
+        if out.len() == max || skipped > MAX_SKIPPED {
+            return Ok((out, true));
+        }
+        match keep(entry?) {
+            Some(kept) => out.push(kept),
+            None => skipped += 1,
+        }
+    }
+    Ok((out, false))
+}
+
+/// A listed entry and the real directory to descend into (None for files and
+/// for symlinked directories).
+type ListedEntry = (FileNode, Option<PathBuf>);
+
+/// One directory entry as a listing shows it; None for what listings leave
+/// out (see [`list_blocking`]).
+fn listed_entry(root: &Path, rel: &str, entry: &fs::DirEntry) -> Option<ListedEntry> {
+    let name = entry.file_name().into_string().ok()?;
+    let path = if rel.is_empty() {
+        name.clone()
+    } else {
+        format!("{rel}/{name}")
+    };
+    let ft = entry.file_type().ok()?;
+    let (kind, size, descend) = if ft.is_dir() {
+        (NodeKind::Directory, None, Some(entry.path()))
+    } else if ft.is_file() {
+        (NodeKind::File, entry.metadata().ok().map(|m| m.len()), None)
+    } else if ft.is_symlink() {
+        match resolve_under(root, &path).ok()? {
+            r if r.kind == NodeKind::File => (
+                NodeKind::File,
+                fs::metadata(&r.absolute).ok().map(|m| m.len()),
+                None,
+            ),
+            _ => (NodeKind::Directory, None, None),
+        }
+    } else {
+        return None;
+    };
+    Some((
+        FileNode {
+            name,
+            path,
+            kind,
+            size,
+            children: Vec::new(),
+        },
+        descend,
+    ))
 }
 
 /// Why a file is offered as an attachment rather than shown inline.
@@ -435,7 +508,7 @@ pub enum FileContent {
 /// Reads a project file: inline text when it is UTF-8 and at most
 /// `max_inline` bytes, otherwise an attachment (up to
 /// [`MAX_ATTACHMENT_BYTES`]).
-pub fn read(root: &Path, path: &str, max_inline: usize) -> Result<FileContent, PathError> {
+fn read_blocking(root: &Path, path: &str, max_inline: usize) -> Result<FileContent, PathError> {
     let resolved = resolve(root, path)?;
     if resolved.kind != NodeKind::File {
         return Err(PathError::NotAFile {
@@ -644,11 +717,11 @@ mod tests {
                 Err(_) => {}
                 Ok(r) => panic!("{p:?} resolved to {r:?}"),
             }
-            match read(&fx.root, p, 1 << 20) {
+            match read_blocking(&fx.root, p, 1 << 20) {
                 Err(e) => assert!(!e.to_string().contains(SECRET)),
                 Ok(c) => panic!("{p:?} was read: {c:?}"),
             }
-            if let Ok(l) = list(&fx.root, p, 3, 1000) {
+            if let Ok(l) = list_blocking(&fx.root, p, 3, 1000) {
                 panic!("{p:?} was listed: {l:?}");
             }
         }
@@ -693,11 +766,11 @@ mod tests {
             Err(PathError::RootUnavailable { .. })
         ));
         assert!(matches!(
-            read(&fx.root, "src", 100),
+            read_blocking(&fx.root, "src", 100),
             Err(PathError::NotAFile { .. })
         ));
         assert!(matches!(
-            list(&fx.root, "README.md", 1, 10),
+            list_blocking(&fx.root, "README.md", 1, 10),
             Err(PathError::NotADirectory { .. })
         ));
     }
@@ -725,14 +798,14 @@ mod tests {
             assert_eq!((r.relative.as_str(), r.kind), (rel, kind), "{p:?}");
         }
         assert_eq!(
-            read(&fx.root, "src/main.rs", 1000).unwrap(),
+            read_blocking(&fx.root, "src/main.rs", 1000).unwrap(),
             FileContent::Text {
                 path: "src/main.rs".into(),
                 content: "fn main() {}\n".into(),
                 language: Some("rust"),
             }
         );
-        match read(&fx.root, "image.png", 1000).unwrap() {
+        match read_blocking(&fx.root, "image.png", 1000).unwrap() {
             FileContent::Attachment {
                 name,
                 bytes,
@@ -749,13 +822,13 @@ mod tests {
         let huge = fs::File::create(fx.root.join("huge.bin")).unwrap();
         huge.set_len(MAX_ATTACHMENT_BYTES + 1).unwrap();
         assert_eq!(
-            read(&fx.root, "huge.bin", 1000).unwrap(),
+            read_blocking(&fx.root, "huge.bin", 1000).unwrap(),
             FileContent::TooLarge {
                 path: "huge.bin".into(),
                 size: MAX_ATTACHMENT_BYTES + 1
             }
         );
-        match read(&fx.root, "notes.txt", 1000).unwrap() {
+        match read_blocking(&fx.root, "notes.txt", 1000).unwrap() {
             FileContent::Attachment { reason, bytes, .. } => {
                 assert_eq!(reason, AttachmentReason::TooLongToShow);
                 assert_eq!(bytes.len(), 5000);
@@ -767,7 +840,7 @@ mod tests {
     #[test]
     fn listing_sorts_caps_and_hides_escapes() {
         let fx = fixture();
-        let l = list(&fx.root, "", 1, 1000).unwrap();
+        let l = list_blocking(&fx.root, "", 1, 1000).unwrap();
         let names: Vec<&str> = l.tree.children.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(
             names,
@@ -788,7 +861,7 @@ mod tests {
         let readme = &l.tree.children[7];
         assert_eq!((readme.size, readme.path.as_str()), (Some(10), "README.md"));
         // Symlinked directories are not descended (no cycles via src/up).
-        let deep = list(&fx.root, "", 10, 1000).unwrap();
+        let deep = list_blocking(&fx.root, "", 10, 1000).unwrap();
         assert!(!deep.depth_capped);
         let src = deep.tree.children.iter().find(|n| n.name == "src").unwrap();
         let src_names: Vec<&str> = src.children.iter().map(|n| n.name.as_str()).collect();
@@ -796,13 +869,13 @@ mod tests {
         assert!(src.children[0].children.is_empty());
         assert_eq!(src.children[1].path, "src/lib.rs");
         // Count cap keeps the top level first (breadth-first).
-        let capped = list(&fx.root, "", 10, 3).unwrap();
+        let capped = list_blocking(&fx.root, "", 10, 3).unwrap();
         assert!(capped.count_capped);
         assert_eq!(capped.entries, 3);
         assert_eq!(capped.tree.children.len(), 3);
         assert!(capped.tree.children.iter().all(|c| c.children.is_empty()));
         // A subdirectory by its user path.
-        let sub = list(&fx.root, "dir with space", 1, 10).unwrap();
+        let sub = list_blocking(&fx.root, "dir with space", 1, 10).unwrap();
         assert_eq!(sub.tree.path, "dir with space");
         assert_eq!(sub.tree.children[0].path, "dir with space/file name.txt");
         // JSON shape of the design's FileNode.
@@ -810,6 +883,73 @@ mod tests {
         assert_eq!(json["type"], "directory");
         assert_eq!(json["children"][0]["type"], "file");
         assert_eq!(json["children"][0]["size"], 7);
+    }
+
+    /// The cap bounds the reading: one entry past it says that more exist, and
+    /// nothing after that is read; entries left out are read past only up to
+    /// MAX_SKIPPED.
+    #[test]
+    fn listings_read_no_further_than_their_cap() {
+        let read = std::cell::Cell::new(0usize);
+        let entries = (0..100_000).map(|i| {
+            read.set(read.get() + 1);
+            Ok::<_, io::Error>(i)
+        });
+        let (kept, more) = first_entries(entries, 300, Some).unwrap();
+        assert_eq!((kept.len(), more, read.get()), (300, true, 301));
+
+        read.set(0);
+        let entries = (0..100_000).map(|i| {
+            read.set(read.get() + 1);
+            Ok::<_, io::Error>(i)
+        });
+        let (kept, more) = first_entries(entries, 300, |_| None::<i32>).unwrap();
+        assert_eq!((kept.len(), more), (0, true));
+        assert_eq!(read.get(), MAX_SKIPPED + 2);
+
+        let (kept, more) = first_entries((0..5).map(Ok::<_, io::Error>), 5, Some).unwrap();
+        assert_eq!(
+            (kept, more),
+            (vec![0, 1, 2, 3, 4], false),
+            "exactly the cap"
+        );
+
+        // Through the file system: a capped listing of a large directory.
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..2000 {
+            fs::write(dir.path().join(format!("f{i:04}")), "").unwrap();
+        }
+        let l = list_blocking(dir.path(), "", 3, 300).unwrap();
+        assert_eq!((l.entries, l.count_capped), (300, true));
+        let names: Vec<&str> = l.tree.children.iter().map(|n| n.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "what is shown is sorted");
+    }
+
+    /// The listing runs off the caller's thread: on a one-thread runtime (the
+    /// plugin's), other tasks keep running while a large directory is walked.
+    #[tokio::test(flavor = "current_thread")]
+    async fn listing_does_not_hold_the_runtime_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..30_000 {
+            fs::File::create(dir.path().join(format!("f{i:05}"))).unwrap();
+        }
+        let root = dir.path().to_path_buf();
+        let listing = tokio::spawn(list(root, String::new(), 1, usize::MAX));
+        let began = std::time::Instant::now();
+        let mut ticks = 0u32;
+        while !listing.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            ticks += 1;
+        }
+        let took = began.elapsed();
+        let l = listing.await.unwrap().unwrap();
+        assert_eq!(l.entries, 30_000);
+        assert!(
+            ticks >= 3,
+            "only {ticks} ticks of another task during a {took:?} listing"
+        );
     }
 
     #[test]

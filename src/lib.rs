@@ -46,6 +46,8 @@
 //!   machine (a table), the prompt queue, pending approvals with expiry, interrupt, stop,
 //!   idle reaping, crash detection and `--resume`; the [`sessions::Engine`] facade that
 //!   starts, finds, recovers and stops them. Publishes typed events for the chat layer.
+//! - [`supervisor`]: this executable re-run as each CLI's parent, so that no process the
+//!   CLI starts outlives the plugin; [`proctree`] reads the process tree from `/proc`.
 //! - [`store`]: SQLite (WAL, foreign keys, versioned migrations) on its own thread: sessions,
 //!   the transcript, approvals and the audit log. Events are stored before they are published.
 //!
@@ -59,7 +61,9 @@ pub mod files;
 pub mod http;
 pub mod mattermost;
 pub mod plugin;
+pub mod proctree;
 pub mod ratelimit;
 pub mod rpc;
 pub mod sessions;
 pub mod store;
+pub mod supervisor;

@@ -1,6 +1,7 @@
-//! The plugin executable Mattermost starts. Thin: environment checks, signal
-//! disposition, logging, then [`claude_code::plugin::run`].
+//! The plugin executable Mattermost starts. Thin: supervisor mode (src/supervisor.rs),
+//! environment checks, signal disposition, logging, then [`claude_code::plugin::run`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,11 @@ use claude_code::rpc::handshake;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // Before anything else: this executable is also each CLI's supervisor, started with the
+    // CLI's environment (no go-plugin cookie) by the plugin itself.
+    if let Some(code) = claude_code::supervisor::run_if_requested() {
+        std::process::exit(code);
+    }
     if let Err(e) = handshake::check_env() {
         eprintln!("{} {}: {e}", env!("PLUGIN_ID"), env!("PLUGIN_VERSION"));
         std::process::exit(1);
@@ -30,6 +36,7 @@ fn main() {
         eprintln!("cannot ignore SIGINT: {e}");
     }
     log::init();
+    claude_code::supervisor::supervise_with(PathBuf::from("/proc/self/exe"));
     // One thread runs every task: the plugin's work is I/O between the host and
     // the CLIs, and a call crosses several tasks (yamux, net/rpc, handler), so
     // wake-ups within one thread keep latency low even on a busy server. SQLite

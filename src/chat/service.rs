@@ -879,10 +879,12 @@ impl ChatService {
                 ephemeral(self.context_thread(args, &link).await)
             }
             ChatCommand::ContextFile { path } => {
-                ephemeral(self.context_file(&args.channel_id, &path))
+                ephemeral(self.context_file(&args.channel_id, &path).await)
             }
-            ChatCommand::Files { dir } => ephemeral(self.files(&args.channel_id, dir.as_deref())),
-            ChatCommand::File { path } => ephemeral(self.file(&args.channel_id, &path)),
+            ChatCommand::Files { dir } => {
+                ephemeral(self.files(&args.channel_id, dir.as_deref()).await)
+            }
+            ChatCommand::File { path } => ephemeral(self.file(&args.channel_id, &path).await),
         }
     }
 
@@ -1237,12 +1239,12 @@ impl ChatService {
             .ok_or_else(|| NO_SESSION.to_owned())
     }
 
-    fn context_file(&self, channel_id: &str, path: &str) -> String {
+    async fn context_file(&self, channel_id: &str, path: &str) -> String {
         let (h, root) = match self.project_of(channel_id) {
             Ok(x) => x,
             Err(e) => return e,
         };
-        match files::read(&root, path, MAX_INLINE_FILE) {
+        match files::read(root, path.to_owned(), MAX_INLINE_FILE).await {
             Ok(FileContent::Text { path, content, .. }) => {
                 let block = format!("<project-file path=\"{path}\">\n{content}\n</project-file>");
                 self.add_context(h.id(), block);
@@ -1255,12 +1257,12 @@ impl ChatService {
         }
     }
 
-    fn files(&self, channel_id: &str, dir: Option<&str>) -> String {
+    async fn files(&self, channel_id: &str, dir: Option<&str>) -> String {
         let root = match self.project_of(channel_id) {
             Ok((_, r)) => r,
             Err(e) => return e,
         };
-        match files::list(&root, dir.unwrap_or(""), 3, 300) {
+        match files::list(root, dir.unwrap_or("").to_owned(), 3, 300).await {
             Ok(listing) => {
                 let mut tree = format!("{}/\n", dir.unwrap_or("."));
                 tree_lines(&listing.tree, 1, &mut tree);
@@ -1274,12 +1276,12 @@ impl ChatService {
         }
     }
 
-    fn file(&self, channel_id: &str, path: &str) -> String {
+    async fn file(&self, channel_id: &str, path: &str) -> String {
         let root = match self.project_of(channel_id) {
             Ok((_, r)) => r,
             Err(e) => return e,
         };
-        match files::read(&root, path, MAX_INLINE_FILE) {
+        match files::read(root, path.to_owned(), MAX_INLINE_FILE).await {
             Ok(FileContent::Text {
                 path,
                 content,

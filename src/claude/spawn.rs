@@ -120,7 +120,15 @@ pub fn build_command(
         return Err(SpawnError::CliMissing(env.cli_path.clone()));
     }
     create_home(&env.home_dir)?;
-    let mut cmd = Command::new(&env.cli_path);
+    // Under the supervisor when the plugin runs (nothing it starts outlives the plugin).
+    let mut cmd = match crate::supervisor::wrap(&env.cli_path) {
+        Some((supervisor, args)) => {
+            let mut cmd = Command::new(supervisor);
+            cmd.args(args);
+            cmd
+        }
+        None => Command::new(&env.cli_path),
+    };
     cmd.args(build_args(spec))
         .current_dir(project_dir)
         .env_clear()
@@ -151,7 +159,7 @@ pub struct CliProcess {
     pub stdin: ChildStdin,
     pub stdout: ChildStdout,
     pub stderr: ChildStderr,
-    /// Process group id (equal to the child's pid).
+    /// Process group id (equal to the child's pid: the CLI's, or its supervisor's).
     pub pgid: i32,
 }
 

@@ -522,6 +522,8 @@ impl Actor {
             events: self.events.clone(),
         };
         tokio::spawn(async move {
+            // Here, not in `launch`: a new session's row is stored between the two.
+            self.record_process().await;
             // The CLI prints nothing before it reads a line: `initialize` is our readiness ping.
             self.send_initialize().await;
             self.run(rx).await;
@@ -685,6 +687,22 @@ impl Actor {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Stores which process serves the session, so that the next run of the plugin can kill
+    /// it should this one die without stopping it. Not fatal: the supervisor still ends the
+    /// process with the plugin.
+    async fn record_process(&mut self) {
+        let Some(identity) = self.process.as_ref().and_then(|p| p.signals.identity()) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .set_session_process(&self.record.id, identity)
+            .await
+        {
+            tracing::warn!(session = %self.record.id, "recording the CLI's process failed: {e}");
+        }
     }
 
     async fn send_initialize(&mut self) {
@@ -951,6 +969,7 @@ impl Actor {
                 return Err(e.into());
             }
             self.transition(SessionInput::Prompt).await?;
+            self.record_process().await;
             self.send_initialize().await;
         }
         self.pump().await;

@@ -182,6 +182,34 @@ impl Engine {
         futures_join_all(stops).await;
     }
 
+    /// Kills the processes a previous run started for `session_ids` and left running (it was
+    /// SIGKILLed, or its supervisors could not finish): each recorded process that still is
+    /// the same one (pid, start time, boot), with everything below it. Then the next prompt's
+    /// `--resume` is the only CLI on its conversation.
+    async fn kill_leftover_processes(&self, session_ids: &[String]) -> Result<(), EngineError> {
+        let recorded = self.store.session_processes(session_ids).await?;
+        if recorded.is_empty() {
+            return Ok(());
+        }
+        // /proc walks and the wait for the kill: off the runtime's thread.
+        let killed = tokio::task::spawn_blocking(move || {
+            recorded
+                .into_iter()
+                .filter(|(_, process)| process.kill_tree(LEFTOVER_KILL_WAIT))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (session, process) in killed {
+            tracing::warn!(
+                session = %session,
+                pid = process.pid,
+                "killed the CLI a previous run of the plugin left running"
+            );
+        }
+        Ok(())
+    }
+
     /// After a restart: every stored session gets an actor without a process. Those that were
     /// live become `stopped` (resumable): their next prompt spawns `claude --resume`. Crashed
     /// ones stay crashed (their next prompt restarts them the same way). Approvals still pending
@@ -197,6 +225,7 @@ impl Engine {
             .collect();
         // Before any actor exists: none of these sessions has a CLI that could answer.
         let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        self.kill_leftover_processes(&ids).await?;
         let withdrawn = match self
             .store
             .cancel_undecided_approvals(&ids, "the plugin restarted before a decision")
@@ -230,6 +259,9 @@ impl Engine {
         })
     }
 }
+
+/// How long recovery waits for a leftover process it SIGKILLed to be gone.
+const LEFTOVER_KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What [`Engine::recover_from_store`] found.
 #[derive(Debug)]

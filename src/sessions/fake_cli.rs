@@ -46,6 +46,9 @@ impl ProcessSignals for FakeSignals {
     fn pid(&self) -> Option<u32> {
         None
     }
+    fn identity(&self) -> Option<crate::proctree::ProcessIdentity> {
+        None
+    }
 }
 
 impl CliLauncher for FakeLauncher {

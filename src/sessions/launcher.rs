@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::claude::spawn::{signal_group, spawn, CliEnv, SpawnError};
 use crate::claude::CliSpec;
+use crate::proctree::{descendant_groups, process_info, ProcessIdentity};
 
 /// How a CLI process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,6 +46,9 @@ pub trait ProcessSignals: Send + Sync {
     /// Final: SIGKILL to the whole group.
     fn kill(&self);
     fn pid(&self) -> Option<u32>;
+    /// The process as a later run of the plugin can find it again (see
+    /// [`crate::proctree::ProcessIdentity`]); None for an in-process fake.
+    fn identity(&self) -> Option<ProcessIdentity>;
 }
 
 pub struct LaunchedCli {
@@ -99,6 +103,8 @@ const TRACK_EVERY: Duration = Duration::from_secs(1);
 /// after the CLI died.
 struct GroupSignals {
     pgid: i32,
+    /// Read right after the spawn, before anything could reap the child.
+    identity: Option<ProcessIdentity>,
     /// Set once the CLI has been reaped: from then on its pid (= its group id) may belong to
     /// another process, so nothing is signalled without proof it is still ours.
     reaped: AtomicBool,
@@ -110,6 +116,7 @@ impl GroupSignals {
     fn new(pgid: i32) -> Self {
         GroupSignals {
             pgid,
+            identity: ProcessIdentity::of(pgid),
             reaped: AtomicBool::new(false),
             groups: Mutex::new(HashMap::new()),
         }
@@ -168,6 +175,9 @@ impl ProcessSignals for GroupSignals {
     fn pid(&self) -> Option<u32> {
         u32::try_from(self.pgid).ok()
     }
+    fn identity(&self) -> Option<ProcessIdentity> {
+        self.identity.clone()
+    }
 }
 
 impl<T: ProcessSignals> ProcessSignals for Arc<T> {
@@ -180,64 +190,9 @@ impl<T: ProcessSignals> ProcessSignals for Arc<T> {
     fn pid(&self) -> Option<u32> {
         (**self).pid()
     }
-}
-
-/// What `/proc/<pid>/stat` says of a process that matters here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProcInfo {
-    ppid: i32,
-    pgrp: i32,
-    /// Start time in clock ticks after boot: with the pid, names one process for good.
-    start: u64,
-}
-
-fn process_info(pid: i32) -> Option<ProcInfo> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: split after the LAST ')'.
-    let (_, rest) = stat.rsplit_once(") ")?;
-    // Fields from the third (state) on; ppid, pgrp and starttime are the 4th, 5th and 22nd.
-    let fields: Vec<&str> = rest.split(' ').collect();
-    Some(ProcInfo {
-        ppid: fields.get(1)?.parse().ok()?,
-        pgrp: fields.get(2)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
-}
-
-/// The process groups of every live descendant of `root`, with the members seen in each.
-pub fn descendant_groups(root: i32) -> HashMap<i32, HashSet<(i32, u64)>> {
-    let mut table: Vec<(i32, ProcInfo)> = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(info) = process_info(pid) {
-                table.push((pid, info));
-            }
-        }
+    fn identity(&self) -> Option<ProcessIdentity> {
+        (**self).identity()
     }
-    let mut parents = vec![root];
-    // The table is read process by process, not atomically: a pid reused mid-read could make
-    // a parent cycle.
-    let mut visited = HashSet::from([root]);
-    let mut groups: HashMap<i32, HashSet<(i32, u64)>> = HashMap::new();
-    while let Some(parent) = parents.pop() {
-        for (pid, info) in &table {
-            if info.ppid == parent && visited.insert(*pid) {
-                groups
-                    .entry(info.pgrp)
-                    .or_default()
-                    .insert((*pid, info.start));
-                parents.push(*pid);
-            }
-        }
-    }
-    groups
 }
 
 impl CliLauncher for ProcessLauncher {

@@ -631,3 +631,82 @@ async fn changes_on_a_stopped_session_are_stored_for_the_next_spawn() {
         Some(crate::claude::PermissionMode::Plan)
     );
 }
+
+/// A crash of the plugin left a session's CLI running, with a command in a session of its own:
+/// recovery kills that tree, found by the pid and start time stored for the session. A stored
+/// pid that now names a process started at another time (the pid was reused) is left alone.
+/// Real clock: real processes.
+#[tokio::test]
+async fn recovery_kills_what_a_crashed_run_left_running() {
+    use crate::proctree::ProcessIdentity;
+    use std::io::BufRead;
+    let f = fixture(config()).await;
+    let crashed = f.engine.start(spec()).await.expect("start").id().to_owned();
+    let other = f
+        .engine
+        .start(SessionSpec {
+            channel_id: "chan-2".into(),
+            ..spec()
+        })
+        .await
+        .expect("start")
+        .id()
+        .to_owned();
+    let store = f.engine.store().clone();
+    drop(f.engine);
+    // The CLI left behind: its command runs in a session of its own, out of its group's reach.
+    let mut left = std::process::Command::new("sh")
+        .args(["-c", "setsid sleep 300 & echo $!; exec sleep 300"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let mut line = String::new();
+    std::io::BufReader::new(left.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("pid line");
+    let command_pid: i32 = line.trim().parse().expect("pid");
+    let cli = ProcessIdentity::of(i32::try_from(left.id()).expect("pid")).expect("alive");
+    let command = ProcessIdentity::of(command_pid).expect("alive");
+    store
+        .set_session_process(&crashed, cli.clone())
+        .await
+        .expect("record");
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("sleep");
+    let live = ProcessIdentity::of(i32::try_from(bystander.id()).expect("pid")).expect("alive");
+    let reused = ProcessIdentity {
+        start: live.start.saturating_sub(1),
+        ..live.clone()
+    };
+    store
+        .set_session_process(&other, reused)
+        .await
+        .expect("record");
+
+    let engine = Engine::new(store, Arc::new(f.launcher.clone()), config());
+    let recovered = engine.recover_from_store().await.expect("recover");
+    let cli_alive = cli.is_alive();
+    // SIGKILL is delivered asynchronously: give the command a moment to be gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while command.is_alive() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (command_alive, bystander_alive) = (command.is_alive(), live.is_alive());
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let _ = left.kill();
+    let _ = left.wait();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(command.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(recovered.sessions.len(), 2);
+    assert!(!cli_alive, "the CLI left running was killed");
+    assert!(!command_alive, "its command in its own session was killed");
+    assert!(
+        bystander_alive,
+        "a process with a reused pid was left alone"
+    );
+}

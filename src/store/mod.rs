@@ -7,6 +7,7 @@
 //! may lose the last commits, which is acceptable for a chat transcript). Batching is what keeps
 //! 50 busy sessions cheap: one commit per batch instead of one per event.
 
+mod processes;
 mod schema;
 
 use std::path::{Path, PathBuf};

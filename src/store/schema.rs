@@ -72,6 +72,18 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         "ALTER TABLE approvals ADD COLUMN card_post_id TEXT;
          ALTER TABLE approvals ADD COLUMN card_open INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        4,
+        // The process serving each session (the CLI's supervisor, or the CLI), so that the
+        // next run of the plugin can kill what a crashed one left running. pid + start time +
+        // boot name one process: a pid reused since is left alone.
+        "CREATE TABLE session_processes (
+            session_id  TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            pid         INTEGER NOT NULL,
+            start_ticks INTEGER NOT NULL,
+            boot_id     TEXT NOT NULL
+        );",
+    ),
 ];
 
 /// The version this build writes.

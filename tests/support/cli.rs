@@ -7,8 +7,10 @@ use fake_anthropic::{FakeServer, Script};
 use serde_json::Value;
 
 /// The CLI from env CLAUDE_CLI, else tools/claude/node_modules/.bin/claude. A missing CLI fails
-/// the test on purpose; `how_to_get_it` says what to run.
+/// the test on purpose; `how_to_get_it` says what to run. CLIs started from then on run under
+/// the plugin executable's supervisor, as in the plugin process.
 pub fn cli_path(how_to_get_it: &str) -> PathBuf {
+    claude_code::supervisor::supervise_with(PathBuf::from(env!("CARGO_BIN_EXE_claude-code")));
     let path = std::env::var_os("CLAUDE_CLI")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -406,7 +407,8 @@ func (s *Server) Log() []LogEntry {
 	return out
 }
 
-// PluginProcesses lists the pids of processes running the installed plugin's executable.
+// PluginProcesses lists the pids of the plugin processes: those running the installed plugin's
+// executable, but not as a CLI's supervisor.
 func (s *Server) PluginProcesses() []int {
 	exe := filepath.Join(s.Dir, "plugins", PluginID, "server", "dist")
 	var pids []int
@@ -417,7 +419,10 @@ func (s *Server) PluginProcesses() []int {
 			continue
 		}
 		target, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && strings.HasPrefix(target, exe) {
+		// The same executable also runs as each CLI's supervisor (`__supervise`): not the plugin.
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		supervisor := slices.Contains(strings.Split(string(cmdline), "\x00"), "__supervise")
+		if err == nil && strings.HasPrefix(target, exe) && !supervisor {
 			pids = append(pids, pid)
 		}
 	}
