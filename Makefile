@@ -96,7 +96,7 @@ lint:
 # binary over a hand-rolled yamux client), property tests, and the fake Messages API's own tests.
 unit:
 	$(CARGO) test --workspace --lib --bins
-	$(CARGO) test --test plugin_inprocess --test plugin_process --test chat_authz
+	$(CARGO) test --test plugin_inprocess --test plugin_process --test chat_authz --test supervisor
 	$(CARGO) test --release --test gob_proptest
 	$(CARGO) test -p fake-anthropic
 
@@ -149,6 +149,7 @@ conformance-ref:
 bench: bench-plugin
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob
 	$(CARGO) bench --bench engine
+	$(CARGO) bench --bench hooks
 
 # The Rust plugin and the Go reference plugin in one run with the real host code.
 bench-plugin: dist
