@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -236,7 +237,27 @@ func NewHost(tgz, workDir string, logger *mlog.Logger) (*Host, error) {
 }
 
 // PluginPIDs returns the pids of live processes running h.Executable.
-func (h *Host) PluginPIDs() []int { return PIDsOf(h.Executable) }
+//
+// The same executable also runs as each Claude Code CLI's supervisor (`__supervise`); those
+// are not the plugin and are left out (AllPIDs has them).
+func (h *Host) PluginPIDs() []int {
+	var out []int
+	for _, pid := range PIDsOf(h.Executable) {
+		if !IsSupervisor(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// AllPIDs are the plugin's processes and its CLIs' supervisors.
+func (h *Host) AllPIDs() []int { return PIDsOf(h.Executable) }
+
+// IsSupervisor says whether pid runs the plugin executable as a CLI's supervisor.
+func IsSupervisor(pid int) bool {
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return slices.Contains(strings.Split(string(cmdline), "\x00"), "__supervise")
+}
 
 // PIDsOf scans /proc for processes whose executable is exe (zombies excluded).
 func PIDsOf(exe string) []int {

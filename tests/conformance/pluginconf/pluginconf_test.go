@@ -520,8 +520,8 @@ func TestPlugin(t *testing.T) {
 		}
 		e.host.Env.Shutdown()
 		waitGone(t, pids, 5*time.Second)
-		if left := e.host.PluginPIDs(); len(left) != 0 {
-			t.Errorf("plugin processes left after Shutdown: %v", left)
+		if left := e.host.AllPIDs(); len(left) != 0 {
+			t.Errorf("plugin processes (or CLI supervisors) left after Shutdown: %v", left)
 		}
 	})
 

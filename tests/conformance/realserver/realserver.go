@@ -20,12 +20,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"claudecode/conformance/harness"
 
 	"github.com/mattermost/mattermost/server/public/model"
 )
@@ -419,10 +420,7 @@ func (s *Server) PluginProcesses() []int {
 			continue
 		}
 		target, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		// The same executable also runs as each CLI's supervisor (`__supervise`): not the plugin.
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		supervisor := slices.Contains(strings.Split(string(cmdline), "\x00"), "__supervise")
-		if err == nil && strings.HasPrefix(target, exe) && !supervisor {
+		if err == nil && strings.HasPrefix(target, exe) && !harness.IsSupervisor(pid) {
 			pids = append(pids, pid)
 		}
 	}
