@@ -118,7 +118,10 @@ pub struct AuditEntry {
 }
 
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// A job runs on the connection (`None`: it may not run, its savepoint could not be opened) and
+/// says whether it succeeded (a failed one is rolled back to its savepoint) and how to answer
+/// its caller once the batch is committed.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 
 /// Handle to the database thread; cheap to clone.
 #[derive(Clone)]
@@ -180,14 +183,19 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let outcome = f(conn);
-            Box::new(move |commit_error: Option<&str>| {
+            let outcome = match conn {
+                Some(conn) => f(conn),
+                None => Err(StoreError::Closed),
+            };
+            let ok = outcome.is_ok();
+            let reply: Reply = Box::new(move |commit_error: Option<&str>| {
                 let outcome = match commit_error {
                     Some(e) => Err(StoreError::Commit(e.to_owned())),
                     None => outcome,
                 };
                 let _ = tx.send(outcome);
-            })
+            });
+            (ok, reply)
         });
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -655,11 +663,12 @@ fn run_jobs(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // A failing statement inside the transaction only undoes itself (SQLite statement
-        // rollback), so one bad job does not cost the others their writes.
-        // If BEGIN itself fails the jobs still run, each statement then committing on its own.
+        // Each job runs inside its own savepoint: a job that fails half-way is rolled back
+        // whole, and one bad job does not cost the others in the batch their writes.
+        // If BEGIN itself fails the jobs still run, each under its savepoint (which then acts
+        // as a transaction of its own).
         let in_transaction = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
+        let replies: Vec<Reply> = batch.into_iter().map(|job| run_whole(&conn, job)).collect();
         let error = if in_transaction {
             conn.execute_batch("COMMIT").err().map(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -670,6 +679,29 @@ fn run_jobs(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
         };
         for reply in replies {
             reply(error.as_deref());
+        }
+    }
+}
+
+/// Runs `job` so that it commits whole or not at all: a savepoint around it, rolled back when
+/// the job fails. A savepoint that cannot be opened leaves the job unrun and failed.
+fn run_whole(conn: &Connection, job: Job) -> Reply {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        let message = format!("opening a savepoint: {e}");
+        let (_, reply) = job(None);
+        return Box::new(move |_| reply(Some(&message)));
+    }
+    let (ok, reply) = job(Some(conn));
+    let end = if ok {
+        conn.execute_batch("RELEASE job")
+    } else {
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+    };
+    match end {
+        Ok(()) => reply,
+        Err(e) => {
+            let message = format!("closing a savepoint: {e}");
+            Box::new(move |_| reply(Some(&message)))
         }
     }
 }

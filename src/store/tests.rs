@@ -345,3 +345,32 @@ async fn root_posts_are_kept_per_session() {
         [("s1".to_owned(), "p2".to_owned())]
     );
 }
+
+/// A job of several statements that fails half-way leaves nothing behind, and the jobs batched
+/// with it keep their writes.
+#[tokio::test]
+async fn a_job_that_fails_half_way_commits_nothing() {
+    let db = TempDb::new("atomic");
+    let store = Store::open(&db.path()).await.expect("open");
+    let half = store.call(|c| {
+        c.execute(
+            "INSERT INTO audit_log (session_id, actor, action, detail, at)
+             VALUES (NULL, 'a', 'first-half', '{}', 1)",
+            [],
+        )?;
+        c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(())
+    });
+    let other = store.audit(None, "b", "whole", json!({}));
+    let (half, other) = tokio::join!(half, other);
+    assert!(half.is_err());
+    other.expect("the other job");
+    let actions: Vec<String> = store
+        .audit_entries()
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["whole"]);
+}
