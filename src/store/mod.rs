@@ -373,13 +373,37 @@ impl Store {
     }
 
     pub async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        self.messages_after(session_id, i64::MIN, usize::MAX).await
+    }
+
+    /// The `seq` of the session's last transcript row (0 when it has none).
+    pub async fn last_message_seq(&self, session_id: &str) -> Result<i64, StoreError> {
         let session_id = session_id.to_owned();
         self.call(move |c| {
-            let mut stmt = c.prepare(
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1",
+                [session_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// At most `limit` rows of the session's transcript after `seq`, in order.
+    pub async fn messages_after(
+        &self,
+        session_id: &str,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let session_id = session_id.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(
                 "SELECT seq, id, session_id, type, kind, content, event, timestamp
-                 FROM messages WHERE session_id = ?1 ORDER BY seq",
+                 FROM messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let rows = stmt.query_map([session_id], |r| {
+            let rows = stmt.query_map(params![session_id, seq, limit], |r| {
                 Ok(MessageRecord {
                     seq: r.get(0)?,
                     id: r.get(1)?,
