@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 use super::card::{self, ActionContext, ActionSigner, ApprovalAction};
 use super::command::{self, ChatCommand};
 use super::neutralise;
+use super::outbox::{self, Outbox};
 use super::poster::BotPoster;
 use super::render::code_block;
-use super::stream::{self, card_post, Cards, PostSink, StreamCtx};
+use super::stream::{self, card_post, Cards, StreamCtx};
 use crate::claude::CliEnv;
 use crate::config::{Config, WhoCanApprove, WhoCanStart};
 use crate::files::{self, FileContent, FileNode, NodeKind};
@@ -32,7 +33,7 @@ use crate::sessions::{
     Decision, Engine, EngineError, ProcessLauncher, SessionConfig, SessionError, SessionHandle,
     SessionSpec, SessionState,
 };
-use crate::store::{now_ms, ApprovalRecord, Store, StoreError};
+use crate::store::{now_ms, ApprovalRecord, OwedKind, OwedPost, Store, StoreError};
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
@@ -45,6 +46,13 @@ pub const DEFAULT_DATA_DIRECTORY: &str = "./data/claude-code";
 pub const DATA_SUBDIRECTORY: &str = "claude-code";
 /// Inline limit of `/claude file` and `/claude context file`.
 const MAX_INLINE_FILE: usize = 12_000;
+/// How long `/claude start` waits for the server to create the session's thread before it
+/// answers without it (the thread follows when the server takes posts again).
+const ROOT_WAIT: Duration = Duration::from_secs(5);
+/// How long deactivation waits for the post streams and then the outbox before it leaves the
+/// rest owed in the store for the next start.
+const DRAIN_STREAMS: Duration = Duration::from_secs(2);
+const DRAIN_OUTBOX: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 struct SessionInfo {
@@ -110,6 +118,8 @@ pub struct ChatService {
     api: Api,
     /// Every post of the bot goes through it.
     poster: Arc<BotPoster>,
+    /// Every post the bot owes (all but ephemeral ones) is delivered by it, through `poster`.
+    outbox: Arc<Outbox<BotPoster>>,
     bot_id: String,
     engine: Engine,
     /// Shared with the engine; its environment follows the settings.
@@ -122,7 +132,11 @@ pub struct ChatService {
     limiter: RwLock<Limit>,
     cards: Cards,
     state: Mutex<State>,
+    /// The post streams, and the outbox's worker.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    outbox_worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set at shutdown: the post streams end.
+    stop_streams: tokio::sync::watch::Sender<bool>,
 }
 
 fn ephemeral(text: impl Into<String>) -> CommandResponse {
@@ -310,11 +324,13 @@ impl ChatService {
         })?;
         let store = Store::open(&data_dir.join("claude-code.db")).await?;
         let launcher = Arc::new(ProcessLauncher::new(cli_env(config, &data_dir)));
-        let engine = Engine::new(store, launcher.clone(), session_config(config));
+        let engine = Engine::new(store.clone(), launcher.clone(), session_config(config));
         let secret = Self::signing_secret(&api).await?;
         let signer = ActionSigner::new(&secret)?;
+        let poster = Arc::new(BotPoster::new(api.clone(), bot_id.clone()));
         let svc = Arc::new(ChatService {
-            poster: Arc::new(BotPoster::new(api.clone(), bot_id.clone())),
+            outbox: Outbox::new(store, poster.clone()),
+            poster,
             api,
             bot_id,
             engine,
@@ -326,6 +342,8 @@ impl ChatService {
             cards: Cards::default(),
             state: Mutex::new(State::default()),
             tasks: Mutex::new(Vec::new()),
+            outbox_worker: Mutex::new(None),
+            stop_streams: tokio::sync::watch::Sender::new(false),
         });
         svc.recover().await?;
         Ok(svc)
@@ -378,6 +396,28 @@ impl ChatService {
         let recovered = self.engine.recover_from_store().await?;
         let store = self.engine.store();
         let roots: HashMap<String, String> = store.root_posts().await?.into_iter().collect();
+        // Threads made before the outbox are known to it, so their posts can name their root.
+        for (session_id, root_id) in &roots {
+            store
+                .outbox_adopt(
+                    &outbox::root_key(session_id),
+                    OwedKind::Root,
+                    session_id,
+                    root_id,
+                )
+                .await?;
+        }
+        let cut = stream::close_cut_turns(&self.outbox, &self.bot_id).await?;
+        if cut > 0 {
+            tracing::info!("{cut} turn(s) were cut by the end of the previous run; their posts are closed with what the transcript holds");
+        }
+        if let Err(e) = store.outbox_prune().await {
+            tracing::warn!("forgetting old delivered posts failed: {e}");
+        }
+        let worker = tokio::spawn(self.outbox.clone().run());
+        if let Ok(mut w) = self.outbox_worker.lock() {
+            *w = Some(worker);
+        }
         for record in store.sessions().await? {
             let Some(root_id) = roots.get(&record.id).cloned() else {
                 continue;
@@ -417,12 +457,29 @@ impl ChatService {
             }
         };
         for (post_id, approval) in open {
-            let post = match self.api.get_post(&post_id).await {
-                Ok(p) => p,
+            // The card as last owed; one posted before the outbox is read from the server.
+            let owed = match self
+                .engine
+                .store()
+                .outbox_open_card(&approval.request_id)
+                .await
+            {
+                Ok(owed) => owed,
                 Err(e) => {
                     tracing::warn!(request = %approval.request_id, "reading a card left open failed: {e}");
                     continue;
                 }
+            };
+            let post = match (owed, post_id) {
+                (Some((_, json)), _) => outbox::post_of_json(&json),
+                (None, Some(post_id)) => match self.adopt_card(&approval, &post_id).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(request = %approval.request_id, "reading a card left open failed: {e}");
+                        continue;
+                    }
+                },
+                (None, None) => continue,
             };
             let Some((_, _, att)) = card::pending_card(&post) else {
                 // Already without buttons (the server applied a click's update).
@@ -438,8 +495,38 @@ impl ChatService {
                 props: card::card_props(card::decided_attachment(&att, &outcome)),
                 ..post
             };
-            self.put_closed_card(&approval.request_id, closed).await;
+            let owed = OwedPost {
+                root_key: (closed.id.is_empty()).then(|| outbox::root_key(&approval.session_id)),
+                request_id: Some(approval.request_id.clone()),
+                closed: true,
+                ..outbox::owed(
+                    outbox::card_key(&approval.request_id),
+                    OwedKind::Card,
+                    &approval.session_id,
+                    &closed,
+                )
+            };
+            self.put_closed_card(&approval.request_id, owed).await;
         }
+    }
+
+    /// A card posted before the outbox, read from the server and made known to the outbox.
+    async fn adopt_card(
+        &self,
+        approval: &ApprovalRecord,
+        post_id: &str,
+    ) -> Result<Post, crate::mattermost::api::ApiError> {
+        let post = self.api.get_post(post_id).await?;
+        let key = outbox::card_key(&approval.request_id);
+        if let Err(e) = self
+            .engine
+            .store()
+            .outbox_adopt(&key, OwedKind::Card, &approval.session_id, post_id)
+            .await
+        {
+            tracing::warn!(request = %approval.request_id, "recording a card in the outbox failed: {e}");
+        }
+        Ok(post)
     }
 
     /// How a card shows a stored decision.
@@ -479,36 +566,65 @@ impl ChatService {
         let ctx = StreamCtx {
             session_id: handle.id().to_owned(),
             channel_id: info.channel_id.clone(),
-            root_id: info.root_id.clone(),
             bot_id: self.bot_id.clone(),
             cwd: Some(info.project_path.clone()),
             signer: self.signer.clone(),
             cards: self.cards.clone(),
             session_config: self.engine.shared_config(),
-            store: Some(self.engine.store().clone()),
+            stop: self.stop_streams.subscribe(),
         };
-        let task = tokio::spawn(stream::run(self.poster.clone(), ctx, handle.subscribe()));
+        let task = tokio::spawn(stream::run(self.outbox.clone(), ctx, handle.feed()));
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(task);
         }
         if let Ok(mut st) = self.state.lock() {
             st.by_channel
                 .insert(info.channel_id.clone(), handle.id().to_owned());
-            st.by_root
-                .insert(info.root_id.clone(), handle.id().to_owned());
+            // A thread the server has not created yet is mapped when it is.
+            if !info.root_id.is_empty() {
+                st.by_root
+                    .insert(info.root_id.clone(), handle.id().to_owned());
+            }
             st.sessions.insert(handle.id().to_owned(), info);
         }
     }
 
-    /// Deactivation: every CLI process tree is stopped, the post streams end.
+    /// The server created the thread of `session_id` late (it did not take posts when the
+    /// session started): replies in it are prompts from now on.
+    fn thread_created(&self, session_id: &str, root_id: String) {
+        if let Ok(mut st) = self.state.lock() {
+            st.by_root.insert(root_id.clone(), session_id.to_owned());
+            if let Some(info) = st.sessions.get_mut(session_id) {
+                info.root_id = root_id;
+            }
+        }
+    }
+
+    /// Deactivation: every CLI process tree is stopped; the post streams post what the stops
+    /// published and end, then the outbox delivers what it can, each within a deadline. What
+    /// is still owed then stays in the store for the next start.
     pub async fn shutdown(&self) {
         self.engine.stop_all().await;
-        // Let the streams post the last events (stopped turns) briefly, then end them.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(mut tasks) = self.tasks.lock() {
-            for t in tasks.drain(..) {
-                t.abort();
-            }
+        self.stop_streams.send_replace(true);
+        let streams: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        let cut = stream::drain(streams, tokio::time::Instant::now() + DRAIN_STREAMS).await;
+        if cut > 0 {
+            tracing::warn!("{cut} post stream(s) did not end in time at shutdown");
+        }
+        if tokio::time::timeout(DRAIN_OUTBOX, self.outbox.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "posts are still owed to the server at shutdown; they are sent at the next start"
+            );
+        }
+        if let Some(worker) = self.outbox_worker.lock().ok().and_then(|mut w| w.take()) {
+            worker.abort();
         }
     }
 
@@ -753,37 +869,47 @@ impl ChatService {
             ),
             ..Default::default()
         };
-        // The bot joins the channel here, before its first post in it.
-        let root = match stream::with_retry("CreatePost (session root)", || {
-            self.poster.create_post(root.clone())
-        })
-        .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = handle.stop(&args.user_id).await;
-                return ephemeral(format!("The session's thread could not be created: {e}"));
-            }
+        // Owed through the outbox, which records the thread when the server created it (the
+        // bot joins the channel before its first post in it).
+        let key = outbox::root_key(handle.id());
+        let owed = OwedPost {
+            closed: true,
+            ..outbox::owed(key.clone(), OwedKind::Root, handle.id(), &root)
         };
-        if let Err(e) = self
-            .engine
-            .store()
-            .set_root_post(handle.id(), &root.id)
-            .await
-        {
-            tracing::error!("storing the session's root post failed: {e}");
+        if let Err(e) = self.outbox.put(owed).await {
+            let _ = handle.stop(&args.user_id).await;
+            return ephemeral(format!("The session's thread could not be created: {e}"));
         }
-        let answer = started_answer(&where_, &args.site_url, &root.id);
-        self.track(
-            &handle,
-            SessionInfo {
-                channel_id: args.channel_id.clone(),
-                owner_id: args.user_id.clone(),
-                project_path: shown,
-                root_id: root.id,
-            },
-        );
-        ephemeral(answer)
+        let info = SessionInfo {
+            channel_id: args.channel_id.clone(),
+            owner_id: args.user_id.clone(),
+            project_path: shown,
+            root_id: String::new(),
+        };
+        match tokio::time::timeout(ROOT_WAIT, self.outbox.created(&key)).await {
+            Ok(root_id) => {
+                let answer = started_answer(&where_, &args.site_url, &root_id);
+                self.track(&handle, SessionInfo { root_id, ..info });
+                ephemeral(answer)
+            }
+            Err(_) => {
+                // The session runs; its thread and every post in it follow when the server
+                // takes posts again.
+                self.track(&handle, info);
+                let svc = Arc::clone(self);
+                let session_id = handle.id().to_owned();
+                let waiter = tokio::spawn(async move {
+                    let root_id = svc.outbox.created(&key).await;
+                    svc.thread_created(&session_id, root_id);
+                });
+                if let Ok(mut tasks) = self.tasks.lock() {
+                    tasks.push(waiter);
+                }
+                ephemeral(format!(
+                    "Claude Code session started in {where_}. The server does not take posts right now: the session's thread appears as soon as it does."
+                ))
+            }
+        }
     }
 
     async fn status(&self, channel_id: &str) -> CommandResponse {
@@ -1157,19 +1283,10 @@ impl ChatService {
         Ok(att)
     }
 
-    /// Updates a card to its final form (retried) and records it closed. A click's answer also
-    /// carries the update, so the card is recorded closed even if this UpdatePost fails.
-    async fn put_closed_card(&self, request_id: &str, post: Post) {
-        if let Err(e) = stream::with_retry("UpdatePost (closed card)", || {
-            let post = post.clone();
-            self.poster.update_post(post)
-        })
-        .await
-        {
-            tracing::warn!("updating a closed card failed: {e}");
-        }
-        if let Err(e) = self.engine.store().close_approval_card(request_id).await {
-            tracing::warn!("recording a closed card failed: {e}");
+    /// Owes a card's final form (the outbox delivers it) and records the card closed.
+    async fn put_closed_card(&self, request_id: &str, closed: OwedPost) {
+        if let Err(e) = stream::close_card_post(&self.outbox, request_id, closed).await {
+            tracing::warn!("owing a closed card failed: {e}");
         }
     }
 

@@ -5,14 +5,18 @@
 //! dropping the live events it already delivered.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::events::{EventKind, SessionEvent};
-use crate::store::{MessageRecord, Store};
+use crate::store::{MessageRecord, Store, StoreError};
 
 /// Transcript rows read per catch-up query, so a long lag is not held in memory at once.
 const CATCH_UP_ROWS: usize = 500;
+
+type Read = Pin<Box<dyn Future<Output = Result<Vec<MessageRecord>, StoreError>> + Send>>;
 
 pub struct EventFeed {
     session_id: String,
@@ -26,6 +30,9 @@ pub struct EventFeed {
     read_to: i64,
     /// Reading the transcript after a lag, chunk by chunk, until it has nothing newer.
     catching_up: bool,
+    /// The transcript read under way: kept when `recv` is cancelled (a `select!` branch that
+    /// won), so the next call goes on with it instead of asking again.
+    reading: Option<Read>,
 }
 
 impl EventFeed {
@@ -44,10 +51,12 @@ impl EventFeed {
             backlog: VecDeque::new(),
             read_to: last_seq,
             catching_up: false,
+            reading: None,
         }
     }
 
     /// The next event; `None` once the session is gone and everything was delivered.
+    /// Cancel-safe: no event is lost when the future is dropped before it is ready.
     pub async fn recv(&mut self) -> Option<SessionEvent> {
         loop {
             if let Some(event) = self.backlog.pop_front() {
@@ -80,15 +89,18 @@ impl EventFeed {
     /// ends with a short chunk. A failed read is logged and the feed goes on live: the events
     /// it could not read are lost to this subscriber, as they would be without a store.
     async fn catch_up(&mut self) {
-        match self
-            .store
-            .messages_after(
-                &self.session_id,
-                self.read_to.max(self.last_seq),
-                CATCH_UP_ROWS,
-            )
-            .await
-        {
+        let reading = self.reading.get_or_insert_with(|| {
+            let (store, session_id) = (self.store.clone(), self.session_id.clone());
+            let after = self.read_to.max(self.last_seq);
+            Box::pin(async move {
+                store
+                    .messages_after(&session_id, after, CATCH_UP_ROWS)
+                    .await
+            })
+        });
+        let read = reading.await;
+        self.reading = None;
+        match read {
             Ok(rows) => {
                 self.catching_up = rows.len() == CATCH_UP_ROWS;
                 if let Some(last) = rows.last() {

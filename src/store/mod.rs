@@ -7,6 +7,7 @@
 //! may lose the last commits, which is acceptable for a chat transcript). Batching is what keeps
 //! 50 busy sessions cheap: one commit per batch instead of one per event.
 
+mod outbox;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub use outbox::{OpenTurnPost, OwedKind, OwedPost, PendingPost};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +128,19 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 /// Handle to the database thread; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    jobs: std_mpsc::Sender<Job>,
+    jobs: Jobs,
     path: PathBuf,
+}
+
+/// Where jobs run.
+#[derive(Clone)]
+enum Jobs {
+    /// On the database thread.
+    Thread(std_mpsc::Sender<Job>),
+    /// On the caller's thread, at once (tests on tokio's paused clock: a wait on another
+    /// thread would let the clock jump to the next timer meanwhile).
+    #[cfg(test)]
+    Inline(std::sync::Arc<std::sync::Mutex<Connection>>),
 }
 
 impl std::fmt::Debug for Store {
@@ -166,7 +179,18 @@ impl Store {
             })?;
         opened_rx.await.map_err(|_| StoreError::Closed)??;
         Ok(Self {
-            jobs,
+            jobs: Jobs::Thread(jobs),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The store at `path` with jobs run on the caller's thread, each its own batch.
+    #[cfg(test)]
+    pub(crate) fn open_inline(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            jobs: Jobs::Inline(std::sync::Arc::new(std::sync::Mutex::new(open_connection(
+                path,
+            )?))),
             path: path.to_path_buf(),
         })
     }
@@ -197,7 +221,14 @@ impl Store {
             });
             (ok, reply)
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        match &self.jobs {
+            Jobs::Thread(jobs) => jobs.send(job).map_err(|_| StoreError::Closed)?,
+            #[cfg(test)]
+            Jobs::Inline(conn) => {
+                let conn = conn.lock().map_err(|_| StoreError::Closed)?;
+                run_batch(&conn, vec![job]);
+            }
+        }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -498,18 +529,13 @@ impl Store {
         .await
     }
 
-    /// The approval's card was posted as `post_id` and shows buttons.
-    pub async fn set_approval_card(
-        &self,
-        request_id: &str,
-        post_id: &str,
-    ) -> Result<(), StoreError> {
-        let args = (request_id.to_owned(), post_id.to_owned());
+    /// The approval's card is owed (through the outbox, which knows its post) with buttons.
+    pub async fn set_approval_card(&self, request_id: &str) -> Result<(), StoreError> {
+        let request_id = request_id.to_owned();
         self.call(move |c| {
-            let (request_id, post_id) = args;
             c.execute(
-                "UPDATE approvals SET card_post_id = ?2, card_open = 1 WHERE request_id = ?1",
-                params![request_id, post_id],
+                "UPDATE approvals SET card_open = 1 WHERE request_id = ?1",
+                [request_id],
             )?;
             Ok(())
         })
@@ -530,16 +556,17 @@ impl Store {
     }
 
     /// Cards still showing buttons although their request is over (the plugin stopped before
-    /// it could close them), with the request as stored.
+    /// it could close them), with the request as stored, and the card's post id when it was
+    /// posted before the outbox (which knows the others).
     pub async fn open_cards_of_decided_approvals(
         &self,
-    ) -> Result<Vec<(String, ApprovalRecord)>, StoreError> {
+    ) -> Result<Vec<(Option<String>, ApprovalRecord)>, StoreError> {
         self.call(|c| {
             let mut stmt = c.prepare(
                 "SELECT request_id, session_id, tool, input, decided_by, decision, reason,
                    requested_at, decided_at, card_post_id
                  FROM approvals
-                 WHERE card_open = 1 AND card_post_id IS NOT NULL AND decision IS NOT NULL
+                 WHERE card_open = 1 AND decision IS NOT NULL
                  ORDER BY requested_at, request_id",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(9)?, approval_row(r)?)))?;
@@ -687,23 +714,28 @@ fn run_jobs(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Each job runs inside its own savepoint: a job that fails half-way is rolled back
-        // whole, and one bad job does not cost the others in the batch their writes.
-        // If BEGIN itself fails the jobs still run, each under its savepoint (which then acts
-        // as a transaction of its own).
-        let in_transaction = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-        let replies: Vec<Reply> = batch.into_iter().map(|job| run_whole(&conn, job)).collect();
-        let error = if in_transaction {
-            conn.execute_batch("COMMIT").err().map(|e| {
-                let _ = conn.execute_batch("ROLLBACK");
-                e.to_string()
-            })
-        } else {
-            None
-        };
-        for reply in replies {
-            reply(error.as_deref());
-        }
+        run_batch(&conn, batch);
+    }
+}
+
+/// Runs `batch` in one transaction and answers each job after COMMIT.
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    // Each job runs inside its own savepoint: a job that fails half-way is rolled back
+    // whole, and one bad job does not cost the others in the batch their writes.
+    // If BEGIN itself fails the jobs still run, each under its savepoint (which then acts
+    // as a transaction of its own).
+    let in_transaction = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+    let replies: Vec<Reply> = batch.into_iter().map(|job| run_whole(conn, job)).collect();
+    let error = if in_transaction {
+        conn.execute_batch("COMMIT").err().map(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        })
+    } else {
+        None
+    };
+    for reply in replies {
+        reply(error.as_deref());
     }
 }
 
