@@ -139,10 +139,12 @@ pub struct ChatService {
     stop_streams: tokio::sync::watch::Sender<bool>,
 }
 
+/// Every answer to a command leaves through here: it echoes paths, arguments and errors, so it
+/// passes the neutraliser like a post.
 fn ephemeral(text: impl Into<String>) -> CommandResponse {
     CommandResponse {
         response_type: "ephemeral".into(),
-        text: text.into(),
+        text: neutralise::text(&text.into()).into_owned(),
         ..Default::default()
     }
 }
@@ -306,8 +308,9 @@ fn attachment_json(a: &SlackAttachment) -> Value {
     })
 }
 
+/// Every answer to a click or dialog leaves through here (see [`ephemeral`]).
 fn ephemeral_json(text: &str) -> Value {
-    json!({ "ephemeral_text": text })
+    json!({ "ephemeral_text": neutralise::text(text) })
 }
 
 impl ChatService {
@@ -1785,5 +1788,22 @@ mod tests {
         assert!(env
             .anthropic
             .contains(&("ANTHROPIC_API_KEY".into(), "sk-1".into())));
+    }
+
+    /// An answer that echoes a 100 KB argument, a bidi override and a link stays one post long
+    /// and shows them inert.
+    #[test]
+    fn command_answers_pass_the_neutraliser() {
+        let hostile = format!(
+            "x\u{202E}[see](http://evil.example) @all {}",
+            "y".repeat(100_000)
+        );
+        let answer = ephemeral(format!("`{hostile}` is not under an allowed project root")).text;
+        assert!(answer.chars().count() <= super::super::render::POST_MAX_CHARS);
+        assert!(answer.contains("[U+202E]") && !answer.contains('\u{202E}'));
+        assert!(answer.contains("]\\(http") && answer.contains("@\u{200D}all"));
+        assert!(answer.ends_with("more characters not shown)"));
+        let click = ephemeral_json(&hostile);
+        assert!(click["ephemeral_text"].as_str().unwrap().chars().count() <= 16_383);
     }
 }
