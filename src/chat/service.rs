@@ -35,6 +35,24 @@ use crate::sessions::{
 };
 use crate::store::{now_ms, ApprovalRecord, OwedKind, OwedPost, Store, StoreError};
 
+/// The longest prefix of `text` of at most `max` bytes that ends at a character boundary.
+fn cut_to(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A byte count for people: `812 B`, `64 KB`, `9.0 MB`.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b / 1024),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
 pub const NO_SESSION: &str = "No Claude Code session in this channel";
@@ -754,10 +772,13 @@ impl ChatService {
             ChatCommand::History => self.history(&args.channel_id).await,
             ChatCommand::ContextThread { permalink } => {
                 let link = permalink.unwrap_or_else(|| args.root_id.clone());
-                ephemeral(self.context_thread(args, &link).await)
+                ephemeral(
+                    self.context_thread(args, &link, config.max_context_bytes)
+                        .await,
+                )
             }
             ChatCommand::ContextFile { path } => {
-                ephemeral(self.context_file(&args.channel_id, &path))
+                ephemeral(self.context_file(&args.channel_id, &path, config.max_context_bytes))
             }
             ChatCommand::Files { dir } => ephemeral(self.files(&args.channel_id, dir.as_deref())),
             ChatCommand::File { path } => ephemeral(self.file(&args.channel_id, &path)),
@@ -1014,7 +1035,8 @@ impl ChatService {
         }
     }
 
-    async fn context_thread(&self, args: &CommandArgs, link: &str) -> String {
+    /// Adds a thread as context, its first posts up to `limit` bytes.
+    async fn context_thread(&self, args: &CommandArgs, link: &str, limit: usize) -> String {
         let Some((h, _)) = self.session_of_channel(&args.channel_id) else {
             return NO_SESSION.to_owned();
         };
@@ -1045,21 +1067,45 @@ impl ChatService {
         ordered.sort_by_key(|p| (p.create_at, p.id.clone()));
         let mut names: HashMap<String, String> = HashMap::new();
         let mut body = String::new();
+        let (mut added, mut last_cut) = (0, false);
         for p in &ordered {
+            if body.len() >= limit {
+                break;
+            }
             if !names.contains_key(&p.user_id) {
                 let n = self.username(&p.user_id).await;
                 names.insert(p.user_id.clone(), n);
             }
-            body.push_str(&format!("@{}: {}\n", names[&p.user_id], p.message));
+            let line = format!("@{}: {}\n", names[&p.user_id], p.message);
+            let kept = cut_to(&line, limit - body.len());
+            last_cut = kept.len() < line.len();
+            body.push_str(kept);
+            added += 1;
         }
+        let whole: usize = ordered.iter().map(|p| p.message.len()).sum();
         let block = format!(
             "<mattermost-thread root=\"{post_id}\" channel=\"{channel}\">\n{body}</mattermost-thread>"
         );
         self.add_context(h.id(), block);
-        format!(
+        let mut answer = format!(
             "The thread ({} posts) was added as context for the next prompt.",
             ordered.len()
-        )
+        );
+        if added < ordered.len() || last_cut {
+            let cut_post = if last_cut {
+                " and the end of the last one added"
+            } else {
+                ""
+            };
+            answer = format!(
+                "The thread ({} posts, {}) was added as context for the next prompt, cut at the context limit of {} (MaxContextKB): {} later post(s){cut_post} were left out.",
+                ordered.len(),
+                size(whole),
+                size(limit),
+                ordered.len() - added,
+            );
+        }
+        answer
     }
 
     fn project_of(&self, channel_id: &str) -> Result<(SessionHandle, PathBuf), String> {
@@ -1068,21 +1114,44 @@ impl ChatService {
             .ok_or_else(|| NO_SESSION.to_owned())
     }
 
-    fn context_file(&self, channel_id: &str, path: &str) -> String {
+    /// Adds a text file as context, its first `limit` bytes.
+    fn context_file(&self, channel_id: &str, path: &str, limit: usize) -> String {
         let (h, root) = match self.project_of(channel_id) {
             Ok(x) => x,
             Err(e) => return e,
         };
-        match files::read(&root, path, MAX_INLINE_FILE) {
-            Ok(FileContent::Text { path, content, .. }) => {
-                let block = format!("<project-file path=\"{path}\">\n{content}\n</project-file>");
-                self.add_context(h.id(), block);
-                format!("`{path}` was added as context for the next prompt.")
+        let (path, content, whole) = match files::read(&root, path, limit) {
+            Ok(FileContent::Text { path, content, .. }) => (path, content, None),
+            Ok(FileContent::Attachment {
+                path,
+                bytes,
+                reason: files::AttachmentReason::TooLongToShow,
+                ..
+            }) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let head = cut_to(&text, limit).to_owned();
+                (path, head, Some(bytes.len()))
             }
-            Ok(FileContent::Attachment { path, .. } | FileContent::TooLarge { path, .. }) => {
-                format!("`{path}` is binary or too long to add as context.")
+            Ok(FileContent::Attachment { path, .. }) => {
+                return format!("`{path}` is binary: it cannot be added as context.")
             }
-            Err(e) => e.to_string(),
+            Ok(FileContent::TooLarge { path, size: bytes }) => {
+                return format!(
+                    "`{path}` is too large to add as context ({}).",
+                    size(bytes as usize)
+                )
+            }
+            Err(e) => return e.to_string(),
+        };
+        let block = format!("<project-file path=\"{path}\">\n{content}\n</project-file>");
+        self.add_context(h.id(), block);
+        match whole {
+            None => format!("`{path}` was added as context for the next prompt."),
+            Some(whole) => format!(
+                "The first {} of `{path}` ({}) were added as context for the next prompt: the rest is beyond the context limit (MaxContextKB).",
+                size(content.len()),
+                size(whole)
+            ),
         }
     }
 
@@ -1748,11 +1817,12 @@ mod tests {
         chat.shutdown().await;
         assert_eq!(answer.response_type, "ephemeral");
         let canonical = std::fs::canonicalize(&project).unwrap();
+        // The answer passed the neutraliser: the directory's `@channel` is inert.
         assert_eq!(
             answer.text,
             format!(
                 "Session started in `{}`. Its thread: https://chat.example.com/_redirect/pl/root1 (reply there to talk to Claude).",
-                canonical.display()
+                canonical.display().to_string().replace("@channel", "@\u{200D}channel")
             )
         );
         assert_eq!(
@@ -1805,5 +1875,149 @@ mod tests {
         assert!(answer.ends_with("more characters not shown)"));
         let click = ephemeral_json(&hostile);
         assert!(click["ephemeral_text"].as_str().unwrap().chars().count() <= 16_383);
+    }
+
+    /// A 9 MB thread and a 1 MB file become at most MaxContextKB of context each, and the
+    /// answers say what was left out.
+    #[tokio::test]
+    async fn context_is_cut_at_the_setting_with_a_message() {
+        use crate::mattermost::model::{Channel, ChannelMember, PostList, User};
+        use crate::mattermost::rpc_types::*;
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = temp_dir("context");
+        let project = dir.join("root/proj");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join("big.txt"), "line of text\n".repeat(80_000)).unwrap();
+        let cli = dir.join("claude");
+        std::fs::write(&cli, "#!/bin/sh\nexec cat > /dev/null\n").unwrap();
+        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = crate::config::load(
+            serde_json::json!({
+                "AllowedProjectRoots": dir.join("root").display().to_string(),
+                "ClaudeCliPath": cli.display().to_string(),
+                "DataDirectory": dir.join("data").display().to_string(),
+                "MaxContextKB": 16,
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        // 90 posts of 100 KB: a 9 MB thread.
+        let thread: std::collections::BTreeMap<String, Post> = (0..90)
+            .map(|i| {
+                let post = Post {
+                    id: format!("t{i:02}"),
+                    channel_id: "c1".into(),
+                    user_id: "u1".into(),
+                    create_at: i,
+                    message: format!("{i:02}{}", "z".repeat(100_000)),
+                    ..Default::default()
+                };
+                (post.id.clone(), post)
+            })
+            .collect();
+        let server = kv_api()
+            .method("Plugin.GetChannelMember", |_: TwoStringArgs| async {
+                Ok::<_, String>(GetChannelMemberReturns {
+                    a: Some(ChannelMember::default()),
+                    b: None,
+                })
+            })
+            .method("Plugin.GetChannel", |a: StringArgs| async move {
+                Ok::<_, String>(GetChannelReturns {
+                    a: Some(Channel {
+                        id: a.a,
+                        r#type: "O".into(),
+                        ..Default::default()
+                    }),
+                    b: None,
+                })
+            })
+            .method("Plugin.CreatePost", |a: PostArgs| async move {
+                let mut post = a.a.unwrap_or_default();
+                post.id = "root1".into();
+                Ok::<_, String>(PostReturns {
+                    a: Some(post),
+                    b: None,
+                })
+            })
+            .method("Plugin.GetPostThread", move |_: StringArgs| {
+                let posts = thread.clone();
+                async move {
+                    Ok::<_, String>(GetPostThreadReturns {
+                        a: Some(PostList {
+                            posts: Some(posts),
+                            ..Default::default()
+                        }),
+                        b: None,
+                    })
+                }
+            })
+            .method(
+                "Plugin.HasPermissionToChannel",
+                |_: HasPermissionToChannelArgs| async { Ok::<_, String>(BoolReturns { a: true }) },
+            )
+            .method("Plugin.GetUser", |a: StringArgs| async move {
+                Ok::<_, String>(GetUserReturns {
+                    a: Some(User {
+                        id: a.a,
+                        username: "alice".into(),
+                        ..Default::default()
+                    }),
+                    b: None,
+                })
+            });
+        let chat = ChatService::open(
+            crate::mattermost::api::in_process(server),
+            "bot".into(),
+            &config,
+        )
+        .await
+        .expect("opens");
+        let run = |command: String| {
+            let (chat, config) = (chat.clone(), config.clone());
+            async move {
+                chat.execute(
+                    &config,
+                    &CommandArgs {
+                        command,
+                        channel_id: "c1".into(),
+                        user_id: "u1".into(),
+                        team_id: "t1".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .text
+            }
+        };
+        run(format!("/claude start {}", project.display())).await;
+        let thread_answer = run("/claude context thread t00".into()).await;
+        let file_answer = run("/claude context file big.txt".into()).await;
+        let blocks = chat
+            .state
+            .lock()
+            .unwrap()
+            .context
+            .values()
+            .next()
+            .cloned()
+            .unwrap();
+        chat.shutdown().await;
+        assert!(
+            thread_answer.contains("90 posts, 8.6 MB")
+                && thread_answer.contains("cut at the context limit of 16 KB (MaxContextKB)")
+                && thread_answer.contains("89 later post(s) and the end of the last one added"),
+            "{thread_answer}"
+        );
+        assert!(
+            file_answer.starts_with("The first 16 KB of `big.txt` (1015 KB) were added"),
+            "{file_answer}"
+        );
+        assert_eq!(blocks.len(), 2);
+        for block in &blocks {
+            assert!(block.len() <= 16 * 1024 + 200, "{}", block.len());
+        }
     }
 }
