@@ -34,6 +34,7 @@ pub const KEY_MAX_CONCURRENT_SESSIONS: &str = "MaxConcurrentSessions";
 pub const KEY_IDLE_TIMEOUT_MINUTES: &str = "IdleTimeoutMinutes";
 pub const KEY_APPROVAL_TIMEOUT_MINUTES: &str = "ApprovalTimeoutMinutes";
 pub const KEY_COMMANDS_PER_MINUTE: &str = "CommandsPerMinute";
+pub const KEY_MAX_CONTEXT_KB: &str = "MaxContextKB";
 pub const KEY_DATA_DIRECTORY: &str = "DataDirectory";
 
 /// `(key, default, min, max)` of the number settings; plugin.json repeats the
@@ -46,6 +47,9 @@ pub const APPROVAL_TIMEOUT_MINUTES: (&str, u32, u32, u32) =
     (KEY_APPROVAL_TIMEOUT_MINUTES, 10, 1, 1_440);
 /// 0 turns the limit off (for load tests and servers that limit elsewhere).
 pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 30, 0, 600);
+/// A thread or file added with `/claude context` is cut to this many KB (a 9 MB thread would
+/// otherwise become a 9 MB prompt, held in memory until it is sent).
+pub const MAX_CONTEXT_KB: (&str, u32, u32, u32) = (KEY_MAX_CONTEXT_KB, 64, 1, 4_096);
 
 /// The CLI command used when ClaudeCliPath is empty (looked up on PATH).
 pub const DEFAULT_CLAUDE_CLI: &str = "claude";
@@ -189,6 +193,7 @@ pub struct RawConfig {
     pub idle_timeout_minutes: String,
     pub approval_timeout_minutes: String,
     pub commands_per_minute: String,
+    pub max_context_kb: String,
     pub data_directory: String,
 }
 
@@ -217,6 +222,8 @@ pub struct Config {
     pub approval_timeout: Duration,
     /// Per user, across channels; also the burst size.
     pub commands_per_minute: u32,
+    /// The most a thread or file added with `/claude context` may bring, in bytes.
+    pub max_context_bytes: usize,
     /// `None` = a `claude-code` directory under the server's data directory
     /// (FileSettings.Directory); the integrator resolves it.
     pub data_directory: Option<PathBuf>,
@@ -224,6 +231,10 @@ pub struct Config {
 
 fn minutes(m: u32) -> Duration {
     Duration::from_secs(u64::from(m) * 60)
+}
+
+fn kilobytes(kb: u32) -> usize {
+    kb as usize * 1024
 }
 
 impl Default for Config {
@@ -241,6 +252,7 @@ impl Default for Config {
             idle_timeout: Some(minutes(IDLE_TIMEOUT_MINUTES.1)),
             approval_timeout: minutes(APPROVAL_TIMEOUT_MINUTES.1),
             commands_per_minute: COMMANDS_PER_MINUTE.1,
+            max_context_bytes: kilobytes(MAX_CONTEXT_KB.1),
             data_directory: None,
         }
     }
@@ -294,6 +306,7 @@ impl RawConfig {
             idle_timeout_minutes: number(KEY_IDLE_TIMEOUT_MINUTES)?,
             approval_timeout_minutes: number(KEY_APPROVAL_TIMEOUT_MINUTES)?,
             commands_per_minute: number(KEY_COMMANDS_PER_MINUTE)?,
+            max_context_kb: number(KEY_MAX_CONTEXT_KB)?,
             data_directory: get(KEY_DATA_DIRECTORY)?,
         })
     }
@@ -434,6 +447,7 @@ impl RawConfig {
                 &self.approval_timeout_minutes,
             )?),
             commands_per_minute: number_setting(COMMANDS_PER_MINUTE, &self.commands_per_minute)?,
+            max_context_bytes: kilobytes(number_setting(MAX_CONTEXT_KB, &self.max_context_kb)?),
             data_directory,
         })
     }
@@ -837,6 +851,7 @@ mod tests {
                 KEY_IDLE_TIMEOUT_MINUTES,
                 KEY_APPROVAL_TIMEOUT_MINUTES,
                 KEY_COMMANDS_PER_MINUTE,
+                KEY_MAX_CONTEXT_KB,
                 KEY_DATA_DIRECTORY,
             ]
         );

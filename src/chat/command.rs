@@ -320,6 +320,8 @@ pub enum CommandError {
     UnknownContextKind {
         given: String,
     },
+    /// The command held bytes that are not UTF-8 (the decoder put U+FFFD in their place).
+    NotText,
 }
 
 impl fmt::Display for CommandError {
@@ -332,6 +334,10 @@ impl fmt::Display for CommandError {
                 .join(", ")
         };
         match self {
+            CommandError::NotText => write!(
+                f,
+                "The command holds bytes that are not UTF-8 text (shown as \u{FFFD}); type it again without them."
+            ),
             CommandError::MissingArgument { sub, what } => {
                 let s = sub.spec();
                 write!(
@@ -450,6 +456,11 @@ fn strip_trigger(line: &str) -> &str {
 /// Parses a command line as Mattermost passes it (`/claude …`) or the text
 /// after the trigger.
 pub fn parse(line: &str) -> Result<ChatCommand, CommandError> {
+    // Strings from the server are decoded with invalid UTF-8 replaced (see `rpc::gob`): such a
+    // command cannot name the path or text its author meant.
+    if line.contains('\u{FFFD}') {
+        return Err(CommandError::NotText);
+    }
     let rest = strip_trigger(line);
     if rest.is_empty() {
         return Ok(ChatCommand::Help);
@@ -1199,5 +1210,13 @@ mod tests {
         for bad in ["", "-x", "a b", "a;b", "a$(b)", &"a".repeat(129)] {
             assert!(!is_valid_model_name(bad), "{bad}");
         }
+    }
+
+    /// A command whose bytes were not UTF-8 (the decoder replaced them) gets a clear answer.
+    #[test]
+    fn a_command_that_is_not_text_is_refused_clearly() {
+        let err = parse("/claude start /srv/\u{FFFD}x").unwrap_err();
+        assert_eq!(err, CommandError::NotText);
+        assert!(err.to_string().contains("not UTF-8 text"), "{err}");
     }
 }

@@ -1,11 +1,19 @@
-//! The one filter every text the bot posts goes through (see [`super::poster::BotPoster`]).
-//! The text comes from Claude, from tool input and output and from users, and the bot is a
-//! member of the channels it posts in, so it must not be able to do what its author could
-//! not. Today: channel-wide mentions are made inert. This is the place for what else a bot
-//! post must not carry (links, bidi controls, length).
+//! The one filter every text the bot posts goes through (see [`super::poster::BotPoster`]),
+//! and every answer it gives a command or a click (see `service::ephemeral`). The text comes
+//! from Claude, from tool input and output, from file names and paths and from users, and the
+//! bot is a member of the channels it posts in, so it must not be able to do what its author
+//! could not, or show what the reader would not see:
+//! - channel-wide mentions (`@channel`, `@all`, `@here`) are made inert;
+//! - markdown links and images are made inert: the plugin itself never writes one (its links
+//!   are bare URLs, shown as what they are), so any is text from outside, whose shown words
+//!   could hide where it leads or load an image for every reader;
+//! - bidi and other invisible control characters are shown escaped (`[U+202E]`), so a path
+//!   cannot display as another;
+//! - the length is capped to what one post can hold, with a visible note of the cut.
 
 use std::borrow::Cow;
 
+use super::render::POST_MAX_CHARS;
 use crate::mattermost::model::{Any, Post, SlackAttachment};
 
 /// The mentions that notify a whole channel (the server's `@here`, `@channel`, `@all`, any
@@ -29,7 +37,7 @@ fn continues_word(c: Option<char>) -> bool {
 }
 
 /// `text` with every `@channel`, `@all` and `@here` made inert.
-pub(crate) fn text(text: &str) -> Cow<'_, str> {
+fn mentions(text: &str) -> Cow<'_, str> {
     let mut out = String::new();
     let mut copied = 0;
     for (at, _) in text.match_indices('@') {
@@ -54,6 +62,185 @@ pub(crate) fn text(text: &str) -> Cow<'_, str> {
     }
     out.push_str(&text[copied..]);
     Cow::Owned(out)
+}
+
+/// Characters shown escaped: they are invisible or reorder what is shown. Bidi embeddings,
+/// overrides, isolates and marks; other C0/C1 controls than tab and line breaks; zero-width
+/// spaces and word joiners, the byte order mark, the soft hyphen, interlinear annotations,
+/// and Unicode tags (invisible ASCII). Zero width (non-)joiners stay: scripts and emoji need
+/// them, and they reorder nothing.
+pub(crate) fn is_hidden(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{ad}' | '\u{61c}' | '\u{180e}'
+        | '\u{200b}' | '\u{200e}' | '\u{200f}'
+        | '\u{2028}' | '\u{2029}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}'
+        | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e0000}'..='\u{e007f}')
+}
+
+/// `text` with every [`is_hidden`] character shown as `[U+XXXX]`.
+fn hidden(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_hidden(c) {
+            out.push_str(&format!("[U+{:04X}]", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A line that opens or closes a fenced code block: up to three spaces, then three or more
+/// backticks or tildes. Returns the fence's character and length.
+fn fence(line: &str) -> Option<(char, usize)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return None;
+    }
+    let rest = &line[indent..];
+    let c = rest.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let n = rest.chars().take_while(|x| *x == c).count();
+    // A backtick fence's info string holds no backtick (else the line is inline code).
+    let info_ok = c == '~' || !rest[n..].contains('`');
+    (n >= 3 && info_ok).then_some((c, n))
+}
+
+/// `text` with markdown links and images made inert outside fenced code blocks: `](` becomes
+/// `]\(` (no link forms, the words and the URL show as written) and a line that would define
+/// a reference link starts with `\[`. Inside a fenced block nothing renders as a link, so
+/// nothing is changed there. Inline code spans are not told apart (where one ends depends on
+/// the whole paragraph): a `](` in one shows its backslash, the price of never leaving a link.
+fn links(text: &str) -> Cow<'_, str> {
+    if !text.contains("](") && !text.contains("]:") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut fences = Fences::default();
+    for line in text.split_inclusive('\n') {
+        if fences.is_code(line) {
+            out.push_str(line);
+            continue;
+        }
+        let trimmed = line.trim_start_matches(' ');
+        let indent = line.len() - trimmed.len();
+        if indent <= 3 && trimmed.starts_with('[') && definition(trimmed) {
+            out.push_str(&line[..indent]);
+            out.push('\\');
+            out.push_str(&trimmed.replace("](", "]\\("));
+        } else {
+            out.push_str(&line.replace("](", "]\\("));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Which lines belong to fenced code blocks, line by line.
+#[derive(Default)]
+struct Fences {
+    open: Option<(char, usize)>,
+}
+
+impl Fences {
+    /// Whether `line` (the next line of the text) is part of a fenced block, its fences
+    /// included.
+    fn is_code(&mut self, line: &str) -> bool {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        match (self.open, fence(bare)) {
+            (Some((c, n)), Some((c2, n2)))
+                if c == c2 && n2 >= n && bare.trim().chars().all(|x| x == c) =>
+            {
+                self.open = None;
+                true
+            }
+            (Some(_), _) => true,
+            (None, Some(f)) => {
+                self.open = Some(f);
+                true
+            }
+            (None, None) => false,
+        }
+    }
+}
+
+/// Whether `line` (starting with `[`) is a reference definition: `[label]:`.
+fn definition(line: &str) -> bool {
+    line[1..]
+        .find(']')
+        .is_some_and(|end| line[1 + end + 1..].starts_with(':'))
+}
+
+/// The note that ends a text cut to fit a post.
+fn cut_note(hidden_chars: usize) -> String {
+    format!("\n\n… (cut: {hidden_chars} more characters not shown)")
+}
+
+/// `text` cut to at most `max` characters (runes, as Mattermost counts them) with a visible
+/// note; a code block open at the cut is closed.
+fn capped(text: &str, max: usize) -> Cow<'_, str> {
+    let total = text.chars().count();
+    if total <= max {
+        return Cow::Borrowed(text);
+    }
+    // The note's length depends on the number it shows: room for the largest.
+    let mut room = max.saturating_sub(cut_note(total).chars().count());
+    let mut head: String = text.chars().take(room).collect();
+    let mut fences = Fences::default();
+    for line in head.split_inclusive('\n') {
+        fences.is_code(line);
+    }
+    if let Some((c, n)) = fences.open {
+        let close: String = std::iter::once('\n')
+            .chain(std::iter::repeat_n(c, n))
+            .collect();
+        room = room.saturating_sub(close.chars().count());
+        head = text.chars().take(room).collect();
+        head.push_str(&close);
+    }
+    Cow::Owned(format!("{head}{}", cut_note(total - room.min(total))))
+}
+
+/// `text` as the bot may show it: every rule of this module, the length capped at one post.
+pub(crate) fn text(text: &str) -> Cow<'_, str> {
+    text_within(text, POST_MAX_CHARS)
+}
+
+/// [`text`] with the length capped at `max` characters.
+pub(crate) fn text_within(input: &str, max: usize) -> Cow<'_, str> {
+    let safe = inert(input);
+    if safe.chars().count() <= max {
+        return safe;
+    }
+    // A cut can end a code span or block early, and what it held is text again: the cut is
+    // made inert once more, and cut shorter while that made it too long.
+    let mut room = max;
+    loop {
+        let cut = inert(&capped(&safe, room)).into_owned();
+        let over = cut.chars().count().saturating_sub(max);
+        if over == 0 || room == 0 {
+            return Cow::Owned(cut);
+        }
+        room = room.saturating_sub(over.max(1));
+    }
+}
+
+/// Every rule but the length.
+fn inert(input: &str) -> Cow<'_, str> {
+    let out = match hidden(input) {
+        Cow::Borrowed(t) => links(t),
+        Cow::Owned(t) => Cow::Owned(links(&t).into_owned()),
+    };
+    match out {
+        Cow::Borrowed(t) => mentions(t),
+        Cow::Owned(t) => Cow::Owned(mentions(&t).into_owned()),
+    }
 }
 
 fn in_place(s: &mut String) {
@@ -101,6 +288,7 @@ pub(crate) fn post(mut post: Post) -> Post {
 mod tests {
     use super::*;
     use crate::mattermost::model::SlackAttachmentField;
+    use proptest::prelude::*;
     use std::collections::BTreeMap;
 
     /// The words the server's mention parser finds as channel mentions, for the cases below:
@@ -193,5 +381,132 @@ mod tests {
             assert_eq!(server_channel_mentions(t), 0, "{t}");
         }
         assert!(matches!(&att.fields[0].value, Any::String(v) if v == "@\u{200D}all"));
+    }
+
+    /// Links and images in `text` as a CommonMark parser finds them.
+    fn live_links(text: &str) -> Vec<String> {
+        use pulldown_cmark::{Event, Parser, Tag};
+        Parser::new(text)
+            .filter_map(|e| match e {
+                Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                    Some(dest_url.to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn links_and_images_from_outside_are_inert_and_code_is_left_alone() {
+        for input in [
+            "see [this](http://evil.example)",
+            "![pixel](http://evil.example/p.png)",
+            "[ref]\n\n[ref]: http://evil.example",
+            "` @channel see [this](http://evil.example)",
+            "`a` [b](http://c) ``d](e``",
+            "x\n```\ncode\n```\n[y](http://z)",
+        ] {
+            assert!(!live_links(input).is_empty(), "{input}");
+            let safe = text(input);
+            assert!(live_links(&safe).is_empty(), "{input} -> {safe}");
+        }
+        // Fenced code shows as written: inside it nothing is a link.
+        for input in ["```md\n[a](http://b)\n```", "~~~\n![i](http://p)\n~~~"] {
+            assert_eq!(text(input), input);
+        }
+        // Bare URLs stay links: they show where they lead.
+        assert_eq!(text("https://example.com/a"), "https://example.com/a");
+    }
+
+    /// The issue's project directory, as the root post shows it.
+    #[test]
+    fn a_hostile_directory_name_in_a_root_post() {
+        let root = format!(
+            "Claude Code session started in `{}`.",
+            "/srv/x` @channel see [this](http://evil.example)"
+        );
+        let safe = text(&root);
+        assert_eq!(server_channel_mentions(&safe), 0, "{safe}");
+        assert!(live_links(&safe).is_empty(), "{safe}");
+    }
+
+    #[test]
+    fn bidi_and_invisible_characters_are_shown_escaped() {
+        let safe = text("evil\u{202E}txt.exe\u{200B}\u{2066}x\u{FEFF}\u{E0041}");
+        assert_eq!(
+            safe,
+            "evil[U+202E]txt.exe[U+200B][U+2066]x[U+FEFF][U+E0041]"
+        );
+        // Line breaks, tabs, emoji sequences and the joiners scripts need stay.
+        for kept in ["a\tb\nc\r\n", "👨\u{200D}👩\u{200D}👧", "می\u{200C}خواهم"] {
+            assert_eq!(text(kept), kept);
+        }
+    }
+
+    /// An error echoing a 100 KB argument: one post's worth, cut visibly.
+    #[test]
+    fn long_texts_are_cut_to_one_post_with_a_note() {
+        let long = format!("Unknown model `{}`", "x".repeat(100_000));
+        let safe = text(&long);
+        assert!(safe.chars().count() <= POST_MAX_CHARS, "{}", safe.len());
+        assert!(
+            safe.ends_with("more characters not shown)"),
+            "{}",
+            &safe[safe.len() - 80..]
+        );
+        // A code block open at the cut is closed.
+        let code = format!("```\n{}", "line\n".repeat(10_000));
+        let safe = text(&code);
+        assert!(safe.chars().count() <= POST_MAX_CHARS);
+        assert_eq!(
+            safe.matches("```").count() % 2,
+            0,
+            "{}",
+            &safe[safe.len() - 80..]
+        );
+    }
+
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("@channel".to_owned()),
+            Just("@ALL".to_owned()),
+            Just("@here.".to_owned()),
+            Just("[x](http://a.example)".to_owned()),
+            Just("![i](http://b.example/i.png)".to_owned()),
+            Just("[r]: http://c.example".to_owned()),
+            Just("[r]".to_owned()),
+            Just("`".to_owned()),
+            Just("``".to_owned()),
+            Just("```".to_owned()),
+            Just("~~~".to_owned()),
+            Just("\n".to_owned()),
+            Just(" ".to_owned()),
+            Just("](".to_owned()),
+            Just(")".to_owned()),
+            Just("\u{202E}".to_owned()),
+            Just("\u{2067}".to_owned()),
+            Just("\u{200B}".to_owned()),
+            Just("\u{0}".to_owned()),
+            "[a-z]{1,8}",
+            any::<char>().prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        /// Whatever comes in, what goes out holds no active channel-wide mention, no live
+        /// link or image, no raw bidi or invisible control, and fits the limit.
+        #[test]
+        fn nothing_dangerous_survives(
+            parts in proptest::collection::vec(fragment(), 0..60),
+            max in 60usize..400,
+        ) {
+            let input: String = parts.concat();
+            for (out, limit) in [(text(&input), POST_MAX_CHARS), (text_within(&input, max), max)] {
+                prop_assert_eq!(server_channel_mentions(&out), 0, "{:?} -> {:?}", input, out);
+                prop_assert!(live_links(&out).is_empty(), "{:?} -> {:?}", input, out);
+                prop_assert!(!out.chars().any(is_hidden), "{:?} -> {:?}", input, out);
+                prop_assert!(out.chars().count() <= limit, "{} > {}", out.chars().count(), limit);
+            }
+        }
     }
 }

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::neutralise;
-use super::stream::PostSink;
+use super::outbox::{PostSink, KEY_PROP};
 use crate::mattermost::api::{Api, ApiError};
-use crate::mattermost::model::Post;
+use crate::mattermost::model::{Any, Post};
 
 /// Channel types the server cannot add members to (direct and group messages).
 const DIRECT: &str = "D";
@@ -107,19 +107,13 @@ impl BotPoster {
 }
 
 impl PostSink for BotPoster {
-    async fn create_post(&self, post: Post) -> Result<Post, String> {
+    async fn create_post(&self, post: Post) -> Result<Post, ApiError> {
         self.join(&post.channel_id).await;
-        self.api
-            .create_post(neutralise::post(post))
-            .await
-            .map_err(|e| e.to_string())
+        self.api.create_post(neutralise::post(post)).await
     }
 
-    async fn update_post(&self, post: Post) -> Result<Post, String> {
-        self.api
-            .update_post(neutralise::post(post))
-            .await
-            .map_err(|e| e.to_string())
+    async fn update_post(&self, post: Post) -> Result<Post, ApiError> {
+        self.api.update_post(neutralise::post(post)).await
     }
 
     async fn upload_file(
@@ -127,12 +121,38 @@ impl PostSink for BotPoster {
         data: Vec<u8>,
         channel_id: &str,
         filename: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, ApiError> {
         self.api
             .upload_file(data, channel_id, filename)
             .await
             .map(|info| info.id)
-            .map_err(|e| e.to_string())
+    }
+
+    async fn find_post(
+        &self,
+        channel_id: &str,
+        root_id: &str,
+        since_ms: i64,
+        key: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let list = if root_id.is_empty() {
+            self.api.get_posts_since(channel_id, since_ms).await?
+        } else {
+            self.api.get_post_thread(root_id).await?
+        };
+        let has_key = |p: &Post| {
+            p.props
+                .as_ref()
+                .and_then(|props| props.get(KEY_PROP))
+                .and_then(Any::as_str)
+                == Some(key)
+        };
+        Ok(list
+            .posts
+            .unwrap_or_default()
+            .into_values()
+            .find(|p| p.user_id == self.bot_id && p.delete_at == 0 && has_key(p))
+            .map(|p| p.id))
     }
 }
 

@@ -17,9 +17,10 @@ use super::authz::{self, Action, Role};
 use super::card::{self, ActionContext, ActionSigner, ApprovalAction};
 use super::command::{self, ChatCommand};
 use super::neutralise;
+use super::outbox::{self, Outbox};
 use super::poster::BotPoster;
 use super::render::code_block;
-use super::stream::{self, card_post, Cards, PostSink, StreamCtx};
+use super::stream::{self, card_post, Cards, StreamCtx};
 use crate::claude::CliEnv;
 use crate::config::{Config, WhoCanApprove, WhoCanStart};
 use crate::files::{self, FileContent, FileNode, NodeKind};
@@ -33,7 +34,25 @@ use crate::sessions::{
     Decision, Engine, EngineError, ProcessLauncher, SessionConfig, SessionError, SessionHandle,
     SessionSpec, SessionState,
 };
-use crate::store::{now_ms, ApprovalRecord, Store, StoreError};
+use crate::store::{now_ms, ApprovalRecord, OwedKind, OwedPost, Store, StoreError};
+
+/// The longest prefix of `text` of at most `max` bytes that ends at a character boundary.
+fn cut_to(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A byte count for people: `812 B`, `64 KB`, `9.0 MB`.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b / 1024),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
@@ -46,6 +65,13 @@ pub const DEFAULT_DATA_DIRECTORY: &str = "./data/claude-code";
 pub const DATA_SUBDIRECTORY: &str = "claude-code";
 /// Inline limit of `/claude file` and `/claude context file`.
 const MAX_INLINE_FILE: usize = 12_000;
+/// How long `/claude start` waits for the server to create the session's thread before it
+/// answers without it (the thread follows when the server takes posts again).
+const ROOT_WAIT: Duration = Duration::from_secs(5);
+/// How long deactivation waits for the post streams and then the outbox before it leaves the
+/// rest owed in the store for the next start.
+const DRAIN_STREAMS: Duration = Duration::from_secs(2);
+const DRAIN_OUTBOX: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 struct SessionInfo {
@@ -139,6 +165,8 @@ pub struct ChatService {
     api: Api,
     /// Every post of the bot goes through it.
     poster: Arc<BotPoster>,
+    /// Every post the bot owes (all but ephemeral ones) is delivered by it, through `poster`.
+    outbox: Arc<Outbox<BotPoster>>,
     bot_id: String,
     engine: Engine,
     /// Shared with the engine; its environment follows the settings.
@@ -152,7 +180,11 @@ pub struct ChatService {
     cards: Cards,
     state: Mutex<State>,
     admission: Mutex<Admission>,
+    /// The post streams, and the outbox's worker.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    outbox_worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set at shutdown: the post streams end.
+    stop_streams: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why [`ChatService::authorize_action`] says no; the text is what the asker sees.
@@ -183,10 +215,12 @@ fn slow_down(retry: RetryAfter) -> String {
     )
 }
 
+/// Every answer to a command leaves through here: it echoes paths, arguments and errors, so it
+/// passes the neutraliser like a post.
 fn ephemeral(text: impl Into<String>) -> CommandResponse {
     CommandResponse {
         response_type: "ephemeral".into(),
-        text: text.into(),
+        text: neutralise::text(&text.into()).into_owned(),
         ..Default::default()
     }
 }
@@ -385,8 +419,9 @@ fn attachment_json(a: &SlackAttachment) -> Value {
     })
 }
 
+/// Every answer to a click or dialog leaves through here (see [`ephemeral`]).
 fn ephemeral_json(text: &str) -> Value {
-    json!({ "ephemeral_text": text })
+    json!({ "ephemeral_text": neutralise::text(text) })
 }
 
 impl ChatService {
@@ -403,11 +438,13 @@ impl ChatService {
         })?;
         let store = Store::open(&data_dir.join("claude-code.db")).await?;
         let launcher = Arc::new(ProcessLauncher::new(cli_env(config, &data_dir)));
-        let engine = Engine::new(store, launcher.clone(), session_config(config));
+        let engine = Engine::new(store.clone(), launcher.clone(), session_config(config));
         let secret = Self::signing_secret(&api).await?;
         let signer = ActionSigner::new(&secret)?;
+        let poster = Arc::new(BotPoster::new(api.clone(), bot_id.clone()));
         let svc = Arc::new(ChatService {
-            poster: Arc::new(BotPoster::new(api.clone(), bot_id.clone())),
+            outbox: Outbox::new(store, poster.clone()),
+            poster,
             api,
             bot_id,
             engine,
@@ -420,6 +457,8 @@ impl ChatService {
             state: Mutex::new(State::default()),
             admission: Mutex::new(Admission::default()),
             tasks: Mutex::new(Vec::new()),
+            outbox_worker: Mutex::new(None),
+            stop_streams: tokio::sync::watch::Sender::new(false),
         });
         svc.recover().await?;
         Ok(svc)
@@ -492,11 +531,15 @@ impl ChatService {
                 message: format!("{} It was stopped.", outside_roots_text(&info.project_path)),
                 ..Default::default()
             };
-            if let Err(e) = stream::with_retry("CreatePost (session stopped)", || {
-                self.poster.create_post(post.clone())
-            })
-            .await
-            {
+            // Owed through the outbox, in the session's thread: delivered however long the
+            // server takes.
+            let key = format!("reply:{}", uuid::Uuid::new_v4().simple());
+            let owed = OwedPost {
+                root_key: Some(outbox::root_key(handle.id())),
+                closed: true,
+                ..outbox::owed(key, OwedKind::Reply, handle.id(), &post)
+            };
+            if let Err(e) = self.outbox.put(owed).await {
                 tracing::warn!("telling a channel its session stopped failed: {e}");
             }
         }
@@ -527,6 +570,28 @@ impl ChatService {
         let recovered = self.engine.recover_from_store().await?;
         let store = self.engine.store();
         let roots: HashMap<String, String> = store.root_posts().await?.into_iter().collect();
+        // Threads made before the outbox are known to it, so their posts can name their root.
+        for (session_id, root_id) in &roots {
+            store
+                .outbox_adopt(
+                    &outbox::root_key(session_id),
+                    OwedKind::Root,
+                    session_id,
+                    root_id,
+                )
+                .await?;
+        }
+        let cut = stream::close_cut_turns(&self.outbox, &self.bot_id).await?;
+        if cut > 0 {
+            tracing::info!("{cut} turn(s) were cut by the end of the previous run; their posts are closed with what the transcript holds");
+        }
+        if let Err(e) = store.outbox_prune().await {
+            tracing::warn!("forgetting old delivered posts failed: {e}");
+        }
+        let worker = tokio::spawn(self.outbox.clone().run());
+        if let Ok(mut w) = self.outbox_worker.lock() {
+            *w = Some(worker);
+        }
         for record in store.sessions().await? {
             let Some(root_id) = roots.get(&record.id).cloned() else {
                 continue;
@@ -566,12 +631,29 @@ impl ChatService {
             }
         };
         for (post_id, approval) in open {
-            let post = match self.api.get_post(&post_id).await {
-                Ok(p) => p,
+            // The card as last owed; one posted before the outbox is read from the server.
+            let owed = match self
+                .engine
+                .store()
+                .outbox_open_card(&approval.request_id)
+                .await
+            {
+                Ok(owed) => owed,
                 Err(e) => {
                     tracing::warn!(request = %approval.request_id, "reading a card left open failed: {e}");
                     continue;
                 }
+            };
+            let post = match (owed, post_id) {
+                (Some((_, json)), _) => outbox::post_of_json(&json),
+                (None, Some(post_id)) => match self.adopt_card(&approval, &post_id).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(request = %approval.request_id, "reading a card left open failed: {e}");
+                        continue;
+                    }
+                },
+                (None, None) => continue,
             };
             let Some((_, _, att)) = card::pending_card(&post) else {
                 // Already without buttons (the server applied a click's update).
@@ -587,8 +669,38 @@ impl ChatService {
                 props: card::card_props(card::decided_attachment(&att, &outcome)),
                 ..post
             };
-            self.put_closed_card(&approval.request_id, closed).await;
+            let owed = OwedPost {
+                root_key: (closed.id.is_empty()).then(|| outbox::root_key(&approval.session_id)),
+                request_id: Some(approval.request_id.clone()),
+                closed: true,
+                ..outbox::owed(
+                    outbox::card_key(&approval.request_id),
+                    OwedKind::Card,
+                    &approval.session_id,
+                    &closed,
+                )
+            };
+            self.put_closed_card(&approval.request_id, owed).await;
         }
+    }
+
+    /// A card posted before the outbox, read from the server and made known to the outbox.
+    async fn adopt_card(
+        &self,
+        approval: &ApprovalRecord,
+        post_id: &str,
+    ) -> Result<Post, crate::mattermost::api::ApiError> {
+        let post = self.api.get_post(post_id).await?;
+        let key = outbox::card_key(&approval.request_id);
+        if let Err(e) = self
+            .engine
+            .store()
+            .outbox_adopt(&key, OwedKind::Card, &approval.session_id, post_id)
+            .await
+        {
+            tracing::warn!(request = %approval.request_id, "recording a card in the outbox failed: {e}");
+        }
+        Ok(post)
     }
 
     /// How a card shows a stored decision.
@@ -628,36 +740,65 @@ impl ChatService {
         let ctx = StreamCtx {
             session_id: handle.id().to_owned(),
             channel_id: info.channel_id.clone(),
-            root_id: info.root_id.clone(),
             bot_id: self.bot_id.clone(),
             cwd: Some(info.project_path.clone()),
             signer: self.signer.clone(),
             cards: self.cards.clone(),
             session_config: self.engine.shared_config(),
-            store: Some(self.engine.store().clone()),
+            stop: self.stop_streams.subscribe(),
         };
-        let task = tokio::spawn(stream::run(self.poster.clone(), ctx, handle.subscribe()));
+        let task = tokio::spawn(stream::run(self.outbox.clone(), ctx, handle.feed()));
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(task);
         }
         if let Ok(mut st) = self.state.lock() {
             st.by_channel
                 .insert(info.channel_id.clone(), handle.id().to_owned());
-            st.by_root
-                .insert(info.root_id.clone(), handle.id().to_owned());
+            // A thread the server has not created yet is mapped when it is.
+            if !info.root_id.is_empty() {
+                st.by_root
+                    .insert(info.root_id.clone(), handle.id().to_owned());
+            }
             st.sessions.insert(handle.id().to_owned(), info);
         }
     }
 
-    /// Deactivation: every CLI process tree is stopped, the post streams end.
+    /// The server created the thread of `session_id` late (it did not take posts when the
+    /// session started): replies in it are prompts from now on.
+    fn thread_created(&self, session_id: &str, root_id: String) {
+        if let Ok(mut st) = self.state.lock() {
+            st.by_root.insert(root_id.clone(), session_id.to_owned());
+            if let Some(info) = st.sessions.get_mut(session_id) {
+                info.root_id = root_id;
+            }
+        }
+    }
+
+    /// Deactivation: every CLI process tree is stopped; the post streams post what the stops
+    /// published and end, then the outbox delivers what it can, each within a deadline. What
+    /// is still owed then stays in the store for the next start.
     pub async fn shutdown(&self) {
         self.engine.stop_all().await;
-        // Let the streams post the last events (stopped turns) briefly, then end them.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(mut tasks) = self.tasks.lock() {
-            for t in tasks.drain(..) {
-                t.abort();
-            }
+        self.stop_streams.send_replace(true);
+        let streams: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        let cut = stream::drain(streams, tokio::time::Instant::now() + DRAIN_STREAMS).await;
+        if cut > 0 {
+            tracing::warn!("{cut} post stream(s) did not end in time at shutdown");
+        }
+        if tokio::time::timeout(DRAIN_OUTBOX, self.outbox.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "posts are still owed to the server at shutdown; they are sent at the next start"
+            );
+        }
+        if let Some(worker) = self.outbox_worker.lock().ok().and_then(|mut w| w.take()) {
+            worker.abort();
         }
     }
 
@@ -876,11 +1017,15 @@ impl ChatService {
             ChatCommand::History => self.history(&args.channel_id).await,
             ChatCommand::ContextThread { permalink } => {
                 let link = permalink.unwrap_or_else(|| args.root_id.clone());
-                ephemeral(self.context_thread(args, &link).await)
+                ephemeral(
+                    self.context_thread(args, &link, config.max_context_bytes)
+                        .await,
+                )
             }
-            ChatCommand::ContextFile { path } => {
-                ephemeral(self.context_file(&args.channel_id, &path).await)
-            }
+            ChatCommand::ContextFile { path } => ephemeral(
+                self.context_file(&args.channel_id, &path, config.max_context_bytes)
+                    .await,
+            ),
             ChatCommand::Files { dir } => {
                 ephemeral(self.files(&args.channel_id, dir.as_deref()).await)
             }
@@ -986,37 +1131,47 @@ impl ChatService {
             ),
             ..Default::default()
         };
-        // The bot joins the channel here, before its first post in it.
-        let root = match stream::with_retry("CreatePost (session root)", || {
-            self.poster.create_post(root.clone())
-        })
-        .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = handle.stop(&args.user_id).await;
-                return ephemeral(format!("The session's thread could not be created: {e}"));
-            }
+        // Owed through the outbox, which records the thread when the server created it (the
+        // bot joins the channel before its first post in it).
+        let key = outbox::root_key(handle.id());
+        let owed = OwedPost {
+            closed: true,
+            ..outbox::owed(key.clone(), OwedKind::Root, handle.id(), &root)
         };
-        if let Err(e) = self
-            .engine
-            .store()
-            .set_root_post(handle.id(), &root.id)
-            .await
-        {
-            tracing::error!("storing the session's root post failed: {e}");
+        if let Err(e) = self.outbox.put(owed).await {
+            let _ = handle.stop(&args.user_id).await;
+            return ephemeral(format!("The session's thread could not be created: {e}"));
         }
-        let answer = started_answer(&where_, &args.site_url, &root.id);
-        self.track(
-            &handle,
-            SessionInfo {
-                channel_id: args.channel_id.clone(),
-                owner_id: args.user_id.clone(),
-                project_path: shown,
-                root_id: root.id,
-            },
-        );
-        ephemeral(answer)
+        let info = SessionInfo {
+            channel_id: args.channel_id.clone(),
+            owner_id: args.user_id.clone(),
+            project_path: shown,
+            root_id: String::new(),
+        };
+        match tokio::time::timeout(ROOT_WAIT, self.outbox.created(&key)).await {
+            Ok(root_id) => {
+                let answer = started_answer(&where_, &args.site_url, &root_id);
+                self.track(&handle, SessionInfo { root_id, ..info });
+                ephemeral(answer)
+            }
+            Err(_) => {
+                // The session runs; its thread and every post in it follow when the server
+                // takes posts again.
+                self.track(&handle, info);
+                let svc = Arc::clone(self);
+                let session_id = handle.id().to_owned();
+                let waiter = tokio::spawn(async move {
+                    let root_id = svc.outbox.created(&key).await;
+                    svc.thread_created(&session_id, root_id);
+                });
+                if let Ok(mut tasks) = self.tasks.lock() {
+                    tasks.push(waiter);
+                }
+                ephemeral(format!(
+                    "Claude Code session started in {where_}. The server does not take posts right now: the session's thread appears as soon as it does."
+                ))
+            }
+        }
     }
 
     /// Reserves the channel for one start, synchronously; `None` while another start holds it.
@@ -1185,7 +1340,8 @@ impl ChatService {
         }
     }
 
-    async fn context_thread(&self, args: &CommandArgs, link: &str) -> String {
+    /// Adds a thread as context, its first posts up to `limit` bytes.
+    async fn context_thread(&self, args: &CommandArgs, link: &str, limit: usize) -> String {
         let Some((h, _)) = self.session_of_channel(&args.channel_id) else {
             return NO_SESSION.to_owned();
         };
@@ -1216,21 +1372,45 @@ impl ChatService {
         ordered.sort_by_key(|p| (p.create_at, p.id.clone()));
         let mut names: HashMap<String, String> = HashMap::new();
         let mut body = String::new();
+        let (mut added, mut last_cut) = (0, false);
         for p in &ordered {
+            if body.len() >= limit {
+                break;
+            }
             if !names.contains_key(&p.user_id) {
                 let n = self.username(&p.user_id).await;
                 names.insert(p.user_id.clone(), n);
             }
-            body.push_str(&format!("@{}: {}\n", names[&p.user_id], p.message));
+            let line = format!("@{}: {}\n", names[&p.user_id], p.message);
+            let kept = cut_to(&line, limit - body.len());
+            last_cut = kept.len() < line.len();
+            body.push_str(kept);
+            added += 1;
         }
+        let whole: usize = ordered.iter().map(|p| p.message.len()).sum();
         let block = format!(
             "<mattermost-thread root=\"{post_id}\" channel=\"{channel}\">\n{body}</mattermost-thread>"
         );
         self.add_context(h.id(), block);
-        format!(
+        let mut answer = format!(
             "The thread ({} posts) was added as context for the next prompt.",
             ordered.len()
-        )
+        );
+        if added < ordered.len() || last_cut {
+            let cut_post = if last_cut {
+                " and the end of the last one added"
+            } else {
+                ""
+            };
+            answer = format!(
+                "The thread ({} posts, {}) was added as context for the next prompt, cut at the context limit of {} (MaxContextKB): {} later post(s){cut_post} were left out.",
+                ordered.len(),
+                size(whole),
+                size(limit),
+                ordered.len() - added,
+            );
+        }
+        answer
     }
 
     fn project_of(&self, channel_id: &str) -> Result<(SessionHandle, PathBuf), String> {
@@ -1239,21 +1419,44 @@ impl ChatService {
             .ok_or_else(|| NO_SESSION.to_owned())
     }
 
-    async fn context_file(&self, channel_id: &str, path: &str) -> String {
+    /// Adds a text file as context, its first `limit` bytes.
+    async fn context_file(&self, channel_id: &str, path: &str, limit: usize) -> String {
         let (h, root) = match self.project_of(channel_id) {
             Ok(x) => x,
             Err(e) => return e,
         };
-        match files::read(root, path.to_owned(), MAX_INLINE_FILE).await {
-            Ok(FileContent::Text { path, content, .. }) => {
-                let block = format!("<project-file path=\"{path}\">\n{content}\n</project-file>");
-                self.add_context(h.id(), block);
-                format!("`{path}` was added as context for the next prompt.")
+        let (path, content, whole) = match files::read(root, path.to_owned(), limit).await {
+            Ok(FileContent::Text { path, content, .. }) => (path, content, None),
+            Ok(FileContent::Attachment {
+                path,
+                bytes,
+                reason: files::AttachmentReason::TooLongToShow,
+                ..
+            }) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let head = cut_to(&text, limit).to_owned();
+                (path, head, Some(bytes.len()))
             }
-            Ok(FileContent::Attachment { path, .. } | FileContent::TooLarge { path, .. }) => {
-                format!("`{path}` is binary or too long to add as context.")
+            Ok(FileContent::Attachment { path, .. }) => {
+                return format!("`{path}` is binary: it cannot be added as context.")
             }
-            Err(e) => e.to_string(),
+            Ok(FileContent::TooLarge { path, size: bytes }) => {
+                return format!(
+                    "`{path}` is too large to add as context ({}).",
+                    size(bytes as usize)
+                )
+            }
+            Err(e) => return e.to_string(),
+        };
+        let block = format!("<project-file path=\"{path}\">\n{content}\n</project-file>");
+        self.add_context(h.id(), block);
+        match whole {
+            None => format!("`{path}` was added as context for the next prompt."),
+            Some(whole) => format!(
+                "The first {} of `{path}` ({}) were added as context for the next prompt: the rest is beyond the context limit (MaxContextKB).",
+                size(content.len()),
+                size(whole)
+            ),
         }
     }
 
@@ -1480,19 +1683,10 @@ impl ChatService {
         Ok(att)
     }
 
-    /// Updates a card to its final form (retried) and records it closed. A click's answer also
-    /// carries the update, so the card is recorded closed even if this UpdatePost fails.
-    async fn put_closed_card(&self, request_id: &str, post: Post) {
-        if let Err(e) = stream::with_retry("UpdatePost (closed card)", || {
-            let post = post.clone();
-            self.poster.update_post(post)
-        })
-        .await
-        {
-            tracing::warn!("updating a closed card failed: {e}");
-        }
-        if let Err(e) = self.engine.store().close_approval_card(request_id).await {
-            tracing::warn!("recording a closed card failed: {e}");
+    /// Owes a card's final form (the outbox delivers it) and records the card closed.
+    async fn put_closed_card(&self, request_id: &str, closed: OwedPost) {
+        if let Err(e) = stream::close_card_post(&self.outbox, request_id, closed).await {
+            tracing::warn!("owing a closed card failed: {e}");
         }
     }
 
@@ -1960,11 +2154,12 @@ mod tests {
         chat.shutdown().await;
         assert_eq!(answer.response_type, "ephemeral");
         let canonical = std::fs::canonicalize(&project).unwrap();
+        // The answer passed the neutraliser: the directory's `@channel` is inert.
         assert_eq!(
             answer.text,
             format!(
                 "Session started in `{}`. Its thread: https://chat.example.com/_redirect/pl/root1 (reply there to talk to Claude).",
-                canonical.display()
+                canonical.display().to_string().replace("@channel", "@\u{200D}channel")
             )
         );
         assert_eq!(
@@ -2000,5 +2195,166 @@ mod tests {
         assert!(env
             .anthropic
             .contains(&("ANTHROPIC_API_KEY".into(), "sk-1".into())));
+    }
+
+    /// An answer that echoes a 100 KB argument, a bidi override and a link stays one post long
+    /// and shows them inert.
+    #[test]
+    fn command_answers_pass_the_neutraliser() {
+        let hostile = format!(
+            "x\u{202E}[see](http://evil.example) @all {}",
+            "y".repeat(100_000)
+        );
+        let answer = ephemeral(format!("`{hostile}` is not under an allowed project root")).text;
+        assert!(answer.chars().count() <= super::super::render::POST_MAX_CHARS);
+        assert!(answer.contains("[U+202E]") && !answer.contains('\u{202E}'));
+        assert!(answer.contains("]\\(http") && answer.contains("@\u{200D}all"));
+        assert!(answer.ends_with("more characters not shown)"));
+        let click = ephemeral_json(&hostile);
+        assert!(click["ephemeral_text"].as_str().unwrap().chars().count() <= 16_383);
+    }
+
+    /// A 9 MB thread and a 1 MB file become at most MaxContextKB of context each, and the
+    /// answers say what was left out.
+    #[tokio::test]
+    async fn context_is_cut_at_the_setting_with_a_message() {
+        use crate::mattermost::model::{Channel, ChannelMember, PostList, User};
+        use crate::mattermost::rpc_types::*;
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = temp_dir("context");
+        let project = dir.join("root/proj");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join("big.txt"), "line of text\n".repeat(80_000)).unwrap();
+        let cli = dir.join("claude");
+        std::fs::write(&cli, "#!/bin/sh\nexec cat > /dev/null\n").unwrap();
+        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = crate::config::load(
+            serde_json::json!({
+                "AllowedProjectRoots": dir.join("root").display().to_string(),
+                "ClaudeCliPath": cli.display().to_string(),
+                "DataDirectory": dir.join("data").display().to_string(),
+                "MaxContextKB": 16,
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        // 90 posts of 100 KB: a 9 MB thread.
+        let thread: std::collections::BTreeMap<String, Post> = (0..90)
+            .map(|i| {
+                let post = Post {
+                    id: format!("t{i:02}"),
+                    channel_id: "c1".into(),
+                    user_id: "u1".into(),
+                    create_at: i,
+                    message: format!("{i:02}{}", "z".repeat(100_000)),
+                    ..Default::default()
+                };
+                (post.id.clone(), post)
+            })
+            .collect();
+        let server = kv_api()
+            .method("Plugin.GetChannelMember", |_: TwoStringArgs| async {
+                Ok::<_, String>(GetChannelMemberReturns {
+                    a: Some(ChannelMember::default()),
+                    b: None,
+                })
+            })
+            .method("Plugin.GetChannel", |a: StringArgs| async move {
+                Ok::<_, String>(GetChannelReturns {
+                    a: Some(Channel {
+                        id: a.a,
+                        r#type: "O".into(),
+                        ..Default::default()
+                    }),
+                    b: None,
+                })
+            })
+            .method("Plugin.CreatePost", |a: PostArgs| async move {
+                let mut post = a.a.unwrap_or_default();
+                post.id = "root1".into();
+                Ok::<_, String>(PostReturns {
+                    a: Some(post),
+                    b: None,
+                })
+            })
+            .method("Plugin.GetPostThread", move |_: StringArgs| {
+                let posts = thread.clone();
+                async move {
+                    Ok::<_, String>(GetPostThreadReturns {
+                        a: Some(PostList {
+                            posts: Some(posts),
+                            ..Default::default()
+                        }),
+                        b: None,
+                    })
+                }
+            })
+            .method(
+                "Plugin.HasPermissionToChannel",
+                |_: HasPermissionToChannelArgs| async { Ok::<_, String>(BoolReturns { a: true }) },
+            )
+            .method("Plugin.GetUser", |a: StringArgs| async move {
+                Ok::<_, String>(GetUserReturns {
+                    a: Some(User {
+                        id: a.a,
+                        username: "alice".into(),
+                        ..Default::default()
+                    }),
+                    b: None,
+                })
+            });
+        let chat = ChatService::open(
+            crate::mattermost::api::in_process(server),
+            "bot".into(),
+            &config,
+        )
+        .await
+        .expect("opens");
+        let run = |command: String| {
+            let (chat, config) = (chat.clone(), config.clone());
+            async move {
+                chat.execute(
+                    &config,
+                    &CommandArgs {
+                        command,
+                        channel_id: "c1".into(),
+                        user_id: "u1".into(),
+                        team_id: "t1".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .text
+            }
+        };
+        run(format!("/claude start {}", project.display())).await;
+        let thread_answer = run("/claude context thread t00".into()).await;
+        let file_answer = run("/claude context file big.txt".into()).await;
+        let blocks = chat
+            .state
+            .lock()
+            .unwrap()
+            .context
+            .values()
+            .next()
+            .cloned()
+            .unwrap();
+        chat.shutdown().await;
+        assert!(
+            thread_answer.contains("90 posts, 8.6 MB")
+                && thread_answer.contains("cut at the context limit of 16 KB (MaxContextKB)")
+                && thread_answer.contains("89 later post(s) and the end of the last one added"),
+            "{thread_answer}"
+        );
+        assert!(
+            file_answer.starts_with("The first 16 KB of `big.txt` (1015 KB) were added"),
+            "{file_answer}"
+        );
+        assert_eq!(blocks.len(), 2);
+        for block in &blocks {
+            assert!(block.len() <= 16 * 1024 + 200, "{}", block.len());
+        }
     }
 }

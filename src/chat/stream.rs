@@ -3,10 +3,11 @@
 //! [`UPDATE_EVERY`] while streaming, then once more with the closing line), continues text past
 //! Mattermost's limit in follow-up posts, and posts approval cards.
 //!
-//! Posting goes through [`PostSink`] so that the coalescing can be tested on tokio's paused
-//! clock with a fake. A failed create/update is retried with jittered backoff (a bounded number
-//! of times); content is never lost because the next flush renders the whole turn again (and
-//! the store has the transcript anyway).
+//! Every post goes into the [`Outbox`], which owns delivery: this task only says what each post
+//! should read now, and nothing it says is lost to a server that is down (the outbox retries
+//! until the server answers, across restarts). The events come through an [`EventFeed`], which
+//! reads from the store what a slow task missed. The coalescing is tested on tokio's paused
+//! clock with a fake [`PostSink`].
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -14,43 +15,36 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::card::{self, ActionSigner, ApprovalRequest};
+use super::outbox::{card_key, owed, root_key, Outbox, PostSink};
 use super::render::{
     closing_line, inline_code, split_post, working_line, InlineLimits, TurnRenderer, POST_MAX_CHARS,
 };
 use crate::claude::messages::ResultMessage;
+use crate::mattermost::api::ApiError;
 use crate::mattermost::model::{Post, SlackAttachment};
-use crate::sessions::{EventKind, SessionEvent, SessionState, SharedSessionConfig};
-use crate::store::Store;
+use crate::sessions::{EventFeed, EventKind, SessionState, SharedSessionConfig};
+use crate::store::{OwedKind, OwedPost, StoreError};
 
 /// Streaming updates of a turn's post are coalesced to at most one per this.
 pub const UPDATE_EVERY: Duration = Duration::from_secs(1);
-/// Attempts of one create/update before it is left to the next flush.
-pub const POST_ATTEMPTS: u32 = 4;
-
-/// Where posts go ([`super::poster::BotPoster`] in production).
-pub trait PostSink: Send + Sync + 'static {
-    fn create_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
-    fn update_post(&self, post: Post) -> impl Future<Output = Result<Post, String>> + Send;
-    /// Uploads a file to `channel_id`; returns its id (for `Post::file_ids`).
-    fn upload_file(
-        &self,
-        data: Vec<u8>,
-        channel_id: &str,
-        filename: &str,
-    ) -> impl Future<Output = Result<String, String>> + Send;
-}
+/// Attempts of one file upload before its output is shown inline instead.
+pub const UPLOAD_ATTEMPTS: u32 = 4;
+/// The closing line of a turn cut by a stop, a crash of the CLI, or the plugin going away.
+const STOPPED: &str = "✗ Stopped";
+const CLI_CRASHED: &str = "✗ Claude Code stopped unexpectedly; the next prompt resumes";
+const PLUGIN_STOPPED: &str = "✗ Cut short: the plugin stopped during this turn";
 
 /// An approval card as posted, until it is decided.
 #[derive(Debug, Clone)]
 pub struct Card {
-    pub post_id: String,
+    /// The card's key in the outbox.
+    pub key: String,
     pub session_id: String,
     pub channel_id: String,
-    pub root_id: String,
     pub tool: String,
     pub input: Value,
     pub attachment: SlackAttachment,
@@ -66,20 +60,37 @@ pub type Cards = Arc<Mutex<HashMap<(String, String), Card>>>;
 pub struct StreamCtx {
     pub session_id: String,
     pub channel_id: String,
-    pub root_id: String,
     pub bot_id: String,
     pub cwd: Option<String>,
     pub signer: Arc<ActionSigner>,
     pub cards: Cards,
     /// The sessions' current timeouts: a card says when its request expires.
     pub session_config: SharedSessionConfig,
-    /// Where each card's post id and open/closed state are kept, so a restart can close the
-    /// cards left open. `None` in tests that have no store.
-    pub store: Option<Store>,
+    /// Set at shutdown: the task handles the events already there and ends.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl StreamCtx {
+    /// A post of the bot in the session's thread (the outbox fills in the root's id).
+    fn post(&self) -> Post {
+        Post {
+            user_id: self.bot_id.clone(),
+            channel_id: self.channel_id.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// `post` owed as `kind` under `key`, in the session's thread.
+    fn owed(&self, key: String, kind: OwedKind, post: &Post) -> OwedPost {
+        OwedPost {
+            root_key: Some(root_key(&self.session_id)),
+            ..owed(key, kind, &self.session_id, post)
+        }
+    }
 }
 
 /// Jitter in [0, max) from the clock's nanoseconds (no RNG needed for spreading retries).
-fn jitter(max: Duration) -> Duration {
+pub(crate) fn jitter(max: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -88,59 +99,46 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_millis(u64::from(nanos % max_ms))
 }
 
-/// Runs `f` up to [`POST_ATTEMPTS`] times with jittered exponential backoff.
-pub async fn with_retry<T, F, Fut>(what: &str, mut f: F) -> Result<T, String>
+/// Runs `f` up to [`UPLOAD_ATTEMPTS`] times with jittered exponential backoff.
+async fn with_retry<T, F, Fut>(what: &str, mut f: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
+    Fut: Future<Output = Result<T, ApiError>>,
 {
     let mut delay = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=POST_ATTEMPTS {
+    let mut attempt = 1;
+    loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) => {
-                tracing::warn!(attempt, "{what} failed: {e}");
-                last = e;
-            }
+            Err(e) if attempt == UPLOAD_ATTEMPTS => return Err(e),
+            Err(e) => tracing::warn!(attempt, "{what} failed: {e}"),
         }
-        if attempt < POST_ATTEMPTS {
-            tokio::time::sleep(delay + jitter(delay / 2)).await;
-            delay *= 2;
-        }
-    }
-    Err(last)
-}
-
-/// Creates `post`, or updates it when `update`; `retry` retries failures with backoff.
-async fn send_post<S: PostSink>(
-    sink: &S,
-    post: Post,
-    update: bool,
-    retry: bool,
-) -> Result<Post, String> {
-    match (update, retry) {
-        (true, true) => with_retry("UpdatePost", || sink.update_post(post.clone())).await,
-        (true, false) => sink.update_post(post).await,
-        (false, true) => with_retry("CreatePost", || sink.create_post(post.clone())).await,
-        (false, false) => sink.create_post(post).await,
+        tokio::time::sleep(delay + jitter(delay / 2)).await;
+        delay *= 2;
+        attempt += 1;
     }
 }
 
 /// One turn's post(s).
 struct TurnPost {
+    /// Names the turn's posts in the outbox: `turn:<session>:<id>:<part>`.
+    id: String,
+    /// The `seq` of the turn's first event, where a restart replays it from.
+    start_seq: i64,
     renderer: TurnRenderer,
     started: Instant,
-    /// `(post id, text last sent)` per part; the first is the turn's post.
-    sent: Vec<(String, String)>,
+    /// The text last put, per part; the first is the turn's post.
+    sent: Vec<String>,
     dirty: bool,
     /// Tool calls whose output attachment was uploaded (or shown inline instead).
     attached: HashSet<String>,
 }
 
 impl TurnPost {
-    fn new(cwd: Option<String>) -> Self {
+    fn new(cwd: Option<String>, session_id: &str, start_seq: i64) -> Self {
         TurnPost {
+            id: format!("turn:{session_id}:{}", uuid::Uuid::new_v4().simple()),
+            start_seq,
             renderer: TurnRenderer::new(cwd, InlineLimits::default()),
             started: Instant::now(),
             sent: Vec::new(),
@@ -150,13 +148,13 @@ impl TurnPost {
     }
 
     /// Uploads the tool outputs that became attachments since the last call; returns
-    /// `(tool, file id)` of each uploaded one, for [`Self::post_attachments`] (after the turn
-    /// post exists). An output that cannot be uploaded is shown inline, cut, instead.
+    /// `(tool, file id)` of each uploaded one, for [`Self::post_attachments`]. An output that
+    /// cannot be uploaded is shown inline, cut, instead.
     async fn upload_attachments<S: PostSink>(
         &mut self,
         sink: &S,
         ctx: &StreamCtx,
-    ) -> Vec<(String, String, String)> {
+    ) -> Vec<(String, String)> {
         let pending: Vec<(String, String, String, Vec<u8>)> = self
             .renderer
             .attachments()
@@ -179,7 +177,7 @@ impl TurnPost {
             })
             .await
             {
-                Ok(file_id) => uploaded.push((id, tool, file_id)),
+                Ok(file_id) => uploaded.push((tool, file_id)),
                 Err(e) => {
                     tracing::warn!(
                         session = %ctx.session_id,
@@ -192,86 +190,93 @@ impl TurnPost {
         uploaded
     }
 
-    /// Posts each uploaded output in a small reply in the thread: Mattermost attaches files
-    /// to a post only when it is created (UpdatePost keeps its FileIds), so the turn post
-    /// keeps a one-line summary. An output whose reply fails is shown inline, cut, instead.
+    /// Owes each uploaded output a small reply in the thread: Mattermost attaches files to a
+    /// post only when it is created (UpdatePost keeps its FileIds), so the turn post keeps a
+    /// one-line summary. Put after the turn post, the reply is created after it.
     async fn post_attachments<S: PostSink>(
         &mut self,
-        sink: &S,
+        outbox: &Outbox<S>,
         ctx: &StreamCtx,
-        uploaded: Vec<(String, String, String)>,
+        uploaded: Vec<(String, String)>,
     ) {
-        for (id, tool, file_id) in uploaded {
+        for (tool, file_id) in uploaded {
             let post = Post {
-                user_id: ctx.bot_id.clone(),
-                channel_id: ctx.channel_id.clone(),
-                root_id: ctx.root_id.clone(),
                 message: format!("Output of {} attached", inline_code(&tool)),
                 file_ids: vec![file_id],
-                ..Default::default()
+                ..ctx.post()
             };
-            if let Err(e) =
-                with_retry("CreatePost (attachment)", || sink.create_post(post.clone())).await
-            {
-                tracing::warn!(
-                    session = %ctx.session_id,
-                    "posting the output of {tool} failed, showing it inline: {e}"
-                );
-                self.dirty |= self.renderer.inline_attachment(&id);
+            let key = format!("reply:{}", uuid::Uuid::new_v4().simple());
+            let reply = OwedPost {
+                closed: true,
+                ..ctx.owed(key, OwedKind::Reply, &post)
+            };
+            if let Err(e) = outbox.put(reply).await {
+                tracing::error!(session = %ctx.session_id, "owing the reply with the output of {tool} failed: {e}");
             }
         }
     }
 
-    /// Sends what changed. `retry`: retry failures now (the final flush) instead of leaving
-    /// them to the next tick. Returns whether everything was sent.
+    /// Owes the outbox what changed (everything when `closed`: the turn's posts are final).
     async fn flush<S: PostSink>(
         &mut self,
-        sink: &S,
+        outbox: &Outbox<S>,
         ctx: &StreamCtx,
         footer: &str,
-        retry: bool,
-    ) -> bool {
+        closed: bool,
+    ) {
         let text = self.renderer.render(footer);
         let parts = split_post(&text, POST_MAX_CHARS);
-        let mut ok = true;
-        for (i, part) in parts.into_iter().enumerate() {
-            // Parts already posted are updated in place; new ones are created.
-            let existing = self
-                .sent
-                .get(i)
-                .map(|(id, last)| (id.clone(), *last == part));
-            if matches!(existing, Some((_, true))) {
-                continue;
+        match put_turn(
+            outbox,
+            ctx,
+            &self.id,
+            self.start_seq,
+            &parts,
+            &self.sent,
+            closed,
+        )
+        .await
+        {
+            Ok(()) => {
+                self.sent = parts;
+                self.dirty = false;
             }
-            let post = Post {
-                id: existing
-                    .as_ref()
-                    .map(|(id, _)| id.clone())
-                    .unwrap_or_default(),
-                user_id: ctx.bot_id.clone(),
-                channel_id: ctx.channel_id.clone(),
-                root_id: ctx.root_id.clone(),
-                message: part.clone(),
-                ..Default::default()
-            };
-            let update = existing.is_some();
-            match send_post(sink, post, update, retry).await {
-                Ok(_) if update => self.sent[i].1 = part,
-                Ok(created) => self.sent.push((created.id, part)),
-                Err(e) => {
-                    let what = if update { "updating" } else { "creating" };
-                    tracing::warn!(session = %ctx.session_id, "{what} a turn post failed: {e}");
-                    ok = false;
-                    if !update {
-                        // Later parts must not take this part's place.
-                        break;
-                    }
-                }
+            Err(e) => {
+                tracing::error!(session = %ctx.session_id, "owing a turn post failed: {e}");
+                self.dirty = true;
             }
         }
-        self.dirty = !ok;
-        ok
     }
+}
+
+/// Owes the parts of a turn that differ from `sent` (all of them when `closed`).
+async fn put_turn<S: PostSink>(
+    outbox: &Outbox<S>,
+    ctx: &StreamCtx,
+    turn_id: &str,
+    start_seq: i64,
+    parts: &[String],
+    sent: &[String],
+    closed: bool,
+) -> Result<(), StoreError> {
+    for (i, part) in parts.iter().enumerate() {
+        if !closed && sent.get(i) == Some(part) {
+            continue;
+        }
+        let post = Post {
+            message: part.clone(),
+            ..ctx.post()
+        };
+        outbox
+            .put(OwedPost {
+                turn_seq: Some(start_seq),
+                part: i as i64,
+                closed,
+                ..ctx.owed(format!("{turn_id}:{i}"), OwedKind::Turn, &post)
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 fn closing(event: &EventKind, cost_before: Option<f64>) -> (String, Option<f64>) {
@@ -309,8 +314,8 @@ fn closing(event: &EventKind, cost_before: Option<f64>) -> (String, Option<f64>)
     (line, total_cost_usd.or(cost_before))
 }
 
-/// Posts a pending approval card and records it.
-async fn post_card<S: PostSink>(sink: &S, ctx: &StreamCtx, event: &EventKind) {
+/// Owes a pending approval card and records it.
+async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &EventKind) {
     let EventKind::ToolUseRequested {
         request_id,
         tool,
@@ -336,62 +341,67 @@ async fn post_card<S: PostSink>(sink: &S, ctx: &StreamCtx, event: &EventKind) {
             expires_at,
         },
     );
+    let key = card_key(request_id);
     let post = Post {
-        user_id: ctx.bot_id.clone(),
-        channel_id: ctx.channel_id.clone(),
-        root_id: ctx.root_id.clone(),
         props: card::card_props(attachment.clone()),
-        ..Default::default()
+        ..ctx.post()
     };
-    match with_retry("CreatePost (approval card)", || {
-        sink.create_post(post.clone())
-    })
-    .await
-    {
-        Ok(p) => {
-            if let Some(store) = &ctx.store {
-                if let Err(e) = store.set_approval_card(request_id, &p.id).await {
-                    tracing::error!(session = %ctx.session_id, "recording the card's post failed: {e}");
-                }
-            }
-            if let Ok(mut cards) = ctx.cards.lock() {
-                cards.insert(
-                    (ctx.session_id.clone(), request_id.clone()),
-                    Card {
-                        post_id: p.id,
-                        session_id: ctx.session_id.clone(),
-                        channel_id: ctx.channel_id.clone(),
-                        root_id: ctx.root_id.clone(),
-                        tool: tool.clone(),
-                        input: input.clone(),
-                        attachment,
-                        decided: false,
-                    },
-                );
-            }
-        }
-        Err(e) => {
-            tracing::error!(session = %ctx.session_id, "the approval card could not be posted: {e}")
-        }
+    let owed = OwedPost {
+        request_id: Some(request_id.clone()),
+        ..ctx.owed(key.clone(), OwedKind::Card, &post)
+    };
+    if let Err(e) = outbox.put(owed).await {
+        tracing::error!(session = %ctx.session_id, "the approval card could not be owed: {e}");
+        return;
+    }
+    if let Err(e) = outbox.store().set_approval_card(request_id).await {
+        tracing::error!(session = %ctx.session_id, "recording the card failed: {e}");
+    }
+    if let Ok(mut cards) = ctx.cards.lock() {
+        cards.insert(
+            (ctx.session_id.clone(), request_id.clone()),
+            Card {
+                key,
+                session_id: ctx.session_id.clone(),
+                channel_id: ctx.channel_id.clone(),
+                tool: tool.clone(),
+                input: input.clone(),
+                attachment,
+                decided: false,
+            },
+        );
     }
 }
 
-/// The card post with `attachment` (for UpdatePost).
-pub fn card_post(card: &Card, bot_id: &str, attachment: SlackAttachment) -> Post {
-    Post {
-        id: card.post_id.clone(),
+/// The card with `attachment`, closed (no later version follows).
+pub fn card_post(card: &Card, bot_id: &str, attachment: SlackAttachment) -> OwedPost {
+    let post = Post {
         user_id: bot_id.to_owned(),
         channel_id: card.channel_id.clone(),
-        root_id: card.root_id.clone(),
         props: card::card_props(attachment),
         ..Default::default()
+    };
+    OwedPost {
+        root_key: Some(root_key(&card.session_id)),
+        closed: true,
+        ..owed(card.key.clone(), OwedKind::Card, &card.session_id, &post)
     }
+}
+
+/// Owes a card's closing and records the card closed: the outbox delivers it.
+pub async fn close_card_post<S: PostSink>(
+    outbox: &Outbox<S>,
+    request_id: &str,
+    closed: OwedPost,
+) -> Result<(), StoreError> {
+    outbox.put(closed).await?;
+    outbox.store().close_approval_card(request_id).await
 }
 
 /// A request that can no longer be answered (expired, or withdrawn by the engine): the card
 /// loses its buttons and says why. A card already claimed by a click is left to that click.
 async fn close_card<S: PostSink>(
-    sink: &S,
+    outbox: &Outbox<S>,
     ctx: &StreamCtx,
     request_id: &str,
     outcome: card::Decision,
@@ -406,451 +416,181 @@ async fn close_card<S: PostSink>(
     });
     if let Some(card) = card {
         let att = card::decided_attachment(&card.attachment, &outcome);
-        let post = card_post(&card, &ctx.bot_id, att);
-        match with_retry("UpdatePost (closed card)", || {
-            sink.update_post(post.clone())
-        })
-        .await
-        {
-            Ok(_) => {
-                if let Some(store) = &ctx.store {
-                    if let Err(e) = store.close_approval_card(request_id).await {
-                        tracing::warn!(session = %ctx.session_id, "recording a closed card failed: {e}");
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(session = %ctx.session_id, "updating a closed card failed: {e}")
-            }
+        let closed = card_post(&card, &ctx.bot_id, att);
+        if let Err(e) = close_card_post(outbox, request_id, closed).await {
+            tracing::error!(session = %ctx.session_id, "owing a closed card failed: {e}");
         }
     }
 }
 
-/// The stream task of one session: runs until the event channel closes.
-pub async fn run<S: PostSink>(
-    sink: Arc<S>,
-    ctx: StreamCtx,
-    mut events: broadcast::Receiver<SessionEvent>,
-) {
+/// The stream task of one session: runs until the session's events end, or until
+/// [`StreamCtx::stop`] is set and no event is waiting.
+pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events: EventFeed) {
     let mut turn: Option<TurnPost> = None;
     let mut cost_before: Option<f64> = None;
     let mut tick = tokio::time::interval(UPDATE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = ctx.stop.clone();
+    let new_turn = |seq| TurnPost::new(ctx.cwd.clone(), &ctx.session_id, seq);
     loop {
         tokio::select! {
+            // Events first: at shutdown, those already published are still posted.
+            biased;
             event = events.recv() => {
-                let event = match event {
-                    Ok(e) => e,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(session = %ctx.session_id, "the post stream lagged by {n} events");
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                };
+                let Some(event) = event else { break };
                 match &event.kind {
                     EventKind::TurnResult { .. } => {
                         let (line, cost) = closing(&event.kind, cost_before);
                         cost_before = cost;
-                        let mut t = turn.take().unwrap_or_else(|| TurnPost::new(ctx.cwd.clone()));
-                        t.flush(sink.as_ref(), &ctx, &line, true).await;
+                        let mut t = turn.take().unwrap_or_else(|| new_turn(event.seq));
+                        t.flush(&outbox, &ctx, &line, true).await;
                     }
                     EventKind::ToolUseRequested { .. } => {
                         if let Some(t) = turn.as_mut() {
                             t.dirty |= t.renderer.apply_event(&event.kind);
                         }
-                        post_card(sink.as_ref(), &ctx, &event.kind).await;
+                        post_card(&outbox, &ctx, &event.kind).await;
                     }
                     EventKind::ToolApprovalExpired { request_id, .. } => {
-                        close_card(sink.as_ref(), &ctx, request_id, card::Decision::Expired).await;
+                        close_card(&outbox, &ctx, request_id, card::Decision::Expired).await;
                     }
                     EventKind::ToolApprovalCancelled { request_id } => {
                         if let Some(t) = turn.as_mut() {
                             t.dirty |= t.renderer.apply_event(&event.kind);
                         }
-                        close_card(sink.as_ref(), &ctx, request_id, card::Decision::Cancelled).await;
+                        close_card(&outbox, &ctx, request_id, card::Decision::Cancelled).await;
                     }
                     EventKind::Crashed { .. } => {
                         if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
-                            t.flush(sink.as_ref(), &ctx, "✗ Claude Code stopped unexpectedly; the next prompt resumes", true).await;
+                            t.flush(&outbox, &ctx, CLI_CRASHED, true).await;
                         }
                     }
                     EventKind::StatusChanged { to, .. } => match to {
                         SessionState::Running if turn.is_none() => {
-                            turn = Some(TurnPost::new(ctx.cwd.clone()));
+                            turn = Some(new_turn(event.seq));
                         }
                         SessionState::Stopping | SessionState::Stopped => {
                             // A stop in the middle of a turn: close its post.
                             if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
-                                t.flush(sink.as_ref(), &ctx, "✗ Stopped", true).await;
+                                t.flush(&outbox, &ctx, STOPPED, true).await;
                             }
                         }
                         _ => {}
                     },
                     kind => {
-                        let t = turn.get_or_insert_with(|| TurnPost::new(ctx.cwd.clone()));
+                        let t = turn.get_or_insert_with(|| new_turn(event.seq));
                         let changed = t.renderer.apply_event(kind);
                         t.dirty |= changed;
-                        let uploaded = t.upload_attachments(sink.as_ref(), &ctx).await;
+                        let uploaded = t.upload_attachments(outbox.sink(), &ctx).await;
                         // The post appears at the first output; later changes wait for the tick.
                         if changed && t.sent.is_empty() {
                             let footer = working_line(t.started.elapsed());
-                            t.flush(sink.as_ref(), &ctx, &footer, false).await;
+                            t.flush(&outbox, &ctx, &footer, false).await;
                         }
-                        // Replies with files go below the turn post (unless it failed).
-                        t.post_attachments(sink.as_ref(), &ctx, uploaded).await;
+                        // Replies with files go below the turn post.
+                        t.post_attachments(&outbox, &ctx, uploaded).await;
                     }
                 }
             }
             _ = tick.tick() => {
                 if let Some(t) = turn.as_mut().filter(|t| t.dirty) {
                     let footer = working_line(t.started.elapsed());
-                    t.flush(sink.as_ref(), &ctx, &footer, false).await;
+                    t.flush(&outbox, &ctx, &footer, false).await;
                 }
+            }
+            _ = async { drop(stop.wait_for(|stop| *stop).await) } => break,
+        }
+    }
+}
+
+/// Waits for `tasks` until `deadline`, then aborts those still running; returns how many were.
+pub(crate) async fn drain(tasks: Vec<tokio::task::JoinHandle<()>>, deadline: Instant) -> usize {
+    let mut cut = 0;
+    for mut task in tasks {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+            cut += 1;
+        }
+    }
+    cut
+}
+
+/// After a restart: every turn post left open by the previous run (the plugin went away in
+/// the middle of its turn, or before its closing was owed) is closed with what the transcript
+/// holds of the turn, and the turn's own closing line when it got that far.
+pub async fn close_cut_turns<S: PostSink>(
+    outbox: &Outbox<S>,
+    bot_id: &str,
+) -> Result<usize, StoreError> {
+    let store = outbox.store();
+    let mut turns: Vec<(String, String, i64)> = Vec::new();
+    for row in store.outbox_open_turns().await? {
+        let Some(prefix) = row.key.rsplit_once(':').map(|(p, _)| p.to_owned()) else {
+            continue;
+        };
+        if !turns.iter().any(|(p, ..)| *p == prefix) {
+            turns.push((prefix, row.session_id, row.turn_seq));
+        }
+    }
+    for (turn_id, session_id, start_seq) in &turns {
+        let Some(session) = store.session(session_id).await? else {
+            continue;
+        };
+        let rows = store
+            .messages_after(session_id, start_seq - 1, usize::MAX)
+            .await?;
+        let events = rows
+            .into_iter()
+            .filter_map(|r| serde_json::from_value::<EventKind>(r.event).ok());
+        let text = replay_turn(Some(session.project_path.clone()), events);
+        let parts = split_post(&text, POST_MAX_CHARS);
+        let ctx_post = Post {
+            user_id: bot_id.to_owned(),
+            channel_id: session.channel_id.clone(),
+            ..Default::default()
+        };
+        for (i, part) in parts.iter().enumerate() {
+            let post = Post {
+                message: part.clone(),
+                ..ctx_post.clone()
+            };
+            outbox
+                .put(OwedPost {
+                    root_key: Some(root_key(session_id)),
+                    turn_seq: Some(*start_seq),
+                    part: i as i64,
+                    closed: true,
+                    ..owed(format!("{turn_id}:{i}"), OwedKind::Turn, session_id, &post)
+                })
+                .await?;
+        }
+    }
+    Ok(turns.len())
+}
+
+/// The text of a turn from its events as stored: everything up to its result (with the
+/// closing line), or up to where it was cut.
+fn replay_turn(cwd: Option<String>, events: impl Iterator<Item = EventKind>) -> String {
+    let mut renderer = TurnRenderer::new(cwd, InlineLimits::default());
+    let mut started = false;
+    for kind in events {
+        match &kind {
+            EventKind::TurnResult { .. } => return renderer.render(&closing(&kind, None).0),
+            EventKind::Crashed { .. } => return renderer.render(CLI_CRASHED),
+            EventKind::StatusChanged { to, .. } => match to {
+                SessionState::Stopping | SessionState::Stopped => return renderer.render(STOPPED),
+                // The next turn began: this one was cut before its result.
+                SessionState::Running if started => break,
+                _ => {}
+            },
+            _ => {
+                started = true;
+                renderer.apply_event(&kind);
             }
         }
     }
+    renderer.render(PLUGIN_STOPPED)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    /// `(channel, filename, bytes, file id)`.
-    type Upload = (String, String, Vec<u8>, String);
-
-    #[derive(Default)]
-    struct FakeSink {
-        log: Mutex<Vec<(&'static str, Post, Instant)>>,
-        next: AtomicU32,
-        fail_creates: AtomicU32,
-        uploads: Mutex<Vec<Upload>>,
-        fail_uploads: AtomicU32,
-    }
-
-    impl PostSink for FakeSink {
-        async fn create_post(&self, mut post: Post) -> Result<Post, String> {
-            if self.fail_creates.load(Ordering::SeqCst) > 0 {
-                self.fail_creates.fetch_sub(1, Ordering::SeqCst);
-                return Err("server busy".into());
-            }
-            post.id = format!("p{}", self.next.fetch_add(1, Ordering::SeqCst));
-            self.log
-                .lock()
-                .unwrap()
-                .push(("create", post.clone(), Instant::now()));
-            Ok(post)
-        }
-        async fn update_post(&self, post: Post) -> Result<Post, String> {
-            self.log
-                .lock()
-                .unwrap()
-                .push(("update", post.clone(), Instant::now()));
-            Ok(post)
-        }
-        async fn upload_file(
-            &self,
-            data: Vec<u8>,
-            channel_id: &str,
-            filename: &str,
-        ) -> Result<String, String> {
-            if self.fail_uploads.load(Ordering::SeqCst) > 0 {
-                self.fail_uploads.fetch_sub(1, Ordering::SeqCst);
-                return Err("storage full".into());
-            }
-            let mut uploads = self.uploads.lock().unwrap();
-            let id = format!("f{}", uploads.len());
-            uploads.push((channel_id.into(), filename.into(), data, id.clone()));
-            Ok(id)
-        }
-    }
-
-    fn ctx() -> StreamCtx {
-        StreamCtx {
-            session_id: "s1".into(),
-            channel_id: "c1".into(),
-            root_id: "root".into(),
-            bot_id: "bot".into(),
-            cwd: Some("/p".into()),
-            signer: Arc::new(ActionSigner::new(&"ab".repeat(32)).unwrap()),
-            cards: Cards::default(),
-            session_config: SharedSessionConfig::new(crate::sessions::SessionConfig {
-                approval_timeout: Duration::from_secs(600),
-                ..Default::default()
-            }),
-            store: None,
-        }
-    }
-
-    fn ev(kind: EventKind) -> SessionEvent {
-        SessionEvent {
-            session_id: "s1".into(),
-            seq: 0,
-            at: 0,
-            kind,
-        }
-    }
-
-    fn result() -> EventKind {
-        EventKind::TurnResult {
-            prompt_id: None,
-            is_error: false,
-            subtype: "success".into(),
-            text: Some("done".into()),
-            terminal_reason: None,
-            total_cost_usd: Some(0.01),
-            usage: None,
-            duration_ms: Some(3200),
-            num_turns: Some(1),
-            api_error_status: None,
-            denied_tools: Vec::new(),
-        }
-    }
-
-    /// 50 deltas over 5 s of paused time: one create, about one update a second, a final one.
-    #[tokio::test(start_paused = true)]
-    async fn updates_are_coalesced_to_one_a_second() {
-        let sink = Arc::new(FakeSink::default());
-        let (tx, rx) = broadcast::channel(256);
-        let task = tokio::spawn(run(sink.clone(), ctx(), rx));
-        tokio::task::yield_now().await;
-        for i in 0..50 {
-            tx.send(ev(EventKind::TextDelta {
-                text: format!("w{i} "),
-            }))
-            .unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tx.send(ev(result())).unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        drop(tx);
-        task.await.unwrap();
-        let log = sink.log.lock().unwrap();
-        let creates = log.iter().filter(|(k, ..)| *k == "create").count();
-        let updates: Vec<Instant> = log
-            .iter()
-            .filter(|(k, ..)| *k == "update")
-            .map(|(_, _, at)| *at)
-            .collect();
-        assert_eq!(creates, 1, "{log:?}");
-        assert!(
-            (4..=7).contains(&updates.len()),
-            "{} updates",
-            updates.len()
-        );
-        // Streaming updates (all but the final one) are >= ~1 s apart.
-        for w in updates[..updates.len() - 1].windows(2) {
-            assert!(
-                w[1] - w[0] >= Duration::from_millis(900),
-                "{:?}",
-                w[1] - w[0]
-            );
-        }
-        let (_, last, _) = log.last().unwrap();
-        assert_eq!(last.root_id, "root");
-        assert!(last.message.starts_with("w0 w1"), "{}", last.message);
-        assert!(last.message.contains("w49"));
-        assert!(last.message.contains("✓ Done"), "{}", last.message);
-    }
-
-    /// Posts a card for `r1`, sends `closing`, and returns the card as last updated.
-    async fn card_closed_by(closing: EventKind) -> Post {
-        let sink = Arc::new(FakeSink::default());
-        let (tx, rx) = broadcast::channel(256);
-        let ctx = ctx();
-        let cards = ctx.cards.clone();
-        let task = tokio::spawn(run(sink.clone(), ctx, rx));
-        tokio::task::yield_now().await;
-        tx.send(ev(EventKind::ToolUseRequested {
-            request_id: "r1".into(),
-            tool_use_id: Some("t1".into()),
-            tool: "Write".into(),
-            input: serde_json::json!({"file_path": "/p/a.txt", "content": "x"}),
-            description: None,
-            reason: None,
-            requires_user_interaction: false,
-        }))
-        .unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        tx.send(ev(closing)).unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        drop(tx);
-        task.await.unwrap();
-        let log = sink.log.lock().unwrap();
-        let (kind, card, _) = &log[0];
-        assert_eq!((*kind, card.root_id.as_str()), ("create", "root"));
-        let (kind, closed, _) = log.last().unwrap();
-        assert_eq!((*kind, closed.id.as_str()), ("update", card.id.as_str()));
-        assert!(cards.lock().unwrap()[&("s1".to_owned(), "r1".to_owned())].decided);
-        closed.clone()
-    }
-
-    fn card_attachment(post: &Post) -> SlackAttachment {
-        let Some(crate::mattermost::model::Any::Attachments(atts)) =
-            post.props.as_ref().unwrap().get("attachments")
-        else {
-            panic!("no attachments")
-        };
-        atts[0].clone()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn cards_are_posted_in_the_thread_and_closed_when_expired_or_withdrawn() {
-        let expired = card_attachment(
-            &card_closed_by(EventKind::ToolApprovalExpired {
-                request_id: "r1".into(),
-                message: "expired".into(),
-            })
-            .await,
-        );
-        assert!(expired.text.contains("Expired"), "{}", expired.text);
-        assert!(expired.actions.is_empty());
-        // `/claude stop`, an interrupt or the CLI exiting withdraws the request.
-        let withdrawn = card_attachment(
-            &card_closed_by(EventKind::ToolApprovalCancelled {
-                request_id: "r1".into(),
-            })
-            .await,
-        );
-        assert!(withdrawn.text.contains("Withdrawn"), "{}", withdrawn.text);
-        assert!(withdrawn.actions.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_create_is_retried_without_losing_text_and_long_text_continues() {
-        let sink = Arc::new(FakeSink::default());
-        sink.fail_creates.store(2, Ordering::SeqCst);
-        let (tx, rx) = broadcast::channel(256);
-        let task = tokio::spawn(run(sink.clone(), ctx(), rx));
-        tokio::task::yield_now().await;
-        tx.send(ev(EventKind::TextDelta {
-            text: "first ".into(),
-        }))
-        .unwrap();
-        let long = "word ".repeat(5000);
-        tx.send(ev(EventKind::AssistantText {
-            message_id: None,
-            text: format!("first {long}"),
-        }))
-        .unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        tx.send(ev(result())).unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        drop(tx);
-        task.await.unwrap();
-        let log = sink.log.lock().unwrap();
-        let mut last_by_id: HashMap<String, String> = HashMap::new();
-        let mut order = Vec::new();
-        for (_, p, _) in log.iter() {
-            if !last_by_id.contains_key(&p.id) {
-                order.push(p.id.clone());
-            }
-            last_by_id.insert(p.id.clone(), p.message.clone());
-        }
-        assert_eq!(order.len(), 2, "{order:?}");
-        let all: String = order.iter().map(|id| last_by_id[id].clone()).collect();
-        assert_eq!(all.matches("word").count(), 5000);
-        assert!(last_by_id[&order[1]].contains("✓ Done"));
-        assert!(last_by_id
-            .values()
-            .all(|m| m.chars().count() <= POST_MAX_CHARS));
-    }
-
-    /// A Bash call with `lines` lines of output, then the end of the turn; returns the sink.
-    async fn bash_turn(lines: usize, fail_uploads: u32) -> Arc<FakeSink> {
-        let sink = Arc::new(FakeSink::default());
-        sink.fail_uploads.store(fail_uploads, Ordering::SeqCst);
-        let (tx, rx) = broadcast::channel(256);
-        let task = tokio::spawn(run(sink.clone(), ctx(), rx));
-        tokio::task::yield_now().await;
-        tx.send(ev(EventKind::ToolUse {
-            tool_use_id: "t1".into(),
-            tool: "Bash".into(),
-            input: serde_json::json!({"command": "seq"}),
-        }))
-        .unwrap();
-        let out: String = (1..=lines).map(|i| format!("{i}\n")).collect();
-        tx.send(ev(EventKind::ToolResult {
-            tool_use_id: "t1".into(),
-            is_error: false,
-            content: out.clone(),
-            file_path: None,
-            patch: None,
-            stdout: Some(out),
-            stderr: None,
-        }))
-        .unwrap();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        tx.send(ev(result())).unwrap();
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        drop(tx);
-        task.await.unwrap();
-        sink
-    }
-
-    /// The last text of the turn post (the first post created).
-    fn turn_text(sink: &FakeSink) -> String {
-        let log = sink.log.lock().unwrap();
-        let id = &log.iter().find(|(k, ..)| *k == "create").unwrap().1.id;
-        log.iter()
-            .rev()
-            .find(|(_, p, _)| &p.id == id)
-            .unwrap()
-            .1
-            .message
-            .clone()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn long_tool_output_is_uploaded_once_and_attached_in_a_reply() {
-        let sink = bash_turn(100, 0).await;
-        let uploads = sink.uploads.lock().unwrap().clone();
-        assert_eq!(uploads.len(), 1, "{uploads:?}");
-        let (channel, name, bytes, file_id) = &uploads[0];
-        assert_eq!((channel.as_str(), name.as_str()), ("c1", "bash-output.txt"));
-        assert_eq!(bytes.len(), 291);
-        let log = sink.log.lock().unwrap().clone();
-        let with_file: Vec<&Post> = log
-            .iter()
-            .map(|(_, p, _)| p)
-            .filter(|p| !p.file_ids.is_empty())
-            .collect();
-        assert_eq!(with_file.len(), 1, "{log:?}");
-        let reply = with_file[0];
-        assert_eq!(reply.file_ids, [file_id.as_str()]);
-        assert_eq!(reply.root_id, "root");
-        assert_eq!(reply.message, "Output of `Bash` attached");
-        // The reply comes after the turn post, which keeps a one-line summary.
-        let first_create = log.iter().position(|(k, ..)| *k == "create").unwrap();
-        assert!(log[first_create].1.file_ids.is_empty());
-        let text = turn_text(&sink);
-        assert!(
-            text.contains("📎 `bash-output.txt` attached (100 lines, 291 B)"),
-            "{text}"
-        );
-        assert!(!text.contains("\n40\n"), "{text}");
-        assert!(text.contains("✓ Done"), "{text}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn short_tool_output_stays_inline_and_uploads_nothing() {
-        let sink = bash_turn(3, 0).await;
-        assert!(sink.uploads.lock().unwrap().is_empty());
-        let log = sink.log.lock().unwrap().clone();
-        assert!(log.iter().all(|(_, p, _)| p.file_ids.is_empty()), "{log:?}");
-        let text = turn_text(&sink);
-        assert!(text.contains("```\n1\n2\n3\n```"), "{text}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_upload_falls_back_to_truncated_inline_output() {
-        let sink = bash_turn(100, POST_ATTEMPTS).await;
-        assert!(sink.uploads.lock().unwrap().is_empty());
-        let log = sink.log.lock().unwrap().clone();
-        assert!(log.iter().all(|(_, p, _)| p.file_ids.is_empty()), "{log:?}");
-        let text = turn_text(&sink);
-        assert!(!text.contains("📎"), "{text}");
-        assert!(text.contains("\n40\n"), "{text}");
-        assert!(text.contains("output truncated: 40 of 100 lines"), "{text}");
-    }
-}
+mod tests;

@@ -355,6 +355,21 @@ impl Api {
         some("GetPostThread", r.a)
     }
 
+    /// The channel's posts created or changed since `since_ms` (milliseconds since the epoch).
+    pub async fn get_posts_since(
+        &self,
+        channel_id: &str,
+        since_ms: i64,
+    ) -> Result<PostList, ApiError> {
+        let args: GetPostsSinceArgs = Args2 {
+            a: channel_id.to_owned(),
+            b: since_ms,
+        };
+        let r: GetPostThreadReturns = self.call("GetPostsSince", &args).await?;
+        app(r.b)?;
+        some("GetPostsSince", r.a)
+    }
+
     // --- channels and permissions ---------------------------------------
 
     pub async fn get_channel(&self, channel_id: &str) -> Result<Channel, ApiError> {

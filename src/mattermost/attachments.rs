@@ -115,6 +115,90 @@ fn action(m: &Json) -> PostAction {
     }
 }
 
+/// The attachments as the database keeps them: the shape [`of_props`] reads back.
+pub fn as_maps(atts: &[SlackAttachment]) -> Any {
+    Any::List(atts.iter().map(attachment_map).collect())
+}
+
+fn map<const N: usize>(pairs: [(&str, Any); N]) -> Any {
+    Any::Map(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn attachment_map(a: &SlackAttachment) -> Any {
+    let s = |v: &str| Any::String(v.to_owned());
+    map([
+        ("id", Any::Int64(a.id)),
+        ("fallback", s(&a.fallback)),
+        ("color", s(&a.color)),
+        ("pretext", s(&a.pretext)),
+        ("author_name", s(&a.author_name)),
+        ("author_link", s(&a.author_link)),
+        ("author_icon", s(&a.author_icon)),
+        ("title", s(&a.title)),
+        ("title_link", s(&a.title_link)),
+        ("text", s(&a.text)),
+        (
+            "fields",
+            Any::List(
+                a.fields
+                    .iter()
+                    .map(|f| {
+                        map([
+                            ("title", s(&f.title)),
+                            ("value", f.value.clone()),
+                            ("short", Any::Bool(f.short)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("image_url", s(&a.image_url)),
+        ("thumb_url", s(&a.thumb_url)),
+        ("footer", s(&a.footer)),
+        ("footer_icon", s(&a.footer_icon)),
+        ("ts", a.timestamp.clone()),
+        (
+            "actions",
+            Any::List(a.actions.iter().map(action_map).collect()),
+        ),
+    ])
+}
+
+fn action_map(a: &PostAction) -> Any {
+    let s = |v: &str| Any::String(v.to_owned());
+    let integration = match &a.integration {
+        Some(i) => map([
+            ("url", s(&i.url)),
+            (
+                "context",
+                i.context.clone().map(Any::Map).unwrap_or_default(),
+            ),
+        ]),
+        None => Any::Nil,
+    };
+    map([
+        ("id", s(&a.id)),
+        ("type", s(&a.r#type)),
+        ("name", s(&a.name)),
+        ("tooltip", s(&a.tooltip)),
+        ("disabled", Any::Bool(a.disabled)),
+        ("style", s(&a.style)),
+        ("data_source", s(&a.data_source)),
+        (
+            "options",
+            Any::List(
+                a.options
+                    .iter()
+                    .map(|o| map([("text", s(&o.text)), ("value", s(&o.value))]))
+                    .collect(),
+            ),
+        ),
+        ("default_option", s(&a.default_option)),
+        ("integration", integration),
+        ("cookie", s(&a.cookie)),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -551,6 +551,61 @@ pub enum Any {
 }
 
 impl Any {
+    /// The value as JSON, as the server would store it in a post's props. Attachments take
+    /// their database shape; values JSON cannot hold (errors, unmodelled types) become null.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        let list = |items: Vec<J>| J::Array(items);
+        match self {
+            Any::Nil | Any::Complex128(_) | Any::AppError(_) | Any::ErrorString(_) => J::Null,
+            Any::AutocompleteText(_)
+            | Any::AutocompleteStaticList(_)
+            | Any::AutocompleteDynamicList(_)
+            | Any::Other { .. } => J::Null,
+            Any::Bool(b) => J::Bool(*b),
+            Any::Int(i) | Any::Int64(i) => J::from(*i),
+            Any::Int32(i) => J::from(*i),
+            Any::Int16(i) => J::from(*i),
+            Any::Int8(i) => J::from(*i),
+            Any::Uint(u) | Any::Uint64(u) => J::from(*u),
+            Any::Uint32(u) => J::from(*u),
+            Any::Uint16(u) => J::from(*u),
+            Any::Uint8(u) => J::from(*u),
+            Any::Float64(f) => J::from(*f),
+            Any::Float32(f) => J::from(*f),
+            Any::String(s) => J::String(s.clone()),
+            Any::Bytes(b) => list(b.iter().map(|x| J::from(*x)).collect()),
+            Any::Strings(v) => list(v.iter().map(|x| J::from(x.as_str())).collect()),
+            Any::Ints(v) | Any::Int64s(v) => list(v.iter().map(|x| J::from(*x)).collect()),
+            Any::Float64s(v) => list(v.iter().map(|x| J::from(*x)).collect()),
+            Any::Bools(v) => list(v.iter().map(|x| J::Bool(*x)).collect()),
+            Any::List(v) => list(v.iter().map(Any::to_json).collect()),
+            Any::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Any::Attachments(a) => super::attachments::as_maps(a).to_json(),
+        }
+    }
+
+    /// JSON as the server hands it back from the database: objects are maps, arrays lists,
+    /// integers `int64` and other numbers `float64`.
+    pub fn from_json(v: &serde_json::Value) -> Any {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Any::Nil,
+            J::Bool(b) => Any::Bool(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Any::Int64(i),
+                None => Any::Float64(n.as_f64().unwrap_or_default()),
+            },
+            J::String(s) => Any::String(s.clone()),
+            J::Array(items) => Any::List(items.iter().map(Any::from_json).collect()),
+            J::Object(m) => Any::Map(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Any::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Any::String(s) => Some(s),

@@ -75,6 +75,8 @@ pub type UploadFileReturns = Returns2<Option<FileInfo>, Option<AppError>>;
 pub type EphemeralPostArgs = Args2<String, Option<Post>>;
 pub type EphemeralPostReturns = Returns1<Option<Post>>;
 pub type GetPostThreadReturns = Returns2<Option<PostList>, Option<AppError>>;
+/// `GetPostsSince(channelId, time)`: returns a [`GetPostThreadReturns`].
+pub type GetPostsSinceArgs = Args2<String, i64>;
 pub type GetChannelReturns = Returns2<Option<Channel>, Option<AppError>>;
 pub type GetChannelMemberReturns = Returns2<Option<ChannelMember>, Option<AppError>>;
 pub type HasPermissionToChannelArgs = Args3<String, String, Option<Permission>>;

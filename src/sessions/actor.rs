@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::events::{EventKind, SessionErrorKind, SessionEvent};
+use super::feed::EventFeed;
 use super::launcher::{BoxedRead, BoxedWrite, CliLauncher, ExitInfo, LaunchedCli, ProcessSignals};
 use super::state::{next_state, IllegalTransition, SessionInput, SessionState};
 use crate::claude::control::{CanUseTool, IncomingRequest, KnownIncomingRequest};
@@ -226,6 +228,10 @@ pub struct SessionHandle {
     id: Arc<str>,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<SessionEvent>,
+    /// Where a feed that lagged reads what it missed.
+    store: Store,
+    /// The `seq` of the last stored event broadcast (see [`EventFeed`]).
+    published: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for SessionHandle {
@@ -244,6 +250,19 @@ impl SessionHandle {
     /// Events from now on. Missed or lagged events are in the store's transcript.
     pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
         self.events.subscribe()
+    }
+
+    /// Events from now on, none skipped: after a lag the feed reads the store.
+    pub fn feed(&self) -> EventFeed {
+        // Read before subscribing: an event published in between comes live or, after a lag,
+        // from the store; never neither.
+        let last = self.published.load(Ordering::SeqCst);
+        EventFeed::new(
+            self.id.to_string(),
+            self.subscribe(),
+            self.store.clone(),
+            last,
+        )
     }
 
     async fn ask<T>(
@@ -421,6 +440,8 @@ pub struct Actor {
     last_stderr: Vec<String>,
     /// Events of the current loop iteration, stored together by `flush` and only then sent.
     outbox: Vec<(MessageRecord, SessionEvent)>,
+    /// The `seq` of the last stored event sent, shared with the handles.
+    published: Arc<AtomicI64>,
 }
 
 /// Lines already waiting in the output channel are handled together (up to this many), so a
@@ -450,6 +471,7 @@ impl Actor {
             last_exit: None,
             last_stderr: Vec::new(),
             outbox: Vec::new(),
+            published: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -513,6 +535,11 @@ impl Actor {
         self.startup_deadline = Some(Instant::now() + self.config.get().startup_timeout);
     }
 
+    /// The session's transcript already holds events up to `seq` (a recovered session).
+    pub(crate) fn published_up_to(&self, seq: i64) {
+        self.published.store(seq, Ordering::SeqCst);
+    }
+
     /// Runs the actor until every handle is gone; returns the handle first.
     pub fn spawn(mut self) -> SessionHandle {
         let (commands, rx) = mpsc::channel(64);
@@ -520,6 +547,8 @@ impl Actor {
             id: Arc::from(self.record.id.as_str()),
             commands,
             events: self.events.clone(),
+            store: self.store.clone(),
+            published: self.published.clone(),
         };
         tokio::spawn(async move {
             // Here, not in `launch`: a new session's row is stored between the two.
@@ -778,8 +807,12 @@ impl Actor {
             if let Some(bus) = self.bus.as_ref().filter(|b| b.receiver_count() > 0) {
                 let _ = bus.send(event.clone());
             }
+            let seq = event.seq;
             // No subscribers is fine: the transcript has it.
             let _ = self.events.send(event);
+            if seq > 0 {
+                self.published.store(seq, Ordering::SeqCst);
+            }
         }
     }
 

@@ -249,7 +249,11 @@ impl Engine {
                     .await?;
                 record.status = state.as_str().to_owned();
             }
-            let handle = Actor::new(self.parts(record.clone(), state)).spawn();
+            // A feed of this session that lags reads from here on, not the whole history.
+            let last_seq = self.store.last_message_seq(&record.id).await?;
+            let actor = Actor::new(self.parts(record.clone(), state));
+            actor.published_up_to(last_seq);
+            let handle = actor.spawn();
             self.insert(handle);
             recovered.push(record.id);
         }

@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod engine;
 pub mod events;
+pub mod feed;
 pub mod launcher;
 pub mod state;
 
@@ -21,5 +22,6 @@ pub use actor::{
 };
 pub use engine::{Engine, EngineError, SessionSpec};
 pub use events::{EventKind, SessionErrorKind, SessionEvent};
+pub use feed::EventFeed;
 pub use launcher::{CliLauncher, ExitInfo, LaunchedCli, ProcessLauncher, ProcessSignals};
 pub use state::{next_state, IllegalTransition, SessionInput, SessionState};

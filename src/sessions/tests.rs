@@ -710,3 +710,56 @@ async fn recovery_kills_what_a_crashed_run_left_running() {
         "a process with a reused pid was left alone"
     );
 }
+
+/// A feed that falls far behind a broadcast buffer of one event still delivers every stored
+/// event, in order: what the buffer dropped is read from the store. Real clock: the test waits
+/// on the store's thread.
+#[tokio::test]
+async fn a_lagging_feed_reads_what_it_missed_from_the_store() {
+    let f = fixture(SessionConfig {
+        event_capacity: 1,
+        ..config()
+    })
+    .await;
+    let session = f.engine.start(spec()).await.expect("start");
+    let mut feed = session.feed();
+    let mut lagging = session.subscribe();
+    for i in 0..5 {
+        session
+            .prompt(&format!("p{i}"), "alice")
+            .await
+            .expect("prompt");
+    }
+    // Nobody reads while the five turns run.
+    let stored = loop {
+        let rows = f.engine.store().messages(session.id()).await.expect("rows");
+        if rows.iter().filter(|r| r.kind == "result").count() == 5 {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The plain receiver lost events.
+    assert!(matches!(
+        lagging.recv().await,
+        Err(broadcast::error::RecvError::Lagged(_))
+    ));
+    let mut got = Vec::new();
+    while got.last().copied() != stored.last().map(|r| r.seq) {
+        let event = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("no event missing")
+            .expect("feed open");
+        got.push(event.seq);
+    }
+    let expected: Vec<i64> = stored
+        .iter()
+        .map(|r| r.seq)
+        .filter(|s| *s >= got[0])
+        .collect();
+    assert_eq!(got, expected);
+    let results = stored
+        .iter()
+        .filter(|r| r.kind == "result" && r.seq >= got[0])
+        .count();
+    assert_eq!(results, 5);
+}

@@ -7,6 +7,7 @@
 //! may lose the last commits, which is acceptable for a chat transcript). Batching is what keeps
 //! 50 busy sessions cheap: one commit per batch instead of one per event.
 
+mod outbox;
 mod processes;
 mod schema;
 
@@ -17,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub use outbox::{OpenTurnPost, OwedKind, OwedPost, PendingPost};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -119,13 +121,27 @@ pub struct AuditEntry {
 }
 
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+/// A job runs on the connection (`None`: it may not run, its savepoint could not be opened) and
+/// says whether it succeeded (a failed one is rolled back to its savepoint) and how to answer
+/// its caller once the batch is committed.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
 
 /// Handle to the database thread; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    jobs: std_mpsc::Sender<Job>,
+    jobs: Jobs,
     path: PathBuf,
+}
+
+/// Where jobs run.
+#[derive(Clone)]
+enum Jobs {
+    /// On the database thread.
+    Thread(std_mpsc::Sender<Job>),
+    /// On the caller's thread, at once (tests on tokio's paused clock: a wait on another
+    /// thread would let the clock jump to the next timer meanwhile).
+    #[cfg(test)]
+    Inline(std::sync::Arc<std::sync::Mutex<Connection>>),
 }
 
 impl std::fmt::Debug for Store {
@@ -164,7 +180,18 @@ impl Store {
             })?;
         opened_rx.await.map_err(|_| StoreError::Closed)??;
         Ok(Self {
-            jobs,
+            jobs: Jobs::Thread(jobs),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The store at `path` with jobs run on the caller's thread, each its own batch.
+    #[cfg(test)]
+    pub(crate) fn open_inline(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            jobs: Jobs::Inline(std::sync::Arc::new(std::sync::Mutex::new(open_connection(
+                path,
+            )?))),
             path: path.to_path_buf(),
         })
     }
@@ -181,16 +208,28 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let outcome = f(conn);
-            Box::new(move |commit_error: Option<&str>| {
+            let outcome = match conn {
+                Some(conn) => f(conn),
+                None => Err(StoreError::Closed),
+            };
+            let ok = outcome.is_ok();
+            let reply: Reply = Box::new(move |commit_error: Option<&str>| {
                 let outcome = match commit_error {
                     Some(e) => Err(StoreError::Commit(e.to_owned())),
                     None => outcome,
                 };
                 let _ = tx.send(outcome);
-            })
+            });
+            (ok, reply)
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        match &self.jobs {
+            Jobs::Thread(jobs) => jobs.send(job).map_err(|_| StoreError::Closed)?,
+            #[cfg(test)]
+            Jobs::Inline(conn) => {
+                let conn = conn.lock().map_err(|_| StoreError::Closed)?;
+                run_batch(&conn, vec![job]);
+            }
+        }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -366,13 +405,37 @@ impl Store {
     }
 
     pub async fn messages(&self, session_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        self.messages_after(session_id, i64::MIN, usize::MAX).await
+    }
+
+    /// The `seq` of the session's last transcript row (0 when it has none).
+    pub async fn last_message_seq(&self, session_id: &str) -> Result<i64, StoreError> {
         let session_id = session_id.to_owned();
         self.call(move |c| {
-            let mut stmt = c.prepare(
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?1",
+                [session_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// At most `limit` rows of the session's transcript after `seq`, in order.
+    pub async fn messages_after(
+        &self,
+        session_id: &str,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let session_id = session_id.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let mut stmt = c.prepare_cached(
                 "SELECT seq, id, session_id, type, kind, content, event, timestamp
-                 FROM messages WHERE session_id = ?1 ORDER BY seq",
+                 FROM messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let rows = stmt.query_map([session_id], |r| {
+            let rows = stmt.query_map(params![session_id, seq, limit], |r| {
                 Ok(MessageRecord {
                     seq: r.get(0)?,
                     id: r.get(1)?,
@@ -467,18 +530,13 @@ impl Store {
         .await
     }
 
-    /// The approval's card was posted as `post_id` and shows buttons.
-    pub async fn set_approval_card(
-        &self,
-        request_id: &str,
-        post_id: &str,
-    ) -> Result<(), StoreError> {
-        let args = (request_id.to_owned(), post_id.to_owned());
+    /// The approval's card is owed (through the outbox, which knows its post) with buttons.
+    pub async fn set_approval_card(&self, request_id: &str) -> Result<(), StoreError> {
+        let request_id = request_id.to_owned();
         self.call(move |c| {
-            let (request_id, post_id) = args;
             c.execute(
-                "UPDATE approvals SET card_post_id = ?2, card_open = 1 WHERE request_id = ?1",
-                params![request_id, post_id],
+                "UPDATE approvals SET card_open = 1 WHERE request_id = ?1",
+                [request_id],
             )?;
             Ok(())
         })
@@ -499,16 +557,17 @@ impl Store {
     }
 
     /// Cards still showing buttons although their request is over (the plugin stopped before
-    /// it could close them), with the request as stored.
+    /// it could close them), with the request as stored, and the card's post id when it was
+    /// posted before the outbox (which knows the others).
     pub async fn open_cards_of_decided_approvals(
         &self,
-    ) -> Result<Vec<(String, ApprovalRecord)>, StoreError> {
+    ) -> Result<Vec<(Option<String>, ApprovalRecord)>, StoreError> {
         self.call(|c| {
             let mut stmt = c.prepare(
                 "SELECT request_id, session_id, tool, input, decided_by, decision, reason,
                    requested_at, decided_at, card_post_id
                  FROM approvals
-                 WHERE card_open = 1 AND card_post_id IS NOT NULL AND decision IS NOT NULL
+                 WHERE card_open = 1 AND decision IS NOT NULL
                  ORDER BY requested_at, request_id",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(9)?, approval_row(r)?)))?;
@@ -656,21 +715,50 @@ fn run_jobs(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // A failing statement inside the transaction only undoes itself (SQLite statement
-        // rollback), so one bad job does not cost the others their writes.
-        // If BEGIN itself fails the jobs still run, each statement then committing on its own.
-        let in_transaction = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
-        let error = if in_transaction {
-            conn.execute_batch("COMMIT").err().map(|e| {
-                let _ = conn.execute_batch("ROLLBACK");
-                e.to_string()
-            })
-        } else {
-            None
-        };
-        for reply in replies {
-            reply(error.as_deref());
+        run_batch(&conn, batch);
+    }
+}
+
+/// Runs `batch` in one transaction and answers each job after COMMIT.
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    // Each job runs inside its own savepoint: a job that fails half-way is rolled back
+    // whole, and one bad job does not cost the others in the batch their writes.
+    // If BEGIN itself fails the jobs still run, each under its savepoint (which then acts
+    // as a transaction of its own).
+    let in_transaction = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+    let replies: Vec<Reply> = batch.into_iter().map(|job| run_whole(conn, job)).collect();
+    let error = if in_transaction {
+        conn.execute_batch("COMMIT").err().map(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        })
+    } else {
+        None
+    };
+    for reply in replies {
+        reply(error.as_deref());
+    }
+}
+
+/// Runs `job` so that it commits whole or not at all: a savepoint around it, rolled back when
+/// the job fails. A savepoint that cannot be opened leaves the job unrun and failed.
+fn run_whole(conn: &Connection, job: Job) -> Reply {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        let message = format!("opening a savepoint: {e}");
+        let (_, reply) = job(None);
+        return Box::new(move |_| reply(Some(&message)));
+    }
+    let (ok, reply) = job(Some(conn));
+    let end = if ok {
+        conn.execute_batch("RELEASE job")
+    } else {
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+    };
+    match end {
+        Ok(()) => reply,
+        Err(e) => {
+            let message = format!("closing a savepoint: {e}");
+            Box::new(move |_| reply(Some(&message)))
         }
     }
 }

@@ -84,6 +84,32 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
             boot_id     TEXT NOT NULL
         );",
     ),
+    (
+        5,
+        // The chat layer's outbox: every post the bot owes Mattermost, as it should read now,
+        // until the server confirmed it (see chat/outbox.rs). One row per post: a newer
+        // content replaces an older one not yet delivered.
+        "CREATE TABLE outbox (
+            seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+            key        TEXT NOT NULL UNIQUE,
+            kind       TEXT NOT NULL CHECK (kind IN ('root', 'turn', 'card', 'reply')),
+            session_id TEXT NOT NULL,
+            root_key   TEXT,
+            request_id TEXT,
+            turn_seq   INTEGER,
+            part       INTEGER NOT NULL DEFAULT 0,
+            post       TEXT,
+            version    INTEGER NOT NULL DEFAULT 1,
+            delivered  INTEGER NOT NULL DEFAULT 0,
+            final      INTEGER NOT NULL DEFAULT 0,
+            post_id    TEXT,
+            tried      INTEGER NOT NULL DEFAULT 0,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX outbox_pending ON outbox(seq) WHERE delivered < version;
+        CREATE INDEX outbox_open ON outbox(kind) WHERE final = 0;
+        CREATE INDEX outbox_request ON outbox(request_id) WHERE request_id IS NOT NULL;",
+    ),
 ];
 
 /// The version this build writes.

@@ -198,18 +198,15 @@ async fn round_trips_sessions_messages_approvals_audit() {
     let approvals = store.approvals("s1").await.expect("approvals");
     assert_eq!(approvals[0].decision.as_deref(), Some("deny"));
 
-    // Cards: open once posted, listed while their request is over but they show buttons.
-    store.set_approval_card("r1", "post-1").await.expect("card");
-    store.set_approval_card("r3", "post-3").await.expect("card");
+    // Cards: open once owed, listed while their request is over but they show buttons.
+    store.set_approval_card("r1").await.expect("card");
+    store.set_approval_card("r3").await.expect("card");
     let open = store
         .open_cards_of_decided_approvals()
         .await
         .expect("open cards");
-    let listed: Vec<(&str, &str)> = open
-        .iter()
-        .map(|(post, a)| (post.as_str(), a.request_id.as_str()))
-        .collect();
-    assert_eq!(listed, vec![("post-1", "r1"), ("post-3", "r3")]);
+    let listed: Vec<&str> = open.iter().map(|(_, a)| a.request_id.as_str()).collect();
+    assert_eq!(listed, vec!["r1", "r3"]);
     assert_eq!(open[1].1.decision.as_deref(), Some("cancelled"));
     store.close_approval_card("r1").await.expect("close");
     let open = store
@@ -217,7 +214,7 @@ async fn round_trips_sessions_messages_approvals_audit() {
         .await
         .expect("open cards");
     assert_eq!(open.len(), 1);
-    assert_eq!(open[0].0, "post-3");
+    assert_eq!(open[0].1.request_id, "r3");
 
     store
         .audit(Some("s1"), "alice", "approve", json!({"request_id": "r1"}))
@@ -344,4 +341,33 @@ async fn root_posts_are_kept_per_session() {
         store.root_posts().await.expect("list"),
         [("s1".to_owned(), "p2".to_owned())]
     );
+}
+
+/// A job of several statements that fails half-way leaves nothing behind, and the jobs batched
+/// with it keep their writes.
+#[tokio::test]
+async fn a_job_that_fails_half_way_commits_nothing() {
+    let db = TempDb::new("atomic");
+    let store = Store::open(&db.path()).await.expect("open");
+    let half = store.call(|c| {
+        c.execute(
+            "INSERT INTO audit_log (session_id, actor, action, detail, at)
+             VALUES (NULL, 'a', 'first-half', '{}', 1)",
+            [],
+        )?;
+        c.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(())
+    });
+    let other = store.audit(None, "b", "whole", json!({}));
+    let (half, other) = tokio::join!(half, other);
+    assert!(half.is_err());
+    other.expect("the other job");
+    let actions: Vec<String> = store
+        .audit_entries()
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["whole"]);
 }

@@ -291,11 +291,14 @@ impl GobEncode for String {
     }
 }
 
+/// A Go string may hold any bytes: a typed string takes invalid UTF-8 as U+FFFD, so that one
+/// bad byte in a post or a command does not make the whole call fail (a failed hook call is
+/// an empty answer for the user). Type and field names, and untyped [`Value`]s, stay strict.
 impl GobDecode for String {
     #[inline]
     fn decode(r: &mut Reader<'_, '_>, wire: TypeId) -> Result<Self> {
         r.expect(wire, wire::STRING, "String")?;
-        r.input.string()
+        Ok(String::from_utf8_lossy(r.input.bytes()?).into_owned())
     }
 }
 

@@ -481,3 +481,13 @@ async fn buffered_and_trickled_streams_decode_alike() {
     let mut d = StreamDecoder::new(Trickle(&stream[5..7]));
     assert!(matches!(d.decode_value().await, Err(Error::Truncated(_))));
 }
+
+/// Go strings may hold any bytes: a typed string takes them with U+FFFD in place of what is not
+/// UTF-8 (an untyped value stays strict, see `hostile_input_gives_typed_errors`).
+#[tokio::test]
+async fn a_typed_string_takes_invalid_utf8_as_replacement_characters() {
+    assert_eq!(
+        decode_all::<String>(&hexs("05 0c 00 02 c3 28")).await,
+        ["\u{FFFD}("]
+    );
+}

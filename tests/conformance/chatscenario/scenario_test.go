@@ -276,6 +276,7 @@ func TestChatScenario(t *testing.T) {
 	counter.Check(t, "8_restart_resume", func(t *testing.T) { needSession(t); s.stepRestart(t) })
 	counter.Check(t, "9_crash_withdraws_card", func(t *testing.T) { needSession(t); s.stepCrash(t) })
 	counter.Check(t, "10_rate_limit", func(t *testing.T) { s.stepRateLimit(t) })
+	counter.Check(t, "12_server_outage", func(t *testing.T) { needSession(t); s.stepOutage(t) })
 	counter.Check(t, "11_stop", func(t *testing.T) { needSession(t); s.stepStop(t) })
 }
 
@@ -893,5 +894,120 @@ func (s *scenario) stepStop(t *testing.T) {
 	}
 	if _, err := os.Stat(never); err == nil {
 		t.Error("never.txt was written although nobody approved it")
+	}
+}
+
+// 12: the server fails every CreatePost and UpdatePost for 60 s while a reply streams and a
+// card is requested: within 10 s of its recovery every reply lands complete and the card is
+// there (and works), and nothing was posted twice.
+func (s *scenario) stepOutage(t *testing.T) {
+	words := make([]string, 0, 40)
+	for i := range 40 {
+		words = append(words, fmt.Sprintf("squall%02d", i))
+	}
+	text := "The storm log: " + strings.Join(words, " ") + " end of log."
+	outage := filepath.Join(s.project, "outage.txt")
+	if err := s.model.Start("outage", []map[string]any{
+		fakemodel.TextTurn(text, 80),
+		fakemodel.WriteTurn(outage, "written after the outage\n"),
+		fakemodel.TextTurn("I wrote outage.txt after the storm.", 0),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := postIDs(s.threadPosts())
+	const outageFor = 60 * time.Second
+	recovered := s.api.FailFor(outageFor, "CreatePost", "UpdatePost")
+	mark := s.model.Mark()
+	if _, err := s.command(owner, "/claude Write the storm log PROMPT-STORM"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.command(owner, "/claude Then create outage.txt PROMPT-OUTAGE-FILE"); err != nil {
+		t.Fatal(err)
+	}
+	// Both turns run while the server refuses every post.
+	s.waitRequest(t, mark, turnTimeout, "PROMPT-OUTAGE-FILE")
+	if time.Now().After(recovered) {
+		t.Fatalf("the turns took longer than the %v outage; the step proves nothing", outageFor)
+	}
+	if got := s.newBotPosts(before, false); len(got) != 0 {
+		t.Fatalf("posts were made during the outage: %s", describePosts(got))
+	}
+	if s.api.FaultedCalls("CreatePost") == 0 {
+		t.Fatal("the plugin made no CreatePost call during the outage")
+	}
+	time.Sleep(time.Until(recovered))
+	// Within 10 s of the recovery: the reply, complete and closed, and the card.
+	var reply, card *model.Post
+	landed := steps.Poll(10*time.Second, func() bool {
+		reply, card = nil, nil
+		for _, p := range s.newBotPosts(before, false) {
+			if strings.Contains(p.Message, text) && steps.HasDoneLine(p.Message) {
+				reply = p
+			}
+		}
+		if cards := s.newBotPosts(before, true); len(cards) > 0 {
+			card = cards[0]
+		}
+		return reply != nil && card != nil
+	})
+	t.Logf("%v after the recovery: reply %v, card %v; CreatePost failed %d times, UpdatePost %d times",
+		time.Since(recovered).Round(100*time.Millisecond), reply != nil, card != nil,
+		s.api.FaultedCalls("CreatePost"), s.api.FaultedCalls("UpdatePost"))
+	if !landed {
+		t.Fatalf("within 10 s of the recovery the complete reply (%v) or the card (%v) is missing; new bot posts: %s",
+			reply != nil, card != nil, describePosts(s.newBotPosts(before, false)))
+	}
+	if reply.RootId != s.rootPostID || card.RootId != s.rootPostID {
+		t.Errorf("the reply (%q) or the card (%q) is not in the session thread %q", reply.RootId, card.RootId, s.rootPostID)
+	}
+	checkCard(t, card, "Write", "outage.txt")
+	approve := actionByID(card, "approve")
+	if approve == nil {
+		t.Fatal("the card has no approve action")
+	}
+	if res, err := s.click(owner, card, copyContext(approve), model.NewId()); err != nil || res.code != 200 {
+		t.Fatalf("approving the card after the outage: %v %v", res, err)
+	}
+	if !steps.Poll(30*time.Second, func() bool {
+		b, err := os.ReadFile(outage)
+		return err == nil && string(b) == "written after the outage\n"
+	}) {
+		t.Errorf("outage.txt not written within 30 s of the approval")
+	}
+	var closing *model.Post
+	if !steps.Poll(turnTimeout, func() bool {
+		for _, p := range s.newBotPosts(before, false) {
+			if strings.Contains(p.Message, "after the storm") && steps.HasDoneLine(p.Message) {
+				closing = p
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Errorf("the approved turn's reply did not land: %s", describePosts(s.newBotPosts(before, false)))
+	} else if closing.RootId != s.rootPostID {
+		t.Errorf("the approved turn's reply is not in the session thread: %q", closing.RootId)
+	}
+	// Nothing twice: one post per key the plugin gave it, and each text once.
+	seen := map[string]string{}
+	for _, p := range append(s.newBotPosts(before, false), s.newBotPosts(before, true)...) {
+		key, _ := p.GetProp("claude_code_key").(string)
+		if key == "" {
+			t.Errorf("bot post %s carries no claude_code_key prop", p.Id)
+			continue
+		}
+		if other, dup := seen[key]; dup {
+			t.Errorf("posted twice: %s and %s (key %s)", other, p.Id, key)
+		}
+		seen[key] = p.Id
+	}
+	n := 0
+	for _, p := range s.newBotPosts(before, false) {
+		if strings.Contains(p.Message, "The storm log:") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the storm log is in %d posts, want 1: %s", n, describePosts(s.newBotPosts(before, false)))
 	}
 }

@@ -106,6 +106,8 @@ type FakeAPI struct {
 	serverLogs     []LogEntry                   // what the real server would log itself
 	triggerKey     *ecdsa.PrivateKey            // signs NewTriggerID, verifies in OpenInteractiveDialog
 	verifyTriggers bool
+	faults         map[string][]Fault // by method: windows that delay or fail its calls
+	faulted        map[string]int     // calls a fault window failed, by method
 }
 
 // UploadedFile is a file as UploadFile stored it.
@@ -138,6 +140,8 @@ func NewFakeAPI(bundlePath string) *FakeAPI {
 		serverVersion:  "10.11.0",
 		pluginID:       DefaultPluginID,
 		teamMembers:    map[string]*model.TeamMember{},
+		faults:         map[string][]Fault{},
+		faulted:        map[string]int{},
 	}
 	f.onMissing = func(method string) {
 		f.mu.Lock()
@@ -1399,8 +1403,11 @@ type PluginSideAPI struct {
 	*FakeAPI
 }
 
-// ForPlugin returns the plugin's view of the fake (what NewHost hands the Environment).
-func (f *FakeAPI) ForPlugin() plugin.API { return PluginSideAPI{f} }
+// ForPlugin returns the plugin's view of the fake (what NewHost hands the Environment): every
+// call passes the fault windows of InjectFault first.
+func (f *FakeAPI) ForPlugin() plugin.API {
+	return FaultyAPI{API: PluginSideAPI{f}, Faults: f}
+}
 
 func (p PluginSideAPI) CreatePost(post *model.Post) (*model.Post, *model.AppError) {
 	if post != nil {

@@ -765,3 +765,80 @@ func TestFakeWebSocketNilBroadcast(t *testing.T) {
 		t.Fatal("nil broadcast not flagged")
 	}
 }
+
+// A fault window fails the calls of the methods it names, and only while it is open; the
+// plugin sees it through ForPlugin.
+func TestFaultWindowFailsNamedMethodsOnlyWhileOpen(t *testing.T) {
+	f := newWorld()
+	api := f.ForPlugin()
+	until := f.FailFor(300*time.Millisecond, "CreatePost", "UpdatePost")
+	post := &model.Post{ChannelId: "c1", UserId: "u1", Message: "hi"}
+	if p, err := api.CreatePost(post); err == nil || p != nil {
+		t.Fatalf("CreatePost in the window: %v %v", p, err)
+	} else if err.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d", err.StatusCode)
+	}
+	if len(f.Posts("c1")) != 0 {
+		t.Fatal("a failed create made a post")
+	}
+	// Other methods answer.
+	if _, err := api.GetChannel("c1"); err != nil {
+		t.Fatalf("GetChannel: %v", err)
+	}
+	time.Sleep(time.Until(until) + 10*time.Millisecond)
+	p, err := api.CreatePost(post)
+	if err != nil {
+		t.Fatalf("CreatePost after the window: %v", err)
+	}
+	p.Message = "edited"
+	if _, err := api.UpdatePost(p); err != nil {
+		t.Fatalf("UpdatePost after the window: %v", err)
+	}
+	if n := f.FaultedCalls("CreatePost"); n != 1 {
+		t.Fatalf("faulted CreatePost calls: %d", n)
+	}
+}
+
+// A delay window makes every call wait, also of methods without an error to return; a
+// window in the future changes nothing yet; ClearFaults ends them all.
+func TestFaultWindowDelaysCalls(t *testing.T) {
+	f := newWorld()
+	api := f.ForPlugin()
+	now := time.Now()
+	f.InjectFault("GetUser", Fault{From: now, Until: now.Add(time.Minute), Delay: 150 * time.Millisecond})
+	f.InjectFault("LogDebug", Fault{From: now, Until: now.Add(time.Minute), Delay: 150 * time.Millisecond})
+	f.InjectFault("GetChannel", Fault{From: now.Add(time.Hour), Until: now.Add(2 * time.Hour), Fail: true})
+	start := time.Now()
+	if _, err := api.GetUser("u1"); err != nil {
+		t.Fatalf("a delayed call fails: %v", err)
+	}
+	api.LogDebug("slow")
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("two delayed calls took %v", took)
+	}
+	if _, err := api.GetChannel("c1"); err != nil {
+		t.Fatalf("a future window applies now: %v", err)
+	}
+	f.ClearFaults()
+	start = time.Now()
+	api.GetUser("u1")
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("a cleared delay still applies: %v", took)
+	}
+}
+
+// GetPostsSince finds the posts made at or after a time, as the outbox's lookup needs.
+func TestGetPostsSince(t *testing.T) {
+	f := newWorld()
+	old, _ := f.CreatePost(&model.Post{ChannelId: "c1", UserId: "u1", Message: "old"})
+	since := old.CreateAt + 1
+	time.Sleep(2 * time.Millisecond)
+	fresh, _ := f.CreatePost(&model.Post{ChannelId: "c1", UserId: "u1", Message: "fresh"})
+	list, err := f.GetPostsSince("c1", since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Order) != 1 || list.Order[0] != fresh.Id {
+		t.Fatalf("order %v", list.Order)
+	}
+}
