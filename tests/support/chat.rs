@@ -448,7 +448,15 @@ impl Harness {
                 let log: Vec<String> = self
                     .log()
                     .iter()
-                    .map(|(k, p)| format!("{k} {} root={} {:?}", p.id, p.root_id, p.message))
+                    .map(|(k, p)| {
+                        let atts = claude_code::mattermost::attachments::of_props(&p.props)
+                            .unwrap_or_default();
+                        let shown: Vec<String> = atts
+                            .iter()
+                            .map(|a| format!("{} {} buttons={}", a.text, a.footer, a.actions.len()))
+                            .collect();
+                        format!("{k} {} root={} {:?} {shown:?}", p.id, p.root_id, p.message)
+                    })
                     .collect();
                 panic!("timed out waiting for {what}; posts: {log:#?}");
             }
@@ -599,6 +607,8 @@ pub fn write_script(file: &Path, reply: &str) -> Value {
 /// CLI: a shell script that answers every control request with success, asks to Write a file
 /// (an approval card) for every prompt, and ends the turn when that request is answered or
 /// the turn is interrupted. Each process appends its pid to `launched` next to the script.
+/// Request ids carry the pid, as the real CLI's are unique: cards and approvals are keyed by
+/// them.
 pub struct StandIn {
     pub dir: PathBuf,
 }
@@ -623,7 +633,7 @@ while IFS= read -r line; do
     *'"type":"user"'*)
       n=$((n+1))
       printf '{{"type":"system","subtype":"init","session_id":"00000000-0000-4000-8000-000000000000"}}\n'
-      printf '{{"type":"control_request","request_id":"ask-%s","request":{{"subtype":"can_use_tool","tool_name":"Write","input":{{"file_path":"/nonexistent/standin.txt","content":"x"}},"permission_suggestions":[],"tool_use_id":"toolu_%s"}}}}\n' "$n" "$n" ;;
+      printf '{{"type":"control_request","request_id":"ask-%s-%s","request":{{"subtype":"can_use_tool","tool_name":"Write","input":{{"file_path":"/nonexistent/standin.txt","content":"x"}},"permission_suggestions":[],"tool_use_id":"toolu_%s_%s"}}}}\n' "$$" "$n" "$$" "$n" ;;
     *'"type":"control_response"'*)
       printf '%s\n' '{result}' ;;
   esac
