@@ -460,7 +460,20 @@ func (w *world) stepForcedUpgrade(t *testing.T) {
 // project any more; after the restart the card is closed and the session resumes.
 func (w *world) stepKill9(t *testing.T) {
 	w.approvedBackgroundSleep(t)
-	card, _ := w.pendingWrite(t, "during-kill.txt", "x\n")
+	card, before := w.pendingWrite(t, "during-kill.txt", "x\n")
+	// The turn's reply post, still "Working…" while its card waits: the turn the kill cuts.
+	var cut *model.Post
+	if !steps.Poll(postTimeout, func() bool {
+		for _, p := range w.newBotPosts(t, before, false) {
+			if strings.Contains(p.Message, "Working…") {
+				cut = p
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no working turn post before the kill: %s", describe(w.newBotPosts(t, before, false)))
+	}
 	old := w.srv.PluginProcesses()
 	if len(old) == 0 {
 		t.Fatal("no plugin process found")
@@ -487,6 +500,14 @@ func (w *world) stepKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.waitClosed(t, card, postTimeout, "Withdrawn")
+	// The cut turn's post is closed from the transcript at the restart, not left working.
+	if !steps.Poll(postTimeout, func() bool {
+		p, _, err := w.owner.client.GetPost(w.ctx, cut.Id, "")
+		return err == nil && !strings.Contains(p.Message, "Working…")
+	}) {
+		p, _, _ := w.owner.client.GetPost(w.ctx, cut.Id, "")
+		t.Errorf("the turn cut by the kill still shows \"Working…\" after the restart: %s", describe([]*model.Post{p}))
+	}
 	if !steps.Poll(10*time.Second, func() bool {
 		for _, p := range w.projectProcesses() {
 			if slices.Contains(cliBefore, p) {
