@@ -414,6 +414,35 @@ async fn a_failed_start_releases_its_channel_and_slot() {
     h.deactivate().await;
 }
 
+/// A stopped session that a prompt resumes takes a slot as a start does: stopping one session
+/// and starting another cannot make MaxConcurrentSessions + 1 run.
+#[tokio::test]
+async fn a_resumed_session_takes_a_slot() {
+    let standin = StandIn::new();
+    let h = stand_in_harness("resume", &standin, json!({"MaxConcurrentSessions": 1})).await;
+    let line = format!("/claude start {}", h.project.display());
+    let r = h.command_in("chan-a", OWNER, &line).await;
+    assert!(r.text.starts_with("Session started"), "{}", r.text);
+    let r = h.command_in("chan-a", OWNER, "/claude stop").await;
+    assert!(r.text.contains("stopped"), "{}", r.text);
+    let r = h.command_in("chan-b", OWNER, &line).await;
+    assert!(r.text.starts_with("Session started"), "{}", r.text);
+    assert_eq!(standin.wait_launched(2).await, 2);
+    let r = h.command_in("chan-a", OWNER, "/claude come back").await;
+    assert!(
+        r.text.contains("the maximum (MaxConcurrentSessions)"),
+        "{}",
+        r.text
+    );
+    assert_eq!(standin.wait_launched(3).await, 2, "no third CLI");
+    let r = h.command_in("chan-b", OWNER, "/claude stop").await;
+    assert!(r.text.contains("stopped"), "{}", r.text);
+    let r = h.command_in("chan-a", OWNER, "/claude come back").await;
+    assert!(!r.text.contains("the maximum"), "{}", r.text);
+    assert_eq!(standin.wait_launched(3).await, 3, "chan-a resumed");
+    h.deactivate().await;
+}
+
 /// An admin removes the session's root from AllowedProjectRoots: the session stops, its
 /// thread says why, and it answers no prompt and serves no file any more.
 #[tokio::test]

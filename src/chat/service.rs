@@ -225,6 +225,13 @@ fn ephemeral(text: impl Into<String>) -> CommandResponse {
     }
 }
 
+/// The answer to a start or a resume when MaxConcurrentSessions sessions run.
+fn at_the_limit(live: usize) -> String {
+    format!(
+        "The server already runs {live} Claude Code sessions, the maximum (MaxConcurrentSessions). Try again when one stops."
+    )
+}
+
 /// The status word of a state, as `/claude status` shows it.
 pub fn state_word(state: SessionState) -> &'static str {
     match state {
@@ -981,9 +988,15 @@ impl ChatService {
                 self.start(config, args, &path, model, mode).await
             }
             ChatCommand::Status => self.status(&args.channel_id).await,
-            ChatCommand::Ask { prompt } => {
-                ephemeral(self.prompt(&args.channel_id, &args.user_id, &prompt).await)
-            }
+            ChatCommand::Ask { prompt } => ephemeral(
+                self.prompt(
+                    &args.channel_id,
+                    &args.user_id,
+                    &prompt,
+                    config.max_concurrent_sessions as usize,
+                )
+                .await,
+            ),
             ChatCommand::Interrupt => match &checked {
                 None => ephemeral(NO_SESSION),
                 Some(h) => match h.interrupt(&args.user_id).await {
@@ -1097,9 +1110,7 @@ impl ChatService {
             .take_slot(&reservation, config.max_concurrent_sessions as usize)
             .await
         {
-            return ephemeral(format!(
-                "The server already runs {live} Claude Code sessions, the maximum (MaxConcurrentSessions). Try again when one stops."
-            ));
+            return ephemeral(at_the_limit(live));
         }
         let handle = match self
             .engine
@@ -1270,10 +1281,31 @@ impl ChatService {
         }
     }
 
-    /// Sends a prompt (with pending context blocks first); returns the reply text.
-    pub async fn prompt(&self, channel_id: &str, user_id: &str, text: &str) -> String {
+    /// Sends a prompt (with pending context blocks first); returns the reply text. A stopped
+    /// session resumes on a prompt: that takes one of `max_sessions` slots as a start does, so
+    /// stopping and resuming cannot run more sessions than MaxConcurrentSessions.
+    pub async fn prompt(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        text: &str,
+        max_sessions: usize,
+    ) -> String {
         let Some((h, _)) = self.session_of_channel(channel_id) else {
             return NO_SESSION.to_owned();
+        };
+        // Held until the session took the prompt (and with it, its new process).
+        let _resuming = if h.status().await.is_ok_and(|s| !s.state.has_process()) {
+            let Some(reservation) = self.reserve_channel(channel_id) else {
+                return "This channel's session is being started: try again in a moment."
+                    .to_owned();
+            };
+            if let Err(live) = self.take_slot(&reservation, max_sessions).await {
+                return at_the_limit(live);
+            }
+            Some(reservation)
+        } else {
+            None
         };
         let blocks = self
             .state
@@ -1553,8 +1585,13 @@ impl ChatService {
                     retry.seconds()
                 ),
                 Ok(()) => {
-                    self.prompt(&post.channel_id, &post.user_id, &post.message)
-                        .await
+                    self.prompt(
+                        &post.channel_id,
+                        &post.user_id,
+                        &post.message,
+                        config.max_concurrent_sessions as usize,
+                    )
+                    .await
                 }
             },
         };
