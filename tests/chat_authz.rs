@@ -258,10 +258,11 @@ async fn walk(h: &Harness, users: &[&str], who: WhoCanApprove, cells: &mut Vec<S
             }
         }
     }
-    assert!(
-        h.card_updates(&card.id) > updates,
-        "an allowed click decided the card"
-    );
+    // The decided card reaches the server through the outbox, a moment after the click.
+    h.wait_for("an allowed click to decide the card", |_| {
+        h.card_updates(&card.id) > updates
+    })
+    .await;
 
     // Interrupt, then stop: refused users first, so that the session is still there for them.
     for action in [Action::Interrupt, Action::Stop] {
