@@ -424,6 +424,8 @@ async fn a_resumed_session_takes_a_slot() {
     let line = format!("/claude start {}", h.project.display());
     let r = h.command_in("chan-a", OWNER, &line).await;
     assert!(r.text.starts_with("Session started"), "{}", r.text);
+    // Stopped only once its stand-in runs (a stop before that leaves no trace to count).
+    assert_eq!(standin.wait_launched(1).await, 1);
     let r = h.command_in("chan-a", OWNER, "/claude stop").await;
     assert!(r.text.contains("stopped"), "{}", r.text);
     let r = h.command_in("chan-b", OWNER, &line).await;
