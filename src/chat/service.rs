@@ -2024,6 +2024,24 @@ mod tests {
         dir
     }
 
+    /// Settings for a test under `dir`: projects under `dir/root`, data in `dir/data`, and a
+    /// CLI that reads its input and says nothing; `extra` adds or replaces keys.
+    fn quiet_cli_config(dir: &Path, extra: serde_json::Value) -> Config {
+        use std::os::unix::fs::PermissionsExt;
+        let cli = dir.join("claude");
+        std::fs::write(&cli, "#!/bin/sh\nexec cat > /dev/null\n").unwrap();
+        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut settings = serde_json::json!({
+            "AllowedProjectRoots": dir.join("root").display().to_string(),
+            "ClaudeCliPath": cli.display().to_string(),
+            "DataDirectory": dir.join("data").display().to_string(),
+        });
+        if let (Some(s), Some(e)) = (settings.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        crate::config::load(settings.to_string().as_bytes()).unwrap()
+    }
+
     /// Settings saved while the plugin runs reach what starts next; the data directory, which
     /// holds the open store, stays until the next enable.
     #[tokio::test]
@@ -2086,24 +2104,11 @@ mod tests {
     async fn start_answers_once_with_the_thread_and_the_bot_joins_first() {
         use crate::mattermost::model::{Channel, ChannelMember};
         use crate::mattermost::rpc_types::*;
-        use std::os::unix::fs::PermissionsExt;
 
         let dir = temp_dir("start");
         let project = dir.join("root/proj @channel");
         std::fs::create_dir_all(&project).unwrap();
-        let cli = dir.join("claude");
-        std::fs::write(&cli, "#!/bin/sh\nexec cat > /dev/null\n").unwrap();
-        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let config = crate::config::load(
-            serde_json::json!({
-                "AllowedProjectRoots": dir.join("root").display().to_string(),
-                "ClaudeCliPath": cli.display().to_string(),
-                "DataDirectory": dir.join("data").display().to_string(),
-            })
-            .to_string()
-            .as_bytes(),
-        )
-        .unwrap();
+        let config = quiet_cli_config(&dir, serde_json::json!({}));
         let calls = Arc::new(Mutex::new(Vec::<String>::new()));
         let posts = Arc::new(Mutex::new(Vec::<Post>::new()));
         let (c1, c2, c3, c4, c5) = (
@@ -2257,26 +2262,12 @@ mod tests {
     async fn context_is_cut_at_the_setting_with_a_message() {
         use crate::mattermost::model::{Channel, ChannelMember, PostList, User};
         use crate::mattermost::rpc_types::*;
-        use std::os::unix::fs::PermissionsExt;
 
         let dir = temp_dir("context");
         let project = dir.join("root/proj");
         std::fs::create_dir_all(&project).unwrap();
         std::fs::write(project.join("big.txt"), "line of text\n".repeat(80_000)).unwrap();
-        let cli = dir.join("claude");
-        std::fs::write(&cli, "#!/bin/sh\nexec cat > /dev/null\n").unwrap();
-        std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let config = crate::config::load(
-            serde_json::json!({
-                "AllowedProjectRoots": dir.join("root").display().to_string(),
-                "ClaudeCliPath": cli.display().to_string(),
-                "DataDirectory": dir.join("data").display().to_string(),
-                "MaxContextKB": 16,
-            })
-            .to_string()
-            .as_bytes(),
-        )
-        .unwrap();
+        let config = quiet_cli_config(&dir, serde_json::json!({"MaxContextKB": 16}));
         // 90 posts of 100 KB: a 9 MB thread.
         let thread: std::collections::BTreeMap<String, Post> = (0..90)
             .map(|i| {
