@@ -298,6 +298,7 @@ pub(crate) fn session_config(config: &Config) -> SessionConfig {
             .idle_timeout
             .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
         approval_timeout: config.approval_timeout,
+        post_update_interval: config.post_update_interval,
         ..SessionConfig::default()
     }
 }
