@@ -129,6 +129,8 @@ pub struct ChatService {
     outbox_worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set at shutdown: the post streams end.
     stop_streams: tokio::sync::watch::Sender<bool>,
+    /// The sessions' live event tasks (started next to their post streams, in `tasks`).
+    live: super::live::LiveEvents,
 }
 
 /// The status word of a state, as `/claude status` shows it.
@@ -181,6 +183,7 @@ pub(crate) fn session_config(config: &Config) -> SessionConfig {
             .idle_timeout
             .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
         approval_timeout: config.approval_timeout,
+        post_update_interval: config.post_update_interval,
         ..SessionConfig::default()
     }
 }
@@ -220,6 +223,7 @@ impl ChatService {
             tasks: Mutex::new(Vec::new()),
             outbox_worker: Mutex::new(None),
             stop_streams: tokio::sync::watch::Sender::new(false),
+            live: super::live::LiveEvents::default(),
         });
         svc.recover().await?;
         Ok(svc)
@@ -265,8 +269,19 @@ impl ChatService {
             stop: self.stop_streams.subscribe(),
         };
         let task = tokio::spawn(stream::run(self.outbox.clone(), ctx, handle.feed()));
+        let live = super::live::LiveCtx {
+            session_id: handle.id().to_owned(),
+            channel_id: info.channel_id.clone(),
+            project_path: Some(PathBuf::from(&info.project_path)),
+            stop: self.stop_streams.subscribe(),
+        };
+        let api = Arc::new(self.api.clone());
+        let live = self
+            .live
+            .start(api, self.outbox.store().clone(), live, handle.feed());
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(task);
+            tasks.extend(live);
         }
         if let Ok(mut st) = self.state.lock() {
             st.by_channel
