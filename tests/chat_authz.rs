@@ -10,54 +10,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use claude_code::chat::authz::{self, Action, Role};
+use claude_code::chat::authz::Action;
 use claude_code::chat::service::NOT_A_MEMBER;
 use claude_code::config::WhoCanApprove;
 use claude_code::mattermost::model::*;
 use serde_json::{json, Value};
 use support::chat::*;
-
-const OWNER: &str = "u1";
-const MEMBER: &str = "u2";
-/// A member of the team who is not in the channel.
-const OUTSIDER: &str = "u4";
-/// A system admin who is not in the channel.
-const ADMIN: &str = "u5";
-
-async fn stand_in_harness(name: &str, standin: &StandIn, extra: Value) -> Harness {
-    let mut settings = json!({
-        "ClaudeCliPath": standin.path().display().to_string(),
-        "CommandsPerMinute": 0,
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        settings[k] = v.clone();
-    }
-    let h = Harness::new(name, |_| json!([]), settings).await;
-    h.api.lock().unwrap().admins = vec![ADMIN.into()];
-    h
-}
-
-/// The roles each user holds (u1 started the session).
-fn roles(user: &str, who_can_approve: WhoCanApprove) -> Vec<Role> {
-    let member = [Role::Anyone, Role::Member, Role::Starter];
-    match user {
-        OWNER => [&member[..], &[Role::Owner, Role::Approver]].concat(),
-        MEMBER if who_can_approve == WhoCanApprove::Members => {
-            [&member[..], &[Role::Approver]].concat()
-        }
-        MEMBER => member.to_vec(),
-        ADMIN => vec![Role::Anyone, Role::SystemAdmin],
-        _ => vec![Role::Anyone],
-    }
-}
-
-/// What the table says `user` gets for `action`: `None` = allowed, else the refusal.
-fn expected(user: &str, action: Action, who: WhoCanApprove) -> Option<String> {
-    match authz::allowed(&roles(user, who), action, who) {
-        authz::Decision::Allow => None,
-        authz::Decision::Refuse(text) => Some(text),
-    }
-}
+use support::roles::*;
 
 fn is_refusal(text: &str) -> bool {
     text.starts_with("Only ") || text.starts_with(NOT_A_MEMBER)

@@ -72,6 +72,9 @@ pub enum ServiceError {
     Path(#[from] PathError),
     #[error("This session no longer exists.")]
     SessionGone,
+    /// The session never asked for this approval (REST: the id is not one of its requests).
+    #[error("This session has no approval request {0}.")]
+    UnknownApproval(String),
     #[error("This request is no longer pending.")]
     NotPending,
     #[error("This request was already answered.")]
@@ -92,7 +95,7 @@ impl ServiceError {
     pub fn status(&self) -> u16 {
         use ServiceError::*;
         match self {
-            NoSession | UnknownSession(_) | SessionGone => 404,
+            NoSession | UnknownSession(_) | UnknownApproval(_) | SessionGone => 404,
             NotAllowed { member: false, .. } => 404,
             NotAllowed { .. } | ProjectLeftRoots(_) => 403,
             RateLimited { .. } => 429,
