@@ -8,7 +8,7 @@
 //! patterns, event kinds), never from user input, so the number of series stays bounded.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
@@ -18,6 +18,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+use crate::sessions::engine::Engine;
 use crate::sessions::events::{EventKind, SessionEvent};
 use crate::sessions::state::SessionState;
 
@@ -189,18 +193,65 @@ impl Metrics {
         // The closed label sets exist from the start at zero, so a scraper sees every series
         // (a family without children is not written at all) and rates start from 0.
         for outcome in ["ok", "error"] {
-            m.turns.get_or_create(&OutcomeLabel { outcome });
+            let _ = m.turns.get_or_create(&OutcomeLabel { outcome });
         }
         for outcome in ["approved", "denied", "expired", "withdrawn"] {
-            m.approvals.get_or_create(&OutcomeLabel { outcome });
+            let _ = m.approvals.get_or_create(&OutcomeLabel { outcome });
         }
         for kind in ["prompt", "assistant", "tool_use", "tool_result"] {
-            m.messages.get_or_create(&KindLabel { kind: kind.into() });
+            let _ = m.messages.get_or_create(&KindLabel { kind: kind.into() });
         }
-        m.errors.get_or_create(&KindLabel {
+        let _ = m.errors.get_or_create(&KindLabel {
             kind: "crashed".into(),
         });
         m
+    }
+
+    /// Observes every session of `engine` until its event bus closes (or the task is
+    /// aborted). A new session's actor begins in Starting without an event, so its start is
+    /// taken from its record (`created_at`, stamped before the CLI is spawned) when its
+    /// first status change arrives. A lagging receiver loses events: counts then fall short,
+    /// and a wait whose start was lost is not timed; nothing is counted twice.
+    pub(crate) fn follow(self: &Arc<Self>, engine: &Engine) -> JoinHandle<()> {
+        let metrics = self.clone();
+        let store = engine.store().clone();
+        let mut events = engine.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(ev) => {
+                        if metrics.start_unseen(&ev) {
+                            match store.session(&ev.session_id).await {
+                                Ok(Some(record)) => {
+                                    metrics.session_started(&ev.session_id, record.created_at)
+                                }
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!("metrics: reading a session: {e}"),
+                            }
+                        }
+                        metrics.observe(&ev);
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!("metrics: {n} session events were not observed")
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
+    /// Whether `ev` leaves Starting for a session whose start nobody reported: a new session.
+    fn start_unseen(&self, ev: &SessionEvent) -> bool {
+        matches!(
+            ev.kind,
+            EventKind::StatusChanged {
+                from: SessionState::Starting,
+                ..
+            }
+        ) && self
+            .tracks()
+            .get(&ev.session_id)
+            .is_none_or(|t| t.starting_since.is_none())
     }
 
     /// A session was started: counts it and times its CLI start from `at` (ms) until the
