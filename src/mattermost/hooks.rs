@@ -206,9 +206,7 @@ pub trait Hooks: Send + Sync + 'static {
         w: &'a mut ResponseWriter,
     ) -> HookFuture<'a, ()> {
         let _ = (ctx, req);
-        Box::pin(async move {
-            let _ = w.write_header(404).await;
-        })
+        not_found(w)
     }
 
     /// The server's metrics listener forwards `/plugins/<id>/metrics` here (where metrics
@@ -220,9 +218,7 @@ pub trait Hooks: Send + Sync + 'static {
         w: &'a mut ResponseWriter,
     ) -> HookFuture<'a, ()> {
         let _ = (ctx, req);
-        Box::pin(async move {
-            let _ = w.write_header(404).await;
-        })
+        not_found(w)
     }
 
     /// Not a Mattermost hook: the process is about to exit (Quit, or the host
@@ -230,6 +226,13 @@ pub trait Hooks: Send + Sync + 'static {
     fn shutdown(&self) -> HookFuture<'_, ()> {
         Box::pin(async {})
     }
+}
+
+/// What a plugin without a handler answers to a forwarded request (Go's plugin does the same).
+fn not_found(w: &mut ResponseWriter) -> HookFuture<'_, ()> {
+    Box::pin(async move {
+        let _ = w.write_header(404).await;
+    })
 }
 
 struct HookState {
