@@ -55,13 +55,21 @@ fn ephemerals_saying(h: &Harness, text: &str) -> usize {
 async fn walk(h: &Harness, users: &[&str], who: WhoCanApprove, cells: &mut Vec<String>) {
     let root = h.root_post();
     let project = h.project.display().to_string();
-    // Help and the health route: no session involved.
+    // Help, the health and the metrics routes: no session involved.
     for &u in users {
         let r = h.command_as(u, "/claude help").await;
         check(cells, u, Action::Help, who, &r.text);
         let (status, v) = h.http_method("GET", "/api/v1/health", u, Value::Null).await;
         assert_eq!((status, &v["status"]), (Some(200), &json!("ok")));
         cells.push(format!("{u} {:?} {who:?}", Action::Health));
+        let (status, v) = h
+            .http_method("GET", "/api/v1/metrics", u, Value::Null)
+            .await;
+        match expected(u, Action::Metrics, who) {
+            None => assert_eq!(status, Some(200), "{u} reads the metrics"),
+            Some(refusal) => assert_eq!((status, &v["error"]), (Some(403), &json!(refusal))),
+        }
+        cells.push(format!("{u} {:?} {who:?}", Action::Metrics));
     }
     // Commands that leave the session as it is (the session is live: an allowed start is
     // told the channel has one).
@@ -264,7 +272,7 @@ async fn the_whole_authorization_table_through_the_hooks() {
     )
     .await;
 
-    // Every role × action was walked: 4 users, 21 actions (Prompt twice: command and reply).
+    // Every role × action was walked: 4 users, 22 actions (Prompt twice: command and reply).
     let per_walk = 4 * (Action::ALL.len() + 1);
     assert_eq!(cells.len(), 2 * per_walk, "{cells:#?}");
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();

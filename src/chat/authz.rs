@@ -61,11 +61,13 @@ pub enum Action {
     SubmitEdit,
     /// `GET /api/v1/health`.
     Health,
+    /// `GET /api/v1/metrics`: the plugin's numbers across every channel.
+    Metrics,
 }
 
 impl Action {
     /// Every action, in the order README.md lists them.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::Help,
         Action::Start,
         Action::Status,
@@ -87,6 +89,7 @@ impl Action {
         Action::SubmitDenyReason,
         Action::SubmitEdit,
         Action::Health,
+        Action::Metrics,
     ];
 
     /// The action a `/claude` command asks for.
@@ -129,7 +132,16 @@ impl Action {
 
     /// Whether the action is about the channel's session (without one there is nothing to do).
     pub fn needs_session(self) -> bool {
-        !matches!(self, Action::Help | Action::Start | Action::Health)
+        !matches!(
+            self,
+            Action::Help | Action::Start | Action::Health | Action::Metrics
+        )
+    }
+
+    /// Whether the action is about one channel (a refusal then says when the user is not a
+    /// member of it).
+    fn in_a_channel(self) -> bool {
+        !matches!(self, Action::Help | Action::Health | Action::Metrics)
     }
 
     /// What the action does, to finish "Only … may …".
@@ -154,6 +166,7 @@ impl Action {
             | Action::SubmitDenyReason
             | Action::SubmitEdit => "answer this session's approval requests",
             Action::Health => "ask for the plugin's health",
+            Action::Metrics => "read the plugin's metrics",
         }
     }
 }
@@ -206,6 +219,7 @@ pub fn permits(role: Role, action: Action) -> bool {
     use Action::*;
     match action {
         Help | Health => true,
+        Metrics => role == Role::SystemAdmin,
         Start => role == Role::Starter,
         Status | Prompt | ContextThread | ContextFile | Files | File | History => matches!(
             role,
@@ -243,7 +257,7 @@ pub fn allowed(roles: &[Role], action: Action, who_can_approve: WhoCanApprove) -
         None => "nobody".to_owned(),
     };
     let only = format!("Only {who} may {}.", action.what());
-    Decision::Refuse(if !roles.contains(&Role::Member) {
+    Decision::Refuse(if action.in_a_channel() && !roles.contains(&Role::Member) {
         format!("{}: {}", super::service::NOT_A_MEMBER, lower_first(&only))
     } else {
         only
@@ -266,7 +280,7 @@ mod tests {
     #[test]
     fn the_table() {
         use Action::*;
-        let rows: [(Action, &str); 21] = [
+        let rows: [(Action, &str); 22] = [
             (Help, "xxxxxx"),
             (Start, "..x..."),
             (Status, "xxxx.."),
@@ -288,6 +302,7 @@ mod tests {
             (SubmitDenyReason, ".x...."),
             (SubmitEdit, ".x...."),
             (Health, "xxxxxx"),
+            (Metrics, "....x."),
         ];
         assert_eq!(
             rows.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -339,6 +354,15 @@ mod tests {
         );
         assert_eq!(
             allowed(&[Role::Anyone], Action::Help, owner),
+            Decision::Allow
+        );
+        // Not about a channel: no word of membership.
+        assert_eq!(
+            allowed(&[Role::Anyone], Action::Metrics, owner),
+            Decision::Refuse("Only system admins may read the plugin's metrics.".into())
+        );
+        assert_eq!(
+            allowed(&[Role::Anyone, Role::SystemAdmin], Action::Metrics, owner),
             Decision::Allow
         );
     }

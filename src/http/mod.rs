@@ -229,6 +229,8 @@ enum Segment {
 }
 
 struct Route<S> {
+    /// `METHOD pattern`, how the route is named in metrics.
+    name: String,
     method: String,
     segments: Vec<Segment>,
     auth: Auth,
@@ -288,8 +290,10 @@ impl<S: Sync> Router<S> {
                 },
             )
             .collect();
+        let method = method.to_ascii_uppercase();
         self.routes.push(Route {
-            method: method.to_ascii_uppercase(),
+            name: format!("{method} {pattern}"),
+            method,
             segments,
             auth,
             handler,
@@ -300,7 +304,9 @@ impl<S: Sync> Router<S> {
     /// Finds the route, applies its auth rule, runs it, writes any error.
     /// Requests without a user id get 401 unless a PUBLIC route matches, so
     /// unauthenticated callers learn nothing about which routes exist.
-    pub async fn dispatch(&self, state: &S, mut req: Request, w: &mut ResponseWriter) {
+    /// Returns the route's name (`METHOD pattern`), or [`UNMATCHED`]: a bounded set of
+    /// values, unlike the paths themselves.
+    pub async fn dispatch(&self, state: &S, mut req: Request, w: &mut ResponseWriter) -> &str {
         // Match on the raw segments, then decode captured values.
         let parts = split_path(&req.raw_path);
         let found = self.routes.iter().find_map(|r| {
@@ -309,6 +315,7 @@ impl<S: Sync> Router<S> {
                 .flatten()
                 .map(|p| (r, p))
         });
+        let name = found.as_ref().map_or(UNMATCHED, |(r, _)| r.name.as_str());
         let result = match found {
             Some((route, _)) if route.auth == Auth::User && req.user_id.is_none() => {
                 Err(unauthorized())
@@ -326,8 +333,12 @@ impl<S: Sync> Router<S> {
         if let Err(e) = result {
             write_error(w, &e).await;
         }
+        name
     }
 }
+
+/// The route name of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
 
 /// The one place errors become responses: `{"error": "...", "status": N}`.
 pub async fn write_error(w: &mut ResponseWriter, e: &HttpError) {
@@ -406,6 +417,16 @@ mod tests {
     }
 
     async fn run(method: &str, url: &str, user: Option<&str>) -> (u16, serde_json::Value) {
+        let (status, body, _) = run_named(method, url, user).await;
+        (status, body)
+    }
+
+    /// [`run`], and the route name dispatch gave back.
+    async fn run_named(
+        method: &str,
+        url: &str,
+        user: Option<&str>,
+    ) -> (u16, serde_json::Value, String) {
         let mut headers = Headers::new();
         if let Some(u) = user {
             headers.insert(USER_ID_HEADER.into(), vec![u.into()]);
@@ -418,10 +439,38 @@ mod tests {
         });
         let sink = MemorySink::default();
         let mut w = ResponseWriter::new(sink.clone());
-        router().dispatch(&State, req, &mut w).await;
+        let router = router();
+        let name = router.dispatch(&State, req, &mut w).await.to_owned();
         w.finish().await.unwrap();
         let r = sink.recorded();
-        (r.status.unwrap(), serde_json::from_slice(&r.body).unwrap())
+        (
+            r.status.unwrap(),
+            serde_json::from_slice(&r.body).unwrap(),
+            name,
+        )
+    }
+
+    /// Metrics count requests by these names: the pattern, never the path itself.
+    #[tokio::test]
+    async fn dispatch_names_the_route_pattern() {
+        let named = |(status, _, name): (u16, serde_json::Value, String)| (status, name);
+        assert_eq!(
+            named(run_named("GET", "/api/v1/things/42?q=1", Some("u")).await),
+            (200, "GET /api/v1/things/{id}".to_owned())
+        );
+        assert_eq!(
+            named(run_named("POST", "/api/v1/things/7/fail", Some("u")).await),
+            (400, "POST /api/v1/things/{id}/fail".to_owned())
+        );
+        // Matched but refused: still the route's name.
+        assert_eq!(
+            named(run_named("GET", "/api/v1/things/1", None).await),
+            (401, "GET /api/v1/things/{id}".to_owned())
+        );
+        for user in [None, Some("u")] {
+            let (_, name) = named(run_named("GET", "/api/v1/secret-path-123", user).await);
+            assert_eq!(name, UNMATCHED);
+        }
     }
 
     #[tokio::test]
