@@ -417,7 +417,8 @@ fn request_for(
         | Action::File
         | Action::DenyWithReason
         | Action::EditAndApprove
-        | Action::Health => return None,
+        | Action::Health
+        | Action::Metrics => return None,
     })
 }
 
