@@ -31,17 +31,23 @@
 mod fixture;
 mod read;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs;
 use std::io;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 pub use read::{
-    list, read, AttachmentReason, FileContent, FileNode, Listing, MAX_ATTACHMENT_BYTES,
+    list, read, read_versioned, AttachmentReason, FileContent, FileNode, Listing, VersionedFile,
+    MAX_ATTACHMENT_BYTES,
 };
+
+/// The most text the API shows inline, and the largest content a person's
+/// edit may write.
+pub const MAX_EDIT_BYTES: usize = 1024 * 1024;
 
 /// Why a user path was refused. Display is the message shown to the user, in
 /// the user's own spelling of the path.
@@ -128,6 +134,24 @@ impl fmt::Display for PathError {
 
 impl std::error::Error for PathError {}
 
+impl PathError {
+    /// The HTTP status this refusal answers with (the REST layer maps here, once).
+    pub fn status(&self) -> u16 {
+        match self {
+            PathError::NotFound { .. } => 404,
+            PathError::RootUnavailable { .. } | PathError::Io { .. } => 500,
+            PathError::NulByte
+            | PathError::Absolute { .. }
+            | PathError::ParentSegment { .. }
+            | PathError::OutsideRoot { .. }
+            | PathError::SymlinkLoop { .. }
+            | PathError::SpecialFile { .. }
+            | PathError::NotADirectory { .. }
+            | PathError::NotAFile { .. } => 400,
+        }
+    }
+}
+
 /// Regular file or directory: the only kinds resolved paths can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -174,7 +198,9 @@ pub fn resolve(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
     resolve_under(&root, user_path)
 }
 
-fn resolve_under(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
+/// The names in a user path after rules 1-3 (see the module doc): `.` and
+/// empty segments dropped; none is `..`.
+fn segments(user_path: &str) -> Result<Vec<&str>, PathError> {
     let shown = || user_path.to_owned();
     if user_path.contains('\0') {
         return Err(PathError::NulByte);
@@ -182,14 +208,21 @@ fn resolve_under(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
     if user_path.starts_with('/') {
         return Err(PathError::Absolute { path: shown() });
     }
-    let mut joined = root.to_path_buf();
+    let mut out = Vec::new();
     for segment in user_path.split('/') {
         match segment {
             "" | "." => {}
             ".." => return Err(PathError::ParentSegment { path: shown() }),
-            s => joined.push(s),
+            s => out.push(s),
         }
     }
+    Ok(out)
+}
+
+fn resolve_under(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
+    let shown = || user_path.to_owned();
+    let mut joined = root.to_path_buf();
+    joined.extend(segments(user_path)?);
     let absolute = fs::canonicalize(&joined).map_err(|e| io_to_path_error(&e, user_path))?;
     let Ok(rest) = absolute.strip_prefix(root) else {
         return Err(PathError::OutsideRoot { path: shown() });
@@ -225,6 +258,80 @@ fn io_to_path_error(e: &io::Error, user_path: &str) -> PathError {
             reason: e.to_string(),
         },
     }
+}
+
+/// Opens the regular file `path` names for reading, after every rule of
+/// [`resolve`]. The check and the open are two steps, so the open itself
+/// re-checks: `O_NOFOLLOW` refuses a final component that has become a
+/// symlink since, `O_NONBLOCK` keeps a FIFO swapped in meanwhile from
+/// hanging the open, and the opened file's own type must still be regular.
+fn open_file(root: &Path, path: &str) -> Result<(Resolved, fs::File, fs::Metadata), PathError> {
+    let resolved = resolve(root, path)?;
+    if resolved.kind != NodeKind::File {
+        return Err(PathError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&resolved.absolute)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => PathError::OutsideRoot {
+                path: path.to_owned(),
+            },
+            _ => io_to_path_error(&e, path),
+        })?;
+    let meta = file.metadata().map_err(|e| io_to_path_error(&e, path))?;
+    if !meta.file_type().is_file() {
+        return Err(PathError::SpecialFile {
+            path: path.to_owned(),
+            kind: special_kind(&meta.file_type()),
+        });
+    }
+    Ok((resolved, file, meta))
+}
+
+/// A whole file read once: its size and sha256 (lowercase hex) and its first
+/// `keep` bytes. Memory stays bounded by `keep` however large the file is.
+struct Hashed {
+    size: u64,
+    sha256: String,
+    head: Vec<u8>,
+}
+
+fn hash_file(mut file: impl io::Read, keep: usize) -> io::Result<Hashed> {
+    let mut hasher = Sha256::new();
+    let mut head = Vec::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        let room = keep.saturating_sub(head.len()).min(n);
+        head.extend_from_slice(&buf[..room]);
+        size += n as u64;
+    }
+    Ok(Hashed {
+        size,
+        sha256: sha256_hex(hasher),
+        head,
+    })
+}
+
+fn sha256_hex(hasher: Sha256) -> String {
+    hasher
+        .finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The blocking task panicked or was cancelled (runtime shutdown).
@@ -316,6 +423,11 @@ mod tests {
             r("sock"),
             PathError::SpecialFile { kind: "socket", .. }
         ));
+        assert_eq!(
+            ["a\0b", "/etc", "src/..", "link_etc", "loop_a", "fifo", "dangling"]
+                .map(|p| r(p).status()),
+            [400, 400, 400, 400, 400, 400, 404]
+        );
         // The message never says where an escaping link points.
         let msg = r("link_passwd").to_string();
         assert!(!msg.contains("/etc"), "{msg}");

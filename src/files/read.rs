@@ -3,14 +3,13 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::{
-    canonical_root, io_to_path_error, language_for, resolve, resolve_under, special_kind,
-    task_failed, NodeKind, PathError,
+    canonical_root, hash_file, io_to_path_error, language_for, open_file, resolve_under,
+    task_failed, NodeKind, PathError, MAX_EDIT_BYTES,
 };
 
 /// Files above this size are not read at all (not even as an attachment).
@@ -261,6 +260,74 @@ fn listed_entry(root: &Path, rel: &str, entry: &fs::DirEntry) -> Option<ListedEn
     ))
 }
 
+/// A file with the version a later update or delete must name: what
+/// `GET /api/v1/sessions/{id}/files/{path...}` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionedFile {
+    /// Relative to the project root, `/`-separated, symlinks resolved.
+    pub path: String,
+    /// Bytes read, which is what `sha256` covers.
+    pub size: u64,
+    /// Of the bytes on disk, lowercase hex: the `If-Match` of an edit.
+    pub sha256: String,
+    pub binary: bool,
+    /// The text, when it is not binary and at most [`MAX_EDIT_BYTES`].
+    pub content: Option<String>,
+    pub language: Option<&'static str>,
+}
+
+/// How much of a large file decides whether it is binary (as git does).
+const SNIFF_BYTES: usize = 8 * 1024;
+
+/// [`read_versioned_blocking`] on tokio's blocking pool (see [`list`]).
+pub async fn read_versioned(root: PathBuf, path: String) -> Result<VersionedFile, PathError> {
+    let shown = path.clone();
+    tokio::task::spawn_blocking(move || read_versioned_blocking(&root, &path))
+        .await
+        .unwrap_or_else(|e| Err(task_failed(shown, &e)))
+}
+
+/// Reads a project file whole, once: the hash covers every byte, while
+/// memory holds at most [`MAX_EDIT_BYTES`] + 1 of them. A file up to that
+/// size is text when all of it is UTF-8 without NUL bytes (the rule of
+/// [`read`]); a larger one is judged by its first [`SNIFF_BYTES`].
+fn read_versioned_blocking(root: &Path, path: &str) -> Result<VersionedFile, PathError> {
+    let (resolved, file, _) = open_file(root, path)?;
+    let hashed = hash_file(file, MAX_EDIT_BYTES + 1).map_err(|e| io_to_path_error(&e, path))?;
+    let (binary, content) = if hashed.head.len() <= MAX_EDIT_BYTES {
+        match String::from_utf8(hashed.head) {
+            Ok(text) if !text.contains('\0') => (false, Some(text)),
+            _ => (true, None),
+        }
+    } else {
+        (!prefix_is_text(&hashed.head[..SNIFF_BYTES]), None)
+    };
+    let name = resolved
+        .absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(VersionedFile {
+        path: resolved.relative,
+        size: hashed.size,
+        sha256: hashed.sha256,
+        binary,
+        content,
+        language: language_for(&name),
+    })
+}
+
+/// No NUL byte and valid UTF-8, except that the prefix of a longer file may
+/// end inside a character.
+fn prefix_is_text(prefix: &[u8]) -> bool {
+    !prefix.contains(&0)
+        && match std::str::from_utf8(prefix) {
+            Ok(_) => true,
+            // `error_len` None: the prefix ends in the middle of a character.
+            Err(e) => e.error_len().is_none(),
+        }
+}
+
 /// Why a file is offered as an attachment rather than shown inline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachmentReason {
@@ -294,32 +361,8 @@ pub enum FileContent {
 /// `max_inline` bytes, otherwise an attachment (up to
 /// [`MAX_ATTACHMENT_BYTES`]).
 fn read_blocking(root: &Path, path: &str, max_inline: usize) -> Result<FileContent, PathError> {
-    let resolved = resolve(root, path)?;
-    if resolved.kind != NodeKind::File {
-        return Err(PathError::NotAFile {
-            path: path.to_owned(),
-        });
-    }
+    let (resolved, file, meta) = open_file(root, path)?;
     let io_err = |e: io::Error| io_to_path_error(&e, path);
-    // O_NOFOLLOW: the final component must not have become a symlink since the
-    // check; O_NONBLOCK: opening a FIFO swapped in meanwhile must not hang.
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&resolved.absolute)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => PathError::OutsideRoot {
-                path: path.to_owned(),
-            },
-            _ => io_err(e),
-        })?;
-    let meta = file.metadata().map_err(io_err)?;
-    if !meta.file_type().is_file() {
-        return Err(PathError::SpecialFile {
-            path: path.to_owned(),
-            kind: special_kind(&meta.file_type()),
-        });
-    }
     let size = meta.len();
     if size > MAX_ATTACHMENT_BYTES {
         return Ok(FileContent::TooLarge {
@@ -366,8 +409,10 @@ fn read_blocking(root: &Path, path: &str, max_inline: usize) -> Result<FileConte
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixture::{fixture, hostile_paths, SECRET};
     use super::*;
+    use crate::files::fixture::{fixture, hostile_paths, SECRET};
+    use crate::files::{resolve, sha256_hex};
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn hostile_paths_are_refused() {
@@ -382,6 +427,9 @@ mod tests {
             match read_blocking(&fx.root, p, 1 << 20) {
                 Err(e) => assert!(!e.to_string().contains(SECRET)),
                 Ok(c) => panic!("{p:?} was read: {c:?}"),
+            }
+            if let Ok(v) = read_versioned_blocking(&fx.root, p) {
+                panic!("{p:?} was read: {v:?}");
             }
             if let Ok(l) = list_blocking(&fx.root, p, 3, 1000) {
                 panic!("{p:?} was listed: {l:?}");
@@ -577,5 +625,54 @@ mod tests {
             ticks >= 3,
             "only {ticks} ticks of another task during a {took:?} listing"
         );
+    }
+
+    #[test]
+    fn versioned_reads_hash_every_byte_and_show_only_small_text() {
+        let fx = fixture();
+        let v = read_versioned_blocking(&fx.root, "link_inside").unwrap();
+        assert_eq!(
+            v,
+            VersionedFile {
+                path: "src/main.rs".into(),
+                size: 13,
+                sha256: "536e506bb90914c243a12b397b9a998f85ae2cbd9ba02dfd03a9e155ca5ca0f4".into(),
+                binary: false,
+                content: Some("fn main() {}\n".into()),
+                language: Some("rust"),
+            }
+        );
+        let png = read_versioned_blocking(&fx.root, "image.png").unwrap();
+        assert_eq!((png.binary, png.content, png.size), (true, None, 7));
+        fs::write(fx.root.join("latin1.txt"), b"caf\xe9").unwrap();
+        let latin1 = read_versioned_blocking(&fx.root, "latin1.txt").unwrap();
+        assert_eq!((latin1.binary, latin1.content), (true, None));
+        let sha = |bytes: &[u8]| sha256_hex(Sha256::new_with_prefix(bytes));
+        // Exactly the inline limit is still shown.
+        let at_limit = "a".repeat(MAX_EDIT_BYTES);
+        fs::write(fx.root.join("at_limit.txt"), &at_limit).unwrap();
+        let v = read_versioned_blocking(&fx.root, "at_limit.txt").unwrap();
+        assert_eq!(v.content.as_deref(), Some(at_limit.as_str()));
+        // Past it: no content, but the hash and size cover the whole file and
+        // the first 8 KiB decide "binary", even when they end mid-character.
+        let mut big = "é".repeat(SNIFF_BYTES / 2 - 1).into_bytes();
+        big.push(b'x');
+        big.extend_from_slice("é".repeat(MAX_EDIT_BYTES).as_bytes());
+        let cut = std::str::from_utf8(&big[..SNIFF_BYTES]).unwrap_err();
+        assert_eq!(cut.error_len(), None, "the sample ends mid-character");
+        fs::write(fx.root.join("big.txt"), &big).unwrap();
+        let v = read_versioned_blocking(&fx.root, "big.txt").unwrap();
+        assert_eq!(
+            (v.size, v.sha256.as_str(), v.binary, v.content),
+            (big.len() as u64, sha(&big).as_str(), false, None)
+        );
+        big[SNIFF_BYTES - 1] = 0;
+        fs::write(fx.root.join("big.txt"), &big).unwrap();
+        let v = read_versioned_blocking(&fx.root, "big.txt").unwrap();
+        assert_eq!((v.binary, v.sha256), (true, sha(&big)));
+        assert!(matches!(
+            read_versioned_blocking(&fx.root, "src"),
+            Err(PathError::NotAFile { .. })
+        ));
     }
 }
