@@ -30,6 +30,7 @@
 #[cfg(test)]
 mod fixture;
 mod read;
+mod write;
 
 use std::fmt::{self, Write as _};
 use std::fs;
@@ -44,6 +45,7 @@ pub use read::{
     list, read, read_versioned, AttachmentReason, FileContent, FileNode, Listing, VersionedFile,
     MAX_ATTACHMENT_BYTES,
 };
+pub use write::{create, delete, update, WriteError, Written};
 
 /// The most text the API shows inline, and the largest content a person's
 /// edit may write.
@@ -325,10 +327,14 @@ fn hash_file(mut file: impl io::Read, keep: usize) -> io::Result<Hashed> {
 }
 
 fn sha256_hex(hasher: Sha256) -> String {
-    hasher
-        .finalize()
+    hex(&hasher.finalize())
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes
         .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
             let _ = write!(s, "{b:02x}");
             s
         })
