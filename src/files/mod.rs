@@ -1,6 +1,7 @@
 //! Project files as users may see them: every user-supplied path is resolved
 //! under the session's project root, and only regular files and directories
-//! inside that root are listed or read.
+//! inside that root are listed or read (`read.rs`), or edited by a
+//! person (`write.rs`, which adds rules of its own).
 //!
 //! The rules, in the order they are applied by [`resolve`]:
 //! 1. A NUL byte anywhere is refused (the OS would cut the path there).

@@ -263,7 +263,7 @@ impl<S> Route<S> {
                 }
                 // Each segment decoded on its own, then joined: an encoded
                 // `/` becomes a `/` of the value, and whatever the value
-                // names is the handler's to check (file paths: `files.rs`).
+                // names is the handler's to check (file paths: `files/`).
                 Segment::Rest(name) => {
                     let decoded: Vec<String> = parts[i..]
                         .iter()
