@@ -147,19 +147,33 @@ async fn refusals_are_typed_and_change_nothing() {
     symlink(".git", fx.root.join("gitlink")).unwrap();
     let git_sha = sha(b"[core]\n");
 
-    let path_err = |e: PathError| WriteError::Path(e);
-    let cases: Vec<(&str, Result<Written, WriteError>, WriteError, u16)> = vec![
+    let exists = |path: &str| WriteError::Exists { path: path.into() };
+    let symlink_ = |path: &str| WriteError::Symlink { path: path.into() };
+    let git = |path: &str| WriteError::GitDir { path: path.into() };
+    let not_a_file = |path: &str| WriteError::Path(PathError::NotAFile { path: path.into() });
+    let special = |path: &str, kind| {
+        WriteError::Path(PathError::SpecialFile {
+            path: path.into(),
+            kind,
+        })
+    };
+    let too_large = |path: &str| WriteError::TooLarge {
+        path: path.into(),
+        size: MAX_EDIT_BYTES + 1,
+        max: MAX_EDIT_BYTES,
+    };
+    let fifo = "named pipe (FIFO)";
+    let huge = "a".repeat(MAX_EDIT_BYTES + 1);
+    let c = |path: &'static str| create_at(&fx, path, "x");
+    let u = |path: &'static str, sha: &String| {
+        let (fx, sha) = (&fx, sha.clone());
+        async move { update_at(fx, path, "x", &sha).await }
+    };
+    let none = String::new();
+    let cases: Vec<(Result<Written, WriteError>, WriteError, u16)> = vec![
+        (c("README.md").await, exists("README.md"), 409),
         (
-            "exists",
-            create_at(&fx, "README.md", "x").await,
-            WriteError::Exists {
-                path: "README.md".into(),
-            },
-            409,
-        ),
-        (
-            "parent missing",
-            create_at(&fx, "nope/new.txt", "x").await,
+            c("nope/new.txt").await,
             WriteError::ParentMissing {
                 path: "nope/new.txt".into(),
                 parent: "nope".into(),
@@ -167,154 +181,65 @@ async fn refusals_are_typed_and_change_nothing() {
             404,
         ),
         (
-            "parent is a file",
-            create_at(&fx, "README.md/x", "x").await,
-            path_err(PathError::NotADirectory {
+            c("README.md/x").await,
+            WriteError::Path(PathError::NotADirectory {
                 path: "README.md".into(),
             }),
             400,
         ),
+        (c("./").await, WriteError::Root, 400),
         (
-            "root",
-            create_at(&fx, "./", "x").await,
-            WriteError::Root,
+            u("link_inside", &main_sha).await,
+            symlink_("link_inside"),
             400,
         ),
         (
-            "write through a symlink inside",
-            update_at(&fx, "link_inside", "x", &main_sha).await,
-            WriteError::Symlink {
-                path: "link_inside".into(),
-            },
+            u("link_outside", &secret_sha).await,
+            symlink_("link_outside"),
             400,
         ),
+        (c("dangling").await, exists("dangling"), 409),
         (
-            "write through a symlink outside",
-            update_at(&fx, "link_outside", "x", &secret_sha).await,
-            WriteError::Symlink {
-                path: "link_outside".into(),
-            },
-            400,
-        ),
-        (
-            "create over a dangling symlink",
-            create_at(&fx, "dangling", "x").await,
-            WriteError::Exists {
-                path: "dangling".into(),
-            },
-            409,
-        ),
-        (
-            "symlinked parent leaving the root",
-            create_at(&fx, "link_outside_dir/new.txt", "x").await,
-            path_err(PathError::OutsideRoot {
+            c("link_outside_dir/new.txt").await,
+            WriteError::Path(PathError::OutsideRoot {
                 path: "link_outside_dir".into(),
             }),
             400,
         ),
+        (u(".git/config", &git_sha).await, git(".git/config"), 400),
+        (c("gitlink/hook").await, git("gitlink/hook"), 400),
+        (c("src/.Git").await, git("src/.Git"), 400),
+        (u("fifo", &none).await, special("fifo", fifo), 400),
+        (u("sock", &none).await, special("sock", "socket"), 400),
+        (u("src", &none).await, not_a_file("src"), 400),
         (
-            "inside .git",
-            update_at(&fx, ".git/config", "x", &git_sha).await,
-            WriteError::GitDir {
-                path: ".git/config".into(),
-            },
-            400,
-        ),
-        (
-            "into .git through a symlink",
-            create_at(&fx, "gitlink/hooks-post-checkout", "x").await,
-            WriteError::GitDir {
-                path: "gitlink/hooks-post-checkout".into(),
-            },
-            400,
-        ),
-        (
-            "a file named .git",
-            create_at(&fx, "src/.Git", "gitdir: /elsewhere").await,
-            WriteError::GitDir {
-                path: "src/.Git".into(),
-            },
-            400,
-        ),
-        (
-            "fifo",
-            update_at(&fx, "fifo", "x", "").await,
-            path_err(PathError::SpecialFile {
-                path: "fifo".into(),
-                kind: "named pipe (FIFO)",
-            }),
-            400,
-        ),
-        (
-            "socket",
-            update_at(&fx, "sock", "x", "").await,
-            path_err(PathError::SpecialFile {
-                path: "sock".into(),
-                kind: "socket",
-            }),
-            400,
-        ),
-        (
-            "directory",
-            update_at(&fx, "src", "x", "").await,
-            path_err(PathError::NotAFile { path: "src".into() }),
-            400,
-        ),
-        (
-            "missing",
-            update_at(&fx, "missing.txt", "x", "").await,
-            path_err(PathError::NotFound {
+            u("missing.txt", &none).await,
+            WriteError::Path(PathError::NotFound {
                 path: "missing.txt".into(),
             }),
             404,
         ),
         (
-            "too large",
-            create_at(&fx, "big.txt", &"a".repeat(MAX_EDIT_BYTES + 1)).await,
-            WriteError::TooLarge {
-                path: "big.txt".into(),
-                size: MAX_EDIT_BYTES + 1,
-                max: MAX_EDIT_BYTES,
-            },
+            create_at(&fx, "big.txt", &huge).await,
+            too_large("big.txt"),
             413,
         ),
         (
-            "too large update",
-            update_at(&fx, "README.md", &"a".repeat(MAX_EDIT_BYTES + 1), "").await,
-            WriteError::TooLarge {
-                path: "README.md".into(),
-                size: MAX_EDIT_BYTES + 1,
-                max: MAX_EDIT_BYTES,
-            },
+            update_at(&fx, "README.md", &huge, "").await,
+            too_large("README.md"),
             413,
         ),
     ];
-    for (what, got, want, status) in cases {
-        let e = got.expect_err(what);
-        assert_eq!((&e, e.status()), (&want, status), "{what}");
+    for (got, want, status) in cases {
+        let e = got.unwrap_err();
+        assert_eq!((&e, e.status()), (&want, status));
     }
     let deletes = [
         ("", WriteError::Root),
-        (
-            "link_inside",
-            WriteError::Symlink {
-                path: "link_inside".into(),
-            },
-        ),
-        (
-            "fifo",
-            path_err(PathError::SpecialFile {
-                path: "fifo".into(),
-                kind: "named pipe (FIFO)",
-            }),
-        ),
-        ("src", path_err(PathError::NotAFile { path: "src".into() })),
-        (
-            ".git/config",
-            WriteError::GitDir {
-                path: ".git/config".into(),
-            },
-        ),
+        ("link_inside", symlink_("link_inside")),
+        ("fifo", special("fifo", fifo)),
+        ("src", not_a_file("src")),
+        (".git/config", git(".git/config")),
     ];
     for (path, want) in deletes {
         assert_eq!(delete_at(&fx, path, &git_sha).await, Err(want), "{path:?}");
@@ -324,7 +249,7 @@ async fn refusals_are_typed_and_change_nothing() {
     assert_eq!(text(&fx, "src/main.rs"), "fn main() {}\n");
     assert_eq!(text(&fx, ".git/config"), "[core]\n");
     assert!(fx.root.join("link_inside").is_symlink());
-    for absent in ["big.txt", "src/.Git", ".git/hooks-post-checkout"] {
+    for absent in ["big.txt", "src/.Git", ".git/hook"] {
         assert!(!fx.root.join(absent).exists(), "{absent}");
     }
     let outside = fx.root.parent().unwrap().join("outside");
