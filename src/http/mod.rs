@@ -93,7 +93,8 @@ pub struct Request {
     pub headers: Headers,
     /// The authenticated caller (always `Some` on [`Auth::User`] routes).
     pub user_id: Option<String>,
-    /// Values of `{name}` segments of the matched pattern (percent-decoded).
+    /// Values of `{name}` and `{name...}` segments of the matched pattern
+    /// (percent-decoded; a `{name...}` value is its segments joined by `/`).
     pub params: BTreeMap<String, String>,
     pub body: Body,
     /// The path as sent: routing splits it before decoding, so an encoded
@@ -226,6 +227,9 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
 enum Segment {
     Literal(String),
     Param(String),
+    /// `{name...}`, the last segment only: the rest of the path, at least
+    /// one segment.
+    Rest(String),
 }
 
 struct Route<S> {
@@ -246,16 +250,32 @@ fn split_path(path: &str) -> Vec<&str> {
 
 impl<S> Route<S> {
     fn matches(&self, parts: &[&str]) -> Option<BTreeMap<String, String>> {
-        if parts.len() != self.segments.len() {
+        let rest = matches!(self.segments.last(), Some(Segment::Rest(_)));
+        let fits = if rest {
+            parts.len() >= self.segments.len()
+        } else {
+            parts.len() == self.segments.len()
+        };
+        if !fits {
             return None;
         }
         let mut params = BTreeMap::new();
-        for (seg, part) in self.segments.iter().zip(parts) {
+        for (i, (seg, part)) in self.segments.iter().zip(parts).enumerate() {
             match seg {
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
                 Segment::Param(name) => {
                     params.insert(name.clone(), percent_decode(part, false));
+                }
+                // Each segment decoded on its own, then joined: an encoded
+                // `/` becomes a `/` of the value, and whatever the value
+                // names is the handler's to check (file paths: `files/`).
+                Segment::Rest(name) => {
+                    let decoded: Vec<String> = parts[i..]
+                        .iter()
+                        .map(|p| percent_decode(p, false))
+                        .collect();
+                    params.insert(name.clone(), decoded.join("/"));
                 }
             }
         }
@@ -279,18 +299,33 @@ impl<S: Sync> Router<S> {
         Self::default()
     }
 
-    /// Adds `METHOD pattern`; `{name}` segments capture one path segment.
+    /// Adds `METHOD pattern`; `{name}` segments capture one path segment, a
+    /// last `{name...}` segment the rest of the path (one segment or more).
+    ///
+    /// # Panics
+    /// When `{name...}` is not the last segment: the route table is fixed at
+    /// build time, and every table is built by a test.
     pub fn route(mut self, method: &str, pattern: &str, auth: Auth, handler: Handler<S>) -> Self {
-        let segments = split_path(pattern)
+        let segments: Vec<Segment> = split_path(pattern)
             .into_iter()
             .map(
                 |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => Segment::Param(name.to_owned()),
+                    Some(name) => match name.strip_suffix("...") {
+                        Some(rest) => Segment::Rest(rest.to_owned()),
+                        None => Segment::Param(name.to_owned()),
+                    },
                     None => Segment::Literal(s.to_owned()),
                 },
             )
             .collect();
         let method = method.to_ascii_uppercase();
+        let last = segments.len().saturating_sub(1);
+        assert!(
+            !segments[..last]
+                .iter()
+                .any(|s| matches!(s, Segment::Rest(_))),
+            "{pattern}: a {{name...}} segment must be the last"
+        );
         self.routes.push(Route {
             name: format!("{method} {pattern}"),
             method,
@@ -396,7 +431,7 @@ mod tests {
         w: &'a mut ResponseWriter,
     ) -> BoxFuture<'a, HttpResult> {
         Box::pin(async move {
-            let v = serde_json::json!({ "id": req.param("id"), "user": req.user_id, "q": req.query_param("q") });
+            let v = serde_json::json!({ "id": req.param("id"), "path": req.params.get("path"), "user": req.user_id, "q": req.query_param("q") });
             write_json(w, 200, &v).await
         })
     }
@@ -414,6 +449,12 @@ mod tests {
             .route("GET", "/api/v1/health", Auth::Public, hello)
             .route("GET", "/api/v1/things/{id}", Auth::User, hello)
             .route("POST", "/api/v1/things/{id}/fail", Auth::User, failing)
+            .route(
+                "GET",
+                "/api/v1/things/{id}/files/{path...}",
+                Auth::User,
+                hello,
+            )
     }
 
     async fn run(method: &str, url: &str, user: Option<&str>) -> (u16, serde_json::Value) {
@@ -479,7 +520,7 @@ mod tests {
         assert_eq!(s, 200);
         assert_eq!(
             v,
-            serde_json::json!({"id": "a b", "user": "u1", "q": "x y"})
+            serde_json::json!({"id": "a b", "path": null, "user": "u1", "q": "x y"})
         );
         let (s, _) = run("get", "http://host/api/v1/things/7/", Some("u1")).await;
         assert_eq!(s, 200);
@@ -512,5 +553,77 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb%zz%4", false), "a/b%zz%4");
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("a+b%21", true), "a b!");
+    }
+
+    #[tokio::test]
+    async fn a_last_rest_segment_takes_the_rest_of_the_path() {
+        let path = |url: &'static str| async move {
+            let (s, v) = run("GET", url, Some("u")).await;
+            assert_eq!(v["id"], "7", "{url}");
+            (s, v["path"].as_str().map(str::to_owned))
+        };
+        assert_eq!(
+            path("/api/v1/things/7/files/src/main.rs").await,
+            (200, Some("src/main.rs".into()))
+        );
+        assert_eq!(
+            path("/api/v1/things/7/files/dir%20with%20space/a%2Fb.txt?x=1").await,
+            (200, Some("dir with space/a/b.txt".into()))
+        );
+        assert_eq!(
+            path("/api/v1/things/7/files/one/").await,
+            (200, Some("one".into()))
+        );
+        // At least one segment: the bare prefix is another route's (none here).
+        assert_eq!(run("GET", "/api/v1/things/7/files", Some("u")).await.0, 404);
+        assert_eq!(
+            run("GET", "/api/v1/things/7/files/", Some("u")).await.0,
+            404
+        );
+    }
+
+    /// Decoding a segment may produce `..`, `/` or a leading `/`: the value
+    /// reaches the handler as decoded, and the file rules refuse it there.
+    #[tokio::test]
+    async fn decoded_traversal_is_refused_by_the_file_rules() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(tmp.path().join("secret.txt"), "secret").unwrap();
+        for (url, decoded, refusal) in [
+            ("..%2F..%2Fsecret.txt", "../../secret.txt", "ParentSegment"),
+            (
+                "src/..%2F..%2Fsecret.txt",
+                "src/../../secret.txt",
+                "ParentSegment",
+            ),
+            ("%2e%2e/secret.txt", "../secret.txt", "ParentSegment"),
+            ("%2E%2E%2fsecret.txt", "../secret.txt", "ParentSegment"),
+            ("%2Fetc%2Fpasswd", "/etc/passwd", "Absolute"),
+            ("%2F%2Fetc/passwd", "//etc/passwd", "Absolute"),
+            ("src%00/x", "src\0/x", "NulByte"),
+            // Decoded once only: what stays encoded is a literal name.
+            (
+                "%252e%252e%252fsecret.txt",
+                "%2e%2e%2fsecret.txt",
+                "NotFound",
+            ),
+        ] {
+            let url = format!("/api/v1/things/7/files/{url}");
+            let (s, v) = run("GET", &url, Some("u")).await;
+            let got = v["path"].as_str().unwrap();
+            assert_eq!((s, got), (200, decoded));
+            let refused = crate::files::resolve(&root, got).unwrap_err();
+            assert!(
+                format!("{refused:?}").starts_with(refusal),
+                "{url}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "must be the last")]
+    fn a_rest_segment_elsewhere_is_a_programming_error() {
+        let _ = Router::<State>::new().route("GET", "/a/{rest...}/b", Auth::User, hello);
     }
 }
