@@ -93,6 +93,12 @@ impl App {
         App::new(std::env::var(DIAGNOSTICS_ENV).is_ok_and(|v| v == "1"))
     }
 
+    /// The HTTP routes (`openapi.json` is held equal to them).
+    #[cfg(test)]
+    pub(crate) fn router(&self) -> &Router<App> {
+        &self.router
+    }
+
     /// The current configuration (a snapshot; a later change does not alter it).
     pub fn config(&self) -> Arc<Config> {
         self.config

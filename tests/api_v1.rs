@@ -405,6 +405,13 @@ fn request_for(
             answer,
             json!({"decision": "approve", "updated_input": {"content": "y"}}),
         ),
+        Action::Files => ("GET", format!("{s}/files"), Value::Null),
+        Action::File => ("GET", format!("{s}/files/{file}"), Value::Null),
+        Action::EditFile => (
+            "POST",
+            format!("{s}/files/new-{file}"),
+            json!({"content": "a person's own edit"}),
+        ),
         Action::Start => (
             "POST",
             SESSIONS.to_owned(),
@@ -413,8 +420,6 @@ fn request_for(
         // Not routes of their own: help is /claude only, the dialogs open from card buttons
         // (the API takes their submissions), health is public.
         Action::Help
-        | Action::Files
-        | Action::File
         | Action::DenyWithReason
         | Action::EditAndApprove
         | Action::Health

@@ -71,6 +71,26 @@ async fn walk(h: &Harness, users: &[&str], who: WhoCanApprove, cells: &mut Vec<S
         }
         cells.push(format!("{u} {:?} {who:?}", Action::Metrics));
     }
+    // A person's own file edit: a REST route of its own (approvers only).
+    let (_, list) = h
+        .http_method("GET", "/api/v1/sessions", OWNER, Value::Null)
+        .await;
+    let sid = list["sessions"][0]["id"].as_str().unwrap().to_owned();
+    for &u in users {
+        let url = format!("/api/v1/sessions/{sid}/files/by-{u}-{who:?}.txt");
+        let (status, v) = h
+            .http_method("POST", &url, u, json!({"content": "x"}))
+            .await;
+        let member = is_member(u);
+        match expected(u, Action::EditFile, who) {
+            None => assert_eq!(status, Some(201), "{u} edits a file: {v}"),
+            Some(refusal) if member => {
+                assert_eq!((status, &v["error"]), (Some(403), &json!(refusal)))
+            }
+            Some(_) => assert_eq!(status, Some(404), "{u} is told nothing: {v}"),
+        }
+        cells.push(format!("{u} {:?} {who:?}", Action::EditFile));
+    }
     // Commands that leave the session as it is (the session is live: an allowed start is
     // told the channel has one).
     let commands: [(Action, String); 10] = [

@@ -59,6 +59,9 @@ pub enum Action {
     /// Dialog submissions.
     SubmitDenyReason,
     SubmitEdit,
+    /// A person's own edit of a project file (REST: create, update, delete): it skips the
+    /// approval a tool call would wait on, so it is for approvers.
+    EditFile,
     /// `GET /api/v1/health`.
     Health,
     /// `GET /api/v1/metrics`: the plugin's numbers across every channel.
@@ -67,7 +70,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order README.md lists them.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::Help,
         Action::Start,
         Action::Status,
@@ -88,6 +91,7 @@ impl Action {
         Action::EditAndApprove,
         Action::SubmitDenyReason,
         Action::SubmitEdit,
+        Action::EditFile,
         Action::Health,
         Action::Metrics,
     ];
@@ -165,6 +169,7 @@ impl Action {
             | Action::EditAndApprove
             | Action::SubmitDenyReason
             | Action::SubmitEdit => "answer this session's approval requests",
+            Action::EditFile => "edit this session's project files",
             Action::Health => "ask for the plugin's health",
             Action::Metrics => "read the plugin's metrics",
         }
@@ -227,7 +232,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         ),
         Interrupt | Stop => matches!(role, Role::Owner | Role::Approver | Role::SystemAdmin),
         Mode | Model | Approve | ApproveForSession | Deny | DenyWithReason | EditAndApprove
-        | SubmitDenyReason | SubmitEdit => role == Role::Approver,
+        | SubmitDenyReason | SubmitEdit | EditFile => role == Role::Approver,
     }
 }
 
@@ -280,7 +285,7 @@ mod tests {
     #[test]
     fn the_table() {
         use Action::*;
-        let rows: [(Action, &str); 22] = [
+        let rows: [(Action, &str); 23] = [
             (Help, "xxxxxx"),
             (Start, "..x..."),
             (Status, "xxxx.."),
@@ -301,6 +306,7 @@ mod tests {
             (EditAndApprove, ".x...."),
             (SubmitDenyReason, ".x...."),
             (SubmitEdit, ".x...."),
+            (EditFile, ".x...."),
             (Health, "xxxxxx"),
             (Metrics, "....x."),
         ];

@@ -336,6 +336,22 @@ impl<S: Sync> Router<S> {
         self
     }
 
+    /// Every route as `(METHOD, pattern)`, in the order they were added.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, String)> + '_ {
+        self.routes.iter().map(|r| {
+            let parts: Vec<String> = r
+                .segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => l.clone(),
+                    Segment::Param(name) => format!("{{{name}}}"),
+                    Segment::Rest(name) => format!("{{{name}...}}"),
+                })
+                .collect();
+            (r.method.as_str(), format!("/{}", parts.join("/")))
+        })
+    }
+
     /// Finds the route, applies its auth rule, runs it, writes any error.
     /// Requests without a user id get 401 unless a PUBLIC route matches, so
     /// unauthenticated callers learn nothing about which routes exist.
