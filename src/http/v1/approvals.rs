@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{body, json_of, respond, route, Call};
+use super::{body, handler, json_of, route, Call};
 use crate::app::App;
 use crate::chat::authz::Action;
 use crate::chat::service::{ApiDecision, RequestKey, ServiceError};
@@ -59,36 +59,27 @@ impl AnswerBody {
     }
 }
 
-fn list<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
-    Box::pin(respond(w, async move {
-        let call = Call::new(app, &req)?;
-        let id = req.param("id").to_owned();
-        let (handle, _) = call.session(&id, Action::Status, false).await?;
-        let approvals = call.chat.approvals(handle.id()).await?;
-        Ok((200, json!({ "approvals": json_of(&approvals)? })))
-    }))
-}
+handler!(list, |app, req| {
+    let call = Call::new(app, &req)?;
+    let (handle, _) = call.session(Action::Status, false).await?;
+    let approvals = call.chat.approvals(handle.id()).await?;
+    Ok((200, json!({ "approvals": json_of(&approvals)? })))
+});
 
-fn answer<'a>(
-    app: &'a App,
-    mut req: Request,
-    w: &'a mut ResponseWriter,
-) -> BoxFuture<'a, HttpResult> {
-    Box::pin(respond(w, async move {
-        let call = Call::new(app, &req)?;
-        let b: AnswerBody = body(&mut req).await?;
-        let answer = b.decision().map_err(HttpError::from)?;
-        let key = RequestKey {
-            session_id: req.param("id").to_owned(),
-            request_id: req.param("approval_id").to_owned(),
-        };
-        if call.chat.session_by_id(&key.session_id).is_none() {
-            return Err(ServiceError::UnknownSession(key.session_id).into());
-        }
-        let view = call
-            .chat
-            .answer_approval(&call.config, &call.user, &key, answer)
-            .await?;
-        Ok((200, json_of(&view)?))
-    }))
-}
+handler!(answer, |app, req| {
+    let call = Call::new(app, &req)?;
+    let b: AnswerBody = body(&mut req).await?;
+    let answer = b.decision().map_err(HttpError::from)?;
+    let key = RequestKey {
+        session_id: req.param("id").to_owned(),
+        request_id: req.param("approval_id").to_owned(),
+    };
+    if call.chat.session_by_id(&key.session_id).is_none() {
+        return Err(ServiceError::UnknownSession(key.session_id).into());
+    }
+    let view = call
+        .chat
+        .answer_approval(&call.config, &call.user, &key, answer)
+        .await?;
+    Ok((200, json_of(&view)?))
+});

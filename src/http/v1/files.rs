@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{body, json_of, respond, route, Call};
+use super::{body, handler, json_of, route, Call};
 use crate::app::App;
 use crate::chat::authz::Action;
 use crate::chat::service::FileEdit;
@@ -39,23 +39,26 @@ fn if_match(req: &Request) -> Result<String, HttpError> {
     Ok(tag.to_owned())
 }
 
-fn list<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
-    Box::pin(respond(w, async move {
-        let call = Call::new(app, &req)?;
-        let id = req.param("id").to_owned();
-        let dir = req.query_param("dir").unwrap_or_default();
-        let (_, info) = call.session(&id, Action::Files, false).await?;
-        Ok((200, json_of(&call.chat.list_dir(&info, &dir).await?)?))
-    }))
-}
+handler!(list, |app, req| {
+    let call = Call::new(app, &req)?;
+    let dir = req.query_param("dir").unwrap_or_default();
+    let (_, info) = call.session(Action::Files, false).await?;
+    Ok((200, json_of(&call.chat.list_dir(&info, &dir).await?)?))
+});
 
-fn read<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
-    Box::pin(respond(w, async move {
-        let call = Call::new(app, &req)?;
-        let (id, path) = (req.param("id").to_owned(), req.param("path").to_owned());
-        let (_, info) = call.session(&id, Action::File, false).await?;
-        Ok((200, json_of(&call.chat.read_file(&info, &path).await?)?))
-    }))
+handler!(read, |app, req| {
+    let call = Call::new(app, &req)?;
+    let path = req.param("path").to_owned();
+    let (_, info) = call.session(Action::File, false).await?;
+    Ok((200, json_of(&call.chat.read_file(&info, &path).await?)?))
+});
+
+/// Which edit a route makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EditRoute {
+    Create,
+    Update,
+    Delete,
 }
 
 /// One edit: the body and `If-Match` are read first (bad input changes nothing), then the
@@ -63,80 +66,40 @@ fn read<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<
 async fn edit(
     app: &App,
     mut req: Request,
-    make: fn(Option<String>, Option<String>) -> FileEdit,
-    needs_body: bool,
-    needs_version: bool,
+    route: EditRoute,
 ) -> Result<(u16, serde_json::Value), HttpError> {
     let call = Call::new(app, &req)?;
-    let (id, path) = (req.param("id").to_owned(), req.param("path").to_owned());
-    let content = if needs_body {
-        Some(body::<ContentBody>(&mut req).await?.content)
-    } else {
-        None
+    let path = req.param("path").to_owned();
+    let edit = match route {
+        EditRoute::Create => FileEdit::Create {
+            content: body::<ContentBody>(&mut req).await?.content.into_bytes(),
+        },
+        EditRoute::Update => FileEdit::Update {
+            content: body::<ContentBody>(&mut req).await?.content.into_bytes(),
+            expected: if_match(&req)?,
+        },
+        EditRoute::Delete => FileEdit::Delete {
+            expected: if_match(&req)?,
+        },
     };
-    let expected = if needs_version {
-        Some(if_match(&req)?)
-    } else {
-        None
-    };
-    let (handle, info) = call.session(&id, Action::EditFile, true).await?;
+    let (handle, info) = call.session(Action::EditFile, true).await?;
     let edited = call
         .chat
-        .edit_file((&handle, &info), &call.user, &path, make(content, expected))
+        .edit_file((&handle, &info), &call.user, &path, edit)
         .await?;
-    let status = if needs_body && !needs_version {
-        201
-    } else {
-        200
-    };
+    let status = if route == EditRoute::Create { 201 } else { 200 };
     Ok((status, json_of(&edited)?))
 }
 
-fn create<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
-    Box::pin(respond(
-        w,
-        edit(
-            app,
-            req,
-            |content, _| FileEdit::Create {
-                content: content.unwrap_or_default().into_bytes(),
-            },
-            true,
-            false,
-        ),
-    ))
-}
-
-fn update<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
-    Box::pin(respond(
-        w,
-        edit(
-            app,
-            req,
-            |content, expected| FileEdit::Update {
-                content: content.unwrap_or_default().into_bytes(),
-                expected: expected.unwrap_or_default(),
-            },
-            true,
-            true,
-        ),
-    ))
-}
-
-fn delete<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
-    Box::pin(respond(
-        w,
-        edit(
-            app,
-            req,
-            |_, expected| FileEdit::Delete {
-                expected: expected.unwrap_or_default(),
-            },
-            false,
-            true,
-        ),
-    ))
-}
+handler!(create, |app, req| {
+    edit(app, req, EditRoute::Create).await
+});
+handler!(update, |app, req| {
+    edit(app, req, EditRoute::Update).await
+});
+handler!(delete, |app, req| {
+    edit(app, req, EditRoute::Delete).await
+});
 
 #[cfg(test)]
 mod tests {

@@ -55,6 +55,8 @@ pub(crate) struct Call {
     pub chat: Arc<ChatService>,
     pub config: Arc<Config>,
     pub user: String,
+    /// The route's `{id}` (empty on routes without one).
+    pub id: String,
 }
 
 impl Call {
@@ -66,17 +68,18 @@ impl Call {
             chat,
             config: app.config(),
             user: req.user()?.to_owned(),
+            id: req.param("id").to_owned(),
         })
     }
 
-    /// The session `id` (the route's `{id}`), once the caller passed the gate for `action` on
-    /// it (`counted`: whether the call takes a token of the rate limit).
+    /// The route's session, once the caller passed the gate for `action` on it (`counted`:
+    /// whether the call takes a token of the rate limit).
     pub(crate) async fn session(
         &self,
-        id: &str,
         action: Action,
         counted: bool,
     ) -> Result<(SessionHandle, SessionInfo), HttpError> {
+        let id = self.id.as_str();
         let (handle, info) = self
             .chat
             .session_by_id(id)
@@ -121,6 +124,21 @@ pub(crate) async fn respond(
 pub(crate) fn json_of<T: serde::Serialize>(value: &T) -> Result<Value, HttpError> {
     serde_json::to_value(value).map_err(|e| HttpError::internal(e.to_string()))
 }
+
+/// A route handler: `$body` (an async block over `$app: &App` and `$req: Request`, which it
+/// may read its body from) answers `(status, JSON)`, or an error the router writes.
+macro_rules! handler {
+    ($name:ident, |$app:ident, $req:ident| $body:block) => {
+        fn $name<'a>(
+            $app: &'a App,
+            #[allow(unused_mut)] mut $req: Request,
+            w: &'a mut ResponseWriter,
+        ) -> BoxFuture<'a, HttpResult> {
+            Box::pin(super::respond(w, async move $body))
+        }
+    };
+}
+pub(crate) use handler;
 
 /// Registers a route of this API (all of them need a user).
 pub(crate) fn route(
