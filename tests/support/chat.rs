@@ -428,6 +428,21 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (Option<i64>, Value) {
+        let (status, bytes) = self.http_bytes(method, url, headers, body).await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// As [`Harness::http_raw`], with the answer's bytes as they came (text such as metrics).
+    pub async fn http_bytes(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (Option<i64>, Vec<u8>) {
         let rec = Arc::new(Mutex::new(Recorded::default()));
         let (w, body_id) = (self.id(), self.id());
         self.broker
@@ -445,8 +460,7 @@ impl Harness {
         };
         serve_http(&self.hooks, &args, WAIT).await;
         let r = rec.lock().unwrap();
-        let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        (r.status, v)
+        (r.status, r.body.clone())
     }
 
     pub fn log(&self) -> Vec<(String, Post)> {
