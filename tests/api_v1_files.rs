@@ -235,8 +235,9 @@ async fn list_read_and_the_owners_edits() {
     let third = sha_on_disk(&on_disk);
     assert_eq!(v.1["sha256"], third);
 
-    // Delete from the version read.
-    let v = file_call(&h, "DELETE", &notes, &if_match(&third), "").await;
+    // Delete from the version read (hex in any case).
+    let upper = third.to_uppercase();
+    let v = file_call(&h, "DELETE", &notes, &if_match(&upper), "").await;
     assert_eq!(v, (200, json!({})));
     assert!(!on_disk.exists());
 
@@ -288,6 +289,23 @@ async fn list_read_and_the_owners_edits() {
         file_changes(&h, &sid).await == want
     })
     .await;
+
+    // A file name is text from outside: announced, it notifies no one and links nowhere.
+    let hostile = "@channel [see](https:evil.example) @all.md";
+    let url = format!("{files}/{}", hostile.replace(' ', "%20"));
+    owner_ok(&h, "POST", &url, json!({"content": "x"}), 201).await;
+    assert!(h.project.join(hostile).is_file());
+    let announced = || {
+        h.thread()
+            .into_iter()
+            .find(|p| p.message.contains("evil.example"))
+    };
+    h.wait_for("the hostile name announced", |_| announced().is_some())
+        .await;
+    let line = announced().unwrap().message;
+    for raw in ["@channel", "@all", "](https"] {
+        assert!(!line.contains(raw), "{raw} in {line:?}");
+    }
     h.deactivate().await;
 }
 
@@ -346,6 +364,10 @@ async fn refused_edits_change_nothing() {
         content.clone(),
         404,
     ));
+    let missing = format!("{files}/missing.md");
+    cases.push(("PUT", OWNER, missing.clone(), content.clone(), 404));
+    cases.push(("DELETE", OWNER, missing.clone(), String::new(), 404));
+    cases.push(("GET", OWNER, missing, String::new(), 404));
     cases.push(("POST", OWNER, format!("{files}/big.md"), big.clone(), 413));
     cases.push(("PUT", OWNER, readme_url.clone(), big, 413));
     let unknown = json!({"content": "x", "mode": "plan"}).to_string();
