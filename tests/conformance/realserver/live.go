@@ -99,13 +99,13 @@ func (lt *LiveTap) Mark() int {
 	return len(lt.events)
 }
 
-// Since are the events of one session received after mark, in arrival order.
+// Since are the events of one session ("": of every session) received after mark, in arrival order.
 func (lt *LiveTap) Since(mark int, session string) []LiveEvent {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	var out []LiveEvent
 	for _, e := range lt.events[min(mark, len(lt.events)):] {
-		if e.SessionID == session {
+		if session == "" || e.SessionID == session {
 			out = append(out, e)
 		}
 	}
