@@ -61,6 +61,7 @@ impl App {
                 Auth::User,
                 approval_dialog,
             );
+        router = http::v1::mount(router);
         if diagnostics {
             router = http::diag::mount(router);
         }

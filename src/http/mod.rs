@@ -8,6 +8,7 @@
 //! [`write_error`].
 
 pub mod diag;
+pub mod v1;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +33,8 @@ pub type Handler<S> =
 pub struct HttpError {
     pub status: u16,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 and 503 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl HttpError {
@@ -39,6 +42,7 @@ impl HttpError {
         HttpError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -338,6 +342,9 @@ pub async fn write_error(w: &mut ResponseWriter, e: &HttpError) {
     }
     if e.status >= 500 {
         tracing::error!(status = e.status, "{}", e.message);
+    }
+    if let Some(seconds) = e.retry_after {
+        w.set_header("Retry-After", seconds.to_string());
     }
     let body = serde_json::json!({ "error": e.message, "status": e.status });
     let _ = write_json(w, e.status, &body).await;

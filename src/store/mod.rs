@@ -7,6 +7,7 @@
 //! may lose the last commits, which is acceptable for a chat transcript). Batching is what keeps
 //! 50 busy sessions cheap: one commit per batch instead of one per event.
 
+mod history;
 mod outbox;
 mod processes;
 mod schema;
@@ -18,6 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub use history::HistoryQuery;
 pub use outbox::{OpenTurnPost, OwedKind, OwedPost, PendingPost};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
@@ -118,6 +120,20 @@ pub struct AuditEntry {
     pub action: String,
     pub detail: serde_json::Value,
     pub at: i64,
+}
+
+/// A `messages` row selected as `seq, id, session_id, type, kind, content, event, timestamp`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRecord> {
+    Ok(MessageRecord {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        session_id: r.get(2)?,
+        message_type: r.get(3)?,
+        kind: r.get(4)?,
+        content: r.get(5)?,
+        event: r.get(6)?,
+        timestamp: r.get(7)?,
+    })
 }
 
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -435,18 +451,7 @@ impl Store {
                 "SELECT seq, id, session_id, type, kind, content, event, timestamp
                  FROM messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![session_id, seq, limit], |r| {
-                Ok(MessageRecord {
-                    seq: r.get(0)?,
-                    id: r.get(1)?,
-                    session_id: r.get(2)?,
-                    message_type: r.get(3)?,
-                    kind: r.get(4)?,
-                    content: r.get(5)?,
-                    event: r.get(6)?,
-                    timestamp: r.get(7)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![session_id, seq, limit], message_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await

@@ -1,0 +1,220 @@
+//! Who may act: the roles of an asker resolved from Mattermost's answers and the settings,
+//! the table in [`authz`] asked once ([`ChatService::authorize_action`]), and the gate every
+//! entry point but the card clicks passes ([`ChatService::gate`]).
+
+use std::path::Path;
+
+use super::error::ServiceError;
+use super::{ChatService, SessionInfo, NO_SESSION};
+use crate::chat::authz::{self, Action, Role};
+use crate::config::{Config, WhoCanApprove, WhoCanStart};
+use crate::mattermost::model::{Team, TeamMember};
+
+/// Why [`ChatService::authorize_action`] says no; the text is what the asker sees.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// A channel member asked about the channel's session, and it has none.
+    #[error("{NO_SESSION}")]
+    NoSession,
+    /// The table does not allow it; the text names who may. `member`: whether the asker is a
+    /// member of the channel (someone outside it is not told more than that).
+    #[error("{text}")]
+    NotAllowed { text: String, member: bool },
+}
+
+/// Who asks, and where: what resolving their roles needs.
+pub(crate) struct Asker<'a> {
+    pub user_id: &'a str,
+    pub channel_id: &'a str,
+    /// The team a command was typed in (WhoCanStart's quick path); empty elsewhere.
+    pub team_id: &'a str,
+    /// The channel's session, if it has one.
+    pub session: Option<&'a SessionInfo>,
+}
+
+/// Whether `user_id` counts as a member of `team`: the team the command was run in counts
+/// (quick path, no lookup), otherwise an active (not deleted) membership record of that user
+/// in that team.
+pub(super) fn team_membership_counts(
+    team: &Team,
+    command_team_id: &str,
+    user_id: &str,
+    member: Option<&TeamMember>,
+) -> bool {
+    if team.id.is_empty() {
+        return false;
+    }
+    if team.id == command_team_id {
+        return true;
+    }
+    member.is_some_and(|m| {
+        m.delete_at == 0
+            && (m.team_id.is_empty() || m.team_id == team.id)
+            && (m.user_id.is_empty() || m.user_id == user_id)
+    })
+}
+
+/// Whether `path` (a session's project, canonical when it started) is under an allowed root,
+/// as the root is written or after its symlinks.
+pub(super) fn under_allowed_root(config: &Config, path: &Path) -> bool {
+    config
+        .allowed_project_roots
+        .iter()
+        .any(|r| path.starts_with(r) || std::fs::canonicalize(r).is_ok_and(|c| path.starts_with(c)))
+}
+
+pub(crate) fn outside_roots_text(project: &str) -> String {
+    format!(
+        "This session's project `{project}` is no longer under an allowed project root (an admin changed AllowedProjectRoots)."
+    )
+}
+
+/// Whether a session may not be used for `action` any more: its project left the allowed
+/// roots. Its status, history and stop stay available.
+fn project_left_roots(config: &Config, action: Action, info: &SessionInfo) -> bool {
+    let uses_project = !matches!(
+        action,
+        Action::Help
+            | Action::Start
+            | Action::Status
+            | Action::History
+            | Action::Stop
+            | Action::Health
+    );
+    uses_project && !under_allowed_root(config, Path::new(&info.project_path))
+}
+
+impl ChatService {
+    /// THE gate of commands, thread replies and REST calls, in this order: the table (a
+    /// refusal names who may), the session's project still under an allowed root, then the
+    /// caller's rate limit (`counted` names what is counted; `None`: the call is free, as REST
+    /// reads are). Help costs nothing; a member's question about a channel without a session
+    /// costs a token like any other.
+    pub(crate) async fn gate(
+        &self,
+        config: &Config,
+        action: Action,
+        asker: &Asker<'_>,
+        counted: Option<&'static str>,
+    ) -> Result<(), ServiceError> {
+        let admit = || match counted {
+            Some(what) => self
+                .admit(asker.user_id)
+                .map_err(|retry| ServiceError::RateLimited { what, retry }),
+            None => Ok(()),
+        };
+        match self.authorize_action(config, action, asker).await {
+            Ok(()) => {}
+            Err(Refusal::NoSession) => {
+                admit()?;
+                return Err(ServiceError::NoSession);
+            }
+            Err(Refusal::NotAllowed { text, member }) => {
+                return Err(ServiceError::NotAllowed { text, member })
+            }
+        }
+        if let Some(info) = asker.session {
+            if project_left_roots(config, action, info) {
+                return Err(ServiceError::ProjectLeftRoots(info.project_path.clone()));
+            }
+        }
+        if action == Action::Help {
+            return Ok(());
+        }
+        admit()
+    }
+
+    /// Whether the user is a member of a team WhoCanStart lists. Each name is resolved to its
+    /// id; the command's own team is enough (the channel membership was checked), otherwise
+    /// the user's team membership is asked for. A team that does not exist matches nobody.
+    async fn in_listed_team(&self, who: &WhoCanStart, user_id: &str, team_id: &str) -> bool {
+        for name in who.team_names() {
+            let team = match self.api.get_team_by_name(name).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!("WhoCanStart: team {name:?} not resolved: {e}");
+                    continue;
+                }
+            };
+            if team_membership_counts(&team, team_id, user_id, None) {
+                return true;
+            }
+            let member = self.api.get_team_member(&team.id, user_id).await.ok();
+            if team_membership_counts(&team, team_id, user_id, member.as_ref()) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether WhoCanStart allows the user (by name, or as a member of a listed team).
+    async fn may_start(&self, config: &Config, user_id: &str, team_id: &str) -> bool {
+        let who = &config.who_can_start;
+        if *who == WhoCanStart::Everyone {
+            return true;
+        }
+        let name = self.username(user_id).await;
+        who.allows(&name, &[]) || self.in_listed_team(who, user_id, team_id).await
+    }
+
+    /// Whether Mattermost counts the user as a system admin. A failed call counts as no.
+    pub(crate) async fn is_system_admin(&self, user_id: &str) -> bool {
+        match self.api.has_permission_to(user_id, "manage_system").await {
+            Ok(admin) => admin,
+            Err(e) => {
+                tracing::warn!("HasPermissionTo(manage_system) failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// THE authorization check of every entry point (commands, thread replies, card clicks,
+    /// dialog submissions), before anything is done: the asker's roles are resolved, asking
+    /// Mattermost only what can still change the answer, and the table in [`authz`] decides.
+    pub(crate) async fn authorize_action(
+        &self,
+        config: &Config,
+        action: Action,
+        asker: &Asker<'_>,
+    ) -> Result<(), Refusal> {
+        let approve = config.who_can_approve;
+        let mut roles = vec![Role::Anyone];
+        if authz::allowed(&roles, action, approve) == authz::Decision::Allow {
+            return Ok(());
+        }
+        if self.is_member(asker.channel_id, asker.user_id).await {
+            roles.push(Role::Member);
+            if let Some(info) = asker.session {
+                let owner = info.owner_id == asker.user_id;
+                if owner {
+                    roles.push(Role::Owner);
+                }
+                if owner || approve == WhoCanApprove::Members {
+                    roles.push(Role::Approver);
+                }
+            }
+            if action == Action::Start && self.may_start(config, asker.user_id, asker.team_id).await
+            {
+                roles.push(Role::Starter);
+            }
+            if action.needs_session() && asker.session.is_none() {
+                return Err(Refusal::NoSession);
+            }
+        }
+        let mut decision = authz::allowed(&roles, action, approve);
+        if decision != authz::Decision::Allow
+            && authz::permits(Role::SystemAdmin, action)
+            && self.is_system_admin(asker.user_id).await
+        {
+            roles.push(Role::SystemAdmin);
+            decision = authz::allowed(&roles, action, approve);
+        }
+        match decision {
+            authz::Decision::Allow => Ok(()),
+            authz::Decision::Refuse(text) => Err(Refusal::NotAllowed {
+                text,
+                member: roles.contains(&Role::Member),
+            }),
+        }
+    }
+}

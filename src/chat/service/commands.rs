@@ -1,0 +1,258 @@
+//! `/claude …` and thread replies: parse, pass the gate, run the use case, and word its result
+//! as the ephemeral answer.
+
+use std::sync::Arc;
+
+use super::error::ServiceError;
+use super::sessions::{HistoryPage, SessionView, StartRequest, CONVERSATION_KINDS};
+use super::{state_word, Asker, ChatService, SessionInfo};
+use crate::chat::authz::Action;
+use crate::chat::command::{self, ChatCommand};
+use crate::chat::neutralise;
+use crate::config::Config;
+use crate::mattermost::model::{Any, CommandArgs, CommandResponse, Post};
+use crate::sessions::SessionHandle;
+use crate::store::HistoryQuery;
+
+/// Every answer to a command leaves through here: it echoes paths, arguments and errors, so it
+/// passes the neutraliser like a post.
+pub(super) fn ephemeral(text: impl Into<String>) -> CommandResponse {
+    CommandResponse {
+        response_type: "ephemeral".into(),
+        text: neutralise::text(&text.into()).into_owned(),
+        ..Default::default()
+    }
+}
+
+/// The answer to a successful `/claude start`, for the user who typed it (the channel sees the
+/// thread's root post). The server turns it into one ephemeral post (and repeats it in the
+/// HTTP answer of `commands/execute`, which the webapp does not show). The thread's link goes
+/// through `/_redirect/pl/`, which finds the post's team.
+fn started_answer(where_: &str, site_url: &str, root_id: Option<&str>) -> String {
+    let site = site_url.trim_end_matches('/');
+    match root_id {
+        None => format!(
+            "Claude Code session started in {where_}. The server does not take posts right now: the session's thread appears as soon as it does."
+        ),
+        Some(_) if site.is_empty() => {
+            format!("Session started in {where_}. Reply in its thread to talk to Claude.")
+        }
+        Some(root_id) => format!(
+            "Session started in {where_}. Its thread: {site}/_redirect/pl/{root_id} (reply there to talk to Claude)."
+        ),
+    }
+}
+
+fn status_text(view: &SessionView) -> String {
+    let mut text = format!(
+        "Claude Code session in `{}`: **{}**",
+        view.project_path,
+        state_word(view.state)
+    );
+    if view.queued_prompts > 0 {
+        text.push_str(&format!(" · {} queued prompt(s)", view.queued_prompts));
+    }
+    if view.pending_approvals > 0 {
+        text.push_str(&format!(
+            " · {} approval(s) pending",
+            view.pending_approvals
+        ));
+    }
+    text
+}
+
+/// The last exchanges, one line each, cut at 300 characters.
+fn history_text(page: &HistoryPage) -> String {
+    if page.messages.is_empty() {
+        return "No prompts in this session yet.".into();
+    }
+    let lines: Vec<String> = page
+        .messages
+        .iter()
+        .map(|m| {
+            let who = if m.kind == "prompt" {
+                "**You**"
+            } else {
+                "**Claude**"
+            };
+            let mut t: String = m.text.chars().take(300).collect();
+            if m.text.chars().count() > 300 {
+                t.push('…');
+            }
+            format!("{who}: {}", t.replace('\n', " "))
+        })
+        .collect();
+    lines.join("\n")
+}
+
+impl ChatService {
+    /// `/claude …`: the gate, then the command.
+    pub async fn execute(self: &Arc<Self>, config: &Config, args: &CommandArgs) -> CommandResponse {
+        // Usage errors are static text about the command itself: they touch no channel or
+        // session, so they need neither a role nor a token.
+        let cmd = match command::parse(&args.command) {
+            Ok(c) => c,
+            Err(e) => return ephemeral(e.to_string()),
+        };
+        let session = self.session_of_channel(&args.channel_id);
+        let asker = Asker {
+            user_id: &args.user_id,
+            channel_id: &args.channel_id,
+            team_id: &args.team_id,
+            session: session.as_ref().map(|(_, info)| info),
+        };
+        if let Err(e) = self
+            .gate(config, Action::of_command(&cmd), &asker, Some("commands"))
+            .await
+        {
+            return ephemeral(e.to_string());
+        }
+        // What the owner or an approver may do acts on the session the check was made for
+        // (never on one started in the channel since).
+        let checked = session.as_ref().map(|(h, i)| (h, i));
+        match self.command(config, args, cmd, checked).await {
+            Ok(text) => ephemeral(text),
+            Err(e) => ephemeral(e.to_string()),
+        }
+    }
+
+    async fn command(
+        self: &Arc<Self>,
+        config: &Config,
+        args: &CommandArgs,
+        cmd: ChatCommand,
+        checked: Option<(&SessionHandle, &SessionInfo)>,
+    ) -> Result<String, ServiceError> {
+        let session = || checked.ok_or(ServiceError::NoSession);
+        let user = args.user_id.as_str();
+        Ok(match cmd {
+            ChatCommand::Help => command::help_text(),
+            ChatCommand::Start { path, model, mode } => {
+                let request = StartRequest {
+                    channel_id: &args.channel_id,
+                    user_id: user,
+                    path: &path,
+                    model,
+                    mode,
+                };
+                let started = self.start(config, request).await?;
+                started_answer(
+                    &started.shown_path,
+                    &args.site_url,
+                    started.root_id.as_deref(),
+                )
+            }
+            ChatCommand::Status => {
+                let (h, info) = session()?;
+                status_text(&self.view(h, info).await?)
+            }
+            ChatCommand::Ask { prompt } => {
+                let max = config.max_concurrent_sessions as usize;
+                self.prompt(session()?, user, &prompt, max).await?;
+                String::new()
+            }
+            ChatCommand::Interrupt => {
+                self.interrupt(session()?.0, user).await?;
+                "Interrupted: the current turn was stopped.".into()
+            }
+            ChatCommand::Stop => {
+                self.stop(session()?.0, user).await?;
+                "Claude Code session stopped. A new prompt resumes the conversation.".into()
+            }
+            ChatCommand::Mode(m) => {
+                self.set_mode(session()?.0, m, user).await?;
+                format!("Permission mode set to `{}`", m.as_str())
+            }
+            ChatCommand::Model(m) => {
+                self.set_model(session()?.0, &m, user).await?;
+                format!("Model set to `{m}`")
+            }
+            ChatCommand::History => {
+                let query = HistoryQuery {
+                    before: None,
+                    limit: 20,
+                    text: None,
+                    kinds: CONVERSATION_KINDS,
+                };
+                history_text(&self.history(session()?.0.id(), query).await?)
+            }
+            ChatCommand::ContextThread { permalink } => {
+                let link = permalink.unwrap_or_else(|| args.root_id.clone());
+                let limit = config.max_context_bytes;
+                self.context_thread(session()?.0, user, &link, limit)
+                    .await?
+            }
+            ChatCommand::ContextFile { path } => {
+                self.context_file(session()?, &path, config.max_context_bytes)
+                    .await?
+            }
+            ChatCommand::Files { dir } => self.files_text(session()?.1, dir.as_deref()).await?,
+            ChatCommand::File { path } => self.file_text(session()?.1, &path).await?,
+        })
+    }
+
+    /// MessageHasBeenPosted: a reply in a session's thread is a prompt.
+    pub async fn on_post(&self, post: &Post, config: &Config) {
+        if post.root_id.is_empty() || post.user_id.is_empty() || post.user_id == self.bot_id {
+            return;
+        }
+        let flagged = |key: &str| {
+            post.props.as_ref().is_some_and(|p| {
+                matches!(p.get(key), Some(Any::String(s)) if s == "true")
+                    || matches!(p.get(key), Some(Any::Bool(true)))
+            })
+        };
+        if flagged("from_bot") || flagged("from_plugin") || flagged("from_webhook") {
+            return;
+        }
+        // A reply in the thread of the channel's current session (not of an older one).
+        let current = self.state.lock().ok().and_then(|st| {
+            let session_id = st.by_root.get(&post.root_id)?;
+            (st.by_channel.get(&post.channel_id) == Some(session_id))
+                .then(|| st.sessions.get(session_id).cloned())
+                .flatten()
+                .map(|info| (session_id.clone(), info))
+        });
+        let Some((session_id, info)) = current else {
+            return;
+        };
+        let Some(handle) = self.engine.get(&session_id) else {
+            return;
+        };
+        if post.message.trim().is_empty() {
+            return;
+        }
+        let asker = Asker {
+            user_id: &post.user_id,
+            channel_id: &post.channel_id,
+            team_id: "",
+            session: Some(&info),
+        };
+        let max = config.max_concurrent_sessions as usize;
+        let answer = match self
+            .gate(config, Action::Prompt, &asker, Some("prompts"))
+            .await
+        {
+            Ok(()) => self
+                .prompt((&handle, &info), &post.user_id, &post.message, max)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = answer {
+            let _ = self
+                .poster
+                .send_ephemeral(
+                    &post.user_id,
+                    Post {
+                        user_id: self.bot_id.clone(),
+                        channel_id: post.channel_id.clone(),
+                        root_id: post.root_id.clone(),
+                        message: e.to_string(),
+                        ..Default::default()
+                    },
+                )
+                .await;
+        }
+    }
+}

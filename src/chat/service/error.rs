@@ -1,0 +1,193 @@
+//! [`ServiceError`]: why a use case of the service did not happen, for every caller alike. Its
+//! Display is the text a person reads (the `/claude` answer, the click's ephemeral message, the
+//! REST error body); [`ServiceError::status`] is the one mapping to HTTP statuses.
+
+use super::{at_the_limit, outside_roots_text, NO_SESSION};
+use crate::files::PathError;
+use crate::ratelimit::RetryAfter;
+use crate::sessions::{EngineError, SessionError};
+use crate::store::StoreError;
+
+/// A byte count for people: `812 B`, `64 KB`, `9.0 MB`.
+pub(crate) fn size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b / 1024),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The channel has no session (commands, thread replies).
+    #[error("{NO_SESSION}")]
+    NoSession,
+    /// No session by that id that the caller may see (REST): existence is not told.
+    #[error("No Claude Code session {0} that you can see")]
+    UnknownSession(String),
+    /// The authorization table refuses; the text names who may. `member`: whether the caller
+    /// is a member of the session's channel (REST tells others no more than "not found").
+    #[error("{text}")]
+    NotAllowed { text: String, member: bool },
+    /// `what` names what was counted: commands, prompts, requests.
+    #[error("Slow down: too many {what}. Try again in {} s.", .retry.seconds())]
+    RateLimited {
+        what: &'static str,
+        retry: RetryAfter,
+    },
+    #[error("{}", at_the_limit(*.0))]
+    AtTheLimit(usize),
+    #[error("A session is already being started in this channel.")]
+    StartInProgress,
+    #[error("This channel's session is being started: try again in a moment.")]
+    ResumeInProgress,
+    #[error("This channel already has a session (in `{0}`). Stop it with `/claude stop` first.")]
+    AlreadyRunning(String),
+    #[error(transparent)]
+    ProjectPath(#[from] ProjectPathError),
+    /// The session's project left AllowedProjectRoots: only status, history and stop remain.
+    #[error("{} Start a session in an allowed project.", outside_roots_text(.0))]
+    ProjectLeftRoots(String),
+    #[error("Claude Code could not start: {0}")]
+    Start(#[source] EngineError),
+    #[error("The session's thread could not be created: {0}")]
+    Thread(#[source] StoreError),
+    #[error("Claude could not take the prompt: {0}")]
+    Prompt(#[source] SessionError),
+    #[error("Nothing to interrupt: {0}")]
+    Interrupt(#[source] SessionError),
+    #[error("Could not stop the session: {0}")]
+    Stop(#[source] SessionError),
+    #[error("Could not change the permission mode: {0}")]
+    Mode(#[source] SessionError),
+    #[error("Could not change the model: {0}")]
+    Model(#[source] SessionError),
+    #[error("Claude Code session in `{0}`: {1}")]
+    Status(String, #[source] SessionError),
+    #[error("The session's records could not be read: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("This session no longer exists.")]
+    SessionGone,
+    #[error("This request is no longer pending.")]
+    NotPending,
+    #[error("This request was already answered.")]
+    AlreadyAnswered,
+    #[error("Claude Code is no longer waiting for this decision.")]
+    Withdrawn,
+    #[error("The decision could not be delivered: {0}")]
+    Deliver(#[source] SessionError),
+    #[error("{0}")]
+    BadDecision(String),
+    /// A lock was poisoned by a panic elsewhere: the request cannot be served safely.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ServiceError {
+    /// The HTTP status of the error, for REST callers.
+    pub fn status(&self) -> u16 {
+        use ServiceError::*;
+        match self {
+            NoSession | UnknownSession(_) | SessionGone => 404,
+            NotAllowed { member: false, .. } => 404,
+            NotAllowed { .. } | ProjectLeftRoots(_) => 403,
+            RateLimited { .. } => 429,
+            AtTheLimit(_) => 503,
+            StartInProgress | ResumeInProgress | AlreadyRunning(_) | NotPending
+            | AlreadyAnswered | Withdrawn => 409,
+            Prompt(e) | Interrupt(e) | Stop(e) | Mode(e) | Model(e) => session_status(e),
+            ProjectPath(_) | BadDecision(_) => 400,
+            Context(e) => e.status(),
+            Path(e) => path_status(e),
+            Start(_) | Thread(_) | Status(..) | Store(_) | Deliver(_) | Internal => 500,
+        }
+    }
+
+    /// Seconds a rate-limited caller should wait (the `Retry-After` header).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ServiceError::RateLimited { retry, .. } => Some(retry.seconds()),
+            _ => None,
+        }
+    }
+}
+
+/// A refused session command is a conflict with the session's state; a broken session is ours.
+fn session_status(e: &SessionError) -> u16 {
+    match e {
+        SessionError::Illegal(_)
+        | SessionError::NoProcess
+        | SessionError::UnknownApproval(_)
+        | SessionError::Refused(_) => 409,
+        SessionError::EmptyDenyMessage => 400,
+        _ => 500,
+    }
+}
+
+pub(crate) fn path_status(e: &PathError) -> u16 {
+    match e {
+        PathError::NotFound { .. } => 404,
+        PathError::RootUnavailable { .. } | PathError::Io { .. } => 500,
+        _ => 400,
+    }
+}
+
+/// Why a start's project path was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectPathError {
+    #[error("`{0}` is not under an allowed project root")]
+    Outside(String),
+    #[error("`{0}` does not exist")]
+    Missing(String),
+    #[error("`{0}` cannot be opened: {1}")]
+    Unreadable(String, #[source] std::io::Error),
+    #[error("`{0}` is not a directory")]
+    NotADirectory(String),
+}
+
+/// Why a thread or a file could not be added as context.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("Name the thread: `/claude context thread <permalink or post id>`.")]
+    ThreadNotNamed,
+    #[error("The thread `{0}` cannot be found.")]
+    ThreadNotFound(String),
+    #[error("The thread `{0}` is empty.")]
+    ThreadEmpty(String),
+    #[error("You cannot read the channel of that thread.")]
+    CannotReadThread,
+    #[error("`{0}` is binary: it cannot be added as context.")]
+    Binary(String),
+    #[error("`{path}` is too large to add as context ({}).", size(*.bytes as usize))]
+    TooLarge { path: String, bytes: u64 },
+    #[error("Name a thread or a file, not both.")]
+    ThreadOrFile,
+}
+
+impl ContextError {
+    fn status(&self) -> u16 {
+        match self {
+            ContextError::ThreadNotFound(_) | ContextError::ThreadEmpty(_) => 404,
+            ContextError::CannotReadThread => 403,
+            ContextError::TooLarge { .. } => 413,
+            ContextError::ThreadNotNamed | ContextError::Binary(_) | ContextError::ThreadOrFile => {
+                400
+            }
+        }
+    }
+}
+
+impl From<super::authorize::Refusal> for ServiceError {
+    fn from(r: super::authorize::Refusal) -> Self {
+        match r {
+            super::authorize::Refusal::NoSession => ServiceError::NoSession,
+            super::authorize::Refusal::NotAllowed { text, member } => {
+                ServiceError::NotAllowed { text, member }
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Opening and recovery: the data directory, the signing secret, the sessions and threads of
+//! the previous run, the cards it left open, and the sessions a saved AllowedProjectRoots no
+//! longer allows.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::authorize::under_allowed_root;
+use super::{outside_roots_text, ChatService, OpenError, SessionInfo};
+use super::{DATA_SUBDIRECTORY, DEFAULT_DATA_DIRECTORY, SIGNING_SECRET_KEY};
+use crate::chat::card::{self, ActionSigner};
+use crate::chat::outbox;
+use crate::chat::stream;
+use crate::config::Config;
+use crate::mattermost::api::Api;
+use crate::mattermost::model::Post;
+use crate::mattermost::server_config;
+use crate::store::{ApprovalRecord, OwedKind, OwedPost};
+
+/// DataDirectory when the setting is empty: `<FileSettings.Directory>/claude-code` if the
+/// server tells its file store directory, else [`DEFAULT_DATA_DIRECTORY`].
+pub(super) async fn default_data_directory(api: &Api) -> PathBuf {
+    match api.get_config_value().await {
+        Ok(config) => match server_config::file_settings_directory(&config) {
+            Some(dir) => Path::new(&dir).join(DATA_SUBDIRECTORY),
+            None => PathBuf::from(DEFAULT_DATA_DIRECTORY),
+        },
+        Err(e) => {
+            tracing::warn!(
+                "GetConfig failed, DataDirectory defaults to {DEFAULT_DATA_DIRECTORY}: {e}"
+            );
+            PathBuf::from(DEFAULT_DATA_DIRECTORY)
+        }
+    }
+}
+
+impl ChatService {
+    /// Stops every session whose project is not under an allowed root of `config`, and says
+    /// why in its thread. Sessions that have no process are left as they are: commands refuse
+    /// to use them (see [`project_refusal`]).
+    pub(super) async fn stop_outside_roots(&self, config: &Config) {
+        let outside: Vec<(String, SessionInfo)> = self
+            .state
+            .lock()
+            .map(|st| {
+                st.sessions
+                    .iter()
+                    .filter(|(_, info)| !under_allowed_root(config, Path::new(&info.project_path)))
+                    .map(|(id, info)| (id.clone(), info.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, info) in outside {
+            let Some(handle) = self.engine.get(&id) else {
+                continue;
+            };
+            if !handle.status().await.is_ok_and(|s| s.state.has_process()) {
+                continue;
+            }
+            if let Err(e) = handle.stop("plugin-settings").await {
+                tracing::warn!(
+                    session = handle.id(),
+                    "stopping a session outside the allowed roots failed: {e}"
+                );
+                continue;
+            }
+            tracing::info!(
+                session = handle.id(),
+                "stopped: its project is no longer under an allowed project root"
+            );
+            let post = Post {
+                user_id: self.bot_id.clone(),
+                channel_id: info.channel_id.clone(),
+                root_id: info.root_id.clone(),
+                message: format!("{} It was stopped.", outside_roots_text(&info.project_path)),
+                ..Default::default()
+            };
+            // Owed through the outbox, in the session's thread: delivered however long the
+            // server takes.
+            let key = format!("reply:{}", uuid::Uuid::new_v4().simple());
+            let owed = OwedPost {
+                root_key: Some(outbox::root_key(handle.id())),
+                closed: true,
+                ..outbox::owed(key, OwedKind::Reply, handle.id(), &post)
+            };
+            if let Err(e) = self.outbox.put(owed).await {
+                tracing::warn!("telling a channel its session stopped failed: {e}");
+            }
+        }
+    }
+
+    pub(super) async fn signing_secret(api: &Api) -> Result<String, OpenError> {
+        for _ in 0..3 {
+            if let Some(v) = api
+                .kv_get(SIGNING_SECRET_KEY)
+                .await?
+                .filter(|v| !v.is_empty())
+            {
+                return String::from_utf8(v).map_err(|_| OpenError::SecretNotText);
+            }
+            let fresh = ActionSigner::generate_secret()?;
+            // Another node may win the race; then its secret is read back.
+            if api
+                .kv_compare_and_set(SIGNING_SECRET_KEY, None, Some(fresh.clone().into_bytes()))
+                .await?
+            {
+                return Ok(fresh);
+            }
+        }
+        Err(OpenError::SecretRace)
+    }
+
+    pub(super) async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
+        let recovered = self.engine.recover_from_store().await?;
+        let store = self.engine.store();
+        let roots: HashMap<String, String> = store.root_posts().await?.into_iter().collect();
+        // Threads made before the outbox are known to it, so their posts can name their root.
+        for (session_id, root_id) in &roots {
+            store
+                .outbox_adopt(
+                    &outbox::root_key(session_id),
+                    OwedKind::Root,
+                    session_id,
+                    root_id,
+                )
+                .await?;
+        }
+        let cut = stream::close_cut_turns(&self.outbox, &self.bot_id).await?;
+        if cut > 0 {
+            tracing::info!("{cut} turn(s) were cut by the end of the previous run; their posts are closed with what the transcript holds");
+        }
+        if let Err(e) = store.outbox_prune().await {
+            tracing::warn!("forgetting old delivered posts failed: {e}");
+        }
+        let worker = tokio::spawn(self.outbox.clone().run());
+        if let Ok(mut w) = self.outbox_worker.lock() {
+            *w = Some(worker);
+        }
+        for record in store.sessions().await? {
+            let Some(root_id) = roots.get(&record.id).cloned() else {
+                continue;
+            };
+            let info = SessionInfo {
+                channel_id: record.channel_id.clone(),
+                owner_id: record.owner_id.clone(),
+                project_path: record.project_path.clone(),
+                root_id,
+            };
+            if let Some(handle) = self.engine.get(&record.id) {
+                self.track(&handle, info);
+            }
+        }
+        if !recovered.withdrawn.is_empty() {
+            tracing::info!(
+                "{} approval request(s) were left pending by the previous run; their cards are closed",
+                recovered.withdrawn.len()
+            );
+        }
+        // In the background: activation does not wait on posts the server may be slow to serve.
+        let svc = Arc::clone(self);
+        tokio::spawn(async move { svc.close_open_cards().await });
+        Ok(())
+    }
+
+    /// Cards still showing buttons for requests that are over (the previous run ended before it
+    /// closed them, or the requests were left pending and withdrawn at recovery) get their
+    /// outcome in place of the buttons. A card that cannot be updated now stays recorded as
+    /// open, so the next activation tries again.
+    pub(super) async fn close_open_cards(&self) {
+        let open = match self.engine.store().open_cards_of_decided_approvals().await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!("listing the cards left open failed: {e}");
+                return;
+            }
+        };
+        for (post_id, approval) in open {
+            // The card as last owed; one posted before the outbox is read from the server.
+            let owed = match self
+                .engine
+                .store()
+                .outbox_open_card(&approval.request_id)
+                .await
+            {
+                Ok(owed) => owed,
+                Err(e) => {
+                    tracing::warn!(request = %approval.request_id, "reading a card left open failed: {e}");
+                    continue;
+                }
+            };
+            let post = match (owed, post_id) {
+                (Some((_, json)), _) => outbox::post_of_json(&json),
+                (None, Some(post_id)) => match self.adopt_card(&approval, &post_id).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(request = %approval.request_id, "reading a card left open failed: {e}");
+                        continue;
+                    }
+                },
+                (None, None) => continue,
+            };
+            let Some((_, _, att)) = card::pending_card(&post) else {
+                // Already without buttons (the server applied a click's update).
+                let _ = self
+                    .engine
+                    .store()
+                    .close_approval_card(&approval.request_id)
+                    .await;
+                continue;
+            };
+            let outcome = self.stored_outcome(&approval).await;
+            let closed = Post {
+                props: card::card_props(card::decided_attachment(&att, &outcome)),
+                ..post
+            };
+            let owed = OwedPost {
+                root_key: (closed.id.is_empty()).then(|| outbox::root_key(&approval.session_id)),
+                request_id: Some(approval.request_id.clone()),
+                closed: true,
+                ..outbox::owed(
+                    outbox::card_key(&approval.request_id),
+                    OwedKind::Card,
+                    &approval.session_id,
+                    &closed,
+                )
+            };
+            self.put_closed_card(&approval.request_id, owed).await;
+        }
+    }
+
+    /// A card posted before the outbox, read from the server and made known to the outbox.
+    pub(super) async fn adopt_card(
+        &self,
+        approval: &ApprovalRecord,
+        post_id: &str,
+    ) -> Result<Post, crate::mattermost::api::ApiError> {
+        let post = self.api.get_post(post_id).await?;
+        let key = outbox::card_key(&approval.request_id);
+        if let Err(e) = self
+            .engine
+            .store()
+            .outbox_adopt(&key, OwedKind::Card, &approval.session_id, post_id)
+            .await
+        {
+            tracing::warn!(request = %approval.request_id, "recording a card in the outbox failed: {e}");
+        }
+        Ok(post)
+    }
+
+    /// How a card shows a stored decision.
+    pub(super) async fn stored_outcome(&self, approval: &ApprovalRecord) -> card::Decision {
+        let decision = approval.decision.as_deref().unwrap_or_default();
+        let by = match approval.decided_by.as_deref() {
+            Some(id) => self
+                .api
+                .get_user(id)
+                .await
+                .map(|u| u.username)
+                .unwrap_or_else(|_| id.to_owned()),
+            None => String::new(),
+        };
+        let at = approval.decided_at.unwrap_or_default() / 1000;
+        match decision {
+            "expired" => card::Decision::Expired,
+            "allow" | "allow_with_input" | "allow_for_session" if !by.is_empty() => {
+                card::Decision::Approved {
+                    by,
+                    at,
+                    for_session: decision == "allow_for_session",
+                    edited: decision == "allow_with_input",
+                }
+            }
+            "deny" | "deny_and_interrupt" if !by.is_empty() => card::Decision::Denied {
+                by,
+                at,
+                reason: approval.reason.clone(),
+            },
+            _ => card::Decision::Cancelled,
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `/api/v1/sessions…`: list, start, show, stop, prompt, interrupt, mode, model, context and
+//! history.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{body, json_of, respond, route, Call};
+use crate::app::App;
+use crate::chat::authz::Action;
+use crate::chat::command::is_valid_model_name;
+use crate::chat::service::{Asker, ContextError, ServiceError, StartRequest, HISTORY_KINDS};
+use crate::claude::PermissionMode;
+use crate::http::{BoxFuture, HttpError, HttpResult, Request, Router};
+use crate::mattermost::http::ResponseWriter;
+use crate::store::HistoryQuery;
+
+/// Most history entries one page holds.
+const MAX_HISTORY_PAGE: usize = 200;
+
+pub(super) fn mount(router: Router<App>) -> Router<App> {
+    let r = route(router, "GET", "/api/v1/sessions", list);
+    let r = route(r, "POST", "/api/v1/sessions", create);
+    let r = route(r, "GET", "/api/v1/sessions/{id}", show);
+    let r = route(r, "DELETE", "/api/v1/sessions/{id}", stop);
+    let r = route(r, "POST", "/api/v1/sessions/{id}/prompt", prompt);
+    let r = route(r, "POST", "/api/v1/sessions/{id}/interrupt", interrupt);
+    let r = route(r, "PUT", "/api/v1/sessions/{id}/mode", mode);
+    let r = route(r, "PUT", "/api/v1/sessions/{id}/model", model);
+    let r = route(r, "POST", "/api/v1/sessions/{id}/context", context);
+    route(r, "GET", "/api/v1/sessions/{id}/history", history)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    channel_id: String,
+    project_path: String,
+    model: Option<String>,
+    mode: Option<PermissionMode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptBody {
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeBody {
+    mode: PermissionMode,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelBody {
+    model: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextBody {
+    thread: Option<String>,
+    file: Option<String>,
+}
+
+fn valid_model(model: &str) -> Result<(), HttpError> {
+    if is_valid_model_name(model) {
+        Ok(())
+    } else {
+        Err(HttpError::bad_request(format!(
+            "`{model}` is not a model name: use an alias or a model id, e.g. sonnet or claude-opus-4-1"
+        )))
+    }
+}
+
+fn list<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let views = call.chat.visible_sessions(&call.config, &call.user).await?;
+        Ok((200, json!({ "sessions": json_of(&views)? })))
+    }))
+}
+
+fn create<'a>(
+    app: &'a App,
+    mut req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let b: CreateBody = body(&mut req).await?;
+        if let Some(m) = &b.model {
+            valid_model(m)?;
+        }
+        let current = call.chat.session_of_channel(&b.channel_id);
+        let asker = Asker {
+            user_id: &call.user,
+            channel_id: &b.channel_id,
+            team_id: "",
+            session: current.as_ref().map(|(_, info)| info),
+        };
+        call.chat
+            .gate(&call.config, Action::Start, &asker, Some("requests"))
+            .await
+            // Naming a channel one is not in is answered as the table words it.
+            .map_err(|e| match e {
+                ServiceError::NotAllowed { text, .. } => HttpError::new(403, text),
+                e => HttpError::from(e),
+            })?;
+        let request = StartRequest {
+            channel_id: &b.channel_id,
+            user_id: &call.user,
+            path: &b.project_path,
+            model: b.model,
+            mode: b.mode,
+        };
+        let started = call.chat.start(&call.config, request).await?;
+        let (handle, info) = call
+            .chat
+            .session_by_id(started.handle.id())
+            .ok_or(ServiceError::SessionGone)?;
+        Ok((201, json_of(&call.chat.view(&handle, &info).await?)?))
+    }))
+}
+
+fn show<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let (handle, info) = call.session(&id, Action::Status, false).await?;
+        Ok((200, json_of(&call.chat.view(&handle, &info).await?)?))
+    }))
+}
+
+fn stop<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let (handle, info) = call.session(&id, Action::Stop, true).await?;
+        call.chat.stop(&handle, &call.user).await?;
+        Ok((200, json_of(&call.chat.view(&handle, &info).await?)?))
+    }))
+}
+
+fn prompt<'a>(
+    app: &'a App,
+    mut req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let b: PromptBody = body(&mut req).await?;
+        if b.text.trim().is_empty() {
+            return Err(HttpError::bad_request("the prompt is empty"));
+        }
+        let (handle, info) = call.session(&id, Action::Prompt, true).await?;
+        let max = call.config.max_concurrent_sessions as usize;
+        let prompt_id = call
+            .chat
+            .prompt((&handle, &info), &call.user, &b.text, max)
+            .await?;
+        Ok((202, json!({ "prompt_id": prompt_id })))
+    }))
+}
+
+fn interrupt<'a>(
+    app: &'a App,
+    req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let (handle, _) = call.session(&id, Action::Interrupt, true).await?;
+        call.chat.interrupt(&handle, &call.user).await?;
+        Ok((200, json!({})))
+    }))
+}
+
+fn mode<'a>(
+    app: &'a App,
+    mut req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let b: ModeBody = body(&mut req).await?;
+        let (handle, info) = call.session(&id, Action::Mode, true).await?;
+        call.chat.set_mode(&handle, b.mode, &call.user).await?;
+        Ok((200, json_of(&call.chat.view(&handle, &info).await?)?))
+    }))
+}
+
+fn model<'a>(
+    app: &'a App,
+    mut req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let b: ModelBody = body(&mut req).await?;
+        valid_model(&b.model)?;
+        let (handle, info) = call.session(&id, Action::Model, true).await?;
+        call.chat.set_model(&handle, &b.model, &call.user).await?;
+        Ok((200, json_of(&call.chat.view(&handle, &info).await?)?))
+    }))
+}
+
+fn context<'a>(
+    app: &'a App,
+    mut req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let b: ContextBody = body(&mut req).await?;
+        let limit = call.config.max_context_bytes;
+        let message = match (b.thread, b.file) {
+            (Some(link), None) => {
+                let (handle, _) = call.session(&id, Action::ContextThread, true).await?;
+                call.chat
+                    .context_thread(&handle, &call.user, &link, limit)
+                    .await?
+            }
+            (None, Some(path)) => {
+                let (handle, info) = call.session(&id, Action::ContextFile, true).await?;
+                call.chat
+                    .context_file((&handle, &info), &path, limit)
+                    .await?
+            }
+            _ => return Err(ServiceError::from(ContextError::ThreadOrFile).into()),
+        };
+        Ok((200, json!({ "message": message })))
+    }))
+}
+
+fn history<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let limit: usize = req.query_num("limit", 50)?;
+        if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+            return Err(HttpError::bad_request(format!(
+                "limit must be between 1 and {MAX_HISTORY_PAGE}"
+            )));
+        }
+        let before = req
+            .query_param("before")
+            .map(|_| req.query_num("before", 0i64))
+            .transpose()?;
+        let text = req.query_param("q").filter(|q| !q.trim().is_empty());
+        let (handle, _) = call.session(&id, Action::History, false).await?;
+        let query = HistoryQuery {
+            before,
+            limit,
+            text,
+            kinds: HISTORY_KINDS,
+        };
+        let page = call.chat.history(handle.id(), query).await?;
+        Ok((200, json_of(&page)?))
+    }))
+}
