@@ -96,7 +96,7 @@ lint:
 # binary over a hand-rolled yamux client), property tests, and the fake Messages API's own tests.
 unit:
 	$(CARGO) test --workspace --lib --bins
-	$(CARGO) test --test plugin_inprocess --test plugin_process --test chat_authz --test supervisor
+	$(CARGO) test --test plugin_inprocess --test plugin_process --test chat_authz --test api_v1 --test supervisor
 	$(CARGO) test --release --test gob_proptest
 	$(CARGO) test -p fake-anthropic
 

@@ -1,10 +1,16 @@
 //! The product as Mattermost sees it: the [`Hooks`] implementation: the bot,
 //! the `/claude` command, the validated configuration, the HTTP API router
-//! (health, approval clicks and dialogs), thread replies. Sessions live in the
-//! [`ChatService`] opened on activation and shut down on deactivation.
+//! (health, approval clicks and dialogs, metrics), thread replies. Sessions live in the
+//! [`ChatService`] opened on activation and shut down on deactivation. The app owns the
+//! process's [`Metrics`]: it times its hooks, counts HTTP answers and serves them.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Instant;
 
+use tokio::task::JoinHandle;
+
+use crate::chat::authz::{self, Action, Role};
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::service::ChatService;
 use crate::config::{self, Config};
@@ -14,6 +20,7 @@ use crate::mattermost::hooks::{Hook, HookError, HookFuture, Hooks};
 use crate::mattermost::http::{ResponseWriter, ServeHttpRequest};
 use crate::mattermost::model::*;
 use crate::mattermost::server_config;
+use crate::metrics::{self, Metrics};
 use crate::rpc::gob::Value;
 
 /// Environment switch for the diagnostics routes (test harnesses only).
@@ -33,6 +40,7 @@ pub const IMPLEMENTED: &[Hook] = &[
     Hook::MessageHasBeenPosted,
     Hook::OnPluginClusterEvent,
     Hook::ConfigurationWillBeSaved,
+    Hook::ServeMetrics,
 ];
 
 /// The plugin. One per process.
@@ -42,6 +50,9 @@ pub struct App {
     bot_user_id: OnceLock<String>,
     chat: RwLock<Option<Arc<ChatService>>>,
     router: Router<App>,
+    metrics: Arc<Metrics>,
+    /// The task folding the active service's session events into the metrics.
+    observer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl App {
@@ -60,7 +71,8 @@ impl App {
                 "/api/v1/actions/approval/dialog",
                 Auth::User,
                 approval_dialog,
-            );
+            )
+            .route("GET", "/api/v1/metrics", Auth::User, metrics_route);
         router = http::v1::mount(router);
         if diagnostics {
             router = http::diag::mount(router);
@@ -71,12 +83,20 @@ impl App {
             bot_user_id: OnceLock::new(),
             chat: RwLock::new(None),
             router,
+            metrics: Arc::new(Metrics::new()),
+            observer: Mutex::new(None),
         }
     }
 
     /// Reads [`DIAGNOSTICS_ENV`] (exactly `1` enables).
     pub fn from_env() -> App {
         App::new(std::env::var(DIAGNOSTICS_ENV).is_ok_and(|v| v == "1"))
+    }
+
+    /// The HTTP routes (`openapi.json` is held equal to them).
+    #[cfg(test)]
+    pub(crate) fn router(&self) -> &Router<App> {
+        &self.router
     }
 
     /// The current configuration (a snapshot; a later change does not alter it).
@@ -103,6 +123,67 @@ impl App {
         self.bot_user_id.get().map(String::as_str)
     }
 
+    /// Replaces the task that observes the sessions (the previous service's one ends).
+    fn set_observer(&self, task: Option<JoinHandle<()>>) {
+        let old = std::mem::replace(
+            &mut *self.observer.lock().unwrap_or_else(|p| p.into_inner()),
+            task,
+        );
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Whether Mattermost holds `user_id` for a system admin (`manage_system`).
+    async fn is_system_admin(&self, user_id: &str) -> Result<bool, HttpError> {
+        Ok(self
+            .api()?
+            .has_permission_to(user_id, "manage_system")
+            .await?)
+    }
+
+    /// Runs one hook's work and records how long it took.
+    async fn timed<T>(&self, hook: Hook, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = work.await;
+        self.metrics.hook_duration(hook.name(), started.elapsed());
+        out
+    }
+
+    /// The metrics text, with the gauges read now: the sessions whose CLI runs (the engine's
+    /// own view) and the outbox backlog (a count on the store's pending index). Reading them
+    /// at scrape time keeps them right without a hook in every place that changes them.
+    async fn scrape(&self) -> String {
+        let (active, backlog) = match self.chat() {
+            Some(chat) => {
+                let engine = chat.engine();
+                let active = engine
+                    .list()
+                    .await
+                    .iter()
+                    .filter(|s| s.state.has_process())
+                    .count();
+                let backlog = engine
+                    .store()
+                    .outbox_backlog()
+                    .await
+                    .inspect_err(|e| tracing::warn!("metrics: counting the outbox failed: {e}"))
+                    .ok();
+                (active, backlog)
+            }
+            None => (0, None),
+        };
+        self.metrics.set_gauges(active, backlog);
+        self.metrics.encode()
+    }
+
+    async fn write_metrics(&self, w: &mut ResponseWriter) -> HttpResult {
+        let text = self.scrape().await;
+        w.set_header("Content-Type", metrics::CONTENT_TYPE);
+        w.write_header(200).await.map_err(http::write_failed)?;
+        w.write(text.as_bytes()).await.map_err(http::write_failed)
+    }
+
     async fn activate(&self, api: Api) -> Result<(), HookError> {
         let _ = self.api.set(api.clone());
         let bot_id = api
@@ -126,6 +207,7 @@ impl App {
                 HookError::with_status(500, format!("claude-code could not start: {e}"))
             })?;
         *self.chat.write().unwrap_or_else(|p| p.into_inner()) = Some(chat.clone());
+        self.set_observer(Some(self.metrics.follow(chat.engine())));
         // A change saved while the service opened reached no service yet.
         chat.apply_config(&self.config());
         tracing::info!(bot_user_id = %bot_id, "claude-code ready");
@@ -236,6 +318,27 @@ fn approval_dialog<'a>(
     })
 }
 
+/// `GET /api/v1/metrics`: the ServeMetrics text, for system admins (most servers have no
+/// metrics listener: it needs a license).
+fn metrics_route<'a>(
+    app: &'a App,
+    req: Request,
+    w: &'a mut ResponseWriter,
+) -> BoxFuture<'a, HttpResult> {
+    Box::pin(async move {
+        let mut roles = vec![Role::Anyone];
+        if app.is_system_admin(req.user()?).await? {
+            roles.push(Role::SystemAdmin);
+        }
+        if let authz::Decision::Refuse(text) =
+            authz::allowed(&roles, Action::Metrics, app.config().who_can_approve)
+        {
+            return Err(HttpError::new(403, text));
+        }
+        app.write_metrics(w).await
+    })
+}
+
 fn health<'a>(_: &'a App, _: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
     Box::pin(async move {
         let v = serde_json::json!({ "status": "ok", "version": env!("PLUGIN_VERSION") });
@@ -252,7 +355,7 @@ impl Hooks for App {
         &'a self,
         api: &'a Api,
     ) -> HookFuture<'a, Result<(), HookError>> {
-        Box::pin(self.reload_config(api))
+        Box::pin(self.timed(Hook::OnConfigurationChange, self.reload_config(api)))
     }
 
     /// Refuses a save whose settings for this plugin would not load, with the reason that
@@ -275,6 +378,7 @@ impl Hooks for App {
     fn on_deactivate(&self) -> HookFuture<'_, Result<(), HookError>> {
         Box::pin(async {
             tracing::info!("deactivating");
+            self.set_observer(None);
             let chat = self.chat.write().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(chat) = chat {
                 chat.shutdown().await;
@@ -288,20 +392,20 @@ impl Hooks for App {
         _ctx: Context,
         args: CommandArgs,
     ) -> HookFuture<'_, Result<CommandResponse, HookError>> {
-        Box::pin(async move {
+        Box::pin(self.timed(Hook::ExecuteCommand, async move {
             Ok(match self.chat() {
                 Some(chat) => chat.execute(&self.config(), &args).await,
                 None => command_response(&args.command),
             })
-        })
+        }))
     }
 
     fn message_has_been_posted(&self, _ctx: Context, post: Post) -> HookFuture<'_, ()> {
-        Box::pin(async move {
+        Box::pin(self.timed(Hook::MessageHasBeenPosted, async move {
             if let Some(chat) = self.chat() {
                 chat.on_post(&post, &self.config()).await;
             }
-        })
+        }))
     }
 
     fn on_plugin_cluster_event(
@@ -320,15 +424,33 @@ impl Hooks for App {
         req: ServeHttpRequest,
         w: &'a mut ResponseWriter,
     ) -> HookFuture<'a, ()> {
-        Box::pin(async move {
+        Box::pin(self.timed(Hook::ServeHTTP, async move {
             let req = Request::from_serve_http(req);
-            self.router.dispatch(self, req, w).await;
-        })
+            let route = self.router.dispatch(self, req, w).await;
+            // Nothing written: the host answers 200.
+            self.metrics.http_request(route, w.status().unwrap_or(200));
+        }))
+    }
+
+    /// The server's metrics listener: its own access rules apply (it is an admin's port), so
+    /// no user is asked for.
+    fn serve_metrics<'a>(
+        &'a self,
+        _ctx: Context,
+        _req: ServeHttpRequest,
+        w: &'a mut ResponseWriter,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(self.timed(Hook::ServeMetrics, async move {
+            if let Err(e) = self.write_metrics(w).await {
+                tracing::debug!("ServeMetrics: {e}");
+            }
+        }))
     }
 
     fn shutdown(&self) -> HookFuture<'_, ()> {
         Box::pin(async {
             tracing::info!("shutting down");
+            self.set_observer(None);
             let chat = self.chat.write().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(chat) = chat {
                 chat.shutdown().await;
@@ -358,7 +480,8 @@ mod tests {
                 "ServeHTTP",
                 "MessageHasBeenPosted",
                 "OnPluginClusterEvent",
-                "ConfigurationWillBeSaved"
+                "ConfigurationWillBeSaved",
+                "ServeMetrics"
             ]
         );
     }

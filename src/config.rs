@@ -35,6 +35,7 @@ pub const KEY_IDLE_TIMEOUT_MINUTES: &str = "IdleTimeoutMinutes";
 pub const KEY_APPROVAL_TIMEOUT_MINUTES: &str = "ApprovalTimeoutMinutes";
 pub const KEY_COMMANDS_PER_MINUTE: &str = "CommandsPerMinute";
 pub const KEY_MAX_CONTEXT_KB: &str = "MaxContextKB";
+pub const KEY_POST_UPDATE_INTERVAL_SECONDS: &str = "PostUpdateIntervalSeconds";
 pub const KEY_DATA_DIRECTORY: &str = "DataDirectory";
 
 /// `(key, default, min, max)` of the number settings; plugin.json repeats the
@@ -50,6 +51,10 @@ pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE,
 /// A thread or file added with `/claude context` is cut to this many KB (a 9 MB thread would
 /// otherwise become a 9 MB prompt, held in memory until it is sent).
 pub const MAX_CONTEXT_KB: (&str, u32, u32, u32) = (KEY_MAX_CONTEXT_KB, 64, 1, 4_096);
+/// A turn's post is updated at most this often at first (then less and less often: browsers
+/// follow the text through live events; the post is for mobile clients and history).
+pub const POST_UPDATE_INTERVAL_SECONDS: (&str, u32, u32, u32) =
+    (KEY_POST_UPDATE_INTERVAL_SECONDS, 2, 1, 60);
 
 /// The CLI command used when ClaudeCliPath is empty (looked up on PATH).
 pub const DEFAULT_CLAUDE_CLI: &str = "claude";
@@ -194,6 +199,7 @@ pub struct RawConfig {
     pub approval_timeout_minutes: String,
     pub commands_per_minute: String,
     pub max_context_kb: String,
+    pub post_update_interval_seconds: String,
     pub data_directory: String,
 }
 
@@ -224,6 +230,8 @@ pub struct Config {
     pub commands_per_minute: u32,
     /// The most a thread or file added with `/claude context` may bring, in bytes.
     pub max_context_bytes: usize,
+    /// The first gap between updates of a turn's post while it streams.
+    pub post_update_interval: Duration,
     /// `None` = a `claude-code` directory under the server's data directory
     /// (FileSettings.Directory); the integrator resolves it.
     pub data_directory: Option<PathBuf>,
@@ -231,6 +239,10 @@ pub struct Config {
 
 fn minutes(m: u32) -> Duration {
     Duration::from_secs(u64::from(m) * 60)
+}
+
+fn seconds(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
 }
 
 fn kilobytes(kb: u32) -> usize {
@@ -253,6 +265,7 @@ impl Default for Config {
             approval_timeout: minutes(APPROVAL_TIMEOUT_MINUTES.1),
             commands_per_minute: COMMANDS_PER_MINUTE.1,
             max_context_bytes: kilobytes(MAX_CONTEXT_KB.1),
+            post_update_interval: seconds(POST_UPDATE_INTERVAL_SECONDS.1),
             data_directory: None,
         }
     }
@@ -307,6 +320,7 @@ impl RawConfig {
             approval_timeout_minutes: number(KEY_APPROVAL_TIMEOUT_MINUTES)?,
             commands_per_minute: number(KEY_COMMANDS_PER_MINUTE)?,
             max_context_kb: number(KEY_MAX_CONTEXT_KB)?,
+            post_update_interval_seconds: number(KEY_POST_UPDATE_INTERVAL_SECONDS)?,
             data_directory: get(KEY_DATA_DIRECTORY)?,
         })
     }
@@ -448,6 +462,10 @@ impl RawConfig {
             )?),
             commands_per_minute: number_setting(COMMANDS_PER_MINUTE, &self.commands_per_minute)?,
             max_context_bytes: kilobytes(number_setting(MAX_CONTEXT_KB, &self.max_context_kb)?),
+            post_update_interval: seconds(number_setting(
+                POST_UPDATE_INTERVAL_SECONDS,
+                &self.post_update_interval_seconds,
+            )?),
             data_directory,
         })
     }
@@ -640,7 +658,7 @@ mod tests {
                  "WhoCanStart": "@Alice, team:platform\n@bob, @alice", "WhoCanApprove": "Members",
                  "MaxConcurrentSessions": 12, "IdleTimeoutMinutes": "0",
                  "ApprovalTimeoutMinutes": 30.0, "CommandsPerMinute": " 7 ",
-                 "DataDirectory": "/var/lib/cc/"}"#,
+                 "PostUpdateIntervalSeconds": 5, "DataDirectory": "/var/lib/cc/"}"#,
         )
         .unwrap();
         assert_eq!(c.default_model.as_deref(), Some("opus"));
@@ -658,6 +676,7 @@ mod tests {
         assert_eq!(c.idle_timeout, None);
         assert_eq!(c.approval_timeout, Duration::from_secs(1800));
         assert_eq!(c.commands_per_minute, 7);
+        assert_eq!(c.post_update_interval, Duration::from_secs(5));
         assert_eq!(c.data_directory.as_deref(), Some(Path::new("/var/lib/cc")));
 
         let d = load(br#"{"WhoCanStart": "everyone", "WhoCanApprove": "owner"}"#).unwrap();
@@ -666,6 +685,7 @@ mod tests {
         assert_eq!(d.approval_timeout, Duration::from_secs(600));
         assert_eq!(d.commands_per_minute, 30);
         assert_eq!(d.max_concurrent_sessions, 5);
+        assert_eq!(d.post_update_interval, Duration::from_secs(2));
     }
 
     #[test]
@@ -765,6 +785,14 @@ mod tests {
                 range(KEY_COMMANDS_PER_MINUTE, 0, 600, 99_999_999_999),
             ),
             (
+                br#"{"PostUpdateIntervalSeconds": 0}"#,
+                range(KEY_POST_UPDATE_INTERVAL_SECONDS, 1, 60, 0),
+            ),
+            (
+                br#"{"PostUpdateIntervalSeconds": 61}"#,
+                range(KEY_POST_UPDATE_INTERVAL_SECONDS, 1, 60, 61),
+            ),
+            (
                 br#"{"CommandsPerMinute": "ten"}"#,
                 ConfigError::NotANumber {
                     key: KEY_COMMANDS_PER_MINUTE,
@@ -852,6 +880,7 @@ mod tests {
                 KEY_APPROVAL_TIMEOUT_MINUTES,
                 KEY_COMMANDS_PER_MINUTE,
                 KEY_MAX_CONTEXT_KB,
+                KEY_POST_UPDATE_INTERVAL_SECONDS,
                 KEY_DATA_DIRECTORY,
             ]
         );

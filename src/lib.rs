@@ -39,6 +39,8 @@
 //! - [`files`]: user paths resolved under a session's project root (no
 //!   traversal, no escaping symlinks, no special files); listing and reading.
 //! - [`ratelimit`]: per-user token buckets for commands.
+//! - `metrics`: the Prometheus series (session events folded into counts and timings, hook
+//!   latency, HTTP statuses), served by ServeMetrics and `GET /api/v1/metrics`.
 //! - [`claude`]: the Claude Code CLI: stream-json messages, the control
 //!   protocol, argument building and spawning. Knows Claude Code, knows
 //!   nothing of Mattermost.
@@ -60,6 +62,7 @@ pub mod config;
 pub mod files;
 pub mod http;
 pub mod mattermost;
+pub(crate) mod metrics;
 pub mod plugin;
 pub mod proctree;
 pub mod ratelimit;

@@ -10,54 +10,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use claude_code::chat::authz::{self, Action, Role};
+use claude_code::chat::authz::Action;
 use claude_code::chat::service::NOT_A_MEMBER;
 use claude_code::config::WhoCanApprove;
 use claude_code::mattermost::model::*;
 use serde_json::{json, Value};
 use support::chat::*;
-
-const OWNER: &str = "u1";
-const MEMBER: &str = "u2";
-/// A member of the team who is not in the channel.
-const OUTSIDER: &str = "u4";
-/// A system admin who is not in the channel.
-const ADMIN: &str = "u5";
-
-async fn stand_in_harness(name: &str, standin: &StandIn, extra: Value) -> Harness {
-    let mut settings = json!({
-        "ClaudeCliPath": standin.path().display().to_string(),
-        "CommandsPerMinute": 0,
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        settings[k] = v.clone();
-    }
-    let h = Harness::new(name, |_| json!([]), settings).await;
-    h.api.lock().unwrap().admins = vec![ADMIN.into()];
-    h
-}
-
-/// The roles each user holds (u1 started the session).
-fn roles(user: &str, who_can_approve: WhoCanApprove) -> Vec<Role> {
-    let member = [Role::Anyone, Role::Member, Role::Starter];
-    match user {
-        OWNER => [&member[..], &[Role::Owner, Role::Approver]].concat(),
-        MEMBER if who_can_approve == WhoCanApprove::Members => {
-            [&member[..], &[Role::Approver]].concat()
-        }
-        MEMBER => member.to_vec(),
-        ADMIN => vec![Role::Anyone, Role::SystemAdmin],
-        _ => vec![Role::Anyone],
-    }
-}
-
-/// What the table says `user` gets for `action`: `None` = allowed, else the refusal.
-fn expected(user: &str, action: Action, who: WhoCanApprove) -> Option<String> {
-    match authz::allowed(&roles(user, who), action, who) {
-        authz::Decision::Allow => None,
-        authz::Decision::Refuse(text) => Some(text),
-    }
-}
+use support::roles::*;
 
 fn is_refusal(text: &str) -> bool {
     text.starts_with("Only ") || text.starts_with(NOT_A_MEMBER)
@@ -96,13 +55,41 @@ fn ephemerals_saying(h: &Harness, text: &str) -> usize {
 async fn walk(h: &Harness, users: &[&str], who: WhoCanApprove, cells: &mut Vec<String>) {
     let root = h.root_post();
     let project = h.project.display().to_string();
-    // Help and the health route: no session involved.
+    // Help, the health and the metrics routes: no session involved.
     for &u in users {
         let r = h.command_as(u, "/claude help").await;
         check(cells, u, Action::Help, who, &r.text);
         let (status, v) = h.http_method("GET", "/api/v1/health", u, Value::Null).await;
         assert_eq!((status, &v["status"]), (Some(200), &json!("ok")));
         cells.push(format!("{u} {:?} {who:?}", Action::Health));
+        let (status, v) = h
+            .http_method("GET", "/api/v1/metrics", u, Value::Null)
+            .await;
+        match expected(u, Action::Metrics, who) {
+            None => assert_eq!(status, Some(200), "{u} reads the metrics"),
+            Some(refusal) => assert_eq!((status, &v["error"]), (Some(403), &json!(refusal))),
+        }
+        cells.push(format!("{u} {:?} {who:?}", Action::Metrics));
+    }
+    // A person's own file edit: a REST route of its own (approvers only).
+    let (_, list) = h
+        .http_method("GET", "/api/v1/sessions", OWNER, Value::Null)
+        .await;
+    let sid = list["sessions"][0]["id"].as_str().unwrap().to_owned();
+    for &u in users {
+        let url = format!("/api/v1/sessions/{sid}/files/by-{u}-{who:?}.txt");
+        let (status, v) = h
+            .http_method("POST", &url, u, json!({"content": "x"}))
+            .await;
+        let member = is_member(u);
+        match expected(u, Action::EditFile, who) {
+            None => assert_eq!(status, Some(201), "{u} edits a file: {v}"),
+            Some(refusal) if member => {
+                assert_eq!((status, &v["error"]), (Some(403), &json!(refusal)))
+            }
+            Some(_) => assert_eq!(status, Some(404), "{u} is told nothing: {v}"),
+        }
+        cells.push(format!("{u} {:?} {who:?}", Action::EditFile));
     }
     // Commands that leave the session as it is (the session is live: an allowed start is
     // told the channel has one).
@@ -305,7 +292,7 @@ async fn the_whole_authorization_table_through_the_hooks() {
     )
     .await;
 
-    // Every role × action was walked: 4 users, 21 actions (Prompt twice: command and reply).
+    // Every role × action was walked: 4 users, 22 actions (Prompt twice: command and reply).
     let per_walk = 4 * (Action::ALL.len() + 1);
     assert_eq!(cells.len(), 2 * per_walk, "{cells:#?}");
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();

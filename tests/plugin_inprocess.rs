@@ -18,8 +18,8 @@ use claude_code::mattermost::model::*;
 use claude_code::mattermost::rpc_types::*;
 use claude_code::rpc::netrpc::{Client, Empty, Server};
 use support::host::{
-    activate, connect_hooks, fake_writer, http_request, serve_http, Endpoint, FakeBroker, Recorded,
-    StreamIds,
+    activate, connect_hooks, fake_writer, http_request, serve_forwarded, Endpoint, FakeBroker,
+    Recorded, StreamIds,
 };
 
 #[derive(Default)]
@@ -97,6 +97,11 @@ fn fake_api(st: Shared) -> Server {
                 }
             }
             async move { Ok::<_, String>(BoolAppErrorReturns { a: ok, b: None }) }
+        })
+        // Only u9 is a system admin.
+        .method("Plugin.HasPermissionTo", move |a: HasPermissionToArgs| {
+            let ok = a.a == "u9" && a.b.map(|p| p.id) == Some("manage_system".into());
+            async move { Ok::<_, String>(BoolReturns { a: ok }) }
         })
         .method("Plugin.GetChannelMember", move |a: TwoStringArgs| {
             // Only u1 is a member of anything.
@@ -180,6 +185,19 @@ impl Host {
         user: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Recorded {
+        self.forward("Plugin.ServeHTTP", method, url, user, body)
+            .await
+    }
+
+    /// A request forwarded to `hook` (ServeHTTP or ServeMetrics), as the server does.
+    async fn forward(
+        &self,
+        hook: &str,
+        method: &str,
+        url: &str,
+        user: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Recorded {
         let rec = Arc::new(Mutex::new(Recorded::default()));
         let w = self.id();
         self.broker
@@ -206,7 +224,7 @@ impl Host {
             }),
             request_body_stream: body_id,
         };
-        serve_http(&self.hooks, &args, Duration::from_secs(30)).await;
+        serve_forwarded(&self.hooks, hook, &args, Duration::from_secs(30)).await;
         // Every writer call completed before the reply: nothing may change now.
         let snapshot = std::mem::take(&mut *rec.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -269,7 +287,8 @@ async fn implemented_and_activation() {
             "ServeHTTP",
             "MessageHasBeenPosted",
             "OnPluginClusterEvent",
-            "ConfigurationWillBeSaved"
+            "ConfigurationWillBeSaved",
+            "ServeMetrics"
         ]
     );
     assert_eq!(host.activate().await, Any::Nil);
@@ -429,6 +448,62 @@ async fn serve_http_health_auth_and_404() {
     assert_eq!(r.status, Some(404));
     assert_eq!(json(&r)["status"], 404);
     assert!(json(&r)["error"].is_string());
+}
+
+/// `GET /api/v1/metrics` is for system admins (403 JSON for others, from the authorization
+/// table); the ServeMetrics hook answers the server's metrics listener with the same text.
+/// Requests are counted by route pattern and hook calls are timed.
+#[tokio::test]
+async fn metrics_for_admins_and_the_metrics_listener() {
+    let host = Host::start(&good());
+    assert_eq!(host.activate().await, Any::Nil);
+    let r = host.http("GET", "/api/v1/metrics", Some("u1"), None).await;
+    assert_eq!(r.status, Some(403));
+    assert_eq!(
+        json(&r),
+        serde_json::json!({"error": "Only system admins may read the plugin's metrics.", "status": 403})
+    );
+    let r = host.http("GET", "/api/v1/metrics", Some("u9"), None).await;
+    assert_eq!(r.status, Some(200));
+    assert_eq!(
+        header(&r, "Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    for line in [
+        "claude_code_http_requests_total{route=\"GET /api/v1/metrics\",status=\"403\"} 1\n",
+        "claude_code_sessions_active 0\n",
+        "claude_code_outbox_backlog 0\n",
+        "claude_code_hook_duration_seconds_count{hook=\"ServeHTTP\"} 1\n",
+        "claude_code_hook_duration_seconds_count{hook=\"OnConfigurationChange\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    // The metrics listener adds no user header and needs none.
+    let r = host
+        .forward("Plugin.ServeMetrics", "GET", "/metrics", None, None)
+        .await;
+    assert_eq!(r.status, Some(200));
+    let text = String::from_utf8(r.body).unwrap();
+    for line in [
+        "claude_code_http_requests_total{route=\"GET /api/v1/metrics\",status=\"200\"} 1\n",
+        "claude_code_hook_duration_seconds_count{hook=\"ServeHTTP\"} 2\n",
+        "# TYPE claude_code_first_text_seconds histogram\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    // A path no route has is counted as unmatched, not by its path.
+    host.http("GET", "/api/v1/secret-42", Some("u1"), None)
+        .await;
+    let r = host
+        .forward("Plugin.ServeMetrics", "GET", "/metrics", None, None)
+        .await;
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.contains("route=\"unmatched\",status=\"404\"} 1\n"),
+        "{text}"
+    );
+    assert!(!text.contains("secret-42"), "{text}");
 }
 
 #[tokio::test]

@@ -59,13 +59,18 @@ pub enum Action {
     /// Dialog submissions.
     SubmitDenyReason,
     SubmitEdit,
+    /// A person's own edit of a project file (REST: create, update, delete): it skips the
+    /// approval a tool call would wait on, so it is for approvers.
+    EditFile,
     /// `GET /api/v1/health`.
     Health,
+    /// `GET /api/v1/metrics`: the plugin's numbers across every channel.
+    Metrics,
 }
 
 impl Action {
     /// Every action, in the order README.md lists them.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 23] = [
         Action::Help,
         Action::Start,
         Action::Status,
@@ -86,7 +91,9 @@ impl Action {
         Action::EditAndApprove,
         Action::SubmitDenyReason,
         Action::SubmitEdit,
+        Action::EditFile,
         Action::Health,
+        Action::Metrics,
     ];
 
     /// The action a `/claude` command asks for.
@@ -129,7 +136,16 @@ impl Action {
 
     /// Whether the action is about the channel's session (without one there is nothing to do).
     pub fn needs_session(self) -> bool {
-        !matches!(self, Action::Help | Action::Start | Action::Health)
+        !matches!(
+            self,
+            Action::Help | Action::Start | Action::Health | Action::Metrics
+        )
+    }
+
+    /// Whether the action is about one channel (a refusal then says when the user is not a
+    /// member of it).
+    fn in_a_channel(self) -> bool {
+        !matches!(self, Action::Help | Action::Health | Action::Metrics)
     }
 
     /// What the action does, to finish "Only … may …".
@@ -153,7 +169,9 @@ impl Action {
             | Action::EditAndApprove
             | Action::SubmitDenyReason
             | Action::SubmitEdit => "answer this session's approval requests",
+            Action::EditFile => "edit this session's project files",
             Action::Health => "ask for the plugin's health",
+            Action::Metrics => "read the plugin's metrics",
         }
     }
 }
@@ -206,6 +224,7 @@ pub fn permits(role: Role, action: Action) -> bool {
     use Action::*;
     match action {
         Help | Health => true,
+        Metrics => role == Role::SystemAdmin,
         Start => role == Role::Starter,
         Status | Prompt | ContextThread | ContextFile | Files | File | History => matches!(
             role,
@@ -213,7 +232,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         ),
         Interrupt | Stop => matches!(role, Role::Owner | Role::Approver | Role::SystemAdmin),
         Mode | Model | Approve | ApproveForSession | Deny | DenyWithReason | EditAndApprove
-        | SubmitDenyReason | SubmitEdit => role == Role::Approver,
+        | SubmitDenyReason | SubmitEdit | EditFile => role == Role::Approver,
     }
 }
 
@@ -243,7 +262,7 @@ pub fn allowed(roles: &[Role], action: Action, who_can_approve: WhoCanApprove) -
         None => "nobody".to_owned(),
     };
     let only = format!("Only {who} may {}.", action.what());
-    Decision::Refuse(if !roles.contains(&Role::Member) {
+    Decision::Refuse(if action.in_a_channel() && !roles.contains(&Role::Member) {
         format!("{}: {}", super::service::NOT_A_MEMBER, lower_first(&only))
     } else {
         only
@@ -266,7 +285,7 @@ mod tests {
     #[test]
     fn the_table() {
         use Action::*;
-        let rows: [(Action, &str); 21] = [
+        let rows: [(Action, &str); 23] = [
             (Help, "xxxxxx"),
             (Start, "..x..."),
             (Status, "xxxx.."),
@@ -287,7 +306,9 @@ mod tests {
             (EditAndApprove, ".x...."),
             (SubmitDenyReason, ".x...."),
             (SubmitEdit, ".x...."),
+            (EditFile, ".x...."),
             (Health, "xxxxxx"),
+            (Metrics, "....x."),
         ];
         assert_eq!(
             rows.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -339,6 +360,15 @@ mod tests {
         );
         assert_eq!(
             allowed(&[Role::Anyone], Action::Help, owner),
+            Decision::Allow
+        );
+        // Not about a channel: no word of membership.
+        assert_eq!(
+            allowed(&[Role::Anyone], Action::Metrics, owner),
+            Decision::Refuse("Only system admins may read the plugin's metrics.".into())
+        );
+        assert_eq!(
+            allowed(&[Role::Anyone, Role::SystemAdmin], Action::Metrics, owner),
             Decision::Allow
         );
     }

@@ -5,12 +5,14 @@
 //! [`outbox`] (which delivers them through a [`outbox::PostSink`], in production
 //! [`poster::BotPoster`], the one door of the bot's posts: [`neutralise`]d texts, the bot a
 //! member of the channel);
+//! [`live`] turns the same events into live websocket events, stored first for replay;
 //! [`service`] owns the engine and wires commands, thread replies and approval
 //! clicks to sessions.
 
 pub mod authz;
 pub mod card;
 pub mod command;
+pub mod live;
 pub(crate) mod neutralise;
 pub mod outbox;
 pub(crate) mod poster;

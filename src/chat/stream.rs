@@ -1,7 +1,10 @@
 //! A session's events as Mattermost posts: one task per session folds each turn into ONE bot
-//! post in the session's thread (created at the first output, updated at most once per
-//! [`UPDATE_EVERY`] while streaming, then once more with the closing line), continues text past
-//! Mattermost's limit in follow-up posts, and posts approval cards.
+//! post in the session's thread (created at the first output, then updated while streaming at
+//! most every PostUpdateIntervalSeconds at first, the gap doubling after each update up to
+//! [`MAX_UPDATE_GAP`], and once more with the closing line), continues text past Mattermost's
+//! limit in follow-up posts, and posts approval cards (at once: they are posts of their own).
+//! Browsers see the text as it comes through the live events (`chat/live`); the post is for
+//! mobile clients and history, so a turn costs the database a few writes, not one a second.
 //!
 //! Every post goes into the [`Outbox`], which owns delivery: this task only says what each post
 //! should read now, and nothing it says is lost to a server that is down (the outbox retries
@@ -29,8 +32,9 @@ use crate::mattermost::model::{Post, SlackAttachment};
 use crate::sessions::{EventFeed, EventKind, SessionState, SharedSessionConfig};
 use crate::store::{OwedKind, OwedPost, StoreError};
 
-/// Streaming updates of a turn's post are coalesced to at most one per this.
-pub const UPDATE_EVERY: Duration = Duration::from_secs(1);
+/// The longest gap between two streaming updates of a turn's post (unless the setting's first
+/// gap is longer).
+pub const MAX_UPDATE_GAP: Duration = Duration::from_secs(16);
 /// Attempts of one file upload before its output is shown inline instead.
 pub const UPLOAD_ATTEMPTS: u32 = 4;
 /// The closing line of a turn cut by a stop, a crash of the CLI, or the plugin going away.
@@ -130,12 +134,16 @@ struct TurnPost {
     /// The text last put, per part; the first is the turn's post.
     sent: Vec<String>,
     dirty: bool,
+    /// When the post was last written while streaming, and how long a change waits after that.
+    written: Instant,
+    gap: Duration,
     /// Tool calls whose output attachment was uploaded (or shown inline instead).
     attached: HashSet<String>,
 }
 
 impl TurnPost {
-    fn new(cwd: Option<String>, session_id: &str, start_seq: i64) -> Self {
+    /// `first_gap`: PostUpdateIntervalSeconds as the turn starts.
+    fn new(cwd: Option<String>, session_id: &str, start_seq: i64, first_gap: Duration) -> Self {
         TurnPost {
             id: format!("turn:{session_id}:{}", uuid::Uuid::new_v4().simple()),
             start_seq,
@@ -143,7 +151,26 @@ impl TurnPost {
             started: Instant::now(),
             sent: Vec::new(),
             dirty: false,
+            written: Instant::now(),
+            gap: first_gap,
             attached: HashSet::new(),
+        }
+    }
+
+    /// When the post is next written while streaming: a change waits for the gap.
+    fn due(&self) -> Option<Instant> {
+        self.dirty.then_some(self.written + self.gap)
+    }
+
+    /// Writes the post as it reads now with the working line; after an update (not the
+    /// create) the next one waits twice as long, up to [`MAX_UPDATE_GAP`].
+    async fn write_streaming<S: PostSink>(&mut self, outbox: &Outbox<S>, ctx: &StreamCtx) {
+        let update = !self.sent.is_empty();
+        let footer = working_line(self.started.elapsed());
+        self.flush(outbox, ctx, &footer, false).await;
+        self.written = Instant::now();
+        if update {
+            self.gap = (self.gap * 2).min(MAX_UPDATE_GAP.max(self.gap));
         }
     }
 
@@ -428,11 +455,14 @@ async fn close_card<S: PostSink>(
 pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events: EventFeed) {
     let mut turn: Option<TurnPost> = None;
     let mut cost_before: Option<f64> = None;
-    let mut tick = tokio::time::interval(UPDATE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = ctx.stop.clone();
-    let new_turn = |seq| TurnPost::new(ctx.cwd.clone(), &ctx.session_id, seq);
+    // The setting is read as each turn starts, so a saved change applies from the next turn.
+    let new_turn = |seq| {
+        let first_gap = ctx.session_config.get().post_update_interval;
+        TurnPost::new(ctx.cwd.clone(), &ctx.session_id, seq, first_gap)
+    };
     loop {
+        let due = turn.as_ref().and_then(TurnPost::due);
         tokio::select! {
             // Events first: at shutdown, those already published are still posted.
             biased;
@@ -482,20 +512,18 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
                         let changed = t.renderer.apply_event(kind);
                         t.dirty |= changed;
                         let uploaded = t.upload_attachments(outbox.sink(), &ctx).await;
-                        // The post appears at the first output; later changes wait for the tick.
+                        // The post appears at the first output; later changes wait for their turn.
                         if changed && t.sent.is_empty() {
-                            let footer = working_line(t.started.elapsed());
-                            t.flush(&outbox, &ctx, &footer, false).await;
+                            t.write_streaming(&outbox, &ctx).await;
                         }
                         // Replies with files go below the turn post.
                         t.post_attachments(&outbox, &ctx, uploaded).await;
                     }
                 }
             }
-            _ = tick.tick() => {
-                if let Some(t) = turn.as_mut().filter(|t| t.dirty) {
-                    let footer = working_line(t.started.elapsed());
-                    t.flush(&outbox, &ctx, &footer, false).await;
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                if let Some(t) = turn.as_mut() {
+                    t.write_streaming(&outbox, &ctx).await;
                 }
             }
             _ = async { drop(stop.wait_for(|stop| *stop).await) } => break,

@@ -93,7 +93,8 @@ pub struct Request {
     pub headers: Headers,
     /// The authenticated caller (always `Some` on [`Auth::User`] routes).
     pub user_id: Option<String>,
-    /// Values of `{name}` segments of the matched pattern (percent-decoded).
+    /// Values of `{name}` and `{name...}` segments of the matched pattern
+    /// (percent-decoded; a `{name...}` value is its segments joined by `/`).
     pub params: BTreeMap<String, String>,
     pub body: Body,
     /// The path as sent: routing splits it before decoding, so an encoded
@@ -226,9 +227,14 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
 enum Segment {
     Literal(String),
     Param(String),
+    /// `{name...}`, the last segment only: the rest of the path, at least
+    /// one segment.
+    Rest(String),
 }
 
 struct Route<S> {
+    /// `METHOD pattern`, how the route is named in metrics.
+    name: String,
     method: String,
     segments: Vec<Segment>,
     auth: Auth,
@@ -244,16 +250,32 @@ fn split_path(path: &str) -> Vec<&str> {
 
 impl<S> Route<S> {
     fn matches(&self, parts: &[&str]) -> Option<BTreeMap<String, String>> {
-        if parts.len() != self.segments.len() {
+        let rest = matches!(self.segments.last(), Some(Segment::Rest(_)));
+        let fits = if rest {
+            parts.len() >= self.segments.len()
+        } else {
+            parts.len() == self.segments.len()
+        };
+        if !fits {
             return None;
         }
         let mut params = BTreeMap::new();
-        for (seg, part) in self.segments.iter().zip(parts) {
+        for (i, (seg, part)) in self.segments.iter().zip(parts).enumerate() {
             match seg {
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
                 Segment::Param(name) => {
                     params.insert(name.clone(), percent_decode(part, false));
+                }
+                // Each segment decoded on its own, then joined: an encoded
+                // `/` becomes a `/` of the value, and whatever the value
+                // names is the handler's to check (file paths: `files/`).
+                Segment::Rest(name) => {
+                    let decoded: Vec<String> = parts[i..]
+                        .iter()
+                        .map(|p| percent_decode(p, false))
+                        .collect();
+                    params.insert(name.clone(), decoded.join("/"));
                 }
             }
         }
@@ -277,19 +299,36 @@ impl<S: Sync> Router<S> {
         Self::default()
     }
 
-    /// Adds `METHOD pattern`; `{name}` segments capture one path segment.
+    /// Adds `METHOD pattern`; `{name}` segments capture one path segment, a
+    /// last `{name...}` segment the rest of the path (one segment or more).
+    ///
+    /// # Panics
+    /// When `{name...}` is not the last segment: the route table is fixed at
+    /// build time, and every table is built by a test.
     pub fn route(mut self, method: &str, pattern: &str, auth: Auth, handler: Handler<S>) -> Self {
-        let segments = split_path(pattern)
+        let segments: Vec<Segment> = split_path(pattern)
             .into_iter()
             .map(
                 |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => Segment::Param(name.to_owned()),
+                    Some(name) => match name.strip_suffix("...") {
+                        Some(rest) => Segment::Rest(rest.to_owned()),
+                        None => Segment::Param(name.to_owned()),
+                    },
                     None => Segment::Literal(s.to_owned()),
                 },
             )
             .collect();
+        let method = method.to_ascii_uppercase();
+        let last = segments.len().saturating_sub(1);
+        assert!(
+            !segments[..last]
+                .iter()
+                .any(|s| matches!(s, Segment::Rest(_))),
+            "{pattern}: a {{name...}} segment must be the last"
+        );
         self.routes.push(Route {
-            method: method.to_ascii_uppercase(),
+            name: format!("{method} {pattern}"),
+            method,
             segments,
             auth,
             handler,
@@ -297,10 +336,28 @@ impl<S: Sync> Router<S> {
         self
     }
 
+    /// Every route as `(METHOD, pattern)`, in the order they were added.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, String)> + '_ {
+        self.routes.iter().map(|r| {
+            let parts: Vec<String> = r
+                .segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => l.clone(),
+                    Segment::Param(name) => format!("{{{name}}}"),
+                    Segment::Rest(name) => format!("{{{name}...}}"),
+                })
+                .collect();
+            (r.method.as_str(), format!("/{}", parts.join("/")))
+        })
+    }
+
     /// Finds the route, applies its auth rule, runs it, writes any error.
     /// Requests without a user id get 401 unless a PUBLIC route matches, so
     /// unauthenticated callers learn nothing about which routes exist.
-    pub async fn dispatch(&self, state: &S, mut req: Request, w: &mut ResponseWriter) {
+    /// Returns the route's name (`METHOD pattern`), or [`UNMATCHED`]: a bounded set of
+    /// values, unlike the paths themselves.
+    pub async fn dispatch(&self, state: &S, mut req: Request, w: &mut ResponseWriter) -> &str {
         // Match on the raw segments, then decode captured values.
         let parts = split_path(&req.raw_path);
         let found = self.routes.iter().find_map(|r| {
@@ -309,6 +366,7 @@ impl<S: Sync> Router<S> {
                 .flatten()
                 .map(|p| (r, p))
         });
+        let name = found.as_ref().map_or(UNMATCHED, |(r, _)| r.name.as_str());
         let result = match found {
             Some((route, _)) if route.auth == Auth::User && req.user_id.is_none() => {
                 Err(unauthorized())
@@ -326,8 +384,12 @@ impl<S: Sync> Router<S> {
         if let Err(e) = result {
             write_error(w, &e).await;
         }
+        name
     }
 }
+
+/// The route name of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
 
 /// The one place errors become responses: `{"error": "...", "status": N}`.
 pub async fn write_error(w: &mut ResponseWriter, e: &HttpError) {
@@ -385,7 +447,7 @@ mod tests {
         w: &'a mut ResponseWriter,
     ) -> BoxFuture<'a, HttpResult> {
         Box::pin(async move {
-            let v = serde_json::json!({ "id": req.param("id"), "user": req.user_id, "q": req.query_param("q") });
+            let v = serde_json::json!({ "id": req.param("id"), "path": req.params.get("path"), "user": req.user_id, "q": req.query_param("q") });
             write_json(w, 200, &v).await
         })
     }
@@ -403,9 +465,25 @@ mod tests {
             .route("GET", "/api/v1/health", Auth::Public, hello)
             .route("GET", "/api/v1/things/{id}", Auth::User, hello)
             .route("POST", "/api/v1/things/{id}/fail", Auth::User, failing)
+            .route(
+                "GET",
+                "/api/v1/things/{id}/files/{path...}",
+                Auth::User,
+                hello,
+            )
     }
 
     async fn run(method: &str, url: &str, user: Option<&str>) -> (u16, serde_json::Value) {
+        let (status, body, _) = run_named(method, url, user).await;
+        (status, body)
+    }
+
+    /// [`run`], and the route name dispatch gave back.
+    async fn run_named(
+        method: &str,
+        url: &str,
+        user: Option<&str>,
+    ) -> (u16, serde_json::Value, String) {
         let mut headers = Headers::new();
         if let Some(u) = user {
             headers.insert(USER_ID_HEADER.into(), vec![u.into()]);
@@ -418,10 +496,38 @@ mod tests {
         });
         let sink = MemorySink::default();
         let mut w = ResponseWriter::new(sink.clone());
-        router().dispatch(&State, req, &mut w).await;
+        let router = router();
+        let name = router.dispatch(&State, req, &mut w).await.to_owned();
         w.finish().await.unwrap();
         let r = sink.recorded();
-        (r.status.unwrap(), serde_json::from_slice(&r.body).unwrap())
+        (
+            r.status.unwrap(),
+            serde_json::from_slice(&r.body).unwrap(),
+            name,
+        )
+    }
+
+    /// Metrics count requests by these names: the pattern, never the path itself.
+    #[tokio::test]
+    async fn dispatch_names_the_route_pattern() {
+        let named = |(status, _, name): (u16, serde_json::Value, String)| (status, name);
+        assert_eq!(
+            named(run_named("GET", "/api/v1/things/42?q=1", Some("u")).await),
+            (200, "GET /api/v1/things/{id}".to_owned())
+        );
+        assert_eq!(
+            named(run_named("POST", "/api/v1/things/7/fail", Some("u")).await),
+            (400, "POST /api/v1/things/{id}/fail".to_owned())
+        );
+        // Matched but refused: still the route's name.
+        assert_eq!(
+            named(run_named("GET", "/api/v1/things/1", None).await),
+            (401, "GET /api/v1/things/{id}".to_owned())
+        );
+        for user in [None, Some("u")] {
+            let (_, name) = named(run_named("GET", "/api/v1/secret-path-123", user).await);
+            assert_eq!(name, UNMATCHED);
+        }
     }
 
     #[tokio::test]
@@ -430,7 +536,7 @@ mod tests {
         assert_eq!(s, 200);
         assert_eq!(
             v,
-            serde_json::json!({"id": "a b", "user": "u1", "q": "x y"})
+            serde_json::json!({"id": "a b", "path": null, "user": "u1", "q": "x y"})
         );
         let (s, _) = run("get", "http://host/api/v1/things/7/", Some("u1")).await;
         assert_eq!(s, 200);
@@ -463,5 +569,77 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb%zz%4", false), "a/b%zz%4");
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("a+b%21", true), "a b!");
+    }
+
+    #[tokio::test]
+    async fn a_last_rest_segment_takes_the_rest_of_the_path() {
+        let path = |url: &'static str| async move {
+            let (s, v) = run("GET", url, Some("u")).await;
+            assert_eq!(v["id"], "7", "{url}");
+            (s, v["path"].as_str().map(str::to_owned))
+        };
+        assert_eq!(
+            path("/api/v1/things/7/files/src/main.rs").await,
+            (200, Some("src/main.rs".into()))
+        );
+        assert_eq!(
+            path("/api/v1/things/7/files/dir%20with%20space/a%2Fb.txt?x=1").await,
+            (200, Some("dir with space/a/b.txt".into()))
+        );
+        assert_eq!(
+            path("/api/v1/things/7/files/one/").await,
+            (200, Some("one".into()))
+        );
+        // At least one segment: the bare prefix is another route's (none here).
+        assert_eq!(run("GET", "/api/v1/things/7/files", Some("u")).await.0, 404);
+        assert_eq!(
+            run("GET", "/api/v1/things/7/files/", Some("u")).await.0,
+            404
+        );
+    }
+
+    /// Decoding a segment may produce `..`, `/` or a leading `/`: the value
+    /// reaches the handler as decoded, and the file rules refuse it there.
+    #[tokio::test]
+    async fn decoded_traversal_is_refused_by_the_file_rules() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(tmp.path().join("secret.txt"), "secret").unwrap();
+        for (url, decoded, refusal) in [
+            ("..%2F..%2Fsecret.txt", "../../secret.txt", "ParentSegment"),
+            (
+                "src/..%2F..%2Fsecret.txt",
+                "src/../../secret.txt",
+                "ParentSegment",
+            ),
+            ("%2e%2e/secret.txt", "../secret.txt", "ParentSegment"),
+            ("%2E%2E%2fsecret.txt", "../secret.txt", "ParentSegment"),
+            ("%2Fetc%2Fpasswd", "/etc/passwd", "Absolute"),
+            ("%2F%2Fetc/passwd", "//etc/passwd", "Absolute"),
+            ("src%00/x", "src\0/x", "NulByte"),
+            // Decoded once only: what stays encoded is a literal name.
+            (
+                "%252e%252e%252fsecret.txt",
+                "%2e%2e%2fsecret.txt",
+                "NotFound",
+            ),
+        ] {
+            let url = format!("/api/v1/things/7/files/{url}");
+            let (s, v) = run("GET", &url, Some("u")).await;
+            let got = v["path"].as_str().unwrap();
+            assert_eq!((s, got), (200, decoded));
+            let refused = crate::files::resolve(&root, got).unwrap_err();
+            assert!(
+                format!("{refused:?}").starts_with(refusal),
+                "{url}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "must be the last")]
+    fn a_rest_segment_elsewhere_is_a_programming_error() {
+        let _ = Router::<State>::new().route("GET", "/a/{rest...}/b", Auth::User, hello);
     }
 }

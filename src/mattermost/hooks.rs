@@ -36,6 +36,7 @@ pub enum Hook {
     ServeHTTP,
     OnPluginClusterEvent,
     ConfigurationWillBeSaved,
+    ServeMetrics,
 }
 
 impl Hook {
@@ -50,6 +51,7 @@ impl Hook {
             Hook::ServeHTTP => "ServeHTTP",
             Hook::OnPluginClusterEvent => "OnPluginClusterEvent",
             Hook::ConfigurationWillBeSaved => "ConfigurationWillBeSaved",
+            Hook::ServeMetrics => "ServeMetrics",
         }
     }
 }
@@ -204,9 +206,19 @@ pub trait Hooks: Send + Sync + 'static {
         w: &'a mut ResponseWriter,
     ) -> HookFuture<'a, ()> {
         let _ = (ctx, req);
-        Box::pin(async move {
-            let _ = w.write_header(404).await;
-        })
+        not_found(w)
+    }
+
+    /// The server's metrics listener forwards `/plugins/<id>/metrics` here (where metrics
+    /// are enabled), through the same streams as ServeHTTP; the host adds no user header.
+    fn serve_metrics<'a>(
+        &'a self,
+        ctx: Context,
+        req: ServeHttpRequest,
+        w: &'a mut ResponseWriter,
+    ) -> HookFuture<'a, ()> {
+        let _ = (ctx, req);
+        not_found(w)
     }
 
     /// Not a Mattermost hook: the process is about to exit (Quit, or the host
@@ -214,6 +226,13 @@ pub trait Hooks: Send + Sync + 'static {
     fn shutdown(&self) -> HookFuture<'_, ()> {
         Box::pin(async {})
     }
+}
+
+/// What a plugin without a handler answers to a forwarded request (Go's plugin does the same).
+fn not_found(w: &mut ResponseWriter) -> HookFuture<'_, ()> {
+    Box::pin(async move {
+        let _ = w.write_header(404).await;
+    })
 }
 
 struct HookState {
@@ -251,12 +270,16 @@ impl HookState {
         self.hooks.on_activate(api).await
     }
 
-    async fn serve_http(&self, args: ServeHttpArgs) {
+    /// ServeHTTP and ServeMetrics: the host forwards a request with a response writer stream
+    /// and, when there is a body, a body stream (`Z_ServeHTTPArgs` and `Z_ServeMetricsArgs`
+    /// have the same fields; gob matches them by name).
+    async fn serve_forwarded(&self, hook: Forwarded, args: ServeHttpArgs) {
+        let name = hook.name();
         let writer_stream = match self.dialer.dial(args.response_writer_stream).await {
             Ok(s) => s,
             Err(e) => {
                 // Nothing to answer on: the host turns a failed call into a 500 by itself.
-                tracing::error!("ServeHTTP: cannot open the response writer stream: {e}");
+                tracing::error!("{name}: cannot open the response writer stream: {e}");
                 return;
             }
         };
@@ -264,7 +287,7 @@ impl HookState {
             match self.dialer.dial(args.request_body_stream).await {
                 Ok(s) => Body::from_host_stream(s),
                 Err(e) => {
-                    tracing::warn!("ServeHTTP: cannot open the request body stream: {e}");
+                    tracing::warn!("{name}: cannot open the request body stream: {e}");
                     Body::empty()
                 }
             }
@@ -273,12 +296,45 @@ impl HookState {
         };
         let req = ServeHttpRequest::from_host(args.request, body);
         let mut w = ResponseWriter::new(RpcSink(Client::new(writer_stream)));
-        self.hooks
-            .serve_http(args.context.unwrap_or_default(), req, &mut w)
-            .await;
-        // Dropping the request (inside serve_http) closed the body stream.
+        let ctx = args.context.unwrap_or_default();
+        match hook {
+            Forwarded::Http => self.hooks.serve_http(ctx, req, &mut w).await,
+            Forwarded::Metrics => self.hooks.serve_metrics(ctx, req, &mut w).await,
+        }
+        // Dropping the request (inside the hook) closed the body stream.
         if let Err(e) = w.finish().await {
-            tracing::debug!("ServeHTTP: response not fully delivered: {e}");
+            tracing::debug!("{name}: response not fully delivered: {e}");
+        }
+    }
+}
+
+/// The hooks that answer a forwarded HTTP request.
+#[derive(Debug, Clone, Copy)]
+enum Forwarded {
+    Http,
+    Metrics,
+}
+
+impl Forwarded {
+    fn name(self) -> &'static str {
+        match self {
+            Forwarded::Http => Hook::ServeHTTP.name(),
+            Forwarded::Metrics => Hook::ServeMetrics.name(),
+        }
+    }
+
+    /// The net/rpc handler of `Plugin.<name>`.
+    fn handler(
+        self,
+        st: Arc<HookState>,
+    ) -> impl Fn(ServeHttpArgs) -> HookFuture<'static, Result<Empty, String>> + Send + Sync + 'static
+    {
+        move |args| {
+            let st = st.clone();
+            Box::pin(async move {
+                st.serve_forwarded(self, args).await;
+                Ok(Empty {})
+            })
         }
     }
 }
@@ -391,13 +447,8 @@ pub fn hooks_server(hooks: Arc<dyn Hooks>, dialer: Arc<dyn Dialer>) -> Server {
                 }
             },
         )
-        .method("Plugin.ServeHTTP", move |args: ServeHttpArgs| {
-            let st = s8.clone();
-            async move {
-                st.serve_http(args).await;
-                Ok::<_, String>(Empty {})
-            }
-        })
+        .method("Plugin.ServeHTTP", Forwarded::Http.handler(s8.clone()))
+        .method("Plugin.ServeMetrics", Forwarded::Metrics.handler(s8))
         .method(
             "Plugin.ConfigurationWillBeSaved",
             move |args: ConfigurationWillBeSavedArgs| {

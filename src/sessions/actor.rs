@@ -51,6 +51,10 @@ pub struct SessionConfig {
     pub stderr_tail_lines: usize,
     /// Broadcast buffer per session; a slower subscriber gets `Lagged` and reads the store.
     pub event_capacity: usize,
+    /// Not the actor's: the chat layer's first gap between updates of a turn's post
+    /// (PostUpdateIntervalSeconds), kept here so that it follows saved settings as the
+    /// timeouts do (read where used).
+    pub post_update_interval: Duration,
 }
 
 impl Default for SessionConfig {
@@ -62,6 +66,7 @@ impl Default for SessionConfig {
             startup_timeout: Duration::from_secs(60),
             stderr_tail_lines: 20,
             event_capacity: 256,
+            post_update_interval: Duration::from_secs(2),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! SQLite persistence for sessions, their transcripts, approvals and the audit log.
+//! SQLite persistence for sessions, their transcripts and live events, approvals and the
+//! audit log.
 //!
 //! One connection lives on a dedicated OS thread; async callers send it closures over a channel
 //! and await the answer, so a slow disk never stalls a tokio worker. The thread drains whatever
@@ -7,6 +8,7 @@
 //! may lose the last commits, which is acceptable for a chat transcript). Batching is what keeps
 //! 50 busy sessions cheap: one commit per batch instead of one per event.
 
+mod events;
 mod history;
 mod outbox;
 mod processes;
@@ -19,6 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub use events::{NewSessionEvent, StoredSessionEvent, KEEP_EVENTS_PER_SESSION};
 pub use history::HistoryQuery;
 pub use outbox::{OpenTurnPost, OwedKind, OwedPost, PendingPost};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
@@ -677,6 +680,13 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(open_err)?;
     schema::migrate(&mut conn, path)?;
+    // Live events are only for replay to clients that were briefly away: a long session's
+    // oldest ones go at each start, so the table does not grow without bound.
+    match events::prune(&conn, KEEP_EVENTS_PER_SESSION) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("dropped {n} old live events"),
+        Err(e) => tracing::warn!("dropping old live events failed: {e}"),
+    }
     // Checkpoints (copying the WAL into the database, with an fsync) would otherwise run inside
     // whichever commit crosses the threshold, stalling every session's events for milliseconds.
     // They run on their own thread instead (see `spawn_checkpointer`).

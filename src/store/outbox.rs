@@ -205,6 +205,20 @@ impl Store {
         .await
     }
 
+    /// How many owed posts wait for the server in their current version (what
+    /// [`Store::outbox_pending`] would return, counted on its partial index).
+    pub async fn outbox_backlog(&self) -> Result<usize, StoreError> {
+        self.call(|c| {
+            let n: i64 = c.query_row(
+                "SELECT count(*) FROM outbox WHERE delivered < version",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(usize::try_from(n).unwrap_or_default())
+        })
+        .await
+    }
+
     /// The server confirmed `version` of `key`.
     pub async fn outbox_delivered(&self, key: &str, version: i64) -> Result<(), StoreError> {
         let key = key.to_owned();

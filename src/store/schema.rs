@@ -110,6 +110,20 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         CREATE INDEX outbox_open ON outbox(kind) WHERE final = 0;
         CREATE INDEX outbox_request ON outbox(request_id) WHERE request_id IS NOT NULL;",
     ),
+    (
+        6,
+        // The chat layer's live events (see chat/live): each session's events as published to
+        // browsers, numbered 1, 2, 3, … per session, so a client that missed some replays
+        // them by number. `payload` is the event's own fields as a JSON object.
+        "CREATE TABLE session_events (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            seq        INTEGER NOT NULL,
+            name       TEXT NOT NULL,
+            payload    TEXT NOT NULL,
+            at         INTEGER NOT NULL,
+            PRIMARY KEY (session_id, seq)
+        ) WITHOUT ROWID;",
+    ),
 ];
 
 /// The version this build writes.

@@ -371,3 +371,117 @@ async fn a_job_that_fails_half_way_commits_nothing() {
         .collect();
     assert_eq!(actions, ["whole"]);
 }
+
+fn live_event(name: &str, n: i64) -> NewSessionEvent {
+    NewSessionEvent {
+        name: name.into(),
+        payload: json!({"n": n}),
+        at: 1000 + n,
+    }
+}
+
+#[tokio::test]
+async fn session_events_are_numbered_per_session_from_one_across_reopens() {
+    let db = TempDb::new("events");
+    let store = Store::open(&db.path()).await.expect("open");
+    store.insert_session(session("s1")).await.expect("insert");
+    store.insert_session(session("s2")).await.expect("insert");
+    assert_eq!(store.last_session_event_seq("s1").await.unwrap(), 0);
+    let first = store
+        .append_session_events("s1", vec![live_event("status", 1), live_event("prompt", 2)])
+        .await
+        .unwrap();
+    assert_eq!(first, [1, 2]);
+    // Another session counts on its own.
+    let other = store
+        .append_session_events("s2", vec![live_event("status", 1)])
+        .await
+        .unwrap();
+    assert_eq!(other, [1]);
+    drop(store);
+    let store = Store::open(&db.path()).await.expect("reopen");
+    let next = store
+        .append_session_events("s1", vec![live_event("message", 3)])
+        .await
+        .unwrap();
+    assert_eq!(next, [3]);
+    assert_eq!(store.last_session_event_seq("s1").await.unwrap(), 3);
+    let after_one = store.session_events_after("s1", 1, 10).await.unwrap();
+    assert_eq!(
+        after_one,
+        [
+            StoredSessionEvent {
+                seq: 2,
+                name: "prompt".into(),
+                payload: json!({"n": 2}),
+                at: 1002
+            },
+            StoredSessionEvent {
+                seq: 3,
+                name: "message".into(),
+                payload: json!({"n": 3}),
+                at: 1003
+            },
+        ]
+    );
+    let limited = store.session_events_after("s1", 0, 2).await.unwrap();
+    assert_eq!(limited.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(store
+        .session_events_after("s1", 3, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // An event of a session that does not exist is refused whole.
+    assert!(store
+        .append_session_events("nope", vec![live_event("status", 1)])
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn pruning_keeps_the_newest_events_and_their_numbers() {
+    let db = TempDb::new("events-prune");
+    let store = Store::open(&db.path()).await.expect("open");
+    store.insert_session(session("s1")).await.expect("insert");
+    store.insert_session(session("s2")).await.expect("insert");
+    let ten = (1..=10).map(|n| live_event("message", n)).collect();
+    store.append_session_events("s1", ten).await.unwrap();
+    store
+        .append_session_events("s2", vec![live_event("status", 1)])
+        .await
+        .unwrap();
+    assert_eq!(store.prune_session_events(4).await.unwrap(), 6);
+    let left = store.session_events_after("s1", 0, 100).await.unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [7, 8, 9, 10]
+    );
+    assert_eq!(
+        store
+            .session_events_after("s2", 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Numbering goes on after the last, not after what is left.
+    let next = store
+        .append_session_events("s1", vec![live_event("turn", 11)])
+        .await
+        .unwrap();
+    assert_eq!(next, [11]);
+    assert_eq!(store.prune_session_events(4).await.unwrap(), 1);
+    // Opening the store prunes to KEEP_EVENTS_PER_SESSION.
+    let many = (0..KEEP_EVENTS_PER_SESSION + 2)
+        .map(|n| live_event("message", n))
+        .collect();
+    store.append_session_events("s2", many).await.unwrap();
+    drop(store);
+    let store = Store::open(&db.path()).await.expect("reopen");
+    let oldest = store.session_events_after("s2", 0, 1).await.unwrap();
+    assert_eq!(oldest[0].seq, 4);
+    assert_eq!(
+        store.last_session_event_seq("s2").await.unwrap(),
+        KEEP_EVENTS_PER_SESSION + 3
+    );
+}

@@ -413,14 +413,30 @@ impl Harness {
         user: &str,
         body: Value,
     ) -> (Option<i64>, Value) {
+        let headers = [("Mattermost-User-Id", user)];
+        self.http_raw(method, url, &headers, body.to_string().into_bytes())
+            .await
+    }
+
+    /// A request with exactly these headers (none names the user unless one is
+    /// `Mattermost-User-Id`) and body bytes, as the server forwards it: the status and the JSON
+    /// answer (`Null` when the answer is not JSON).
+    pub async fn http_raw(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (Option<i64>, Value) {
         let rec = Arc::new(Mutex::new(Recorded::default()));
         let (w, body_id) = (self.id(), self.id());
         self.broker
             .add(w, Endpoint::Serve(fake_writer(rec.clone())));
-        self.broker
-            .add(body_id, Endpoint::Body(body.to_string().into_bytes()));
+        self.broker.add(body_id, Endpoint::Body(body));
         let mut header = Headers::new();
-        header.insert("Mattermost-User-Id".into(), vec![user.into()]);
+        for (k, v) in headers {
+            header.insert((*k).into(), vec![(*v).into()]);
+        }
         let args = ServeHttpArgs {
             response_writer_stream: w,
             request: http_request(method, url, header),
@@ -606,7 +622,8 @@ pub fn write_script(file: &Path, reply: &str) -> Value {
 /// A stand-in for the Claude Code CLI, for tests about who may do what rather than about the
 /// CLI: a shell script that answers every control request with success, asks to Write a file
 /// (an approval card) for every prompt, and ends the turn when that request is answered or
-/// the turn is interrupted. Each process appends its pid to `launched` next to the script.
+/// the turn is interrupted. Each process appends its pid to `launched` next to the script, and
+/// every line it reads to `stdin`.
 /// Request ids carry the pid, as the real CLI's are unique: cards and approvals are keyed by
 /// them.
 pub struct StandIn {
@@ -625,6 +642,7 @@ impl StandIn {
 echo $$ >> "$(dirname "$0")/launched"
 n=0
 while IFS= read -r line; do
+  printf '%s\n' "$line" >> "$(dirname "$0")/stdin"
   id=$(printf '%s\n' "$line" | sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p')
   case "$line" in
     *'"type":"control_request"'*)
@@ -655,6 +673,13 @@ done
         std::fs::read_to_string(self.dir.join("launched"))
             .map(|s| s.lines().count())
             .unwrap_or(0)
+    }
+
+    /// Every line the processes read on stdin (prompts, control requests, answers), in order.
+    pub fn stdin(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("stdin"))
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     /// Waits (up to 10 s) until `n` processes have started, then a little longer for any

@@ -191,8 +191,14 @@ pub fn http_request(method: &str, url: &str, header: Headers) -> Option<HttpRequ
 
 /// Calls ServeHTTP and waits (up to `wait`) for its reply.
 pub async fn serve_http(hooks: &Client, args: &ServeHttpArgs, wait: Duration) {
-    let _: Empty = tokio::time::timeout(wait, hooks.call("Plugin.ServeHTTP", args))
+    serve_forwarded(hooks, "Plugin.ServeHTTP", args, wait).await
+}
+
+/// A forwarded request to `method` (`Plugin.ServeHTTP` or `Plugin.ServeMetrics`: the same
+/// arguments), waited for.
+pub async fn serve_forwarded(hooks: &Client, method: &str, args: &ServeHttpArgs, wait: Duration) {
+    let _: Empty = tokio::time::timeout(wait, hooks.call(method, args))
         .await
-        .expect("ServeHTTP answered")
+        .unwrap_or_else(|_| panic!("{method} answered"))
         .unwrap();
 }

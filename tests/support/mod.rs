@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod cli;
 pub mod host;
+pub mod roles;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

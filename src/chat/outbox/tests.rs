@@ -48,6 +48,10 @@ async fn owed_posts_survive_a_restart_and_are_made_once() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
+    // The metrics' backlog counts what the worker would send.
+    let pending = first.store.outbox_pending().await.unwrap().len();
+    assert!(pending >= 2, "{pending}");
+    assert_eq!(first.store.outbox_backlog().await.unwrap(), pending);
     // The plugin dies; the server comes back.
     let Rig {
         store,
@@ -60,6 +64,7 @@ async fn owed_posts_survive_a_restart_and_are_made_once() {
     *sink.down_until.lock().unwrap() = None;
     let second = open_rig(store, sink.clone(), dir).await;
     settle(&second.outbox).await;
+    assert_eq!(second.store.outbox_backlog().await.unwrap(), 0);
     let replies: Vec<String> = sink
         .posts()
         .into_iter()

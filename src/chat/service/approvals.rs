@@ -175,7 +175,18 @@ impl ChatService {
                 .any(|p| p.request_id == key.request_id)
         });
         if !pending {
-            return Err(ServiceError::NotPending);
+            let asked = self
+                .engine
+                .store()
+                .approvals(&key.session_id)
+                .await?
+                .iter()
+                .any(|a| a.request_id == key.request_id);
+            return Err(if asked {
+                ServiceError::NotPending
+            } else {
+                ServiceError::UnknownApproval(key.request_id.clone())
+            });
         }
         let card = self.posted_card(key).await?;
         if card.decided {

@@ -3,7 +3,7 @@
 //! REST error body); [`ServiceError::status`] is the one mapping to HTTP statuses.
 
 use super::{at_the_limit, outside_roots_text, NO_SESSION};
-use crate::files::PathError;
+use crate::files::{PathError, WriteError};
 use crate::ratelimit::RetryAfter;
 use crate::sessions::{EngineError, SessionError};
 use crate::store::StoreError;
@@ -70,8 +70,13 @@ pub enum ServiceError {
     Context(#[from] ContextError),
     #[error(transparent)]
     Path(#[from] PathError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
     #[error("This session no longer exists.")]
     SessionGone,
+    /// The session never asked for this approval (REST: the id is not one of its requests).
+    #[error("This session has no approval request {0}.")]
+    UnknownApproval(String),
     #[error("This request is no longer pending.")]
     NotPending,
     #[error("This request was already answered.")]
@@ -92,7 +97,7 @@ impl ServiceError {
     pub fn status(&self) -> u16 {
         use ServiceError::*;
         match self {
-            NoSession | UnknownSession(_) | SessionGone => 404,
+            NoSession | UnknownSession(_) | UnknownApproval(_) | SessionGone => 404,
             NotAllowed { member: false, .. } => 404,
             NotAllowed { .. } | ProjectLeftRoots(_) => 403,
             RateLimited { .. } => 429,
@@ -102,7 +107,8 @@ impl ServiceError {
             Prompt(e) | Interrupt(e) | Stop(e) | Mode(e) | Model(e) => session_status(e),
             ProjectPath(_) | BadDecision(_) => 400,
             Context(e) => e.status(),
-            Path(e) => path_status(e),
+            Path(e) => e.status(),
+            Write(e) => e.status(),
             Start(_) | Thread(_) | Status(..) | Store(_) | Deliver(_) | Internal => 500,
         }
     }
@@ -125,14 +131,6 @@ fn session_status(e: &SessionError) -> u16 {
         | SessionError::Refused(_) => 409,
         SessionError::EmptyDenyMessage => 400,
         _ => 500,
-    }
-}
-
-pub(crate) fn path_status(e: &PathError) -> u16 {
-    match e {
-        PathError::NotFound { .. } => 404,
-        PathError::RootUnavailable { .. } | PathError::Io { .. } => 500,
-        _ => 400,
     }
 }
 

@@ -13,6 +13,7 @@ mod clicks;
 mod commands;
 mod context;
 mod error;
+mod files;
 mod recover;
 mod sessions;
 #[cfg(test)]
@@ -24,22 +25,24 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::card::{self, ActionSigner};
-use super::outbox::Outbox;
+use super::outbox::{self, Outbox};
 use super::poster::BotPoster;
 use super::stream::{self, Cards, StreamCtx};
 use crate::claude::CliEnv;
 use crate::config::Config;
 use crate::mattermost::api::{Api, ApiError};
+use crate::mattermost::model::Post;
 use crate::sessions::{
     Engine, EngineError, ProcessLauncher, SessionConfig, SessionHandle, SessionState,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{OwedKind, OwedPost, Store, StoreError};
 
 pub(crate) use admission::at_the_limit;
 use admission::{Admission, Limit};
 pub(crate) use approvals::{ApiDecision, RequestKey};
 pub(crate) use authorize::{outside_roots_text, Asker};
 pub use error::{ContextError, ProjectPathError, ServiceError};
+pub(crate) use files::FileEdit;
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
@@ -129,6 +132,8 @@ pub struct ChatService {
     outbox_worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set at shutdown: the post streams end.
     stop_streams: tokio::sync::watch::Sender<bool>,
+    /// The sessions' live event tasks (started next to their post streams, in `tasks`).
+    live: super::live::LiveEvents,
 }
 
 /// The status word of a state, as `/claude status` shows it.
@@ -181,6 +186,7 @@ pub(crate) fn session_config(config: &Config) -> SessionConfig {
             .idle_timeout
             .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
         approval_timeout: config.approval_timeout,
+        post_update_interval: config.post_update_interval,
         ..SessionConfig::default()
     }
 }
@@ -220,6 +226,7 @@ impl ChatService {
             tasks: Mutex::new(Vec::new()),
             outbox_worker: Mutex::new(None),
             stop_streams: tokio::sync::watch::Sender::new(false),
+            live: super::live::LiveEvents::default(),
         });
         svc.recover().await?;
         Ok(svc)
@@ -265,8 +272,19 @@ impl ChatService {
             stop: self.stop_streams.subscribe(),
         };
         let task = tokio::spawn(stream::run(self.outbox.clone(), ctx, handle.feed()));
+        let live = super::live::LiveCtx {
+            session_id: handle.id().to_owned(),
+            channel_id: info.channel_id.clone(),
+            project_path: Some(PathBuf::from(&info.project_path)),
+            stop: self.stop_streams.subscribe(),
+        };
+        let api = Arc::new(self.api.clone());
+        let live = self
+            .live
+            .start(api, self.outbox.store().clone(), live, handle.feed());
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(task);
+            tasks.extend(live);
         }
         if let Ok(mut st) = self.state.lock() {
             st.by_channel
@@ -278,6 +296,30 @@ impl ChatService {
             }
             st.sessions.insert(handle.id().to_owned(), info);
         }
+    }
+
+    /// Owes a reply from the bot in the session's thread (through the outbox: delivered however
+    /// long the server takes, after the thread's root).
+    async fn reply_in_thread(
+        &self,
+        session_id: &str,
+        info: &SessionInfo,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let post = Post {
+            user_id: self.bot_id.clone(),
+            channel_id: info.channel_id.clone(),
+            root_id: info.root_id.clone(),
+            message,
+            ..Default::default()
+        };
+        let key = format!("reply:{}", uuid::Uuid::new_v4().simple());
+        let owed = OwedPost {
+            root_key: Some(outbox::root_key(session_id)),
+            closed: true,
+            ..outbox::owed(key, OwedKind::Reply, session_id, &post)
+        };
+        self.outbox.put(owed).await
     }
 
     /// The server created the thread of `session_id` late (it did not take posts when the

@@ -69,22 +69,8 @@ impl ChatService {
                 session = handle.id(),
                 "stopped: its project is no longer under an allowed project root"
             );
-            let post = Post {
-                user_id: self.bot_id.clone(),
-                channel_id: info.channel_id.clone(),
-                root_id: info.root_id.clone(),
-                message: format!("{} It was stopped.", outside_roots_text(&info.project_path)),
-                ..Default::default()
-            };
-            // Owed through the outbox, in the session's thread: delivered however long the
-            // server takes.
-            let key = format!("reply:{}", uuid::Uuid::new_v4().simple());
-            let owed = OwedPost {
-                root_key: Some(outbox::root_key(handle.id())),
-                closed: true,
-                ..outbox::owed(key, OwedKind::Reply, handle.id(), &post)
-            };
-            if let Err(e) = self.outbox.put(owed).await {
+            let text = format!("{} It was stopped.", outside_roots_text(&info.project_path));
+            if let Err(e) = self.reply_in_thread(handle.id(), &info, text).await {
                 tracing::warn!("telling a channel its session stopped failed: {e}");
             }
         }

@@ -66,6 +66,8 @@ pub(crate) struct SessionView {
     pub root_post_id: Option<String>,
     pub queued_prompts: usize,
     pub pending_approvals: usize,
+    /// The last live event's sequence number (replay with `events?after=`).
+    pub last_seq: i64,
 }
 
 /// One page of a session's transcript, newest last.
@@ -267,6 +269,11 @@ impl ChatService {
             .session(handle.id())
             .await?
             .ok_or(ServiceError::SessionGone)?;
+        let last_seq = self
+            .engine
+            .store()
+            .last_session_event_seq(handle.id())
+            .await?;
         Ok(SessionView {
             id: record.id,
             channel_id: record.channel_id,
@@ -280,6 +287,7 @@ impl ChatService {
             root_post_id: (!info.root_id.is_empty()).then(|| info.root_id.clone()),
             queued_prompts: status.queued_prompts,
             pending_approvals: status.pending_approvals.len(),
+            last_seq,
         })
     }
 
@@ -387,6 +395,16 @@ impl ChatService {
         h.set_model(model, user_id)
             .await
             .map_err(ServiceError::Model)
+    }
+
+    /// At most `limit` live events of the session after `after`, as they were published.
+    pub(crate) async fn events_after(
+        &self,
+        session_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, ServiceError> {
+        Ok(crate::chat::live::events_after(self.engine.store(), session_id, after, limit).await?)
     }
 
     /// A page of the session's transcript (see [`HistoryQuery`]).

@@ -14,11 +14,13 @@ struct Stream {
     cards: Cards,
     task: tokio::task::JoinHandle<()>,
     stop: watch::Sender<bool>,
+    /// The settings the task reads (PostUpdateIntervalSeconds, ApprovalTimeoutMinutes).
+    config: SharedSessionConfig,
 }
 
 static SEQ: AtomicI64 = AtomicI64::new(1);
 
-fn ctx(cards: Cards, stop: watch::Receiver<bool>) -> StreamCtx {
+fn ctx(cards: Cards, stop: watch::Receiver<bool>, config: SharedSessionConfig) -> StreamCtx {
     StreamCtx {
         session_id: "s1".into(),
         channel_id: "c1".into(),
@@ -26,10 +28,7 @@ fn ctx(cards: Cards, stop: watch::Receiver<bool>) -> StreamCtx {
         cwd: Some("/p".into()),
         signer: Arc::new(ActionSigner::new(&"ab".repeat(32)).unwrap()),
         cards,
-        session_config: SharedSessionConfig::new(crate::sessions::SessionConfig {
-            approval_timeout: Duration::from_secs(600),
-            ..Default::default()
-        }),
+        session_config: config,
         stop,
     }
 }
@@ -40,8 +39,13 @@ async fn stream(capacity: usize) -> Stream {
     let (tx, rx) = broadcast::channel(capacity);
     let (stop_tx, stop) = watch::channel(false);
     let cards = Cards::default();
+    let config = SharedSessionConfig::new(crate::sessions::SessionConfig {
+        approval_timeout: Duration::from_secs(600),
+        ..Default::default()
+    });
     let feed = EventFeed::new("s1".into(), rx, rig.store.clone(), 0);
-    let task = tokio::spawn(run(rig.outbox.clone(), ctx(cards.clone(), stop), feed));
+    let ctx = ctx(cards.clone(), stop, config.clone());
+    let task = tokio::spawn(run(rig.outbox.clone(), ctx, feed));
     tokio::task::yield_now().await;
     Stream {
         rig,
@@ -49,6 +53,7 @@ async fn stream(capacity: usize) -> Stream {
         cards,
         task,
         stop: stop_tx,
+        config,
     }
 }
 
@@ -156,46 +161,113 @@ impl CardProps for Post {
     }
 }
 
-/// 50 deltas over 5 s of paused time: one create, about one update a second, a final one.
-#[tokio::test(start_paused = true)]
-async fn updates_are_coalesced_to_one_a_second() {
-    let s = stream(256).await;
-    for i in 0..50 {
-        s.send(EventKind::TextDelta {
-            text: format!("w{i} "),
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+impl Stream {
+    /// Sets PostUpdateIntervalSeconds as a saved setting does.
+    fn set_post_interval(&self, interval: Duration) {
+        self.config.set(crate::sessions::SessionConfig {
+            post_update_interval: interval,
+            ..(*self.config.get()).clone()
+        });
     }
+
+    /// `seconds` of continuous text, a delta every 100 ms.
+    async fn stream_text(&self, seconds: u64) {
+        for i in 0..seconds * 10 {
+            self.send(EventKind::TextDelta {
+                text: format!("w{i} "),
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// When the server applied each write (create or update) of the turn post, in order.
+fn turn_writes(sink: &FakeSink, root_id: &str) -> Vec<(&'static str, Instant)> {
+    sink.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, _)| p.root_id == root_id)
+        .map(|(kind, _, at)| (*kind, *at))
+        .collect()
+}
+
+/// The post appears at the first text; streaming updates come at most every
+/// PostUpdateIntervalSeconds at first, the gap doubling after each one (1, 2, 4, 8 s here), and
+/// the closing line comes at once at the end.
+#[tokio::test(start_paused = true)]
+async fn streaming_updates_start_at_the_setting_and_back_off() {
+    let s = stream(256).await;
+    s.set_post_interval(Duration::from_secs(1));
+    s.stream_text(20).await;
+    s.send(result()).await;
+    let ended = Instant::now();
+    let root_id = s.rig.root_id.clone();
+    let (sink, ..) = s.finish().await;
+    let writes = turn_writes(&sink, &root_id);
+    let kinds: Vec<&str> = writes.iter().map(|(k, _)| *k).collect();
+    // Create, updates after 1, 3, 7 and 15 s, the closing one at 20 s.
+    assert_eq!(
+        kinds,
+        ["create", "update", "update", "update", "update", "update"]
+    );
+    let gaps: Vec<Duration> = writes.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    for (gap, want) in gaps.iter().zip([1, 2, 4, 8]) {
+        let want = Duration::from_secs(want);
+        assert!(
+            *gap >= want && *gap < want + Duration::from_millis(300),
+            "{gaps:?}"
+        );
+    }
+    assert!(writes.last().unwrap().1 - ended < Duration::from_millis(300));
+    let (_, last, _) = sink.log.lock().unwrap().last().cloned().unwrap();
+    assert!(last.message.starts_with("w0 w1"), "{}", last.message);
+    assert!(last.message.contains("w199"));
+    assert!(last.message.contains("✓ Done"), "{}", last.message);
+}
+
+/// A 30 s turn of continuous text with the default setting (2 s): the old cadence (an update
+/// every second) wrote the post about 30 times; now it is at most 6 updates, the last with
+/// the closing line.
+#[tokio::test(start_paused = true)]
+async fn a_30_second_turn_costs_at_most_6_updates() {
+    let s = stream(256).await;
+    s.stream_text(30).await;
     s.send(result()).await;
     let root_id = s.rig.root_id.clone();
     let (sink, ..) = s.finish().await;
-    let log = sink.log.lock().unwrap().clone();
-    // The root and the turn post.
-    assert_eq!(sink.creates(), 2, "{log:?}");
-    let updates: Vec<Instant> = log
+    let writes = turn_writes(&sink, &root_id);
+    let updates = writes.iter().filter(|(k, _)| *k == "update").count();
+    assert_eq!(writes[0].0, "create");
+    assert!((3..=6).contains(&updates), "{updates} updates: {writes:?}");
+    let text = turn_text(&sink, &root_id);
+    assert!(text.contains("w299") && text.contains("✓ Done"), "{text}");
+}
+
+/// A saved PostUpdateIntervalSeconds reaches a running stream: its next turn waits as long.
+#[tokio::test(start_paused = true)]
+async fn a_saved_interval_applies_from_the_next_turn() {
+    let s = stream(256).await;
+    s.stream_text(1).await;
+    s.send(result()).await;
+    s.set_post_interval(Duration::from_secs(10));
+    s.stream_text(8).await;
+    s.send(result()).await;
+    let root_id = s.rig.root_id.clone();
+    let (sink, ..) = s.finish().await;
+    let posts = turn_posts(&sink, &root_id);
+    assert_eq!(posts.len(), 2);
+    let second: Vec<&str> = sink
+        .log
+        .lock()
+        .unwrap()
         .iter()
-        .filter(|(k, ..)| *k == "update")
-        .map(|(_, _, at)| *at)
+        .filter(|(_, p, _)| p.id == posts[1].id)
+        .map(|(k, ..)| *k)
         .collect();
-    assert!(
-        (4..=7).contains(&updates.len()),
-        "{} updates",
-        updates.len()
-    );
-    // Streaming updates (all but the final one) are about 1 s apart.
-    for w in updates[..updates.len() - 1].windows(2) {
-        assert!(
-            w[1] - w[0] >= Duration::from_millis(800),
-            "{:?}",
-            w[1] - w[0]
-        );
-    }
-    let (_, last, _) = log.last().unwrap();
-    assert_eq!(last.root_id, root_id);
-    assert!(last.message.starts_with("w0 w1"), "{}", last.message);
-    assert!(last.message.contains("w49"));
-    assert!(last.message.contains("✓ Done"), "{}", last.message);
+    // Created, then nothing for 8 s (the first gap is 10 s), then closed.
+    assert_eq!(second, ["create", "update"]);
 }
 
 /// Posts a card for `r1`, sends `closing`, and returns the card as it last reads.

@@ -8,6 +8,7 @@
 //! its own CSRF check for cookie sessions); nothing in a body names a user.
 
 mod approvals;
+mod files;
 mod sessions;
 
 use std::future::Future;
@@ -29,7 +30,7 @@ pub(crate) const MAX_BODY: usize = 1 << 20;
 
 /// The routes of the API, as `(method, pattern)`, in the order `openapi.yaml` lists them.
 pub(crate) fn mount(router: Router<App>) -> Router<App> {
-    sessions::mount(approvals::mount(router))
+    sessions::mount(approvals::mount(files::mount(router)))
 }
 
 impl From<ServiceError> for HttpError {

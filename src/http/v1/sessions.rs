@@ -16,6 +16,8 @@ use crate::store::HistoryQuery;
 
 /// Most history entries one page holds.
 const MAX_HISTORY_PAGE: usize = 200;
+/// Most events one replay answers (the client asks again after the last one).
+const MAX_EVENTS_PAGE: usize = 1000;
 
 pub(super) fn mount(router: Router<App>) -> Router<App> {
     let r = route(router, "GET", "/api/v1/sessions", list);
@@ -27,7 +29,8 @@ pub(super) fn mount(router: Router<App>) -> Router<App> {
     let r = route(r, "PUT", "/api/v1/sessions/{id}/mode", mode);
     let r = route(r, "PUT", "/api/v1/sessions/{id}/model", model);
     let r = route(r, "POST", "/api/v1/sessions/{id}/context", context);
-    route(r, "GET", "/api/v1/sessions/{id}/history", history)
+    let r = route(r, "GET", "/api/v1/sessions/{id}/history", history);
+    route(r, "GET", "/api/v1/sessions/{id}/events", events)
 }
 
 #[derive(Deserialize)]
@@ -263,5 +266,26 @@ fn history<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFutu
         };
         let page = call.chat.history(handle.id(), query).await?;
         Ok((200, json_of(&page)?))
+    }))
+}
+
+fn events<'a>(app: &'a App, req: Request, w: &'a mut ResponseWriter) -> BoxFuture<'a, HttpResult> {
+    Box::pin(respond(w, async move {
+        let call = Call::new(app, &req)?;
+        let id = req.param("id").to_owned();
+        let after: i64 = req.query_num("after", 0)?;
+        let limit: usize = req.query_num("limit", 500)?;
+        if after < 0 || !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+            return Err(HttpError::bad_request(format!(
+                "after must be 0 or more, limit between 1 and {MAX_EVENTS_PAGE}"
+            )));
+        }
+        let (handle, _) = call.session(&id, Action::Status, false).await?;
+        let events = call.chat.events_after(handle.id(), after, limit).await?;
+        let last_seq = events
+            .last()
+            .and_then(|e| e["seq"].as_i64())
+            .unwrap_or(after);
+        Ok((200, json!({ "events": events, "last_seq": last_seq })))
     }))
 }

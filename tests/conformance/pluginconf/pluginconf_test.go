@@ -363,6 +363,49 @@ func TestPlugin(t *testing.T) {
 		}
 	})
 
+	check(t, "3_metrics_listener", func(t *testing.T) {
+		// One request for the counts, then the hook as the server's metrics listener calls it:
+		// no user, a bare Context, the request to /plugins/<id>/metrics.
+		if rec := e.serve("GET", "/api/v1/health", nil, nil); rec.Code != 200 {
+			t.Fatalf("health: %d", rec.Code)
+		}
+		req := httptest.NewRequest("GET", "/plugins/"+harness.PluginID+"/metrics", nil)
+		rec := httptest.NewRecorder()
+		e.hooks.ServeMetrics(&plugin.Context{}, rec, req)
+		if isReference {
+			// The reference plugin has no ServeMetrics: the host answers 404 itself.
+			if rec.Code != 404 {
+				t.Errorf("reference plugin ServeMetrics: %d, want 404", rec.Code)
+			}
+			return
+		}
+		if rec.Code != 200 {
+			t.Fatalf("ServeMetrics: %d %s", rec.Code, rec.Body)
+		}
+		if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+			t.Errorf("Content-Type %q", ct)
+		}
+		body := rec.Body.String()
+		for _, series := range []string{
+			"sessions_active gauge", "sessions_started_total counter", "turns_total counter",
+			"messages_total counter", "cli_spawn_seconds histogram", "first_text_seconds histogram",
+			"approval_wait_seconds histogram", "approvals_total counter", "errors_total counter",
+			"hook_duration_seconds histogram", "outbox_backlog gauge", "http_requests_total counter",
+		} {
+			if !strings.Contains(body, "# TYPE claude_code_"+series+"\n") {
+				t.Errorf("no series %q in\n%s", series, body)
+			}
+		}
+		for _, sample := range []string{
+			`claude_code_http_requests_total{route="GET /api/v1/health",status="200"} `,
+			`claude_code_hook_duration_seconds_count{hook="ServeHTTP"} `,
+		} {
+			if !strings.Contains(body, sample) {
+				t.Errorf("no sample %q in\n%s", sample, body)
+			}
+		}
+	})
+
 	check(t, "4_kv_bytes_roundtrip", func(t *testing.T) {
 		all := make([]byte, 256)
 		for i := range all {

@@ -1,227 +1,19 @@
-//! Project files as users may see them: every user-supplied path is resolved
-//! under the session's project root, and only regular files and directories
-//! inside that root are listed or read.
-//!
-//! The rules, in the order they are applied by [`resolve`]:
-//! 1. A NUL byte anywhere is refused (the OS would cut the path there).
-//! 2. Absolute paths are refused, even ones that point inside the root: users
-//!    name files relative to the project, and accepting `/…` would invite
-//!    "which root?" confusion.
-//! 3. Any `..` segment is refused outright, even one that would stay inside
-//!    the root; `.` and empty segments are dropped.
-//! 4. The joined path is canonicalized (every symlink followed) and must still
-//!    lie under the canonicalized root. A symlink that leaves the root is
-//!    reported as "outside the project" without saying where it points.
-//! 5. The target must be a regular file or a directory: FIFOs (which would
-//!    block a read forever), sockets and device files are refused.
-//!
-//! Paths are taken literally. Nothing is percent-decoded: `%2e%2e` is a file
-//! named `%2e%2e`, which then simply does not exist. (The HTTP router decodes
-//! a URL once, as HTTP requires; decoding again here would turn `%252e` into a
-//! traversal.) A backslash is an ordinary filename character on Unix, and
-//! Unicode lookalikes of `.` and `/` are ordinary characters too.
-//!
-//! Residual risk: between the check and the read, a process that can write in
-//! the project (the CLI itself can) could swap a directory for a symlink.
-//! [`read`] narrows this by opening the final component with `O_NOFOLLOW` and
-//! re-checking the opened file's type; full protection would need
-//! `openat2(RESOLVE_BENEATH)`.
+//! Listing and reading project files, on tokio's blocking pool.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::{
+    canonical_root, hash_file, io_to_path_error, language_for, open_file, resolve_under,
+    task_failed, NodeKind, PathError, MAX_EDIT_BYTES,
+};
+
 /// Files above this size are not read at all (not even as an attachment).
 pub const MAX_ATTACHMENT_BYTES: u64 = 20 * 1024 * 1024;
-
-/// Why a user path was refused. Display is the message shown to the user, in
-/// the user's own spelling of the path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathError {
-    NulByte,
-    Absolute {
-        path: String,
-    },
-    ParentSegment {
-        path: String,
-    },
-    NotFound {
-        path: String,
-    },
-    OutsideRoot {
-        path: String,
-    },
-    SymlinkLoop {
-        path: String,
-    },
-    SpecialFile {
-        path: String,
-        kind: &'static str,
-    },
-    NotADirectory {
-        path: String,
-    },
-    NotAFile {
-        path: String,
-    },
-    /// The project root itself is missing or unreadable (a server problem).
-    RootUnavailable {
-        root: PathBuf,
-        reason: String,
-    },
-    Io {
-        path: String,
-        reason: String,
-    },
-}
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PathError::NulByte => f.write_str("The path contains a NUL byte; remove it."),
-            PathError::Absolute { path } => write!(
-                f,
-                "`{path}` is an absolute path. Name files relative to the project root, e.g. `src/main.rs`."
-            ),
-            PathError::ParentSegment { path } => write!(
-                f,
-                "`{path}` contains `..`. Paths must stay inside the project; name them from the project root."
-            ),
-            PathError::NotFound { path } => write!(f, "`{path}` does not exist in the project."),
-            PathError::OutsideRoot { path } => write!(
-                f,
-                "`{path}` leads outside the project (through a symbolic link) and cannot be shown."
-            ),
-            PathError::SymlinkLoop { path } => {
-                write!(f, "`{path}` is a loop of symbolic links.")
-            }
-            PathError::SpecialFile { path, kind } => write!(
-                f,
-                "`{path}` is a {kind}, not a regular file; only files and directories can be shown."
-            ),
-            PathError::NotADirectory { path } => write!(
-                f,
-                "`{path}` is a file, not a directory. Show it with `/claude file {path}`."
-            ),
-            PathError::NotAFile { path } => write!(
-                f,
-                "`{path}` is a directory. List it with `/claude files {path}`."
-            ),
-            PathError::RootUnavailable { root, reason } => write!(
-                f,
-                "The project directory {} is not available: {reason}",
-                root.display()
-            ),
-            PathError::Io { path, reason } => write!(f, "`{path}` cannot be read: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for PathError {}
-
-/// Regular file or directory: the only kinds resolved paths can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    File,
-    Directory,
-}
-
-/// A user path after every check passed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
-    /// Canonical, absolute, under the canonical root.
-    pub absolute: PathBuf,
-    /// Relative to the root, `/`-separated; empty for the root itself.
-    pub relative: String,
-    pub kind: NodeKind,
-}
-
-fn special_kind(ft: &fs::FileType) -> &'static str {
-    if ft.is_fifo() {
-        "named pipe (FIFO)"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_char_device() {
-        "character device"
-    } else if ft.is_block_device() {
-        "block device"
-    } else {
-        "special file"
-    }
-}
-
-fn canonical_root(root: &Path) -> Result<PathBuf, PathError> {
-    fs::canonicalize(root).map_err(|e| PathError::RootUnavailable {
-        root: root.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-/// Resolves `user_path` under `root` (see the module doc). `""` and `"."`
-/// name the root itself.
-pub fn resolve(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
-    let root = canonical_root(root)?;
-    resolve_under(&root, user_path)
-}
-
-fn resolve_under(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
-    let shown = || user_path.to_owned();
-    if user_path.contains('\0') {
-        return Err(PathError::NulByte);
-    }
-    if user_path.starts_with('/') {
-        return Err(PathError::Absolute { path: shown() });
-    }
-    let mut joined = root.to_path_buf();
-    for segment in user_path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => return Err(PathError::ParentSegment { path: shown() }),
-            s => joined.push(s),
-        }
-    }
-    let absolute = fs::canonicalize(&joined).map_err(|e| io_to_path_error(&e, user_path))?;
-    let Ok(rest) = absolute.strip_prefix(root) else {
-        return Err(PathError::OutsideRoot { path: shown() });
-    };
-    let relative = rest.to_string_lossy().into_owned();
-    // `absolute` has no symlinks left, so this is the target's own type.
-    let meta = fs::metadata(&absolute).map_err(|e| io_to_path_error(&e, user_path))?;
-    let ft = meta.file_type();
-    let kind = if ft.is_dir() {
-        NodeKind::Directory
-    } else if ft.is_file() {
-        NodeKind::File
-    } else {
-        return Err(PathError::SpecialFile {
-            path: shown(),
-            kind: special_kind(&ft),
-        });
-    };
-    Ok(Resolved {
-        absolute,
-        relative,
-        kind,
-    })
-}
-
-fn io_to_path_error(e: &io::Error, user_path: &str) -> PathError {
-    let path = user_path.to_owned();
-    match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENOTDIR) => PathError::NotFound { path },
-        Some(libc::ELOOP) => PathError::SymlinkLoop { path },
-        _ => PathError::Io {
-            path,
-            reason: e.to_string(),
-        },
-    }
-}
 
 /// One entry of a listing; the JSON shape of the design's FileNode
 /// (`type` is `"file"` or `"directory"`).
@@ -276,14 +68,6 @@ pub async fn read(
     tokio::task::spawn_blocking(move || read_blocking(&root, &path, max_inline))
         .await
         .unwrap_or_else(|e| Err(task_failed(shown, &e)))
-}
-
-/// The blocking task panicked or was cancelled (runtime shutdown).
-fn task_failed(path: String, e: &tokio::task::JoinError) -> PathError {
-    PathError::Io {
-        path,
-        reason: e.to_string(),
-    }
 }
 
 /// Lists `dir` (a user path) breadth-first, so that a count cap keeps the top
@@ -476,6 +260,74 @@ fn listed_entry(root: &Path, rel: &str, entry: &fs::DirEntry) -> Option<ListedEn
     ))
 }
 
+/// A file with the version a later update or delete must name: what
+/// `GET /api/v1/sessions/{id}/files/{path...}` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionedFile {
+    /// Relative to the project root, `/`-separated, symlinks resolved.
+    pub path: String,
+    /// Bytes read, which is what `sha256` covers.
+    pub size: u64,
+    /// Of the bytes on disk, lowercase hex: the `If-Match` of an edit.
+    pub sha256: String,
+    pub binary: bool,
+    /// The text, when it is not binary and at most [`MAX_EDIT_BYTES`].
+    pub content: Option<String>,
+    pub language: Option<&'static str>,
+}
+
+/// How much of a large file decides whether it is binary (as git does).
+const SNIFF_BYTES: usize = 8 * 1024;
+
+/// [`read_versioned_blocking`] on tokio's blocking pool (see [`list`]).
+pub async fn read_versioned(root: PathBuf, path: String) -> Result<VersionedFile, PathError> {
+    let shown = path.clone();
+    tokio::task::spawn_blocking(move || read_versioned_blocking(&root, &path))
+        .await
+        .unwrap_or_else(|e| Err(task_failed(shown, &e)))
+}
+
+/// Reads a project file whole, once: the hash covers every byte, while
+/// memory holds at most [`MAX_EDIT_BYTES`] + 1 of them. A file up to that
+/// size is text when all of it is UTF-8 without NUL bytes (the rule of
+/// [`read`]); a larger one is judged by its first [`SNIFF_BYTES`].
+fn read_versioned_blocking(root: &Path, path: &str) -> Result<VersionedFile, PathError> {
+    let (resolved, file, _) = open_file(root, path)?;
+    let hashed = hash_file(file, MAX_EDIT_BYTES + 1).map_err(|e| io_to_path_error(&e, path))?;
+    let (binary, content) = if hashed.head.len() <= MAX_EDIT_BYTES {
+        match String::from_utf8(hashed.head) {
+            Ok(text) if !text.contains('\0') => (false, Some(text)),
+            _ => (true, None),
+        }
+    } else {
+        (!prefix_is_text(&hashed.head[..SNIFF_BYTES]), None)
+    };
+    let name = resolved
+        .absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(VersionedFile {
+        path: resolved.relative,
+        size: hashed.size,
+        sha256: hashed.sha256,
+        binary,
+        content,
+        language: language_for(&name),
+    })
+}
+
+/// No NUL byte and valid UTF-8, except that the prefix of a longer file may
+/// end inside a character.
+fn prefix_is_text(prefix: &[u8]) -> bool {
+    !prefix.contains(&0)
+        && match std::str::from_utf8(prefix) {
+            Ok(_) => true,
+            // `error_len` None: the prefix ends in the middle of a character.
+            Err(e) => e.error_len().is_none(),
+        }
+}
+
 /// Why a file is offered as an attachment rather than shown inline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachmentReason {
@@ -509,32 +361,8 @@ pub enum FileContent {
 /// `max_inline` bytes, otherwise an attachment (up to
 /// [`MAX_ATTACHMENT_BYTES`]).
 fn read_blocking(root: &Path, path: &str, max_inline: usize) -> Result<FileContent, PathError> {
-    let resolved = resolve(root, path)?;
-    if resolved.kind != NodeKind::File {
-        return Err(PathError::NotAFile {
-            path: path.to_owned(),
-        });
-    }
+    let (resolved, file, meta) = open_file(root, path)?;
     let io_err = |e: io::Error| io_to_path_error(&e, path);
-    // O_NOFOLLOW: the final component must not have become a symlink since the
-    // check; O_NONBLOCK: opening a FIFO swapped in meanwhile must not hang.
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&resolved.absolute)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => PathError::OutsideRoot {
-                path: path.to_owned(),
-            },
-            _ => io_err(e),
-        })?;
-    let meta = file.metadata().map_err(io_err)?;
-    if !meta.file_type().is_file() {
-        return Err(PathError::SpecialFile {
-            path: path.to_owned(),
-            kind: special_kind(&meta.file_type()),
-        });
-    }
     let size = meta.len();
     if size > MAX_ATTACHMENT_BYTES {
         return Ok(FileContent::TooLarge {
@@ -579,133 +407,12 @@ fn read_blocking(root: &Path, path: &str, max_inline: usize) -> Result<FileConte
     })
 }
 
-/// The Markdown code-fence language for a file name, by extension (or by
-/// well-known name).
-pub fn language_for(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    match lower.as_str() {
-        "dockerfile" => return Some("dockerfile"),
-        "makefile" | "gnumakefile" => return Some("makefile"),
-        _ => {}
-    }
-    let ext = lower.rsplit_once('.')?.1;
-    Some(match ext {
-        "rs" => "rust",
-        "go" => "go",
-        "py" => "python",
-        "js" | "mjs" | "cjs" => "javascript",
-        "jsx" => "jsx",
-        "ts" | "mts" | "cts" => "typescript",
-        "tsx" => "tsx",
-        "java" => "java",
-        "kt" | "kts" => "kotlin",
-        "c" | "h" => "c",
-        "cc" | "cpp" | "cxx" | "hpp" | "hh" => "cpp",
-        "cs" => "csharp",
-        "rb" => "ruby",
-        "php" => "php",
-        "swift" => "swift",
-        "sh" | "bash" | "zsh" => "bash",
-        "sql" => "sql",
-        "json" => "json",
-        "yaml" | "yml" => "yaml",
-        "toml" => "toml",
-        "xml" => "xml",
-        "html" | "htm" => "html",
-        "css" => "css",
-        "scss" => "scss",
-        "md" | "markdown" => "markdown",
-        "diff" | "patch" => "diff",
-        "proto" => "protobuf",
-        "tf" => "hcl",
-        "lua" => "lua",
-        "ini" | "cfg" => "ini",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::CString;
-    use std::os::unix::fs::symlink;
-    use std::os::unix::net::UnixListener;
-
-    const SECRET: &str = "TOP-SECRET-OUTSIDE-THE-ROOT";
-
-    /// A project root full of traps, next to an `outside` directory.
-    struct Fixture {
-        _tmp: tempfile::TempDir,
-        root: PathBuf,
-        // Keeps the socket file bound for the test's duration.
-        _sock: UnixListener,
-    }
-
-    fn fixture() -> Fixture {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let base = tmp.path();
-        let root = base.join("root");
-        let outside = base.join("outside");
-        for d in [
-            &root,
-            &outside,
-            &root.join("src"),
-            &root.join("dir with space"),
-        ] {
-            fs::create_dir_all(d).unwrap();
-        }
-        fs::write(outside.join("secret.txt"), SECRET).unwrap();
-        fs::write(root.join("README.md"), "# Project\n").unwrap();
-        fs::write(root.join("src/main.rs"), "fn main() {}\n").unwrap();
-        fs::write(root.join("src/lib.rs"), "pub fn f() {}\n").unwrap();
-        fs::write(root.join("dir with space/file name.txt"), "spaces\n").unwrap();
-        fs::write(root.join(".hidden"), "h").unwrap();
-        fs::write(root.join("image.png"), [0x89, b'P', b'N', b'G', 0, 1, 2]).unwrap();
-        fs::write(root.join("notes.txt"), "x".repeat(5000)).unwrap();
-        let links: &[(&str, &str)] = &[
-            ("link_inside", "src/main.rs"),
-            ("link_inside_dir", "src"),
-            ("link_etc", "/etc"),
-            ("link_passwd", "/etc/passwd"),
-            ("link_outside", "../outside/secret.txt"),
-            ("link_outside_dir", "../outside"),
-            ("chain1", "chain2"),
-            ("chain2", "chain3"),
-            ("chain3", "/etc"),
-            ("chain_rel", "src/../../outside/secret.txt"),
-            ("loop_a", "loop_b"),
-            ("loop_b", "loop_a"),
-            ("link_root", "/"),
-            ("link_devnull", "/dev/null"),
-            ("link_proc", "/proc/self/environ"),
-            ("dangling", "does/not/exist"),
-            ("src/up", ".."),
-            ("src/upup", "../.."),
-        ];
-        for (name, target) in links {
-            symlink(target, root.join(name)).unwrap();
-        }
-        let fifo = CString::new(root.join("fifo").as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path; mkfifo has no other preconditions.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        let sock = UnixListener::bind(root.join("sock")).unwrap();
-        Fixture {
-            _tmp: tmp,
-            root,
-            _sock: sock,
-        }
-    }
-
-    fn hostile_paths(root: &Path) -> Vec<String> {
-        include_str!("../tests/fixtures/hostile_paths.txt")
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                l.replace("<NUL>", "\0")
-                    .replace("<ROOT>", &root.to_string_lossy())
-            })
-            .collect()
-    }
+    use crate::files::fixture::{fixture, hostile_paths, SECRET};
+    use crate::files::{resolve, sha256_hex};
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn hostile_paths_are_refused() {
@@ -721,6 +428,9 @@ mod tests {
                 Err(e) => assert!(!e.to_string().contains(SECRET)),
                 Ok(c) => panic!("{p:?} was read: {c:?}"),
             }
+            if let Ok(v) = read_versioned_blocking(&fx.root, p) {
+                panic!("{p:?} was read: {v:?}");
+            }
             if let Ok(l) = list_blocking(&fx.root, p, 3, 1000) {
                 panic!("{p:?} was listed: {l:?}");
             }
@@ -728,43 +438,8 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_typed() {
+    fn reads_and_lists_only_their_kind() {
         let fx = fixture();
-        let r = |p: &str| resolve(&fx.root, p).unwrap_err();
-        assert_eq!(r("a\0b"), PathError::NulByte);
-        assert!(matches!(r("/etc/passwd"), PathError::Absolute { .. }));
-        assert!(matches!(
-            r("src/../README.md"),
-            PathError::ParentSegment { .. }
-        ));
-        assert!(matches!(r("%2e%2e/outside"), PathError::NotFound { .. }));
-        assert!(matches!(r("..\\outside"), PathError::NotFound { .. }));
-        assert!(matches!(
-            r("link_etc/passwd"),
-            PathError::OutsideRoot { .. }
-        ));
-        assert!(matches!(r("chain1"), PathError::OutsideRoot { .. }));
-        assert!(matches!(r("src/upup"), PathError::OutsideRoot { .. }));
-        assert!(matches!(r("loop_a"), PathError::SymlinkLoop { .. }));
-        assert!(matches!(r("dangling"), PathError::NotFound { .. }));
-        assert_eq!(
-            r("fifo"),
-            PathError::SpecialFile {
-                path: "fifo".into(),
-                kind: "named pipe (FIFO)"
-            }
-        );
-        assert!(matches!(
-            r("sock"),
-            PathError::SpecialFile { kind: "socket", .. }
-        ));
-        // The message never says where an escaping link points.
-        let msg = r("link_passwd").to_string();
-        assert!(!msg.contains("/etc"), "{msg}");
-        assert!(matches!(
-            resolve(Path::new("/nonexistent/root"), "a"),
-            Err(PathError::RootUnavailable { .. })
-        ));
         assert!(matches!(
             read_blocking(&fx.root, "src", 100),
             Err(PathError::NotAFile { .. })
@@ -953,11 +628,51 @@ mod tests {
     }
 
     #[test]
-    fn languages() {
-        assert_eq!(language_for("main.rs"), Some("rust"));
-        assert_eq!(language_for("App.TSX"), Some("tsx"));
-        assert_eq!(language_for("Dockerfile"), Some("dockerfile"));
-        assert_eq!(language_for("LICENSE"), None);
-        assert_eq!(language_for("archive.tar.gz"), None);
+    fn versioned_reads_hash_every_byte_and_show_only_small_text() {
+        let fx = fixture();
+        let v = read_versioned_blocking(&fx.root, "link_inside").unwrap();
+        assert_eq!(
+            v,
+            VersionedFile {
+                path: "src/main.rs".into(),
+                size: 13,
+                sha256: "536e506bb90914c243a12b397b9a998f85ae2cbd9ba02dfd03a9e155ca5ca0f4".into(),
+                binary: false,
+                content: Some("fn main() {}\n".into()),
+                language: Some("rust"),
+            }
+        );
+        let png = read_versioned_blocking(&fx.root, "image.png").unwrap();
+        assert_eq!((png.binary, png.content, png.size), (true, None, 7));
+        fs::write(fx.root.join("latin1.txt"), b"caf\xe9").unwrap();
+        let latin1 = read_versioned_blocking(&fx.root, "latin1.txt").unwrap();
+        assert_eq!((latin1.binary, latin1.content), (true, None));
+        let sha = |bytes: &[u8]| sha256_hex(Sha256::new_with_prefix(bytes));
+        // Exactly the inline limit is still shown.
+        let at_limit = "a".repeat(MAX_EDIT_BYTES);
+        fs::write(fx.root.join("at_limit.txt"), &at_limit).unwrap();
+        let v = read_versioned_blocking(&fx.root, "at_limit.txt").unwrap();
+        assert_eq!(v.content.as_deref(), Some(at_limit.as_str()));
+        // Past it: no content, but the hash and size cover the whole file and
+        // the first 8 KiB decide "binary", even when they end mid-character.
+        let mut big = "é".repeat(SNIFF_BYTES / 2 - 1).into_bytes();
+        big.push(b'x');
+        big.extend_from_slice("é".repeat(MAX_EDIT_BYTES).as_bytes());
+        let cut = std::str::from_utf8(&big[..SNIFF_BYTES]).unwrap_err();
+        assert_eq!(cut.error_len(), None, "the sample ends mid-character");
+        fs::write(fx.root.join("big.txt"), &big).unwrap();
+        let v = read_versioned_blocking(&fx.root, "big.txt").unwrap();
+        assert_eq!(
+            (v.size, v.sha256.as_str(), v.binary, v.content),
+            (big.len() as u64, sha(&big).as_str(), false, None)
+        );
+        big[SNIFF_BYTES - 1] = 0;
+        fs::write(fx.root.join("big.txt"), &big).unwrap();
+        let v = read_versioned_blocking(&fx.root, "big.txt").unwrap();
+        assert_eq!((v.binary, v.sha256), (true, sha(&big)));
+        assert!(matches!(
+            read_versioned_blocking(&fx.root, "src"),
+            Err(PathError::NotAFile { .. })
+        ));
     }
 }
