@@ -24,7 +24,8 @@ type promText struct {
 	samples  map[string]float64 // `name{labels}` as written → value
 }
 
-var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)`)
+// A sample: name, labels (quoted values may hold braces: route="GET /sessions/{id}"), value.
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?\s+(\S+)`)
 
 func parseProm(t *testing.T, body string) promText {
 	t.Helper()
@@ -115,20 +116,22 @@ func (w *world) stepAPIMetrics(t *testing.T) {
 			t.Logf("%s = %v (scenario: ≥ %v)", what, got, min)
 		}
 	}
-	v, ok := p.sum("claude_code_sessions_started_total")
-	check("sessions_started_total", v, ok, 1)
-	v, ok = p.sum("claude_code_sessions_active")
-	if !ok || v != 1 {
-		t.Errorf("sessions_active = %v (present %v), want 1 (the session %s is live)", v, ok, s.ID)
+	exactly := func(what string, got float64, found bool, want float64) {
+		t.Helper()
+		if !found || got != want {
+			t.Errorf("%s = %v (present %v), want %v: what the scenario did", what, got, found, want)
+		}
 	}
-	v, ok = p.sum("claude_code_turns_total")
-	check("turns_total", v, ok, float64(turns))
+	v, ok := p.sum("claude_code_sessions_started_total")
+	exactly("sessions_started_total", v, ok, 1)
+	v, ok = p.sum("claude_code_sessions_active")
+	exactly("sessions_active (the session "+s.ID+" is live)", v, ok, 1)
 	v, ok = p.sum("claude_code_turns_total", `outcome="ok"`)
-	check(`turns_total{outcome="ok"}`, v, ok, float64(turns))
+	exactly(`turns_total{outcome="ok"}`, v, ok, float64(turns))
 	v, ok = p.sum("claude_code_approvals_total", `outcome="approved"`)
-	check(`approvals_total{outcome="approved"}`, v, ok, float64(approved))
+	exactly(`approvals_total{outcome="approved"}`, v, ok, float64(approved))
 	v, ok = p.sum("claude_code_approvals_total", `outcome="denied"`)
-	check(`approvals_total{outcome="denied"}`, v, ok, 1) // the deny-with-reason dialog
+	exactly(`approvals_total{outcome="denied"}`, v, ok, 1) // the deny-with-reason dialog
 	v, ok = p.sum("claude_code_cli_spawn_seconds_count")
 	check("cli_spawn_seconds_count", v, ok, 1)
 	v, ok = p.sum("claude_code_first_text_seconds_count")
@@ -140,10 +143,30 @@ func (w *world) stepAPIMetrics(t *testing.T) {
 	v, ok = p.sum("claude_code_hook_duration_seconds_count")
 	check("hook_duration_seconds_count (every hook)", v, ok, 10)
 	v, ok = p.sum("claude_code_http_requests_total", `status="403"`)
-	check(`http_requests_total{status="403"}`, v, ok, 3) // this step and the refusals before
+	check(`http_requests_total{status="403"}`, v, ok, 5) // the refusals of the steps before
+	v, ok = p.sum("claude_code_http_requests_total", `route="PUT /api/v1/sessions/{id}/files/{path...}"`, `status="409"`)
+	exactly(`http_requests_total{route="PUT …/files/{path...}",status="409"}`, v, ok, 1) // the stale If-Match
 	v, ok = p.sum("claude_code_http_requests_total", `status="200"`)
 	check(`http_requests_total{status="200"}`, v, ok, 10)
 	if v, ok := p.sum("claude_code_outbox_backlog"); !ok || v < 0 {
 		t.Errorf("outbox_backlog = %v (present %v)", v, ok)
+	}
+}
+
+// The parser reads what prometheus-client writes: label values with braces and quotes, the
+// OpenMetrics "# EOF", counters declared without their _total.
+func TestParseProm(t *testing.T) {
+	p := parseProm(t, "# TYPE claude_code_turns counter\n"+
+		`claude_code_turns_total{outcome="ok"} 9`+"\n"+
+		`claude_code_http_requests_total{route="GET /api/v1/sessions/{id}",status="200"} 13`+"\n"+
+		`claude_code_x{a="say \"}\" here"} 2.5`+"\n# EOF\n")
+	if p.families["claude_code_turns"] != "counter" {
+		t.Errorf("families %v", p.families)
+	}
+	if v, ok := p.sum("claude_code_http_requests_total", `route="GET /api/v1/sessions/{id}"`); !ok || v != 13 {
+		t.Errorf("route with braces: %v %v (%v)", v, ok, p.samples)
+	}
+	if v, ok := p.sum("claude_code_x"); !ok || v != 2.5 {
+		t.Errorf("escaped quote and brace in a label: %v %v", v, ok)
 	}
 }
