@@ -7,7 +7,8 @@
 //   - UpdatePost calls per 30 s turn: post_edited events of the turn's post over a turn of
 //     continuous text, for the plugin before the change (-before, a tarball of the previous
 //     version, installed first in the same server) and after (force-uploaded over it);
-//   - GET /sessions/{id} under 50 concurrent clients for 5 s: p50 and p99.
+//   - GET /sessions/{id} under 50 concurrent clients for 5 s: p50 and p99 (and the same load on
+//     GET /api/v4/users/me, the server alone, for reference).
 //
 // It prints one summary line per measure and exits 0 unless the setup fails.
 //
@@ -351,10 +352,11 @@ func findRelease(released map[string]time.Time, word string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// restLoad runs clients goroutines calling GET /sessions/{id} for d.
+// restLoad runs clients goroutines calling GET /sessions/{id} for d, then the same load on the
+// server alone (GET /api/v4/users/me, same token) for reference.
 func (b *bench) restLoad(clients int, d time.Duration) error {
 	c := &realserver.APIClient{Site: b.srv.URL, Token: b.userTok, HTTP: &http.Client{
-		Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: 0},
+		Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2},
 		Timeout:   30 * time.Second,
 	}}
 	var list struct {
@@ -367,7 +369,22 @@ func (b *bench) restLoad(clients int, d time.Duration) error {
 	if err := resp.JSON(&list); err != nil || len(list.Sessions) == 0 {
 		return fmt.Errorf("GET /sessions: %v %s", err, resp)
 	}
-	path := "/sessions/" + list.Sessions[0].ID
+	for _, target := range []struct{ label, path string }{
+		{"GET /sessions/{id}", "/sessions/" + list.Sessions[0].ID},
+		{"reference, the server alone: GET /api/v4/users/me", "/api/v4/users/me"},
+	} {
+		lat, failed := load(b.ctx, c, target.path, clients, d)
+		if len(lat) == 0 {
+			return fmt.Errorf("GET %s never answered 200 (%d failures)", target.path, failed)
+		}
+		fmt.Printf("serverbench: %s, %d concurrent clients for %v: p50 %s, p99 %s, %d requests (%.0f/s), %d failed\n",
+			target.label, clients, d, ms(pct(lat, 50)), ms(pct(lat, 99)), len(lat), float64(len(lat))/d.Seconds(), failed)
+	}
+	return nil
+}
+
+// load has clients goroutines GET path for d; the latencies of the 200s and the failures.
+func load(ctx context.Context, c *realserver.APIClient, path string, clients int, d time.Duration) ([]time.Duration, int) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	failed := 0
@@ -381,7 +398,7 @@ func (b *bench) restLoad(clients int, d time.Duration) error {
 			bad := 0
 			for time.Now().Before(stop) {
 				t0 := time.Now()
-				r, err := c.Do(b.ctx, "GET", path, nil)
+				r, err := c.Do(ctx, "GET", path, nil)
 				if err != nil || r.Status != http.StatusOK {
 					bad++
 					continue
@@ -394,12 +411,7 @@ func (b *bench) restLoad(clients int, d time.Duration) error {
 		}()
 	}
 	wg.Wait()
-	if len(lat) == 0 {
-		return fmt.Errorf("GET %s never answered 200 (%d failures)", path, failed)
-	}
-	fmt.Printf("serverbench: GET /sessions/{id}, %d concurrent clients for %v: p50 %s, p99 %s, %d requests (%.0f/s), %d failed\n",
-		clients, d, ms(pct(lat, 50)), ms(pct(lat, 99)), len(lat), float64(len(lat))/d.Seconds(), failed)
-	return nil
+	return lat, failed
 }
 
 func pct(d []time.Duration, p int) time.Duration {
