@@ -10,7 +10,7 @@
 #   make e2e-chat     "Claude in the channel": the dist tarball under the real host code, the real
 #                     CLI, the scripted fake Messages API (tests/conformance/chatscenario)
 #   make bench        Rust against Go, same values, same run (gob codec, the whole plugin);
-#                     engine: 50 sessions on a fake CLI
+#                     engine: 50 sessions on a fake CLI; the real server (bench-server)
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
 #   make e2e-server   the dist tarball in a REAL Mattermost server (built from the Go module proxy,
 #                     PostgreSQL from Debian, both on 127.0.0.1), driven through /api/v4 and the
@@ -60,7 +60,7 @@ MM_GOENV := GONOSUMDB=github.com/mattermost/mattermost GOFLAGS=-mod=mod
 MM_SERVER_SRC = $(shell cd tests/mmserver && $(MM_GOENV) $(GO) list -m -f '{{.Dir}}' github.com/mattermost/mattermost/server/v8)
 
 .PHONY: test deps lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub e2e-server \
-	mattermost-server postgresql server deploy bench bench-plugin fuzz-smoke cargo-fuzz claude-cli \
+	mattermost-server postgresql server deploy bench bench-plugin bench-server fuzz-smoke cargo-fuzz claude-cli \
 	golden-cli dist cross-toolchain
 
 test: deps lint unit conformance e2e e2e-server fuzz-smoke bench
@@ -146,7 +146,7 @@ e2e-chat-stub: $(CLAUDE_CLI)
 conformance-ref:
 	cd tests/conformance && $(GO) test -count=1 -v ./pluginconf
 
-bench: bench-plugin
+bench: bench-plugin bench-server
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench hooks
@@ -154,6 +154,16 @@ bench: bench-plugin
 # The Rust plugin and the Go reference plugin in one run with the real host code.
 bench-plugin: dist
 	cd tests/conformance && $(GO) run ./cmd/pluginbench -rust $(CURDIR)/$(DIST_TARBALL)
+
+# The real server, started once: CLI text line → live event on a websocket client (p50, p99),
+# UpdatePost calls per 30 s turn, GET /sessions/{id} under 50 clients. The "before" figure of
+# UpdatePost needs a tarball of the plugin before the change: BENCH_BEFORE_TARBALL=<path>; it
+# is installed first in the same server, then the dist tarball replaces it.
+BENCH_BEFORE_TARBALL ?=
+bench-server: dist $(CLAUDE_CLI) postgresql mattermost-server
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && $(E2E_SERVER_ENV) FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) \
+		$(GO) run ./cmd/serverbench $(if $(BENCH_BEFORE_TARBALL),-before $(abspath $(BENCH_BEFORE_TARBALL)))
 
 cross-toolchain: $(ZIG_STAMP)
 	rustup target add $(MUSL_TARGETS)

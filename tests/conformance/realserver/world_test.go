@@ -107,6 +107,7 @@ type world struct {
 
 	roots, project string
 	rootPostID     string // the session thread (start step)
+	sessionID      string // its id in the REST API (api steps)
 	expected       []expectedLog
 }
 
