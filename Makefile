@@ -157,13 +157,29 @@ bench-plugin: dist
 
 # The real server, started once: CLI text line → live event on a websocket client (p50, p99),
 # UpdatePost calls per 30 s turn, GET /sessions/{id} under 50 clients. The "before" figure of
-# UpdatePost needs a tarball of the plugin before the change: BENCH_BEFORE_TARBALL=<path>; it
-# is installed first in the same server, then the dist tarball replaces it.
-BENCH_BEFORE_TARBALL ?=
+# UpdatePost comes from the plugin as it was before the live events and the turn post's backoff
+# (BENCH_BEFORE_REV, its fixed 1 s cadence), built from git in its own target directory and
+# installed first in the same server; the dist tarball then replaces it. A checkout without
+# that commit (a shallow clone) measures "after" only, and says so.
+BENCH_BEFORE_REV ?= 63b4279
+BENCH_BEFORE_DIR := target/bench-before
+BENCH_BEFORE_TARBALL := $(BENCH_BEFORE_DIR)/claude-code-before.tar.gz
 bench-server: dist $(CLAUDE_CLI) postgresql mattermost-server
 	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	if git cat-file -e $(BENCH_BEFORE_REV)^{commit} 2>/dev/null; then \
+		rm -rf $(BENCH_BEFORE_DIR)/src $(BENCH_BEFORE_DIR)/pack && \
+		mkdir -p $(BENCH_BEFORE_DIR)/src $(BENCH_BEFORE_DIR)/pack/claude-code/server/dist && \
+		git archive $(BENCH_BEFORE_REV) | tar -x -C $(BENCH_BEFORE_DIR)/src && \
+		(cd $(BENCH_BEFORE_DIR)/src && CARGO_TARGET_DIR=$(CURDIR)/$(BENCH_BEFORE_DIR)/target \
+			$(CARGO) build --quiet --bin claude-code) && \
+		cp $(BENCH_BEFORE_DIR)/src/plugin.json $(BENCH_BEFORE_DIR)/pack/claude-code/ && \
+		for arch in amd64 arm64; do cp $(BENCH_BEFORE_DIR)/target/debug/claude-code \
+			$(BENCH_BEFORE_DIR)/pack/claude-code/server/dist/plugin-linux-$$arch; done && \
+		tar -C $(BENCH_BEFORE_DIR)/pack -czf $(BENCH_BEFORE_TARBALL) claude-code; \
+	else echo "bench-server: $(BENCH_BEFORE_REV) is not in this checkout: no before figure"; \
+		rm -f $(BENCH_BEFORE_TARBALL); fi
 	cd tests/conformance && $(E2E_SERVER_ENV) FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) \
-		$(GO) run ./cmd/serverbench $(if $(BENCH_BEFORE_TARBALL),-before $(abspath $(BENCH_BEFORE_TARBALL)))
+		$(GO) run ./cmd/serverbench $$(test -f $(CURDIR)/$(BENCH_BEFORE_TARBALL) && echo -before $(CURDIR)/$(BENCH_BEFORE_TARBALL))
 
 cross-toolchain: $(ZIG_STAMP)
 	rustup target add $(MUSL_TARGETS)
