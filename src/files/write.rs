@@ -38,7 +38,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, LazyLock, PoisonError, Weak};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, renameat, renameat2, OFlag, RenameFlags};
+use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use serde::Serialize;
@@ -49,6 +49,35 @@ use super::{
     canonical_root, hash_file, hex, resolve_under, segments, sha256_hex, special_kind, NodeKind,
     PathError, MAX_EDIT_BYTES,
 };
+
+/// `renameat2(dir, from, dir, to, RENAME_NOREPLACE)`: the rename fails with EEXIST instead of
+/// replacing `to`. Hand-written as the raw system call: nix offers `renameat2` only with glibc,
+/// and the static release executables link musl.
+fn rename_noreplace(dir: &impl std::os::fd::AsRawFd, from: &str, to: &str) -> Result<(), Errno> {
+    use std::ffi::CString;
+    let (from, to) = (
+        CString::new(from).map_err(|_| Errno::EINVAL)?,
+        CString::new(to).map_err(|_| Errno::EINVAL)?,
+    );
+    let fd = dir.as_raw_fd();
+    // SAFETY: both names are NUL-terminated strings that live across the call, and `fd` is an
+    // open directory borrowed from `dir` for its duration.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            fd,
+            from.as_ptr(),
+            fd,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
 
 /// Why an edit was refused. Display is the text shown to the user;
 /// [`WriteError::status`] the HTTP status the REST layer answers with.
@@ -413,7 +442,7 @@ fn replace(
     let (from, to) = (temp.name.as_str(), t.name.as_str());
     let renamed = match overwrite {
         Overwrite::Yes => renameat(&t.dir, from, &t.dir, to),
-        Overwrite::No => renameat2(&t.dir, from, &t.dir, to, RenameFlags::RENAME_NOREPLACE),
+        Overwrite::No => rename_noreplace(&t.dir, from, to),
     };
     match renamed {
         Ok(()) => temp.keep(),
