@@ -1,6 +1,7 @@
 //! Live events: what a browser shows of a session while it happens. One task per session reads
 //! the session's [`EventFeed`], maps each event ([`map`], pure) to flat live events, coalesces
-//! text deltas into one `message` event per [`COALESCE`], numbers and stores each batch
+//! text deltas into one `message` event per [`COALESCE`] (a batch after a quiet [`COALESCE`]
+//! goes at once, so an approval or the first text is not held back), numbers and stores each batch
 //! (`session_events`: per session 1, 2, 3, … with no gap), and only then publishes the events
 //! to the session's channel through an [`EventSink`] (in production `PublishWebSocketEvent`,
 //! which the server names `custom_claude-code_<name>`).
@@ -225,8 +226,11 @@ impl<S: EventSink> Task<S> {
     async fn run(mut self, mut feed: EventFeed, mut outside: mpsc::UnboundedReceiver<Draft>) {
         let mut mapper = Mapper::new(self.ctx.project_path.clone());
         let mut stop = self.ctx.stop.clone();
-        // Armed by the first event of a batch, so an idle session costs no timer.
+        // Armed by the first event of a batch, so an idle session costs no timer: at once when
+        // nothing was published for COALESCE (an approval or the first text is not held back),
+        // else COALESCE after the last publish (a stream of text goes out about every 100 ms).
         let mut due: Option<Instant> = None;
+        let mut last_flush: Option<Instant> = None;
         loop {
             tokio::select! {
                 // Events first: at shutdown, those already published are still sent.
@@ -244,11 +248,13 @@ impl<S: EventSink> Task<S> {
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     due = None;
                     self.flush().await;
+                    last_flush = Some(Instant::now());
                 }
                 _ = async { drop(stop.wait_for(|stop| *stop).await) } => break,
             }
             if due.is_none() && !self.batch.is_empty() {
-                due = Some(Instant::now() + COALESCE);
+                let now = Instant::now();
+                due = Some(last_flush.map_or(now, |at| (at + COALESCE).max(now)));
             }
         }
         self.flush().await;
