@@ -1,0 +1,102 @@
+// The shapes of src/http/v1/openapi.json (components.schemas and the inline bodies), by hand:
+// client.test.ts checks that every route there has its method in client.ts.
+
+export type PermissionMode = 'default' | 'acceptEdits' | 'plan' | 'dontAsk' | 'auto';
+
+export type SessionState =
+    | 'starting'
+    | 'idle'
+    | 'running'
+    | 'awaiting_approval'
+    | 'stopping'
+    | 'stopped'
+    | 'crashed';
+
+export interface Session {
+    id: string;
+    channel_id: string;
+    owner_id: string;
+    project_path: string;
+    model?: string | null;
+    permission_mode?: string | null;
+    state: SessionState;
+    created_at: number;
+    updated_at: number;
+    root_post_id?: string | null;
+    queued_prompts: number;
+    pending_approvals: number;
+    last_seq: number;
+}
+
+export interface Approval {
+    approval_id: string;
+    tool: string;
+    input: unknown;
+    requested_at: number;
+    state: 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
+    decision?: string | null;
+    decided_by?: string | null;
+    reason?: string | null;
+    decided_at?: number | null;
+}
+
+export type Decision = 'approve' | 'approve_session' | 'deny';
+
+export interface HistoryMessage {
+    seq: number;
+    kind: string;
+    role: 'user' | 'assistant' | 'system';
+    text: string;
+    at: number;
+}
+
+export interface HistoryPage {
+    messages: HistoryMessage[];
+    has_more: boolean;
+}
+
+export interface FileEntry {
+    name: string;
+    path: string;
+    kind: 'file' | 'directory';
+    size: number | null;
+}
+
+export interface FileListing {
+    dir: string;
+    entries: FileEntry[];
+    truncated: boolean;
+}
+
+export interface ProjectFile {
+    path: string;
+    size: number;
+    sha256: string;
+    binary: boolean;
+    content: string | null;
+    language?: string | null;
+}
+
+export interface Written {
+    path: string;
+    size: number;
+    sha256: string;
+}
+
+// The live event names of the contract (README "Live events", src/chat/live/map.rs).
+export const EVENT_NAMES = ['status', 'prompt', 'message', 'tool', 'approval', 'file_change', 'turn', 'error'] as const;
+export type EventName = (typeof EVENT_NAMES)[number];
+
+/** A live event, as published on the websocket and replayed by `events?after=`: flat values. */
+export interface LiveEvent {
+    event: EventName;
+    session_id: string;
+    seq: number;
+    at: number;
+    [field: string]: string | number | boolean;
+}
+
+export interface EventsPage {
+    events: LiveEvent[];
+    last_seq: number;
+}
