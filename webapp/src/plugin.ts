@@ -1,0 +1,55 @@
+import {EVENT_NAMES, type EventName, type LiveEvent} from './api_types';
+import {apiBase, Client, PLUGIN_ID} from './client';
+import {LiveController} from './live/controller';
+import {reducer, type LiveState} from './live/reducer';
+import type {HostState, HostStore, MattermostPlugin, PluginRegistry, WebSocketMessage} from './mattermost';
+
+/** Where registerReducer mounts the plugin's reducer in the host state. */
+export const STATE_KEY = `plugins-${PLUGIN_ID}`;
+
+export function liveState(state: HostState): LiveState {
+    return (state[STATE_KEY] as LiveState | undefined) ?? {};
+}
+
+/**
+ * The websocket payload as a live event, or undefined when it lacks what sequencing needs (a
+ * malformed event must not throw inside the host's websocket loop).
+ */
+export function toLiveEvent(name: EventName, data: Record<string, unknown>): LiveEvent | undefined {
+    const {session_id: sessionId, seq} = data;
+    if (typeof sessionId !== 'string' || typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) {
+        return undefined;
+    }
+    // The name comes from the registration, which is what routed the event here.
+    return {...(data as LiveEvent), event: name};
+}
+
+export class Plugin implements MattermostPlugin {
+    private live?: LiveController;
+
+    initialize(registry: PluginRegistry, store: HostStore): void {
+        registry.registerReducer(reducer as (state: unknown, action: {type: string}) => unknown);
+        const client = new Client(() => apiBase(store.getState().entities.general.config.SiteURL));
+        const live = new LiveController({
+            getState: () => liveState(store.getState()),
+            dispatch: (action) => store.dispatch(action),
+            fetchEvents: (sessionId, after) => client.events(sessionId, {after}),
+            onError: (sessionId, error) => console.warn(`claude-code: replaying session ${sessionId} failed`, error),
+        });
+        this.live = live;
+        for (const name of EVENT_NAMES) {
+            registry.registerWebSocketEventHandler(`custom_${PLUGIN_ID}_${name}`, (msg: WebSocketMessage) => {
+                const event = toLiveEvent(name, msg.data);
+                if (event) {
+                    live.receive(event);
+                }
+            });
+        }
+        registry.registerReconnectHandler(() => void live.replayAll());
+    }
+
+    uninitialize(): void {
+        this.live?.stop();
+        this.live = undefined;
+    }
+}

@@ -1,0 +1,138 @@
+import {describe, expect, it} from 'vitest';
+
+import type {LiveEvent} from '../src/api_types';
+import {classify, EVENTS_RECEIVED, FILE_CHANGES_KEPT, reducer, type LiveState} from '../src/live/reducer';
+import {ev} from './events';
+
+const apply = (events: LiveEvent[], state: LiveState = {}) => reducer(state, {type: EVENTS_RECEIVED, events} as {type: string});
+
+describe('classify', () => {
+    it('says duplicate, next or gap', () => {
+        expect(classify(0, 1)).toBe('next');
+        expect(classify(4, 5)).toBe('next');
+        expect(classify(4, 4)).toBe('duplicate');
+        expect(classify(4, 2)).toBe('duplicate');
+        expect(classify(4, 6)).toBe('gap');
+        expect(classify(0, 3)).toBe('gap');
+    });
+});
+
+describe('reducer', () => {
+    const turn = [
+        ev(1, 'prompt', {prompt_id: 'p1', author: 'alice', text: 'list files'}),
+        ev(2, 'status', {state: 'running', previous: 'idle'}),
+        ev(3, 'message', {text: 'Let me '}),
+        ev(4, 'tool', {phase: 'use', tool_use_id: 't1', tool: 'Bash', input: '{"command":"ls"}'}),
+        ev(5, 'tool', {phase: 'result', tool_use_id: 't1', tool: 'Bash', is_error: false, output: 'a.rs\n'}),
+        ev(6, 'message', {text: 'look.'}),
+        ev(7, 'turn', {prompt_id: 'p1', is_error: false, subtype: 'success', duration_ms: 1200, num_turns: 2, total_cost_usd: '0.0123'}),
+        ev(8, 'status', {state: 'idle', previous: 'running'}),
+    ];
+
+    it('applies a turn in order: status, text, tools, result', () => {
+        const s = apply(turn).s1;
+        expect(s.lastSeq).toBe(8);
+        expect(s.status).toBe('idle');
+        expect(s.pendingPrompts).toEqual([]);
+        expect(s.turn).toEqual({
+            promptId: 'p1',
+            text: 'Let me look.',
+            tools: [{toolUseId: 't1', tool: 'Bash', input: '{"command":"ls"}', filePath: undefined, phase: 'result', isError: false, output: 'a.rs\n'}],
+            finished: true,
+            result: {isError: false, subtype: 'success', durationMs: 1200, numTurns: 2, totalCostUsd: '0.0123', inputTokens: undefined, outputTokens: undefined},
+        });
+    });
+
+    it('ignores an event whose seq is already applied, in the same batch or a later one', () => {
+        const once = apply(turn);
+        const again = apply([turn[2], turn[5]], once);
+        expect(again).toBe(once);
+        const doubled = apply([ev(1, 'message', {text: 'a'}), ev(1, 'message', {text: 'a'}), ev(2, 'message', {text: 'b'})]);
+        expect(doubled.s1.turn?.text).toBe('ab');
+    });
+
+    it('never goes backwards: an older event after a newer one is dropped', () => {
+        const s = apply([ev(5, 'message', {text: 'new'}), ev(4, 'message', {text: 'old'})]);
+        expect(s.s1.turn?.text).toBe('new');
+        expect(s.s1.lastSeq).toBe(5);
+    });
+
+    it('keeps sessions apart', () => {
+        const s = apply([ev(1, 'message', {text: 'one'}), ev(1, 'message', {session_id: 's2', text: 'two'})]);
+        expect(s.s1.turn?.text).toBe('one');
+        expect(s.s2.turn?.text).toBe('two');
+    });
+
+    it('starts a new turn after a finished one, for the next queued prompt', () => {
+        const s = apply([
+            ...turn,
+            ev(9, 'prompt', {prompt_id: 'p2', author: 'bob', text: 'and now?'}),
+            ev(10, 'status', {state: 'running', previous: 'idle'}),
+            ev(11, 'message', {text: 'Next.'}),
+        ]).s1;
+        expect(s.turn).toMatchObject({promptId: 'p2', text: 'Next.', tools: [], finished: false});
+        expect(s.pendingPrompts).toEqual(['p2']);
+    });
+
+    it('follows an approval from requested to decided by someone else', () => {
+        const requested = apply([
+            ev(1, 'approval', {phase: 'requested', approval_id: 'a1', tool_use_id: 't1', tool: 'Bash', input: '{"command":"rm -rf target"}', description: 'clean'}),
+        ]);
+        expect(requested.s1.approvals.a1).toEqual({
+            approvalId: 'a1',
+            phase: 'requested',
+            tool: 'Bash',
+            toolUseId: 't1',
+            input: '{"command":"rm -rf target"}',
+            description: 'clean',
+            requestedAt: 1_700_000_000_001,
+        });
+        const decided = apply([ev(2, 'approval', {phase: 'decided', approval_id: 'a1', decision: 'deny', by: 'bob', reason: 'not on main'})], requested);
+        expect(decided.s1.approvals.a1).toMatchObject({phase: 'decided', decision: 'deny', by: 'bob', reason: 'not on main', tool: 'Bash', endedAt: 1_700_000_000_002});
+        // The earlier state is not mutated (selectors compare by reference).
+        expect(requested.s1.approvals.a1.phase).toBe('requested');
+    });
+
+    it('marks approvals withdrawn and expired', () => {
+        const s = apply([
+            ev(1, 'approval', {phase: 'requested', approval_id: 'a1', tool: 'Bash', input: '{}'}),
+            ev(2, 'approval', {phase: 'requested', approval_id: 'a2', tool: 'Edit', input: '{}'}),
+            ev(3, 'approval', {phase: 'withdrawn', approval_id: 'a1'}),
+            ev(4, 'approval', {phase: 'expired', approval_id: 'a2', reason: 'no decision in 10 minutes'}),
+        ]).s1;
+        expect(s.approvals.a1.phase).toBe('withdrawn');
+        expect(s.approvals.a2).toMatchObject({phase: 'expired', reason: 'no decision in 10 minutes', tool: 'Edit'});
+    });
+
+    it('records file changes, the latest FILE_CHANGES_KEPT', () => {
+        const events = Array.from({length: FILE_CHANGES_KEPT + 5}, (_, i) => ev(i + 1, 'file_change', {path: `f${i + 1}.rs`, action: 'updated', by: 'claude'}));
+        const s = apply(events).s1;
+        expect(s.fileChanges).toHaveLength(FILE_CHANGES_KEPT);
+        expect(s.fileChanges[0].path).toBe('f6.rs');
+        expect(s.fileChanges.at(-1)).toEqual({seq: FILE_CHANGES_KEPT + 5, path: `f${FILE_CHANGES_KEPT + 5}.rs`, action: 'updated', by: 'claude', at: 1_700_000_000_000 + FILE_CHANGES_KEPT + 5});
+    });
+
+    it('ends the turn and drops the queued prompts when the CLI crashed', () => {
+        const s = apply([
+            ev(1, 'prompt', {prompt_id: 'p1', author: 'a', text: 'x'}),
+            ev(2, 'prompt', {prompt_id: 'p2', author: 'a', text: 'y'}),
+            ev(3, 'message', {text: 'half'}),
+            ev(4, 'error', {kind: 'crashed', message: 'Claude Code exited with code 1 unexpectedly; the next prompt resumes', exit_code: 1, dropped_prompts: 1}),
+        ]).s1;
+        expect(s.turn).toMatchObject({promptId: 'p1', text: 'half', finished: true});
+        expect(s.pendingPrompts).toEqual([]);
+        expect(s.lastError?.kind).toBe('crashed');
+    });
+
+    it('counts an unknown event name as applied without changing anything else', () => {
+        const before = apply([ev(1, 'message', {text: 'a'})]);
+        const after = apply([{...ev(2, 'message'), event: 'from_the_future' as 'message'}], before);
+        expect(after.s1.lastSeq).toBe(2);
+        expect(after.s1.turn).toBe(before.s1.turn);
+    });
+
+    it('ignores actions of others', () => {
+        const state = apply(turn);
+        expect(reducer(state, {type: 'RECEIVED_POSTS'})).toBe(state);
+    });
+});
