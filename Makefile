@@ -2,6 +2,9 @@
 #
 #   make test         everything CI runs (bash .ci/run installs what is missing, then calls this)
 #   make dist         dist/claude-code-<version>.tar.gz: static linux-amd64 + linux-arm64 executables
+#                     and the webapp bundle
+#   make webapp       webapp/dist/main.js (fails over its size budget, vite.config.ts)
+#   make webapp-test  the webapp's unit tests (vitest) and its type check
 #   make conformance  the Go cross-checks: gob, net/rpc, yamux and go-plugin against Go's own code,
 #                     and the dist tarball loaded by Mattermost's real plugin host code
 #   make conformance-ref  the same plugin checks against the Go reference plugin (validates them)
@@ -61,9 +64,9 @@ MM_SERVER_SRC = $(shell cd tests/mmserver && $(MM_GOENV) $(GO) list -m -f '{{.Di
 
 .PHONY: test deps lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub e2e-server \
 	mattermost-server postgresql server deploy bench bench-plugin bench-server fuzz-smoke cargo-fuzz claude-cli \
-	golden-cli dist cross-toolchain
+	golden-cli dist cross-toolchain webapp webapp-test
 
-test: deps lint unit conformance e2e e2e-server fuzz-smoke bench
+test: deps lint unit webapp-test conformance e2e e2e-server fuzz-smoke bench
 
 # Everything the suite needs that a fresh machine lacks; each step is skipped when present.
 deps: cargo-fuzz claude-cli cross-toolchain postgresql mattermost-server
@@ -190,16 +193,29 @@ $(ZIG_STAMP):
 	$(ZIG_TOOLS)/bin/pip install --quiet cargo-zigbuild==$(CARGO_ZIGBUILD_VERSION) ziglang==$(ZIGLANG_VERSION)
 	touch $@
 
+# The webapp from its committed lockfile: `npm ci` only when node_modules is missing or older
+# than the lockfile (npm writes node_modules/.package-lock.json on every install).
+WEBAPP_INSTALLED := webapp/node_modules/.package-lock.json
+$(WEBAPP_INSTALLED): webapp/package-lock.json
+	cd webapp && npm ci --no-audit --no-fund
+	touch $@
+
+webapp: $(WEBAPP_INSTALLED)
+	cd webapp && npm run build
+
+webapp-test: $(WEBAPP_INSTALLED)
+	cd webapp && npm test && npm run typecheck
+
 # The layout Mattermost's plugin upload expects: one top directory named after the plugin id.
-# webapp/dist/main.js goes in once the webapp exists.
-dist: cross-toolchain
+# plugin.json names webapp/dist/main.js: without it the server refuses to enable the plugin.
+dist: cross-toolchain webapp
 	$(ZIGBUILD) --release --bin claude-code $(addprefix --target ,$(MUSL_TARGETS))
 	rm -rf dist/stage
 	mkdir -p dist/stage/claude-code/server/dist
 	install -m 0644 plugin.json dist/stage/claude-code/plugin.json
 	install -m 0755 $(TARGET_DIR)/x86_64-unknown-linux-musl/release/claude-code dist/stage/claude-code/server/dist/plugin-linux-amd64
 	install -m 0755 $(TARGET_DIR)/aarch64-unknown-linux-musl/release/claude-code dist/stage/claude-code/server/dist/plugin-linux-arm64
-	if [ -f webapp/dist/main.js ]; then install -D -m 0644 webapp/dist/main.js dist/stage/claude-code/webapp/dist/main.js; fi
+	install -D -m 0644 webapp/dist/main.js dist/stage/claude-code/webapp/dist/main.js
 	tar -C dist/stage --sort=name --owner=0 --group=0 --numeric-owner -czf $(DIST_TARBALL) claude-code
 	rm -rf dist/stage
 	ls -l $(DIST_TARBALL)

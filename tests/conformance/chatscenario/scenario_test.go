@@ -170,7 +170,7 @@ func buildStub(dir string) (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./chatstub: %v\n%s", err, out)
 	}
-	manifest, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "plugin.json"))
+	manifest, err := harness.ServerOnlyManifest()
 	if err != nil {
 		return "", err
 	}

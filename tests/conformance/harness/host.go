@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -56,12 +57,29 @@ func BuildRefTarball(workDir string) (string, error) {
 		}
 		bins["server/dist/plugin-linux-"+arch] = out
 	}
-	manifest, err := os.ReadFile(filepath.Join(RepoRoot(), "plugin.json"))
+	manifest, err := ServerOnlyManifest()
 	if err != nil {
 		return "", err
 	}
 	tgz := filepath.Join(workDir, "claude-code-reference.tar.gz")
 	return tgz, WriteTarball(tgz, manifest, bins)
+}
+
+// ServerOnlyManifest is plugin.json without its "webapp" section, for the Go stand-ins of the
+// server half (refplugin, chatstub): they ship no webapp bundle, and Mattermost refuses to
+// activate a plugin whose manifest names a bundle the tarball lacks (Environment.Activate →
+// UnpackWebappBundle).
+func ServerOnlyManifest() ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(RepoRoot(), "plugin.json"))
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("plugin.json: %w", err)
+	}
+	delete(m, "webapp")
+	return json.MarshalIndent(m, "", "    ")
 }
 
 // WriteTarball writes claude-code/plugin.json (0644) and the executables (0755).
