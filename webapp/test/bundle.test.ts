@@ -1,0 +1,69 @@
+// @vitest-environment node
+// (vite's build runs in node; happy-dom's globals would stand in for node's URL and fetch.)
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+
+import * as React from 'react';
+import {renderToStaticMarkup} from 'react-dom/server';
+import * as ReactRedux from 'react-redux';
+import {legacy_createStore as createStore} from 'redux';
+import {build} from 'vite';
+import {afterAll, describe, expect, it, vi} from 'vitest';
+
+import {BUDGET_BYTES} from '../vite.config';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outDirs: string[] = [];
+
+/** Builds `entry` with the project's vite.config.ts (command "build") and returns main.js. */
+async function bundle(entry?: string): Promise<string> {
+    const outDir = mkdtempSync(join(tmpdir(), 'claude-code-bundle-'));
+    outDirs.push(outDir);
+    await build({
+        root,
+        configFile: join(root, 'vite.config.ts'),
+        logLevel: 'silent',
+        build: {outDir, ...(entry ? {lib: {entry: join(root, entry), formats: ['iife'], name: 'Fixture', fileName: () => 'main.js'}} : {})},
+    });
+    return readFileSync(join(outDir, 'main.js'), 'utf8');
+}
+
+afterAll(() => {
+    for (const dir of outDirs) {
+        rmSync(dir, {recursive: true, force: true});
+    }
+});
+
+describe('the built bundle', () => {
+    it('is one classic script that registers claude-code synchronously, within the budget', async () => {
+        const code = await bundle();
+        // A classic <script>: no module syntax, no require, no Node globals left.
+        expect(code).not.toMatch(/^\s*(import|export)\b|\brequire\(|process\.env/m);
+        expect(Buffer.byteLength(code)).toBeLessThan(BUDGET_BYTES);
+
+        const registerPlugin = vi.fn();
+        new Function('window', code)({registerPlugin});
+
+        expect(registerPlugin).toHaveBeenCalledTimes(1);
+        expect(registerPlugin.mock.calls[0][0]).toBe('claude-code');
+        expect(registerPlugin.mock.calls[0][1]).toMatchObject({initialize: expect.any(Function), uninitialize: expect.any(Function)});
+    }, 30_000);
+
+    it('compiles JSX to the global React.createElement and takes react-redux from the global', async () => {
+        const code = await bundle('test/fixtures/jsx_entry.tsx');
+        expect(code).not.toMatch(/jsx-runtime|jsxDEV|\bjsxs?\(|\brequire\(/);
+        // Not bundled: React alone would be ~10 KB minified.
+        expect(Buffer.byteLength(code)).toBeLessThan(2048);
+
+        const registerFixture = vi.fn();
+        new Function('window', 'React', 'ReactRedux', code)({registerFixture}, React, ReactRedux);
+
+        const {element, Hello} = registerFixture.mock.calls[0][0];
+        expect(React.isValidElement(element)).toBe(true);
+        const store = createStore(() => ({name: 'Claude'}));
+        const children = React.createElement(React.Fragment, null, element, React.createElement(Hello));
+        expect(renderToStaticMarkup(React.createElement(ReactRedux.Provider, {store, children}))).toBe('<i>hi</i><b>Claude</b>');
+    }, 30_000);
+});
