@@ -5,8 +5,9 @@ import {reducer, type LiveState} from './live/reducer';
 import type {HostState, HostStore, MattermostPlugin, PluginRegistry, WebSocketMessage} from './mattermost';
 
 /** Where registerReducer mounts the plugin's reducer in the host state. */
-export const STATE_KEY = `plugins-${PLUGIN_ID}`;
+const STATE_KEY = `plugins-${PLUGIN_ID}`;
 
+/** The plugin's slice of the host state, where its components will select from. */
 export function liveState(state: HostState): LiveState {
     return (state[STATE_KEY] as LiveState | undefined) ?? {};
 }
@@ -15,7 +16,7 @@ export function liveState(state: HostState): LiveState {
  * The websocket payload as a live event, or undefined when it lacks what sequencing needs (a
  * malformed event must not throw inside the host's websocket loop).
  */
-export function toLiveEvent(name: EventName, data: Record<string, unknown>): LiveEvent | undefined {
+function toLiveEvent(name: EventName, data: Record<string, unknown>): LiveEvent | undefined {
     const {session_id: sessionId, seq} = data;
     if (typeof sessionId !== 'string' || typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) {
         return undefined;
