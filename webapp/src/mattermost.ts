@@ -23,7 +23,11 @@ export interface HostStore {
 }
 
 export interface HostState {
-    entities: {general: {config: {SiteURL?: string}}};
+    entities: {
+        general: {config: {SiteURL?: string}};
+        /** Absent in a bare test store. */
+        users?: {currentUserId?: string; profiles?: Record<string, {username?: string} | undefined>};
+    };
     [slice: string]: unknown;
 }
 

@@ -1,16 +1,9 @@
 import {EVENT_NAMES, type EventName, type LiveEvent} from './api_types';
 import {apiBase, Client, PLUGIN_ID} from './client';
 import {LiveController} from './live/controller';
-import {reducer, type LiveState} from './live/reducer';
-import type {HostState, HostStore, MattermostPlugin, PluginRegistry, WebSocketMessage} from './mattermost';
-
-/** Where registerReducer mounts the plugin's reducer in the host state. */
-const STATE_KEY = `plugins-${PLUGIN_ID}`;
-
-/** The plugin's slice of the host state, where its components will select from. */
-export function liveState(state: HostState): LiveState {
-    return (state[STATE_KEY] as LiveState | undefined) ?? {};
-}
+import {reducer} from './live/reducer';
+import {liveState} from './live/selectors';
+import type {HostStore, MattermostPlugin, PluginRegistry, WebSocketMessage} from './mattermost';
 
 /**
  * The websocket payload as a live event, or undefined when it lacks what sequencing needs (a

@@ -36,6 +36,7 @@ describe('reducer', () => {
         expect(s.pendingPrompts).toEqual([]);
         expect(s.turn).toEqual({
             promptId: 'p1',
+            startSeq: 2,
             text: 'Let me look.',
             tools: [{toolUseId: 't1', tool: 'Bash', input: '{"command":"ls"}', filePath: undefined, phase: 'result', isError: false, output: 'a.rs\n'}],
             finished: true,

@@ -31,6 +31,8 @@ export interface TurnResult {
 export interface Turn {
     /** The prompt this turn answers: the oldest one accepted and not yet finished. */
     promptId?: string;
+    /** The seq of the event that opened the turn (a turn post may name its turn by it). */
+    startSeq: number;
     /** The text streamed so far (every `message` event appended). */
     text: string;
     tools: ToolCall[];
@@ -48,7 +50,7 @@ export interface LiveApproval {
     input?: string;
     description?: string;
     requestedAt?: number;
-    /** approve, approve_session, deny or deny_and_interrupt. */
+    /** allow, allow_with_input, allow_for_session, deny or deny_and_interrupt. */
     decision?: string;
     /** Who decided (a user id). */
     by?: string;
@@ -136,11 +138,11 @@ const str = (e: LiveEvent, key: string): string | undefined => (typeof e[key] ==
 const num = (e: LiveEvent, key: string): number | undefined => (typeof e[key] === 'number' ? (e[key] as number) : undefined);
 
 /** The running turn, or a new one when the last has finished (its first text or tool call). */
-function runningTurn(s: SessionLive): Turn {
+function runningTurn(s: SessionLive, seq: number): Turn {
     if (s.turn && !s.turn.finished) {
         return s.turn;
     }
-    return {promptId: s.pendingPrompts[0], text: '', tools: [], finished: false};
+    return {promptId: s.pendingPrompts[0], startSeq: seq, text: '', tools: [], finished: false};
 }
 
 function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
@@ -148,7 +150,7 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
     case 'status': {
         const state = str(e, 'state') as SessionState | undefined;
         // A turn exists from its start, before any text: the post can say "working".
-        const turn = state === 'running' ? runningTurn(s) : s.turn;
+        const turn = state === 'running' ? runningTurn(s, e.seq) : s.turn;
         return {...s, status: state, turn};
     }
     case 'prompt': {
@@ -156,13 +158,13 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
         return promptId ? {...s, pendingPrompts: [...s.pendingPrompts, promptId]} : s;
     }
     case 'message': {
-        const turn = runningTurn(s);
+        const turn = runningTurn(s, e.seq);
         return {...s, turn: {...turn, text: turn.text + (str(e, 'text') ?? '')}};
     }
     case 'tool':
         return applyTool(s, e);
     case 'turn': {
-        const turn = runningTurn(s);
+        const turn = runningTurn(s, e.seq);
         const promptId = str(e, 'prompt_id') ?? turn.promptId;
         const result: TurnResult = {
             isError: e.is_error === true,
@@ -212,7 +214,7 @@ function applyTool(s: SessionLive, e: LiveEvent): SessionLive {
     if (!toolUseId) {
         return s;
     }
-    const turn = runningTurn(s);
+    const turn = runningTurn(s, e.seq);
     const known = turn.tools.find((t) => t.toolUseId === toolUseId);
     const call: ToolCall =
         str(e, 'phase') === 'result'
