@@ -40,8 +40,17 @@ describe('reducer', () => {
             text: 'Let me look.',
             tools: [{toolUseId: 't1', tool: 'Bash', input: '{"command":"ls"}', filePath: undefined, phase: 'result', isError: false, output: 'a.rs\n'}],
             finished: true,
-            result: {isError: false, subtype: 'success', durationMs: 1200, numTurns: 2, totalCostUsd: '0.0123', inputTokens: undefined, outputTokens: undefined},
+            result: {isError: false, subtype: 'success', durationMs: 1200, numTurns: 2, totalCostUsd: '0.0123', turnCostUsd: 0.0123, inputTokens: undefined, outputTokens: undefined},
         });
+    });
+
+    it("counts a turn's cost as the process total less the previous turn's, from 0 again after a restart", () => {
+        const end = (seq: number, total: string) => ev(seq, 'turn', {is_error: false, subtype: 'success', total_cost_usd: total});
+        const costs = (events: LiveEvent[]) => {
+            let state: LiveState = {};
+            return events.map((e) => (state = apply([e], state)).s1.turn?.result?.turnCostUsd);
+        };
+        expect(costs([end(1, '0.5'), end(2, '0.75'), end(3, '0.25')])).toEqual([0.5, 0.25, 0.25]);
     });
 
     it('ignores an event whose seq is already applied, in the same batch or a later one', () => {

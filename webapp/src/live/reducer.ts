@@ -22,8 +22,10 @@ export interface TurnResult {
     subtype: string;
     durationMs?: number;
     numTurns?: number;
-    /** A decimal string, as the server sends it. */
+    /** A decimal string, as the server sends it: the CLI process's total so far. */
     totalCostUsd?: string;
+    /** This turn's share of it (the total less the previous turn's, as the turn post's closing line). */
+    turnCostUsd?: number;
     inputTokens?: number;
     outputTokens?: number;
 }
@@ -84,6 +86,8 @@ export interface SessionLive {
     /** The latest last, at most FILE_CHANGES_KEPT. */
     fileChanges: FileChange[];
     lastError?: LiveError;
+    /** The CLI's cumulative cost at the last turn end (a new process starts again at 0). */
+    lastTotalCostUsd?: number;
 }
 
 export type LiveState = Record<string, SessionLive>;
@@ -166,12 +170,16 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
     case 'turn': {
         const turn = runningTurn(s, e.seq);
         const promptId = str(e, 'prompt_id') ?? turn.promptId;
+        const parsed = Number(str(e, 'total_cost_usd'));
+        const total = str(e, 'total_cost_usd') !== undefined && Number.isFinite(parsed) ? parsed : undefined;
+        const before = s.lastTotalCostUsd !== undefined && total !== undefined && total >= s.lastTotalCostUsd ? s.lastTotalCostUsd : 0;
         const result: TurnResult = {
             isError: e.is_error === true,
             subtype: str(e, 'subtype') ?? '',
             durationMs: num(e, 'duration_ms'),
             numTurns: num(e, 'num_turns'),
             totalCostUsd: str(e, 'total_cost_usd'),
+            turnCostUsd: total === undefined ? undefined : Math.max(0, total - before),
             inputTokens: num(e, 'input_tokens'),
             outputTokens: num(e, 'output_tokens'),
         };
@@ -179,6 +187,7 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
             ...s,
             pendingPrompts: s.pendingPrompts.filter((id) => id !== promptId),
             turn: {...turn, promptId, finished: true, result},
+            lastTotalCostUsd: total ?? s.lastTotalCostUsd,
         };
     }
     case 'approval':
