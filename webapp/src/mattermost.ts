@@ -10,6 +10,9 @@ export interface WebSocketMessage<T = Record<string, unknown>> {
 }
 
 export interface PluginRegistry {
+    /** `type` must start with `custom_`; the host renders `<C post compactDisplay isRHS theme/>` as the message body. Returns an id. */
+    registerPostTypeComponent(type: string, component: unknown): string;
+    unregisterPostTypeComponent?(id: string): void;
     registerReducer(reducer: (state: unknown, action: {type: string}) => unknown): void;
     /** `event` is the full name: `custom_<plugin id>_<event>`. One handler per event; a second replaces it. */
     registerWebSocketEventHandler(event: string, handler: (msg: WebSocketMessage) => void): void;
@@ -39,5 +42,18 @@ export interface MattermostPlugin {
 declare global {
     interface Window {
         registerPlugin(id: string, plugin: MattermostPlugin): void;
+        /** The host's markdown (MM plugins/export.ts); absent outside Mattermost. */
+        PostUtils?: {
+            formatText(text: string, options?: Record<string, unknown>): string;
+            messageHtmlToComponent(html: string, ...rest: unknown[]): unknown;
+        };
     }
+}
+
+/** The post a post type component gets (the fields used here). */
+export interface HostPost {
+    id: string;
+    message: string;
+    type?: string;
+    props?: Record<string, unknown> | null;
 }

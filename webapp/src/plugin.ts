@@ -1,9 +1,12 @@
+import * as React from 'react';
+
 import {EVENT_NAMES, type EventName, type LiveEvent} from './api_types';
 import {apiBase, Client, PLUGIN_ID} from './client';
+import {TURN_POST_TYPE, TurnPost} from './components/turn_post';
 import {LiveController} from './live/controller';
 import {reducer} from './live/reducer';
 import {liveState} from './live/selectors';
-import type {HostStore, MattermostPlugin, PluginRegistry, WebSocketMessage} from './mattermost';
+import type {HostPost, HostStore, MattermostPlugin, PluginRegistry, WebSocketMessage} from './mattermost';
 
 /**
  * The websocket payload as a live event, or undefined when it lacks what sequencing needs (a
@@ -20,6 +23,7 @@ function toLiveEvent(name: EventName, data: Record<string, unknown>): LiveEvent 
 
 export class Plugin implements MattermostPlugin {
     private live?: LiveController;
+    private unregister: Array<() => void> = [];
 
     initialize(registry: PluginRegistry, store: HostStore): void {
         registry.registerReducer(reducer as (state: unknown, action: {type: string}) => unknown);
@@ -40,10 +44,18 @@ export class Plugin implements MattermostPlugin {
             });
         }
         registry.registerReconnectHandler(() => void live.replayAll());
+        // The host renders it with {post, compactDisplay, isRHS, theme}; the client comes from here.
+        const TurnPostType = ({post}: {post: HostPost}) => React.createElement(TurnPost, {post, client});
+        const postTypeId = registry.registerPostTypeComponent(TURN_POST_TYPE, TurnPostType);
+        // The host drops a removed plugin's components itself; an older host may not.
+        this.unregister.push(() => registry.unregisterPostTypeComponent?.(postTypeId));
     }
 
     uninitialize(): void {
         this.live?.stop();
         this.live = undefined;
+        for (const undo of this.unregister.splice(0)) {
+            undo();
+        }
     }
 }

@@ -43,12 +43,30 @@ describe('the built bundle', () => {
         expect(code).not.toMatch(/^\s*(import|export)\b|\brequire\(|process\.env/m);
         expect(Buffer.byteLength(code)).toBeLessThan(BUDGET_BYTES);
 
+        // Loaded as the host loads it: React and ReactRedux are the page's globals.
         const registerPlugin = vi.fn();
-        new Function('window', code)({registerPlugin});
+        new Function('window', 'React', 'ReactRedux', code)({registerPlugin}, React, ReactRedux);
 
         expect(registerPlugin).toHaveBeenCalledTimes(1);
         expect(registerPlugin.mock.calls[0][0]).toBe('claude-code');
-        expect(registerPlugin.mock.calls[0][1]).toMatchObject({initialize: expect.any(Function), uninitialize: expect.any(Function)});
+        const plugin = registerPlugin.mock.calls[0][1];
+        expect(plugin).toMatchObject({initialize: expect.any(Function), uninitialize: expect.any(Function)});
+
+        // Its turn post component renders with the global React, from a post without live state.
+        const postTypes: Record<string, React.ComponentType<{post: unknown}>> = {};
+        const store = createStore(() => ({entities: {general: {config: {}}}}));
+        plugin.initialize(
+            {
+                registerReducer: () => undefined,
+                registerWebSocketEventHandler: () => undefined,
+                registerReconnectHandler: () => undefined,
+                registerPostTypeComponent: (type: string, c: React.ComponentType<{post: unknown}>) => (postTypes[type] = c, 'id'),
+            },
+            store,
+        );
+        const element = React.createElement(postTypes.custom_claude_code, {post: {id: 'p', message: 'as mobile sees it', props: {}}});
+        expect(renderToStaticMarkup(React.createElement(ReactRedux.Provider, {store, children: element}))).toContain('as mobile sees it');
+        plugin.uninitialize();
     }, 30_000);
 
     it('compiles JSX to the global React.createElement and takes react-redux from the global', async () => {

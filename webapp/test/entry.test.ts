@@ -10,6 +10,8 @@ import {ev} from './events';
 function fakeHost(siteURL: string) {
     const handlers: Record<string, (msg: WebSocketMessage) => void> = {};
     const reconnect: Array<() => void> = [];
+    const postTypes: Record<string, unknown> = {};
+    const unregistered: string[] = [];
     let pluginReducer: Reducer | undefined;
     const registry: PluginRegistry = {
         registerReducer: (r) => {
@@ -20,6 +22,13 @@ function fakeHost(siteURL: string) {
         },
         registerReconnectHandler: (handler) => {
             reconnect.push(handler);
+        },
+        registerPostTypeComponent: (type, component) => {
+            postTypes[type] = component;
+            return `pt-${type}`;
+        },
+        unregisterPostTypeComponent: (id) => {
+            unregistered.push(id);
         },
     };
     let store: ReturnType<typeof createStore> | undefined;
@@ -39,7 +48,7 @@ function fakeHost(siteURL: string) {
     const live = () => (hostStore.getState() as unknown as Record<string, LiveState>)['plugins-claude-code'];
     const fire = (name: string, data: Record<string, unknown>) =>
         handlers[`custom_claude-code_${name}`]({event: `custom_claude-code_${name}`, data, broadcast: {channel_id: 'c1'}, seq: 7});
-    return {registry, hostStore, handlers, reconnect, mount, live, fire};
+    return {registry, hostStore, handlers, reconnect, postTypes, unregistered, mount, live, fire};
 }
 
 let plugin: MattermostPlugin;
@@ -68,6 +77,15 @@ describe('the bundle entry', () => {
         plugin.initialize(host.registry, host.hostStore);
         expect(Object.keys(host.handlers).sort()).toEqual(EVENT_NAMES.map((n) => `custom_claude-code_${n}`).sort());
         expect(host.reconnect).toHaveLength(1);
+        expect(Object.keys(host.postTypes)).toEqual(['custom_claude_code']);
+    });
+
+    it('unregisters its post type on uninitialize, once', () => {
+        const host = fakeHost('https://chat.example.com');
+        plugin.initialize(host.registry, host.hostStore);
+        plugin.uninitialize();
+        plugin.uninitialize();
+        expect(host.unregistered).toEqual(['pt-custom_claude_code']);
     });
 
     it('puts a websocket event into the state at plugins-claude-code', () => {

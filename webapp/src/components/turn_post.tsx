@@ -1,0 +1,145 @@
+import * as React from 'react';
+import {useSelector} from 'react-redux';
+
+import type {SessionLive, ToolCall, Turn, TurnResult} from '../live/reducer';
+import {sessionLive} from '../live/selectors';
+import type {HostPost, HostState} from '../mattermost';
+import {ApprovalCard, type ApprovalClient} from './approval_card';
+import {InputView, parseInput, PRE_STYLE, toolTarget} from './tool_input';
+
+/** The post type of turn posts (`Posts.Type` is varchar(26)). */
+export const TURN_POST_TYPE = 'custom_claude_code';
+
+export interface TurnPostProps {
+    post: HostPost;
+    client: ApprovalClient;
+}
+
+const prop = (post: HostPost, key: string): unknown => post.props?.[key];
+
+/** The post's session: `claude_code_session`, or the `session_id` some posts carry. */
+function sessionOf(post: HostPost): string | undefined {
+    const id = prop(post, 'claude_code_session') ?? prop(post, 'session_id');
+    return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
+/**
+ * The live turn when it is this post's: `claude_code_turn` names it by its prompt id or by the
+ * seq that opened it. The live state holds a session's latest turn only, so an older post (or a
+ * post that does not say which turn it is) renders from its own message.
+ */
+export function liveTurnOf(post: HostPost, session: SessionLive | undefined): Turn | undefined {
+    const turn = session?.turn;
+    const ref = prop(post, 'claude_code_turn');
+    if (!turn || ref === undefined || ref === null || ref === '') {
+        return undefined;
+    }
+    if (typeof ref === 'number' || (typeof ref === 'string' && /^\d+$/.test(ref))) {
+        return Number(ref) === turn.startSeq ? turn : undefined;
+    }
+    return ref === turn.promptId ? turn : undefined;
+}
+
+/** Markdown as the host renders posts, or plain text without the host. */
+function Markdown({text}: {text: string}) {
+    const utils = window.PostUtils;
+    if (utils) {
+        return <div className='post-message__text'>{utils.messageHtmlToComponent(utils.formatText(text, {}), false) as React.ReactNode}</div>;
+    }
+    return <div style={{whiteSpace: 'pre-wrap', wordBreak: 'break-word'}}>{text}</div>;
+}
+
+function duration(ms: number): string {
+    const secs = ms / 1000;
+    return secs < 60 ? `${secs.toFixed(1)} s` : `${Math.floor(secs / 60)} min ${Math.floor(secs % 60)} s`;
+}
+
+/** As the server's closing line (render.rs `closing_line`): `✓ Done in 12.3 s · 3 turns · $0.0123`. */
+export function closingLine(r: TurnResult): string {
+    const head = r.isError ? '✗ Failed' : r.subtype === 'success' ? '✓ Done' : '✗ Stopped';
+    const parts = [r.durationMs === undefined ? head : `${head} in ${duration(r.durationMs)}`];
+    if (r.numTurns !== undefined) {
+        parts.push(`${r.numTurns} turn${r.numTurns === 1 ? '' : 's'}`);
+    }
+    if (r.turnCostUsd !== undefined) {
+        parts.push(r.turnCostUsd >= 1 ? `$${r.turnCostUsd.toFixed(2)}` : `$${r.turnCostUsd.toFixed(4)}`);
+    }
+    const line = parts.join(' · ');
+    return r.subtype === 'error_max_turns' ? `${line} — the turn limit was reached` : line;
+}
+
+function ToolRow({call, waiting}: {call: ToolCall; waiting: boolean}) {
+    const input = parseInput(call.input);
+    const target = toolTarget(call.tool, input, call.filePath);
+    let icon = '⏳';
+    let state = 'running';
+    if (waiting) {
+        icon = '✋';
+        state = 'waiting for approval';
+    } else if (call.phase === 'result') {
+        icon = call.isError ? '✗' : '✓';
+        state = call.isError ? 'failed' : 'done';
+    }
+    return (
+        <details className='claude-code-tool' style={{margin: '2px 0'}}>
+            <summary aria-label={`${call.tool}${target ? ` ${target}` : ''}: ${state}`} style={{cursor: 'pointer'}}>
+                <span aria-hidden='true'>{`${icon} `}</span>
+                <strong>{call.tool}</strong>
+                {target && (
+                    <>
+                        {' '}
+                        <code>{target}</code>
+                    </>
+                )}
+                {(waiting || call.isError) && <span>{` — ${state}`}</span>}
+            </summary>
+            <InputView tool={call.tool} input={input} filePath={call.filePath} />
+            {call.output !== undefined && call.output !== '' && (
+                <pre aria-label={`Output of ${call.tool}`} style={PRE_STYLE}>
+                    <code>{call.output}</code>
+                </pre>
+            )}
+        </details>
+    );
+}
+
+/**
+ * A turn post (`custom_claude_code`): the running turn from the live state (text as it streams,
+ * tool rows, approvals asked in it, the closing line), or the post's own message when no live
+ * state is this post's. Other clients show that message and the card posts unchanged.
+ */
+export function TurnPost({post, client}: TurnPostProps) {
+    const sessionId = sessionOf(post);
+    const session = useSelector((s: HostState) => sessionLive(s, sessionId));
+    const turn = liveTurnOf(post, session);
+    if (!turn || !sessionId || !session) {
+        return <Markdown text={post.message} />;
+    }
+    const approvals = Object.values(session.approvals);
+    const approvalFor = (call: ToolCall) => approvals.find((a) => a.toolUseId !== undefined && a.toolUseId === call.toolUseId);
+    let footer: string;
+    if (turn.result) {
+        footer = closingLine(turn.result);
+    } else if (turn.finished) {
+        footer = `✗ Ended${session.lastError ? `: ${session.lastError.message}` : ''}`;
+    } else {
+        footer = '⏳ Working…';
+    }
+    return (
+        <div className='claude-code-turn' aria-busy={!turn.finished}>
+            {turn.text !== '' && <Markdown text={turn.text} />}
+            {turn.tools.map((call) => {
+                const approval = approvalFor(call);
+                return (
+                    <React.Fragment key={call.toolUseId}>
+                        <ToolRow call={call} waiting={approval?.phase === 'requested'} />
+                        {approval && <ApprovalCard sessionId={sessionId} approvalId={approval.approvalId} client={client} />}
+                    </React.Fragment>
+                );
+            })}
+            <div className='claude-code-turn-footer' role='status' style={{opacity: 0.75, marginTop: 4}}>
+                {footer}
+            </div>
+        </div>
+    );
+}
