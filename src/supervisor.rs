@@ -191,7 +191,9 @@ fn supervise(
 /// Waits for one of `set` (blocked) up to `timeout` (None: for ever); None on timeout.
 fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Option<Signal> {
     let spec = timeout.map(|t| libc::timespec {
-        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Capped at 68 years, which fits `time_t` whatever its width (libc deprecates naming
+        // the type on musl, whose time_t became 64-bit).
+        tv_sec: t.as_secs().min(i32::MAX as u64) as _,
         tv_nsec: libc::c_long::from(i32::try_from(t.subsec_nanos()).unwrap_or(0)),
     });
     let spec_ptr = spec
