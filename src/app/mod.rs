@@ -60,18 +60,6 @@ impl App {
     pub fn new(diagnostics: bool) -> App {
         let mut router = Router::new()
             .route("GET", "/api/v1/health", Auth::Public, health)
-            .route(
-                "POST",
-                "/api/v1/actions/approval",
-                Auth::User,
-                approval_click,
-            )
-            .route(
-                "POST",
-                "/api/v1/actions/approval/dialog",
-                Auth::User,
-                approval_dialog,
-            )
             .route("GET", "/api/v1/metrics", Auth::User, metrics_route);
         router = http::v1::mount(router);
         if diagnostics {
@@ -268,54 +256,6 @@ pub fn command_response(command_line: &str) -> CommandResponse {
         text,
         ..Default::default()
     }
-}
-
-/// The request body as JSON (at most 1 MiB).
-async fn json_body(req: &mut Request) -> Result<serde_json::Value, HttpError> {
-    let bytes = req
-        .body
-        .read_to_end_limited(1 << 20)
-        .await
-        .map_err(|e| HttpError::bad_request(format!("body: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| HttpError::bad_request(format!("not JSON: {e}")))
-}
-
-/// What a button click or dialog submission needs: the chat service (the plugin must be
-/// active), the user the server vouches for, and the JSON body Mattermost sent.
-async fn chat_action(
-    app: &App,
-    req: &mut Request,
-) -> Result<(Arc<ChatService>, String, serde_json::Value), HttpError> {
-    let chat = app
-        .chat()
-        .ok_or_else(|| HttpError::new(503, "the plugin is not activated yet"))?;
-    let body = json_body(req).await?;
-    let user = req.user()?.to_owned();
-    Ok((chat, user, body))
-}
-
-fn approval_click<'a>(
-    app: &'a App,
-    mut req: Request,
-    w: &'a mut ResponseWriter,
-) -> BoxFuture<'a, HttpResult> {
-    Box::pin(async move {
-        let (chat, user, body) = chat_action(app, &mut req).await?;
-        let answer = chat.approval_click(&app.config(), &user, &body).await;
-        http::write_json(w, 200, &answer).await
-    })
-}
-
-fn approval_dialog<'a>(
-    app: &'a App,
-    mut req: Request,
-    w: &'a mut ResponseWriter,
-) -> BoxFuture<'a, HttpResult> {
-    Box::pin(async move {
-        let (chat, user, body) = chat_action(app, &mut req).await?;
-        let answer = chat.approval_dialog(&app.config(), &user, &body).await;
-        http::write_json(w, 200, &answer).await
-    })
 }
 
 /// `GET /api/v1/metrics`: the ServeMetrics text, for system admins (most servers have no

@@ -7,6 +7,7 @@
 //! The caller is `Mattermost-User-Id` (set by the server for a valid session or token, after
 //! its own CSRF check for cookie sessions); nothing in a body names a user.
 
+mod actions;
 mod approvals;
 mod files;
 mod sessions;
@@ -30,7 +31,8 @@ pub(crate) const MAX_BODY: usize = 1 << 20;
 
 /// The routes of the API, as `(method, pattern)`, in the order `openapi.yaml` lists them.
 pub(crate) fn mount(router: Router<App>) -> Router<App> {
-    sessions::mount(approvals::mount(files::mount(router)))
+    let router = actions::mount(approvals::mount(files::mount(router)));
+    sessions::mount(router)
 }
 
 impl From<ServiceError> for HttpError {
