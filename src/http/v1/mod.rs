@@ -1,7 +1,7 @@
 //! REST API v1: sessions as resources, for the webapp, scripts and other integrations. Every
 //! route calls the same `ChatService` use cases as `/claude` and the card buttons (one gate:
 //! the authorization table, the project roots, the rate limit); this layer only parses
-//! requests, picks the table's row, and writes results as JSON. `openapi.yaml` next to this
+//! requests, picks the table's row, and writes results as JSON. `openapi.json` next to this
 //! file describes every route; a test holds the two equal.
 //!
 //! The caller is `Mattermost-User-Id` (set by the server for a valid session or token, after
@@ -29,7 +29,7 @@ use crate::sessions::SessionHandle;
 /// Largest JSON body a route reads.
 pub(crate) const MAX_BODY: usize = 1 << 20;
 
-/// The routes of the API, as `(method, pattern)`, in the order `openapi.yaml` lists them.
+/// Mounts every route of the API (`openapi.json` describes each; a test holds them equal).
 pub(crate) fn mount(router: Router<App>) -> Router<App> {
     let router = actions::mount(approvals::mount(files::mount(router)));
     sessions::mount(router)
