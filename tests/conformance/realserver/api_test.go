@@ -66,11 +66,29 @@ func (w *world) session(t *testing.T) Session {
 	return s
 }
 
+// settled is the session once the previous step's turn has ended on every side: the "✓ Done"
+// post is edited by the post stream while the live task may still be storing the turn's last
+// events and the engine may not yet report idle, so a baseline taken at once can move. It waits
+// for idle and for last_seq to stay the same across two reads 300 ms apart.
+func (w *world) settled(t *testing.T) Session {
+	t.Helper()
+	var s Session
+	if !steps.Poll(turnTimeout, func() bool {
+		first := w.session(t)
+		time.Sleep(300 * time.Millisecond)
+		s = w.session(t)
+		return s.State == "idle" && s.PendingApprovals == 0 && s.LastSeq == first.LastSeq
+	}) {
+		t.Fatalf("the session did not settle (idle, no new event for 300 ms) within %v: %+v", turnTimeout, s)
+	}
+	return s
+}
+
 // GET /sessions and /sessions/{id} with each person's token: the owner and the member read the
 // session, the outsider (not in the channel) neither sees it listed nor reads it; the
 // authorization table's refusals on one read route and one write route.
 func (w *world) stepAPIToken(t *testing.T) {
-	s := w.session(t)
+	s := w.settled(t)
 	if s.OwnerID != w.owner.user.Id || s.ProjectPath != w.project || s.RootPostID != w.rootPostID {
 		t.Errorf("session %+v: want owner %s, project %s, root post %s", s, w.owner.user.Id, w.project, w.rootPostID)
 	}
@@ -113,7 +131,7 @@ func (w *world) stepAPIToken(t *testing.T) {
 // Malformed JSON, unknown fields, an oversize body and paths out of the project are refused
 // with their status, and nothing changes.
 func (w *world) stepAPIBadInput(t *testing.T) {
-	s := w.session(t)
+	s := w.settled(t)
 	w.script(t, "bad-input") // a prompt that got through would fail on an empty script
 	mark := w.model.Mark()
 	owner := w.api(w.owner)

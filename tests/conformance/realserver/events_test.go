@@ -105,7 +105,7 @@ func inOrder(t *testing.T, evs []LiveEvent, want ...matcher) []int {
 // A whole turn with an approval over the websocket, decided through the API: every event once,
 // numbered without gap, in order; the card shows the API's decision and refuses a second one.
 func (w *world) stepLiveEventsApproval(t *testing.T) {
-	s := w.session(t)
+	s := w.settled(t)
 	tap := w.tap(t, w.member)
 	mark := tap.Mark()
 	name := "api-events-" + steps.RandHex(3) + ".txt"
@@ -253,7 +253,7 @@ func approvalOf(body []byte) map[string]any {
 // the last seq seen, and those arriving live make every seq exactly once, consecutive, the same
 // as a full replay.
 func (w *world) stepEventsReconnect(t *testing.T) {
-	s := w.session(t)
+	s := w.settled(t)
 	tap := w.tap(t, w.member)
 	mark := tap.Mark()
 	words := make([]string, 0, 80)
