@@ -140,7 +140,9 @@ export function ApprovalCard({sessionId, approvalId, client, channelId, fallback
     const stored = fromApi.value;
     const [answered, setAnswered] = React.useState<Outcome>();
     const outcome = (approval && liveOutcome(approval)) ?? answered ?? (stored && apiOutcome(stored));
-    const channel = useLoaded(channelId !== undefined && !outcome ? `${channelId}/${sessionId}` : undefined, () => channelInfo(client, channelId!, sessionId));
+    // Permissions matter to a request known to be pending only (decided ones have no buttons).
+    const pending = (approval?.tool !== undefined || stored !== undefined) && !outcome;
+    const channel = useLoaded(channelId !== undefined && pending ? `${channelId}/${sessionId}` : undefined, () => channelInfo(client, channelId!, sessionId));
     const deciderName = useSelector((s: HostState) => (outcome?.by ? displayName(s, outcome.by) : undefined));
 
     const [mode, setMode] = React.useState<Mode>('choose');
