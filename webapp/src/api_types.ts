@@ -28,6 +28,39 @@ export interface Session {
     last_seq: number;
 }
 
+/** What `GET /channels/{channel_id}` says the caller may do in the channel. */
+export type PermissionAction =
+    | 'start'
+    | 'prompt'
+    | 'interrupt'
+    | 'stop'
+    | 'context'
+    | 'files'
+    | 'history'
+    | 'mode'
+    | 'model'
+    | 'approve'
+    | 'approve_for_session'
+    | 'deny'
+    | 'edit_file';
+
+export interface Permission {
+    allowed: boolean;
+    /** The sentence the server would refuse with; null when allowed. */
+    reason: string | null;
+}
+
+export type Permissions = Record<PermissionAction, Permission>;
+
+/** `GET /channels/{channel_id}`: the channel's live session and what the caller may do there. */
+export interface ChannelInfo {
+    channel_id: string;
+    session: Session | null;
+    /** Empty unless `permissions.start.allowed`. */
+    allowed_roots: string[];
+    permissions: Permissions;
+}
+
 export interface Approval {
     approval_id: string;
     tool: string;

@@ -1,5 +1,6 @@
 import type {
     Approval,
+    ChannelInfo,
     Decision,
     EventsPage,
     FileListing,
@@ -203,6 +204,11 @@ export class Client {
     /** Prometheus text; system admins only. */
     async metrics(): Promise<string> {
         return (await this.send('GET', '/metrics')).text();
+    }
+
+    /** The channel's session and the caller's permissions there (404 unless a member). */
+    channel(channelId: string): Promise<ChannelInfo> {
+        return this.json<ChannelInfo>('GET', `/channels/${s(channelId)}`);
     }
 }
 

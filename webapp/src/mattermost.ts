@@ -53,6 +53,7 @@ declare global {
 /** The post a post type component gets (the fields used here). */
 export interface HostPost {
     id: string;
+    channel_id: string;
     message: string;
     type?: string;
     props?: Record<string, unknown> | null;

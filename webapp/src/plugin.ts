@@ -2,7 +2,7 @@ import * as React from 'react';
 
 import {EVENT_NAMES, type EventName, type LiveEvent} from './api_types';
 import {apiBase, Client, PLUGIN_ID} from './client';
-import {TURN_POST_TYPE, TurnPost} from './components/turn_post';
+import {ClaudeCodePost, installStyle, POST_TYPE} from './components/post_type';
 import {LiveController} from './live/controller';
 import {reducer} from './live/reducer';
 import {liveState} from './live/selectors';
@@ -45,10 +45,11 @@ export class Plugin implements MattermostPlugin {
         }
         registry.registerReconnectHandler(() => void live.replayAll());
         // The host renders it with {post, compactDisplay, isRHS, theme}; the client comes from here.
-        const TurnPostType = ({post}: {post: HostPost}) => React.createElement(TurnPost, {post, client});
-        const postTypeId = registry.registerPostTypeComponent(TURN_POST_TYPE, TurnPostType);
+        const PostType = ({post}: {post: HostPost}) => React.createElement(ClaudeCodePost, {post, client});
+        const postTypeId = registry.registerPostTypeComponent(POST_TYPE, PostType);
         // The host drops a removed plugin's components itself; an older host may not.
         this.unregister.push(() => registry.unregisterPostTypeComponent?.(postTypeId));
+        this.unregister.push(installStyle(document));
     }
 
     uninitialize(): void {

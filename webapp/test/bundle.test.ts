@@ -43,9 +43,19 @@ describe('the built bundle', () => {
         expect(code).not.toMatch(/^\s*(import|export)\b|\brequire\(|process\.env/m);
         expect(Buffer.byteLength(code)).toBeLessThan(BUDGET_BYTES);
 
-        // Loaded as the host loads it: React and ReactRedux are the page's globals.
+        // Loaded as the host loads it: React and ReactRedux are the page's globals, and the page's
+        // document takes the plugin's stylesheet (node has none: the part used, recorded).
         const registerPlugin = vi.fn();
-        new Function('window', 'React', 'ReactRedux', code)({registerPlugin}, React, ReactRedux);
+        const head: Array<{id: string; textContent: string}> = [];
+        const document = {
+            getElementById: (id: string) => head.find((el) => el.id === id) ?? null,
+            createElement: () => {
+                const el = {id: '', textContent: '', remove: () => void head.splice(head.indexOf(el), 1)};
+                return el;
+            },
+            head: {appendChild: (el: (typeof head)[number]) => head.push(el)},
+        };
+        new Function('window', 'document', 'React', 'ReactRedux', code)({registerPlugin}, document, React, ReactRedux);
 
         expect(registerPlugin).toHaveBeenCalledTimes(1);
         expect(registerPlugin.mock.calls[0][0]).toBe('claude-code');
@@ -66,7 +76,9 @@ describe('the built bundle', () => {
         );
         const element = React.createElement(postTypes.custom_claude_code, {post: {id: 'p', message: 'as mobile sees it', props: {}}});
         expect(renderToStaticMarkup(React.createElement(ReactRedux.Provider, {store, children: element}))).toContain('as mobile sees it');
+        expect(head.map((el) => el.id)).toEqual(['claude-code-style']);
         plugin.uninitialize();
+        expect(head).toEqual([]);
     }, 30_000);
 
     it('compiles JSX to the global React.createElement and takes react-redux from the global', async () => {
