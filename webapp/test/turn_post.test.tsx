@@ -130,6 +130,8 @@ describe('TurnPost', () => {
                 component = c as typeof component;
                 return 'id1';
             },
+            registerRightHandSidebarComponent: () => ({id: 'rhs', showRHSPlugin: {type: 'show'}, hideRHSPlugin: {type: 'hide'}, toggleRHSPlugin: {type: 'toggle'}}),
+            registerChannelHeaderButtonAction: () => 'header',
         } as PluginRegistry;
         const plugin = new Plugin();
         plugin.initialize(registry, host.store as unknown as HostStore);
