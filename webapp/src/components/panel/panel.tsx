@@ -53,7 +53,17 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
         return () => {
             current = false;
         };
-    }, [client, channelId, liveStatus, reloads, run]);
+    }, [client, channelId, reloads, run]);
+
+    // Only a change of the same session's status: switching channel loads once, above.
+    const seen = React.useRef({sessionId, liveStatus});
+    React.useEffect(() => {
+        const before = seen.current;
+        seen.current = {sessionId, liveStatus};
+        if (liveStatus !== undefined && before.sessionId === sessionId && before.liveStatus !== liveStatus) {
+            reload();
+        }
+    }, [sessionId, liveStatus, reload]);
 
     React.useEffect(() => {
         if (sessionId) {
