@@ -77,7 +77,44 @@ export function useRefusals(permissions: Permissions, actions: readonly Permissi
             {reason}
         </p>
     ));
-    return {guard: (action: PermissionAction) => guards[action], notes};
+    /** `also`: another reason to disable it for now (a request in flight, an empty field). */
+    const guard = (action: PermissionAction, also = false): Guard => ({...guards[action], disabled: guards[action].disabled || also});
+    return {guard, notes};
 }
 
 export const LABEL_STYLE: React.CSSProperties = {display: 'block', fontWeight: 600, margin: '8px 0 4px'};
+
+export interface SelectFieldProps {
+    label: string;
+    value: string;
+    options: readonly string[];
+    onChange(value: string): void;
+    /** The refusal (or a request in flight): disabled, and described by its reason. */
+    guard: Guard;
+    /** Shown, and not choosable, when `value` is none of the options (e.g. the CLI's default model). */
+    unset?: string;
+}
+
+/** A labelled select of plain string options. */
+export function SelectField({label, value, options, onChange, guard, unset}: SelectFieldProps) {
+    const id = React.useId();
+    return (
+        <>
+            <label htmlFor={id} style={LABEL_STYLE}>
+                {label}
+            </label>
+            <select id={id} className='form-control' value={value} onChange={(e) => onChange(e.target.value)} {...guard}>
+                {unset !== undefined && !options.includes(value) && (
+                    <option value={value} disabled>
+                        {unset}
+                    </option>
+                )}
+                {options.map((o) => (
+                    <option key={o} value={o}>
+                        {o}
+                    </option>
+                ))}
+            </select>
+        </>
+    );
+}

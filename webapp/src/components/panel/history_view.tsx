@@ -2,7 +2,7 @@ import * as React from 'react';
 
 import type {HistoryMessage} from '../../api_types';
 import type {Client} from '../../client';
-import {ErrorAlert, useRequest} from './common';
+import {ErrorAlert, LABEL_STYLE, useRequest} from './common';
 
 export interface HistoryViewProps {
     sessionId: string;
@@ -53,7 +53,7 @@ export function HistoryView({sessionId, client}: HistoryViewProps) {
 
     return (
         <div>
-            <label htmlFor={`${ids}-q`} style={{display: 'block', fontWeight: 600, marginBottom: 4}}>
+            <label htmlFor={`${ids}-q`} style={LABEL_STYLE}>
                 {'Search history'}
             </label>
             <input id={`${ids}-q`} type='search' className='form-control' value={query} onChange={(e) => setQuery(e.target.value)} />

@@ -6,7 +6,7 @@ import type {Client} from '../../client';
 import {sessionLive} from '../../live/selectors';
 import type {HostState} from '../../mattermost';
 import {ApprovalCard} from '../approval_card';
-import {ErrorAlert, LABEL_STYLE, useRefusals, useRequest} from './common';
+import {ErrorAlert, LABEL_STYLE, SelectField, useRefusals, useRequest} from './common';
 
 export type SessionClient = Pick<Client, 'prompt' | 'interrupt' | 'stopSession' | 'setMode' | 'setModel' | 'answerApproval' | 'listApprovals'>;
 
@@ -106,14 +106,14 @@ export function SessionView({session, permissions, client, onChanged}: SessionVi
                     {...guard('prompt')}
                 />
                 <div style={{display: 'flex', flexWrap: 'wrap', gap: 4, marginTop: 4}}>
-                    <button type='submit' className='btn btn-primary btn-sm' {...guard('prompt')} disabled={guard('prompt').disabled || busy || text.trim() === ''}>
+                    <button type='submit' className='btn btn-primary btn-sm' {...guard('prompt', busy || text.trim() === '')}>
                         {'Send'}
                     </button>
-                    <button type='button' className='btn btn-tertiary btn-sm' {...guard('interrupt')} disabled={guard('interrupt').disabled || busy} onClick={interrupt}>
+                    <button type='button' className='btn btn-tertiary btn-sm' {...guard('interrupt', busy)} onClick={interrupt}>
                         {'Interrupt'}
                     </button>
                     {!confirmStop && (
-                        <button ref={stopButton} type='button' className='btn btn-danger btn-sm' {...guard('stop')} disabled={guard('stop').disabled || busy} onClick={() => setConfirmStop(true)}>
+                        <button ref={stopButton} type='button' className='btn btn-danger btn-sm' {...guard('stop', busy)} onClick={() => setConfirmStop(true)}>
                             {'Stop session'}
                         </button>
                     )}
@@ -133,45 +133,21 @@ export function SessionView({session, permissions, client, onChanged}: SessionVi
                 </div>
             )}
 
-            <label htmlFor={`${ids}-mode`} style={LABEL_STYLE}>
-                {'Permission mode'}
-            </label>
-            <select
-                id={`${ids}-mode`}
-                className='form-control'
+            <SelectField
+                label='Permission mode'
                 value={mode}
-                {...guard('mode')}
-                disabled={guard('mode').disabled || busy}
-                onChange={(e) => void run(async () => onChanged(await client.setMode(session.id, e.target.value as PermissionMode)))}
-            >
-                {PERMISSION_MODES.map((m) => (
-                    <option key={m} value={m}>
-                        {m}
-                    </option>
-                ))}
-            </select>
-            <label htmlFor={`${ids}-model`} style={LABEL_STYLE}>
-                {'Model'}
-            </label>
-            <select
-                id={`${ids}-model`}
-                className='form-control'
+                options={PERMISSION_MODES}
+                guard={guard('mode', busy)}
+                onChange={(m) => void run(async () => onChanged(await client.setMode(session.id, m as PermissionMode)))}
+            />
+            <SelectField
+                label='Model'
                 value={model}
-                {...guard('model')}
-                disabled={guard('model').disabled || busy}
-                onChange={(e) => void run(async () => onChanged(await client.setModel(session.id, e.target.value)))}
-            >
-                {model === '' && (
-                    <option value='' disabled>
-                        {'default'}
-                    </option>
-                )}
-                {models.map((m) => (
-                    <option key={m} value={m}>
-                        {m}
-                    </option>
-                ))}
-            </select>
+                options={models}
+                unset='default'
+                guard={guard('model', busy)}
+                onChange={(m) => void run(async () => onChanged(await client.setModel(session.id, m)))}
+            />
             {notes}
             <ErrorAlert error={error} />
 

@@ -2,7 +2,7 @@ import * as React from 'react';
 
 import type {ChannelInfo, Session} from '../../api_types';
 import type {Client} from '../../client';
-import {ErrorAlert, LABEL_STYLE, useRefusals, useRequest} from './common';
+import {ErrorAlert, LABEL_STYLE, SelectField, useRefusals, useRequest} from './common';
 
 export interface StartFormProps {
     info: ChannelInfo;
@@ -37,16 +37,7 @@ export function StartForm({info, client, onStarted}: StartFormProps) {
     return (
         <form aria-label='Start a session' onSubmit={submit}>
             <p style={{margin: '0 0 8px'}}>{'No Claude Code session in this channel.'}</p>
-            <label htmlFor={`${ids}-root`} style={LABEL_STYLE}>
-                {'Project path'}
-            </label>
-            <select id={`${ids}-root`} className='form-control' value={root} onChange={(e) => setRoot(e.target.value)} {...start}>
-                {roots.map((r) => (
-                    <option key={r} value={r}>
-                        {r}
-                    </option>
-                ))}
-            </select>
+            <SelectField label='Project path' value={root} options={roots} onChange={setRoot} guard={start} />
             <label htmlFor={`${ids}-sub`} style={LABEL_STYLE}>
                 {'Folder under it (optional)'}
             </label>
@@ -59,7 +50,7 @@ export function StartForm({info, client, onStarted}: StartFormProps) {
                 {...start}
             />
             <div style={{marginTop: 8}}>
-                <button type='submit' className='btn btn-primary' {...start} disabled={start.disabled || noRoots || busy}>
+                <button type='submit' className='btn btn-primary' {...guard('start', noRoots || busy)}>
                     {'Start session'}
                 </button>
             </div>
