@@ -1,7 +1,8 @@
 // The shapes of src/http/v1/openapi.json (components.schemas and the inline bodies), by hand:
 // client.test.ts checks that every route there has its method in client.ts.
 
-export type PermissionMode = 'default' | 'acceptEdits' | 'plan' | 'dontAsk' | 'auto';
+export const PERMISSION_MODES = ['default', 'acceptEdits', 'plan', 'dontAsk', 'auto'] as const;
+export type PermissionMode = (typeof PERMISSION_MODES)[number];
 
 export type SessionState =
     | 'starting'

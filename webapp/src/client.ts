@@ -122,6 +122,11 @@ export class Client {
         return this.json<{sessions: Session[]}>('GET', '/sessions');
     }
 
+    /** The channel's session and the caller's permissions there (404 unless a member). */
+    channel(channelId: string) {
+        return this.json<ChannelInfo>('GET', `/channels/${s(channelId)}`);
+    }
+
     createSession(body: {channel_id: string; project_path: string; model?: string; mode?: PermissionMode}) {
         return this.json<Session>('POST', '/sessions', {body});
     }
@@ -204,11 +209,6 @@ export class Client {
     /** Prometheus text; system admins only. */
     async metrics(): Promise<string> {
         return (await this.send('GET', '/metrics')).text();
-    }
-
-    /** The channel's session and the caller's permissions there (404 unless a member). */
-    channel(channelId: string): Promise<ChannelInfo> {
-        return this.json<ChannelInfo>('GET', `/channels/${s(channelId)}`);
     }
 }
 

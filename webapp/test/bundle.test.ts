@@ -64,6 +64,7 @@ describe('the built bundle', () => {
 
         // Its turn post component renders with the global React, from a post without live state.
         const postTypes: Record<string, React.ComponentType<{post: unknown}>> = {};
+        let panel: React.ComponentType | undefined;
         const store = createStore(() => ({entities: {general: {config: {}}}}));
         plugin.initialize(
             {
@@ -71,12 +72,21 @@ describe('the built bundle', () => {
                 registerWebSocketEventHandler: () => undefined,
                 registerReconnectHandler: () => undefined,
                 registerPostTypeComponent: (type: string, c: React.ComponentType<{post: unknown}>) => (postTypes[type] = c, 'id'),
+                registerRightHandSidebarComponent: (c: React.ComponentType) => {
+                    panel = c;
+                    return {id: 'rhs', toggleRHSPlugin: {type: 'toggle'}};
+                },
+                registerChannelHeaderButtonAction: () => 'header',
             },
             store,
         );
         const element = React.createElement(postTypes.custom_claude_code, {post: {id: 'p', message: 'as mobile sees it', props: {}}});
         expect(renderToStaticMarkup(React.createElement(ReactRedux.Provider, {store, children: element}))).toContain('as mobile sees it');
         expect(head.map((el) => el.id)).toEqual(['claude-code-style']);
+        // And so does the panel (no channel open in this store).
+        const sidebar = renderToStaticMarkup(React.createElement(ReactRedux.Provider, {store, children: React.createElement(panel!)}));
+        expect(sidebar).toContain('aria-label="Claude Code session"');
+        expect(sidebar).toContain('Open a channel to see its Claude Code session.');
         plugin.uninitialize();
         expect(head).toEqual([]);
     }, 30_000);

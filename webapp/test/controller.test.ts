@@ -57,6 +57,18 @@ describe('LiveController', () => {
         expect(t.state().s1.lastSeq).toBe(7);
     });
 
+    it('catches up a session it never had an event of, from seq 0', async () => {
+        const server = [1, 2, 3].map((n) => text(n, 's9'));
+        const t = setup(server);
+        await t.controller.catchUp('s9');
+        expect(t.fetchEvents.mock.calls.map(([id, after]) => [id, after])).toEqual([
+            ['s9', 0],
+            ['s9', 2],
+            ['s9', 3],
+        ]);
+        expect(t.state().s9.turn?.text).toBe('1 2 3 ');
+    });
+
     it('a session first seen mid-way is replayed from the start', async () => {
         const server = [1, 2, 3].map((n) => text(n));
         const t = setup(server);

@@ -183,6 +183,8 @@ describe('the registered post type', () => {
                 registered.push([type, c]);
                 return 'id1';
             },
+            registerRightHandSidebarComponent: () => ({id: 'rhs', showRHSPlugin: {type: 'show'}, hideRHSPlugin: {type: 'hide'}, toggleRHSPlugin: {type: 'toggle'}}),
+            registerChannelHeaderButtonAction: () => 'header',
         } as PluginRegistry;
         return {r, registered};
     }

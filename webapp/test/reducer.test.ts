@@ -53,6 +53,12 @@ describe('reducer', () => {
         expect(costs([end(1, '0.5'), end(2, '0.75'), end(3, '0.25')])).toEqual([0.5, 0.25, 0.25]);
     });
 
+    it('sums the cost of every turn applied, across a process restart, and leaves it unset before any', () => {
+        const end = (seq: number, total: string) => ev(seq, 'turn', {is_error: false, subtype: 'success', total_cost_usd: total});
+        expect(apply([ev(1, 'message', {text: 'x'})]).s1.costUsd).toBeUndefined();
+        expect(apply([end(1, '0.5'), end(2, '0.75'), end(3, '0.25'), ev(4, 'turn', {is_error: true, subtype: 'error'})]).s1.costUsd).toBe(1);
+    });
+
     it('ignores an event whose seq is already applied, in the same batch or a later one', () => {
         const once = apply(turn);
         const again = apply([turn[2], turn[5]], once);

@@ -88,6 +88,8 @@ export interface SessionLive {
     lastError?: LiveError;
     /** The CLI's cumulative cost at the last turn end (a new process starts again at 0). */
     lastTotalCostUsd?: number;
+    /** The sum of the cost of every turn applied here (the panel's "cost so far"). */
+    costUsd?: number;
 }
 
 export type LiveState = Record<string, SessionLive>;
@@ -208,6 +210,8 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
             pendingPrompts: s.pendingPrompts.filter((id) => id !== promptId),
             turn: {...turn, promptId, finished: true, result},
             lastTotalCostUsd: total ?? s.lastTotalCostUsd,
+            // Summed per turn, not the CLI's total: a restarted process counts from 0 again.
+            costUsd: result.turnCostUsd === undefined ? s.costUsd : (s.costUsd ?? 0) + result.turnCostUsd,
         };
     }
     case 'approval':
