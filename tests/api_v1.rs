@@ -48,8 +48,65 @@ const APPROVAL_KEYS: &[&str] = &[
     "decided_at",
 ];
 const HISTORY_KEYS: &[&str] = &["seq", "kind", "role", "text", "at"];
+/// The permissions GET /channels/{id} answers, by the names the webapp knows them by.
+const PANEL_ACTIONS: [(&str, Action); 13] = [
+    ("start", Action::Start),
+    ("prompt", Action::Prompt),
+    ("interrupt", Action::Interrupt),
+    ("stop", Action::Stop),
+    ("context", Action::ContextFile),
+    ("files", Action::Files),
+    ("history", Action::History),
+    ("mode", Action::Mode),
+    ("model", Action::Model),
+    ("approve", Action::Approve),
+    ("approve_for_session", Action::ApproveForSession),
+    ("deny", Action::Deny),
+    ("edit_file", Action::EditFile),
+];
 
 // --- success ---------------------------------------------------------------------------------
+
+/// A channel without a session: the panel offers the start form with the allowed roots to a
+/// member, and nothing that needs a session.
+#[tokio::test]
+async fn a_channel_without_a_session_offers_the_roots_to_start_under() {
+    let standin = StandIn::new();
+    let h = stand_in_harness("api-channel", &standin, json!({})).await;
+    let v = owner_ok(
+        &h,
+        "GET",
+        &format!("/api/v1/channels/{CHANNEL}"),
+        Value::Null,
+        200,
+    )
+    .await;
+    assert_keys(
+        &v,
+        &["channel_id", "session", "allowed_roots", "permissions"],
+    );
+    assert_eq!(v["session"], Value::Null);
+    let roots = v["allowed_roots"].as_array().cloned().unwrap_or_default();
+    assert_eq!(roots.len(), 1, "{v}");
+    assert!(
+        h.project.starts_with(roots[0].as_str().unwrap_or("?")),
+        "{v}"
+    );
+    assert_eq!(
+        v["permissions"]["start"],
+        json!({"allowed": true, "reason": null})
+    );
+    assert_eq!(v["permissions"]["prompt"]["allowed"], false, "{v}");
+    let outsider = call(
+        &h,
+        "GET",
+        &format!("/api/v1/channels/{CHANNEL}"),
+        OUTSIDER,
+        Value::Null,
+    )
+    .await;
+    assert_error(&outsider, 404, "someone outside the channel");
+}
 
 /// Every route once as the owner, each answer in the contract's shape; what it did is seen
 /// where it lands (the CLI's stdin, the card, the session).
@@ -368,6 +425,34 @@ async fn walk_the_table(name: &str, who: WhoCanApprove) {
             (status, listed),
             (200, expected(user, Action::Status, who).is_none()),
             "{user} list"
+        );
+    }
+
+    // The channel as the session panel draws it: each control's permission is the table's
+    // answer, with the same sentence; someone outside the channel gets a 404.
+    let channel = format!("/api/v1/channels/{CHANNEL}");
+    for user in users {
+        let (status, v) = call(&h, "GET", &channel, user, Value::Null).await;
+        if !is_member(user) {
+            assert_error(&(status, v), 404, &format!("{user} channel"));
+            continue;
+        }
+        assert_eq!(status, 200, "{user} channel: {v}");
+        assert_eq!(v["session"]["id"], json!(sid), "{user}");
+        for (name, action) in PANEL_ACTIONS {
+            let want = expected(user, action, who);
+            let got = &v["permissions"][name];
+            assert_eq!(
+                (&got["allowed"], &got["reason"]),
+                (&json!(want.is_none()), &json!(want)),
+                "{user} {name} {who:?}"
+            );
+        }
+        let may_start = expected(user, Action::Start, who).is_none();
+        assert_eq!(
+            v["allowed_roots"].as_array().map(Vec::len),
+            Some(usize::from(may_start)),
+            "{user}: the roots only for those who may start"
         );
     }
 

@@ -21,7 +21,7 @@ use sha2::Sha256;
 use super::render::{code_block, created_file_diff};
 use crate::mattermost::attachments;
 use crate::mattermost::model::{
-    Any, Dialog, DialogElement, OpenDialogRequest, Post, PostAction, PostActionIntegration, Props,
+    Any, Dialog, DialogElement, OpenDialogRequest, Post, PostAction, PostActionIntegration,
     SlackAttachment,
 };
 
@@ -490,14 +490,6 @@ pub fn approval_attachment(
     }
 }
 
-/// Post props holding the card (`props.attachments`).
-pub fn card_props(attachment: SlackAttachment) -> Props {
-    Some(BTreeMap::from([(
-        "attachments".to_owned(),
-        Any::Attachments(vec![attachment]),
-    )]))
-}
-
 /// The pending request a card post stands for, with its attachment: `(session_id, request_id,
 /// attachment)` read from the buttons' context. `None` for any other post, or a decided card
 /// (no buttons left).
@@ -923,8 +915,6 @@ mod tests {
             relative.actions[0].integration.as_ref().unwrap().url,
             "/plugins/claude-code/api/v1/actions/approval"
         );
-        let props = card_props(card).unwrap();
-        assert!(matches!(&props["attachments"], Any::Attachments(v) if v.len() == 1));
     }
 
     #[test]
@@ -1032,7 +1022,7 @@ mod tests {
         // A card found again in its thread (after a restart) tells its request; decided cards
         // and other posts do not.
         let post = |att: SlackAttachment| Post {
-            props: card_props(att),
+            props: crate::chat::post_props::card_props("s1", "req-9", att),
             ..Default::default()
         };
         let (session, request, att) = super::pending_card(&post(pending.clone())).expect("a card");

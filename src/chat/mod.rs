@@ -15,6 +15,7 @@ pub mod command;
 pub mod live;
 pub(crate) mod neutralise;
 pub mod outbox;
+pub(crate) mod post_props;
 pub(crate) mod poster;
 pub mod render;
 pub mod service;

@@ -105,6 +105,7 @@ pub fn post_json(post: &Post) -> Value {
         "channel_id": post.channel_id,
         "root_id": post.root_id,
         "message": post.message,
+        "type": post.r#type,
         "file_ids": post.file_ids,
         "props": post.props.as_ref().map(|p| Any::Map(p.clone()).to_json()),
     })
@@ -127,6 +128,7 @@ pub fn post_of_json(v: &Value) -> Post {
         channel_id: text("channel_id"),
         root_id: text("root_id"),
         message: text("message"),
+        r#type: text("type"),
         file_ids: v
             .get("file_ids")
             .and_then(Value::as_array)

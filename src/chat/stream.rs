@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::card::{self, ActionSigner, ApprovalRequest};
 use super::outbox::{card_key, owed, root_key, Outbox, PostSink};
+use super::post_props;
 use super::render::{
     closing_line, inline_code, split_post, working_line, InlineLimits, TurnRenderer, POST_MAX_CHARS,
 };
@@ -129,6 +130,8 @@ struct TurnPost {
     id: String,
     /// The `seq` of the turn's first event, where a restart replays it from.
     start_seq: i64,
+    /// The prompt the turn answers, when the engine said (the webapp matches live events by it).
+    prompt_id: Option<String>,
     renderer: TurnRenderer,
     started: Instant,
     /// The text last put, per part; the first is the turn's post.
@@ -143,10 +146,17 @@ struct TurnPost {
 
 impl TurnPost {
     /// `first_gap`: PostUpdateIntervalSeconds as the turn starts.
-    fn new(cwd: Option<String>, session_id: &str, start_seq: i64, first_gap: Duration) -> Self {
+    fn new(
+        cwd: Option<String>,
+        session_id: &str,
+        start: (i64, Option<String>),
+        first_gap: Duration,
+    ) -> Self {
+        let (start_seq, prompt_id) = start;
         TurnPost {
             id: format!("turn:{session_id}:{}", uuid::Uuid::new_v4().simple()),
             start_seq,
+            prompt_id,
             renderer: TurnRenderer::new(cwd, InlineLimits::default()),
             started: Instant::now(),
             sent: Vec::new(),
@@ -253,17 +263,7 @@ impl TurnPost {
     ) {
         let text = self.renderer.render(footer);
         let parts = split_post(&text, POST_MAX_CHARS);
-        match put_turn(
-            outbox,
-            ctx,
-            &self.id,
-            self.start_seq,
-            &parts,
-            &self.sent,
-            closed,
-        )
-        .await
-        {
+        match put_turn(outbox, ctx, self, &parts, closed).await {
             Ok(()) => {
                 self.sent = parts;
                 self.dirty = false;
@@ -276,30 +276,31 @@ impl TurnPost {
     }
 }
 
-/// Owes the parts of a turn that differ from `sent` (all of them when `closed`).
+/// Owes the parts of `turn` that differ from what it sent (all of them when `closed`).
 async fn put_turn<S: PostSink>(
     outbox: &Outbox<S>,
     ctx: &StreamCtx,
-    turn_id: &str,
-    start_seq: i64,
+    turn: &TurnPost,
     parts: &[String],
-    sent: &[String],
     closed: bool,
 ) -> Result<(), StoreError> {
     for (i, part) in parts.iter().enumerate() {
-        if !closed && sent.get(i) == Some(part) {
+        if !closed && turn.sent.get(i) == Some(part) {
             continue;
         }
-        let post = Post {
-            message: part.clone(),
-            ..ctx.post()
-        };
+        let post = post_props::typed(
+            Post {
+                message: part.clone(),
+                ..ctx.post()
+            },
+            post_props::turn_props(&ctx.session_id, turn.prompt_id.as_deref(), i),
+        );
         outbox
             .put(OwedPost {
-                turn_seq: Some(start_seq),
+                turn_seq: Some(turn.start_seq),
                 part: i as i64,
                 closed,
-                ..ctx.owed(format!("{turn_id}:{i}"), OwedKind::Turn, &post)
+                ..ctx.owed(format!("{}:{i}", turn.id), OwedKind::Turn, &post)
             })
             .await?;
     }
@@ -369,10 +370,10 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
         },
     );
     let key = card_key(request_id);
-    let post = Post {
-        props: card::card_props(attachment.clone()),
-        ..ctx.post()
-    };
+    let post = post_props::typed(
+        ctx.post(),
+        post_props::card_props(&ctx.session_id, request_id, attachment.clone()),
+    );
     let owed = OwedPost {
         request_id: Some(request_id.clone()),
         ..ctx.owed(key.clone(), OwedKind::Card, &post)
@@ -401,13 +402,21 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
 }
 
 /// The card with `attachment`, closed (no later version follows).
-pub fn card_post(card: &Card, bot_id: &str, attachment: SlackAttachment) -> OwedPost {
+pub fn card_post(
+    card: &Card,
+    request_id: &str,
+    bot_id: &str,
+    attachment: SlackAttachment,
+) -> OwedPost {
     let post = Post {
         user_id: bot_id.to_owned(),
         channel_id: card.channel_id.clone(),
-        props: card::card_props(attachment),
         ..Default::default()
     };
+    let post = post_props::typed(
+        post,
+        post_props::card_props(&card.session_id, request_id, attachment),
+    );
     OwedPost {
         root_key: Some(root_key(&card.session_id)),
         closed: true,
@@ -443,7 +452,7 @@ async fn close_card<S: PostSink>(
     });
     if let Some(card) = card {
         let att = card::decided_attachment(&card.attachment, &outcome);
-        let closed = card_post(&card, &ctx.bot_id, att);
+        let closed = card_post(&card, request_id, &ctx.bot_id, att);
         if let Err(e) = close_card_post(outbox, request_id, closed).await {
             tracing::error!(session = %ctx.session_id, "owing a closed card failed: {e}");
         }
@@ -457,9 +466,14 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
     let mut cost_before: Option<f64> = None;
     let mut stop = ctx.stop.clone();
     // The setting is read as each turn starts, so a saved change applies from the next turn.
-    let new_turn = |seq| {
+    let new_turn = |seq, prompt_id: Option<&String>| {
         let first_gap = ctx.session_config.get().post_update_interval;
-        TurnPost::new(ctx.cwd.clone(), &ctx.session_id, seq, first_gap)
+        TurnPost::new(
+            ctx.cwd.clone(),
+            &ctx.session_id,
+            (seq, prompt_id.cloned()),
+            first_gap,
+        )
     };
     loop {
         let due = turn.as_ref().and_then(TurnPost::due);
@@ -472,7 +486,7 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
                     EventKind::TurnResult { .. } => {
                         let (line, cost) = closing(&event.kind, cost_before);
                         cost_before = cost;
-                        let mut t = turn.take().unwrap_or_else(|| new_turn(event.seq));
+                        let mut t = turn.take().unwrap_or_else(|| new_turn(event.seq, None));
                         t.flush(&outbox, &ctx, &line, true).await;
                     }
                     EventKind::ToolUseRequested { .. } => {
@@ -495,9 +509,9 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
                             t.flush(&outbox, &ctx, CLI_CRASHED, true).await;
                         }
                     }
-                    EventKind::StatusChanged { to, .. } => match to {
+                    EventKind::StatusChanged { to, prompt_id, .. } => match to {
                         SessionState::Running if turn.is_none() => {
-                            turn = Some(new_turn(event.seq));
+                            turn = Some(new_turn(event.seq, prompt_id.as_ref()));
                         }
                         SessionState::Stopping | SessionState::Stopped => {
                             // A stop in the middle of a turn: close its post.
@@ -508,7 +522,7 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
                         _ => {}
                     },
                     kind => {
-                        let t = turn.get_or_insert_with(|| new_turn(event.seq));
+                        let t = turn.get_or_insert_with(|| new_turn(event.seq, None));
                         let changed = t.renderer.apply_event(kind);
                         t.dirty |= changed;
                         let uploaded = t.upload_attachments(outbox.sink(), &ctx).await;
@@ -567,10 +581,16 @@ pub async fn close_cut_turns<S: PostSink>(
         let rows = store
             .messages_after(session_id, start_seq - 1, usize::MAX)
             .await?;
-        let events = rows
+        let events: Vec<EventKind> = rows
             .into_iter()
-            .filter_map(|r| serde_json::from_value::<EventKind>(r.event).ok());
-        let text = replay_turn(Some(session.project_path.clone()), events);
+            .filter_map(|r| serde_json::from_value::<EventKind>(r.event).ok())
+            .collect();
+        // A turn's first event is the change to Running that names its prompt.
+        let prompt_id = match events.first() {
+            Some(EventKind::StatusChanged { prompt_id, .. }) => prompt_id.clone(),
+            _ => None,
+        };
+        let text = replay_turn(Some(session.project_path.clone()), events.into_iter());
         let parts = split_post(&text, POST_MAX_CHARS);
         let ctx_post = Post {
             user_id: bot_id.to_owned(),
@@ -578,10 +598,13 @@ pub async fn close_cut_turns<S: PostSink>(
             ..Default::default()
         };
         for (i, part) in parts.iter().enumerate() {
-            let post = Post {
-                message: part.clone(),
-                ..ctx_post.clone()
-            };
+            let post = post_props::typed(
+                Post {
+                    message: part.clone(),
+                    ..ctx_post.clone()
+                },
+                post_props::turn_props(session_id, prompt_id.as_deref(), i),
+            );
             outbox
                 .put(OwedPost {
                     root_key: Some(root_key(session_id)),

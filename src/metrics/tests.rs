@@ -16,7 +16,11 @@ fn ev(session: &str, at: i64, kind: EventKind) -> SessionEvent {
 }
 
 fn status(from: SessionState, to: SessionState) -> EventKind {
-    EventKind::StatusChanged { from, to }
+    EventKind::StatusChanged {
+        from,
+        to,
+        prompt_id: None,
+    }
 }
 
 fn prompt() -> EventKind {

@@ -835,7 +835,15 @@ impl Actor {
             {
                 tracing::error!(session = %self.record.id, "storing status {to} failed: {e}");
             }
-            self.publish(EventKind::StatusChanged { from, to }).await;
+            let prompt_id = (to == SessionState::Running)
+                .then(|| self.current_prompt.clone())
+                .flatten();
+            self.publish(EventKind::StatusChanged {
+                from,
+                to,
+                prompt_id,
+            })
+            .await;
         }
         Ok(())
     }

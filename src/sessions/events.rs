@@ -23,6 +23,10 @@ pub enum EventKind {
     StatusChanged {
         from: SessionState,
         to: SessionState,
+        /// The prompt whose turn starts, on the change to `Running`: a turn's posts and live
+        /// events are named by it (events stored before it existed lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt_id: Option<String>,
     },
     /// A prompt was accepted (and queued if a turn is running).
     Prompt {

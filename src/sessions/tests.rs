@@ -296,6 +296,21 @@ async fn prompts_sent_during_a_turn_are_queued_and_answered_in_order() {
         session.prompt("three", "c").await.expect("prompt"),
     ];
     for (id, text) in ids.iter().zip(["one", "two", "three"]) {
+        // Each turn starts named by its prompt, in the order they were sent.
+        let running = next_event(&mut rx, |k| {
+            matches!(
+                k,
+                EventKind::StatusChanged {
+                    to: SessionState::Running,
+                    ..
+                }
+            )
+        })
+        .await;
+        let EventKind::StatusChanged { prompt_id, .. } = running.kind else {
+            unreachable!()
+        };
+        assert_eq!(prompt_id.as_deref(), Some(id.as_str()));
         let result = next_event(&mut rx, is_result).await;
         let EventKind::TurnResult {
             prompt_id,

@@ -1,7 +1,8 @@
 // The shapes of src/http/v1/openapi.json (components.schemas and the inline bodies), by hand:
 // client.test.ts checks that every route there has its method in client.ts.
 
-export type PermissionMode = 'default' | 'acceptEdits' | 'plan' | 'dontAsk' | 'auto';
+export const PERMISSION_MODES = ['default', 'acceptEdits', 'plan', 'dontAsk', 'auto'] as const;
+export type PermissionMode = (typeof PERMISSION_MODES)[number];
 
 export type SessionState =
     | 'starting'
@@ -26,6 +27,39 @@ export interface Session {
     queued_prompts: number;
     pending_approvals: number;
     last_seq: number;
+}
+
+/** What `GET /channels/{channel_id}` says the caller may do in the channel. */
+export type PermissionAction =
+    | 'start'
+    | 'prompt'
+    | 'interrupt'
+    | 'stop'
+    | 'context'
+    | 'files'
+    | 'history'
+    | 'mode'
+    | 'model'
+    | 'approve'
+    | 'approve_for_session'
+    | 'deny'
+    | 'edit_file';
+
+export interface Permission {
+    allowed: boolean;
+    /** The sentence the server would refuse with; null when allowed. */
+    reason: string | null;
+}
+
+export type Permissions = Record<PermissionAction, Permission>;
+
+/** `GET /channels/{channel_id}`: the channel's live session and what the caller may do there. */
+export interface ChannelInfo {
+    channel_id: string;
+    session: Session | null;
+    /** Empty unless `permissions.start.allowed`. */
+    allowed_roots: string[];
+    permissions: Permissions;
 }
 
 export interface Approval {

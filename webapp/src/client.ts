@@ -1,5 +1,6 @@
 import type {
     Approval,
+    ChannelInfo,
     Decision,
     EventsPage,
     FileListing,
@@ -119,6 +120,11 @@ export class Client {
 
     listSessions() {
         return this.json<{sessions: Session[]}>('GET', '/sessions');
+    }
+
+    /** The channel's session and the caller's permissions there (404 unless a member). */
+    channel(channelId: string) {
+        return this.json<ChannelInfo>('GET', `/channels/${s(channelId)}`);
     }
 
     createSession(body: {channel_id: string; project_path: string; model?: string; mode?: PermissionMode}) {

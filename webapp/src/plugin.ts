@@ -2,7 +2,10 @@ import * as React from 'react';
 
 import {EVENT_NAMES, type EventName, type LiveEvent} from './api_types';
 import {apiBase, Client, PLUGIN_ID} from './client';
-import {TURN_POST_TYPE, TurnPost} from './components/turn_post';
+import {FilesView} from './components/files';
+import {ICON_URL, PanelIcon} from './components/panel/icon';
+import {Panel} from './components/panel/panel';
+import {ClaudeCodePost, installStyle, POST_TYPE} from './components/post_type';
 import {LiveController} from './live/controller';
 import {reducer} from './live/reducer';
 import {liveState} from './live/selectors';
@@ -45,10 +48,27 @@ export class Plugin implements MattermostPlugin {
         }
         registry.registerReconnectHandler(() => void live.replayAll());
         // The host renders it with {post, compactDisplay, isRHS, theme}; the client comes from here.
-        const TurnPostType = ({post}: {post: HostPost}) => React.createElement(TurnPost, {post, client});
-        const postTypeId = registry.registerPostTypeComponent(TURN_POST_TYPE, TurnPostType);
+        const PostType = ({post}: {post: HostPost}) => React.createElement(ClaudeCodePost, {post, client});
+        const postTypeId = registry.registerPostTypeComponent(POST_TYPE, PostType);
         // The host drops a removed plugin's components itself; an older host may not.
         this.unregister.push(() => registry.unregisterPostTypeComponent?.(postTypeId));
+        this.unregister.push(installStyle(document));
+        this.registerPanel(registry, store, client, live);
+    }
+
+    /** The session panel in the right-hand sidebar, opened from the channel header and the App Bar. */
+    private registerPanel(registry: PluginRegistry, store: HostStore, client: Client, live: LiveController): void {
+        const catchUp = (sessionId: string) => void live.catchUp(sessionId);
+        const PanelType = () => React.createElement(Panel, {client, catchUp, filesView: FilesView});
+        const rhs = registry.registerRightHandSidebarComponent(PanelType, 'Claude Code');
+        const toggle = () => void store.dispatch(rhs.toggleRHSPlugin);
+        const ids = [rhs.id, registry.registerChannelHeaderButtonAction(PanelIcon, toggle, 'Claude Code', 'Claude Code')];
+        // Older hosts have no App Bar.
+        const appBarId = registry.registerAppBarComponent?.(ICON_URL, toggle, 'Claude Code');
+        if (appBarId !== undefined) {
+            ids.push(appBarId);
+        }
+        this.unregister.push(() => ids.forEach((id) => registry.unregisterComponent?.(id)));
     }
 
     uninitialize(): void {

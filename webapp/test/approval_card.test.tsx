@@ -3,6 +3,7 @@ import * as React from 'react';
 import {Provider} from 'react-redux';
 import {afterEach, describe, expect, it} from 'vitest';
 
+import type {LiveEvent} from '../src/api_types';
 import {ApprovalCard, type ApprovalClient} from '../src/components/approval_card';
 import {ev} from './events';
 import {fakeClient, hostStore} from './host_store';
@@ -12,8 +13,10 @@ afterEach(cleanup);
 const requested = (seq: number, tool: string, input: unknown, fields: Record<string, string> = {}) =>
     ev(seq, 'approval', {phase: 'requested', approval_id: 'a1', tool, tool_use_id: 't1', input: JSON.stringify(input), ...fields});
 
-function mount(client: ApprovalClient) {
+/** The card in the host's Provider, after `events` (the live state the card finds first). */
+function mount(client: ApprovalClient, ...events: LiveEvent[]) {
     const host = hostStore();
+    host.feed(...events);
     const view = render(
         <Provider store={host.store}>
             <ApprovalCard sessionId='s1' approvalId='a1' client={client} />
@@ -31,9 +34,8 @@ const approvalAnswer = (state: string, fields: Record<string, unknown> = {}) => 
 describe('ApprovalCard', () => {
     it('shows a Bash request with the command in full and the five decisions as buttons', () => {
         const {client} = fakeClient();
-        const {feed} = mount(client);
         const command = 'cargo build --release &&\n  ./target/release/app --flag';
-        act(() => void feed(requested(1, 'Bash', {command, description: 'Build it'})));
+        mount(client, requested(1, 'Bash', {command, description: 'Build it'}));
 
         expect(screen.getByLabelText('Command').textContent).toBe(command);
         expect(buttons().map((b) => b.textContent)).toEqual(['Approve', 'Approve for this session', 'Deny', 'Deny with a reason…', 'Edit and approve…']);
@@ -42,14 +44,12 @@ describe('ApprovalCard', () => {
 
     it('shows a Write as added lines and an Edit as removed and added lines', () => {
         const {client} = fakeClient();
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Edit', {file_path: '/p/src/lib.rs', old_string: 'let a = 1;\nlet b = 2;', new_string: 'let a = 10;'})));
+        mount(client, requested(1, 'Edit', {file_path: '/p/src/lib.rs', old_string: 'let a = 1;\nlet b = 2;', new_string: 'let a = 10;'}));
         const diff = screen.getByLabelText('Proposed change to /p/src/lib.rs');
         expect([...diff.querySelectorAll('[data-sign]')].map((l) => l.textContent)).toEqual(['-let a = 1;', '-let b = 2;', '+let a = 10;']);
         cleanup();
 
-        const second = mount(client);
-        act(() => void second.feed(requested(1, 'Write', {file_path: '/p/new.txt', content: 'one\ntwo\n'})));
+        mount(client, requested(1, 'Write', {file_path: '/p/new.txt', content: 'one\ntwo\n'}));
         const lines = [...screen.getByLabelText('Proposed change to /p/new.txt').querySelectorAll('[data-sign]')];
         expect(lines.map((l) => [l.getAttribute('data-sign'), l.textContent])).toEqual([
             ['+', '+one'],
@@ -59,8 +59,7 @@ describe('ApprovalCard', () => {
 
     it('approves through the approvals route, the buttons disabled while the request is in flight', async () => {
         const {client, requests} = fakeClient(approvalAnswer('approved', {decision: 'allow'}));
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'ls'})));
+        mount(client, requested(1, 'Bash', {command: 'ls'}));
 
         fireEvent.click(screen.getByRole('button', {name: 'Approve'}));
         expect(buttons().every((b) => (b as HTMLButtonElement).disabled)).toBe(true);
@@ -72,8 +71,7 @@ describe('ApprovalCard', () => {
 
     it('an approval decided elsewhere removes the buttons and says who decided, in a live region', () => {
         const {client, fetchMock} = fakeClient();
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'rm -rf target'})));
+        const {feed} = mount(client, requested(1, 'Bash', {command: 'rm -rf target'}));
         expect(buttons()).toHaveLength(5);
 
         act(() => void feed(ev(2, 'approval', {phase: 'decided', approval_id: 'a1', decision: 'allow_for_session', by: 'u-alice'})));
@@ -89,8 +87,7 @@ describe('ApprovalCard', () => {
 
     it('shows a deny reason, an expiry and a withdrawal as the outcome', () => {
         const {client} = fakeClient();
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'ls'})));
+        const {feed} = mount(client, requested(1, 'Bash', {command: 'ls'}));
         act(() => void feed(ev(2, 'approval', {phase: 'decided', approval_id: 'a1', decision: 'deny', by: 'u-alice', reason: 'Denied by @alice: use the staging box'})));
         expect(screen.getByText(/Denied by @alice: use the staging box/)).toBeTruthy();
         cleanup();
@@ -99,8 +96,7 @@ describe('ApprovalCard', () => {
             ['expired', /Expired — denied automatically/],
             ['withdrawn', /Withdrawn — Claude Code stopped waiting/],
         ] as const) {
-            const m = mount(client);
-            act(() => void m.feed(requested(1, 'Bash', {command: 'ls'}), ev(2, 'approval', {phase, approval_id: 'a1'})));
+            mount(client, requested(1, 'Bash', {command: 'ls'}), ev(2, 'approval', {phase, approval_id: 'a1'}));
             expect(screen.getByText(text)).toBeTruthy();
             expect(buttons()).toEqual([]);
             cleanup();
@@ -109,8 +105,7 @@ describe('ApprovalCard', () => {
 
     it('Deny with a reason: the reason is typed inline and sent with the deny', async () => {
         const {client, requests} = fakeClient(approvalAnswer('denied', {decision: 'deny', reason: 'Denied by @me: not on main'}));
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'git push --force'})));
+        mount(client, requested(1, 'Bash', {command: 'git push --force'}));
 
         fireEvent.click(screen.getByRole('button', {name: 'Deny with a reason…'}));
         const field = screen.getByLabelText('Reason');
@@ -126,8 +121,7 @@ describe('ApprovalCard', () => {
 
     it('Deny with a reason can be cancelled, the focus back on its button', async () => {
         const {client} = fakeClient();
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'ls'})));
+        mount(client, requested(1, 'Bash', {command: 'ls'}));
         fireEvent.click(screen.getByRole('button', {name: 'Deny with a reason…'}));
         fireEvent.click(screen.getByRole('button', {name: 'Cancel'}));
         await waitFor(() => expect(document.activeElement).toBe(screen.getByRole('button', {name: 'Deny with a reason…'})));
@@ -135,8 +129,7 @@ describe('ApprovalCard', () => {
 
     it('Edit and approve sends the input with the edited command', async () => {
         const {client, requests} = fakeClient(approvalAnswer('approved', {decision: 'allow_with_input'}));
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'rm -rf /tmp/x', description: 'Clean up', timeout: 1000})));
+        mount(client, requested(1, 'Bash', {command: 'rm -rf /tmp/x', description: 'Clean up', timeout: 1000}));
 
         fireEvent.click(screen.getByRole('button', {name: 'Edit and approve…'}));
         const field = (await screen.findByLabelText('Command', {selector: 'textarea'})) as HTMLTextAreaElement;
@@ -153,8 +146,7 @@ describe('ApprovalCard', () => {
 
     it('Edit and approve of a Write edits the content, and of an Edit the new_string', async () => {
         const {client, requests} = fakeClient(approvalAnswer('approved'));
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Edit', {file_path: '/p/a.rs', old_string: 'a', new_string: 'b', replace_all: false})));
+        mount(client, requested(1, 'Edit', {file_path: '/p/a.rs', old_string: 'a', new_string: 'b', replace_all: false}));
         fireEvent.click(screen.getByRole('button', {name: 'Edit and approve…'}));
         fireEvent.change(await screen.findByLabelText('Replacement text'), {target: {value: 'c'}});
         fireEvent.click(screen.getByRole('button', {name: 'Approve with this edit'}));
@@ -163,8 +155,7 @@ describe('ApprovalCard', () => {
         cleanup();
 
         const w = fakeClient(approvalAnswer('approved'));
-        const m = mount(w.client);
-        act(() => void m.feed(requested(1, 'Write', {file_path: '/p/n.txt', content: 'x\n'})));
+        mount(w.client, requested(1, 'Write', {file_path: '/p/n.txt', content: 'x\n'}));
         fireEvent.click(screen.getByRole('button', {name: 'Edit and approve…'}));
         fireEvent.change(await screen.findByLabelText('File content'), {target: {value: 'y\n'}});
         fireEvent.click(screen.getByRole('button', {name: 'Approve with this edit'}));
@@ -179,8 +170,7 @@ describe('ApprovalCard', () => {
             {status: 200, body: {approvals: [{approval_id: 'a1', tool: 'Write', input: {file_path: '/p/big.txt', content: whole}, requested_at: 1, state: 'pending'}]}},
             approvalAnswer('approved'),
         );
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Write', {file_path: '/p/big.txt', content: shortened})));
+        mount(client, requested(1, 'Write', {file_path: '/p/big.txt', content: shortened}));
         expect(screen.getByText('Long values are shown shortened.')).toBeTruthy();
 
         fireEvent.click(screen.getByRole('button', {name: 'Edit and approve…'}));
@@ -197,8 +187,7 @@ describe('ApprovalCard', () => {
     it('a 403 shows the error, which names who may, and disables the buttons', async () => {
         const refusal = 'Only the session owner (@bob) or a channel admin may approve tool use here';
         const {client} = fakeClient({status: 403, body: {error: refusal, status: 403}});
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'ls'})));
+        mount(client, requested(1, 'Bash', {command: 'ls'}));
 
         fireEvent.click(screen.getByRole('button', {name: 'Approve'}));
 
@@ -209,8 +198,7 @@ describe('ApprovalCard', () => {
 
     it('a server error shows its text but leaves the buttons usable to try again', async () => {
         const {client} = fakeClient({status: 503, body: {error: 'The plugin is not activated', status: 503}});
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'ls'})));
+        mount(client, requested(1, 'Bash', {command: 'ls'}));
         fireEvent.click(screen.getByRole('button', {name: 'Deny'}));
         expect((await screen.findByRole('alert')).textContent).toBe('The plugin is not activated');
         expect(buttons().every((b) => !(b as HTMLButtonElement).disabled)).toBe(true);
@@ -218,8 +206,7 @@ describe('ApprovalCard', () => {
 
     it('moves the focus to the outcome when the focused button goes away', () => {
         const {client} = fakeClient();
-        const {feed} = mount(client);
-        act(() => void feed(requested(1, 'Bash', {command: 'ls'})));
+        const {feed} = mount(client, requested(1, 'Bash', {command: 'ls'}));
         const approve = screen.getByRole('button', {name: 'Approve'});
         act(() => approve.focus());
         act(() => void feed(ev(2, 'approval', {phase: 'decided', approval_id: 'a1', decision: 'allow', by: 'u-alice'})));

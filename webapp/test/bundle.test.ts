@@ -43,9 +43,19 @@ describe('the built bundle', () => {
         expect(code).not.toMatch(/^\s*(import|export)\b|\brequire\(|process\.env/m);
         expect(Buffer.byteLength(code)).toBeLessThan(BUDGET_BYTES);
 
-        // Loaded as the host loads it: React and ReactRedux are the page's globals.
+        // Loaded as the host loads it: React and ReactRedux are the page's globals, and the page's
+        // document takes the plugin's stylesheet (node has none: the part used, recorded).
         const registerPlugin = vi.fn();
-        new Function('window', 'React', 'ReactRedux', code)({registerPlugin}, React, ReactRedux);
+        const head: Array<{id: string; textContent: string}> = [];
+        const document = {
+            getElementById: (id: string) => head.find((el) => el.id === id) ?? null,
+            createElement: () => {
+                const el = {id: '', textContent: '', remove: () => void head.splice(head.indexOf(el), 1)};
+                return el;
+            },
+            head: {appendChild: (el: (typeof head)[number]) => head.push(el)},
+        };
+        new Function('window', 'document', 'React', 'ReactRedux', code)({registerPlugin}, document, React, ReactRedux);
 
         expect(registerPlugin).toHaveBeenCalledTimes(1);
         expect(registerPlugin.mock.calls[0][0]).toBe('claude-code');
@@ -54,6 +64,7 @@ describe('the built bundle', () => {
 
         // Its turn post component renders with the global React, from a post without live state.
         const postTypes: Record<string, React.ComponentType<{post: unknown}>> = {};
+        let panel: React.ComponentType | undefined;
         const store = createStore(() => ({entities: {general: {config: {}}}}));
         plugin.initialize(
             {
@@ -61,12 +72,23 @@ describe('the built bundle', () => {
                 registerWebSocketEventHandler: () => undefined,
                 registerReconnectHandler: () => undefined,
                 registerPostTypeComponent: (type: string, c: React.ComponentType<{post: unknown}>) => (postTypes[type] = c, 'id'),
+                registerRightHandSidebarComponent: (c: React.ComponentType) => {
+                    panel = c;
+                    return {id: 'rhs', toggleRHSPlugin: {type: 'toggle'}};
+                },
+                registerChannelHeaderButtonAction: () => 'header',
             },
             store,
         );
         const element = React.createElement(postTypes.custom_claude_code, {post: {id: 'p', message: 'as mobile sees it', props: {}}});
         expect(renderToStaticMarkup(React.createElement(ReactRedux.Provider, {store, children: element}))).toContain('as mobile sees it');
+        expect(head.map((el) => el.id)).toEqual(['claude-code-style']);
+        // And so does the panel (no channel open in this store).
+        const sidebar = renderToStaticMarkup(React.createElement(ReactRedux.Provider, {store, children: React.createElement(panel!)}));
+        expect(sidebar).toContain('aria-label="Claude Code session"');
+        expect(sidebar).toContain('Open a channel to see its Claude Code session.');
         plugin.uninitialize();
+        expect(head).toEqual([]);
     }, 30_000);
 
     it('compiles JSX to the global React.createElement and takes react-redux from the global', async () => {

@@ -91,6 +91,20 @@ describe('Client', () => {
         expect(init.body).toBe('{"content":"x"}');
     });
 
+    it("gets a channel's session and permissions by the escaped channel id", async () => {
+        const info = {
+            channel_id: 'c/1',
+            session: null,
+            allowed_roots: ['/srv/projects'],
+            permissions: {start: {allowed: true, reason: null}, stop: {allowed: false, reason: 'Only the session owner (@alice) may stop it.'}},
+        };
+        const f = fakeFetch(200, info);
+        await expect(new Client(() => '/p', f, cookie).channel('c/1')).resolves.toEqual(info);
+        const {url, init} = call(f);
+        expect(url).toBe('/p/channels/c%2F1');
+        expect(init.method).toBe('GET');
+    });
+
     it('leaves out query parameters that are not given', async () => {
         const f = fakeFetch(200, {messages: [], has_more: false});
         await new Client(() => '', f, cookie).history('s1', {limit: 20, q: 'health check'});

@@ -57,6 +57,18 @@ describe('LiveController', () => {
         expect(t.state().s1.lastSeq).toBe(7);
     });
 
+    it('catches up a session it never had an event of, from seq 0', async () => {
+        const server = [1, 2, 3].map((n) => text(n, 's9'));
+        const t = setup(server);
+        await t.controller.catchUp('s9');
+        expect(t.fetchEvents.mock.calls.map(([id, after]) => [id, after])).toEqual([
+            ['s9', 0],
+            ['s9', 2],
+            ['s9', 3],
+        ]);
+        expect(t.state().s9.turn?.text).toBe('1 2 3 ');
+    });
+
     it('a session first seen mid-way is replayed from the start', async () => {
         const server = [1, 2, 3].map((n) => text(n));
         const t = setup(server);
@@ -117,6 +129,24 @@ describe('LiveController', () => {
         await t.controller.replayAll();
 
         expect(t.state().s1.approvals.a1).toMatchObject({phase: 'decided', decision: 'approve', by: 'bob'});
+    });
+
+    it("a replayed gap names the new turn by its running status's prompt_id, the websocket copy ignored", async () => {
+        const server = [
+            ev(1, 'prompt', {prompt_id: 'p1', author: 'a', text: 'x'}),
+            ev(2, 'prompt', {prompt_id: 'p2', author: 'a', text: 'y'}),
+            ev(3, 'status', {state: 'running', previous: 'idle', prompt_id: 'p2'}),
+            ev(4, 'message', {text: 'for y'}),
+        ];
+        const t = setup(server, {pageSize: 10});
+        t.controller.receive(server[0]);
+        t.controller.receive(server[3]); // 2 and 3 missed
+
+        await vi.waitFor(() => expect(t.state().s1.lastSeq).toBe(4));
+        t.controller.receive(server[2]);
+
+        expect(t.state().s1.turn).toMatchObject({promptId: 'p2', startSeq: 3, text: 'for y'});
+        expect(t.dispatched.flatMap((a) => a.events.map((e) => e.seq))).toEqual([1, 2, 3, 4]);
     });
 
     it('retries a failed replay after a delay, holding what arrives meanwhile', async () => {

@@ -12,6 +12,10 @@ function fakeHost(siteURL: string) {
     const reconnect: Array<() => void> = [];
     const postTypes: Record<string, unknown> = {};
     const unregistered: string[] = [];
+    const rhs: Array<{component: unknown; title: string}> = [];
+    const headerButtons: Array<{icon: unknown; action: () => void; dropdownText: string; tooltipText: string}> = [];
+    const appBar: Array<{iconUrl: string; action: () => void; tooltipText: string}> = [];
+    const dispatched: unknown[] = [];
     let pluginReducer: Reducer | undefined;
     const registry: PluginRegistry = {
         registerReducer: (r) => {
@@ -30,12 +34,31 @@ function fakeHost(siteURL: string) {
         unregisterPostTypeComponent: (id) => {
             unregistered.push(id);
         },
+        registerRightHandSidebarComponent: (component, title) => {
+            rhs.push({component, title});
+            return {id: 'rhs-1', showRHSPlugin: {type: 'show'}, hideRHSPlugin: {type: 'hide'}, toggleRHSPlugin: {type: 'toggle-rhs-1'}};
+        },
+        registerChannelHeaderButtonAction: (icon, action, dropdownText, tooltipText) => {
+            headerButtons.push({icon, action: () => action({}, {}), dropdownText, tooltipText});
+            return 'header-1';
+        },
+        registerAppBarComponent: (iconUrl, action, tooltipText) => {
+            appBar.push({iconUrl, action: () => action({}, {}), tooltipText});
+            return 'appbar-1';
+        },
+        unregisterComponent: (id) => {
+            unregistered.push(id);
+        },
     };
     let store: ReturnType<typeof createStore> | undefined;
     // The host adds plugin reducers to its store after initialize; the store exists before.
     const hostStore: HostStore = {
         getState: () => (store?.getState() ?? {entities: {general: {config: {SiteURL: siteURL}}}}) as HostState,
-        dispatch: (action) => store!.dispatch(action),
+        dispatch: (action) => {
+            dispatched.push(action);
+            // The host's store runs thunks; the plugin dispatches none of its own.
+            return typeof action === 'function' ? undefined : store?.dispatch(action);
+        },
     };
     const mount = () => {
         store = createStore(
@@ -48,7 +71,7 @@ function fakeHost(siteURL: string) {
     const live = () => (hostStore.getState() as unknown as Record<string, LiveState>)['plugins-claude-code'];
     const fire = (name: string, data: Record<string, unknown>) =>
         handlers[`custom_claude-code_${name}`]({event: `custom_claude-code_${name}`, data, broadcast: {channel_id: 'c1'}, seq: 7});
-    return {registry, hostStore, handlers, reconnect, postTypes, unregistered, mount, live, fire};
+    return {registry, hostStore, handlers, reconnect, postTypes, unregistered, rhs, headerButtons, appBar, dispatched, mount, live, fire};
 }
 
 let plugin: MattermostPlugin;
@@ -80,12 +103,36 @@ describe('the bundle entry', () => {
         expect(Object.keys(host.postTypes)).toEqual(['custom_claude_code']);
     });
 
-    it('unregisters its post type on uninitialize, once', () => {
+    it('unregisters its post type and the panel, header button and App Bar icon on uninitialize, once', () => {
         const host = fakeHost('https://chat.example.com');
         plugin.initialize(host.registry, host.hostStore);
         plugin.uninitialize();
         plugin.uninitialize();
-        expect(host.unregistered).toEqual(['pt-custom_claude_code']);
+        expect(host.unregistered).toEqual(['pt-custom_claude_code', 'rhs-1', 'header-1', 'appbar-1']);
+    });
+
+    it('registers the panel in the right-hand sidebar, toggled by a channel header button and an App Bar icon', () => {
+        const host = fakeHost('https://chat.example.com');
+        plugin.initialize(host.registry, host.hostStore);
+        host.mount();
+        expect(host.rhs.map((r) => r.title)).toEqual(['Claude Code']);
+        expect(typeof host.rhs[0].component).toBe('function');
+        expect(host.headerButtons.map(({dropdownText, tooltipText}) => [dropdownText, tooltipText])).toEqual([['Claude Code', 'Claude Code']]);
+        expect(host.appBar.map((a) => a.tooltipText)).toEqual(['Claude Code']);
+        expect(host.appBar[0].iconUrl).toMatch(/^data:image\/svg\+xml,/);
+
+        host.headerButtons[0].action();
+        host.appBar[0].action();
+        expect(host.dispatched).toEqual([{type: 'toggle-rhs-1'}, {type: 'toggle-rhs-1'}]);
+    });
+
+    it('works on a host without an App Bar', () => {
+        const host = fakeHost('https://chat.example.com');
+        const {registerAppBarComponent: _, ...older} = host.registry;
+        plugin.initialize(older, host.hostStore);
+        plugin.uninitialize();
+        expect(host.headerButtons).toHaveLength(1);
+        expect(host.unregistered).toEqual(['pt-custom_claude_code', 'rhs-1', 'header-1']);
     });
 
     it('puts a websocket event into the state at plugins-claude-code', () => {

@@ -5,19 +5,18 @@ import type {LiveEvent} from '../src/api_types';
 import {Client} from '../src/client';
 import {EVENTS_RECEIVED, reducer} from '../src/live/reducer';
 
-/** A host store as Mattermost builds it around the plugin's reducer, with a few users loaded. */
-export function hostStore() {
-    const store = createStore(
-        combineReducers({
-            entities: () => ({
-                general: {config: {SiteURL: 'https://chat.example.com'}},
-                users: {currentUserId: 'u-me', profiles: {'u-alice': {username: 'alice'}, 'u-me': {username: 'me'}}},
-            }),
-            'plugins-claude-code': reducer,
-        }),
-    );
+const SELECT_CHANNEL = 'test/select_channel';
+
+/** A host store as Mattermost builds it around the plugin's reducer, with a few users loaded and a current channel. */
+export function hostStore(channelId = 'c1') {
+    const users = {currentUserId: 'u-me', profiles: {'u-alice': {username: 'alice'}, 'u-me': {username: 'me'}}};
+    const entities = (state = {general: {config: {SiteURL: 'https://chat.example.com'}}, users, channels: {currentChannelId: channelId}}, action: {type: string; channelId?: string}) =>
+        action.type === SELECT_CHANNEL ? {...state, channels: {currentChannelId: action.channelId}} : state;
+    const store = createStore(combineReducers({entities, 'plugins-claude-code': reducer}));
     const feed = (...events: LiveEvent[]) => store.dispatch({type: EVENTS_RECEIVED, events} as {type: string});
-    return {store, feed};
+    /** The user switches to another channel. */
+    const selectChannel = (id: string) => store.dispatch({type: SELECT_CHANNEL, channelId: id} as {type: string});
+    return {store, feed, selectChannel};
 }
 
 type Answer = {status: number; body: unknown};

@@ -53,6 +53,12 @@ describe('reducer', () => {
         expect(costs([end(1, '0.5'), end(2, '0.75'), end(3, '0.25')])).toEqual([0.5, 0.25, 0.25]);
     });
 
+    it('sums the cost of every turn applied, across a process restart, and leaves it unset before any', () => {
+        const end = (seq: number, total: string) => ev(seq, 'turn', {is_error: false, subtype: 'success', total_cost_usd: total});
+        expect(apply([ev(1, 'message', {text: 'x'})]).s1.costUsd).toBeUndefined();
+        expect(apply([end(1, '0.5'), end(2, '0.75'), end(3, '0.25'), ev(4, 'turn', {is_error: true, subtype: 'error'})]).s1.costUsd).toBe(1);
+    });
+
     it('ignores an event whose seq is already applied, in the same batch or a later one', () => {
         const once = apply(turn);
         const again = apply([turn[2], turn[5]], once);
@@ -82,6 +88,45 @@ describe('reducer', () => {
         ]).s1;
         expect(s.turn).toMatchObject({promptId: 'p2', text: 'Next.', tools: [], finished: false});
         expect(s.pendingPrompts).toEqual(['p2']);
+    });
+
+    it("names the turn by the running status's prompt_id, not by the oldest pending prompt", () => {
+        // p1 was dropped without this client seeing its end: the fallback would say p1.
+        const s = apply([
+            ev(1, 'prompt', {prompt_id: 'p1', author: 'a', text: 'x'}),
+            ev(2, 'prompt', {prompt_id: 'p2', author: 'a', text: 'y'}),
+            ev(3, 'status', {state: 'running', previous: 'idle', prompt_id: 'p2'}),
+            ev(4, 'message', {text: 'for y'}),
+        ]).s1;
+        expect(s.turn).toMatchObject({promptId: 'p2', startSeq: 3, text: 'for y', finished: false});
+        expect(s.pendingPrompts).toEqual(['p2']);
+    });
+
+    it('keeps the turn when the session runs again after an approval, and starts a new one for another prompt', () => {
+        const first = apply([
+            ev(1, 'prompt', {prompt_id: 'p1', author: 'a', text: 'x'}),
+            ev(2, 'status', {state: 'running', previous: 'idle', prompt_id: 'p1'}),
+            ev(3, 'message', {text: 'half'}),
+            ev(4, 'status', {state: 'awaiting_approval', previous: 'running'}),
+            ev(5, 'status', {state: 'running', previous: 'awaiting_approval', prompt_id: 'p1'}),
+        ]);
+        expect(first.s1.turn).toMatchObject({promptId: 'p1', startSeq: 2, text: 'half'});
+
+        // p1's turn end never came (the server no longer had it): p2's running status begins p2's turn.
+        const second = apply([ev(6, 'prompt', {prompt_id: 'p2', author: 'a', text: 'y'}), ev(7, 'status', {state: 'running', previous: 'idle', prompt_id: 'p2'})], first);
+        expect(second.s1.turn).toEqual({promptId: 'p2', startSeq: 7, text: '', tools: [], finished: false});
+        expect(second.s1.pendingPrompts).toEqual(['p2']);
+    });
+
+    it('names a turn first seen mid-way (its prompt unknown) by the running status', () => {
+        const s = apply([ev(1, 'message', {text: 'mid-way '}), ev(2, 'status', {state: 'running', previous: 'awaiting_approval', prompt_id: 'p9'})]).s1;
+        expect(s.turn).toMatchObject({promptId: 'p9', startSeq: 1, text: 'mid-way '});
+    });
+
+    it('applies a running status with prompt_id once, a replayed copy changing nothing', () => {
+        const events = [ev(1, 'prompt', {prompt_id: 'p1', author: 'a', text: 'x'}), ev(2, 'status', {state: 'running', previous: 'idle', prompt_id: 'p1'})];
+        const once = apply(events);
+        expect(apply(events, once)).toBe(once);
     });
 
     it('follows an approval from requested to decided by someone else', () => {

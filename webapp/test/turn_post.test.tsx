@@ -4,10 +4,9 @@ import {Provider} from 'react-redux';
 import {afterEach, describe, expect, it} from 'vitest';
 
 import {TurnPost} from '../src/components/turn_post';
-import type {HostPost, HostStore, PluginRegistry} from '../src/mattermost';
-import {Plugin} from '../src/plugin';
+import type {HostPost} from '../src/mattermost';
 import {ev} from './events';
-import {fakeClient, hostStore} from './host_store';
+import {hostStore} from './host_store';
 
 afterEach(() => {
     cleanup();
@@ -16,6 +15,7 @@ afterEach(() => {
 
 const post = (props: Record<string, unknown> | null, message = 'Hello from the post (as mobile sees it)'): HostPost => ({
     id: 'post1',
+    channel_id: 'c1',
     type: 'custom_claude_code',
     message,
     props,
@@ -23,10 +23,9 @@ const post = (props: Record<string, unknown> | null, message = 'Hello from the p
 
 function mount(p: HostPost) {
     const host = hostStore();
-    const {client} = fakeClient();
     const view = render(
         <Provider store={host.store}>
-            <TurnPost post={p} client={client} />
+            <TurnPost post={p} />
         </Provider>,
     );
     return {...host, view};
@@ -68,7 +67,7 @@ describe('TurnPost', () => {
         expect(view.container.textContent).toContain('streamed');
     });
 
-    it('shows an edit as a diff in its row and the approval card asked for it, live', () => {
+    it('shows an edit as a diff in its row, which says it waits for approval, without drawing the card itself', () => {
         const {feed, view} = mount(post({claude_code_session: 's1', claude_code_turn: 'p1'}));
         const input = JSON.stringify({file_path: '/p/a.txt', old_string: 'old', new_string: 'new'});
         act(
@@ -79,14 +78,35 @@ describe('TurnPost', () => {
                     ev(4, 'approval', {phase: 'requested', approval_id: 'a1', tool_use_id: 't1', tool: 'Edit', input}),
                 ),
         );
-        expect(view.container.querySelector('summary')!.getAttribute('aria-label')).toBe('Edit /p/a.txt: waiting for approval');
-        const diffs = screen.getAllByLabelText('Proposed change to /p/a.txt');
-        expect([...diffs[0].querySelectorAll('[data-sign]')].map((l) => l.textContent)).toEqual(['-old', '+new']);
-        expect(screen.getByRole('button', {name: 'Approve'})).toBeTruthy();
+        const summary = view.container.querySelector('summary')!;
+        expect(summary.getAttribute('aria-label')).toBe('Edit /p/a.txt: waiting for approval');
+        expect(summary.textContent).toContain('waiting for approval');
+        const diff = screen.getByLabelText('Proposed change to /p/a.txt');
+        expect([...diff.querySelectorAll('[data-sign]')].map((l) => l.textContent)).toEqual(['-old', '+new']);
+        // The card post is the one place to decide.
+        expect(screen.queryByRole('button')).toBeNull();
+        expect(view.container.querySelector('[data-claude-code-card]')).toBeNull();
 
         act(() => void feed(ev(5, 'approval', {phase: 'decided', approval_id: 'a1', decision: 'allow', by: 'u-alice'})));
-        expect(screen.queryByRole('button', {name: 'Approve'})).toBeNull();
-        expect(screen.getByText(/Approved by @alice/)).toBeTruthy();
+        expect(summary.getAttribute('aria-label')).toBe('Edit /p/a.txt: running');
+    });
+
+    it('a continuation part says "continued above" while the live turn is its own, else shows its message', () => {
+        const part = (turnId: string) => post({claude_code_session: 's1', claude_code_turn: turnId, claude_code_part: 1}, 'the text past the limit');
+        const live = mount(part('p1'));
+        act(() => void live.feed(...start, ev(3, 'message', {text: 'long text'})));
+        expect(live.view.container.textContent).toBe('(continued in the post above)');
+        cleanup();
+
+        const old = mount(part('p0'));
+        act(() => void old.feed(...start, ev(3, 'message', {text: 'long text'})));
+        expect(old.view.container.textContent).toBe('the text past the limit');
+        cleanup();
+
+        // Part 0 is the turn's own post: the live text.
+        const first = mount(post({claude_code_session: 's1', claude_code_turn: 'p1', claude_code_part: 0}));
+        act(() => void first.feed(...start, ev(3, 'message', {text: 'long text'})));
+        expect(first.view.container.textContent).toContain('long text');
     });
 
     it("renders the post's own message without live state: an old post, a reload, no props", () => {
@@ -116,31 +136,5 @@ describe('TurnPost', () => {
         };
         mount(post(null, '**bold**'));
         expect(screen.getByTestId('host-md').textContent).toBe('<b>**bold**</b>');
-    });
-
-    it('is what the plugin registers for custom_claude_code, rendered with the host props', () => {
-        const host = hostStore();
-        let component: React.ComponentType<{post: HostPost; compactDisplay?: boolean; isRHS?: boolean}> | undefined;
-        const registry = {
-            registerReducer: () => undefined,
-            registerWebSocketEventHandler: () => undefined,
-            registerReconnectHandler: () => undefined,
-            registerPostTypeComponent: (type: string, c: unknown) => {
-                expect(type).toBe('custom_claude_code');
-                component = c as typeof component;
-                return 'id1';
-            },
-        } as PluginRegistry;
-        const plugin = new Plugin();
-        plugin.initialize(registry, host.store as unknown as HostStore);
-        const Registered = component!;
-        render(
-            <Provider store={host.store}>
-                <Registered post={post({claude_code_session: 's1', claude_code_turn: 'p1'})} compactDisplay={false} isRHS={false} />
-            </Provider>,
-        );
-        act(() => void host.feed(...start, ev(3, 'message', {text: 'from the registry'})));
-        expect(screen.getByText('from the registry')).toBeTruthy();
-        plugin.uninitialize();
     });
 });

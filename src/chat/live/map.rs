@@ -174,9 +174,14 @@ impl Mapper {
     pub(crate) fn map(&mut self, event: &SessionEvent) -> Vec<Piece> {
         let at = event.at;
         match &event.kind {
-            EventKind::StatusChanged { from, to } => vec![Flat::default()
+            EventKind::StatusChanged {
+                from,
+                to,
+                prompt_id,
+            } => vec![Flat::default()
                 .str("state", to.as_str())
                 .str("previous", from.as_str())
+                .opt_str("prompt_id", prompt_id.clone())
                 .draft("status", at)],
             EventKind::Prompt {
                 prompt_id,

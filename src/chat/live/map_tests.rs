@@ -83,6 +83,7 @@ fn each_session_event_maps_to_the_contract_fields() {
             EventKind::StatusChanged {
                 from: SessionState::Idle,
                 to: SessionState::Running,
+                prompt_id: Some("q1".into()),
             },
             EventKind::Prompt {
                 prompt_id: "q1".into(),
@@ -138,7 +139,10 @@ fn each_session_event_maps_to_the_contract_fields() {
     );
     assert_flat(&out);
     let want = [
-        ("status", json!({"state": "running", "previous": "idle"})),
+        (
+            "status",
+            json!({"state": "running", "previous": "idle", "prompt_id": "q1"}),
+        ),
         (
             "prompt",
             json!({"prompt_id": "q1", "author": "alice", "text": "hi"}),

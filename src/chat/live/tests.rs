@@ -116,7 +116,11 @@ impl Live {
 }
 
 fn status(from: SessionState, to: SessionState) -> EventKind {
-    EventKind::StatusChanged { from, to }
+    EventKind::StatusChanged {
+        from,
+        to,
+        prompt_id: None,
+    }
 }
 
 fn bash(id: &str) -> EventKind {

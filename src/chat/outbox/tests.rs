@@ -148,7 +148,8 @@ fn a_post_survives_its_json_form() {
         root_id: "root".into(),
         message: "hi".into(),
         file_ids: vec!["f1".into()],
-        props: crate::chat::card::card_props(att),
+        r#type: crate::chat::post_props::POST_TYPE.into(),
+        props: crate::chat::post_props::card_props("s1", "r1", att),
         ..Default::default()
     };
     let json = post_json(&post);

@@ -248,8 +248,11 @@ impl ChatService {
             // to the answer): the card says so instead of offering buttons again.
             Err(SessionError::UnknownApproval(_)) => {
                 let att = card::decided_attachment(&card.attachment, &card::Decision::Cancelled);
-                self.put_closed_card(&key.request_id, card_post(card, &self.bot_id, att))
-                    .await;
+                self.put_closed_card(
+                    &key.request_id,
+                    card_post(card, &key.request_id, &self.bot_id, att),
+                )
+                .await;
                 return Err(ServiceError::Withdrawn);
             }
             Err(e) => {
@@ -258,8 +261,11 @@ impl ChatService {
             }
         }
         let att = card::decided_attachment(&card.attachment, &shown);
-        self.put_closed_card(&key.request_id, card_post(card, &self.bot_id, att.clone()))
-            .await;
+        self.put_closed_card(
+            &key.request_id,
+            card_post(card, &key.request_id, &self.bot_id, att.clone()),
+        )
+        .await;
         Ok(att)
     }
 

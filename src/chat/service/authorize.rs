@@ -177,12 +177,57 @@ impl ChatService {
         action: Action,
         asker: &Asker<'_>,
     ) -> Result<(), Refusal> {
+        self.authorize_known(config, action, asker, &mut Known::default())
+            .await
+    }
+
+    /// What the asker may do of each of `actions`: `None` when allowed, else the sentence a
+    /// refusal would give (a session's project out of the allowed roots included). Mattermost
+    /// is asked each question once for all of them.
+    pub(crate) async fn permissions(
+        &self,
+        config: &Config,
+        asker: &Asker<'_>,
+        actions: &[Action],
+    ) -> Vec<(Action, Option<String>)> {
+        let mut known = Known::default();
+        let mut out = Vec::with_capacity(actions.len());
+        for &action in actions {
+            let refusal = match self
+                .authorize_known(config, action, asker, &mut known)
+                .await
+            {
+                Err(refusal) => Some(refusal.to_string()),
+                Ok(()) => asker
+                    .session
+                    .filter(|info| project_left_roots(config, action, info))
+                    .map(|info| outside_roots_text(&info.project_path)),
+            };
+            out.push((action, refusal));
+        }
+        out
+    }
+
+    /// [`Self::authorize_action`] with the answers already had from Mattermost in `known`.
+    async fn authorize_known(
+        &self,
+        config: &Config,
+        action: Action,
+        asker: &Asker<'_>,
+        known: &mut Known,
+    ) -> Result<(), Refusal> {
         let approve = config.who_can_approve;
         let mut roles = vec![Role::Anyone];
         if authz::allowed(&roles, action, approve) == authz::Decision::Allow {
             return Ok(());
         }
-        if self.is_member(asker.channel_id, asker.user_id).await {
+        let member = match known.member {
+            Some(m) => m,
+            None => *known
+                .member
+                .insert(self.is_member(asker.channel_id, asker.user_id).await),
+        };
+        if member {
             roles.push(Role::Member);
             if let Some(info) = asker.session {
                 let owner = info.owner_id == asker.user_id;
@@ -193,28 +238,53 @@ impl ChatService {
                     roles.push(Role::Approver);
                 }
             }
-            if action == Action::Start && self.may_start(config, asker.user_id, asker.team_id).await
-            {
-                roles.push(Role::Starter);
+            if action == Action::Start {
+                let starter = match known.starter {
+                    Some(s) => s,
+                    None => *known
+                        .starter
+                        .insert(self.may_start(config, asker.user_id, asker.team_id).await),
+                };
+                if starter {
+                    roles.push(Role::Starter);
+                }
             }
             if action.needs_session() && asker.session.is_none() {
                 return Err(Refusal::NoSession);
             }
         }
         let mut decision = authz::allowed(&roles, action, approve);
-        if decision != authz::Decision::Allow
-            && authz::permits(Role::SystemAdmin, action)
-            && self.is_system_admin(asker.user_id).await
-        {
+        if decision != authz::Decision::Allow && authz::permits(Role::SystemAdmin, action) {
+            let admin = match known.admin {
+                Some(a) => a,
+                None => *known
+                    .admin
+                    .insert(self.is_system_admin(asker.user_id).await),
+            };
+            if !admin {
+                return refused(decision, &roles);
+            }
             roles.push(Role::SystemAdmin);
             decision = authz::allowed(&roles, action, approve);
         }
-        match decision {
-            authz::Decision::Allow => Ok(()),
-            authz::Decision::Refuse(text) => Err(Refusal::NotAllowed {
-                text,
-                member: roles.contains(&Role::Member),
-            }),
-        }
+        refused(decision, &roles)
+    }
+}
+
+/// The answers had from Mattermost about one asker, so that several actions ask once.
+#[derive(Default)]
+struct Known {
+    member: Option<bool>,
+    starter: Option<bool>,
+    admin: Option<bool>,
+}
+
+fn refused(decision: authz::Decision, roles: &[Role]) -> Result<(), Refusal> {
+    match decision {
+        authz::Decision::Allow => Ok(()),
+        authz::Decision::Refuse(text) => Err(Refusal::NotAllowed {
+            text,
+            member: roles.contains(&Role::Member),
+        }),
     }
 }

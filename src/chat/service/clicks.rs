@@ -9,6 +9,7 @@ use super::ChatService;
 use crate::chat::authz::Action;
 use crate::chat::card::{self, ActionContext, ApprovalAction};
 use crate::chat::neutralise;
+use crate::chat::post_props;
 use crate::config::Config;
 use crate::mattermost::model::SlackAttachment;
 use crate::store::now_ms;
@@ -81,10 +82,15 @@ impl ChatService {
         };
         let outcome = answer.outcome(&name, now);
         match self.decide(&key, &handle, &card, outcome, user_id).await {
+            // The update replaces the post's props whole: the card keeps naming its request.
             Ok(att) => json!({
                 "update": {
                     "message": "",
-                    "props": { "attachments": [attachment_json(&neutralise::attachment(att))] }
+                    "props": {
+                        post_props::PROP_SESSION: key.session_id,
+                        post_props::PROP_REQUEST: key.request_id,
+                        "attachments": [attachment_json(&neutralise::attachment(att))],
+                    }
                 }
             }),
             Err(e) => ephemeral_json(&e.to_string()),

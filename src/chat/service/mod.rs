@@ -9,6 +9,7 @@
 mod admission;
 mod approvals;
 mod authorize;
+mod channel;
 mod clicks;
 mod commands;
 mod context;

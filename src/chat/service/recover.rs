@@ -11,6 +11,7 @@ use super::{outside_roots_text, ChatService, OpenError, SessionInfo};
 use super::{DATA_SUBDIRECTORY, DEFAULT_DATA_DIRECTORY, SIGNING_SECRET_KEY};
 use crate::chat::card::{self, ActionSigner};
 use crate::chat::outbox;
+use crate::chat::post_props;
 use crate::chat::stream;
 use crate::config::Config;
 use crate::mattermost::api::Api;
@@ -196,10 +197,14 @@ impl ChatService {
                 continue;
             };
             let outcome = self.stored_outcome(&approval).await;
-            let closed = Post {
-                props: card::card_props(card::decided_attachment(&att, &outcome)),
-                ..post
-            };
+            let closed = post_props::typed(
+                post,
+                post_props::card_props(
+                    &approval.session_id,
+                    &approval.request_id,
+                    card::decided_attachment(&att, &outcome),
+                ),
+            );
             let owed = OwedPost {
                 root_key: (closed.id.is_empty()).then(|| outbox::root_key(&approval.session_id)),
                 request_id: Some(approval.request_id.clone()),

@@ -4,6 +4,7 @@ use tokio::sync::broadcast;
 
 use super::*;
 use crate::chat::test_sink::{rig, FakeSink, Rig};
+use crate::mattermost::model::Any;
 use crate::sessions::SessionEvent;
 use crate::store::MessageRecord;
 
@@ -270,6 +271,19 @@ async fn a_saved_interval_applies_from_the_next_turn() {
     assert_eq!(second, ["create", "update"]);
 }
 
+fn prop(post: &Post, key: &str) -> Option<Any> {
+    post.props.as_ref()?.get(key).cloned()
+}
+
+/// Which part of its turn a turn post is (the prop's number, however JSON typed it).
+fn part_of(post: &Post) -> Option<i64> {
+    match prop(post, post_props::PROP_PART)? {
+        Any::Int64(n) | Any::Int(n) => Some(n),
+        Any::Float64(f) => Some(f as i64),
+        _ => None,
+    }
+}
+
 /// Posts a card for `r1`, sends `closing`, and returns the card as it last reads.
 async fn card_closed_by(closing: EventKind) -> Post {
     let s = stream(256).await;
@@ -285,6 +299,16 @@ async fn card_closed_by(closing: EventKind) -> Post {
         .find(|(_, p)| p.props_attachments().is_some())
         .expect("a card");
     assert_eq!(card.root_id, root_id);
+    // The webapp draws it as the card of request r1 (the attachments stay for mobile).
+    assert_eq!(card.r#type, post_props::POST_TYPE);
+    assert_eq!(
+        prop(card, post_props::PROP_REQUEST),
+        Some(Any::String("r1".into()))
+    );
+    assert_eq!(
+        prop(card, post_props::PROP_SESSION),
+        Some(Any::String("s1".into()))
+    );
     assert!(cards.lock().unwrap()[&("s1".to_owned(), "r1".to_owned())].decided);
     // Recorded closed: a restart leaves it alone.
     assert!(rig.store.outbox_open_card("r1").await.unwrap().is_none());
@@ -336,6 +360,8 @@ async fn a_failed_create_is_retried_without_losing_text_and_long_text_continues(
     let all: String = posts.iter().map(|p| p.message.clone()).collect();
     assert_eq!(all.matches("word").count(), 5000);
     assert!(posts[1].message.contains("✓ Done"));
+    let parts: Vec<_> = posts.iter().map(part_of).collect();
+    assert_eq!(parts, [Some(0), Some(1)]);
     assert!(posts
         .iter()
         .all(|p| p.message.chars().count() <= POST_MAX_CHARS));
@@ -477,6 +503,7 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     s.send(EventKind::StatusChanged {
         from: SessionState::Idle,
         to: SessionState::Running,
+        prompt_id: Some("p7".into()),
     })
     .await;
     s.send(EventKind::TextDelta {
@@ -522,6 +549,18 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
         "{}",
         after[0].message
     );
+    // Both versions name the turn's prompt: the closing replaces the props whole.
+    for post in [&before[0], &after[0]] {
+        assert_eq!(post.r#type, post_props::POST_TYPE);
+        assert_eq!(
+            prop(post, post_props::PROP_TURN),
+            Some(Any::String("p7".into()))
+        );
+        assert_eq!(
+            prop(post, post_props::PROP_SESSION),
+            Some(Any::String("s1".into()))
+        );
+    }
     // Closed for good: the next start has nothing to close.
     assert_eq!(close_cut_turns(&s.rig.outbox, "bot").await.unwrap(), 0);
 }
@@ -633,6 +672,7 @@ async fn shutdown_drains_the_streams_until_a_deadline() {
     s.send(EventKind::StatusChanged {
         from: SessionState::Running,
         to: SessionState::Stopping,
+        prompt_id: None,
     })
     .await;
     s.stop.send_replace(true);

@@ -9,6 +9,7 @@
 
 mod actions;
 mod approvals;
+mod channels;
 mod files;
 mod sessions;
 
@@ -32,6 +33,7 @@ pub(crate) const MAX_BODY: usize = 1 << 20;
 /// Mounts every route of the API (`openapi.json` describes each; a test holds them equal).
 pub(crate) fn mount(router: Router<App>) -> Router<App> {
     let router = actions::mount(approvals::mount(files::mount(router)));
+    let router = channels::mount(router);
     sessions::mount(router)
 }
 

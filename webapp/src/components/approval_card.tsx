@@ -1,19 +1,24 @@
 import * as React from 'react';
 import {useSelector} from 'react-redux';
 
-import type {Approval, Decision} from '../api_types';
+import type {Approval, ChannelInfo, Decision, PermissionAction} from '../api_types';
 import {ApiError, type Client} from '../client';
 import type {LiveApproval} from '../live/reducer';
 import {displayName, liveApproval} from '../live/selectors';
+import {approvalOf, channelInfo} from '../live/shared';
 import type {HostState} from '../mattermost';
 import {EDITABLE_FIELD, hasCutString, InputView, parseInput, str, toolTarget, type ToolInput} from './tool_input';
 
-export type ApprovalClient = Pick<Client, 'answerApproval' | 'listApprovals'>;
+export type ApprovalClient = Pick<Client, 'answerApproval' | 'listApprovals' | 'channel'>;
 
 export interface ApprovalCardProps {
     sessionId: string;
     approvalId: string;
     client: ApprovalClient;
+    /** The channel whose permissions say, before any click, whether this user may decide. */
+    channelId?: string;
+    /** What to show when neither the live state nor the API knows the request (a pruned one). */
+    fallback?: React.ReactNode;
 }
 
 /** How a request ended, from the live state or from the API's answer to this user. */
@@ -71,16 +76,73 @@ function outcomeText(o: Outcome, name: string | undefined): string {
 
 const ICON = {approved: '✅', denied: '⛔', expired: '⌛', withdrawn: '⏹'};
 
+/** The decisions' permissions: Edit and approve is an approve, Deny with a reason a deny. */
+type DecisionAction = Extract<PermissionAction, 'approve' | 'approve_for_session' | 'deny'>;
+const DECISION_ACTIONS: DecisionAction[] = ['approve', 'approve_for_session', 'deny'];
+
+/** The refused decisions grouped by the server's sentence (one line however many buttons it disables). */
+function refusalsOf(info: ChannelInfo | undefined, sessionId: string): Array<{reason: string; actions: DecisionAction[]}> {
+    // Permissions about another session (the channel's next one) say nothing about this card.
+    if (info?.session?.id !== sessionId) {
+        return [];
+    }
+    const byReason = new Map<string, DecisionAction[]>();
+    for (const action of DECISION_ACTIONS) {
+        const p = info.permissions[action];
+        if (p && !p.allowed) {
+            const reason = p.reason ?? 'You may not decide this request.';
+            byReason.set(reason, [...(byReason.get(reason) ?? []), action]);
+        }
+    }
+    return [...byReason].map(([reason, actions]) => ({reason, actions}));
+}
+
+/**
+ * The answer of `load()`, asked when `key` is set and again when it changes; `done` once it
+ * answered or failed. The last answer stays when `key` is unset (nothing more to ask).
+ */
+function useLoaded<T>(key: string | undefined, load: () => Promise<T>): {value?: T; done: boolean} {
+    const [state, setState] = React.useState<{key?: string; value?: T}>({});
+    React.useEffect(() => {
+        if (key === undefined) {
+            return undefined;
+        }
+        let mounted = true;
+        load().then(
+            (value) => mounted && setState({key, value}),
+            // Without the answer the card shows what it has; the server still decides on a click.
+            () => mounted && setState({key}),
+        );
+        return () => {
+            mounted = false;
+        };
+    }, [key]); // eslint-disable-line react-hooks/exhaustive-deps
+    const current = key === undefined || state.key === key;
+    return {value: current ? state.value : undefined, done: key !== undefined && state.key === key};
+}
+
+function toInput(v: unknown): ToolInput {
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as ToolInput) : {};
+}
+
 type Mode = 'choose' | 'reason' | 'edit';
 
 /**
  * An approval request of a session, live: the request in full and the decisions, or how it
- * ended. Rendered inside the host's Provider (it selects from the plugin's live state).
+ * ended. Rendered inside the host's Provider (it selects from the plugin's live state). A request
+ * the live state has not seen (a reload, an old post) comes from `GET /sessions/{id}/approvals`;
+ * its live events, when they come, win.
  */
-export function ApprovalCard({sessionId, approvalId, client}: ApprovalCardProps) {
+export function ApprovalCard({sessionId, approvalId, client, channelId, fallback}: ApprovalCardProps) {
     const approval = useSelector((s: HostState) => liveApproval(s, sessionId, approvalId));
+    // Only the end of a request seen live (a decision after a reload) still needs its request.
+    const fromApi = useLoaded(approval?.tool === undefined ? `${sessionId}/${approvalId}` : undefined, () => approvalOf(client, sessionId, approvalId));
+    const stored = fromApi.value;
     const [answered, setAnswered] = React.useState<Outcome>();
-    const outcome = (approval && liveOutcome(approval)) ?? answered;
+    const outcome = (approval && liveOutcome(approval)) ?? answered ?? (stored && apiOutcome(stored));
+    // Permissions matter to a request known to be pending only (decided ones have no buttons).
+    const pending = (approval?.tool !== undefined || stored !== undefined) && !outcome;
+    const channel = useLoaded(channelId !== undefined && pending ? `${channelId}/${sessionId}` : undefined, () => channelInfo(client, channelId!, sessionId));
     const deciderName = useSelector((s: HostState) => (outcome?.by ? displayName(s, outcome.by) : undefined));
 
     const [mode, setMode] = React.useState<Mode>('choose');
@@ -101,8 +163,8 @@ export function ApprovalCard({sessionId, approvalId, client}: ApprovalCardProps)
     /** Whether the keyboard focus was in the card (it stays when the focused button goes away). */
     const hadFocus = React.useRef(false);
 
-    const tool = approval?.tool ?? '';
-    const input = React.useMemo(() => parseInput(approval?.input), [approval?.input]);
+    const tool = approval?.tool ?? stored?.tool ?? '';
+    const input = React.useMemo(() => (approval?.input !== undefined ? parseInput(approval.input) : toInput(stored?.input)), [approval?.input, stored?.input]);
     const editable = EDITABLE_FIELD[tool];
 
     // The buttons go when the request ends: the focus goes to the outcome instead of the page.
@@ -149,8 +211,7 @@ export function ApprovalCard({sessionId, approvalId, client}: ApprovalCardProps)
             return;
         }
         void run(async () => {
-            const {approvals} = await client.listApprovals(sessionId);
-            const found = approvals.find((a) => a.approval_id === approvalId);
+            const found = await approvalOf(client, sessionId, approvalId);
             if (!found || !found.input || typeof found.input !== 'object') {
                 throw new Error('The full request could not be loaded; approve or deny it as shown.');
             }
@@ -165,16 +226,33 @@ export function ApprovalCard({sessionId, approvalId, client}: ApprovalCardProps)
         setTimeout(() => to.current?.focus(), 0);
     };
 
-    if (!approval && !answered) {
-        return null;
+    const headingId = `claude-code-approval-${approvalId}`;
+    if (approval?.tool === undefined && !stored) {
+        if (!fromApi.done) {
+            // Marked already: the post's attachment buttons stay hidden instead of flashing.
+            return (
+                <div data-claude-code-card='' className='claude-code-approval' aria-busy='true' style={{opacity: 0.7}}>
+                    {'Loading the approval request…'}
+                </div>
+            );
+        }
+        if (!approval) {
+            return <>{fallback ?? null}</>;
+        }
     }
 
     const disabled = busy || error?.final === true;
+    const refusals = refusalsOf(channel.value, sessionId);
+    /** A decision button: disabled while busy or when refused, then described by the refusal. */
+    const guard = (action: DecisionAction) => {
+        const at = refusals.findIndex((r) => r.actions.includes(action));
+        return {disabled: disabled || at >= 0, 'aria-describedby': at >= 0 ? `${headingId}-refused-${at}` : undefined};
+    };
     const target = toolTarget(tool, input) ?? approval?.description;
-    const headingId = `claude-code-approval-${approvalId}`;
 
     return (
         <div
+            data-claude-code-card=''
             ref={cardRef}
             role='group'
             aria-labelledby={headingId}
@@ -224,22 +302,29 @@ export function ApprovalCard({sessionId, approvalId, client}: ApprovalCardProps)
                 </p>
             )}
 
+            {!outcome &&
+                refusals.map((r, i) => (
+                    <p key={r.reason} id={`${headingId}-refused-${i}`} className='claude-code-approval-refusal' style={{margin: '4px 0', opacity: 0.75}}>
+                        {r.reason}
+                    </p>
+                ))}
+
             {!outcome && mode === 'choose' && (
                 <div role='toolbar' aria-label='Decision' style={{display: 'flex', flexWrap: 'wrap', gap: 4}}>
-                    <button type='button' className='btn btn-sm btn-primary' disabled={disabled} onClick={() => void answer('approve')}>
+                    <button type='button' className='btn btn-sm btn-primary' {...guard('approve')} onClick={() => void answer('approve')}>
                         {'Approve'}
                     </button>
-                    <button type='button' className='btn btn-sm btn-tertiary' disabled={disabled} onClick={() => void answer('approve_session')}>
+                    <button type='button' className='btn btn-sm btn-tertiary' {...guard('approve_for_session')} onClick={() => void answer('approve_session')}>
                         {'Approve for this session'}
                     </button>
-                    <button type='button' className='btn btn-sm btn-danger' disabled={disabled} onClick={() => void answer('deny')}>
+                    <button type='button' className='btn btn-sm btn-danger' {...guard('deny')} onClick={() => void answer('deny')}>
                         {'Deny'}
                     </button>
-                    <button ref={reasonButton} type='button' className='btn btn-sm btn-tertiary' disabled={disabled} onClick={() => setMode('reason')}>
+                    <button ref={reasonButton} type='button' className='btn btn-sm btn-tertiary' {...guard('deny')} onClick={() => setMode('reason')}>
                         {'Deny with a reason…'}
                     </button>
                     {editable && (
-                        <button ref={editButton} type='button' className='btn btn-sm btn-tertiary' disabled={disabled} onClick={startEdit}>
+                        <button ref={editButton} type='button' className='btn btn-sm btn-tertiary' {...guard('approve')} onClick={startEdit}>
                             {'Edit and approve…'}
                         </button>
                     )}

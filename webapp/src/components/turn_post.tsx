@@ -4,21 +4,12 @@ import {useSelector} from 'react-redux';
 import type {SessionLive, ToolCall, Turn, TurnResult} from '../live/reducer';
 import {sessionLive} from '../live/selectors';
 import type {HostPost, HostState} from '../mattermost';
-import {ApprovalCard, type ApprovalClient} from './approval_card';
 import {InputView, parseInput, PRE_STYLE, toolTarget} from './tool_input';
 
-/** The post type of turn posts (`Posts.Type` is varchar(26)). */
-export const TURN_POST_TYPE = 'custom_claude_code';
-
-export interface TurnPostProps {
-    post: HostPost;
-    client: ApprovalClient;
-}
-
-const prop = (post: HostPost, key: string): unknown => post.props?.[key];
+export const prop = (post: HostPost, key: string): unknown => post.props?.[key];
 
 /** The post's session: `claude_code_session`, or the `session_id` some posts carry. */
-function sessionOf(post: HostPost): string | undefined {
+export function sessionOf(post: HostPost): string | undefined {
     const id = prop(post, 'claude_code_session') ?? prop(post, 'session_id');
     return typeof id === 'string' && id !== '' ? id : undefined;
 }
@@ -41,7 +32,7 @@ export function liveTurnOf(post: HostPost, session: SessionLive | undefined): Tu
 }
 
 /** Markdown as the host renders posts, or plain text without the host. */
-function Markdown({text}: {text: string}) {
+export function Markdown({text}: {text: string}) {
     const utils = window.PostUtils;
     if (utils) {
         return <div className='post-message__text'>{utils.messageHtmlToComponent(utils.formatText(text, {}), false) as React.ReactNode}</div>;
@@ -103,20 +94,34 @@ function ToolRow({call, waiting}: {call: ToolCall; waiting: boolean}) {
     );
 }
 
+/** The part of a turn's text this post is: 0 for the turn's post, 1.. past Mattermost's post limit. */
+function partOf(post: HostPost): number {
+    const part = Number(prop(post, 'claude_code_part') ?? 0);
+    return Number.isInteger(part) && part > 0 ? part : 0;
+}
+
 /**
- * A turn post (`custom_claude_code`): the running turn from the live state (text as it streams,
- * tool rows, approvals asked in it, the closing line), or the post's own message when no live
- * state is this post's. Other clients show that message and the card posts unchanged.
+ * A turn post: the running turn from the live state (text as it streams, tool rows, the closing
+ * line), or the post's own message when no live state is this post's. Approvals are their own
+ * card posts; a tool row only says it waits for one. Other clients show the message unchanged.
  */
-export function TurnPost({post, client}: TurnPostProps) {
+export function TurnPost({post}: {post: HostPost}) {
     const sessionId = sessionOf(post);
     const session = useSelector((s: HostState) => sessionLive(s, sessionId));
     const turn = liveTurnOf(post, session);
-    if (!turn || !sessionId || !session) {
+    if (!turn || !session) {
         return <Markdown text={post.message} />;
     }
+    if (partOf(post) > 0) {
+        // The turn's post shows the whole live text: this continuation would repeat it.
+        return (
+            <div className='claude-code-turn-continued' style={{opacity: 0.75}}>
+                {'(continued in the post above)'}
+            </div>
+        );
+    }
     const approvals = Object.values(session.approvals);
-    const approvalFor = (call: ToolCall) => approvals.find((a) => a.toolUseId !== undefined && a.toolUseId === call.toolUseId);
+    const waiting = (call: ToolCall) => approvals.some((a) => a.phase === 'requested' && a.toolUseId !== undefined && a.toolUseId === call.toolUseId);
     let footer: string;
     if (turn.result) {
         footer = closingLine(turn.result);
@@ -128,15 +133,9 @@ export function TurnPost({post, client}: TurnPostProps) {
     return (
         <div className='claude-code-turn' aria-busy={!turn.finished}>
             {turn.text !== '' && <Markdown text={turn.text} />}
-            {turn.tools.map((call) => {
-                const approval = approvalFor(call);
-                return (
-                    <React.Fragment key={call.toolUseId}>
-                        <ToolRow call={call} waiting={approval?.phase === 'requested'} />
-                        {approval && <ApprovalCard sessionId={sessionId} approvalId={approval.approvalId} client={client} />}
-                    </React.Fragment>
-                );
-            })}
+            {turn.tools.map((call) => (
+                <ToolRow key={call.toolUseId} call={call} waiting={waiting(call)} />
+            ))}
             <div className='claude-code-turn-footer' role='status' style={{opacity: 0.75, marginTop: 4}}>
                 {footer}
             </div>

@@ -56,6 +56,11 @@ export class LiveController {
         await Promise.all(Object.keys(this.deps.getState()).map((id) => this.replay(id, [])));
     }
 
+    /** A session the page shows without having followed it (the panel): its events so far. */
+    catchUp(sessionId: string): Promise<void> {
+        return this.replay(sessionId, []);
+    }
+
     /** Plugin uninitialize: no timer left, and nothing dispatched any more. */
     stop(): void {
         this.stopped = true;

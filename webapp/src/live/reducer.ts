@@ -31,7 +31,7 @@ export interface TurnResult {
 }
 
 export interface Turn {
-    /** The prompt this turn answers: the oldest one accepted and not yet finished. */
+    /** The prompt this turn answers: as the `running` status names it, else the oldest one accepted and not yet finished. */
     promptId?: string;
     /** The seq of the event that opened the turn (a turn post may name its turn by it). */
     startSeq: number;
@@ -88,6 +88,8 @@ export interface SessionLive {
     lastError?: LiveError;
     /** The CLI's cumulative cost at the last turn end (a new process starts again at 0). */
     lastTotalCostUsd?: number;
+    /** The sum of the cost of every turn applied here (the panel's "cost so far"). */
+    costUsd?: number;
 }
 
 export type LiveState = Record<string, SessionLive>;
@@ -149,13 +151,33 @@ function runningTurn(s: SessionLive, seq: number): Turn {
     return {promptId: s.pendingPrompts[0], startSeq: seq, text: '', tools: [], finished: false};
 }
 
+/**
+ * The session as it goes `running`. The server names the prompt whose turn that is
+ * (`prompt_id`); an older server does not, and then the oldest pending prompt is taken.
+ */
+function startRunning(s: SessionLive, seq: number, promptId: string | undefined): SessionLive {
+    const current = runningTurn(s, seq);
+    if (promptId === undefined || current.promptId === promptId) {
+        // Back to running after an approval, or the turn the fallback named.
+        return {...s, turn: current};
+    }
+    // Prompts are answered in order: those queued before the named one are over (dropped, or
+    // ended by an event this client never saw), so the fallback must not pick them again.
+    const at = s.pendingPrompts.indexOf(promptId);
+    const pendingPrompts = at > 0 ? s.pendingPrompts.slice(at) : s.pendingPrompts;
+    // A turn whose prompt is unknown (a replay that began mid-turn) is this one; a turn of
+    // another prompt is over and this prompt's begins.
+    const turn = current.promptId === undefined ? current : {startSeq: seq, text: '', tools: [], finished: false};
+    return {...s, pendingPrompts, turn: {...turn, promptId}};
+}
+
 function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
     switch (e.event) {
     case 'status': {
         const state = str(e, 'state') as SessionState | undefined;
         // A turn exists from its start, before any text: the post can say "working".
-        const turn = state === 'running' ? runningTurn(s, e.seq) : s.turn;
-        return {...s, status: state, turn};
+        const next = state === 'running' ? startRunning(s, e.seq, str(e, 'prompt_id')) : s;
+        return {...next, status: state};
     }
     case 'prompt': {
         const promptId = str(e, 'prompt_id');
@@ -188,6 +210,8 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
             pendingPrompts: s.pendingPrompts.filter((id) => id !== promptId),
             turn: {...turn, promptId, finished: true, result},
             lastTotalCostUsd: total ?? s.lastTotalCostUsd,
+            // Summed per turn, not the CLI's total: a restarted process counts from 0 again.
+            costUsd: result.turnCostUsd === undefined ? s.costUsd : (s.costUsd ?? 0) + result.turnCostUsd,
         };
     }
     case 'approval':

@@ -1,0 +1,2 @@
+export {FilesView, type FilesViewProps} from './view';
+export type {FilesClient, FilesPermissions} from './types';

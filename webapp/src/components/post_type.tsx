@@ -1,0 +1,48 @@
+import * as React from 'react';
+
+import type {HostPost} from '../mattermost';
+import {ApprovalCard, type ApprovalClient} from './approval_card';
+import {Markdown, prop, sessionOf, TurnPost} from './turn_post';
+
+/** The type of the plugin's turn posts and approval card posts (`Posts.Type` is varchar(26)). */
+export const POST_TYPE = 'custom_claude_code';
+
+/**
+ * A `custom_claude_code` post: an approval card post (it names its request) or a turn post.
+ * The host renders it as the post's body with `{post, compactDisplay, isRHS, theme}`.
+ */
+export function ClaudeCodePost({post, client}: {post: HostPost; client: ApprovalClient}) {
+    const request = prop(post, 'claude_code_request');
+    const sessionId = sessionOf(post);
+    if (typeof request === 'string' && request !== '' && sessionId) {
+        return (
+            <ApprovalCard
+                sessionId={sessionId}
+                approvalId={request}
+                client={client}
+                channelId={post.channel_id}
+                // A request no longer known: the post's own text, its buttons shown (no card marker).
+                fallback={<Markdown text={post.message} />}
+            />
+        );
+    }
+    return <TurnPost post={post} />;
+}
+
+export const STYLE_ID = 'claude-code-style';
+
+/**
+ * The card post keeps its attachment buttons for mobile and other clients; on a desktop the
+ * card above them has the same buttons, so they are hidden wherever a card is drawn.
+ */
+export const CARD_POST_CSS = '.post:has([data-claude-code-card]) .attachment {display: none}';
+
+/** Adds the plugin's one stylesheet (replacing one a previous load left); returns its removal. */
+export function installStyle(doc: Document): () => void {
+    doc.getElementById(STYLE_ID)?.remove();
+    const style = doc.createElement('style');
+    style.id = STYLE_ID;
+    style.textContent = CARD_POST_CSS;
+    doc.head.appendChild(style);
+    return () => style.remove();
+}
