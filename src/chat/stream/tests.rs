@@ -686,3 +686,40 @@ async fn shutdown_drains_the_streams_until_a_deadline() {
     let text = turn_text(&s.rig.sink, &s.rig.root_id);
     assert!(text.contains(STOPPED), "{text}");
 }
+
+/// The actor publishes a prompt before the status that starts its turn: the turn post still
+/// names that prompt (the webapp draws it live only then). Found by the browser scenario, where
+/// every turn post lacked `claude_code_turn`.
+#[tokio::test(start_paused = true)]
+async fn a_turn_whose_prompt_event_comes_first_names_its_prompt() {
+    let s = stream(256).await;
+    s.send(EventKind::Prompt {
+        prompt_id: "p9".into(),
+        author: "u1".into(),
+        text: "hello".into(),
+    })
+    .await;
+    s.send(EventKind::StatusChanged {
+        from: SessionState::Idle,
+        to: SessionState::Running,
+        prompt_id: Some("p9".into()),
+    })
+    .await;
+    s.send(EventKind::TextDelta {
+        text: "an answer".into(),
+    })
+    .await;
+    s.send(result()).await;
+    let root_id = s.rig.root_id.clone();
+    let (sink, _, _) = s.finish().await;
+    let posts = turn_posts(&sink, &root_id);
+    assert!(!posts.is_empty());
+    for post in &posts {
+        assert_eq!(
+            prop(post, post_props::PROP_TURN),
+            Some(Any::String("p9".into())),
+            "{}",
+            post.message
+        );
+    }
+}
