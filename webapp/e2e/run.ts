@@ -6,6 +6,7 @@
 //
 //   vite-node e2e/run.ts <config.json>
 import {readFileSync} from 'node:fs';
+import {join} from 'node:path';
 
 import type {Locator, Page} from 'playwright-core';
 
@@ -59,6 +60,9 @@ const result: Result = {react: cfg.react, passed: [], failed: [], pageErrors: []
 /** Console errors a step provokes on purpose (a 409 it asks for, a websocket it cuts), with why. */
 const expectedErrors: Array<{re: RegExp; why: string}> = [];
 
+/** The page, for a picture of it when a step fails. */
+let current: Page | undefined;
+
 async function step(name: string, fn: () => Promise<void>): Promise<boolean> {
     const t0 = Date.now();
     try {
@@ -68,17 +72,28 @@ async function step(name: string, fn: () => Promise<void>): Promise<boolean> {
         return true;
     } catch (e) {
         const error = e instanceof Error ? e.message : String(e);
-        result.failed.push({step: name, error});
+        const picture = join(cfg.shotsDir, `failed-${name}.png`);
+        const taken = await current?.screenshot({path: picture, fullPage: true}).then(() => true, () => false);
+        const seen = await current?.evaluate(() => `${JSON.stringify(window.__harness.events)}; its last posts: ${window.__harness.lastPosts(3)}`).catch(() => '?');
+        result.failed.push({step: name, error: `${error}${taken ? ` (the page then: ${picture}; websocket events it received: ${seen})` : ''}`});
         log(`FAIL ${name}: ${error}`);
         return false;
     }
 }
 
+/**
+ * axe-core on one of the plugin's elements: its serious and critical violations fail a check of
+ * their own (`accessibility_<name>`), so that the step goes on and decides what it showed.
+ */
 async function checkAxe(page: Page, l: Locator, name: string) {
     const violations = await axe(page, l, name);
     result.axe[name] = violations;
+    const check = `accessibility_${name.replace(/\W+/g, '_')}`;
     if (violations.length > 0) {
-        throw new Error(`axe-core: serious/critical violations in the ${name}: ${JSON.stringify(violations, null, 1)}`);
+        result.failed.push({step: check, error: `axe-core: serious/critical violations in the ${name}: ${JSON.stringify(violations, null, 1)}`});
+        log(`FAIL ${check}`);
+    } else {
+        result.passed.push(check);
     }
 }
 
@@ -280,6 +295,7 @@ async function main() {
     const browser = await launch();
     try {
         const page = await (await browser.newContext({viewport: {width: 1400, height: 1000}})).newPage();
+        current = page;
         const errors = watchErrors(page);
         await page.addInitScript((c) => Object.assign(window, {__harnessConfig: c}), {login: cfg.login, password: cfg.password, channelId: cfg.channelId, pluginId: cfg.pluginId});
         await page.goto(`${harness.url}/e2e/react${cfg.react}`);

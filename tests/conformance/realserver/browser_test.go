@@ -250,7 +250,7 @@ func (r *browserRun) report(res *browserResult, took time.Duration, shots string
 	if line, ok := res.Bench["line"].(string); ok {
 		fmt.Printf("e2e-browser %s: %s\n", name, line)
 	}
-	stable := filepath.Join(harness.RepoRoot(), "target", "e2e-browser", name)
+	stable := filepath.Join(harness.RepoRoot(), "target", "e2e-browser", strings.TrimPrefix(name, "browser-"))
 	if err := os.MkdirAll(stable, 0o755); err != nil {
 		t.Error(err)
 		return

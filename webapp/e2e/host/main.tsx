@@ -30,6 +30,10 @@ interface HarnessStatus {
     error: string;
     bundleUrl: string;
     socket?: HostSocket;
+    /** Websocket events received, by name (what a failing step's report shows). */
+    events: Record<string, number>;
+    /** The last posts as the store holds them: type and props (for a failing step's report). */
+    lastPosts(n: number): string;
 }
 
 declare global {
@@ -40,7 +44,7 @@ declare global {
     }
 }
 
-const status: HarnessStatus = {ready: false, error: '', bundleUrl: ''};
+const status: HarnessStatus = {ready: false, error: '', bundleUrl: '', events: {}, lastPosts: () => ''};
 window.__harness = status;
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -84,6 +88,8 @@ async function main(cfg: HarnessConfig) {
         },
     });
     store.dispatch({type: 'HARNESS_POSTS', posts});
+    status.lastPosts = (n) => JSON.stringify(Object.values(store.getState().entities.posts.posts)
+        .sort((a, b) => a.create_at - b.create_at).slice(-n).map((p) => ({type: p.type, props: p.props, message: p.message.slice(0, 80)})));
 
     const registry = new HostRegistry(store, addPluginReducer);
     const root = document.getElementById('root');
@@ -119,9 +125,20 @@ async function main(cfg: HarnessConfig) {
     }
     await plugin.initialize(registry.forPlugin(cfg.pluginId), store);
 
+    // Posters the page has not met yet (the bot joins after the page loaded), as the host fetches them.
+    const meet = (post: Post) => {
+        const {profiles} = store.getState().entities.users;
+        if (!profiles[post.user_id]) {
+            void v4<User[]>('POST', '/users/ids', [post.user_id]).then((users) =>
+                store.dispatch({type: 'HARNESS_ENTITIES', entities: {users: {...store.getState().entities.users, profiles: {...store.getState().entities.users.profiles, ...Object.fromEntries(users.map((u) => [u.id, u]))}}}}));
+        }
+    };
     const onEvent = (msg: WsMessage) => {
+        status.events[msg.event] = (status.events[msg.event] ?? 0) + 1;
         if ((msg.event === 'posted' || msg.event === 'post_edited' || msg.event === 'post_deleted') && typeof msg.data.post === 'string') {
-            store.dispatch({type: 'HARNESS_POSTS', posts: [JSON.parse(msg.data.post) as Post]});
+            const post = JSON.parse(msg.data.post) as Post;
+            meet(post);
+            store.dispatch({type: 'HARNESS_POSTS', posts: [post]});
         }
         registry.wsHandlers[msg.event]?.(msg);
     };
