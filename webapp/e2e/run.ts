@@ -198,6 +198,8 @@ async function scenario(page: Page, harnessUrl: string) {
             throw new Error('the card post still shows its attachment buttons beside the card (the plugin hides them on desktop)');
         }
         result.shots.push(await screenshot(card, cfg.shotsDir, 'approval-card', [s.file, s.original.trim(), 'Approve']));
+        // What a desktop user sees (the README's picture): the thread with the card, the panel.
+        result.shots.push(await screenshot(page.locator('.harness'), cfg.shotsDir, 'desktop', [s.file, 'Approve', 'Cost so far']));
         await checkAxe(page, card, 'approval card');
         await card.getByRole('button', {name: /^Edit and approve/}).click();
         await card.getByRole('textbox', {name: 'File content'}).fill(s.edited);
@@ -294,7 +296,7 @@ async function main() {
     const harness = await startHarnessServer(cfg.server);
     const browser = await launch();
     try {
-        const page = await (await browser.newContext({viewport: {width: 1400, height: 1000}})).newPage();
+        const page = await (await browser.newContext({viewport: {width: 1200, height: 760}})).newPage();
         current = page;
         const errors = watchErrors(page);
         await page.addInitScript((c) => Object.assign(window, {__harnessConfig: c}), {login: cfg.login, password: cfg.password, channelId: cfg.channelId, pluginId: cfg.pluginId});
