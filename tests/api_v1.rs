@@ -9,6 +9,7 @@
 mod support;
 
 use claude_code::chat::authz::Action;
+use claude_code::chat::service::PANEL_ACTIONS;
 use claude_code::config::WhoCanApprove;
 use claude_code::mattermost::model::*;
 use serde_json::{json, Value};
@@ -48,22 +49,6 @@ const APPROVAL_KEYS: &[&str] = &[
     "decided_at",
 ];
 const HISTORY_KEYS: &[&str] = &["seq", "kind", "role", "text", "at"];
-/// The permissions GET /channels/{id} answers, by the names the webapp knows them by.
-const PANEL_ACTIONS: [(&str, Action); 13] = [
-    ("start", Action::Start),
-    ("prompt", Action::Prompt),
-    ("interrupt", Action::Interrupt),
-    ("stop", Action::Stop),
-    ("context", Action::ContextFile),
-    ("files", Action::Files),
-    ("history", Action::History),
-    ("mode", Action::Mode),
-    ("model", Action::Model),
-    ("approve", Action::Approve),
-    ("approve_for_session", Action::ApproveForSession),
-    ("deny", Action::Deny),
-    ("edit_file", Action::EditFile),
-];
 
 // --- success ---------------------------------------------------------------------------------
 

@@ -510,9 +510,13 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
                         }
                     }
                     EventKind::StatusChanged { to, prompt_id, .. } => match to {
-                        SessionState::Running if turn.is_none() => {
-                            turn = Some(new_turn(event.seq, prompt_id.as_ref()));
-                        }
+                        SessionState::Running => match turn.as_mut() {
+                            None => turn = Some(new_turn(event.seq, prompt_id.as_ref())),
+                            // The prompt's own event opened the turn before the engine said
+                            // which prompt runs.
+                            Some(t) if t.prompt_id.is_none() => t.prompt_id.clone_from(prompt_id),
+                            Some(_) => {}
+                        },
                         SessionState::Stopping | SessionState::Stopped => {
                             // A stop in the middle of a turn: close its post.
                             if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {

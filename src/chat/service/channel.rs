@@ -11,8 +11,9 @@ use super::ChatService;
 use crate::chat::authz::Action;
 use crate::config::Config;
 
-/// The actions the webapp offers, by the names it knows them by.
-pub(crate) const OFFERED: [(&str, Action); 13] = [
+/// The actions the webapp offers, by the names it knows them by (`Permissions` in
+/// webapp/src/api_types.ts).
+pub const PANEL_ACTIONS: [(&str, Action); 13] = [
     ("start", Action::Start),
     ("prompt", Action::Prompt),
     ("interrupt", Action::Interrupt),
@@ -66,9 +67,9 @@ impl ChatService {
             team_id: "",
             session: current.as_ref().map(|(_, info)| info),
         };
-        let actions: Vec<Action> = OFFERED.iter().map(|(_, a)| *a).collect();
+        let actions: Vec<Action> = PANEL_ACTIONS.iter().map(|(_, a)| *a).collect();
         let answers = self.permissions(config, &asker, &actions).await;
-        let permissions: std::collections::BTreeMap<_, _> = OFFERED
+        let permissions: std::collections::BTreeMap<_, _> = PANEL_ACTIONS
             .iter()
             .zip(answers)
             .map(|((name, _), (_, reason))| {

@@ -284,6 +284,41 @@ fn part_of(post: &Post) -> Option<i64> {
     }
 }
 
+/// As the engine publishes a turn: the prompt, then the change to Running naming it. Every
+/// post of the turn names that prompt, for the webapp to match its live events.
+#[tokio::test(start_paused = true)]
+async fn a_turn_post_names_the_prompt_it_answers() {
+    let s = stream(256).await;
+    s.send(EventKind::Prompt {
+        prompt_id: "p1".into(),
+        author: "alice".into(),
+        text: "hi".into(),
+    })
+    .await;
+    s.send(EventKind::StatusChanged {
+        from: SessionState::Idle,
+        to: SessionState::Running,
+        prompt_id: Some("p1".into()),
+    })
+    .await;
+    s.send(EventKind::TextDelta {
+        text: "hello".into(),
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.send(result()).await;
+    let root_id = s.rig.root_id.clone();
+    let (sink, ..) = s.finish().await;
+    let posts = turn_posts(&sink, &root_id);
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].r#type, post_props::POST_TYPE);
+    assert_eq!(
+        prop(&posts[0], post_props::PROP_TURN),
+        Some(Any::String("p1".into()))
+    );
+    assert_eq!(part_of(&posts[0]), Some(0));
+}
+
 /// Posts a card for `r1`, sends `closing`, and returns the card as it last reads.
 async fn card_closed_by(closing: EventKind) -> Post {
     let s = stream(256).await;
