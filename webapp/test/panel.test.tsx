@@ -236,6 +236,16 @@ describe('Panel', () => {
         expect(t.calls.map((c) => c.path)).toEqual(['/channels/c1', '/channels/c1', '/channels/c2']);
     });
 
+    it('with no session, finds the one started elsewhere when its first live event comes', async () => {
+        let started = false;
+        const t = mount(() => ok(channel(started ? SESSION : null)));
+        expect(await screen.findByRole('form', {name: 'Start a session'})).toBeTruthy();
+        started = true;
+        act(() => void t.feed(ev(1, 'status', {state: 'starting', previous: 'stopped'})));
+        expect(await screen.findByRole('tab', {name: 'Session'})).toBeTruthy();
+        expect(t.calls.map((c) => c.path)).toEqual(['/channels/c1', '/channels/c1']);
+    });
+
     it('switches tabs with the arrow keys, Home and End, one tab stop', async () => {
         const Files = ({sessionId, permissions: p}: FilesViewProps) => <p>{`files of ${sessionId}, edit ${p.edit_file.allowed}`}</p>;
         mount((_m, path) => (path === '/channels/c1' ? ok(channel(SESSION)) : ok({messages: [], has_more: false})), {filesView: Files});

@@ -3,7 +3,7 @@ import {useSelector} from 'react-redux';
 
 import type {ChannelInfo, Permissions, Session} from '../../api_types';
 import type {Client} from '../../client';
-import {sessionLive} from '../../live/selectors';
+import {liveState, sessionLive} from '../../live/selectors';
 import type {HostState} from '../../mattermost';
 import {ErrorAlert, useRequest} from './common';
 import {HistoryView} from './history_view';
@@ -64,6 +64,19 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
             reload();
         }
     }, [sessionId, liveStatus, reload]);
+
+    // Live events come only for the user's channels, but do not say which: with no session shown,
+    // a session this page had not heard of may be this channel's new one (started by someone
+    // else, or with /claude start), so the panel asks the server again.
+    const sessionsHeard = useSelector((s: HostState) => Object.keys(liveState(s)).length);
+    const heard = React.useRef(sessionsHeard);
+    React.useEffect(() => {
+        const before = heard.current;
+        heard.current = sessionsHeard;
+        if (!sessionId && sessionsHeard > before) {
+            reload();
+        }
+    }, [sessionId, sessionsHeard, reload]);
 
     React.useEffect(() => {
         if (sessionId) {
