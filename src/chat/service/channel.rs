@@ -54,12 +54,6 @@ impl ChatService {
         user_id: &str,
         channel_id: &str,
     ) -> Result<ChannelView, ServiceError> {
-        if !self.is_member(channel_id, user_id).await {
-            return Err(ServiceError::NotAllowed {
-                text: "You are not a member of this channel.".into(),
-                member: false,
-            });
-        }
         let current = self.session_of_channel(channel_id);
         let asker = Asker {
             user_id,
@@ -68,7 +62,13 @@ impl ChatService {
             session: current.as_ref().map(|(_, info)| info),
         };
         let actions: Vec<Action> = PANEL_ACTIONS.iter().map(|(_, a)| *a).collect();
-        let answers = self.permissions(config, &asker, &actions).await;
+        let answers = self
+            .member_permissions(config, &asker, &actions)
+            .await
+            .ok_or_else(|| ServiceError::NotAllowed {
+                text: "You are not a member of this channel.".into(),
+                member: false,
+            })?;
         let permissions: std::collections::BTreeMap<_, _> = PANEL_ACTIONS
             .iter()
             .zip(answers)
