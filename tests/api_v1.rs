@@ -68,8 +68,15 @@ async fn a_channel_without_a_session_offers_the_roots_to_start_under() {
     .await;
     assert_keys(
         &v,
-        &["channel_id", "session", "allowed_roots", "permissions"],
+        &[
+            "channel_id",
+            "bot_user_id",
+            "session",
+            "allowed_roots",
+            "permissions",
+        ],
     );
+    assert_eq!(v["bot_user_id"], BOT);
     assert_eq!(v["session"], Value::Null);
     let roots = v["allowed_roots"].as_array().cloned().unwrap_or_default();
     assert_eq!(roots.len(), 1, "{v}");

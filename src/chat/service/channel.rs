@@ -39,6 +39,8 @@ pub(crate) struct Permission {
 #[derive(Debug, Serialize)]
 pub(crate) struct ChannelView {
     pub channel_id: String,
+    /// The plugin's bot: only its posts are the session's (anyone may post a custom type).
+    pub bot_user_id: String,
     pub session: Option<SessionView>,
     /// Empty unless the caller may start a session.
     pub allowed_roots: Vec<String>,
@@ -84,6 +86,7 @@ impl ChatService {
         };
         Ok(ChannelView {
             channel_id: channel_id.to_owned(),
+            bot_user_id: self.bot_id.clone(),
             session,
             allowed_roots: if may_start {
                 config

@@ -111,13 +111,18 @@ async fn settle<S: PostSink>(outbox: &Outbox<S>) {
 }
 
 fn result() -> EventKind {
+    result_costing(0.01)
+}
+
+/// A turn's result whose CLI process has cost `total` so far.
+fn result_costing(total: f64) -> EventKind {
     EventKind::TurnResult {
         prompt_id: None,
         is_error: false,
         subtype: "success".into(),
         text: Some("done".into()),
         terminal_reason: None,
-        total_cost_usd: Some(0.01),
+        total_cost_usd: Some(total),
         usage: None,
         duration_ms: Some(3200),
         num_turns: Some(1),
@@ -317,6 +322,36 @@ async fn a_turn_post_names_the_prompt_it_answers() {
         Some(Any::String("p1".into()))
     );
     assert_eq!(part_of(&posts[0]), Some(0));
+}
+
+/// A resumed session runs a new CLI process, whose total cost starts from 0 again: the next
+/// turn's closing line shows that process's total, not the difference with the old one.
+#[tokio::test(start_paused = true)]
+async fn a_turn_after_a_resume_costs_what_the_new_process_says() {
+    let s = stream(256).await;
+    for (from, to, total) in [
+        (SessionState::Stopped, SessionState::Starting, 0.05),
+        (SessionState::Stopped, SessionState::Starting, 0.08),
+    ] {
+        s.send(EventKind::StatusChanged {
+            from,
+            to,
+            prompt_id: None,
+        })
+        .await;
+        s.send(EventKind::TextDelta {
+            text: "hello".into(),
+        })
+        .await;
+        s.send(result_costing(total)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let root_id = s.rig.root_id.clone();
+    let (sink, ..) = s.finish().await;
+    let posts = turn_posts(&sink, &root_id);
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(posts[0].message.contains("$0.0500"), "{}", posts[0].message);
+    assert!(posts[1].message.contains("$0.0800"), "{}", posts[1].message);
 }
 
 /// Posts a card for `r1`, sends `closing`, and returns the card as it last reads.
@@ -535,6 +570,13 @@ async fn a_stream_that_lags_still_posts_every_card() {
 #[tokio::test(start_paused = true)]
 async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     let s = stream(256).await;
+    // As the engine publishes: the prompt's event opens the turn, then Running names it.
+    s.send(EventKind::Prompt {
+        prompt_id: "p7".into(),
+        author: "alice".into(),
+        text: "go".into(),
+    })
+    .await;
     s.send(EventKind::StatusChanged {
         from: SessionState::Idle,
         to: SessionState::Running,
@@ -546,10 +588,26 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Stored but never streamed: the plugin died here.
+    // Stored but never streamed: the plugin died here, after an approval.
     s.store(EventKind::AssistantText {
         message_id: None,
         text: "partial answer".into(),
+    })
+    .await;
+    for (from, to) in [
+        (SessionState::Running, SessionState::AwaitingApproval),
+        (SessionState::AwaitingApproval, SessionState::Running),
+    ] {
+        s.store(EventKind::StatusChanged {
+            from,
+            to,
+            prompt_id: Some("p7".into()),
+        })
+        .await;
+    }
+    s.store(EventKind::AssistantText {
+        message_id: None,
+        text: "after the approval".into(),
     })
     .await;
     s.task.abort();
@@ -576,6 +634,11 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     );
     assert!(
         !after[0].message.contains("Working"),
+        "{}",
+        after[0].message
+    );
+    assert!(
+        after[0].message.contains("after the approval"),
         "{}",
         after[0].message
     );
