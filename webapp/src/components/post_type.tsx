@@ -2,7 +2,8 @@ import * as React from 'react';
 
 import type {HostPost} from '../mattermost';
 import {ApprovalCard, type ApprovalClient} from './approval_card';
-import {Markdown, prop, sessionOf, TurnPost} from './turn_post';
+import {SafeMarkdown} from './safe_markdown';
+import {prop, sessionOf, TurnPost} from './turn_post';
 
 /** The type of the plugin's turn posts and approval card posts (`Posts.Type` is varchar(26)). */
 export const POST_TYPE = 'custom_claude_code';
@@ -22,7 +23,7 @@ export function ClaudeCodePost({post, client}: {post: HostPost; client: Approval
                 client={client}
                 channelId={post.channel_id}
                 // A request no longer known: the post's own text, its buttons shown (no card marker).
-                fallback={<Markdown text={post.message} />}
+                fallback={<SafeMarkdown text={post.message} />}
             />
         );
     }
