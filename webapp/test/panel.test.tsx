@@ -40,6 +40,7 @@ const channel = (session: Session | null, refused: Partial<Record<PermissionActi
     session,
     allowed_roots: roots,
     permissions: permissions(refused),
+    bot_user_id: 'u-bot',
 });
 
 type Route = (method: string, path: string, body: unknown) => {status: number; body: unknown} | undefined;

@@ -16,6 +16,7 @@ afterEach(() => {
 const post = (props: Record<string, unknown> | null, message = 'Hello from the post (as mobile sees it)'): HostPost => ({
     id: 'post1',
     channel_id: 'c1',
+    user_id: 'u-bot',
     type: 'custom_claude_code',
     message,
     props,
