@@ -291,6 +291,29 @@ describe('FilesView editor', () => {
         expect((screen.getByRole('button', {name: 'Save'}) as HTMLButtonElement).disabled).toBe(false);
     });
 
+    it('keeps the CRLF line endings of a Windows file when it is saved', async () => {
+        const server = filesServer({files: {'src/main.rs': text('src/main.rs', 'one\r\ntwo\r\n', 'sha-1')}, puts: [written('sha-2')]});
+        const area = await startEdit(server);
+        // The textarea holds LF (as a browser's would); the file's CRLF comes back on save.
+        expect(area.value).toBe('one\ntwo\n');
+        fireEvent.change(area, {target: {value: 'one\ntwo\nthree\n'}});
+        fireEvent.click(screen.getByRole('button', {name: 'Save'}));
+        expect((await screen.findByLabelText('Contents of src/main.rs')).textContent).toBe('one\r\ntwo\r\nthree\r\n');
+        expect(puts(server).map((r) => r.body)).toEqual([{content: 'one\r\ntwo\r\nthree\r\n'}]);
+    });
+
+    it('refuses to edit a file of mixed or CR line endings, with the reason, and still shows it', async () => {
+        for (const content of ['one\r\ntwo\n', 'one\rtwo\r']) {
+            const server = filesServer({files: {'src/main.rs': text('src/main.rs', content, 'sha-1')}});
+            await openFile(server, 'src', 'main.rs');
+            expect((await screen.findByLabelText('Contents of src/main.rs')).textContent).toBe(content);
+            const button = screen.getByRole('button', {name: 'Edit'}) as HTMLButtonElement;
+            expect(button.disabled).toBe(true);
+            expect(document.getElementById(button.getAttribute('aria-describedby') ?? '')?.textContent).toMatch(/line endings are mixed/);
+            cleanup();
+        }
+    });
+
     it('does not open another file over unsaved edits; Cancel returns to the file as it was', async () => {
         const server = filesServer();
         const area = await startEdit(server);
