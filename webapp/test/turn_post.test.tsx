@@ -62,6 +62,14 @@ describe('TurnPost', () => {
         expect(turn.textContent).toContain('Let me look.');
     });
 
+    it('a turn the session stopped mid-way is no longer busy and says it stopped', () => {
+        const {feed, view} = mount(post({claude_code_session: 's1', claude_code_turn: 'p1'}));
+        act(() => void feed(...start, ev(3, 'message', {text: 'half way'}), ev(4, 'status', {state: 'stopping'}), ev(5, 'status', {state: 'stopped'})));
+        expect(view.container.querySelector('.claude-code-turn')!.getAttribute('aria-busy')).toBe('false');
+        expect(screen.getByRole('status').textContent).toBe('✗ Stopped');
+        expect(view.container.textContent).toContain('half way');
+    });
+
     it('finds its turn by the seq that opened it, too', () => {
         const {feed, view} = mount(post({claude_code_session: 's1', claude_code_turn: 2}));
         act(() => void feed(...start, ev(3, 'message', {text: 'streamed'})));

@@ -117,6 +117,8 @@ export function TurnPost({post}: {post: HostPost}) {
     let footer: string;
     if (turn.result) {
         footer = closingLine(turn.result);
+    } else if (turn.stopped) {
+        footer = '✗ Stopped';
     } else if (turn.finished) {
         footer = `✗ Ended${session.lastError ? `: ${session.lastError.message}` : ''}`;
     } else {
