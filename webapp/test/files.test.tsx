@@ -197,6 +197,14 @@ describe('FilesView viewer', () => {
         expect(plain.textContent).toBe(evil);
     });
 
+    it('names an empty file\'s contents as a region (a name on a plain pre is not allowed)', async () => {
+        const server = filesServer({files: {'README.md': text('README.md', '', 'sha-empty')}});
+        await openFile(server, undefined, 'README.md');
+        const contents = await screen.findByRole('region', {name: 'Contents of README.md'});
+        expect(contents.tagName).toBe('PRE');
+        expect(contents.textContent).toBe('');
+    });
+
     it('shows a note instead of a binary file, with no Edit button', async () => {
         const server = filesServer({files: {'README.md': {path: 'README.md', size: 4096, sha256: 'b', binary: true, content: null}}});
         await openFile(server, undefined, 'README.md');
@@ -269,7 +277,7 @@ describe('FilesView editor', () => {
         server.files['src/main.rs'] = text('src/main.rs', 'theirs\n', 'sha-2', 'rust');
         fireEvent.click(reload);
         await waitFor(() => expect((screen.getByLabelText('Edit src/main.rs') as HTMLTextAreaElement).value).toBe('theirs\n'));
-        expect(screen.getByLabelText('Your version').textContent).toBe('mine\n');
+        expect(screen.getByRole('region', {name: 'Your version'}).textContent).toBe('mine\n');
         expect(screen.queryByRole('alert')).toBeNull();
 
         fireEvent.change(screen.getByLabelText('Edit src/main.rs'), {target: {value: 'theirs\nmine\n'}});

@@ -54,7 +54,8 @@ describe('TurnPost', () => {
 
         act(() => void feed(ev(6, 'tool', {phase: 'result', tool_use_id: 't1', tool: 'Bash', is_error: false, output: 'a.rs\nb.rs\n'})));
         expect(row.querySelector('summary')!.getAttribute('aria-label')).toBe('Bash ls -la: done');
-        expect(screen.getByLabelText('Output of Bash').textContent).toBe('a.rs\nb.rs\n');
+        expect(screen.getByRole('region', {name: 'Output of Bash'}).textContent).toBe('a.rs\nb.rs\n');
+        expect(screen.getByRole('region', {name: 'Command'}).textContent).toBe('ls -la');
 
         act(() => void feed(ev(7, 'turn', {prompt_id: 'p1', is_error: false, subtype: 'success', duration_ms: 1234, num_turns: 2, total_cost_usd: '0.0123'})));
         expect(screen.getByRole('status').textContent).toBe('✓ Done in 1.2 s · 2 turns · $0.0123');

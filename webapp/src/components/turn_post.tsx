@@ -78,7 +78,7 @@ function ToolRow({call, waiting}: {call: ToolCall; waiting: boolean}) {
             </summary>
             <InputView tool={call.tool} input={input} filePath={call.filePath} />
             {call.output !== undefined && call.output !== '' && (
-                <pre aria-label={`Output of ${call.tool}`} style={PRE_STYLE}>
+                <pre role='region' aria-label={`Output of ${call.tool}`} style={PRE_STYLE}>
                     <code>{call.output}</code>
                 </pre>
             )}

@@ -132,7 +132,7 @@ export function FileEditor({sessionId, client, file, text, onChange, onSaved, on
             {yours !== undefined && (
                 <details open style={{margin: '4px 0'}}>
                     <summary>{'Your version (not saved)'}</summary>
-                    <pre aria-label='Your version' tabIndex={0} style={{...CODE_STYLE, padding: 8}}>
+                    <pre role='region' aria-label='Your version' tabIndex={0} style={{...CODE_STYLE, padding: 8}}>
                         {yours}
                     </pre>
                 </details>
