@@ -139,6 +139,8 @@ export function ApprovalCard({sessionId, approvalId, client, channelId, fallback
     const editButton = React.useRef<HTMLButtonElement>(null);
     /** Whether the keyboard focus was in the card (it stays when the focused button goes away). */
     const hadFocus = React.useRef(false);
+    // Per card, not per request: the same request is drawn in its post and in the panel at once.
+    const headingId = React.useId();
 
     const tool = approval?.tool ?? stored?.tool ?? '';
     const input = React.useMemo(() => (approval?.input !== undefined ? parseInput(approval.input) : toInput(stored?.input)), [approval?.input, stored?.input]);
@@ -203,7 +205,6 @@ export function ApprovalCard({sessionId, approvalId, client, channelId, fallback
         setTimeout(() => to.current?.focus(), 0);
     };
 
-    const headingId = `claude-code-approval-${approvalId}`;
     if (approval?.tool === undefined && !stored) {
         if (!fromApi.done) {
             // Marked already: the post's attachment buttons stay hidden instead of flashing.
