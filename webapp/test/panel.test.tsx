@@ -306,6 +306,24 @@ describe('Panel', () => {
         expect(screen.getByLabelText('Prompt Claude')).toBeTruthy();
     });
 
+    it('keeps what was typed in a tab when the user goes to another tab and back', async () => {
+        // A stand-in for the Files tab with an edit in progress (state of its own, not saved).
+        const Files = () => {
+            const [draft, setDraft] = React.useState('');
+            return <textarea aria-label='Edit a.txt' value={draft} onChange={(e) => setDraft(e.target.value)} />;
+        };
+        mount((_m, path) => (path === '/channels/c1' ? ok(channel(SESSION)) : ok({messages: [], has_more: false})), {filesView: Files});
+        fireEvent.click(await screen.findByRole('tab', {name: 'Files'}));
+        fireEvent.change(screen.getByLabelText('Edit a.txt'), {target: {value: 'unsaved work'}});
+
+        fireEvent.click(screen.getByRole('tab', {name: 'History'}));
+        expect(screen.getByRole('tabpanel').textContent).toContain('Search history');
+        expect(screen.queryByRole('textbox', {name: 'Edit a.txt'})).toBeNull();
+        fireEvent.click(screen.getByRole('tab', {name: 'Files'}));
+        expect((screen.getByLabelText('Edit a.txt') as HTMLTextAreaElement).value).toBe('unsaved work');
+        expect(screen.getAllByRole('tabpanel')).toHaveLength(1);
+    });
+
     it('History pages back with Load older and searches through the server', async () => {
         const msg = (seq: number, text: string) => ({seq, kind: 'prompt', role: 'user', text, at: 1_700_000_000_000});
         const t = mount((_m, path) => {
