@@ -44,12 +44,15 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
         }
         // Answers for a channel the user has left since are dropped.
         let current = true;
-        void run(async () => {
-            const loaded = await client.channel(channelId);
-            if (current) {
-                setInfo(loaded);
-            }
-        });
+        void run(
+            async () => {
+                const loaded = await client.channel(channelId);
+                if (current) {
+                    setInfo(loaded);
+                }
+            },
+            () => current,
+        );
         return () => {
             current = false;
         };
@@ -85,8 +88,9 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
     }, [catchUp, sessionId]);
 
     const changed = (session?: Session) => {
-        if (session && info) {
-            setInfo({...info, session});
+        if (session) {
+            // The answer may come after a switch to another channel: it changes that one only.
+            setInfo((prev) => (prev?.channel_id === session.channel_id ? {...prev, session} : prev));
         } else {
             reload();
         }
