@@ -334,7 +334,7 @@ describe('Panel', () => {
                 return ok({messages: [msg(5, 'fix the build'), msg(6, 'add a test')], has_more: true});
             }
             if (path === '/sessions/s1/history?limit=50&before=5') {
-                return ok({messages: [msg(2, 'hello')], has_more: false});
+                return ok({messages: [msg(2, 'hello\u202Eolleh')], has_more: false});
             }
             return path === '/sessions/s1/history?limit=50&q=build' ? ok({messages: [msg(5, 'fix the build')], has_more: false}) : undefined;
         });
@@ -344,7 +344,8 @@ describe('Panel', () => {
         await waitFor(() => expect(texts()).toEqual(['fix the build', 'add a test']));
 
         fireEvent.click(button('Load older'));
-        await waitFor(() => expect(texts()).toEqual(['hello', 'fix the build', 'add a test']));
+        // Bidi controls in Claude's words are shown, as the server shows them in posts.
+        await waitFor(() => expect(texts()).toEqual(['hello[U+202E]olleh', 'fix the build', 'add a test']));
         expect(screen.queryByRole('button', {name: 'Load older'})).toBeNull();
 
         fireEvent.change(screen.getByRole('searchbox', {name: 'Search history'}), {target: {value: 'build'}});

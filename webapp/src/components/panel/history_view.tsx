@@ -2,6 +2,7 @@ import * as React from 'react';
 
 import type {HistoryMessage} from '../../api_types';
 import type {Client} from '../../client';
+import {showHidden} from '../safe_markdown';
 import {ErrorAlert, LABEL_STYLE, useRequest} from './common';
 
 export interface HistoryViewProps {
@@ -82,7 +83,7 @@ export function HistoryView({sessionId, client}: HistoryViewProps) {
                             {` · ${m.kind} · `}
                             <time dateTime={new Date(m.at).toISOString()}>{new Date(m.at).toLocaleString()}</time>
                         </div>
-                        <div style={{whiteSpace: 'pre-wrap', wordBreak: 'break-word'}}>{m.text}</div>
+                        <div style={{whiteSpace: 'pre-wrap', wordBreak: 'break-word'}}>{showHidden(m.text)}</div>
                     </li>
                 ))}
             </ol>
