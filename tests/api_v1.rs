@@ -9,6 +9,7 @@
 mod support;
 
 use claude_code::chat::authz::Action;
+use claude_code::chat::service::PANEL_ACTIONS;
 use claude_code::config::WhoCanApprove;
 use claude_code::mattermost::model::*;
 use serde_json::{json, Value};
@@ -48,22 +49,6 @@ const APPROVAL_KEYS: &[&str] = &[
     "decided_at",
 ];
 const HISTORY_KEYS: &[&str] = &["seq", "kind", "role", "text", "at"];
-/// The permissions GET /channels/{id} answers, by the names the webapp knows them by.
-const PANEL_ACTIONS: [(&str, Action); 13] = [
-    ("start", Action::Start),
-    ("prompt", Action::Prompt),
-    ("interrupt", Action::Interrupt),
-    ("stop", Action::Stop),
-    ("context", Action::ContextFile),
-    ("files", Action::Files),
-    ("history", Action::History),
-    ("mode", Action::Mode),
-    ("model", Action::Model),
-    ("approve", Action::Approve),
-    ("approve_for_session", Action::ApproveForSession),
-    ("deny", Action::Deny),
-    ("edit_file", Action::EditFile),
-];
 
 // --- success ---------------------------------------------------------------------------------
 
@@ -83,8 +68,15 @@ async fn a_channel_without_a_session_offers_the_roots_to_start_under() {
     .await;
     assert_keys(
         &v,
-        &["channel_id", "session", "allowed_roots", "permissions"],
+        &[
+            "channel_id",
+            "bot_user_id",
+            "session",
+            "allowed_roots",
+            "permissions",
+        ],
     );
+    assert_eq!(v["bot_user_id"], BOT);
     assert_eq!(v["session"], Value::Null);
     let roots = v["allowed_roots"].as_array().cloned().unwrap_or_default();
     assert_eq!(roots.len(), 1, "{v}");

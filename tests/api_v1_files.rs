@@ -311,7 +311,7 @@ async fn list_read_and_the_owners_edits() {
 
 // --- refusals ---------------------------------------------------------------------------------
 
-/// Traversal (encoded `..`, absolute, into `.git`), a missing parent, oversize bodies, unknown
+/// Traversal (encoded `..`, absolute), `.git` (read or written), a missing parent, oversize bodies, unknown
 /// fields, a member who may not approve (403) and an outsider (404): each with its status and
 /// nothing changed, in the project, beside it, in the audit log, the posts or the session.
 /// Then one allowed edit is the only `file_change` the session ever published.
@@ -348,13 +348,16 @@ async fn refused_edits_change_nothing() {
     ];
     for path in traversal {
         let url = format!("{files}/{path}");
-        cases.push(("POST", OWNER, url.clone(), content.clone(), 400));
-        cases.push(("PUT", OWNER, url.clone(), content.clone(), 400));
-        cases.push(("DELETE", OWNER, url.clone(), String::new(), 400));
-        // Reading inside `.git` is allowed; reading out of the project is not.
-        if !path.to_lowercase().starts_with(".git") {
-            cases.push(("GET", OWNER, url, String::new(), 400));
-        }
+        // git's own data is refused (403) to reads and writes alike: it can hold credentials.
+        let status = if path.to_lowercase().starts_with(".git") {
+            403
+        } else {
+            400
+        };
+        cases.push(("POST", OWNER, url.clone(), content.clone(), status));
+        cases.push(("PUT", OWNER, url.clone(), content.clone(), status));
+        cases.push(("DELETE", OWNER, url.clone(), String::new(), status));
+        cases.push(("GET", OWNER, url, String::new(), status));
     }
     let readme_url = format!("{files}/README.md");
     cases.push((
@@ -400,6 +403,13 @@ async fn refused_edits_change_nothing() {
         let what = format!("{user} {method} {url}");
         assert_error(&got, *status, &what);
         match (*status, *user) {
+            (403, OWNER) => assert!(
+                got.1["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("inside `.git`")),
+                "{what}: {}",
+                got.1
+            ),
             (403, _) => assert_eq!(got.1["error"], json!(member_refusal), "{what}"),
             (404, OUTSIDER) => assert_eq!(got.1["error"], json!(NOT_VISIBLE), "{what}"),
             _ => {}

@@ -512,10 +512,13 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
                     EventKind::StatusChanged { to, prompt_id, .. } => match to {
                         SessionState::Running => match turn.as_mut() {
                             None => turn = Some(new_turn(event.seq, prompt_id.as_ref())),
-                            // The prompt's own event comes first and opens the turn unnamed.
+                            // The prompt's own event opened the turn before the engine said
+                            // which prompt runs.
                             Some(t) if t.prompt_id.is_none() => t.prompt_id.clone_from(prompt_id),
                             Some(_) => {}
                         },
+                        // A new CLI process counts its cost from 0 again.
+                        SessionState::Starting => cost_before = None,
                         SessionState::Stopping | SessionState::Stopped => {
                             // A stop in the middle of a turn: close its post.
                             if let Some(mut t) = turn.take().filter(|t| !t.sent.is_empty()) {
@@ -584,16 +587,10 @@ pub async fn close_cut_turns<S: PostSink>(
         let rows = store
             .messages_after(session_id, start_seq - 1, usize::MAX)
             .await?;
-        let events: Vec<EventKind> = rows
+        let events = rows
             .into_iter()
-            .filter_map(|r| serde_json::from_value::<EventKind>(r.event).ok())
-            .collect();
-        // A turn's first event is the change to Running that names its prompt.
-        let prompt_id = match events.first() {
-            Some(EventKind::StatusChanged { prompt_id, .. }) => prompt_id.clone(),
-            _ => None,
-        };
-        let text = replay_turn(Some(session.project_path.clone()), events.into_iter());
+            .filter_map(|r| serde_json::from_value::<EventKind>(r.event).ok());
+        let (text, prompt_id) = replay_turn(Some(session.project_path.clone()), events);
         let parts = split_post(&text, POST_MAX_CHARS);
         let ctx_post = Post {
             user_id: bot_id.to_owned(),
@@ -622,28 +619,38 @@ pub async fn close_cut_turns<S: PostSink>(
     Ok(turns.len())
 }
 
-/// The text of a turn from its events as stored: everything up to its result (with the
-/// closing line), or up to where it was cut.
-fn replay_turn(cwd: Option<String>, events: impl Iterator<Item = EventKind>) -> String {
+/// The text of a turn from its events as stored (everything up to its result, with the
+/// closing line, or up to where it was cut), and the prompt its change to Running named.
+fn replay_turn(
+    cwd: Option<String>,
+    events: impl Iterator<Item = EventKind>,
+) -> (String, Option<String>) {
     let mut renderer = TurnRenderer::new(cwd, InlineLimits::default());
-    let mut started = false;
+    let mut prompt = None;
     for kind in events {
-        match &kind {
-            EventKind::TurnResult { .. } => return renderer.render(&closing(&kind, None).0),
-            EventKind::Crashed { .. } => return renderer.render(CLI_CRASHED),
-            EventKind::StatusChanged { to, .. } => match to {
-                SessionState::Stopping | SessionState::Stopped => return renderer.render(STOPPED),
-                // The next turn began: this one was cut before its result.
-                SessionState::Running if started => break,
-                _ => {}
+        let end = match &kind {
+            EventKind::TurnResult { .. } => closing(&kind, None).0,
+            EventKind::Crashed { .. } => CLI_CRASHED.to_owned(),
+            EventKind::StatusChanged { to, prompt_id, .. } => match to {
+                SessionState::Stopping | SessionState::Stopped => STOPPED.to_owned(),
+                // A new CLI process: the turn was cut before its result (the plugin went
+                // away, and the session started again since).
+                SessionState::Starting => break,
+                // The turn's start names its prompt; it runs again after each approval.
+                SessionState::Running => {
+                    prompt = prompt.or_else(|| prompt_id.clone());
+                    continue;
+                }
+                _ => continue,
             },
             _ => {
-                started = true;
                 renderer.apply_event(&kind);
+                continue;
             }
-        }
+        };
+        return (renderer.render(&end), prompt);
     }
-    renderer.render(PLUGIN_STOPPED)
+    (renderer.render(PLUGIN_STOPPED), prompt)
 }
 
 #[cfg(test)]

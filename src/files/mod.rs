@@ -15,6 +15,10 @@
 //!    reported as "outside the project" without saying where it points.
 //! 5. The target must be a regular file or a directory: FIFOs (which would
 //!    block a read forever), sockets and device files are refused.
+//! 6. Nothing inside a `.git` directory is shown, and listings leave `.git`
+//!    out: git's own data is not project source, and `.git/config` can hold
+//!    credentials (a token in a remote's URL) that channel members must not
+//!    read. Any case counts, by the user's spelling or the resolved path.
 //!
 //! Paths are taken literally. Nothing is percent-decoded: `%2e%2e` is a file
 //! named `%2e%2e`, which then simply does not exist. (The HTTP router decodes
@@ -82,6 +86,9 @@ pub enum PathError {
     NotAFile {
         path: String,
     },
+    GitData {
+        path: String,
+    },
     /// The project root itself is missing or unreadable (a server problem).
     RootUnavailable {
         root: PathBuf,
@@ -125,6 +132,10 @@ impl fmt::Display for PathError {
                 f,
                 "`{path}` is a directory. List it with `/claude files {path}`."
             ),
+            PathError::GitData { path } => write!(
+                f,
+                "`{path}` is inside `.git` (or named so): git's own data, which can hold credentials, is neither shown nor changed here."
+            ),
             PathError::RootUnavailable { root, reason } => write!(
                 f,
                 "The project directory {} is not available: {reason}",
@@ -142,6 +153,7 @@ impl PathError {
     pub fn status(&self) -> u16 {
         match self {
             PathError::NotFound { .. } => 404,
+            PathError::GitData { .. } => 403,
             PathError::RootUnavailable { .. } | PathError::Io { .. } => 500,
             PathError::NulByte
             | PathError::Absolute { .. }
@@ -224,13 +236,20 @@ fn segments(user_path: &str) -> Result<Vec<&str>, PathError> {
 
 fn resolve_under(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
     let shown = || user_path.to_owned();
+    let names = segments(user_path)?;
+    if names.iter().copied().any(is_git) {
+        return Err(PathError::GitData { path: shown() });
+    }
     let mut joined = root.to_path_buf();
-    joined.extend(segments(user_path)?);
+    joined.extend(names);
     let absolute = fs::canonicalize(&joined).map_err(|e| io_to_path_error(&e, user_path))?;
     let Ok(rest) = absolute.strip_prefix(root) else {
         return Err(PathError::OutsideRoot { path: shown() });
     };
     let relative = rest.to_string_lossy().into_owned();
+    if relative.split('/').any(is_git) {
+        return Err(PathError::GitData { path: shown() });
+    }
     // `absolute` has no symlinks left, so this is the target's own type.
     let meta = fs::metadata(&absolute).map_err(|e| io_to_path_error(&e, user_path))?;
     let ft = meta.file_type();
@@ -249,6 +268,11 @@ fn resolve_under(root: &Path, user_path: &str) -> Result<Resolved, PathError> {
         relative,
         kind,
     })
+}
+
+/// Whether a path segment names git's directory (rule 6).
+pub(crate) fn is_git(segment: &str) -> bool {
+    segment.eq_ignore_ascii_case(".git")
 }
 
 fn io_to_path_error(e: &io::Error, user_path: &str) -> PathError {

@@ -226,6 +226,9 @@ type ListedEntry = (FileNode, Option<PathBuf>);
 /// out (see [`list_blocking`]).
 fn listed_entry(root: &Path, rel: &str, entry: &fs::DirEntry) -> Option<ListedEntry> {
     let name = entry.file_name().into_string().ok()?;
+    if super::is_git(&name) {
+        return None;
+    }
     let path = if rel.is_empty() {
         name.clone()
     } else {
@@ -435,6 +438,38 @@ mod tests {
                 panic!("{p:?} was listed: {l:?}");
             }
         }
+    }
+
+    /// Rule 6: git's data is neither read nor listed, by any spelling or link.
+    #[test]
+    fn git_data_is_not_shown() {
+        let fx = fixture();
+        std::fs::create_dir(fx.root.join(".git")).unwrap();
+        std::fs::write(fx.root.join(".git/config"), "url = https://TOKEN@x\n").unwrap();
+        std::os::unix::fs::symlink(".git", fx.root.join("gitlink")).unwrap();
+        for p in [
+            ".git/config",
+            ".GIT/config",
+            "gitlink/config",
+            "./.git/config",
+        ] {
+            let refused = |r: Result<(), PathError>| {
+                assert!(matches!(r, Err(PathError::GitData { .. })), "{p}: {r:?}");
+            };
+            refused(read_blocking(&fx.root, p, 100).map(drop));
+            refused(read_versioned_blocking(&fx.root, p).map(drop));
+        }
+        let e = list_blocking(&fx.root, ".git", 1, 10).unwrap_err();
+        assert_eq!((e.status(), e.to_string().contains("TOKEN")), (403, false));
+        let root = list_blocking(&fx.root, "", 1, 100).unwrap();
+        assert!(
+            root.tree
+                .children
+                .iter()
+                .all(|n| n.name != ".git" && n.name != "gitlink"),
+            "{:?}",
+            root.tree.children
+        );
     }
 
     #[test]

@@ -103,8 +103,6 @@ pub enum WriteError {
         size: usize,
         max: usize,
     },
-    #[error("`{path}` is inside a `.git` directory (or named `.git`), which only git may change.")]
-    GitDir { path: String },
     #[error("`{path}` is a symbolic link; edit the file it points to by that file's own path.")]
     Symlink { path: String },
     #[error("The project directory itself cannot be written or deleted; name a file in it.")]
@@ -121,7 +119,7 @@ impl WriteError {
             WriteError::Exists { .. } | WriteError::Stale { .. } => 409,
             WriteError::ParentMissing { .. } => 404,
             WriteError::TooLarge { .. } => 413,
-            WriteError::GitDir { .. } | WriteError::Symlink { .. } | WriteError::Root => 400,
+            WriteError::Symlink { .. } | WriteError::Root => 400,
             WriteError::Io { .. } => 500,
         }
     }
@@ -275,6 +273,10 @@ impl Target {
                 path: user_path.to_owned(),
                 parent: parent_shown.clone(),
             },
+            PathError::GitData { .. } => PathError::GitData {
+                path: user_path.to_owned(),
+            }
+            .into(),
             e => e.into(),
         })?;
         if parent.kind != NodeKind::Directory {
@@ -285,11 +287,12 @@ impl Target {
         } else {
             format!("{}/{name}", parent.relative)
         };
-        let is_git = |n: &str| n.eq_ignore_ascii_case(".git");
+        let is_git = super::is_git;
         if names.iter().copied().chain([name]).any(is_git) || relative.split('/').any(is_git) {
-            return Err(WriteError::GitDir {
+            return Err(PathError::GitData {
                 path: user_path.to_owned(),
-            });
+            }
+            .into());
         }
         let below = parent.absolute.strip_prefix(&root).unwrap_or(Path::new(""));
         let dir = open_beneath(&root, below).map_err(|e| match e {

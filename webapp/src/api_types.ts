@@ -60,6 +60,8 @@ export interface ChannelInfo {
     /** Empty unless `permissions.start.allowed`. */
     allowed_roots: string[];
     permissions: Permissions;
+    /** The plugin bot's user id: turn and card posts are real only when it wrote them. */
+    bot_user_id: string;
 }
 
 export interface Approval {

@@ -85,6 +85,8 @@ declare global {
 export interface HostPost {
     id: string;
     channel_id: string;
+    /** The author: the plugin's own posts are the bot's (any user can post a custom_ type). */
+    user_id: string;
     message: string;
     type?: string;
     props?: Record<string, unknown> | null;

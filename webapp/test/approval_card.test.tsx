@@ -204,6 +204,29 @@ describe('ApprovalCard', () => {
         expect(buttons().every((b) => !(b as HTMLButtonElement).disabled)).toBe(true);
     });
 
+    it('the same request drawn twice (its post, the panel) has ids of its own in each card', () => {
+        const {client} = fakeClient();
+        const host = hostStore();
+        host.feed(requested(1, 'Bash', {command: 'ls'}));
+        const view = render(
+            <Provider store={host.store}>
+                <ApprovalCard sessionId='s1' approvalId='a1' client={client} />
+                <ApprovalCard sessionId='s1' approvalId='a1' client={client} />
+            </Provider>,
+        );
+        const ids = [...view.container.querySelectorAll('[id]')].map((el) => el.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        for (const card of screen.getAllByRole('group')) {
+            expect(card.contains(document.getElementById(card.getAttribute('aria-labelledby')!))).toBe(true);
+        }
+        // Each card's Reason field is labelled by its own label.
+        for (const deny of screen.getAllByRole('button', {name: 'Deny with a reason…'})) {
+            fireEvent.click(deny);
+        }
+        const [first, second] = screen.getAllByLabelText('Reason');
+        expect(first).not.toBe(second);
+    });
+
     it('moves the focus to the outcome when the focused button goes away', () => {
         const {client} = fakeClient();
         const {feed} = mount(client, requested(1, 'Bash', {command: 'ls'}));

@@ -197,6 +197,14 @@ describe('FilesView viewer', () => {
         expect(plain.textContent).toBe(evil);
     });
 
+    it('names an empty file\'s contents as a region (a name on a plain pre is not allowed)', async () => {
+        const server = filesServer({files: {'README.md': text('README.md', '', 'sha-empty')}});
+        await openFile(server, undefined, 'README.md');
+        const contents = await screen.findByRole('region', {name: 'Contents of README.md'});
+        expect(contents.tagName).toBe('PRE');
+        expect(contents.textContent).toBe('');
+    });
+
     it('shows a note instead of a binary file, with no Edit button', async () => {
         const server = filesServer({files: {'README.md': {path: 'README.md', size: 4096, sha256: 'b', binary: true, content: null}}});
         await openFile(server, undefined, 'README.md');
@@ -269,7 +277,7 @@ describe('FilesView editor', () => {
         server.files['src/main.rs'] = text('src/main.rs', 'theirs\n', 'sha-2', 'rust');
         fireEvent.click(reload);
         await waitFor(() => expect((screen.getByLabelText('Edit src/main.rs') as HTMLTextAreaElement).value).toBe('theirs\n'));
-        expect(screen.getByLabelText('Your version').textContent).toBe('mine\n');
+        expect(screen.getByRole('region', {name: 'Your version'}).textContent).toBe('mine\n');
         expect(screen.queryByRole('alert')).toBeNull();
 
         fireEvent.change(screen.getByLabelText('Edit src/main.rs'), {target: {value: 'theirs\nmine\n'}});
@@ -289,6 +297,29 @@ describe('FilesView editor', () => {
         expect((await screen.findByRole('alert')).textContent).toBe('Only approvers may edit files.');
         expect((screen.getByLabelText('Edit src/main.rs') as HTMLTextAreaElement).value).toBe('x');
         expect((screen.getByRole('button', {name: 'Save'}) as HTMLButtonElement).disabled).toBe(false);
+    });
+
+    it('keeps the CRLF line endings of a Windows file when it is saved', async () => {
+        const server = filesServer({files: {'src/main.rs': text('src/main.rs', 'one\r\ntwo\r\n', 'sha-1')}, puts: [written('sha-2')]});
+        const area = await startEdit(server);
+        // The textarea holds LF (as a browser's would); the file's CRLF comes back on save.
+        expect(area.value).toBe('one\ntwo\n');
+        fireEvent.change(area, {target: {value: 'one\ntwo\nthree\n'}});
+        fireEvent.click(screen.getByRole('button', {name: 'Save'}));
+        expect((await screen.findByLabelText('Contents of src/main.rs')).textContent).toBe('one\r\ntwo\r\nthree\r\n');
+        expect(puts(server).map((r) => r.body)).toEqual([{content: 'one\r\ntwo\r\nthree\r\n'}]);
+    });
+
+    it('refuses to edit a file of mixed or CR line endings, with the reason, and still shows it', async () => {
+        for (const content of ['one\r\ntwo\n', 'one\rtwo\r']) {
+            const server = filesServer({files: {'src/main.rs': text('src/main.rs', content, 'sha-1')}});
+            await openFile(server, 'src', 'main.rs');
+            expect((await screen.findByLabelText('Contents of src/main.rs')).textContent).toBe(content);
+            const button = screen.getByRole('button', {name: 'Edit'}) as HTMLButtonElement;
+            expect(button.disabled).toBe(true);
+            expect(document.getElementById(button.getAttribute('aria-describedby') ?? '')?.textContent).toMatch(/line endings are mixed/);
+            cleanup();
+        }
     });
 
     it('does not open another file over unsaved edits; Cancel returns to the file as it was', async () => {

@@ -40,9 +40,12 @@ const channel = (session: Session | null, refused: Partial<Record<PermissionActi
     session,
     allowed_roots: roots,
     permissions: permissions(refused),
+    bot_user_id: 'u-bot',
 });
 
-type Route = (method: string, path: string, body: unknown) => {status: number; body: unknown} | undefined;
+type Answer = {status: number; body: unknown};
+/** An answer, or a promise of one: a test holds a request in flight until it resolves it. */
+type Route = (method: string, path: string, body: unknown) => Answer | undefined | Promise<Answer | undefined>;
 
 /** The real Client over a fetch answered by `route` (method, path with query, body); every request recorded. */
 function routedClient(route: Route) {
@@ -52,7 +55,7 @@ function routedClient(route: Route) {
         const path = String(url).replace('/api', '');
         const body = init?.body ? (JSON.parse(String(init.body)) as unknown) : undefined;
         calls.push({method, path, body});
-        const a = route(method, path, body) ?? {status: 500, body: {error: `nothing scripted for ${method} ${path}`, status: 500}};
+        const a = (await route(method, path, body)) ?? {status: 500, body: {error: `nothing scripted for ${method} ${path}`, status: 500}};
         return new Response(JSON.stringify(a.body), {status: a.status});
     });
     return {client: new Client(() => '/api', fetchMock, () => 'MMCSRF=tok'), calls, writes: () => calls.filter((c) => c.method !== 'GET')};
@@ -236,6 +239,48 @@ describe('Panel', () => {
         expect(t.calls.map((c) => c.path)).toEqual(['/channels/c1', '/channels/c1', '/channels/c2']);
     });
 
+    it("a mode answer arriving after a channel switch leaves the new channel's view alone", async () => {
+        let answer!: (a: Answer) => void;
+        const t = mount((method, path) => {
+            if (method === 'PUT') {
+                return new Promise<Answer>((resolve) => (answer = resolve));
+            }
+            return path === '/channels/c1' ? ok(channel(SESSION)) : ok({...channel(null), channel_id: 'c2'});
+        });
+        fireEvent.change(await screen.findByLabelText('Permission mode'), {target: {value: 'plan'}});
+        await waitFor(() => expect(t.writes()).toHaveLength(1));
+
+        act(() => void t.selectChannel('c2'));
+        expect(await screen.findByRole('form', {name: 'Start a session'})).toBeTruthy();
+        await act(async () => answer(ok({...SESSION, permission_mode: 'plan'})));
+        expect(screen.getByRole('form', {name: 'Start a session'})).toBeTruthy();
+        expect(screen.queryByText('Loading…')).toBeNull();
+    });
+
+    it("an error of the previous channel's load is not shown in the new channel", async () => {
+        let fail!: () => void;
+        const t = mount((_m, path) =>
+            path === '/channels/c1'
+                ? new Promise<Answer>((resolve) => (fail = () => resolve({status: 500, body: {error: 'c1 is broken', status: 500}})))
+                : ok({...channel(null), channel_id: 'c2'}),
+        );
+        await waitFor(() => expect(t.calls).toHaveLength(1));
+        act(() => void t.selectChannel('c2'));
+        expect(await screen.findByRole('form', {name: 'Start a session'})).toBeTruthy();
+        await act(async () => fail());
+        expect(screen.queryByRole('alert')).toBeNull();
+    });
+
+    it('with no session, finds the one started elsewhere when its first live event comes', async () => {
+        let started = false;
+        const t = mount(() => ok(channel(started ? SESSION : null)));
+        expect(await screen.findByRole('form', {name: 'Start a session'})).toBeTruthy();
+        started = true;
+        act(() => void t.feed(ev(1, 'status', {state: 'starting', previous: 'stopped'})));
+        expect(await screen.findByRole('tab', {name: 'Session'})).toBeTruthy();
+        expect(t.calls.map((c) => c.path)).toEqual(['/channels/c1', '/channels/c1']);
+    });
+
     it('switches tabs with the arrow keys, Home and End, one tab stop', async () => {
         const Files = ({sessionId, permissions: p}: FilesViewProps) => <p>{`files of ${sessionId}, edit ${p.edit_file.allowed}`}</p>;
         mount((_m, path) => (path === '/channels/c1' ? ok(channel(SESSION)) : ok({messages: [], has_more: false})), {filesView: Files});
@@ -261,6 +306,24 @@ describe('Panel', () => {
         expect(screen.getByLabelText('Prompt Claude')).toBeTruthy();
     });
 
+    it('keeps what was typed in a tab when the user goes to another tab and back', async () => {
+        // A stand-in for the Files tab with an edit in progress (state of its own, not saved).
+        const Files = () => {
+            const [draft, setDraft] = React.useState('');
+            return <textarea aria-label='Edit a.txt' value={draft} onChange={(e) => setDraft(e.target.value)} />;
+        };
+        mount((_m, path) => (path === '/channels/c1' ? ok(channel(SESSION)) : ok({messages: [], has_more: false})), {filesView: Files});
+        fireEvent.click(await screen.findByRole('tab', {name: 'Files'}));
+        fireEvent.change(screen.getByLabelText('Edit a.txt'), {target: {value: 'unsaved work'}});
+
+        fireEvent.click(screen.getByRole('tab', {name: 'History'}));
+        expect(screen.getByRole('tabpanel').textContent).toContain('Search history');
+        expect(screen.queryByRole('textbox', {name: 'Edit a.txt'})).toBeNull();
+        fireEvent.click(screen.getByRole('tab', {name: 'Files'}));
+        expect((screen.getByLabelText('Edit a.txt') as HTMLTextAreaElement).value).toBe('unsaved work');
+        expect(screen.getAllByRole('tabpanel')).toHaveLength(1);
+    });
+
     it('History pages back with Load older and searches through the server', async () => {
         const msg = (seq: number, text: string) => ({seq, kind: 'prompt', role: 'user', text, at: 1_700_000_000_000});
         const t = mount((_m, path) => {
@@ -271,7 +334,7 @@ describe('Panel', () => {
                 return ok({messages: [msg(5, 'fix the build'), msg(6, 'add a test')], has_more: true});
             }
             if (path === '/sessions/s1/history?limit=50&before=5') {
-                return ok({messages: [msg(2, 'hello')], has_more: false});
+                return ok({messages: [msg(2, 'hello\u202Eolleh')], has_more: false});
             }
             return path === '/sessions/s1/history?limit=50&q=build' ? ok({messages: [msg(5, 'fix the build')], has_more: false}) : undefined;
         });
@@ -281,7 +344,8 @@ describe('Panel', () => {
         await waitFor(() => expect(texts()).toEqual(['fix the build', 'add a test']));
 
         fireEvent.click(button('Load older'));
-        await waitFor(() => expect(texts()).toEqual(['hello', 'fix the build', 'add a test']));
+        // Bidi controls in Claude's words are shown, as the server shows them in posts.
+        await waitFor(() => expect(texts()).toEqual(['hello[U+202E]olleh', 'fix the build', 'add a test']));
         expect(screen.queryByRole('button', {name: 'Load older'})).toBeNull();
 
         fireEvent.change(screen.getByRole('searchbox', {name: 'Search history'}), {target: {value: 'build'}});
@@ -291,6 +355,33 @@ describe('Panel', () => {
             '/sessions/s1/history?limit=50&before=5',
             '/sessions/s1/history?limit=50&q=build',
         ]);
+    });
+
+    it('an older page of a previous search is not mixed into the new results', async () => {
+        const msg = (seq: number, text: string) => ({seq, kind: 'prompt', role: 'user', text, at: 1_700_000_000_000});
+        let older!: () => void;
+        mount((_m, path) => {
+            if (path === '/channels/c1') {
+                return ok(channel(SESSION));
+            }
+            if (path === '/sessions/s1/history?limit=50') {
+                return ok({messages: [msg(5, 'fix the build'), msg(6, 'add a test')], has_more: true});
+            }
+            if (path === '/sessions/s1/history?limit=50&before=5') {
+                return new Promise<Answer>((resolve) => (older = () => resolve(ok({messages: [msg(2, 'hello')], has_more: false}))));
+            }
+            return path === '/sessions/s1/history?limit=50&q=build' ? ok({messages: [msg(5, 'fix the build')], has_more: false}) : undefined;
+        });
+        fireEvent.click(await screen.findByRole('tab', {name: 'History'}));
+        const texts = () => within(screen.getByRole('list', {name: 'Messages'})).queryAllByRole('listitem').map((li) => li.lastChild?.textContent);
+        await waitFor(() => expect(texts()).toEqual(['fix the build', 'add a test']));
+
+        fireEvent.click(button('Load older'));
+        fireEvent.change(screen.getByRole('searchbox', {name: 'Search history'}), {target: {value: 'build'}});
+        await waitFor(() => expect(texts()).toEqual(['fix the build']));
+        await act(async () => older());
+        expect(texts()).toEqual(['fix the build']);
+        expect(screen.queryByRole('button', {name: 'Load older'})).toBeNull();
     });
 
     it('says so when no channel is open, and asks nothing', () => {

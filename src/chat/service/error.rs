@@ -145,6 +145,10 @@ pub enum ProjectPathError {
     Unreadable(String, #[source] std::io::Error),
     #[error("`{0}` is not a directory")]
     NotADirectory(String),
+    /// Inside `.git`, or a git directory itself: the files API would show its config, which can
+    /// hold credentials (`files` keeps `.git` out of a project for the same reason).
+    #[error("`{0}` is git's own data (inside `.git`, or a git directory): start in the project's working tree")]
+    GitData(String),
 }
 
 /// Why a thread or a file could not be added as context.

@@ -42,6 +42,7 @@ pub(crate) use admission::at_the_limit;
 use admission::{Admission, Limit};
 pub(crate) use approvals::{ApiDecision, RequestKey};
 pub(crate) use authorize::{outside_roots_text, Asker};
+pub use channel::PANEL_ACTIONS;
 pub use error::{ContextError, ProjectPathError, ServiceError};
 pub(crate) use files::FileEdit;
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};

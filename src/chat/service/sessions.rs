@@ -112,8 +112,15 @@ pub(crate) const HISTORY_KINDS: &[&str] = &[
     "error",
 ];
 
+/// Whether `dir` is a git directory under another name (a bare repository, `x.git`): git's own
+/// `HEAD`, `objects/` and `refs/`.
+fn is_git_dir(dir: &Path) -> bool {
+    dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
+}
+
 impl ChatService {
-    /// Checks the start path: under a root (lexically and after symlinks), existing, a dir.
+    /// Checks the start path: under a root (lexically and after symlinks), existing, a dir, not
+    /// git's own data.
     pub(super) fn check_project_path(
         config: &Config,
         path: &str,
@@ -139,6 +146,13 @@ impl ChatService {
         if !under_any(&lexical) {
             return Err(outside());
         }
+        let in_git = |p: &Path| {
+            p.iter()
+                .any(|c| c.to_str().is_some_and(crate::files::is_git))
+        };
+        if in_git(&lexical) {
+            return Err(ProjectPathError::GitData(path.to_owned()));
+        }
         let canonical = match std::fs::canonicalize(&lexical) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -151,6 +165,9 @@ impl ChatService {
         }
         if !canonical.is_dir() {
             return Err(ProjectPathError::NotADirectory(path.to_owned()));
+        }
+        if in_git(&canonical) || is_git_dir(&canonical) {
+            return Err(ProjectPathError::GitData(path.to_owned()));
         }
         Ok(canonical)
     }

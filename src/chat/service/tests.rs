@@ -26,6 +26,12 @@ fn start_paths_are_checked_in_order() {
     std::fs::write(root.join("file.txt"), "x").unwrap();
     std::fs::create_dir_all(base.join("other")).unwrap();
     std::os::unix::fs::symlink(base.join("other"), root.join("escape")).unwrap();
+    std::fs::create_dir_all(root.join("proj/.git/hooks")).unwrap();
+    std::os::unix::fs::symlink(root.join("proj/.git"), root.join("gitlink")).unwrap();
+    for part in ["objects", "refs"] {
+        std::fs::create_dir_all(root.join("bare.git").join(part)).unwrap();
+    }
+    std::fs::write(root.join("bare.git/HEAD"), "ref: refs/heads/main\n").unwrap();
     let config = Config {
         allowed_project_roots: vec![root.clone()],
         ..Config::default()
@@ -41,6 +47,10 @@ fn start_paths_are_checked_in_order() {
         (root.join("escape"), "is not under an allowed project root"),
         (root.join("missing"), "does not exist"),
         (root.join("file.txt"), "is not a directory"),
+        (root.join("proj/.git"), "is git's own data"),
+        (root.join("proj/.GIT/hooks"), "is git's own data"),
+        (root.join("gitlink"), "is git's own data"),
+        (root.join("bare.git"), "is git's own data"),
     ] {
         let e = check(&p).unwrap_err();
         assert!(e.to_string().contains(want), "{p:?}: {e}");

@@ -111,13 +111,18 @@ async fn settle<S: PostSink>(outbox: &Outbox<S>) {
 }
 
 fn result() -> EventKind {
+    result_costing(0.01)
+}
+
+/// A turn's result whose CLI process has cost `total` so far.
+fn result_costing(total: f64) -> EventKind {
     EventKind::TurnResult {
         prompt_id: None,
         is_error: false,
         subtype: "success".into(),
         text: Some("done".into()),
         terminal_reason: None,
-        total_cost_usd: Some(0.01),
+        total_cost_usd: Some(total),
         usage: None,
         duration_ms: Some(3200),
         num_turns: Some(1),
@@ -282,6 +287,71 @@ fn part_of(post: &Post) -> Option<i64> {
         Any::Float64(f) => Some(f as i64),
         _ => None,
     }
+}
+
+/// As the engine publishes a turn: the prompt, then the change to Running naming it. Every
+/// post of the turn names that prompt, for the webapp to match its live events.
+#[tokio::test(start_paused = true)]
+async fn a_turn_post_names_the_prompt_it_answers() {
+    let s = stream(256).await;
+    s.send(EventKind::Prompt {
+        prompt_id: "p1".into(),
+        author: "alice".into(),
+        text: "hi".into(),
+    })
+    .await;
+    s.send(EventKind::StatusChanged {
+        from: SessionState::Idle,
+        to: SessionState::Running,
+        prompt_id: Some("p1".into()),
+    })
+    .await;
+    s.send(EventKind::TextDelta {
+        text: "hello".into(),
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.send(result()).await;
+    let root_id = s.rig.root_id.clone();
+    let (sink, ..) = s.finish().await;
+    let posts = turn_posts(&sink, &root_id);
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].r#type, post_props::POST_TYPE);
+    assert_eq!(
+        prop(&posts[0], post_props::PROP_TURN),
+        Some(Any::String("p1".into()))
+    );
+    assert_eq!(part_of(&posts[0]), Some(0));
+}
+
+/// A resumed session runs a new CLI process, whose total cost starts from 0 again: the next
+/// turn's closing line shows that process's total, not the difference with the old one.
+#[tokio::test(start_paused = true)]
+async fn a_turn_after_a_resume_costs_what_the_new_process_says() {
+    let s = stream(256).await;
+    for (from, to, total) in [
+        (SessionState::Stopped, SessionState::Starting, 0.05),
+        (SessionState::Stopped, SessionState::Starting, 0.08),
+    ] {
+        s.send(EventKind::StatusChanged {
+            from,
+            to,
+            prompt_id: None,
+        })
+        .await;
+        s.send(EventKind::TextDelta {
+            text: "hello".into(),
+        })
+        .await;
+        s.send(result_costing(total)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let root_id = s.rig.root_id.clone();
+    let (sink, ..) = s.finish().await;
+    let posts = turn_posts(&sink, &root_id);
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert!(posts[0].message.contains("$0.0500"), "{}", posts[0].message);
+    assert!(posts[1].message.contains("$0.0800"), "{}", posts[1].message);
 }
 
 /// Posts a card for `r1`, sends `closing`, and returns the card as it last reads.
@@ -500,6 +570,13 @@ async fn a_stream_that_lags_still_posts_every_card() {
 #[tokio::test(start_paused = true)]
 async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     let s = stream(256).await;
+    // As the engine publishes: the prompt's event opens the turn, then Running names it.
+    s.send(EventKind::Prompt {
+        prompt_id: "p7".into(),
+        author: "alice".into(),
+        text: "go".into(),
+    })
+    .await;
     s.send(EventKind::StatusChanged {
         from: SessionState::Idle,
         to: SessionState::Running,
@@ -511,10 +588,26 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Stored but never streamed: the plugin died here.
+    // Stored but never streamed: the plugin died here, after an approval.
     s.store(EventKind::AssistantText {
         message_id: None,
         text: "partial answer".into(),
+    })
+    .await;
+    for (from, to) in [
+        (SessionState::Running, SessionState::AwaitingApproval),
+        (SessionState::AwaitingApproval, SessionState::Running),
+    ] {
+        s.store(EventKind::StatusChanged {
+            from,
+            to,
+            prompt_id: Some("p7".into()),
+        })
+        .await;
+    }
+    s.store(EventKind::AssistantText {
+        message_id: None,
+        text: "after the approval".into(),
     })
     .await;
     s.task.abort();
@@ -541,6 +634,11 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     );
     assert!(
         !after[0].message.contains("Working"),
+        "{}",
+        after[0].message
+    );
+    assert!(
+        after[0].message.contains("after the approval"),
         "{}",
         after[0].message
     );
@@ -685,41 +783,4 @@ async fn shutdown_drains_the_streams_until_a_deadline() {
     settle(&s.rig.outbox).await;
     let text = turn_text(&s.rig.sink, &s.rig.root_id);
     assert!(text.contains(STOPPED), "{text}");
-}
-
-/// The actor publishes a prompt before the status that starts its turn: the turn post still
-/// names that prompt (the webapp draws it live only then). Found by the browser scenario, where
-/// every turn post lacked `claude_code_turn`.
-#[tokio::test(start_paused = true)]
-async fn a_turn_whose_prompt_event_comes_first_names_its_prompt() {
-    let s = stream(256).await;
-    s.send(EventKind::Prompt {
-        prompt_id: "p9".into(),
-        author: "u1".into(),
-        text: "hello".into(),
-    })
-    .await;
-    s.send(EventKind::StatusChanged {
-        from: SessionState::Idle,
-        to: SessionState::Running,
-        prompt_id: Some("p9".into()),
-    })
-    .await;
-    s.send(EventKind::TextDelta {
-        text: "an answer".into(),
-    })
-    .await;
-    s.send(result()).await;
-    let root_id = s.rig.root_id.clone();
-    let (sink, _, _) = s.finish().await;
-    let posts = turn_posts(&sink, &root_id);
-    assert!(!posts.is_empty());
-    for post in &posts {
-        assert_eq!(
-            prop(post, post_props::PROP_TURN),
-            Some(Any::String("p9".into())),
-            "{}",
-            post.message
-        );
-    }
 }

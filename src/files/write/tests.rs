@@ -149,7 +149,7 @@ async fn refusals_are_typed_and_change_nothing() {
 
     let exists = |path: &str| WriteError::Exists { path: path.into() };
     let symlink_ = |path: &str| WriteError::Symlink { path: path.into() };
-    let git = |path: &str| WriteError::GitDir { path: path.into() };
+    let git = |path: &str| WriteError::Path(PathError::GitData { path: path.into() });
     let not_a_file = |path: &str| WriteError::Path(PathError::NotAFile { path: path.into() });
     let special = |path: &str, kind| {
         WriteError::Path(PathError::SpecialFile {
@@ -206,9 +206,9 @@ async fn refusals_are_typed_and_change_nothing() {
             }),
             400,
         ),
-        (u(".git/config", &git_sha).await, git(".git/config"), 400),
-        (c("gitlink/hook").await, git("gitlink/hook"), 400),
-        (c("src/.Git").await, git("src/.Git"), 400),
+        (u(".git/config", &git_sha).await, git(".git/config"), 403),
+        (c("gitlink/hook").await, git("gitlink/hook"), 403),
+        (c("src/.Git").await, git("src/.Git"), 403),
         (u("fifo", &none).await, special("fifo", fifo), 400),
         (u("sock", &none).await, special("sock", "socket"), 400),
         (u("src", &none).await, not_a_file("src"), 400),

@@ -107,6 +107,29 @@ func (w *world) stepAPIToken(t *testing.T) {
 		}
 	}
 	w.call(t, w.api(w.member), http.StatusOK, "GET", "/sessions/"+s.ID, nil)
+	// The session panel's view of the channel: the session, and each control's permission as
+	// the table answers (the member may prompt, not change the mode); nothing to an outsider.
+	type permission struct {
+		Allowed bool    `json:"allowed"`
+		Reason  *string `json:"reason"`
+	}
+	var view struct {
+		Session     *Session              `json:"session"`
+		Roots       []string              `json:"allowed_roots"`
+		Permissions map[string]permission `json:"permissions"`
+	}
+	channel := "/channels/" + w.channel.Id
+	if err := w.call(t, w.api(w.member), http.StatusOK, "GET", channel, nil).JSON(&view); err != nil {
+		t.Fatal(err)
+	}
+	mode := view.Permissions["mode"]
+	if view.Session == nil || view.Session.ID != s.ID || !view.Permissions["prompt"].Allowed || mode.Allowed ||
+		mode.Reason == nil || !strings.Contains(strings.ToLower(*mode.Reason), "owner") || len(view.Permissions) != 13 {
+		t.Errorf("the member's view of the channel: %+v", view)
+	}
+	if r := w.call(t, w.api(w.outsider), http.StatusNotFound, "GET", channel, nil); strings.Contains(string(r.Body), s.ID) {
+		t.Errorf("the 404 to an outsider names the session: %s", r)
+	}
 	// Read route: no user, a user outside the channel (404: existence is not leaked), no such id.
 	w.call(t, &APIClient{Site: w.srv.URL}, http.StatusUnauthorized, "GET", "/sessions/"+s.ID, nil)
 	if r := w.call(t, w.api(w.outsider), http.StatusNotFound, "GET", "/sessions/"+s.ID, nil); strings.Contains(string(r.Body), w.project) {

@@ -225,6 +225,19 @@ func (w *world) stepStreamedReply(t *testing.T) {
 	if others := w.newBotPosts(t, before, false); len(others) != 1 {
 		t.Errorf("the turn made %d bot posts, want one: %s", len(others), describe(others))
 	}
+	// The webapp draws the post as the turn of the prompt that the live events named.
+	var promptID string
+	for _, ev := range w.member.eventsSince(wsMark, model.WebsocketEventType("custom_"+PluginID+"_prompt")) {
+		if id, _ := ev.GetData()["prompt_id"].(string); id != "" {
+			promptID = id
+		}
+	}
+	turn, _ := done.GetProp("claude_code_turn").(string)
+	session, _ := done.GetProp("claude_code_session").(string)
+	if done.Type != "custom_claude_code" || promptID == "" || turn != promptID || session != w.session(t).ID {
+		t.Errorf("turn post type %q, props turn %q session %q; want custom_claude_code naming prompt %q of session %s",
+			done.Type, turn, session, promptID, w.session(t).ID)
+	}
 }
 
 // Card clicks through POST /api/v4/posts/{id}/actions/{action}: the server refuses an outsider,
@@ -254,7 +267,11 @@ func (w *world) stepApprovalClicks(t *testing.T) {
 	if _, err := w.click(w.owner, card, "approve"); err != nil {
 		t.Fatalf("owner's Approve: %v", err)
 	}
-	w.waitClosed(t, card, postTimeout, "Approved", "@owner")
+	closed := w.waitClosed(t, card, postTimeout, "Approved", "@owner")
+	// The click's update replaced the props: the card still names its request for the webapp.
+	if request, _ := closed.GetProp("claude_code_request").(string); closed.Type != "custom_claude_code" || request == "" {
+		t.Errorf("the decided card: type %q, claude_code_request %q", closed.Type, request)
+	}
 	w.waitDone(t, before, "the approved turn")
 	if b, err := os.ReadFile(filepath.Join(w.project, name)); err != nil || string(b) != "hello from the real server\n" {
 		t.Errorf("approved Write: file %q, %v", b, err)

@@ -8,6 +8,7 @@ import {displayName, liveApproval} from '../live/selectors';
 import {approvalOf, channelInfo} from '../live/shared';
 import type {HostState} from '../mattermost';
 import {EDITABLE_FIELD, hasCutString, InputView, parseInput, str, toolTarget, type ToolInput} from './tool_input';
+import {useLoaded} from './use_loaded';
 
 export type ApprovalClient = Pick<Client, 'answerApproval' | 'listApprovals' | 'channel'>;
 
@@ -97,30 +98,6 @@ function refusalsOf(info: ChannelInfo | undefined, sessionId: string): Array<{re
     return [...byReason].map(([reason, actions]) => ({reason, actions}));
 }
 
-/**
- * The answer of `load()`, asked when `key` is set and again when it changes; `done` once it
- * answered or failed. The last answer stays when `key` is unset (nothing more to ask).
- */
-function useLoaded<T>(key: string | undefined, load: () => Promise<T>): {value?: T; done: boolean} {
-    const [state, setState] = React.useState<{key?: string; value?: T}>({});
-    React.useEffect(() => {
-        if (key === undefined) {
-            return undefined;
-        }
-        let mounted = true;
-        load().then(
-            (value) => mounted && setState({key, value}),
-            // Without the answer the card shows what it has; the server still decides on a click.
-            () => mounted && setState({key}),
-        );
-        return () => {
-            mounted = false;
-        };
-    }, [key]); // eslint-disable-line react-hooks/exhaustive-deps
-    const current = key === undefined || state.key === key;
-    return {value: current ? state.value : undefined, done: key !== undefined && state.key === key};
-}
-
 function toInput(v: unknown): ToolInput {
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as ToolInput) : {};
 }
@@ -162,6 +139,8 @@ export function ApprovalCard({sessionId, approvalId, client, channelId, fallback
     const editButton = React.useRef<HTMLButtonElement>(null);
     /** Whether the keyboard focus was in the card (it stays when the focused button goes away). */
     const hadFocus = React.useRef(false);
+    // Per card, not per request: the same request is drawn in its post and in the panel at once.
+    const headingId = React.useId();
 
     const tool = approval?.tool ?? stored?.tool ?? '';
     const input = React.useMemo(() => (approval?.input !== undefined ? parseInput(approval.input) : toInput(stored?.input)), [approval?.input, stored?.input]);
@@ -226,7 +205,6 @@ export function ApprovalCard({sessionId, approvalId, client, channelId, fallback
         setTimeout(() => to.current?.focus(), 0);
     };
 
-    const headingId = `claude-code-approval-${approvalId}`;
     if (approval?.tool === undefined && !stored) {
         if (!fromApi.done) {
             // Marked already: the post's attachment buttons stay hidden instead of flashing.

@@ -1,8 +1,11 @@
 import * as React from 'react';
 
+import {botUserIdOf} from '../live/shared';
 import type {HostPost} from '../mattermost';
 import {ApprovalCard, type ApprovalClient} from './approval_card';
-import {Markdown, prop, sessionOf, TurnPost} from './turn_post';
+import {SafeMarkdown} from './safe_markdown';
+import {prop, sessionOf, TurnPost} from './turn_post';
+import {useLoaded} from './use_loaded';
 
 /** The type of the plugin's turn posts and approval card posts (`Posts.Type` is varchar(26)). */
 export const POST_TYPE = 'custom_claude_code';
@@ -12,6 +15,13 @@ export const POST_TYPE = 'custom_claude_code';
  * The host renders it as the post's body with `{post, compactDisplay, isRHS, theme}`.
  */
 export function ClaudeCodePost({post, client}: {post: HostPost; client: ApprovalClient}) {
+    const bot = useLoaded(post.channel_id, () => botUserIdOf(client, post.channel_id));
+    // Mattermost lets any user post any custom_ type: a forged post must not draw a live card
+    // for another session's request, mirror a turn, or hide its own attachments. Until the bot
+    // is known (or when it cannot be), a post is its message.
+    if (bot.value === undefined || post.user_id !== bot.value) {
+        return <SafeMarkdown text={post.message} />;
+    }
     const request = prop(post, 'claude_code_request');
     const sessionId = sessionOf(post);
     if (typeof request === 'string' && request !== '' && sessionId) {
@@ -22,7 +32,7 @@ export function ClaudeCodePost({post, client}: {post: HostPost; client: Approval
                 client={client}
                 channelId={post.channel_id}
                 // A request no longer known: the post's own text, its buttons shown (no card marker).
-                fallback={<Markdown text={post.message} />}
+                fallback={<SafeMarkdown text={post.message} />}
             />
         );
     }

@@ -107,11 +107,13 @@ export function diffOf(tool: string, input: ToolInput): DiffLine[][] | undefined
 // so the colour is never the only cue.
 const LINE_BG = {'+': 'rgba(6, 214, 160, 0.18)', '-': 'rgba(210, 75, 78, 0.18)', ' ': 'transparent'};
 
+// Each named block below is `role='region'`: a name on a plain <pre> (role generic) is an
+// ARIA attribute it may not have, and screen readers drop it.
 export const PRE_STYLE: React.CSSProperties = {whiteSpace: 'pre-wrap', wordBreak: 'break-word', margin: '4px 0', maxHeight: 400, overflow: 'auto'};
 
 export function Diff({hunks, label}: {hunks: DiffLine[][]; label: string}) {
     return (
-        <pre aria-label={label} style={{...PRE_STYLE, padding: 0}}>
+        <pre role='region' aria-label={label} style={{...PRE_STYLE, padding: 0}}>
             {hunks.map((hunk, h) => (
                 <React.Fragment key={h}>
                     {h > 0 && <span style={{display: 'block', opacity: 0.6}}>{'⋯'}</span>}
@@ -136,13 +138,13 @@ export function InputView({tool, input, filePath}: {tool: string; input: ToolInp
     const command = tool === 'Bash' ? str(input, 'command') : undefined;
     if (command !== undefined) {
         return (
-            <pre aria-label='Command' style={PRE_STYLE}>
+            <pre role='region' aria-label='Command' style={PRE_STYLE}>
                 <code>{command}</code>
             </pre>
         );
     }
     return (
-        <pre aria-label='Tool input' style={PRE_STYLE}>
+        <pre role='region' aria-label='Tool input' style={PRE_STYLE}>
             <code>{JSON.stringify(input, null, 2)}</code>
         </pre>
     );

@@ -4,6 +4,7 @@ import {useSelector} from 'react-redux';
 import type {SessionLive, ToolCall, Turn, TurnResult} from '../live/reducer';
 import {sessionLive} from '../live/selectors';
 import type {HostPost, HostState} from '../mattermost';
+import {SafeMarkdown} from './safe_markdown';
 import {InputView, parseInput, PRE_STYLE, toolTarget} from './tool_input';
 
 export const prop = (post: HostPost, key: string): unknown => post.props?.[key];
@@ -29,15 +30,6 @@ export function liveTurnOf(post: HostPost, session: SessionLive | undefined): Tu
         return Number(ref) === turn.startSeq ? turn : undefined;
     }
     return ref === turn.promptId ? turn : undefined;
-}
-
-/** Markdown as the host renders posts, or plain text without the host. */
-export function Markdown({text}: {text: string}) {
-    const utils = window.PostUtils;
-    if (utils) {
-        return <div className='post-message__text'>{utils.messageHtmlToComponent(utils.formatText(text, {}), false) as React.ReactNode}</div>;
-    }
-    return <div style={{whiteSpace: 'pre-wrap', wordBreak: 'break-word'}}>{text}</div>;
 }
 
 function duration(ms: number): string {
@@ -86,7 +78,7 @@ function ToolRow({call, waiting}: {call: ToolCall; waiting: boolean}) {
             </summary>
             <InputView tool={call.tool} input={input} filePath={call.filePath} />
             {call.output !== undefined && call.output !== '' && (
-                <pre aria-label={`Output of ${call.tool}`} style={PRE_STYLE}>
+                <pre role='region' aria-label={`Output of ${call.tool}`} style={PRE_STYLE}>
                     <code>{call.output}</code>
                 </pre>
             )}
@@ -110,7 +102,7 @@ export function TurnPost({post}: {post: HostPost}) {
     const session = useSelector((s: HostState) => sessionLive(s, sessionId));
     const turn = liveTurnOf(post, session);
     if (!turn || !session) {
-        return <Markdown text={post.message} />;
+        return <SafeMarkdown text={post.message} />;
     }
     if (partOf(post) > 0) {
         // The turn's post shows the whole live text: this continuation would repeat it.
@@ -125,6 +117,8 @@ export function TurnPost({post}: {post: HostPost}) {
     let footer: string;
     if (turn.result) {
         footer = closingLine(turn.result);
+    } else if (turn.stopped) {
+        footer = '✗ Stopped';
     } else if (turn.finished) {
         footer = `✗ Ended${session.lastError ? `: ${session.lastError.message}` : ''}`;
     } else {
@@ -132,7 +126,7 @@ export function TurnPost({post}: {post: HostPost}) {
     }
     return (
         <div className='claude-code-turn' aria-busy={!turn.finished}>
-            {turn.text !== '' && <Markdown text={turn.text} />}
+            {turn.text !== '' && <SafeMarkdown text={turn.text} />}
             {turn.tools.map((call) => (
                 <ToolRow key={call.toolUseId} call={call} waiting={waiting(call)} />
             ))}

@@ -39,6 +39,8 @@ export interface Turn {
     text: string;
     tools: ToolCall[];
     finished: boolean;
+    /** Ended by the session stopping, before its result (which may still come and is then kept). */
+    stopped?: boolean;
     result?: TurnResult;
 }
 
@@ -175,8 +177,17 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
     switch (e.event) {
     case 'status': {
         const state = str(e, 'state') as SessionState | undefined;
-        // A turn exists from its start, before any text: the post can say "working".
-        const next = state === 'running' ? startRunning(s, e.seq, str(e, 'prompt_id')) : s;
+        let next = s;
+        if (state === 'running') {
+            // A turn exists from its start, before any text: the post can say "working".
+            next = startRunning(s, e.seq, str(e, 'prompt_id'));
+        } else if (state === 'starting') {
+            // A new CLI process (a start, a resume): its total cost counts from 0 again.
+            next = {...s, lastTotalCostUsd: undefined};
+        } else if (state === 'stopping' || state === 'stopped' || state === 'crashed') {
+            // No `turn` event may come for the turn it was running.
+            next = endProcess(s, state !== 'crashed');
+        }
         return {...next, status: state};
     }
     case 'prompt': {
@@ -190,7 +201,9 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
     case 'tool':
         return applyTool(s, e);
     case 'turn': {
-        const turn = runningTurn(s, e.seq);
+        // The result of a turn the stop ended already still belongs to it (its text, its post).
+        const stoppedTurn = s.turn?.stopped && !s.turn.result && [undefined, s.turn.promptId].includes(str(e, 'prompt_id')) ? s.turn : undefined;
+        const turn = stoppedTurn ?? runningTurn(s, e.seq);
         const promptId = str(e, 'prompt_id') ?? turn.promptId;
         const parsed = Number(str(e, 'total_cost_usd'));
         const total = str(e, 'total_cost_usd') !== undefined && Number.isFinite(parsed) ? parsed : undefined;
@@ -228,18 +241,21 @@ function applyEvent(s: SessionLive, e: LiveEvent): SessionLive {
     }
     case 'error': {
         const lastError = {kind: str(e, 'kind') ?? '', message: str(e, 'message') ?? '', at: e.at};
-        if (lastError.kind !== 'crashed') {
-            return {...s, lastError};
-        }
-        // The process died: its turn is over and its queued prompts were dropped (the next
-        // prompt starts a new process).
-        const turn = s.turn && !s.turn.finished ? {...s.turn, finished: true} : s.turn;
-        return {...s, lastError, turn, pendingPrompts: []};
+        return lastError.kind === 'crashed' ? {...endProcess(s, false), lastError} : {...s, lastError};
     }
     default:
         // An event name this bundle does not know (a newer server): its seq counts as applied.
         return s;
     }
+}
+
+/**
+ * The CLI process ends (a stop, a crash): its turn is over and its queued prompts were dropped
+ * (the next prompt starts a new process). `stopped`: ended on purpose, not by a failure.
+ */
+function endProcess(s: SessionLive, stopped: boolean): SessionLive {
+    const turn = s.turn && !s.turn.finished ? {...s.turn, finished: true, ...(stopped ? {stopped: true} : {})} : s.turn;
+    return {...s, turn, pendingPrompts: []};
 }
 
 function applyTool(s: SessionLive, e: LiveEvent): SessionLive {

@@ -66,6 +66,15 @@ export function channelInfo(client: Pick<Client, 'channel'>, channelId: string, 
     });
 }
 
+/**
+ * The plugin bot's user id (`bot_user_id` of `GET /channels/{id}`): every turn and card post of
+ * the channel asks, one request answers them all, and a card's own permissions request too.
+ */
+export async function botUserIdOf(client: Pick<Client, 'channel'>, channelId: string): Promise<string> {
+    const info = await shared(client, `channel:${channelId}`, () => client.channel(channelId), {maxAgeMs: CHANNEL_INFO_MAX_AGE_MS});
+    return info.bot_user_id;
+}
+
 /** One approval of `GET /sessions/{id}/approvals` (all of them, oldest first), undefined when not there. */
 export async function approvalOf(client: Pick<Client, 'listApprovals'>, sessionId: string, approvalId: string): Promise<Approval | undefined> {
     const {approvals} = await shared(client, `approvals:${sessionId}`, () => client.listApprovals(sessionId), {maxAgeMs: APPROVALS_MAX_AGE_MS});

@@ -5,6 +5,24 @@ import {ApiError} from '../../client';
 import {ALERT_STYLE, errorMessage, type FilesClient, NOTE_STYLE} from './types';
 import {CODE_STYLE, noTextNote} from './viewer';
 
+/**
+ * The text a textarea can edit without changing the file's line endings: a textarea turns every
+ * CRLF and CR into LF, so a file of CRLF lines is edited as LF and saved as CRLF again; a file
+ * mixing them, or of CR lines, could not be written back as it was (undefined: not editable
+ * here, the viewer still shows it).
+ */
+export function editableText(content: string): string | undefined {
+    if (!content.includes('\r')) {
+        return content;
+    }
+    const lf = content.replace(/\r\n/g, '\n');
+    const uniform = !lf.includes('\r') && !/(^|[^\r])\n/.test(content);
+    return uniform ? lf : undefined;
+}
+
+/** Why a file with text has no editor: its line endings. */
+export const LINE_ENDINGS_NOTE = 'Its line endings are mixed (or CR only): the editor here would change them all, so it cannot be edited here.';
+
 export interface FileEditorProps {
     sessionId: string;
     client: FilesClient;
@@ -53,8 +71,10 @@ export function FileEditor({sessionId, client, file, text, onChange, onSaved, on
 
     const save = () =>
         run(async () => {
-            const written = await client.updateFile(sessionId, file.path, text, file.sha256);
-            onSaved({...file, content: text, size: written.size, sha256: written.sha256, binary: false});
+            // Editable and holding a CR: CRLF throughout (editableText), as it is saved again.
+            const content = file.content?.includes('\r') ? text.replace(/\n/g, '\r\n') : text;
+            const written = await client.updateFile(sessionId, file.path, content, file.sha256);
+            onSaved({...file, content, size: written.size, sha256: written.sha256, binary: false});
         });
 
     const reload = () =>
@@ -65,7 +85,7 @@ export function FileEditor({sessionId, client, file, text, onChange, onSaved, on
             onReloaded(fresh);
         });
 
-    const editable = file.content !== null;
+    const editable = file.content !== null && editableText(file.content) !== undefined;
 
     return (
         <form
@@ -93,8 +113,8 @@ export function FileEditor({sessionId, client, file, text, onChange, onSaved, on
                     />
                 </>
             ) : (
-                // Only after a reload: the file became binary or too large while it was edited.
-                <p style={NOTE_STYLE}>{`${noTextNote(file)} It cannot be edited here.`}</p>
+                // Only after a reload: the file became binary, too large or mixed while it was edited.
+                <p style={NOTE_STYLE}>{file.content === null ? `${noTextNote(file)} It cannot be edited here.` : LINE_ENDINGS_NOTE}</p>
             )}
             {conflict && (
                 <div role='alert' style={ALERT_STYLE}>
@@ -112,7 +132,7 @@ export function FileEditor({sessionId, client, file, text, onChange, onSaved, on
             {yours !== undefined && (
                 <details open style={{margin: '4px 0'}}>
                     <summary>{'Your version (not saved)'}</summary>
-                    <pre aria-label='Your version' tabIndex={0} style={{...CODE_STYLE, padding: 8}}>
+                    <pre role='region' aria-label='Your version' tabIndex={0} style={{...CODE_STYLE, padding: 8}}>
                         {yours}
                     </pre>
                 </details>

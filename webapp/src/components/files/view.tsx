@@ -1,7 +1,7 @@
 import * as React from 'react';
 
 import type {ProjectFile} from '../../api_types';
-import {FileEditor} from './editor';
+import {editableText, FileEditor, LINE_ENDINGS_NOTE} from './editor';
 import {FileTree} from './tree';
 import {ALERT_STYLE, errorMessage, type FilesClient, type FilesPermissions, formatSize, NOTE_STYLE} from './types';
 import {FileViewer} from './viewer';
@@ -48,7 +48,7 @@ function FilesBrowser({sessionId, client, permissions}: FilesViewProps) {
     }
 
     const open = (path: string) => {
-        if (file && editing && draft !== file.content) {
+        if (file && editing && draft !== (file.content === null ? undefined : editableText(file.content))) {
             setNotice(`Save or cancel your edit of ${file.path} first.`);
             return;
         }
@@ -74,7 +74,9 @@ function FilesBrowser({sessionId, client, permissions}: FilesViewProps) {
     };
 
     const edit = permissions.edit_file;
-    const canEdit = edit?.allowed !== false;
+    const editable = file && file.content !== null ? editableText(file.content) : undefined;
+    /** Why Edit is disabled: the server's refusal, or line endings the editor would change. */
+    const refusal = edit?.allowed === false ? (edit.reason ?? 'You may not edit files here.') : editable === undefined ? LINE_ENDINGS_NOTE : undefined;
 
     return (
         <div className='claude-code-files'>
@@ -100,11 +102,11 @@ function FilesBrowser({sessionId, client, permissions}: FilesViewProps) {
                                 ref={editButton}
                                 type='button'
                                 className='btn btn-sm btn-tertiary'
-                                disabled={!canEdit}
-                                aria-describedby={canEdit ? undefined : reasonId}
+                                disabled={refusal !== undefined}
+                                aria-describedby={refusal === undefined ? undefined : reasonId}
                                 onClick={() => {
                                     setSaved(false);
-                                    setDraft(file.content ?? '');
+                                    setDraft(editable);
                                 }}
                             >
                                 {'Edit'}
@@ -112,9 +114,9 @@ function FilesBrowser({sessionId, client, permissions}: FilesViewProps) {
                         )}
                         <span role='status'>{saved ? 'Saved.' : ''}</span>
                     </div>
-                    {!editing && !canEdit && file.content !== null && (
+                    {!editing && refusal !== undefined && file.content !== null && (
                         <p id={reasonId} style={NOTE_STYLE}>
-                            {edit?.reason}
+                            {refusal}
                         </p>
                     )}
                     {editing ? (
@@ -131,7 +133,7 @@ function FilesBrowser({sessionId, client, permissions}: FilesViewProps) {
                             }}
                             onReloaded={(f) => {
                                 setFile(f);
-                                setDraft(f.content ?? draft);
+                                setDraft((f.content === null ? undefined : editableText(f.content)) ?? draft);
                             }}
                             onCancel={() => setDraft(undefined)}
                         />

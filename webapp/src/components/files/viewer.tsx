@@ -37,8 +37,9 @@ export function FileViewer({file}: {file: ProjectFile}) {
             {file.content.length > HIGHLIGHT_MAX_CHARS && language && (
                 <p style={NOTE_STYLE}>{'Shown without highlighting: the file is long.'}</p>
             )}
-            {/* tabIndex: a scrollable region must be reachable by keyboard to be scrolled. */}
-            <pre aria-label={`Contents of ${file.path}`} tabIndex={0} style={CODE_STYLE}>
+            {/* tabIndex: a scrollable region must be reachable by keyboard to be scrolled; the role
+                makes its name allowed (a plain <pre> may not have one), even when the file is empty. */}
+            <pre role='region' aria-label={`Contents of ${file.path}`} tabIndex={0} style={CODE_STYLE}>
                 {html === undefined ? (
                     <code style={{display: 'block', padding: 8}}>{file.content}</code>
                 ) : (

@@ -2,12 +2,17 @@ import * as React from 'react';
 
 import type {PermissionAction, Permissions} from '../../api_types';
 
-/** The last request's error, shown instead of thrown (an ApiError says what the server refused). */
+/**
+ * The last request's error, shown instead of thrown (an ApiError says what the server refused),
+ * and whether any request is in flight.
+ */
 export function useRequest() {
     const [busy, setBusy] = React.useState(false);
     const [error, setError] = React.useState<string>();
     // A panel switched to another channel must not be updated by the old channel's answers.
     const mounted = React.useRef(true);
+    /** Requests in flight: an old one ending does not mean the newer one has. */
+    const inFlight = React.useRef(0);
     React.useEffect(() => {
         mounted.current = true;
         return () => {
@@ -15,20 +20,26 @@ export function useRequest() {
         };
     }, []);
 
-    const run = React.useCallback(async (request: () => Promise<void>): Promise<boolean> => {
+    /**
+     * Runs `request`; `current()` says whether its answer still matters (the channel or the
+     * search it was made for is still shown): the error of a stale one is not shown.
+     */
+    const run = React.useCallback(async (request: () => Promise<void>, current: () => boolean = () => true): Promise<boolean> => {
+        inFlight.current += 1;
         setBusy(true);
         setError(undefined);
         try {
             await request();
             return true;
         } catch (e) {
-            if (mounted.current) {
+            if (mounted.current && current()) {
                 setError(e instanceof Error ? e.message : String(e));
             }
             return false;
         } finally {
+            inFlight.current -= 1;
             if (mounted.current) {
-                setBusy(false);
+                setBusy(inFlight.current > 0);
             }
         }
     }, []);

@@ -2,6 +2,7 @@ import * as React from 'react';
 
 import type {HistoryMessage} from '../../api_types';
 import type {Client} from '../../client';
+import {showHidden} from '../safe_markdown';
 import {ErrorAlert, LABEL_STYLE, useRequest} from './common';
 
 export interface HistoryViewProps {
@@ -23,6 +24,13 @@ export function HistoryView({sessionId, client}: HistoryViewProps) {
     const [hasMore, setHasMore] = React.useState(false);
     const {busy, error, run} = useRequest();
     const ids = React.useId();
+    /** Bumped by each new search (or session): an answer to an older one is dropped. */
+    const generation = React.useRef(0);
+    /** For a request made now: whether its search is still the one shown when it answers. */
+    const currentSearch = () => {
+        const mine = generation.current;
+        return () => generation.current === mine;
+    };
 
     React.useEffect(() => {
         const timer = setTimeout(() => setSearch(query.trim()), SEARCH_DELAY_MS);
@@ -31,25 +39,28 @@ export function HistoryView({sessionId, client}: HistoryViewProps) {
 
     // A new search (or session) starts again from the newest page; an answer to an older search is dropped.
     React.useEffect(() => {
-        let current = true;
+        generation.current += 1;
+        const current = currentSearch();
         void run(async () => {
             const page = await client.history(sessionId, {limit: PAGE_SIZE, q: search || undefined});
-            if (current) {
+            if (current()) {
                 setMessages(page.messages);
                 setHasMore(page.has_more);
             }
-        });
-        return () => {
-            current = false;
-        };
-    }, [client, sessionId, search, run]);
+        }, current);
+    }, [client, sessionId, search, run]); // eslint-disable-line react-hooks/exhaustive-deps
 
-    const loadOlder = () =>
+    // An older page belongs to the search it was asked for: after another search it is dropped.
+    const loadOlder = () => {
+        const current = currentSearch();
         void run(async () => {
             const page = await client.history(sessionId, {limit: PAGE_SIZE, before: messages[0]?.seq, q: search || undefined});
-            setMessages((loaded) => [...page.messages, ...loaded]);
-            setHasMore(page.has_more);
-        });
+            if (current()) {
+                setMessages((loaded) => [...page.messages, ...loaded]);
+                setHasMore(page.has_more);
+            }
+        }, current);
+    };
 
     return (
         <div>
@@ -72,7 +83,7 @@ export function HistoryView({sessionId, client}: HistoryViewProps) {
                             {` · ${m.kind} · `}
                             <time dateTime={new Date(m.at).toISOString()}>{new Date(m.at).toLocaleString()}</time>
                         </div>
-                        <div style={{whiteSpace: 'pre-wrap', wordBreak: 'break-word'}}>{m.text}</div>
+                        <div style={{whiteSpace: 'pre-wrap', wordBreak: 'break-word'}}>{showHidden(m.text)}</div>
                     </li>
                 ))}
             </ol>

@@ -3,7 +3,7 @@ import {useSelector} from 'react-redux';
 
 import type {ChannelInfo, Permissions, Session} from '../../api_types';
 import type {Client} from '../../client';
-import {sessionLive} from '../../live/selectors';
+import {liveState, sessionLive} from '../../live/selectors';
 import type {HostState} from '../../mattermost';
 import {ErrorAlert, useRequest} from './common';
 import {HistoryView} from './history_view';
@@ -44,12 +44,15 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
         }
         // Answers for a channel the user has left since are dropped.
         let current = true;
-        void run(async () => {
-            const loaded = await client.channel(channelId);
-            if (current) {
-                setInfo(loaded);
-            }
-        });
+        void run(
+            async () => {
+                const loaded = await client.channel(channelId);
+                if (current) {
+                    setInfo(loaded);
+                }
+            },
+            () => current,
+        );
         return () => {
             current = false;
         };
@@ -65,6 +68,19 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
         }
     }, [sessionId, liveStatus, reload]);
 
+    // Live events come only for the user's channels, but do not say which: with no session shown,
+    // a session this page had not heard of may be this channel's new one (started by someone
+    // else, or with /claude start), so the panel asks the server again.
+    const sessionsHeard = useSelector((s: HostState) => Object.keys(liveState(s)).length);
+    const heard = React.useRef(sessionsHeard);
+    React.useEffect(() => {
+        const before = heard.current;
+        heard.current = sessionsHeard;
+        if (!sessionId && sessionsHeard > before) {
+            reload();
+        }
+    }, [sessionId, sessionsHeard, reload]);
+
     React.useEffect(() => {
         if (sessionId) {
             catchUp(sessionId);
@@ -72,8 +88,9 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
     }, [catchUp, sessionId]);
 
     const changed = (session?: Session) => {
-        if (session && info) {
-            setInfo({...info, session});
+        if (session) {
+            // The answer may come after a switch to another channel: it changes that one only.
+            setInfo((prev) => (prev?.channel_id === session.channel_id ? {...prev, session} : prev));
         } else {
             reload();
         }

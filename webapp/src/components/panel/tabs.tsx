@@ -7,13 +7,21 @@ export interface Tab {
 
 /**
  * WAI-ARIA tabs with automatic activation: one tab stop, the arrow keys (and Home, End) move
- * between the tabs and show the one they land on.
+ * between the tabs and show the one they land on. A panel is drawn when its tab is first shown
+ * and then only hidden, so what was typed there (an unsaved edit, a search) is still there when
+ * the user comes back.
  */
 export function Tabs({label, tabs}: {label: string; tabs: Tab[]}) {
     const [active, setActive] = React.useState(0);
+    const [opened, setOpened] = React.useState<ReadonlySet<string>>(() => new Set());
     const refs = React.useRef<Array<HTMLButtonElement | null>>([]);
     const ids = React.useId();
     const current = Math.min(active, tabs.length - 1);
+    const currentName = tabs[current].name;
+    if (!opened.has(currentName)) {
+        // Set while rendering (React re-renders at once): the first look at a tab draws it.
+        setOpened(new Set(opened).add(currentName));
+    }
 
     const select = (index: number) => {
         setActive(index);
@@ -52,9 +60,14 @@ export function Tabs({label, tabs}: {label: string; tabs: Tab[]}) {
                     </button>
                 ))}
             </div>
-            <div role='tabpanel' id={`${ids}-panel-${current}`} aria-labelledby={`${ids}-tab-${current}`} tabIndex={0}>
-                {tabs[current].render()}
-            </div>
+            {tabs.map(
+                (tab, i) =>
+                    (i === current || opened.has(tab.name)) && (
+                        <div key={tab.name} role='tabpanel' id={`${ids}-panel-${i}`} aria-labelledby={`${ids}-tab-${i}`} tabIndex={0} hidden={i !== current}>
+                            {tab.render()}
+                        </div>
+                    ),
+            )}
         </>
     );
 }
