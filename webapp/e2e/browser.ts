@@ -90,7 +90,9 @@ export function watchErrors(page: Page): string[] {
     const errors: string[] = [];
     page.on('console', (m) => {
         if (m.type() === 'error') {
-            errors.push(`console.error: ${m.text()}`);
+            // Chromium's text for a failed request names no URL; its location does.
+            const at = m.location().url;
+            errors.push(`console.error: ${m.text()}${at ? ` (${at})` : ''}`);
         }
     });
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
