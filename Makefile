@@ -13,17 +13,22 @@
 #   make e2e-chat     "Claude in the channel": the dist tarball under the real host code, the real
 #                     CLI, the scripted fake Messages API (tests/conformance/chatscenario)
 #   make bench        Rust against Go, same values, same run (gob codec, the whole plugin);
-#                     engine: 50 sessions on a fake CLI; the real server (bench-server)
+#                     engine: 50 sessions on a fake CLI; the real server (bench-server); the
+#                     browser (bench-browser)
+#   make bench-browser  the webapp in headless Chromium against a real server, React 18 and 19:
+#                     CLI text line → text in the DOM (p50, p99), main.js against its budget
 #   make fuzz-smoke   60 s of cargo-fuzz on the gob decoder
 #   make e2e-server   the dist tarball in a REAL Mattermost server (built from the Go module proxy,
 #                     PostgreSQL from Debian, both on 127.0.0.1), driven through /api/v4 and the
-#                     websocket as people and System Console drive it (tests/conformance/realserver)
+#                     websocket as people and System Console drive it (tests/conformance/realserver),
+#                     and the webapp in headless Chromium against it (webapp/e2e, twice: React 18, 19)
 #   make server       that server with the plugin installed and configured, until Ctrl-C
 #   make deploy       install the tarball into a running Mattermost: MM_SERVICESETTINGS_SITEURL and
 #                     MM_ADMIN_TOKEN (a system admin's personal access token)
 #
 # On a fresh machine `make test` installs what it needs (`make deps`): cargo-fuzz, the pinned
-# Claude Code CLI, the cross toolchain, PostgreSQL and file(1) through apt, the Go modules.
+# Claude Code CLI, the cross toolchain, PostgreSQL, Chromium and file(1) through apt, the Go
+# modules, the webapp's packages.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -63,13 +68,13 @@ MM_GOENV := GONOSUMDB=github.com/mattermost/mattermost GOFLAGS=-mod=mod
 MM_SERVER_SRC = $(shell cd tests/mmserver && $(MM_GOENV) $(GO) list -m -f '{{.Dir}}' github.com/mattermost/mattermost/server/v8)
 
 .PHONY: test deps lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub e2e-server \
-	mattermost-server postgresql server deploy bench bench-plugin bench-server fuzz-smoke cargo-fuzz claude-cli \
-	golden-cli dist cross-toolchain webapp webapp-test
+	mattermost-server postgresql server deploy bench bench-plugin bench-server bench-browser fuzz-smoke cargo-fuzz \
+	claude-cli golden-cli dist cross-toolchain webapp webapp-test chromium browser-deps
 
 test: deps lint unit webapp-test conformance e2e e2e-server fuzz-smoke bench
 
 # Everything the suite needs that a fresh machine lacks; each step is skipped when present.
-deps: cargo-fuzz claude-cli cross-toolchain postgresql mattermost-server
+deps: cargo-fuzz claude-cli cross-toolchain postgresql mattermost-server browser-deps
 	command -v file >/dev/null || { apt-get update && apt-get install -y file; }
 	cd tests/conformance && $(GO) mod download
 
@@ -81,6 +86,13 @@ cargo-fuzz:
 # own service is not used).
 postgresql:
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update && apt-get install -y postgresql; }
+
+# Debian's Chromium for the browser scenario (playwright-core drives it by its path; no browser
+# is ever downloaded), as root or through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+	/usr/bin/chromium --version
 
 mattermost-server:
 	@mkdir -p $(MM_CACHE)
@@ -124,10 +136,18 @@ e2e-chat: dist $(CLAUDE_CLI)
 # `e2e-server: N passed, M failed` and the server build times.
 E2E_SERVER_ENV = MM_SERVER_BIN=$(MM_SERVER_BIN) MM_SERVER_SRC=$(MM_SERVER_SRC) \
 	CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI)
-e2e-server: dist $(CLAUDE_CLI) postgresql mattermost-server
+e2e-server: dist $(CLAUDE_CLI) postgresql mattermost-server browser-deps
 	$(CARGO) build -p fake-anthropic --bin fake-anthropic
 	cd tests/conformance && $(E2E_SERVER_ENV) FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) \
 		$(GO) test -count=1 -timeout 30m -v ./realserver
+
+# The browser steps alone on a fresh server (realserver's TestBrowser): the scenario with React 18
+# and 19, each printing CLI text → text in the DOM (p50, p99) and main.js against its budget;
+# screenshots in target/e2e-browser/.
+bench-browser: dist $(CLAUDE_CLI) postgresql mattermost-server browser-deps
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && $(E2E_SERVER_ENV) FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) E2E_BROWSER_ONLY=1 \
+		$(GO) test -count=1 -timeout 30m -v -run '^TestBrowser$$' ./realserver
 
 # A local real server with the plugin, to try it with a Mattermost client (desktop or mobile app).
 # ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL) from the environment reach the plugin's settings.
@@ -149,7 +169,7 @@ e2e-chat-stub: $(CLAUDE_CLI)
 conformance-ref:
 	cd tests/conformance && $(GO) test -count=1 -v ./pluginconf
 
-bench: bench-plugin bench-server
+bench: bench-plugin bench-server bench-browser
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench hooks
@@ -202,6 +222,15 @@ $(WEBAPP_INSTALLED): webapp/package-lock.json
 
 webapp: $(WEBAPP_INSTALLED)
 	cd webapp && npm run build
+
+# React 19 for the browser scenario's second run: its own package (react-dom 19 needs react 19
+# as its peer, which the webapp's own React 18 cannot be).
+WEBAPP_REACT19 := webapp/e2e/react19/node_modules/.package-lock.json
+$(WEBAPP_REACT19): webapp/e2e/react19/package-lock.json
+	cd webapp/e2e/react19 && npm ci --no-audit --no-fund
+	touch $@
+
+browser-deps: chromium $(WEBAPP_INSTALLED) $(WEBAPP_REACT19)
 
 webapp-test: $(WEBAPP_INSTALLED)
 	cd webapp && npm test && npm run typecheck

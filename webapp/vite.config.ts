@@ -3,7 +3,7 @@ import {defineConfig} from 'vitest/config';
 
 // The libraries Mattermost's webapp hands to plugins as globals (webapp/channels/src/plugins/export.ts).
 // Bundling our own copy would put two Reacts in one page (hooks break) and weigh ~140 KB.
-const GLOBALS: Record<string, string> = {
+export const GLOBALS: Record<string, string> = {
     react: 'React',
     'react-dom': 'ReactDOM',
     redux: 'Redux',

@@ -59,6 +59,10 @@ func TestRealServer(t *testing.T) {
 	counter.Check(t, "api_events_replay_after_reconnect", w.stepEventsReconnect)
 	counter.Check(t, "api_file_edit_if_match", w.stepAPIFileEdit)
 	counter.Check(t, "api_metrics", w.stepAPIMetrics)
+	// After api_metrics, which counts what the steps before did; each run has its own channel,
+	// project and session, stopped at its end.
+	counter.Check(t, "webapp_browser_react18", w.stepBrowserReact18)
+	counter.Check(t, "webapp_browser_react19", w.stepBrowserReact19)
 	counter.Check(t, "disable_enable_with_card_open", w.stepDisableEnable)
 	counter.Check(t, "forced_upgrade_while_running", w.stepForcedUpgrade)
 	counter.Check(t, "kill9_health_check_restart", w.stepKill9)

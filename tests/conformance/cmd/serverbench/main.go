@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +43,7 @@ type bench struct {
 	dir       string
 	srv       *realserver.Server
 	model     *fakemodel.Model
-	proxy     *releaseProxy
+	proxy     *realserver.ReleaseProxy
 	admin     *model.Client4
 	user      *model.Client4
 	userTok   string
@@ -106,7 +105,7 @@ func (b *bench) run(before string, clients int, restFor time.Duration, keep bool
 		return err
 	}
 	defer b.model.Stop()
-	if b.proxy, err = startReleaseProxy(b.model.URL); err != nil {
+	if b.proxy, err = realserver.StartReleaseProxy(b.model.URL); err != nil {
 		return err
 	}
 	defer b.proxy.Close()
@@ -159,7 +158,7 @@ func (b *bench) run(before string, clients int, restFor time.Duration, keep bool
 		return errors.New("no chunk was matched to a live message event")
 	}
 	fmt.Printf("serverbench: CLI text → custom_claude-code_message on a websocket client: p50 %s, p99 %s, max %s over %d chunks (%d released, one every %d ms)\n",
-		ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)), len(lat), t.released, b.wordDelay)
+		realserver.Ms(realserver.Pct(lat, 50)), realserver.Ms(realserver.Pct(lat, 99)), realserver.Ms(realserver.Pct(lat, 100)), len(lat), t.released, b.wordDelay)
 	if before != "" {
 		ratio := "∞"
 		if t.edits > 0 {
@@ -300,11 +299,11 @@ func (b *bench) turn(label string) (turnResult, error) {
 	time.Sleep(time.Second) // the last message event
 	res.edits = b.posts.count(mark, done.Id)
 
-	released := b.proxy.released()
+	released := b.proxy.Released()
 	messages := allMessages(tap)
 	var firstRelease time.Time
 	for _, w := range words {
-		rel, ok := findRelease(released, w)
+		rel, ok := realserver.ReleaseOf(released, w)
 		if !ok {
 			continue
 		}
@@ -343,15 +342,6 @@ func arrivalOf(messages []realserver.LiveEvent, word string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func findRelease(released map[string]time.Time, word string) (time.Time, bool) {
-	for text, at := range released {
-		if strings.Contains(text, word) {
-			return at, true
-		}
-	}
-	return time.Time{}, false
-}
-
 // restLoad runs clients goroutines calling GET /sessions/{id} for d, then the same load on the
 // server alone (GET /api/v4/users/me, same token) for reference.
 func (b *bench) restLoad(clients int, d time.Duration) error {
@@ -378,7 +368,7 @@ func (b *bench) restLoad(clients int, d time.Duration) error {
 			return fmt.Errorf("GET %s never answered 200 (%d failures)", target.path, failed)
 		}
 		fmt.Printf("serverbench: %s, %d concurrent clients for %v: p50 %s, p99 %s, %d requests (%.0f/s), %d failed\n",
-			target.label, clients, d, ms(pct(lat, 50)), ms(pct(lat, 99)), len(lat), float64(len(lat))/d.Seconds(), failed)
+			target.label, clients, d, realserver.Ms(realserver.Pct(lat, 50)), realserver.Ms(realserver.Pct(lat, 99)), len(lat), float64(len(lat))/d.Seconds(), failed)
 	}
 	return nil
 }
@@ -413,15 +403,6 @@ func load(ctx context.Context, c *realserver.APIClient, path string, clients int
 	wg.Wait()
 	return lat, failed
 }
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(0, min(len(s)-1, i-1))]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 // postWatch keeps every posted and post_edited event a user's websocket receives.
 type postWatch struct {

@@ -1,23 +1,26 @@
-package main
+package realserver
 
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-// releaseProxy stands between the CLI and the fake Messages API and notes when each text chunk
+// ReleaseProxy stands between the CLI and the fake Messages API and notes when each text chunk
 // of a streamed answer is released to the CLI: the moment its SSE event is read from the fake,
 // right before the proxy writes and flushes it (FlushInterval -1). The fake paces the chunks
-// (delay_ms); the proxy is where the benchmark's clock starts.
-type releaseProxy struct {
+// (delay_ms); the proxy is where a latency benchmark's clock starts (cmd/serverbench: until a
+// websocket client has the text; browser_test.go: until a browser's DOM shows it).
+type ReleaseProxy struct {
 	URL string
 	srv *http.Server
 
@@ -30,7 +33,8 @@ type chunk struct {
 	at   time.Time
 }
 
-func startReleaseProxy(upstream string) (*releaseProxy, error) {
+// StartReleaseProxy listens on 127.0.0.1 in front of upstream (the fake's base URL).
+func StartReleaseProxy(upstream string) (*ReleaseProxy, error) {
 	target, err := url.Parse(upstream)
 	if err != nil {
 		return nil, err
@@ -39,7 +43,7 @@ func startReleaseProxy(upstream string) (*releaseProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &releaseProxy{URL: "http://" + l.Addr().String()}
+	p := &ReleaseProxy{URL: "http://" + l.Addr().String()}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1
 	rp.ModifyResponse = func(resp *http.Response) error {
@@ -53,10 +57,10 @@ func startReleaseProxy(upstream string) (*releaseProxy, error) {
 	return p, nil
 }
 
-func (p *releaseProxy) Close() { _ = p.srv.Close() }
+func (p *ReleaseProxy) Close() { _ = p.srv.Close() }
 
-// released is the time each chunk text was released, first release wins.
-func (p *releaseProxy) released() map[string]time.Time {
+// Released is the time each chunk text was released, first release wins.
+func (p *ReleaseProxy) Released() map[string]time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string]time.Time{}
@@ -71,7 +75,7 @@ func (p *releaseProxy) released() map[string]time.Time {
 // sseTap reads the SSE stream through and records every text_delta as its event completes.
 type sseTap struct {
 	rc  io.ReadCloser
-	p   *releaseProxy
+	p   *ReleaseProxy
 	buf []byte
 }
 
@@ -113,3 +117,27 @@ func (s *sseTap) event(ev []byte, at time.Time) {
 }
 
 func (s *sseTap) Close() error { return s.rc.Close() }
+
+// ReleaseOf is when the chunk containing word was released.
+func ReleaseOf(released map[string]time.Time, word string) (time.Time, bool) {
+	for text, at := range released {
+		if strings.Contains(text, word) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Pct is the p-th percentile of d by nearest rank (p 100: the largest); d is not changed.
+func Pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+// Ms is a duration in milliseconds with one decimal.
+func Ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
