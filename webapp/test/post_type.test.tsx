@@ -4,7 +4,7 @@ import {Provider} from 'react-redux';
 import {afterEach, describe, expect, it, vi} from 'vitest';
 
 import type {Approval, ChannelInfo, PermissionAction} from '../src/api_types';
-import {ClaudeCodePost, STYLE_ID} from '../src/components/post_type';
+import {CARD_POST_CSS, ClaudeCodePost, DANGER_BUTTON_CSS, STYLE_ID} from '../src/components/post_type';
 import type {HostPost, HostStore, PluginRegistry} from '../src/mattermost';
 import {Plugin} from '../src/plugin';
 import {ev} from './events';
@@ -255,7 +255,8 @@ describe('the registered post type', () => {
         const styles = document.querySelectorAll(`style#${STYLE_ID}`);
         expect(styles).toHaveLength(1);
         expect(styles[0]).not.toBe(leftover);
-        expect(styles[0].textContent).toBe('.post:has([data-claude-code-card]) .attachment {display: none}');
+        expect(styles[0].textContent).toBe(`${CARD_POST_CSS}\n${DANGER_BUTTON_CSS}`);
+        expect(CARD_POST_CSS).toBe('.post:has([data-claude-code-card]) .attachment {display: none}');
 
         plugin.uninitialize();
         expect(document.getElementById(STYLE_ID)).toBeNull();

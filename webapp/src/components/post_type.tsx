@@ -47,12 +47,21 @@ export const STYLE_ID = 'claude-code-style';
  */
 export const CARD_POST_CSS = '.post:has([data-claude-code-card]) .attachment {display: none}';
 
+/**
+ * White on the theme's danger colour at a small button's size is 4.3:1 in Mattermost's default
+ * theme, under WCAG's 4.5:1: the plugin's own danger buttons (Deny, Stop) are drawn a fifth
+ * darker, whatever the theme, and only inside the plugin's components.
+ */
+export const DANGER_BUTTON_CSS =
+    '.claude-code-approval .btn-danger, .claude-code-panel .btn-danger ' +
+    '{background: color-mix(in srgb, var(--error-text, #d24b4e) 80%, #000); border-color: transparent; color: #fff}';
+
 /** Adds the plugin's one stylesheet (replacing one a previous load left); returns its removal. */
 export function installStyle(doc: Document): () => void {
     doc.getElementById(STYLE_ID)?.remove();
     const style = doc.createElement('style');
     style.id = STYLE_ID;
-    style.textContent = CARD_POST_CSS;
+    style.textContent = `${CARD_POST_CSS}\n${DANGER_BUTTON_CSS}`;
     doc.head.appendChild(style);
     return () => style.remove();
 }

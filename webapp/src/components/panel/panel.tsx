@@ -100,7 +100,7 @@ export function Panel({client, catchUp, filesView: FilesView}: PanelProps) {
     const shown = info?.channel_id === channelId ? info : undefined;
     const session = shown?.session;
     return (
-        <section aria-label='Claude Code session' style={{padding: 12, color: 'var(--center-channel-color)', overflowY: 'auto', height: '100%'}}>
+        <section aria-label='Claude Code session' className='claude-code-panel' style={{padding: 12, color: 'var(--center-channel-color)', overflowY: 'auto', height: '100%'}}>
             <ErrorAlert error={error} />
             {!channelId && <p>{'Open a channel to see its Claude Code session.'}</p>}
             {channelId && !shown && !error && <p role='status'>{'Loading…'}</p>}
