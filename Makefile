@@ -88,10 +88,10 @@ postgresql:
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update && apt-get install -y postgresql; }
 
 # Debian's Chromium for the browser scenario (playwright-core drives it by its path; no browser
-# is ever downloaded), as root or through sudo.
+# is ever downloaded), as root or through sudo; the emoji font draws the tool rows in screenshots.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 chromium:
-	test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-color-emoji; }
 	/usr/bin/chromium --version
 
 mattermost-server:
