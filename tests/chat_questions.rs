@@ -277,3 +277,63 @@ async fn a_plan_is_kept_with_feedback_then_started_accepting_edits() {
     assert!(card_text(&h, &card2.id).contains("edits are accepted"));
     h.deactivate().await;
 }
+
+#[tokio::test]
+async fn a_plan_started_with_approvals_still_asks_before_the_write() {
+    let h = Harness::new(
+        "planstart",
+        |p| {
+            json!([
+                {"kind": "message", "blocks": [{"type": "tool_use", "name": "ExitPlanMode",
+                    "input": {}}]},
+                {"kind": "message", "blocks": [{"type": "tool_use", "name": "Write",
+                    "input": {"file_path": p.join("asked.txt").display().to_string(),
+                              "content": "hi\n"}}]},
+                text("Done after asking."),
+            ])
+        },
+        json!({}),
+    )
+    .await;
+    h.command(&format!(
+        "/claude start {} --mode plan",
+        h.project.display()
+    ))
+    .await;
+    h.command("/claude plan the greeting").await;
+    let (card, actions) = next_card(&h, None).await;
+    let (_, v) = h
+        .click("u1", &card.id, context_json(action(&actions, "planstart")))
+        .await;
+    assert!(v["update"].is_object(), "{v}");
+    // The Write waits on an ordinary card: the session left plan mode for the default one.
+    let (write, write_actions) = next_card(&h, Some(&card.id)).await;
+    assert!(card_text(&h, &write.id).contains("asked.txt"));
+    assert!(!h.project.join("asked.txt").exists());
+    let (_, v) = h
+        .click(
+            "u1",
+            &write.id,
+            context_json(action(&write_actions, "approve")),
+        )
+        .await;
+    assert!(v["update"].is_object(), "{v}");
+    h.wait_for_done().await;
+    assert!(h.project.join("asked.txt").exists());
+    assert!(card_text(&h, &card.id).contains("edits ask for approval"));
+    // Recorded too: a resume does not start in plan mode again.
+    let session = context_json(&actions[0])["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, v) = h
+        .http_method(
+            "GET",
+            &format!("/api/v1/sessions/{session}"),
+            "u1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["permission_mode"], "default", "{v}");
+    h.deactivate().await;
+}
