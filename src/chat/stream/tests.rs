@@ -29,6 +29,7 @@ fn ctx(cards: Cards, stop: watch::Receiver<bool>, config: SharedSessionConfig) -
         cwd: Some("/p".into()),
         signer: Arc::new(ActionSigner::new(&"ab".repeat(32)).unwrap()),
         cards,
+        approver: Approver::new("owner".into(), Some("alice".into())),
         session_config: config,
         stop,
     }
@@ -784,3 +785,5 @@ async fn shutdown_drains_the_streams_until_a_deadline() {
     let text = turn_text(&s.rig.sink, &s.rig.root_id);
     assert!(text.contains(STOPPED), "{text}");
 }
+
+mod ping;
