@@ -33,6 +33,7 @@ pub const KEY_WHO_CAN_APPROVE: &str = "WhoCanApprove";
 pub const KEY_MAX_CONCURRENT_SESSIONS: &str = "MaxConcurrentSessions";
 pub const KEY_IDLE_TIMEOUT_MINUTES: &str = "IdleTimeoutMinutes";
 pub const KEY_APPROVAL_TIMEOUT_MINUTES: &str = "ApprovalTimeoutMinutes";
+pub const KEY_APPROVAL_REMINDER_MINUTES: &str = "ApprovalReminderMinutes";
 pub const KEY_COMMANDS_PER_MINUTE: &str = "CommandsPerMinute";
 pub const KEY_MAX_CONTEXT_KB: &str = "MaxContextKB";
 pub const KEY_POST_UPDATE_INTERVAL_SECONDS: &str = "PostUpdateIntervalSeconds";
@@ -46,6 +47,9 @@ pub const IDLE_TIMEOUT_MINUTES: (&str, u32, u32, u32) = (KEY_IDLE_TIMEOUT_MINUTE
 /// An approval nobody answers is denied after this; at most a day.
 pub const APPROVAL_TIMEOUT_MINUTES: (&str, u32, u32, u32) =
     (KEY_APPROVAL_TIMEOUT_MINUTES, 10, 1, 1_440);
+/// A card still waiting after this long sends its approver one direct message; 0 = never.
+pub const APPROVAL_REMINDER_MINUTES: (&str, u32, u32, u32) =
+    (KEY_APPROVAL_REMINDER_MINUTES, 5, 0, 1_440);
 /// 0 turns the limit off (for load tests and servers that limit elsewhere).
 pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE, 30, 0, 600);
 /// A thread or file added with `/claude context` is cut to this many KB (a 9 MB thread would
@@ -197,6 +201,7 @@ pub struct RawConfig {
     pub max_concurrent_sessions: String,
     pub idle_timeout_minutes: String,
     pub approval_timeout_minutes: String,
+    pub approval_reminder_minutes: String,
     pub commands_per_minute: String,
     pub max_context_kb: String,
     pub post_update_interval_seconds: String,
@@ -226,6 +231,8 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// An unanswered approval is denied (with a message) after this.
     pub approval_timeout: Duration,
+    /// A card still waiting after this long sends its approver a direct message; `None` = never.
+    pub approval_reminder: Option<Duration>,
     /// Per user, across channels; also the burst size.
     pub commands_per_minute: u32,
     /// The most a thread or file added with `/claude context` may bring, in bytes.
@@ -263,6 +270,7 @@ impl Default for Config {
             max_concurrent_sessions: MAX_CONCURRENT_SESSIONS.1,
             idle_timeout: Some(minutes(IDLE_TIMEOUT_MINUTES.1)),
             approval_timeout: minutes(APPROVAL_TIMEOUT_MINUTES.1),
+            approval_reminder: Some(minutes(APPROVAL_REMINDER_MINUTES.1)),
             commands_per_minute: COMMANDS_PER_MINUTE.1,
             max_context_bytes: kilobytes(MAX_CONTEXT_KB.1),
             post_update_interval: seconds(POST_UPDATE_INTERVAL_SECONDS.1),
@@ -318,6 +326,7 @@ impl RawConfig {
             max_concurrent_sessions: number(KEY_MAX_CONCURRENT_SESSIONS)?,
             idle_timeout_minutes: number(KEY_IDLE_TIMEOUT_MINUTES)?,
             approval_timeout_minutes: number(KEY_APPROVAL_TIMEOUT_MINUTES)?,
+            approval_reminder_minutes: number(KEY_APPROVAL_REMINDER_MINUTES)?,
             commands_per_minute: number(KEY_COMMANDS_PER_MINUTE)?,
             max_context_kb: number(KEY_MAX_CONTEXT_KB)?,
             post_update_interval_seconds: number(KEY_POST_UPDATE_INTERVAL_SECONDS)?,
@@ -442,6 +451,7 @@ impl RawConfig {
             Some(path.components().collect())
         };
         let idle = number_setting(IDLE_TIMEOUT_MINUTES, &self.idle_timeout_minutes)?;
+        let reminder = number_setting(APPROVAL_REMINDER_MINUTES, &self.approval_reminder_minutes)?;
         Ok(Config {
             allowed_project_roots: roots,
             claude_cli_path,
@@ -460,6 +470,7 @@ impl RawConfig {
                 APPROVAL_TIMEOUT_MINUTES,
                 &self.approval_timeout_minutes,
             )?),
+            approval_reminder: (reminder > 0).then(|| minutes(reminder)),
             commands_per_minute: number_setting(COMMANDS_PER_MINUTE, &self.commands_per_minute)?,
             max_context_bytes: kilobytes(number_setting(MAX_CONTEXT_KB, &self.max_context_kb)?),
             post_update_interval: seconds(number_setting(
@@ -658,7 +669,8 @@ mod tests {
                  "WhoCanStart": "@Alice, team:platform\n@bob, @alice", "WhoCanApprove": "Members",
                  "MaxConcurrentSessions": 12, "IdleTimeoutMinutes": "0",
                  "ApprovalTimeoutMinutes": 30.0, "CommandsPerMinute": " 7 ",
-                 "PostUpdateIntervalSeconds": 5, "DataDirectory": "/var/lib/cc/"}"#,
+                 "PostUpdateIntervalSeconds": 5, "DataDirectory": "/var/lib/cc/",
+                 "ApprovalReminderMinutes": 0}"#,
         )
         .unwrap();
         assert_eq!(c.default_model.as_deref(), Some("opus"));
@@ -677,6 +689,7 @@ mod tests {
         assert_eq!(c.approval_timeout, Duration::from_secs(1800));
         assert_eq!(c.commands_per_minute, 7);
         assert_eq!(c.post_update_interval, Duration::from_secs(5));
+        assert_eq!(c.approval_reminder, None);
         assert_eq!(c.data_directory.as_deref(), Some(Path::new("/var/lib/cc")));
 
         let d = load(br#"{"WhoCanStart": "everyone", "WhoCanApprove": "owner"}"#).unwrap();
@@ -686,6 +699,9 @@ mod tests {
         assert_eq!(d.commands_per_minute, 30);
         assert_eq!(d.max_concurrent_sessions, 5);
         assert_eq!(d.post_update_interval, Duration::from_secs(2));
+        assert_eq!(d.approval_reminder, Some(Duration::from_secs(300)));
+        let r = load(br#"{"ApprovalReminderMinutes": "15"}"#).unwrap();
+        assert_eq!(r.approval_reminder, Some(Duration::from_secs(900)));
     }
 
     #[test]
@@ -779,6 +795,14 @@ mod tests {
             (
                 br#"{"ApprovalTimeoutMinutes": 0}"#,
                 range(KEY_APPROVAL_TIMEOUT_MINUTES, 1, 1_440, 0),
+            ),
+            (
+                br#"{"ApprovalReminderMinutes": 1441}"#,
+                range(KEY_APPROVAL_REMINDER_MINUTES, 0, 1_440, 1_441),
+            ),
+            (
+                br#"{"ApprovalReminderMinutes": -1}"#,
+                range(KEY_APPROVAL_REMINDER_MINUTES, 0, 1_440, -1),
             ),
             (
                 br#"{"CommandsPerMinute": 99999999999}"#,
@@ -878,6 +902,7 @@ mod tests {
                 KEY_MAX_CONCURRENT_SESSIONS,
                 KEY_IDLE_TIMEOUT_MINUTES,
                 KEY_APPROVAL_TIMEOUT_MINUTES,
+                KEY_APPROVAL_REMINDER_MINUTES,
                 KEY_COMMANDS_PER_MINUTE,
                 KEY_MAX_CONTEXT_KB,
                 KEY_POST_UPDATE_INTERVAL_SECONDS,

@@ -62,6 +62,15 @@ pub trait PostSink: Send + Sync + 'static {
         since_ms: i64,
         key: &str,
     ) -> impl Future<Output = Result<Option<String>, ApiError>> + Send;
+    /// The direct channel between the bot and `user_id` (created if needed): where an approval
+    /// reminder goes.
+    fn direct_channel(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<String, ApiError>> + Send;
+    /// The server's SiteURL without its trailing slash, if it has one: a link in a direct
+    /// message must be absolute.
+    fn site_url(&self) -> impl Future<Output = Option<String>> + Send;
 }
 
 /// Why one delivery failed (it is retried).

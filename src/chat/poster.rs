@@ -154,6 +154,18 @@ impl PostSink for BotPoster {
             .find(|p| p.user_id == self.bot_id && p.delete_at == 0 && has_key(p))
             .map(|p| p.id))
     }
+
+    async fn direct_channel(&self, user_id: &str) -> Result<String, ApiError> {
+        self.api
+            .get_direct_channel(&self.bot_id, user_id)
+            .await
+            .map(|c| c.id)
+    }
+
+    async fn site_url(&self) -> Option<String> {
+        let config = self.api.get_config_value().await.ok()?;
+        crate::mattermost::server_config::site_url(&config)
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,11 @@ use crate::mattermost::model::{Post, SlackAttachment};
 use crate::sessions::{EventFeed, EventKind, SessionState, SharedSessionConfig};
 use crate::store::{OwedKind, OwedPost, StoreError};
 
+mod ping;
+mod queue;
+pub use ping::Approver;
+pub(crate) use queue::{excerpt, ordinal};
+
 /// The longest gap between two streaming updates of a turn's post (unless the setting's first
 /// gap is longer).
 pub const MAX_UPDATE_GAP: Duration = Duration::from_secs(16);
@@ -72,6 +77,8 @@ pub struct StreamCtx {
     pub cwd: Option<String>,
     pub signer: Arc<ActionSigner>,
     pub cards: Cards,
+    /// Who each card mentions and reminds: the session's owner (see [`ping`]).
+    pub approver: Approver,
     /// The sessions' current timeouts: a card says when its request expires.
     pub session_config: SharedSessionConfig,
     /// Set at shutdown: the task handles the events already there and ends.
@@ -388,7 +395,10 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
     };
     let key = card_key(request_id);
     let post = post_props::typed(
-        ctx.post(),
+        Post {
+            message: ctx.approver.card_message(),
+            ..ctx.post()
+        },
         post_props::card_props(&ctx.session_id, request_id, attachment.clone()),
     );
     let owed = OwedPost {
@@ -521,6 +531,8 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
     let mut turn: Option<TurnPost> = None;
     let mut cost_before: Option<f64> = None;
     let mut stop = ctx.stop.clone();
+    let mut reminders = ping::Reminders::default();
+    let mut queue = queue::Queue::default();
     // The setting is read as each turn starts, so a saved change applies from the next turn.
     let new_turn = |seq, prompt_id: Option<&String>| {
         let first_gap = ctx.session_config.get().post_update_interval;
@@ -533,11 +545,13 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
     };
     loop {
         let due = turn.as_ref().and_then(TurnPost::due);
+        let remind_at = reminders.next_due();
         tokio::select! {
             // Events first: at shutdown, those already published are still posted.
             biased;
             event = events.recv() => {
                 let Some(event) = event else { break };
+                queue::post(&outbox, &ctx, queue.apply(&event.kind)).await;
                 match &event.kind {
                     EventKind::TurnResult { .. } => {
                         let (line, cost) = closing(&event.kind, cost_before);
@@ -550,14 +564,19 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
                             t.dirty |= t.renderer.apply_event(&event.kind);
                         }
                         post_card(&outbox, &ctx, &event.kind).await;
+                        if let EventKind::ToolUseRequested { request_id, .. } = &event.kind {
+                            reminders.schedule(request_id, ctx.session_config.get().approval_reminder);
+                        }
                     }
                     EventKind::ToolApprovalExpired { request_id, .. } => {
+                        reminders.cancel(request_id);
                         close_card(&outbox, &ctx, request_id, card::Decision::Expired).await;
                     }
                     EventKind::ToolApprovalCancelled { request_id } => {
                         if let Some(t) = turn.as_mut() {
                             t.dirty |= t.renderer.apply_event(&event.kind);
                         }
+                        reminders.cancel(request_id);
                         close_card(&outbox, &ctx, request_id, card::Decision::Cancelled).await;
                     }
                     EventKind::Crashed { .. } => {
@@ -600,6 +619,12 @@ pub async fn run<S: PostSink>(outbox: Arc<Outbox<S>>, ctx: StreamCtx, mut events
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 if let Some(t) = turn.as_mut() {
                     t.write_streaming(&outbox, &ctx).await;
+                }
+            }
+            _ = tokio::time::sleep_until(remind_at.unwrap_or_else(Instant::now)), if remind_at.is_some() => {
+                let waited = ctx.session_config.get().approval_reminder.unwrap_or_default();
+                for request_id in reminders.take_due() {
+                    ping::remind(&outbox, &ctx, &request_id, waited).await;
                 }
             }
             _ = async { drop(stop.wait_for(|stop| *stop).await) } => break,

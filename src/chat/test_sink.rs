@@ -148,6 +148,17 @@ impl PostSink for FakeSink {
             })
             .map(|(id, _)| id))
     }
+
+    async fn direct_channel(&self, user_id: &str) -> Result<String, ApiError> {
+        if self.down() {
+            return Err(busy());
+        }
+        Ok(format!("dm:{user_id}"))
+    }
+
+    async fn site_url(&self) -> Option<String> {
+        Some("https://mm.test".into())
+    }
 }
 
 /// A temp directory, removed when dropped.

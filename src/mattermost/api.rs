@@ -378,6 +378,19 @@ impl Api {
         some("GetChannel", r.a)
     }
 
+    /// The direct channel between two users, created if it does not exist yet.
+    pub async fn get_direct_channel(
+        &self,
+        user_id_1: &str,
+        user_id_2: &str,
+    ) -> Result<Channel, ApiError> {
+        let r: GetChannelReturns = self
+            .call("GetDirectChannel", &Self::ss(user_id_1, user_id_2))
+            .await?;
+        app(r.b)?;
+        some("GetDirectChannel", r.a)
+    }
+
     /// The server's whole `model.Config`, decoded generically (it is huge and changes with
     /// every server version); read it with [`Value`] accessors.
     pub async fn get_config_value(&self) -> Result<Value, ApiError> {

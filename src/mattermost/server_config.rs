@@ -21,6 +21,17 @@ pub(crate) fn file_settings_directory(config: &Value) -> Option<String> {
     }
 }
 
+/// `ServiceSettings.SiteURL` (a `*string`) without a trailing slash; `None` when absent or
+/// blank (the server then knows no absolute URL of itself).
+pub(crate) fn site_url(config: &Value) -> Option<String> {
+    match field(field(config, "ServiceSettings")?, "SiteURL")? {
+        Value::String(url) if !url.trim().is_empty() => {
+            Some(url.trim().trim_end_matches('/').to_owned())
+        }
+        _ => None,
+    }
+}
+
 /// `PluginSettings.Plugins[plugin_id]` (a `map[string]any`) as the JSON object the server
 /// stores for the plugin, the shape LoadPluginConfiguration returns; `None` when the
 /// configuration has no entry for the plugin.
@@ -121,6 +132,22 @@ mod tests {
             None
         );
         assert_eq!(file_settings_directory(&s("not a config")), None);
+    }
+
+    #[test]
+    fn site_url_without_its_trailing_slash() {
+        let config = |url: Value| {
+            Value::Struct(vec![(
+                "ServiceSettings".into(),
+                Value::Struct(vec![("SiteURL".into(), url)]),
+            )])
+        };
+        assert_eq!(
+            site_url(&config(s(" https://chat.example.com/ "))).as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(site_url(&config(s(""))), None);
+        assert_eq!(site_url(&Value::Struct(vec![])), None);
     }
 
     #[test]

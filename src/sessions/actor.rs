@@ -55,6 +55,9 @@ pub struct SessionConfig {
     /// (PostUpdateIntervalSeconds), kept here so that it follows saved settings as the
     /// timeouts do (read where used).
     pub post_update_interval: Duration,
+    /// Not the actor's either: how long a card waits before its approver gets a direct
+    /// message (ApprovalReminderMinutes); `None` = never.
+    pub approval_reminder: Option<Duration>,
 }
 
 impl Default for SessionConfig {
@@ -67,6 +70,7 @@ impl Default for SessionConfig {
             stderr_tail_lines: 20,
             event_capacity: 256,
             post_update_interval: Duration::from_secs(2),
+            approval_reminder: None,
         }
     }
 }
@@ -195,7 +199,8 @@ pub struct SessionStatus {
     pub cli_session_id: Option<String>,
     pub pid: Option<u32>,
     pub current_prompt: Option<String>,
-    pub queued_prompts: usize,
+    /// The texts of the prompts waiting for their turn, in order.
+    pub queued_prompts: Vec<String>,
     pub pending_approvals: Vec<PendingApprovalInfo>,
     pub last_exit: Option<ExitInfo>,
     pub stderr_tail: Vec<String>,
@@ -987,7 +992,7 @@ impl Actor {
             cli_session_id: self.record.cli_session_id.clone(),
             pid: self.process.as_ref().and_then(|p| p.signals.pid()),
             current_prompt: self.current_prompt.clone(),
-            queued_prompts: self.queue.len(),
+            queued_prompts: self.queue.iter().map(|q| q.text.clone()).collect(),
             pending_approvals: pending,
             last_exit: self.last_exit,
             stderr_tail,

@@ -9,6 +9,7 @@ use super::{state_word, Asker, ChatService, SessionInfo};
 use crate::chat::authz::Action;
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::neutralise;
+use crate::chat::stream::{excerpt, ordinal};
 use crate::config::Config;
 use crate::mattermost::model::{Any, CommandArgs, CommandResponse, Post};
 use crate::sessions::SessionHandle;
@@ -56,6 +57,13 @@ fn status_text(view: &SessionView) -> String {
         text.push_str(&format!(
             " · {} approval(s) pending",
             view.pending_approvals
+        ));
+    }
+    for (i, prompt) in view.queued.iter().enumerate() {
+        text.push_str(&format!(
+            "\n- Queued ({}): {}",
+            ordinal(i + 1),
+            excerpt(prompt)
         ));
     }
     text
@@ -254,5 +262,38 @@ impl ChatService {
                 )
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::SessionState;
+
+    #[test]
+    fn status_lists_the_queued_prompts_in_order() {
+        let view = SessionView {
+            id: "s1".into(),
+            channel_id: "c1".into(),
+            owner_id: "u1".into(),
+            project_path: "/p".into(),
+            model: None,
+            permission_mode: None,
+            state: SessionState::Running,
+            created_at: 0,
+            updated_at: 0,
+            root_post_id: None,
+            queued_prompts: 2,
+            queued: vec!["add tests\nfor the parser".into(), "then run them".into()],
+            pending_approvals: 0,
+            last_seq: 0,
+        };
+        let text = status_text(&view);
+        assert!(
+            text.ends_with(
+                "· 2 queued prompt(s)\n- Queued (1st): add tests…\n- Queued (2nd): then run them"
+            ),
+            "{text}"
+        );
     }
 }

@@ -189,6 +189,7 @@ pub(crate) fn session_config(config: &Config) -> SessionConfig {
             .unwrap_or(Duration::from_secs(365 * 24 * 3600)),
         approval_timeout: config.approval_timeout,
         post_update_interval: config.post_update_interval,
+        approval_reminder: config.approval_reminder,
         ..SessionConfig::default()
     }
 }
@@ -261,7 +262,8 @@ impl ChatService {
         }
     }
 
-    /// Maps a session and starts its post stream.
+    /// Maps a session and starts its post stream (once the owner's username is known: every
+    /// card mentions it).
     fn track(self: &Arc<Self>, handle: &SessionHandle, info: SessionInfo) {
         let ctx = StreamCtx {
             session_id: handle.id().to_owned(),
@@ -270,10 +272,24 @@ impl ChatService {
             cwd: Some(info.project_path.clone()),
             signer: self.signer.clone(),
             cards: self.cards.clone(),
+            approver: stream::Approver::new(info.owner_id.clone(), None),
             session_config: self.engine.shared_config(),
             stop: self.stop_streams.subscribe(),
         };
-        let task = tokio::spawn(stream::run(self.outbox.clone(), ctx, handle.feed()));
+        let api = self.api.clone();
+        let (outbox, feed) = (self.outbox.clone(), handle.feed());
+        let task = tokio::spawn(async move {
+            let mut ctx = ctx;
+            // Without the name (the server does not answer now) cards mention nobody; the
+            // reminder still goes by id.
+            let username = api
+                .get_user(&ctx.approver.user_id)
+                .await
+                .ok()
+                .map(|u| u.username);
+            ctx.approver = stream::Approver::new(ctx.approver.user_id.clone(), username);
+            stream::run(outbox, ctx, feed).await
+        });
         let live = super::live::LiveCtx {
             session_id: handle.id().to_owned(),
             channel_id: info.channel_id.clone(),

@@ -65,6 +65,9 @@ pub(crate) struct SessionView {
     pub updated_at: i64,
     pub root_post_id: Option<String>,
     pub queued_prompts: usize,
+    /// Their texts in order, for `/claude status` (the API gives the count).
+    #[serde(skip)]
+    pub queued: Vec<String>,
     pub pending_approvals: usize,
     /// The last live event's sequence number (replay with `events?after=`).
     pub last_seq: i64,
@@ -302,7 +305,8 @@ impl ChatService {
             created_at: record.created_at,
             updated_at: record.updated_at,
             root_post_id: (!info.root_id.is_empty()).then(|| info.root_id.clone()),
-            queued_prompts: status.queued_prompts,
+            queued_prompts: status.queued_prompts.len(),
+            queued: status.queued_prompts,
             pending_approvals: status.pending_approvals.len(),
             last_seq,
         })

@@ -29,6 +29,7 @@ fn ctx(cards: Cards, stop: watch::Receiver<bool>, config: SharedSessionConfig) -
         cwd: Some("/p".into()),
         signer: Arc::new(ActionSigner::new(&"ab".repeat(32)).unwrap()),
         cards,
+        approver: Approver::new("owner".into(), Some("alice".into())),
         session_config: config,
         stop,
     }
@@ -831,3 +832,5 @@ async fn a_plan_is_a_card_and_a_long_one_follows_whole_as_a_file() {
     assert_eq!((files.len(), uploads), (1, 1));
     assert_eq!(files[0].message, "The whole plan");
 }
+
+mod ping;

@@ -1,0 +1,175 @@
+//! A card that waits on people says so to the one who decides: every card's post mentions the
+//! session's owner by username (Mattermost notifies them on desktop and by push on mobile),
+//! and a card still undecided after ApprovalReminderMinutes sends the owner one direct message
+//! from the bot with a link to it.
+//!
+//! Only the owner is mentioned, whatever WhoCanApprove says: with `members` every member of
+//! the channel may decide, and mentioning them all would be the channel-wide ping the bot must
+//! never send. The name comes from Mattermost (GetUser of the owner's id), never from text
+//! from outside, so it is the one `@` the neutraliser leaves alive on purpose.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{with_retry, StreamCtx};
+use crate::chat::outbox::{card_key, owed, Outbox, PostSink};
+use crate::chat::render::inline_code;
+use crate::mattermost::model::Post;
+use crate::store::{OwedKind, OwedPost};
+
+/// The person a card waits on.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    pub user_id: String,
+    /// From Mattermost (GetUser); `None` when it could not be read, or is not a name the
+    /// server would parse as one mention: the card then mentions nobody.
+    pub username: Option<String>,
+}
+
+impl Approver {
+    pub fn new(user_id: String, username: Option<String>) -> Self {
+        // Mattermost's username rules (a-z, 0-9, `.`, `-`, `_`); anything else could make the
+        // mention something else.
+        let username = username.filter(|u| {
+            !u.is_empty()
+                && u.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')
+                })
+        });
+        Approver { user_id, username }
+    }
+
+    /// The message of a pending card's post: the mention that notifies its approver. A decided
+    /// card's post no longer carries it.
+    pub(super) fn card_message(&self) -> String {
+        match &self.username {
+            Some(name) => format!("@{name} Claude Code is waiting for your decision"),
+            None => String::new(),
+        }
+    }
+}
+
+/// The cards whose reminder is still to come, by when.
+#[derive(Default)]
+pub(super) struct Reminders {
+    due: Vec<(Instant, String)>,
+}
+
+impl Reminders {
+    /// The card of `request_id` reminds after `after` (`None`: never).
+    pub(super) fn schedule(&mut self, request_id: &str, after: Option<Duration>) {
+        if let Some(after) = after {
+            self.due
+                .push((Instant::now() + after, request_id.to_owned()));
+        }
+    }
+
+    /// The card was closed: no reminder.
+    pub(super) fn cancel(&mut self, request_id: &str) {
+        self.due.retain(|(_, id)| id != request_id);
+    }
+
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.due.iter().map(|(at, _)| *at).min()
+    }
+
+    /// The requests due by now, each handed out once.
+    pub(super) fn take_due(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        let (due, later) = self.due.drain(..).partition(|(at, _)| *at <= now);
+        self.due = later;
+        due.into_iter().map(|(_, id)| id).collect()
+    }
+}
+
+/// Owes the owner one direct message about the card of `request_id` if it still waits. Owed
+/// under one key per request, so it is delivered once however often the server fails.
+pub(super) async fn remind<S: PostSink>(
+    outbox: &Outbox<S>,
+    ctx: &StreamCtx,
+    request_id: &str,
+    waited: Duration,
+) {
+    let tool = ctx.cards.lock().ok().and_then(|cards| {
+        let card = cards.get(&(ctx.session_id.clone(), request_id.to_owned()))?;
+        (!card.decided).then(|| card.tool.clone())
+    });
+    let Some(tool) = tool else { return };
+    let sink = outbox.sink();
+    let channel_id = match with_retry("GetDirectChannel", || {
+        sink.direct_channel(&ctx.approver.user_id)
+    })
+    .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(session = %ctx.session_id, "no direct channel for the approval reminder: {e}");
+            return;
+        }
+    };
+    let post_id = outbox
+        .store()
+        .outbox_post_id(&card_key(request_id))
+        .await
+        .ok()
+        .flatten();
+    let link = match (sink.site_url().await, post_id) {
+        (Some(site), Some(id)) => format!(": {site}/_redirect/pl/{id}"),
+        _ => " in its session's thread".to_owned(),
+    };
+    let post = Post {
+        user_id: ctx.bot_id.clone(),
+        channel_id,
+        message: reminder_text(&tool, waited, &link),
+        ..Default::default()
+    };
+    let reminder = OwedPost {
+        closed: true,
+        ..owed(
+            format!("reminder:{request_id}"),
+            OwedKind::Reply,
+            &ctx.session_id,
+            &post,
+        )
+    };
+    if let Err(e) = outbox.put(reminder).await {
+        tracing::error!(session = %ctx.session_id, "owing the approval reminder failed: {e}");
+    }
+}
+
+fn reminder_text(tool: &str, waited: Duration, link: &str) -> String {
+    let minutes = waited.as_secs() / 60;
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!(
+        "⏳ Claude Code has waited {minutes} {unit} for your decision on {}{link}",
+        inline_code(tool)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_real_username_is_mentioned() {
+        let a = Approver::new("u1".into(), Some("alice.b-c_1".into()));
+        assert_eq!(
+            a.card_message(),
+            "@alice.b-c_1 Claude Code is waiting for your decision"
+        );
+        for bad in ["", "Alice", "al ice", "a@all", "a\u{202e}b"] {
+            let a = Approver::new("u1".into(), Some(bad.into()));
+            assert_eq!(a.card_message(), "", "{bad:?}");
+        }
+        assert_eq!(Approver::new("u1".into(), None).card_message(), "");
+    }
+
+    #[test]
+    fn the_reminder_says_how_long_and_where() {
+        assert_eq!(
+            reminder_text("Bash", Duration::from_secs(300), ": https://mm/_redirect/pl/p1"),
+            "⏳ Claude Code has waited 5 minutes for your decision on `Bash`: https://mm/_redirect/pl/p1"
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! Prompts that wait: the session's actor runs one turn at a time and queues the prompts that
+//! arrive meanwhile, in order. The thread shows it: a prompt that has to wait gets a short
+//! reply "⏳ Queued (2nd): …", which becomes "▶ Started …" when its turn starts, or says it
+//! was not run when the session stopped or crashed first (the actor drops its queue then).
+//!
+//! This is a fold of the session's events (Prompt, and the status changes that start and end
+//! turns), so it needs no answer from the actor and replays the same after a lag.
+
+use std::collections::VecDeque;
+
+use super::StreamCtx;
+use crate::chat::outbox::{Outbox, PostSink};
+use crate::sessions::{EventKind, SessionState};
+use crate::store::{OwedKind, OwedPost};
+
+/// How much of a prompt's first line its queue line quotes.
+const EXCERPT_CHARS: usize = 80;
+
+/// A prompt accepted and not started yet.
+struct Waiting {
+    prompt_id: String,
+    excerpt: String,
+    /// Its place in the queue when it came, if it had to wait (then it has a line).
+    position: Option<usize>,
+}
+
+/// What the thread should say about one queued prompt now.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct QueueLine {
+    /// The line's post in the outbox: `queued:<prompt id>`.
+    pub key: String,
+    pub text: String,
+    /// No later version follows (started, or dropped).
+    pub closed: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Queue {
+    /// A turn runs (or waits for an approval): a prompt that comes now waits.
+    running: bool,
+    waiting: VecDeque<Waiting>,
+}
+
+impl Queue {
+    /// Folds one event; returns the lines that changed.
+    pub(super) fn apply(&mut self, event: &EventKind) -> Vec<QueueLine> {
+        match event {
+            EventKind::Prompt {
+                prompt_id, text, ..
+            } => {
+                // Its place among the prompts that wait: behind the running turn, or, when
+                // none runs, behind the first accepted prompt (which starts next).
+                let position = if self.running {
+                    Some(self.waiting.len() + 1)
+                } else {
+                    Some(self.waiting.len()).filter(|n| *n > 0)
+                };
+                let excerpt = excerpt(text);
+                self.waiting.push_back(Waiting {
+                    prompt_id: prompt_id.clone(),
+                    excerpt: excerpt.clone(),
+                    position,
+                });
+                position
+                    .map(|p| QueueLine {
+                        key: key(prompt_id),
+                        text: format!("⏳ Queued ({}): {excerpt}", ordinal(p)),
+                        closed: false,
+                    })
+                    .into_iter()
+                    .collect()
+            }
+            EventKind::StatusChanged { to, prompt_id, .. } => match to {
+                SessionState::Running => {
+                    self.running = true;
+                    let Some(id) = prompt_id else {
+                        return Vec::new();
+                    };
+                    let Some(i) = self.waiting.iter().position(|w| w.prompt_id == *id) else {
+                        return Vec::new();
+                    };
+                    let w = self.waiting.remove(i).expect("index from position");
+                    w.position
+                        .map(|p| QueueLine {
+                            key: key(&w.prompt_id),
+                            text: format!("▶ Started (was queued {}): {}", ordinal(p), w.excerpt),
+                            closed: true,
+                        })
+                        .into_iter()
+                        .collect()
+                }
+                SessionState::AwaitingApproval => {
+                    self.running = true;
+                    Vec::new()
+                }
+                SessionState::Idle | SessionState::Starting => {
+                    self.running = false;
+                    Vec::new()
+                }
+                SessionState::Stopping | SessionState::Stopped | SessionState::Crashed => {
+                    self.dropped("the session stopped")
+                }
+            },
+            EventKind::Crashed { .. } => self.dropped("Claude Code stopped unexpectedly"),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The actor dropped its queue: every waiting prompt's line says it was not run.
+    fn dropped(&mut self, why: &str) -> Vec<QueueLine> {
+        self.running = false;
+        self.waiting
+            .drain(..)
+            .filter(|w| w.position.is_some())
+            .map(|w| QueueLine {
+                key: key(&w.prompt_id),
+                text: format!("✗ Not run ({why}; send it again): {}", w.excerpt),
+                closed: true,
+            })
+            .collect()
+    }
+}
+
+fn key(prompt_id: &str) -> String {
+    format!("queued:{prompt_id}")
+}
+
+/// The prompt's first non-empty line, cut to [`EXCERPT_CHARS`].
+pub(crate) fn excerpt(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut out: String = line.chars().take(EXCERPT_CHARS).collect();
+    if line.chars().count() > EXCERPT_CHARS || text.trim().lines().nth(1).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// 1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, …, 21st.
+pub(crate) fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// Owes each changed line as a reply in the session's thread.
+pub(super) async fn post<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, lines: Vec<QueueLine>) {
+    for line in lines {
+        let post = crate::mattermost::model::Post {
+            message: line.text,
+            ..ctx.post()
+        };
+        let owed = OwedPost {
+            closed: line.closed,
+            ..ctx.owed(line.key, OwedKind::Reply, &post)
+        };
+        if let Err(e) = outbox.put(owed).await {
+            tracing::error!(session = %ctx.session_id, "owing a queue line failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prompt(id: &str, text: &str) -> EventKind {
+        EventKind::Prompt {
+            prompt_id: id.into(),
+            author: "u1".into(),
+            text: text.into(),
+        }
+    }
+
+    fn to(state: SessionState, prompt: Option<&str>) -> EventKind {
+        EventKind::StatusChanged {
+            from: SessionState::Idle,
+            to: state,
+            prompt_id: prompt.map(str::to_owned),
+        }
+    }
+
+    fn texts(lines: Vec<QueueLine>) -> Vec<String> {
+        lines.into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn prompts_during_a_turn_are_queued_in_order_and_started_in_order() {
+        let mut q = Queue::default();
+        assert!(q.apply(&prompt("p1", "first")).is_empty());
+        assert!(q.apply(&to(SessionState::Running, Some("p1"))).is_empty());
+        assert_eq!(
+            texts(q.apply(&prompt("p2", "second\nmore"))),
+            ["⏳ Queued (1st): second…"]
+        );
+        assert_eq!(
+            texts(q.apply(&prompt("p3", "third"))),
+            ["⏳ Queued (2nd): third"]
+        );
+        // An approval does not end the turn.
+        assert!(q
+            .apply(&to(SessionState::AwaitingApproval, None))
+            .is_empty());
+        assert!(q.apply(&to(SessionState::Running, Some("p1"))).is_empty());
+        assert!(q.apply(&to(SessionState::Idle, None)).is_empty());
+        let started = q.apply(&to(SessionState::Running, Some("p2")));
+        assert_eq!(
+            started,
+            [QueueLine {
+                key: "queued:p2".into(),
+                text: "▶ Started (was queued 1st): second…".into(),
+                closed: true,
+            }]
+        );
+        assert!(q.apply(&to(SessionState::Idle, None)).is_empty());
+        assert_eq!(
+            texts(q.apply(&to(SessionState::Running, Some("p3")))),
+            ["▶ Started (was queued 2nd): third"]
+        );
+        assert!(q.apply(&to(SessionState::Idle, None)).is_empty());
+        // Idle again: the next prompt does not wait.
+        assert!(q.apply(&prompt("p4", "fourth")).is_empty());
+    }
+
+    #[test]
+    fn a_prompt_behind_one_that_is_starting_waits_too() {
+        let mut q = Queue::default();
+        assert!(q.apply(&to(SessionState::Starting, None)).is_empty());
+        assert!(q.apply(&prompt("p1", "first")).is_empty());
+        assert_eq!(
+            texts(q.apply(&prompt("p2", "second"))),
+            ["⏳ Queued (1st): second"]
+        );
+    }
+
+    #[test]
+    fn a_stop_or_crash_says_which_prompts_were_not_run() {
+        let mut q = Queue::default();
+        q.apply(&prompt("p1", "first"));
+        q.apply(&to(SessionState::Running, Some("p1")));
+        q.apply(&prompt("p2", "second"));
+        let lines = q.apply(&to(SessionState::Stopping, None));
+        assert_eq!(
+            texts(lines),
+            ["✗ Not run (the session stopped; send it again): second"]
+        );
+        q.apply(&prompt("p3", "again"));
+        q.apply(&to(SessionState::Running, Some("p3")));
+        q.apply(&prompt("p4", "lost"));
+        let crashed = EventKind::Crashed {
+            exit_code: Some(1),
+            signal: None,
+            stderr_tail: vec![],
+            dropped_prompts: 1,
+        };
+        assert_eq!(
+            texts(q.apply(&crashed)),
+            ["✗ Not run (Claude Code stopped unexpectedly; send it again): lost"]
+        );
+    }
+
+    #[test]
+    fn ordinals() {
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111]
+            .into_iter()
+            .map(ordinal)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
+                "111th"
+            ]
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! A card pings its approver: the mention on the card, the one reminder by direct message,
+//! and the queue lines in the thread.
+
+use super::*;
+
+impl Stream {
+    /// Sets ApprovalReminderMinutes as a saved setting does.
+    fn set_reminder(&self, after: Option<Duration>) {
+        self.config.set(crate::sessions::SessionConfig {
+            approval_reminder: after,
+            ..(*self.config.get()).clone()
+        });
+    }
+}
+
+/// The direct messages the bot sent the owner (the fake's direct channel is `dm:<user>`).
+fn direct_messages(sink: &FakeSink) -> Vec<Post> {
+    sink.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(kind, p, _)| *kind == "create" && p.channel_id == "dm:owner")
+        .map(|(_, p, _)| p.clone())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_card_mentions_its_approver_and_no_one_else() {
+    let s = stream(256).await;
+    s.send(request("r1")).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (sink, ..) = s.finish().await;
+    let posts = sink.posts();
+    let (_, card) = posts
+        .iter()
+        .find(|(_, p)| p.props_attachments().is_some())
+        .expect("a card");
+    assert_eq!(
+        card.message,
+        "@alice Claude Code is waiting for your decision"
+    );
+    assert_eq!(card.message.matches('@').count(), 1, "{}", card.message);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_card_reminds_its_approver_once_after_the_set_time() {
+    let s = stream(256).await;
+    s.set_reminder(Some(Duration::from_secs(300)));
+    s.send(request("r1")).await;
+    tokio::time::sleep(Duration::from_secs(299)).await;
+    assert!(direct_messages(&s.rig.sink).is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&s.rig.outbox).await;
+    // Long after: still the one.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    let card_id = s
+        .rig
+        .store
+        .outbox_post_id(&crate::chat::outbox::card_key("r1"))
+        .await
+        .unwrap()
+        .expect("the card was created");
+    let (sink, ..) = s.finish().await;
+    let dms = direct_messages(&sink);
+    assert_eq!(dms.len(), 1, "{dms:?}");
+    assert_eq!(dms[0].root_id, "");
+    assert_eq!(
+        dms[0].message,
+        format!(
+            "⏳ Claude Code has waited 5 minutes for your decision on `Write`: https://mm.test/_redirect/pl/{card_id}"
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_card_decided_or_closed_in_time_sends_no_reminder() {
+    // Decided by a click (the claim), closed by expiry, or the reminder turned off.
+    for how in ["click", "expired", "off"] {
+        let s = stream(256).await;
+        s.set_reminder((how != "off").then_some(Duration::from_secs(60)));
+        s.send(request("r1")).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        match how {
+            "click" => {
+                s.cards
+                    .lock()
+                    .unwrap()
+                    .get_mut(&("s1".to_owned(), "r1".to_owned()))
+                    .unwrap()
+                    .decided = true;
+            }
+            "expired" => {
+                s.send(EventKind::ToolApprovalExpired {
+                    request_id: "r1".into(),
+                    message: "expired".into(),
+                })
+                .await;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let (sink, ..) = s.finish().await;
+        assert!(direct_messages(&sink).is_empty(), "{how}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn prompts_sent_during_a_turn_show_as_queued_then_started() {
+    let s = stream(256).await;
+    let prompt = |id: &str, text: &str| EventKind::Prompt {
+        prompt_id: id.into(),
+        author: "u1".into(),
+        text: text.into(),
+    };
+    let running = |id: &str| EventKind::StatusChanged {
+        from: SessionState::Idle,
+        to: SessionState::Running,
+        prompt_id: Some(id.into()),
+    };
+    let idle = EventKind::StatusChanged {
+        from: SessionState::Running,
+        to: SessionState::Idle,
+        prompt_id: None,
+    };
+    s.send(prompt("p1", "one")).await;
+    s.send(running("p1")).await;
+    s.send(prompt("p2", "two")).await;
+    s.send(prompt("p3", "three")).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    settle(&s.rig.outbox).await;
+    let root_id = s.rig.root_id.clone();
+    let lines = |sink: &FakeSink| -> Vec<String> {
+        sink.posts()
+            .into_iter()
+            .map(|(_, p)| p)
+            .filter(|p| {
+                p.root_id == root_id && p.message.contains(" (") && !p.message.contains("Done")
+            })
+            .map(|p| p.message)
+            .collect()
+    };
+    assert_eq!(
+        lines(&s.rig.sink),
+        ["⏳ Queued (1st): two", "⏳ Queued (2nd): three"]
+    );
+    for next in ["p2", "p3"] {
+        s.send(result()).await;
+        s.send(idle.clone()).await;
+        s.send(running(next)).await;
+    }
+    s.send(result()).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (sink, ..) = s.finish().await;
+    assert_eq!(
+        lines(&sink),
+        [
+            "▶ Started (was queued 1st): two",
+            "▶ Started (was queued 2nd): three"
+        ]
+    );
+}
