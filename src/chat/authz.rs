@@ -123,6 +123,12 @@ impl Action {
             ApprovalAction::Deny => Action::Deny,
             ApprovalAction::DenyWithReason => Action::DenyWithReason,
             ApprovalAction::EditAndApprove => Action::EditAndApprove,
+            // Answering a question or starting from a plan is approving the request.
+            ApprovalAction::Answer { .. }
+            | ApprovalAction::AnswerInDialog
+            | ApprovalAction::PlanStart
+            | ApprovalAction::PlanAcceptEdits => Action::Approve,
+            ApprovalAction::PlanKeep => Action::DenyWithReason,
         }
     }
 
@@ -130,6 +136,7 @@ impl Action {
     pub fn of_dialog(button: ApprovalAction) -> Action {
         match button {
             ApprovalAction::EditAndApprove => Action::SubmitEdit,
+            ApprovalAction::AnswerInDialog => Action::Approve,
             _ => Action::SubmitDenyReason,
         }
     }

@@ -11,6 +11,7 @@
 //! per-installation secret. Signature checks do not replace the integrator's
 //! own checks (may this user approve? is the request still pending?).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -66,6 +67,20 @@ pub enum ApprovalAction {
     Deny,
     DenyWithReason,
     EditAndApprove,
+    // The buttons of question and plan cards (`question.rs` draws those cards).
+    /// One option of a single-choice question, by index: the answer is in the signed id.
+    Answer {
+        question: u8,
+        option: u8,
+    },
+    /// Opens the answer dialog (multiple choice, several questions, or "Other…").
+    AnswerInDialog,
+    /// Leave plan mode and go on with approvals (the CLI's default mode).
+    PlanStart,
+    /// Leave plan mode in acceptEdits.
+    PlanAcceptEdits,
+    /// Opens the feedback dialog; the feedback is the denial message.
+    PlanKeep,
 }
 
 impl ApprovalAction {
@@ -78,18 +93,40 @@ impl ApprovalAction {
     ];
 
     /// The button id; Mattermost's action route accepts `[A-Za-z0-9]+` only.
-    pub fn id(self) -> &'static str {
-        match self {
+    pub fn id(self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             ApprovalAction::Approve => "approve",
             ApprovalAction::ApproveForSession => "approvesession",
             ApprovalAction::Deny => "deny",
             ApprovalAction::DenyWithReason => "denyreason",
             ApprovalAction::EditAndApprove => "editapprove",
-        }
+            ApprovalAction::Answer { question, option } => {
+                return Cow::Owned(format!("q{question}o{option}"))
+            }
+            ApprovalAction::AnswerInDialog => "answer",
+            ApprovalAction::PlanStart => "planstart",
+            ApprovalAction::PlanAcceptEdits => "planacceptedits",
+            ApprovalAction::PlanKeep => "plankeep",
+        })
     }
 
     pub fn from_id(id: &str) -> Option<ApprovalAction> {
-        Self::ALL.into_iter().find(|a| a.id() == id)
+        const FIXED: [ApprovalAction; 4] = [
+            ApprovalAction::AnswerInDialog,
+            ApprovalAction::PlanStart,
+            ApprovalAction::PlanAcceptEdits,
+            ApprovalAction::PlanKeep,
+        ];
+        if let Some(a) = Self::ALL.into_iter().chain(FIXED).find(|a| a.id() == id) {
+            return Some(a);
+        }
+        // `q<question>o<option>` in canonical decimal only, so the signed text is unique.
+        let (q, o) = id.strip_prefix('q')?.split_once('o')?;
+        let index = |t: &str| t.parse::<u8>().ok().filter(|n| n.to_string() == t);
+        Some(ApprovalAction::Answer {
+            question: index(q)?,
+            option: index(o)?,
+        })
     }
 
     pub fn label(self) -> &'static str {
@@ -99,12 +136,18 @@ impl ApprovalAction {
             ApprovalAction::Deny => "Deny",
             ApprovalAction::DenyWithReason => "Deny with reason…",
             ApprovalAction::EditAndApprove => "Edit and approve…",
+            // An option's label is the model's text, given by `question.rs`.
+            ApprovalAction::Answer { .. } => "",
+            ApprovalAction::AnswerInDialog => "Other…",
+            ApprovalAction::PlanStart => "Start with approvals",
+            ApprovalAction::PlanAcceptEdits => "Start and accept edits",
+            ApprovalAction::PlanKeep => "Keep planning…",
         }
     }
 
-    fn style(self) -> &'static str {
+    pub(crate) fn style(self) -> &'static str {
         match self {
-            ApprovalAction::Approve => "primary",
+            ApprovalAction::Approve | ApprovalAction::PlanStart => "primary",
             ApprovalAction::Deny => "danger",
             _ => "default",
         }
@@ -114,7 +157,10 @@ impl ApprovalAction {
     pub fn opens_dialog(self) -> bool {
         matches!(
             self,
-            ApprovalAction::DenyWithReason | ApprovalAction::EditAndApprove
+            ApprovalAction::DenyWithReason
+                | ApprovalAction::EditAndApprove
+                | ApprovalAction::AnswerInDialog
+                | ApprovalAction::PlanKeep
         )
     }
 }
@@ -207,10 +253,11 @@ impl ActionSigner {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC accepts any key length");
         mac.update(b"claude-code approval v1\n");
         let expires = ctx.expires_at.to_string();
+        let action = ctx.action.id();
         for field in [
             ctx.session_id.as_str(),
             ctx.request_id.as_str(),
-            ctx.action.id(),
+            action.as_ref(),
             expires.as_str(),
         ] {
             mac.update(format!("{}:", field.len()).as_bytes());
@@ -231,7 +278,7 @@ impl ActionSigner {
         let mut m = serde_json::Map::new();
         m.insert("session_id".into(), ctx.session_id.clone().into());
         m.insert("request_id".into(), ctx.request_id.clone().into());
-        m.insert("action".into(), ctx.action.id().into());
+        m.insert("action".into(), ctx.action.id().into_owned().into());
         m.insert("expires_at".into(), ctx.expires_at.to_string().into());
         m.insert("sig".into(), self.sign(ctx).into());
         m
@@ -527,6 +574,19 @@ pub enum Decision {
     Expired,
     /// Claude stopped waiting (interrupt, `/claude stop`, the CLI exiting, a plugin restart).
     Cancelled,
+    /// A question card answered: `(question, answer)` pairs.
+    Answered {
+        by: String,
+        at: i64,
+        answers: Vec<(String, String)>,
+    },
+    /// A plan card: leave plan mode (`accept_edits`: in acceptEdits), or keep planning with
+    /// `feedback` (a denial).
+    Plan {
+        by: String,
+        at: i64,
+        outcome: super::question::PlanOutcome,
+    },
 }
 
 /// The one-line outcome shown where the buttons were.
@@ -565,6 +625,12 @@ pub fn decision_line(decision: &Decision) -> String {
         Decision::Cancelled => {
             "⏹ Withdrawn — Claude Code stopped waiting for this decision".to_owned()
         }
+        Decision::Answered { by, at, answers } => {
+            super::question::answered_line(by, &clock_utc(*at), answers)
+        }
+        Decision::Plan { by, at, outcome } => {
+            super::question::plan_line(by, &clock_utc(*at), outcome)
+        }
     }
 }
 
@@ -572,8 +638,9 @@ pub fn decision_line(decision: &Decision) -> String {
 /// place and a colour for it.
 pub fn decided_attachment(pending: &SlackAttachment, decision: &Decision) -> SlackAttachment {
     let color = match decision {
-        Decision::Approved { .. } => COLOR_APPROVED,
-        Decision::Denied { .. } => COLOR_DENIED,
+        Decision::Approved { .. } | Decision::Answered { .. } => COLOR_APPROVED,
+        Decision::Plan { outcome, .. } if outcome.starts() => COLOR_APPROVED,
+        Decision::Denied { .. } | Decision::Plan { .. } => COLOR_DENIED,
         Decision::Expired | Decision::Cancelled => COLOR_EXPIRED,
     };
     let line = decision_line(decision);
@@ -587,7 +654,7 @@ pub fn decided_attachment(pending: &SlackAttachment, decision: &Decision) -> Sla
     }
 }
 
-fn dialog_request(
+pub(crate) fn dialog_request(
     site_url: &str,
     trigger_id: &str,
     callback_id: &str,
@@ -714,7 +781,7 @@ mod tests {
                 signer().verify_state(&signer().dialog_state(&c), NOW),
                 Ok(c)
             );
-            assert_eq!(ApprovalAction::from_id(action.id()), Some(action));
+            assert_eq!(ApprovalAction::from_id(&action.id()), Some(action));
             assert!(action.id().chars().all(|ch| ch.is_ascii_alphanumeric()));
         }
         // Mattermost adds keys of its own; they are ignored.

@@ -17,6 +17,7 @@ pub(crate) mod neutralise;
 pub mod outbox;
 pub(crate) mod post_props;
 pub(crate) mod poster;
+pub mod question;
 pub mod render;
 pub mod service;
 pub mod stream;

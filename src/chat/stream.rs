@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::card::{self, ActionSigner, ApprovalRequest};
 use super::outbox::{card_key, owed, root_key, Outbox, PostSink};
 use super::post_props;
+use super::question::{self, Interaction};
 use super::render::{
     closing_line, inline_code, split_post, working_line, InlineLimits, TurnRenderer, POST_MAX_CHARS,
 };
@@ -60,6 +61,8 @@ pub struct Card {
     pub attachment: SlackAttachment,
     /// Claimed by a click (or expired): further clicks are refused.
     pub decided: bool,
+    /// A question or a plan, rather than a request for permission.
+    pub interaction: Option<Interaction>,
 }
 
 /// Cards by `(session_id, request_id)`; shared by the stream tasks and the action routes.
@@ -356,6 +359,7 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
         tool,
         input,
         description,
+        requires_user_interaction,
         ..
     } = event
     else {
@@ -363,19 +367,32 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
     };
     let timeout = ctx.session_config.get().approval_timeout;
     let expires_at = crate::store::now_ms() / 1000 + timeout.as_secs() as i64;
-    let attachment = card::approval_attachment(
-        "",
-        &ctx.signer,
-        &ApprovalRequest {
-            session_id: &ctx.session_id,
-            request_id,
-            tool_name: tool,
-            input,
-            description: description.as_deref(),
-            cwd: ctx.cwd.as_deref(),
-            expires_at,
-        },
-    );
+    let interaction = Interaction::of(tool, input, *requires_user_interaction);
+    let attachment = match &interaction {
+        Some(asked) => question::attachment(
+            &question::CardTarget {
+                site_url: "",
+                session_id: &ctx.session_id,
+                request_id,
+                expires_at,
+            },
+            &ctx.signer,
+            asked,
+        ),
+        None => card::approval_attachment(
+            "",
+            &ctx.signer,
+            &ApprovalRequest {
+                session_id: &ctx.session_id,
+                request_id,
+                tool_name: tool,
+                input,
+                description: description.as_deref(),
+                cwd: ctx.cwd.as_deref(),
+                expires_at,
+            },
+        ),
+    };
     let key = card_key(request_id);
     let post = post_props::typed(
         Post {
@@ -395,6 +412,9 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
     if let Err(e) = outbox.store().set_approval_card(request_id).await {
         tracing::error!(session = %ctx.session_id, "recording the card failed: {e}");
     }
+    if let Some(Interaction::Plan(Some(plan))) = &interaction {
+        post_long_plan(outbox, ctx, plan).await;
+    }
     if let Ok(mut cards) = ctx.cards.lock() {
         cards.insert(
             (ctx.session_id.clone(), request_id.clone()),
@@ -406,8 +426,44 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
                 input: input.clone(),
                 attachment,
                 decided: false,
+                interaction,
             },
         );
+    }
+}
+
+/// A plan too long for its card follows it whole, as `plan.md` in a reply (Mattermost attaches
+/// files to a post only when it is created).
+async fn post_long_plan<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, plan: &str) {
+    if plan.chars().count() <= question::PLAN_SHOWN_MAX {
+        return;
+    }
+    let bytes = plan.as_bytes().to_vec();
+    let file_id = match with_retry("UploadFile", || {
+        outbox
+            .sink()
+            .upload_file(bytes.clone(), &ctx.channel_id, "plan.md")
+    })
+    .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(session = %ctx.session_id, "uploading the plan failed: {e}");
+            return;
+        }
+    };
+    let post = Post {
+        message: "The whole plan".to_owned(),
+        file_ids: vec![file_id],
+        ..ctx.post()
+    };
+    let key = format!("reply:{}", uuid::Uuid::new_v4().simple());
+    let reply = OwedPost {
+        closed: true,
+        ..ctx.owed(key, OwedKind::Reply, &post)
+    };
+    if let Err(e) = outbox.put(reply).await {
+        tracing::error!(session = %ctx.session_id, "owing the plan file failed: {e}");
     }
 }
 

@@ -107,6 +107,9 @@ pub enum Decision {
     Deny(String),
     /// Deny and end the whole turn.
     DenyAndInterrupt(String),
+    /// Approve an `ExitPlanMode` plan: the CLI leaves plan mode for this mode (`Default`, which
+    /// it picks itself, or `AcceptEdits`, asked for with a `setMode` for the session).
+    ExitPlan(PermissionMode),
 }
 
 impl Decision {
@@ -117,6 +120,7 @@ impl Decision {
             Decision::AllowForSession => "allow_for_session",
             Decision::Deny(_) => "deny",
             Decision::DenyAndInterrupt(_) => "deny_and_interrupt",
+            Decision::ExitPlan(_) => "allow_exit_plan",
         }
     }
 }
@@ -1063,6 +1067,7 @@ impl Actor {
             .remove(&request_id)
             .ok_or_else(|| SessionError::UnknownApproval(request_id.clone()))?;
         let name = decision.name();
+        let mut exit_plan = None;
         let (answer, event) = match decision {
             Decision::Allow => (
                 ApprovalAnswer::Allow {
@@ -1110,6 +1115,29 @@ impl Actor {
                     },
                 )
             }
+            Decision::ExitPlan(mode) => {
+                // `Default` is where the CLI goes by itself; any other mode is asked for.
+                let answer = match mode {
+                    PermissionMode::Default => ApprovalAnswer::Allow {
+                        input: pending.input.clone(),
+                    },
+                    other => ApprovalAnswer::AllowForSession {
+                        input: pending.input.clone(),
+                        suggestions: vec![json!({"type": "setMode", "mode": other.as_str(),
+                                                 "destination": "session"})],
+                    },
+                };
+                exit_plan = Some(mode);
+                (
+                    answer,
+                    EventKind::ToolApproved {
+                        request_id: request_id.clone(),
+                        by: by.clone(),
+                        decision: name.into(),
+                        input: pending.input.clone(),
+                    },
+                )
+            }
             Decision::Deny(message) => (
                 ApprovalAnswer::Deny {
                     message: message.clone(),
@@ -1148,6 +1176,15 @@ impl Actor {
         )
         .await;
         self.send_to_cli(line).await;
+        if let Some(mode) = exit_plan {
+            // The session left plan mode: a resume must not start in it again.
+            if let Err(e) = self
+                .apply_change(&SettingChange::PermissionMode(mode), &by)
+                .await
+            {
+                tracing::warn!(session = %self.record.id, "recording the mode after a plan failed: {e}");
+            }
+        }
         self.publish(event).await;
         self.settle_if_done().await;
         Ok(())

@@ -102,6 +102,16 @@ describe('ClaudeCodePost', () => {
         expect(requests().map((r) => r.url)).toEqual(['/plugins/claude-code/api/v1/channels/c1']);
     });
 
+    it('leaves a question or a plan to its own attachment card (option buttons, dialogs)', async () => {
+        const {feed, view} = mountPosts([cardPost('a1'), cardPost('a2')], ok(channelInfo()));
+        act(() => void feed(ev(1, 'approval', {phase: 'requested', approval_id: 'a1', tool: 'AskUserQuestion', input: '{"questions":[]}'})));
+        act(() => void feed(ev(2, 'approval', {phase: 'requested', approval_id: 'a2', tool: 'ExitPlanMode', input: '{}'})));
+        await waitFor(() => expect(view.container.querySelectorAll('.post')[0].textContent).toBe('**Claude wants to run** `ls`mobile buttons'));
+        expect(view.container.querySelector('[data-claude-code-card]')).toBeNull();
+        expect(view.container.querySelectorAll('.post')[1].textContent).toBe('**Claude wants to run** `ls`mobile buttons');
+        expect(decisionButtons()).toEqual([]);
+    });
+
     it('draws the message, not the card, while the bot is not known yet', async () => {
         const {feed, view} = mountPosts([cardPost()], ok(channelInfo()));
         act(() => void feed(ev(1, 'approval', {phase: 'requested', approval_id: 'a1', tool: 'Bash', input: '{"command":"make deploy"}'})));

@@ -11,7 +11,9 @@ use super::error::ServiceError;
 use super::{Asker, ChatService};
 use crate::chat::authz::Action;
 use crate::chat::card;
+use crate::chat::question::{self, Interaction, PlanOutcome};
 use crate::chat::stream::{self, card_post, Card};
+use crate::claude::PermissionMode;
 use crate::config::Config;
 use crate::mattermost::model::SlackAttachment;
 use crate::sessions::{Decision, SessionError, SessionHandle};
@@ -54,12 +56,19 @@ pub(crate) enum ApiDecision {
     Deny {
         reason: Option<String>,
     },
+    /// The answers to a question card: `(question, answer)`.
+    Answer(Vec<(String, String)>),
+    /// The answer to a plan card.
+    Plan(PlanOutcome),
 }
 
 impl ApiDecision {
     /// The row of the authorization table the answer needs.
     fn action(&self) -> Action {
         match self {
+            ApiDecision::Answer(_) => Action::Approve,
+            ApiDecision::Plan(PlanOutcome::KeepPlanning { .. }) => Action::SubmitDenyReason,
+            ApiDecision::Plan(_) => Action::Approve,
             ApiDecision::Approve => Action::Approve,
             ApiDecision::ApproveWithInput(_) => Action::SubmitEdit,
             ApiDecision::ApproveForSession => Action::ApproveForSession,
@@ -68,8 +77,9 @@ impl ApiDecision {
         }
     }
 
-    /// What the session is told, and what the card shows, for a decision by `name`.
-    pub(super) fn outcome(&self, name: &str, at: i64) -> (Decision, card::Decision) {
+    /// What the session is told, and what the card shows, for a decision by `name` on a
+    /// request whose tool input is `input`.
+    pub(super) fn outcome(&self, name: &str, at: i64, input: &Value) -> (Decision, card::Decision) {
         let approved = |for_session, edited| card::Decision::Approved {
             by: name.to_owned(),
             at,
@@ -94,6 +104,28 @@ impl ApiDecision {
                 };
                 (Decision::Deny(told), shown)
             }
+            ApiDecision::Answer(answers) => (
+                Decision::AllowWithInput(question::answered_input(input, answers)),
+                card::Decision::Answered {
+                    by: name.to_owned(),
+                    at,
+                    answers: answers.clone(),
+                },
+            ),
+            ApiDecision::Plan(outcome) => {
+                let told = match outcome {
+                    PlanOutcome::Start => Decision::ExitPlan(PermissionMode::Default),
+                    PlanOutcome::AcceptEdits => Decision::ExitPlan(PermissionMode::AcceptEdits),
+                    // Verbatim: the model reads it as the person's words.
+                    PlanOutcome::KeepPlanning { feedback } => Decision::Deny(feedback.clone()),
+                };
+                let shown = card::Decision::Plan {
+                    by: name.to_owned(),
+                    at,
+                    outcome: outcome.clone(),
+                };
+                (told, shown)
+            }
         }
     }
 }
@@ -117,7 +149,9 @@ impl From<ApprovalRecord> for ApprovalView {
     fn from(a: ApprovalRecord) -> Self {
         let state = match a.decision.as_deref() {
             None => "pending",
-            Some("allow" | "allow_with_input" | "allow_for_session") => "approved",
+            Some("allow" | "allow_with_input" | "allow_for_session" | "allow_exit_plan") => {
+                "approved"
+            }
             Some("deny" | "deny_and_interrupt") => "denied",
             Some("expired") => "expired",
             Some(_) => "withdrawn",
@@ -225,7 +259,7 @@ impl ChatService {
         }
     }
 
-    fn unclaim(&self, key: &RequestKey) {
+    pub(super) fn unclaim(&self, key: &RequestKey) {
         if let Ok(mut cards) = self.cards.lock() {
             if let Some(c) = cards.get_mut(&key.cards_key()) {
                 c.decided = false;
@@ -288,8 +322,12 @@ impl ChatService {
         let (handle, card) = self
             .claim(config, key, answer.action(), user_id, true)
             .await?;
+        if let Err(e) = fits(&answer, &card) {
+            self.unclaim(key);
+            return Err(e);
+        }
         let name = self.username(user_id).await;
-        let outcome = answer.outcome(&name, now_ms() / 1000);
+        let outcome = answer.outcome(&name, now_ms() / 1000, &card.input);
         self.decide(key, &handle, &card, outcome, user_id).await?;
         self.approvals(&key.session_id)
             .await?
@@ -305,5 +343,27 @@ impl ChatService {
     ) -> Result<Vec<ApprovalView>, ServiceError> {
         let records = self.engine.store().approvals(session_id).await?;
         Ok(records.into_iter().map(ApprovalView::from).collect())
+    }
+}
+
+/// Answers go to questions and plan outcomes to plans; an answer names only the request's own
+/// questions (the CLI would pass any key on to the model).
+fn fits(answer: &ApiDecision, card: &Card) -> Result<(), ServiceError> {
+    let bad = |why: &str| Err(ServiceError::BadDecision(why.to_owned()));
+    match (answer, &card.interaction) {
+        (ApiDecision::Answer(answers), Some(Interaction::Questions(qs))) => {
+            match answers
+                .iter()
+                .find(|(q, _)| !qs.iter().any(|x| &x.text == q))
+            {
+                Some((q, _)) => bad(&format!("the request asks no question {q:?}")),
+                None if answers.is_empty() => bad("answers is empty"),
+                None => Ok(()),
+            }
+        }
+        (ApiDecision::Answer(_), _) => bad("answers go with a question (AskUserQuestion) only"),
+        (ApiDecision::Plan(_), Some(Interaction::Plan(_))) => Ok(()),
+        (ApiDecision::Plan(_), _) => bad("this request is not a plan"),
+        _ => Ok(()),
     }
 }

@@ -7,9 +7,10 @@ use serde_json::{json, Value};
 use super::approvals::{ApiDecision, RequestKey};
 use super::ChatService;
 use crate::chat::authz::Action;
-use crate::chat::card::{self, ActionContext, ApprovalAction};
+use crate::chat::card::{self, ApprovalAction};
 use crate::chat::neutralise;
 use crate::chat::post_props;
+use crate::chat::question::{self, Interaction, PlanOutcome};
 use crate::config::Config;
 use crate::mattermost::model::SlackAttachment;
 use crate::store::now_ms;
@@ -65,6 +66,15 @@ impl ChatService {
                     };
                     card::edit_dialog("", trigger_id, &self.signer, &ctx, &card.tool, &editable)
                 }
+                ApprovalAction::AnswerInDialog => match &card.interaction {
+                    Some(Interaction::Questions(qs)) => {
+                        question::answer_dialog(trigger_id, &self.signer, &ctx, qs)
+                    }
+                    _ => return ephemeral_json("This button is not valid."),
+                },
+                ApprovalAction::PlanKeep => {
+                    question::feedback_dialog(trigger_id, &self.signer, &ctx)
+                }
                 _ => card::deny_reason_dialog("", trigger_id, &self.signer, &ctx, &card.tool),
             };
             return match self.api.open_interactive_dialog(request).await {
@@ -78,9 +88,24 @@ impl ChatService {
         let answer = match ctx.action {
             ApprovalAction::Approve => ApiDecision::Approve,
             ApprovalAction::ApproveForSession => ApiDecision::ApproveForSession,
+            ApprovalAction::Answer { question, option } => {
+                let chosen = match &card.interaction {
+                    Some(Interaction::Questions(qs)) => {
+                        question::option_answer(qs, question, option)
+                    }
+                    _ => None,
+                };
+                let Some(chosen) = chosen else {
+                    self.unclaim(&key);
+                    return ephemeral_json("This button is not valid.");
+                };
+                ApiDecision::Answer(chosen)
+            }
+            ApprovalAction::PlanStart => ApiDecision::Plan(PlanOutcome::Start),
+            ApprovalAction::PlanAcceptEdits => ApiDecision::Plan(PlanOutcome::AcceptEdits),
             _ => ApiDecision::Deny { reason: None },
         };
-        let outcome = answer.outcome(&name, now);
+        let outcome = answer.outcome(&name, now, &card.input);
         match self.decide(&key, &handle, &card, outcome, user_id).await {
             // The update replaces the post's props whole: the card keeps naming its request.
             Ok(att) => json!({
@@ -104,26 +129,21 @@ impl ChatService {
         }
         let now = now_ms() / 1000;
         let state = body.get("state").and_then(Value::as_str).unwrap_or("");
-        let field = match self.signer.verify_state(state, now) {
-            Ok(c) if c.action.opens_dialog() => Ok(c),
-            Ok(_) => Err("This dialog is not valid.".to_owned()),
-            Err(card::VerifyError::Expired { .. }) => Err("This request has expired.".into()),
-            Err(_) => Err("This dialog is not valid.".into()),
+        let ctx = match self.signer.verify_state(state, now) {
+            Ok(c) if c.action.opens_dialog() => c,
+            Err(card::VerifyError::Expired { .. }) => {
+                return json!({ "error": "This request has expired." })
+            }
+            Ok(_) | Err(_) => return json!({ "error": "This dialog is not valid." }),
         };
-        let key = |ctx: Option<&ActionContext>| match ctx.map(|c| c.action) {
-            Some(ApprovalAction::EditAndApprove) => card::DIALOG_FIELD_INPUT,
-            _ => card::DIALOG_FIELD_REASON,
+        let submission = body.get("submission").unwrap_or(&Value::Null);
+        let submitted = |field: &str| {
+            submission
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
         };
-        let ctx = match field {
-            Ok(c) => c,
-            Err(e) => return json!({ "error": e }),
-        };
-        let submitted = body
-            .get("submission")
-            .and_then(|s| s.get(key(Some(&ctx))))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
         let action = Action::of_dialog(ctx.action);
         let key = RequestKey::from(&ctx);
         let (handle, card) = match self.claim(config, &key, action, user_id, false).await {
@@ -131,26 +151,49 @@ impl ChatService {
             Err(e) => return json!({ "error": e.to_string() }),
         };
         let name = self.username(user_id).await;
-        let answer = if ctx.action == ApprovalAction::EditAndApprove {
-            let field = card::editable_input(&card.tool, &card.input).and_then(|e| e.field);
-            match card::apply_edit(&card.input, field, &submitted) {
-                Ok(v) => ApiDecision::ApproveWithInput(v),
-                Err(e) => return json!({ "errors": { card::DIALOG_FIELD_INPUT: e.to_string() } }),
+        let answer = match ctx.action {
+            ApprovalAction::EditAndApprove => {
+                let field = card::editable_input(&card.tool, &card.input).and_then(|e| e.field);
+                match card::apply_edit(&card.input, field, &submitted(card::DIALOG_FIELD_INPUT)) {
+                    Ok(v) => ApiDecision::ApproveWithInput(v),
+                    Err(e) => {
+                        return json!({ "errors": { card::DIALOG_FIELD_INPUT: e.to_string() } })
+                    }
+                }
             }
-        } else {
-            let reason = submitted.trim();
-            if reason.is_empty() {
-                return json!({ "errors": { card::DIALOG_FIELD_REASON: "Tell Claude why." } });
+            ApprovalAction::AnswerInDialog => {
+                let Some(Interaction::Questions(qs)) = &card.interaction else {
+                    return json!({ "error": "This dialog is not valid." });
+                };
+                match question::dialog_answers(qs, submission) {
+                    Ok(answers) => ApiDecision::Answer(answers),
+                    Err(errors) => return json!({ "errors": errors }),
+                }
             }
-            ApiDecision::Deny {
-                reason: Some(reason.to_owned()),
+            ApprovalAction::PlanKeep => {
+                let feedback = submitted(question::FIELD_FEEDBACK).trim().to_owned();
+                if feedback.is_empty() {
+                    return json!({ "errors": {
+                        question::FIELD_FEEDBACK: "Tell Claude what to change."
+                    } });
+                }
+                ApiDecision::Plan(PlanOutcome::KeepPlanning { feedback })
+            }
+            _ => {
+                let reason = submitted(card::DIALOG_FIELD_REASON).trim().to_owned();
+                if reason.is_empty() {
+                    return json!({ "errors": { card::DIALOG_FIELD_REASON: "Tell Claude why." } });
+                }
+                ApiDecision::Deny {
+                    reason: Some(reason),
+                }
             }
         };
         // Claim only now: a failed validation leaves the card answerable.
         if let Err(e) = self.claim(config, &key, action, user_id, true).await {
             return json!({ "error": e.to_string() });
         }
-        let outcome = answer.outcome(&name, now);
+        let outcome = answer.outcome(&name, now, &card.input);
         match self.decide(&key, &handle, &card, outcome, user_id).await {
             Ok(_) => json!({}),
             Err(e) => json!({ "error": e.to_string() }),

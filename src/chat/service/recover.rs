@@ -254,7 +254,9 @@ impl ChatService {
         let at = approval.decided_at.unwrap_or_default() / 1000;
         match decision {
             "expired" => card::Decision::Expired,
-            "allow" | "allow_with_input" | "allow_for_session" if !by.is_empty() => {
+            "allow" | "allow_with_input" | "allow_for_session" | "allow_exit_plan"
+                if !by.is_empty() =>
+            {
                 card::Decision::Approved {
                     by,
                     at,

@@ -786,4 +786,51 @@ async fn shutdown_drains_the_streams_until_a_deadline() {
     assert!(text.contains(STOPPED), "{text}");
 }
 
+/// An ExitPlanMode request with a plan of `chars` characters: the card and what was uploaded.
+async fn plan_card(chars: usize) -> (SlackAttachment, Vec<Post>, usize) {
+    let s = stream(256).await;
+    let plan = format!("# Plan\n{}", "x".repeat(chars));
+    s.send(EventKind::ToolUseRequested {
+        request_id: "r1".into(),
+        tool_use_id: Some("t1".into()),
+        tool: "ExitPlanMode".into(),
+        input: serde_json::json!({"plan": plan, "planFilePath": "/h/.claude/plans/p.md"}),
+        description: None,
+        reason: None,
+        requires_user_interaction: true,
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (sink, cards, _rig) = s.finish().await;
+    assert!(cards.lock().unwrap()[&("s1".to_owned(), "r1".to_owned())]
+        .interaction
+        .is_some());
+    let posts: Vec<Post> = sink.posts().into_iter().map(|(_, p)| p).collect();
+    let card = posts
+        .iter()
+        .find_map(|p| p.props_attachments())
+        .expect("a card");
+    let files = posts
+        .iter()
+        .filter(|p| !p.file_ids.is_empty())
+        .cloned()
+        .collect();
+    let uploads = sink.uploads.lock().unwrap().len();
+    (card, files, uploads)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_is_a_card_and_a_long_one_follows_whole_as_a_file() {
+    let (card, files, uploads) = plan_card(100).await;
+    assert!(card.text.starts_with("# Plan\nxxx"), "{}", card.text);
+    let ids: Vec<&str> = card.actions.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["planstart", "planacceptedits", "plankeep"]);
+    assert_eq!((files.len(), uploads), (0, 0));
+
+    let (card, files, uploads) = plan_card(crate::chat::question::PLAN_SHOWN_MAX + 1).await;
+    assert!(card.text.contains("plan.md"), "{}", card.text);
+    assert_eq!((files.len(), uploads), (1, 1));
+    assert_eq!(files[0].message, "The whole plan");
+}
+
 mod ping;

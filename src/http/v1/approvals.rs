@@ -35,6 +35,8 @@ struct AnswerBody {
     decision: DecisionName,
     reason: Option<String>,
     updated_input: Option<Value>,
+    /// The answers to an AskUserQuestion request: question text → answer.
+    answers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl AnswerBody {
@@ -45,6 +47,14 @@ impl AnswerBody {
             .reason
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty());
+        if let Some(answers) = self.answers {
+            return match (self.decision, reason, self.updated_input) {
+                (DecisionName::Approve, None, None) => {
+                    Ok(ApiDecision::Answer(answers.into_iter().collect()))
+                }
+                _ => bad("answers go with approve alone"),
+            };
+        }
         match (self.decision, reason, self.updated_input) {
             (DecisionName::Approve, None, None) => Ok(ApiDecision::Approve),
             (DecisionName::Approve, None, Some(v)) if v.is_object() => {

@@ -46,6 +46,7 @@ func TestRealServer(t *testing.T) {
 	counter.Check(t, "streamed_reply", w.stepStreamedReply)
 	counter.Check(t, "approval_card_clicks", w.stepApprovalClicks)
 	counter.Check(t, "deny_with_reason_dialog", w.stepDenyDialog)
+	counter.Check(t, "question_answered_by_click", w.stepQuestionClick)
 	counter.Check(t, "card_mentions_the_approver_only", w.stepCardMentionsTheApprover)
 	counter.Check(t, "thread_reply_prompt", w.stepThreadReply)
 	counter.Check(t, "queued_prompts_visible_and_in_order", w.stepQueueVisible)

@@ -104,6 +104,9 @@ function toInput(v: unknown): ToolInput {
 
 type Mode = 'choose' | 'reason' | 'edit';
 
+/** Tools that ask a person (a question, a plan) rather than for permission. */
+const ASKS_A_PERSON = new Set(['AskUserQuestion', 'ExitPlanMode']);
+
 /**
  * An approval request of a session, live: the request in full and the decisions, or how it
  * ended. Rendered inside the host's Provider (it selects from the plugin's live state). A request
@@ -217,6 +220,12 @@ export function ApprovalCard({sessionId, approvalId, client, channelId, fallback
         if (!approval) {
             return <>{fallback ?? null}</>;
         }
+    }
+
+    // A question or a plan is answered on its post's own card (option buttons, dialogs), which
+    // an Approve/Deny card would hide and could not answer.
+    if (ASKS_A_PERSON.has(tool)) {
+        return <>{fallback ?? <p className='claude-code-asks'>{'Claude asks you something: answer on its card in the session thread.'}</p>}</>;
     }
 
     const disabled = busy || error?.final === true;
