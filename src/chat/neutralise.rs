@@ -64,6 +64,31 @@ fn mentions(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` with every mention made inert, not only the channel-wide ones: for what the model
+/// writes into a card that must notify its approver and no one else (the server finds mentions
+/// in an attachment's text as in a message).
+pub(crate) fn no_mentions(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    for (at, _) in text.match_indices('@') {
+        let name_follows = text[at + 1..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !name_follows {
+            continue;
+        }
+        out.push_str(&text[copied..=at]);
+        out.push(JOINER);
+        copied = at + 1;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
 /// Characters shown escaped: they are invisible or reorder what is shown. Bidi embeddings,
 /// overrides, isolates and marks; other C0/C1 controls than tab and line breaks; zero-width
 /// spaces and word joiners, the byte order mark, the soft hyphen, interlinear annotations,

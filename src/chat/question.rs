@@ -26,6 +26,10 @@ pub(crate) const PLAN_TOOL: &str = "ExitPlanMode";
 /// Mattermost's limits for a dialog element's display name and help text.
 const DISPLAY_NAME_MAX: usize = 24;
 const HELP_TEXT_MAX: usize = 150;
+/// How much of a question, and of an option's label or description, a card shows: the card
+/// must keep room for the line that says who answered what.
+const QUESTION_SHOWN_MAX: usize = 500;
+const LABEL_SHOWN_MAX: usize = 200;
 /// A button's label (an option's label from the model) is cut here.
 const BUTTON_LABEL_MAX: usize = 60;
 /// The plan shown on the card; a longer one is cut there and also posted whole as a file.
@@ -113,11 +117,17 @@ fn questions(input: &Value) -> Option<Vec<Question>> {
     })
 }
 
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
+/// What the model wrote, as a card or dialog may show it: neutralised, with every mention made
+/// inert (the card notifies its approver and no one the model names; the server finds mentions
+/// in attachments, and current servers render dialog help texts as markdown), and cut to `max`
+/// characters. Never what goes back to the CLI: that is the model's own text.
+fn shown(text: &str, max: usize) -> String {
+    let safe = neutralise::text(text);
+    let safe = neutralise::no_mentions(&safe);
+    if safe.chars().count() <= max {
+        return safe.into_owned();
     }
-    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+    let mut s: String = safe.chars().take(max.saturating_sub(1)).collect();
     s.push('…');
     s
 }
@@ -190,16 +200,16 @@ pub(crate) fn question_attachment(
     for q in questions {
         text.push_str("\n\n");
         if !q.header.is_empty() {
-            text.push_str(&format!("**{}** · ", q.header));
+            text.push_str(&format!("**{}** · ", shown(&q.header, LABEL_SHOWN_MAX)));
         }
-        text.push_str(&format!("**{}**", q.text));
+        text.push_str(&format!("**{}**", shown(&q.text, QUESTION_SHOWN_MAX)));
         if q.multi_select {
             text.push_str(" _(choose any)_");
         }
         for (label, description) in &q.options {
-            text.push_str(&format!("\n- {label}"));
+            text.push_str(&format!("\n- {}", shown(label, LABEL_SHOWN_MAX)));
             if !description.is_empty() {
-                text.push_str(&format!(" — {description}"));
+                text.push_str(&format!(" — {}", shown(description, LABEL_SHOWN_MAX)));
             }
         }
     }
@@ -211,8 +221,7 @@ pub(crate) fn question_attachment(
                 question: 0,
                 option: i as u8,
             };
-            let name = neutralise::text_within(&cut(label, BUTTON_LABEL_MAX), BUTTON_LABEL_MAX)
-                .into_owned();
+            let name = shown(label, BUTTON_LABEL_MAX);
             actions.push(button(&url, signer, target.ctx(action), name));
         }
         ApprovalAction::AnswerInDialog.label()
@@ -280,16 +289,16 @@ pub(crate) fn answer_dialog(
             } else {
                 format!("{n}. {header}")
             };
-            cut(&base, DISPLAY_NAME_MAX)
+            shown(&base, DISPLAY_NAME_MAX)
         };
         if q.multi_select {
             for (j, (label, description)) in q.options.iter().enumerate() {
                 elements.push(DialogElement {
-                    display_name: cut(&format!("{n}. {label}"), DISPLAY_NAME_MAX),
+                    display_name: shown(&format!("{n}. {label}"), DISPLAY_NAME_MAX),
                     name: option_field(i, j),
                     r#type: "bool".into(),
-                    placeholder: cut(label, HELP_TEXT_MAX),
-                    help_text: cut(description, HELP_TEXT_MAX),
+                    placeholder: shown(label, HELP_TEXT_MAX),
+                    help_text: shown(description, HELP_TEXT_MAX),
                     optional: true,
                     ..Default::default()
                 });
@@ -299,14 +308,14 @@ pub(crate) fn answer_dialog(
                 display_name: name_of(&q.header),
                 name: single_field(i),
                 r#type: "select".into(),
-                help_text: cut(&q.text, HELP_TEXT_MAX),
+                help_text: shown(&q.text, HELP_TEXT_MAX),
                 optional: true,
                 options: q
                     .options
                     .iter()
                     .enumerate()
                     .map(|(j, (label, _))| PostActionOptions {
-                        text: cut(label, HELP_TEXT_MAX),
+                        text: shown(label, HELP_TEXT_MAX),
                         value: format!("o{j}"),
                     })
                     .collect(),
@@ -314,7 +323,7 @@ pub(crate) fn answer_dialog(
             });
         }
         elements.push(DialogElement {
-            display_name: cut(&format!("{n}. Other"), DISPLAY_NAME_MAX),
+            display_name: shown(&format!("{n}. Other"), DISPLAY_NAME_MAX),
             name: other_field(i),
             r#type: "text".into(),
             help_text: "Your own answer, instead of (or besides) the options.".into(),
@@ -407,7 +416,7 @@ pub(crate) fn answered_input(input: &Value, answers: &[(String, String)]) -> Val
 pub(crate) fn answered_line(by: &str, at: &str, answers: &[(String, String)]) -> String {
     let mut s = format!("✅ Answered by @{by} at {at}");
     for (q, a) in answers {
-        s.push_str(&format!("\n- {}: **{}**", cut(q, 200), cut(a, 300)));
+        s.push_str(&format!("\n- {}: **{}**", shown(q, 200), shown(a, 300)));
     }
     s
 }
@@ -442,7 +451,7 @@ pub(crate) fn plan_line(by: &str, at: &str, outcome: &PlanOutcome) -> String {
             let one_line = feedback.split_whitespace().collect::<Vec<_>>().join(" ");
             format!(
                 "📝 @{by} asked at {at} to keep planning: {}",
-                cut(&one_line, 300)
+                shown(&one_line, 300)
             )
         }
     }
@@ -458,9 +467,9 @@ pub(crate) fn plan_attachment(
     let body = match plan {
         Some(p) if p.chars().count() > PLAN_SHOWN_MAX => format!(
             "{}\n\n_The plan goes on in the file `plan.md` posted below._",
-            cut(p, PLAN_SHOWN_MAX)
+            shown(p, PLAN_SHOWN_MAX)
         ),
-        Some(p) => p.to_owned(),
+        Some(p) => shown(p, PLAN_SHOWN_MAX),
         None => "_Claude wrote no plan file._".to_owned(),
     };
     let url = target.url();

@@ -260,3 +260,47 @@ fn answering_is_approving_and_keeping_the_plan_is_denying() {
         Action::SubmitDenyReason
     );
 }
+
+/// What the model writes into a question or a plan notifies no one and shows no link or image,
+/// on the card (the server finds mentions in attachments) and in the dialog (current servers
+/// render help texts as markdown); what goes back to the CLI is the model's own text.
+#[test]
+fn model_text_on_cards_and_dialogs_mentions_no_one_and_links_nothing() {
+    let input = json!({"questions": [{
+        "question": "Should @bob review? [safe](https://evil.example)", "header": "Review",
+        "multiSelect": true,
+        "options": [{"label": "@qa-team", "description": "![x](https://evil.example/p.png)"},
+                    {"label": "No", "description": "ask @alice"}]
+    }]});
+    let qs = parsed(&input);
+    let att = question_attachment(&target(), &signer(), &qs);
+    let ctx = signer().verify(&context(&att.actions[0]), NOW).unwrap();
+    let dialog = answer_dialog("t1", &signer(), &ctx, &qs);
+    let mut shown_texts = vec![att.text.clone()];
+    for e in &dialog.dialog.elements {
+        shown_texts.extend([
+            e.display_name.clone(),
+            e.help_text.clone(),
+            e.placeholder.clone(),
+        ]);
+    }
+    for text in &shown_texts {
+        for live in ["@bob", "@qa-team", "@alice", "](https://"] {
+            assert!(!text.contains(live), "{live} in {text:?}");
+        }
+    }
+    assert!(att.text.contains("bob") && att.text.contains("qa-team"));
+    let plan = plan_attachment(
+        &target(),
+        &signer(),
+        Some("ask @carol\n![i](https://e.x/i.png)"),
+    );
+    assert!(
+        !plan.text.contains("@carol") && !plan.text.contains("](https://"),
+        "{}",
+        plan.text
+    );
+    // The answer the CLI gets is the model's label.
+    let got = dialog_answers(&qs, &json!({"q0o0": true}));
+    assert_eq!(got, Ok(vec![(qs[0].text.clone(), "@qa-team".into())]));
+}

@@ -125,8 +125,30 @@ fn key(prompt_id: &str) -> String {
     format!("queued:{prompt_id}")
 }
 
-/// The prompt's first non-empty line, cut to [`EXCERPT_CHARS`].
+/// The context blocks `/claude context` puts before a person's prompt (service/context.rs).
+const CONTEXT_OPENINGS: [&str; 2] = ["<mattermost-thread ", "<project-file "];
+const CONTEXT_CLOSINGS: [&str; 2] = ["</mattermost-thread>", "</project-file>"];
+
+/// The person's own words of a prompt: what follows its context blocks, if it has any (they
+/// come first; their bodies, from other threads and files, are not shown).
+fn own_words(text: &str) -> &str {
+    if !CONTEXT_OPENINGS
+        .iter()
+        .any(|o| text.trim_start().starts_with(o))
+    {
+        return text;
+    }
+    let end = CONTEXT_CLOSINGS
+        .iter()
+        .filter_map(|c| text.rfind(c).map(|at| at + c.len()))
+        .max();
+    end.map_or("", |at| &text[at..])
+}
+
+/// The first non-empty line of the person's own words, cut to [`EXCERPT_CHARS`], its mentions
+/// inert (the bot repeating it must not notify anyone again).
 pub(crate) fn excerpt(text: &str) -> String {
+    let text = own_words(text);
     let line = text
         .lines()
         .map(str::trim)
@@ -136,7 +158,7 @@ pub(crate) fn excerpt(text: &str) -> String {
     if line.chars().count() > EXCERPT_CHARS || text.trim().lines().nth(1).is_some() {
         out.push('…');
     }
-    out
+    crate::chat::neutralise::no_mentions(&out).into_owned()
 }
 
 /// 1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, …, 21st.
@@ -280,5 +302,15 @@ mod tests {
                 "111th"
             ]
         );
+    }
+
+    /// A queued prompt is shown by its person's own words: not the context blocks before them
+    /// (another thread's text, a file), and with no live mention.
+    #[test]
+    fn the_excerpt_is_the_persons_words_without_context_or_mentions() {
+        let prompt = "<mattermost-thread root=\"p1\" channel=\"c9\">\nsecret </mattermost-thread> x\n</mattermost-thread>\n\n<project-file path=\"a.rs\">\nfn a() {}\n</project-file>\n\nask @bob about it";
+        let got = excerpt(prompt);
+        assert_eq!(got, "ask @\u{200D}bob about it");
+        assert_eq!(excerpt("plain words"), "plain words");
     }
 }
