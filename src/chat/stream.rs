@@ -247,19 +247,8 @@ impl TurnPost {
         uploaded: Vec<(String, String)>,
     ) {
         for (tool, file_id) in uploaded {
-            let post = Post {
-                message: format!("Output of {} attached", inline_code(&tool)),
-                file_ids: vec![file_id],
-                ..ctx.post()
-            };
-            let key = format!("reply:{}", uuid::Uuid::new_v4().simple());
-            let reply = OwedPost {
-                closed: true,
-                ..ctx.owed(key, OwedKind::Reply, &post)
-            };
-            if let Err(e) = outbox.put(reply).await {
-                tracing::error!(session = %ctx.session_id, "owing the reply with the output of {tool} failed: {e}");
-            }
+            let message = format!("Output of {} attached", inline_code(&tool));
+            owe_file_reply(outbox, ctx, message, file_id).await;
         }
     }
 
@@ -412,9 +401,11 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
     if let Err(e) = outbox.store().set_approval_card(request_id).await {
         tracing::error!(session = %ctx.session_id, "recording the card failed: {e}");
     }
-    if let Some(Interaction::Plan(Some(plan))) = &interaction {
-        post_long_plan(outbox, ctx, plan).await;
-    }
+    // The card is answerable before the long plan's upload, which can take retries.
+    let long_plan = match &interaction {
+        Some(Interaction::Plan(Some(plan))) => Some(plan.clone()),
+        _ => None,
+    };
     if let Ok(mut cards) = ctx.cards.lock() {
         cards.insert(
             (ctx.session_id.clone(), request_id.clone()),
@@ -429,6 +420,9 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
                 interaction,
             },
         );
+    }
+    if let Some(plan) = long_plan {
+        post_long_plan(outbox, ctx, &plan).await;
     }
 }
 
@@ -452,8 +446,18 @@ async fn post_long_plan<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, plan: 
             return;
         }
     };
+    owe_file_reply(outbox, ctx, "The whole plan".to_owned(), file_id).await;
+}
+
+/// Owes a reply in the session's thread that carries an uploaded file.
+async fn owe_file_reply<S: PostSink>(
+    outbox: &Outbox<S>,
+    ctx: &StreamCtx,
+    message: String,
+    file_id: String,
+) {
     let post = Post {
-        message: "The whole plan".to_owned(),
+        message,
         file_ids: vec![file_id],
         ..ctx.post()
     };
@@ -463,7 +467,7 @@ async fn post_long_plan<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, plan: 
         ..ctx.owed(key, OwedKind::Reply, &post)
     };
     if let Err(e) = outbox.put(reply).await {
-        tracing::error!(session = %ctx.session_id, "owing the plan file failed: {e}");
+        tracing::error!(session = %ctx.session_id, "owing a reply with a file failed: {e}");
     }
 }
 
