@@ -110,7 +110,8 @@ describe('Panel', () => {
         expect(await screen.findByRole('tablist')).toBeTruthy();
         expect(t.writes()).toEqual([{method: 'POST', path: '/sessions', body: {channel_id: 'c1', project_path: '/srv/other/app'}}]);
         expect(screen.getByText('/srv/projects/app')).toBeTruthy();
-        expect(t.catchUp).toHaveBeenCalledWith('s1');
+        // An effect after the render that shows the session: not necessarily run by then.
+        await waitFor(() => expect(t.catchUp).toHaveBeenCalledWith('s1'));
     });
 
     it('disables the start form for a user who may not start, with the reason as its description', async () => {
