@@ -18,7 +18,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::sessions::engine::Engine;
@@ -207,35 +206,26 @@ impl Metrics {
         m
     }
 
-    /// Observes every session of `engine` until its event bus closes (or the task is
-    /// aborted). A new session's actor begins in Starting without an event, so its start is
-    /// taken from its record (`created_at`, stamped before the CLI is spawned) when its
-    /// first status change arrives. A lagging receiver loses events: counts then fall short,
-    /// and a wait whose start was lost is not timed; nothing is counted twice.
+    /// Observes every session of `engine` until the engine is gone (or the task is aborted).
+    /// A new session's actor begins in Starting without an event, so its start is taken from
+    /// its record (`created_at`, stamped before the CLI is spawned) when its first status change
+    /// arrives. The engine's observer queue skips nothing, so every event is counted once.
     pub(crate) fn follow(self: &Arc<Self>, engine: &Engine) -> JoinHandle<()> {
         let metrics = self.clone();
         let store = engine.store().clone();
-        let mut events = engine.subscribe();
+        let mut events = engine.observe();
         tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(ev) => {
-                        if metrics.start_unseen(&ev) {
-                            match store.session(&ev.session_id).await {
-                                Ok(Some(record)) => {
-                                    metrics.session_started(&ev.session_id, record.created_at)
-                                }
-                                Ok(None) => {}
-                                Err(e) => tracing::warn!("metrics: reading a session: {e}"),
-                            }
+            while let Some(ev) = events.recv().await {
+                if metrics.start_unseen(&ev) {
+                    match store.session(&ev.session_id).await {
+                        Ok(Some(record)) => {
+                            metrics.session_started(&ev.session_id, record.created_at)
                         }
-                        metrics.observe(&ev);
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("metrics: reading a session: {e}"),
                     }
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!("metrics: {n} session events were not observed")
-                    }
-                    Err(RecvError::Closed) => break,
                 }
+                metrics.observe(&ev);
             }
         })
     }

@@ -121,13 +121,32 @@ async fn engine_for(dir: &Path, env: &CliEnv, config: SessionConfig) -> Engine {
 }
 
 /// Events until one matches; panics with what was seen on timeout.
+/// Where a test reads events: one session's broadcast, or the engine's observer queue.
+trait Events {
+    fn next(&mut self) -> impl std::future::Future<Output = Result<SessionEvent, String>>;
+}
+
+impl Events for broadcast::Receiver<SessionEvent> {
+    async fn next(&mut self) -> Result<SessionEvent, String> {
+        self.recv().await.map_err(|e| e.to_string())
+    }
+}
+
+impl Events for tokio::sync::mpsc::UnboundedReceiver<SessionEvent> {
+    async fn next(&mut self) -> Result<SessionEvent, String> {
+        self.recv()
+            .await
+            .ok_or_else(|| "the engine is gone".to_owned())
+    }
+}
+
 async fn until(
-    rx: &mut broadcast::Receiver<SessionEvent>,
+    rx: &mut impl Events,
     want: impl Fn(&EventKind) -> bool,
 ) -> (Vec<EventKind>, EventKind) {
     let mut seen = Vec::new();
     loop {
-        let event = match tokio::time::timeout(STEP_TIMEOUT, rx.recv()).await {
+        let event = match tokio::time::timeout(STEP_TIMEOUT, rx.next()).await {
             Ok(Ok(event)) => event,
             Ok(Err(e)) => panic!("event stream: {e}; seen {seen:#?}"),
             Err(_) => panic!("no matching event within {STEP_TIMEOUT:?}; seen {seen:#?}"),
@@ -753,7 +772,7 @@ async fn a_cli_that_exits_at_once_is_crashed_with_its_stderr_tail() {
         "echo 'warming up' >&2\necho 'Error: config is corrupt' >&2\nexit 7",
     );
     let engine = h.engine_with_cli("e", script).await;
-    let mut all = engine.subscribe();
+    let mut all = engine.observe();
     let session = engine.start(h.spec()).await.expect("spawn itself works");
     let (_, crashed) = until(&mut all, |k| matches!(k, EventKind::Crashed { .. })).await;
     match crashed {
@@ -790,7 +809,7 @@ async fn garbage_on_the_cli_stdout_is_skipped_and_the_session_survives() {
         ),
     );
     let engine = h.engine_with_cli("g", wrapper).await;
-    let mut all = engine.subscribe();
+    let mut all = engine.observe();
     let session = engine.start(h.spec()).await.expect("start");
     let (_, error) = until(&mut all, |k| matches!(k, EventKind::Error { .. })).await;
     assert!(

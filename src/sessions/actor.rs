@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::events::{EventKind, SessionErrorKind, SessionEvent};
-use super::feed::EventFeed;
+use super::feed::{EventFeed, Observers};
 use super::launcher::{BoxedRead, BoxedWrite, CliLauncher, ExitInfo, LaunchedCli, ProcessSignals};
 use super::state::{next_state, IllegalTransition, SessionInput, SessionState};
 use crate::claude::control::{CanUseTool, IncomingRequest, KnownIncomingRequest};
@@ -429,8 +429,8 @@ pub struct ActorParts {
     pub store: Store,
     pub launcher: Arc<dyn CliLauncher>,
     pub config: SharedSessionConfig,
-    /// The engine-wide bus (all sessions), if any.
-    pub bus: Option<broadcast::Sender<SessionEvent>>,
+    /// The engine's observers (all sessions), if any.
+    pub observers: Option<Observers>,
 }
 
 pub struct Actor {
@@ -440,7 +440,7 @@ pub struct Actor {
     launcher: Arc<dyn CliLauncher>,
     config: SharedSessionConfig,
     events: broadcast::Sender<SessionEvent>,
-    bus: Option<broadcast::Sender<SessionEvent>>,
+    observers: Option<Observers>,
     process: Option<Process>,
     queue: VecDeque<QueuedPrompt>,
     pending: HashMap<String, PendingApproval>,
@@ -472,7 +472,7 @@ impl Actor {
             launcher: parts.launcher,
             config: parts.config,
             events,
-            bus: parts.bus,
+            observers: parts.observers,
             process: None,
             queue: VecDeque::new(),
             pending: HashMap::new(),
@@ -818,8 +818,8 @@ impl Actor {
             }
         }
         for event in events {
-            if let Some(bus) = self.bus.as_ref().filter(|b| b.receiver_count() > 0) {
-                let _ = bus.send(event.clone());
+            if let Some(observers) = &self.observers {
+                observers.publish(&event);
             }
             let seq = event.seq;
             // No subscribers is fine: the transcript has it.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::actor::{
@@ -13,6 +13,7 @@ use super::actor::{
     SharedSessionConfig,
 };
 use super::events::SessionEvent;
+use super::feed::Observers;
 use super::launcher::CliLauncher;
 use super::state::SessionState;
 use crate::claude::spawn::SpawnError;
@@ -46,18 +47,17 @@ pub struct Engine {
     launcher: Arc<dyn CliLauncher>,
     config: SharedSessionConfig,
     sessions: Mutex<HashMap<String, SessionHandle>>,
-    bus: broadcast::Sender<SessionEvent>,
+    observers: Observers,
 }
 
 impl Engine {
     pub fn new(store: Store, launcher: Arc<dyn CliLauncher>, config: SessionConfig) -> Self {
-        let (bus, _) = broadcast::channel(config.event_capacity.max(1) * 4);
         Self {
             store,
             launcher,
             config: SharedSessionConfig::new(config),
             sessions: Mutex::new(HashMap::new()),
-            bus,
+            observers: Observers::default(),
         }
     }
 
@@ -81,10 +81,10 @@ impl Engine {
         self.config.set(config);
     }
 
-    /// Every session's events on one channel (each carries its session id). Subscribe before
-    /// `start` to see a session's very first events.
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
-        self.bus.subscribe()
+    /// Every session's events on one queue (each carries its session id), none skipped however
+    /// far the reader falls behind. Observe before `start` to see a session's very first events.
+    pub fn observe(&self) -> mpsc::UnboundedReceiver<SessionEvent> {
+        self.observers.observe()
     }
 
     fn parts(&self, record: SessionRecord, state: SessionState) -> ActorParts {
@@ -94,7 +94,7 @@ impl Engine {
             store: self.store.clone(),
             launcher: self.launcher.clone(),
             config: self.config.clone(),
-            bus: Some(self.bus.clone()),
+            observers: Some(self.observers.clone()),
         }
     }
 

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 
 use super::events::{EventKind, SessionEvent};
 use crate::store::{MessageRecord, Store, StoreError};
@@ -129,4 +130,32 @@ fn stored_event(session_id: &str, row: MessageRecord) -> Option<SessionEvent> {
         at: row.timestamp,
         kind,
     })
+}
+
+/// Every session's events, to whoever observes the whole engine (the metrics). A broadcast
+/// buffer would drop events for an observer that fell behind, and an engine-wide observer cannot
+/// catch up from the store the way an [`EventFeed`] does (it does not know which sessions it
+/// missed). So each observer gets an unbounded queue: it misses nothing, and its queue stays
+/// short because observing an event is cheap (counters) and never waits on Mattermost.
+#[derive(Clone, Default)]
+pub struct Observers {
+    queues: std::sync::Arc<std::sync::Mutex<Vec<mpsc::UnboundedSender<SessionEvent>>>>,
+}
+
+impl Observers {
+    /// A new observer: every event published from now on, in each session's order.
+    pub(crate) fn observe(&self) -> mpsc::UnboundedReceiver<SessionEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().push(tx);
+        rx
+    }
+
+    /// Hands `event` to every observer; one that went away is forgotten.
+    pub(crate) fn publish(&self, event: &SessionEvent) {
+        self.lock().retain(|tx| tx.send(event.clone()).is_ok());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<SessionEvent>>> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

@@ -726,6 +726,46 @@ async fn recovery_kills_what_a_crashed_run_left_running() {
     );
 }
 
+/// The engine's observers (the metrics) miss nothing, however far behind they fall: with a
+/// buffer of one event and nobody reading through five turns, the observer still gets every
+/// stored event of the session, in order.
+#[tokio::test]
+async fn an_engine_observer_that_reads_late_misses_no_event() {
+    let f = fixture(SessionConfig {
+        event_capacity: 1,
+        ..config()
+    })
+    .await;
+    let mut observer = f.engine.observe();
+    let session = f.engine.start(spec()).await.expect("start");
+    for i in 0..5 {
+        session
+            .prompt(&format!("p{i}"), "alice")
+            .await
+            .expect("prompt");
+    }
+    let stored = loop {
+        let rows = f.engine.store().messages(session.id()).await.expect("rows");
+        if rows.iter().filter(|r| r.kind == "result").count() == 5 {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let last = stored.last().map(|r| r.seq).expect("stored events");
+    let mut got = Vec::new();
+    while got.last().copied() != Some(last) {
+        let event = tokio::time::timeout(Duration::from_secs(5), observer.recv())
+            .await
+            .expect("no event missing")
+            .expect("engine alive");
+        if event.seq >= 0 {
+            got.push(event.seq);
+        }
+    }
+    let every: Vec<i64> = stored.iter().map(|r| r.seq).collect();
+    assert_eq!(got, every, "every stored event, in order, none twice");
+}
+
 /// A feed that falls far behind a broadcast buffer of one event still delivers every stored
 /// event, in order: what the buffer dropped is read from the store. Real clock: the test waits
 /// on the store's thread.
