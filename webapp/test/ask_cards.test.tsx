@@ -8,25 +8,15 @@ import {type Answer, cardPost, channelInfo, mountPosts, ok, stored} from './post
 
 afterEach(cleanup);
 
-const DB: Question = {
-    question: 'Which database?',
-    header: 'Storage',
-    options: [
-        {label: 'Postgres', description: 'Relational, the team knows it'},
-        {label: 'SQLite', description: ''},
-    ],
-    multiSelect: false,
-};
-const FEATURES: Question = {
-    question: 'Which features?',
-    header: 'Scope',
-    options: [
-        {label: 'Login', description: 'Password and SSO'},
-        {label: 'Search', description: ''},
-        {label: 'Export', description: ''},
-    ],
-    multiSelect: true,
-};
+/** A question of the model: each option a label, or a label and its description. */
+const question = (text: string, header: string, options: Array<string | [string, string]>, multiSelect = false): Question => ({
+    question: text,
+    header,
+    options: options.map((o) => (typeof o === 'string' ? {label: o, description: ''} : {label: o[0], description: o[1]})),
+    multiSelect,
+});
+const DB = question('Which database?', 'Storage', [['Postgres', 'Relational, the team knows it'], 'SQLite']);
+const FEATURES = question('Which features?', 'Scope', [['Login', 'Password and SSO'], 'Search', 'Export'], true);
 
 const asked = (input: unknown, tool = 'AskUserQuestion', seq = 1): LiveEvent =>
     ev(seq, 'approval', {phase: 'requested', approval_id: 'a1', tool, tool_use_id: 't1', input: JSON.stringify(input)});

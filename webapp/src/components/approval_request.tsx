@@ -7,6 +7,7 @@ import type {LiveApproval} from '../live/reducer';
 import {displayName, liveApproval} from '../live/selectors';
 import {approvalOf, channelInfo} from '../live/shared';
 import type {HostState} from '../mattermost';
+import {ErrorAlert, useRequest} from './panel/common';
 import {hasCutString, parseInput, type ToolInput} from './tool_input';
 import {useLoaded} from './use_loaded';
 
@@ -133,26 +134,22 @@ export function useApprovalRequest({sessionId, approvalId, client, channelId}: R
     const channel = useLoaded(channelId !== undefined && pending ? `${channelId}/${sessionId}` : undefined, () => channelInfo(client, channelId!, sessionId));
     const deciderName = useSelector((s: HostState) => (outcome?.by ? displayName(s, outcome.by) : undefined));
 
-    const [busy, setBusy] = React.useState(false);
-    /** The error of the last request; `final` when asking again cannot help (403, 404, 409). */
-    const [error, setError] = React.useState<{message: string; final: boolean}>();
+    const request = useRequest();
+    /** Whether asking again cannot help: the last answer was refused for good (403, 404, 409). */
+    const [final, setFinal] = React.useState(false);
+    const error = request.error === undefined ? undefined : {message: request.error, final};
 
     /** Runs a request, its error shown; whether it succeeded. */
-    const run = async (request: () => Promise<void>): Promise<boolean> => {
-        setBusy(true);
-        setError(undefined);
-        try {
-            await request();
-            return true;
-        } catch (e) {
-            const status = e instanceof ApiError ? e.status : 0;
-            const message = e instanceof Error ? e.message : String(e);
-            setError({message, final: status === 403 || status === 404 || status === 409});
-            return false;
-        } finally {
-            setBusy(false);
-        }
-    };
+    const run = (send: () => Promise<void>): Promise<boolean> =>
+        request.run(async () => {
+            try {
+                await send();
+            } catch (e) {
+                setFinal(e instanceof ApiError && [403, 404, 409].includes(e.status));
+                throw e;
+            }
+        });
+    const busy = request.busy;
 
     const answer = (body: Parameters<ApprovalClient['answerApproval']>[2]) =>
         run(async () => {
@@ -257,11 +254,7 @@ export function CardFrame({request, heading, wording, outcomeDetail, children, c
                 )}
             </div>
 
-            {error && !outcome && (
-                <p role='alert' style={{color: 'var(--error-text, #d24b4e)', margin: '4px 0'}}>
-                    {error.message}
-                </p>
-            )}
+            {!outcome && <ErrorAlert error={error?.message} />}
 
             {!outcome &&
                 refusals.map((r, i) => (
