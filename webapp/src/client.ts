@@ -175,7 +175,8 @@ export class Client {
     answerApproval(
         id: string,
         approvalId: string,
-        body: {decision: Decision; reason?: string; updated_input?: Record<string, unknown>},
+        /** `answers` (question text → answer) answer an AskUserQuestion request, with `approve`. */
+        body: {decision: Decision; reason?: string; updated_input?: Record<string, unknown>; answers?: Record<string, string>},
     ) {
         return this.json<Approval>('POST', `/sessions/${s(id)}/approvals/${s(approvalId)}`, {body});
     }

@@ -3,12 +3,12 @@ import * as React from 'react';
 import {Provider} from 'react-redux';
 import {afterEach, describe, expect, it, vi} from 'vitest';
 
-import type {Approval, ChannelInfo, PermissionAction} from '../src/api_types';
-import {CARD_POST_CSS, ClaudeCodePost, DANGER_BUTTON_CSS, STYLE_ID} from '../src/components/post_type';
+import {CARD_POST_CSS, DANGER_BUTTON_CSS, STYLE_ID} from '../src/components/post_type';
 import type {HostPost, HostStore, PluginRegistry} from '../src/mattermost';
 import {Plugin} from '../src/plugin';
 import {ev} from './events';
-import {fakeClient, hostStore} from './host_store';
+import {hostStore} from './host_store';
+import {cardPost, channelInfo, mountPosts, ok, stored} from './posts';
 
 afterEach(() => {
     cleanup();
@@ -23,52 +23,6 @@ const turnPost = (userId = 'u-bot'): HostPost => ({
     message: 'The turn as mobile sees it',
     props: {claude_code_session: 's1', claude_code_turn: 'p1', claude_code_part: 0},
 });
-
-const cardPost = (approvalId = 'a1', userId = 'u-bot'): HostPost => ({
-    id: `card-${approvalId}`,
-    channel_id: 'c1',
-    user_id: userId,
-    type: 'custom_claude_code',
-    message: '**Claude wants to run** `ls`',
-    props: {claude_code_session: 's1', claude_code_request: approvalId, attachments: [{actions: [{name: 'Approve'}]}]},
-});
-
-const stored = (fields: Partial<Approval> = {}): Approval => ({
-    approval_id: 'a1',
-    tool: 'Bash',
-    input: {command: 'make deploy'},
-    requested_at: 1_700_000_000_000,
-    state: 'pending',
-    ...fields,
-});
-
-const allowed = {allowed: true, reason: null};
-function channelInfo(refused: Partial<Record<PermissionAction, string>> = {}, sessionId = 's1'): ChannelInfo {
-    const actions: PermissionAction[] = ['start', 'prompt', 'interrupt', 'stop', 'context', 'files', 'history', 'mode', 'model', 'approve', 'approve_for_session', 'deny', 'edit_file'];
-    const permissions = Object.fromEntries(actions.map((a) => [a, refused[a] ? {allowed: false, reason: refused[a]} : allowed])) as ChannelInfo['permissions'];
-    const session = {id: sessionId, channel_id: 'c1', owner_id: 'u-bob', project_path: '/p', state: 'awaiting_approval', created_at: 1, updated_at: 1, queued_prompts: 0, pending_approvals: 1, last_seq: 3} as const;
-    return {channel_id: 'c1', session, allowed_roots: [], permissions, bot_user_id: 'u-bot'};
-}
-
-type Answer = {status: number; body: unknown};
-const ok = (body: unknown): Answer => ({status: 200, body});
-
-/** Posts as the host renders them: inside `.post`, the attachments after the body. */
-function mountPosts(posts: HostPost[], ...answers: Answer[]) {
-    const host = hostStore();
-    const fake = fakeClient(...answers);
-    const view = render(
-        <Provider store={host.store}>
-            {posts.map((p) => (
-                <div key={p.id} className='post'>
-                    <ClaudeCodePost post={p} client={fake.client} />
-                    <div className='attachment'>{'mobile buttons'}</div>
-                </div>
-            ))}
-        </Provider>,
-    );
-    return {...host, ...fake, view};
-}
 
 const decisionButtons = () => screen.queryAllByRole('button');
 
@@ -100,16 +54,6 @@ describe('ClaudeCodePost', () => {
         expect(decisionButtons()).toEqual([]);
         // Only the bot's id was asked: a forged card does not load another session's request.
         expect(requests().map((r) => r.url)).toEqual(['/plugins/claude-code/api/v1/channels/c1']);
-    });
-
-    it('leaves a question or a plan to its own attachment card (option buttons, dialogs)', async () => {
-        const {feed, view} = mountPosts([cardPost('a1'), cardPost('a2')], ok(channelInfo()));
-        act(() => void feed(ev(1, 'approval', {phase: 'requested', approval_id: 'a1', tool: 'AskUserQuestion', input: '{"questions":[]}'})));
-        act(() => void feed(ev(2, 'approval', {phase: 'requested', approval_id: 'a2', tool: 'ExitPlanMode', input: '{}'})));
-        await waitFor(() => expect(view.container.querySelectorAll('.post')[0].textContent).toBe('**Claude wants to run** `ls`mobile buttons'));
-        expect(view.container.querySelector('[data-claude-code-card]')).toBeNull();
-        expect(view.container.querySelectorAll('.post')[1].textContent).toBe('**Claude wants to run** `ls`mobile buttons');
-        expect(decisionButtons()).toEqual([]);
     });
 
     it('draws the message, not the card, while the bot is not known yet', async () => {

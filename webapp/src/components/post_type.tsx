@@ -10,6 +10,13 @@ import {useLoaded} from './use_loaded';
 /** The type of the plugin's turn posts and approval card posts (`Posts.Type` is varchar(26)). */
 export const POST_TYPE = 'custom_claude_code';
 
+/** The text of the card post's attachment: the server writes there who answered a question what. */
+function attachmentText(post: HostPost): string | undefined {
+    const attachments = prop(post, 'attachments');
+    const text: unknown = Array.isArray(attachments) ? (attachments[0] as {text?: unknown} | undefined)?.text : undefined;
+    return typeof text === 'string' ? text : undefined;
+}
+
 /**
  * A `custom_claude_code` post: an approval card post (it names its request) or a turn post.
  * The host renders it as the post's body with `{post, compactDisplay, isRHS, theme}`.
@@ -31,6 +38,7 @@ export function ClaudeCodePost({post, client}: {post: HostPost; client: Approval
                 approvalId={request}
                 client={client}
                 channelId={post.channel_id}
+                cardText={attachmentText(post)}
                 // A request no longer known: the post's own text, its buttons shown (no card marker).
                 fallback={<SafeMarkdown text={post.message} />}
             />
