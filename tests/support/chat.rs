@@ -42,6 +42,19 @@ pub struct ApiState {
     /// ("create" | "update" | "ephemeral", post) in call order.
     pub post_log: Vec<(String, Post)>,
     pub dialogs: Vec<OpenDialogRequest>,
+    /// Channels GetChannel answers as they are; any other is an open channel of team-1. The
+    /// members of a direct channel are the two users its name holds (`<id>__<id>`), as on the
+    /// server; `members` are those of every other channel.
+    pub channels: BTreeMap<String, Channel>,
+}
+
+impl ApiState {
+    fn is_member(&self, channel_id: &str, user_id: &str) -> bool {
+        match self.channels.get(channel_id) {
+            Some(c) if c.r#type == "D" => c.name.split("__").any(|id| id == user_id),
+            _ => self.members.iter().any(|m| m == user_id),
+        }
+    }
 }
 
 pub type Shared = Arc<Mutex<ApiState>>;
@@ -61,7 +74,8 @@ pub fn not_found() -> Option<AppError> {
 
 pub fn fake_api(st: Shared) -> Server {
     let c = |st: &Shared| st.clone();
-    let (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13) = (
+    let (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14) = (
+        c(&st),
         c(&st),
         c(&st),
         c(&st),
@@ -104,7 +118,7 @@ pub fn fake_api(st: Shared) -> Server {
             async move { Ok::<_, String>(BoolAppErrorReturns { a: ok, b: None }) }
         })
         .method("Plugin.GetChannelMember", move |a: TwoStringArgs| {
-            let member = s4.lock().unwrap().members.contains(&a.b);
+            let member = s4.lock().unwrap().is_member(&a.a, &a.b);
             let r = if member {
                 GetChannelMemberReturns {
                     a: Some(ChannelMember {
@@ -202,7 +216,7 @@ pub fn fake_api(st: Shared) -> Server {
         .method(
             "Plugin.HasPermissionToChannel",
             move |a: HasPermissionToChannelArgs| {
-                let ok = s10.lock().unwrap().members.contains(&a.a)
+                let ok = s10.lock().unwrap().is_member(&a.b, &a.a)
                     && a.c.map(|p| p.id) == Some("read_channel".into());
                 async move { Ok::<_, String>(BoolReturns { a: ok }) }
             },
@@ -213,16 +227,20 @@ pub fn fake_api(st: Shared) -> Server {
             async move { Ok::<_, String>(BoolReturns { a: ok }) }
         })
         // The bot joins the channel before its first post there.
-        .method("Plugin.GetChannel", move |a: StringArgs| async move {
-            Ok::<_, String>(GetChannelReturns {
-                a: Some(Channel {
-                    id: a.a,
-                    team_id: "team-1".into(),
-                    r#type: "O".into(),
-                    ..Default::default()
-                }),
-                b: None,
-            })
+        .method("Plugin.GetChannel", move |a: StringArgs| {
+            let known = s14.lock().unwrap().channels.get(&a.a).cloned();
+            let channel = known.unwrap_or_else(|| Channel {
+                id: a.a,
+                team_id: "team-1".into(),
+                r#type: "O".into(),
+                ..Default::default()
+            });
+            async move {
+                Ok::<_, String>(GetChannelReturns {
+                    a: Some(channel),
+                    b: None,
+                })
+            }
         })
         .method("Plugin.AddChannelMember", move |a: TwoStringArgs| {
             s12.lock().unwrap().members.push(a.b.clone());

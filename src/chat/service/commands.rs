@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::error::ServiceError;
+use super::routing::{Route, NO_SESSION_HERE};
 use super::sessions::{HistoryPage, SessionView, StartRequest, CONVERSATION_KINDS};
 use super::{state_word, Asker, ChatService, SessionInfo};
 use crate::chat::authz::Action;
@@ -11,7 +12,7 @@ use crate::chat::command::{self, ChatCommand};
 use crate::chat::neutralise;
 use crate::chat::stream::{excerpt, ordinal};
 use crate::config::Config;
-use crate::mattermost::model::{Any, CommandArgs, CommandResponse, Post};
+use crate::mattermost::model::{CommandArgs, CommandResponse, Post};
 use crate::sessions::SessionHandle;
 use crate::store::HistoryQuery;
 
@@ -28,19 +29,31 @@ pub(super) fn ephemeral(text: impl Into<String>) -> CommandResponse {
 /// The answer to a successful `/claude start`, for the user who typed it (the channel sees the
 /// thread's root post). The server turns it into one ephemeral post (and repeats it in the
 /// HTTP answer of `commands/execute`, which the webapp does not show). The thread's link goes
-/// through `/_redirect/pl/`, which finds the post's team.
-fn started_answer(where_: &str, site_url: &str, root_id: Option<&str>) -> String {
+/// through `/_redirect/pl/`, which finds the post's team. In a direct channel with the bot
+/// (`direct`) every message is a prompt, which the answer says.
+fn started_answer(where_: &str, site_url: &str, root_id: Option<&str>, direct: bool) -> String {
     let site = site_url.trim_end_matches('/');
+    let talk = if direct {
+        "every message you post here is a prompt; Claude answers in the thread"
+    } else {
+        "reply there to talk to Claude"
+    };
     match root_id {
+        None if direct => format!(
+            "Claude Code session started in {where_}. Every message you post here is a prompt. The server does not take posts right now: the session's thread, where Claude answers, appears as soon as it does."
+        ),
         None => format!(
             "Claude Code session started in {where_}. The server does not take posts right now: the session's thread appears as soon as it does."
+        ),
+        Some(_) if site.is_empty() && direct => format!(
+            "Session started in {where_}. Every message you post here is a prompt; Claude answers in the session's thread."
         ),
         Some(_) if site.is_empty() => {
             format!("Session started in {where_}. Reply in its thread to talk to Claude.")
         }
-        Some(root_id) => format!(
-            "Session started in {where_}. Its thread: {site}/_redirect/pl/{root_id} (reply there to talk to Claude)."
-        ),
+        Some(root_id) => {
+            format!("Session started in {where_}. Its thread: {site}/_redirect/pl/{root_id} ({talk}).")
+        }
     }
 }
 
@@ -148,6 +161,7 @@ impl ChatService {
                     &started.shown_path,
                     &args.site_url,
                     started.root_id.as_deref(),
+                    self.is_direct_with_bot(&args.channel_id).await,
                 )
             }
             ChatCommand::Status => {
@@ -199,30 +213,13 @@ impl ChatService {
         })
     }
 
-    /// MessageHasBeenPosted: a reply in a session's thread is a prompt.
+    /// MessageHasBeenPosted: a person's reply in a session's thread, or any message of theirs
+    /// in a direct channel with the bot that has a session, is a prompt (`routing.rs`).
     pub async fn on_post(&self, post: &Post, config: &Config) {
-        if post.root_id.is_empty() || post.user_id.is_empty() || post.user_id == self.bot_id {
-            return;
-        }
-        let flagged = |key: &str| {
-            post.props.as_ref().is_some_and(|p| {
-                matches!(p.get(key), Some(Any::String(s)) if s == "true")
-                    || matches!(p.get(key), Some(Any::Bool(true)))
-            })
-        };
-        if flagged("from_bot") || flagged("from_plugin") || flagged("from_webhook") {
-            return;
-        }
-        // A reply in the thread of the channel's current session (not of an older one).
-        let current = self.state.lock().ok().and_then(|st| {
-            let session_id = st.by_root.get(&post.root_id)?;
-            (st.by_channel.get(&post.channel_id) == Some(session_id))
-                .then(|| st.sessions.get(session_id).cloned())
-                .flatten()
-                .map(|info| (session_id.clone(), info))
-        });
-        let Some((session_id, info)) = current else {
-            return;
+        let (session_id, info) = match self.route(post).await {
+            Route::Prompt(id, info) => (id, info),
+            Route::Hint => return self.answer_post(post, NO_SESSION_HERE.into()).await,
+            Route::Ignore => return,
         };
         let Some(handle) = self.engine.get(&session_id) else {
             return;
@@ -248,20 +245,20 @@ impl ChatService {
             Err(e) => Err(e),
         };
         if let Err(e) = answer {
-            let _ = self
-                .poster
-                .send_ephemeral(
-                    &post.user_id,
-                    Post {
-                        user_id: self.bot_id.clone(),
-                        channel_id: post.channel_id.clone(),
-                        root_id: post.root_id.clone(),
-                        message: e.to_string(),
-                        ..Default::default()
-                    },
-                )
-                .await;
+            self.answer_post(post, e.to_string()).await;
         }
+    }
+
+    /// An ephemeral answer from the bot to the author of `post`, where they posted it.
+    async fn answer_post(&self, post: &Post, message: String) {
+        let answer = Post {
+            user_id: self.bot_id.clone(),
+            channel_id: post.channel_id.clone(),
+            root_id: post.root_id.clone(),
+            message,
+            ..Default::default()
+        };
+        let _ = self.poster.send_ephemeral(&post.user_id, answer).await;
     }
 }
 

@@ -16,6 +16,7 @@ mod context;
 mod error;
 mod files;
 mod recover;
+mod routing;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -128,6 +129,8 @@ pub struct ChatService {
     limiter: RwLock<Limit>,
     cards: Cards,
     state: Mutex<State>,
+    /// Which channels are direct channels with the bot, and where the no-session hint was given.
+    channels: Mutex<routing::DirectChannels>,
     admission: Mutex<Admission>,
     /// The post streams, and the outbox's worker.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -225,6 +228,7 @@ impl ChatService {
             limiter: RwLock::new(Limit::new(config.commands_per_minute)),
             cards: Cards::default(),
             state: Mutex::new(State::default()),
+            channels: Mutex::default(),
             admission: Mutex::new(Admission::default()),
             tasks: Mutex::new(Vec::new()),
             outbox_worker: Mutex::new(None),

@@ -335,7 +335,9 @@ async fn start_answers_once_with_the_thread_and_the_bot_joins_first() {
             "GetChannelMember bot",
             "GetChannel",
             "AddChannelMember bot",
-            "CreatePost"
+            "CreatePost",
+            // Whether the answer is for a direct channel with the bot.
+            "GetChannel"
         ]
     );
     // The root post names the path, whose `@channel` is inert.

@@ -284,7 +284,9 @@ func (a cmdAnswer) text() string {
 // that arrive within a short while.
 func (w *world) command(p *person, ch *model.Channel, text string) cmdAnswer {
 	mark := p.mark()
-	resp, _, err := p.client.ExecuteCommand(w.ctx, ch.Id, text)
+	// With the team, as the webapp sends it: the server needs it in a direct or group channel
+	// (elsewhere it takes the channel's own).
+	resp, _, err := p.client.ExecuteCommandWithTeam(w.ctx, ch.Id, w.team.Id, text)
 	a := cmdAnswer{resp: resp, err: err}
 	// The server sends the ephemeral post right after it answers; give it a moment.
 	time.Sleep(400 * time.Millisecond)
