@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::error::ServiceError;
 use super::sessions::{HistoryPage, SessionView, StartRequest, CONVERSATION_KINDS};
 use super::{state_word, Asker, ChatService, SessionInfo};
+use crate::chat::attachments::{self, Limits};
 use crate::chat::authz::Action;
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::neutralise;
@@ -156,7 +157,7 @@ impl ChatService {
             }
             ChatCommand::Ask { prompt } => {
                 let max = config.max_concurrent_sessions as usize;
-                self.prompt(session()?, user, &prompt, max).await?;
+                self.prompt(session()?, user, prompt.into(), max).await?;
                 String::new()
             }
             ChatCommand::Interrupt => {
@@ -227,7 +228,8 @@ impl ChatService {
         let Some(handle) = self.engine.get(&session_id) else {
             return;
         };
-        if post.message.trim().is_empty() {
+        // A post with files and no words is a prompt too (a screenshot says it all).
+        if post.message.trim().is_empty() && post.file_ids.is_empty() {
             return;
         }
         let asker = Asker {
@@ -241,27 +243,36 @@ impl ChatService {
             .gate(config, Action::Prompt, &asker, Some("prompts"))
             .await
         {
-            Ok(()) => self
-                .prompt((&handle, &info), &post.user_id, &post.message, max)
-                .await
-                .map(|_| ()),
+            Ok(()) => {
+                let attached = attachments::collect(&self.api, post, Limits::of(config)).await;
+                match attached.into_prompt(&post.message) {
+                    (Some(content), notice) => self
+                        .prompt((&handle, &info), &post.user_id, content, max)
+                        .await
+                        .map(|_| notice),
+                    (None, notice) => Ok(notice),
+                }
+            }
             Err(e) => Err(e),
         };
-        if let Err(e) = answer {
-            let _ = self
-                .poster
-                .send_ephemeral(
-                    &post.user_id,
-                    Post {
-                        user_id: self.bot_id.clone(),
-                        channel_id: post.channel_id.clone(),
-                        root_id: post.root_id.clone(),
-                        message: e.to_string(),
-                        ..Default::default()
-                    },
-                )
-                .await;
-        }
+        let text = match answer {
+            Ok(Some(notice)) => notice,
+            Ok(None) => return,
+            Err(e) => e.to_string(),
+        };
+        let _ = self
+            .poster
+            .send_ephemeral(
+                &post.user_id,
+                Post {
+                    user_id: self.bot_id.clone(),
+                    channel_id: post.channel_id.clone(),
+                    root_id: post.root_id.clone(),
+                    message: text,
+                    ..Default::default()
+                },
+            )
+            .await;
     }
 }
 
