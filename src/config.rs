@@ -36,6 +36,8 @@ pub const KEY_APPROVAL_TIMEOUT_MINUTES: &str = "ApprovalTimeoutMinutes";
 pub const KEY_APPROVAL_REMINDER_MINUTES: &str = "ApprovalReminderMinutes";
 pub const KEY_COMMANDS_PER_MINUTE: &str = "CommandsPerMinute";
 pub const KEY_MAX_CONTEXT_KB: &str = "MaxContextKB";
+pub const KEY_MAX_PROMPT_FILES: &str = "MaxPromptFiles";
+pub const KEY_MAX_PROMPT_FILE_MB: &str = "MaxPromptFileMB";
 pub const KEY_POST_UPDATE_INTERVAL_SECONDS: &str = "PostUpdateIntervalSeconds";
 pub const KEY_DATA_DIRECTORY: &str = "DataDirectory";
 
@@ -55,6 +57,11 @@ pub const COMMANDS_PER_MINUTE: (&str, u32, u32, u32) = (KEY_COMMANDS_PER_MINUTE,
 /// A thread or file added with `/claude context` is cut to this many KB (a 9 MB thread would
 /// otherwise become a 9 MB prompt, held in memory until it is sent).
 pub const MAX_CONTEXT_KB: (&str, u32, u32, u32) = (KEY_MAX_CONTEXT_KB, 64, 1, 4_096);
+/// Files a prompt may carry (a Mattermost post holds at most 10); 0 = none.
+pub const MAX_PROMPT_FILES: (&str, u32, u32, u32) = (KEY_MAX_PROMPT_FILES, 5, 0, 10);
+/// Size of each file a prompt carries, in MB: it is read whole into memory (and an image is
+/// held as base64 until its turn).
+pub const MAX_PROMPT_FILE_MB: (&str, u32, u32, u32) = (KEY_MAX_PROMPT_FILE_MB, 5, 1, 50);
 /// A turn's post is updated at most this often at first (then less and less often: browsers
 /// follow the text through live events; the post is for mobile clients and history).
 pub const POST_UPDATE_INTERVAL_SECONDS: (&str, u32, u32, u32) =
@@ -204,6 +211,8 @@ pub struct RawConfig {
     pub approval_reminder_minutes: String,
     pub commands_per_minute: String,
     pub max_context_kb: String,
+    pub max_prompt_files: String,
+    pub max_prompt_file_mb: String,
     pub post_update_interval_seconds: String,
     pub data_directory: String,
 }
@@ -237,6 +246,10 @@ pub struct Config {
     pub commands_per_minute: u32,
     /// The most a thread or file added with `/claude context` may bring, in bytes.
     pub max_context_bytes: usize,
+    /// Files attached to a prompt that are taken (the others are left out, and said).
+    pub max_prompt_files: u32,
+    /// The largest file a prompt takes, in bytes.
+    pub max_prompt_file_bytes: usize,
     /// The first gap between updates of a turn's post while it streams.
     pub post_update_interval: Duration,
     /// `None` = a `claude-code` directory under the server's data directory
@@ -256,6 +269,10 @@ fn kilobytes(kb: u32) -> usize {
     kb as usize * 1024
 }
 
+fn megabytes(mb: u32) -> usize {
+    mb as usize * 1024 * 1024
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -273,6 +290,8 @@ impl Default for Config {
             approval_reminder: Some(minutes(APPROVAL_REMINDER_MINUTES.1)),
             commands_per_minute: COMMANDS_PER_MINUTE.1,
             max_context_bytes: kilobytes(MAX_CONTEXT_KB.1),
+            max_prompt_files: MAX_PROMPT_FILES.1,
+            max_prompt_file_bytes: megabytes(MAX_PROMPT_FILE_MB.1),
             post_update_interval: seconds(POST_UPDATE_INTERVAL_SECONDS.1),
             data_directory: None,
         }
@@ -329,6 +348,8 @@ impl RawConfig {
             approval_reminder_minutes: number(KEY_APPROVAL_REMINDER_MINUTES)?,
             commands_per_minute: number(KEY_COMMANDS_PER_MINUTE)?,
             max_context_kb: number(KEY_MAX_CONTEXT_KB)?,
+            max_prompt_files: number(KEY_MAX_PROMPT_FILES)?,
+            max_prompt_file_mb: number(KEY_MAX_PROMPT_FILE_MB)?,
             post_update_interval_seconds: number(KEY_POST_UPDATE_INTERVAL_SECONDS)?,
             data_directory: get(KEY_DATA_DIRECTORY)?,
         })
@@ -473,6 +494,11 @@ impl RawConfig {
             approval_reminder: (reminder > 0).then(|| minutes(reminder)),
             commands_per_minute: number_setting(COMMANDS_PER_MINUTE, &self.commands_per_minute)?,
             max_context_bytes: kilobytes(number_setting(MAX_CONTEXT_KB, &self.max_context_kb)?),
+            max_prompt_files: number_setting(MAX_PROMPT_FILES, &self.max_prompt_files)?,
+            max_prompt_file_bytes: megabytes(number_setting(
+                MAX_PROMPT_FILE_MB,
+                &self.max_prompt_file_mb,
+            )?),
             post_update_interval: seconds(number_setting(
                 POST_UPDATE_INTERVAL_SECONDS,
                 &self.post_update_interval_seconds,
@@ -670,7 +696,7 @@ mod tests {
                  "MaxConcurrentSessions": 12, "IdleTimeoutMinutes": "0",
                  "ApprovalTimeoutMinutes": 30.0, "CommandsPerMinute": " 7 ",
                  "PostUpdateIntervalSeconds": 5, "DataDirectory": "/var/lib/cc/",
-                 "ApprovalReminderMinutes": 0}"#,
+                 "ApprovalReminderMinutes": 0, "MaxPromptFiles": "0", "MaxPromptFileMB": 20}"#,
         )
         .unwrap();
         assert_eq!(c.default_model.as_deref(), Some("opus"));
@@ -691,6 +717,8 @@ mod tests {
         assert_eq!(c.post_update_interval, Duration::from_secs(5));
         assert_eq!(c.approval_reminder, None);
         assert_eq!(c.data_directory.as_deref(), Some(Path::new("/var/lib/cc")));
+        assert_eq!(c.max_prompt_files, 0);
+        assert_eq!(c.max_prompt_file_bytes, 20 * 1024 * 1024);
 
         let d = load(br#"{"WhoCanStart": "everyone", "WhoCanApprove": "owner"}"#).unwrap();
         assert_eq!(d, Config::default());
@@ -700,6 +728,8 @@ mod tests {
         assert_eq!(d.max_concurrent_sessions, 5);
         assert_eq!(d.post_update_interval, Duration::from_secs(2));
         assert_eq!(d.approval_reminder, Some(Duration::from_secs(300)));
+        assert_eq!(d.max_prompt_files, 5);
+        assert_eq!(d.max_prompt_file_bytes, 5 * 1024 * 1024);
         let r = load(br#"{"ApprovalReminderMinutes": "15"}"#).unwrap();
         assert_eq!(r.approval_reminder, Some(Duration::from_secs(900)));
     }
@@ -817,6 +847,18 @@ mod tests {
                 range(KEY_POST_UPDATE_INTERVAL_SECONDS, 1, 60, 61),
             ),
             (
+                br#"{"MaxPromptFiles": 11}"#,
+                range(KEY_MAX_PROMPT_FILES, 0, 10, 11),
+            ),
+            (
+                br#"{"MaxPromptFileMB": 0}"#,
+                range(KEY_MAX_PROMPT_FILE_MB, 1, 50, 0),
+            ),
+            (
+                br#"{"MaxPromptFileMB": 51}"#,
+                range(KEY_MAX_PROMPT_FILE_MB, 1, 50, 51),
+            ),
+            (
                 br#"{"CommandsPerMinute": "ten"}"#,
                 ConfigError::NotANumber {
                     key: KEY_COMMANDS_PER_MINUTE,
@@ -905,6 +947,8 @@ mod tests {
                 KEY_APPROVAL_REMINDER_MINUTES,
                 KEY_COMMANDS_PER_MINUTE,
                 KEY_MAX_CONTEXT_KB,
+                KEY_MAX_PROMPT_FILES,
+                KEY_MAX_PROMPT_FILE_MB,
                 KEY_POST_UPDATE_INTERVAL_SECONDS,
                 KEY_DATA_DIRECTORY,
             ]

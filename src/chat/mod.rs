@@ -9,6 +9,7 @@
 //! [`service`] owns the engine and wires commands, thread replies and approval
 //! clicks to sessions.
 
+pub(crate) mod attachments;
 pub mod authz;
 pub mod card;
 pub mod command;

@@ -18,7 +18,10 @@ pub use control::{
 pub use messages::{CliMessage, ParseError};
 pub use reader::{CliLine, CliReader, ReadError};
 pub use spawn::{build_command, build_env, spawn, CliEnv, CliProcess, SpawnError};
-pub use writer::{ApprovalAnswer, CliWriter, HostRequest, StdinMessage, UserInput, WriteError};
+pub use writer::{
+    image_block, ApprovalAnswer, CliWriter, HostRequest, ImageMediaType, StdinMessage, UserInput,
+    WriteError,
+};
 
 #[cfg(test)]
 mod fixture_tests;

@@ -72,6 +72,35 @@ pub enum UserInput {
     Blocks(Vec<Value>),
 }
 
+/// The image formats the Messages API takes in an image block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageMediaType {
+    Png,
+    Jpeg,
+    Gif,
+    Webp,
+}
+
+impl ImageMediaType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageMediaType::Png => "image/png",
+            ImageMediaType::Jpeg => "image/jpeg",
+            ImageMediaType::Gif => "image/gif",
+            ImageMediaType::Webp => "image/webp",
+        }
+    }
+}
+
+/// A Messages-API image content block with its bytes inline, already base64 (standard alphabet,
+/// padded): the CLI passes it to the model unchanged.
+pub fn image_block(media_type: ImageMediaType, base64: &str) -> Value {
+    serde_json::json!({
+        "type": "image",
+        "source": {"type": "base64", "media_type": media_type.as_str(), "data": base64},
+    })
+}
+
 /// Requests we send to the CLI.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "subtype", rename_all = "snake_case")]
@@ -375,6 +404,15 @@ mod tests {
         assert_eq!(
             line(&blocks)["message"]["content"],
             json!([{"type": "text", "text": "hi"}])
+        );
+    }
+
+    #[test]
+    fn image_block_shape() {
+        assert_eq!(
+            image_block(ImageMediaType::Webp, "UklGRg=="),
+            json!({"type": "image",
+                   "source": {"type": "base64", "media_type": "image/webp", "data": "UklGRg=="}})
         );
     }
 

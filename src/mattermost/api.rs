@@ -299,6 +299,20 @@ impl Api {
         some("UploadFile", r.a)
     }
 
+    /// An uploaded file's metadata: read it (its size) before [`Api::get_file`], which brings
+    /// the bytes whole.
+    pub async fn get_file_info(&self, file_id: &str) -> Result<FileInfo, ApiError> {
+        let r: GetFileInfoReturns = self.call("GetFileInfo", &Self::s(file_id)).await?;
+        app(r.b)?;
+        some("GetFileInfo", r.a)
+    }
+
+    pub async fn get_file(&self, file_id: &str) -> Result<Vec<u8>, ApiError> {
+        let r: GetFileReturns = self.call("GetFile", &Self::s(file_id)).await?;
+        app(r.b)?;
+        Ok(r.a)
+    }
+
     pub async fn get_post(&self, post_id: &str) -> Result<Post, ApiError> {
         let r: PostReturns = self.call("GetPost", &Self::s(post_id)).await?;
         app(r.b)?;

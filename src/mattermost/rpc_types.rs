@@ -72,6 +72,10 @@ pub type PostReturns = Returns2<Option<Post>, Option<AppError>>;
 /// UploadFile(data, channelId, filename).
 pub type UploadFileArgs = Args3<Vec<u8>, String, String>;
 pub type UploadFileReturns = Returns2<Option<FileInfo>, Option<AppError>>;
+/// GetFileInfo(fileId): the file's metadata (name, size, MIME type the client claimed).
+pub type GetFileInfoReturns = Returns2<Option<FileInfo>, Option<AppError>>;
+/// GetFile(fileId): the file's bytes, read whole by the server.
+pub type GetFileReturns = Returns2<Vec<u8>, Option<AppError>>;
 pub type EphemeralPostArgs = Args2<String, Option<Post>>;
 pub type EphemeralPostReturns = Returns1<Option<Post>>;
 pub type GetPostThreadReturns = Returns2<Option<PostList>, Option<AppError>>;

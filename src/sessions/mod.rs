@@ -9,6 +9,7 @@ pub mod engine;
 pub mod events;
 pub mod feed;
 pub mod launcher;
+pub mod prompt;
 pub mod state;
 
 #[cfg(test)]
@@ -24,4 +25,5 @@ pub use engine::{Engine, EngineError, SessionSpec};
 pub use events::{EventKind, SessionErrorKind, SessionEvent};
 pub use feed::EventFeed;
 pub use launcher::{CliLauncher, ExitInfo, LaunchedCli, ProcessLauncher, ProcessSignals};
+pub use prompt::{PromptContent, PromptImage};
 pub use state::{next_state, IllegalTransition, SessionInput, SessionState};

@@ -46,6 +46,10 @@ pub struct ApiState {
     /// members of a direct channel are the two users its name holds (`<id>__<id>`), as on the
     /// server; `members` are those of every other channel.
     pub channels: BTreeMap<String, Channel>,
+    /// Uploaded files by id (see [`Harness::upload`]).
+    pub files: BTreeMap<String, (FileInfo, Vec<u8>)>,
+    /// The file ids whose bytes were fetched (GetFile), in call order.
+    pub fetched: Vec<String>,
 }
 
 impl ApiState {
@@ -74,7 +78,9 @@ pub fn not_found() -> Option<AppError> {
 
 pub fn fake_api(st: Shared) -> Server {
     let c = |st: &Shared| st.clone();
-    let (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14) = (
+    let (s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16) = (
+        c(&st),
+        c(&st),
         c(&st),
         c(&st),
         c(&st),
@@ -252,6 +258,27 @@ pub fn fake_api(st: Shared) -> Server {
                         ..Default::default()
                     }),
                     b: None,
+                })
+            }
+        })
+        // As the server: an unknown id is an AppError with status 404.
+        .method("Plugin.GetFileInfo", move |a: StringArgs| {
+            let info = s15.lock().unwrap().files.get(&a.a).map(|f| f.0.clone());
+            async move {
+                Ok::<_, String>(GetFileInfoReturns {
+                    b: if info.is_none() { not_found() } else { None },
+                    a: info,
+                })
+            }
+        })
+        .method("Plugin.GetFile", move |a: StringArgs| {
+            let mut st = s16.lock().unwrap();
+            st.fetched.push(a.a.clone());
+            let bytes = st.files.get(&a.a).map(|f| f.1.clone());
+            async move {
+                Ok::<_, String>(GetFileReturns {
+                    b: if bytes.is_none() { not_found() } else { None },
+                    a: bytes.unwrap_or_default(),
                 })
             }
         })
@@ -479,6 +506,26 @@ impl Harness {
         serve_http(&self.hooks, &args, WAIT).await;
         let r = rec.lock().unwrap();
         (r.status, r.body.clone())
+    }
+
+    /// `user` uploads `bytes` as `name` (as `/api/v4/files` does); answers the file id to put
+    /// in a post's `file_ids`. Its MIME type says PNG whatever it holds: the plugin must not
+    /// believe a client's claim.
+    pub fn upload(&self, user: &str, name: &str, bytes: &[u8]) -> String {
+        let mut st = self.api.lock().unwrap();
+        let id = format!("file{:04}", st.files.len() + 1);
+        let info = FileInfo {
+            id: id.clone(),
+            creator_id: user.into(),
+            channel_id: CHANNEL.into(),
+            name: name.into(),
+            extension: name.rsplit('.').next().unwrap_or("").into(),
+            size: bytes.len() as i64,
+            mime_type: "image/png".into(),
+            ..Default::default()
+        };
+        st.files.insert(id.clone(), (info, bytes.to_vec()));
+        id
     }
 
     pub fn log(&self) -> Vec<(String, Post)> {

@@ -4,7 +4,8 @@
 //! with `times: N` answers N calls, which is how retried errors are scripted). Responses follow
 //! the Messages API's SSE framing exactly (see docs/claude-cli-protocol.md §8), because the CLI
 //! parses them with the real SDK. Every request is logged (memory, and a JSONL file if given) so
-//! tests can assert what the CLI sent to the model, e.g. a deny message in a tool_result.
+//! tests can assert what the CLI sent to the model, e.g. a deny message in a tool_result; each
+//! entry lists the request's image blocks by media type and sha256 of their bytes (`images`).
 //!
 //! It binds 127.0.0.1 only: it is a test fixture, never a network service.
 
@@ -372,7 +373,8 @@ async fn handle(
         };
         st.record(json!({
             "seq": seq, "kind": kind, "method": method, "path": path, "query": query,
-            "headers": headers, "turn": turn.as_ref().map(|(i, _)| *i), "body": body,
+            "headers": headers, "turn": turn.as_ref().map(|(i, _)| *i),
+            "images": images_of(&body), "body": body,
         }));
         (seq, kind, turn.map(|(_, t)| t))
     };
@@ -420,6 +422,39 @@ async fn handle(
         }
     };
     Ok(response)
+}
+
+/// The image blocks of a request's messages, in order, as tests check them: the media type,
+/// the sha256 (hex) and length of the decoded bytes (`sha256` null when the data is not valid
+/// base64), and the message's index.
+fn images_of(body: &Value) -> Vec<Value> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let blocks = message.get("content").and_then(Value::as_array);
+        for block in blocks.into_iter().flatten() {
+            if block.get("type").and_then(Value::as_str) != Some("image") {
+                continue;
+            }
+            let source = &block["source"];
+            let data = source["data"].as_str().unwrap_or("");
+            let bytes = base64::engine::general_purpose::STANDARD.decode(data).ok();
+            out.push(json!({
+                "message": index,
+                "source_type": source["type"],
+                "media_type": source["media_type"],
+                "bytes": bytes.as_ref().map(Vec::len),
+                "sha256": bytes.map(|b| {
+                    sha2::Sha256::digest(&b).iter().map(|x| format!("{x:02x}")).collect::<String>()
+                }),
+            }));
+        }
+    }
+    out
 }
 
 fn default_stop_reason(blocks: &[Block]) -> &'static str {
@@ -678,6 +713,28 @@ fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_blocks_are_logged_by_media_type_and_digest() {
+        let body = json!({"messages": [
+            {"role": "user", "content": "no blocks"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "aGVsbG8="}},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": "%%"}},
+            ]},
+        ]});
+        assert_eq!(
+            images_of(&body),
+            vec![
+                json!({"message": 1, "source_type": "base64", "media_type": "image/png", "bytes": 5,
+                       "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}),
+                json!({"message": 1, "source_type": "base64", "media_type": "image/gif",
+                       "bytes": null, "sha256": null}),
+            ]
+        );
+        assert_eq!(images_of(&json!("not json")), Vec::<Value>::new());
+    }
 
     #[test]
     fn parses_every_turn_kind() {

@@ -7,6 +7,7 @@ use super::error::ServiceError;
 use super::routing::{Route, NO_SESSION_HERE};
 use super::sessions::{HistoryPage, SessionView, StartRequest, CONVERSATION_KINDS};
 use super::{state_word, Asker, ChatService, SessionInfo};
+use crate::chat::attachments::{self, Limits};
 use crate::chat::authz::Action;
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::neutralise;
@@ -170,7 +171,7 @@ impl ChatService {
             }
             ChatCommand::Ask { prompt } => {
                 let max = config.max_concurrent_sessions as usize;
-                self.prompt(session()?, user, &prompt, max).await?;
+                self.prompt(session()?, user, prompt.into(), max).await?;
                 String::new()
             }
             ChatCommand::Interrupt => {
@@ -224,7 +225,8 @@ impl ChatService {
         let Some(handle) = self.engine.get(&session_id) else {
             return;
         };
-        if post.message.trim().is_empty() {
+        // A post with files and no words is a prompt too (a screenshot says it all).
+        if post.message.trim().is_empty() && post.file_ids.is_empty() {
             return;
         }
         let asker = Asker {
@@ -238,14 +240,22 @@ impl ChatService {
             .gate(config, Action::Prompt, &asker, Some("prompts"))
             .await
         {
-            Ok(()) => self
-                .prompt((&handle, &info), &post.user_id, &post.message, max)
-                .await
-                .map(|_| ()),
+            Ok(()) => {
+                let attached = attachments::collect(&self.api, post, Limits::of(config)).await;
+                match attached.into_prompt(&post.message) {
+                    (Some(content), notice) => self
+                        .prompt((&handle, &info), &post.user_id, content, max)
+                        .await
+                        .map(|_| notice),
+                    (None, notice) => Ok(notice),
+                }
+            }
             Err(e) => Err(e),
         };
-        if let Err(e) = answer {
-            self.answer_post(post, e.to_string()).await;
+        match answer {
+            Ok(Some(notice)) => self.answer_post(post, notice).await,
+            Ok(None) => {}
+            Err(e) => self.answer_post(post, e.to_string()).await,
         }
     }
 

@@ -44,6 +44,7 @@ use admission::{Admission, Limit};
 pub(crate) use approvals::{ApiDecision, RequestKey};
 pub(crate) use authorize::{outside_roots_text, Asker};
 pub use channel::PANEL_ACTIONS;
+pub(crate) use error::size;
 pub use error::{ContextError, ProjectPathError, ServiceError};
 pub(crate) use files::FileEdit;
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};

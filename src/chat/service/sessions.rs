@@ -14,7 +14,7 @@ use crate::chat::outbox;
 use crate::claude::PermissionMode;
 use crate::config::Config;
 use crate::mattermost::model::Post;
-use crate::sessions::{SessionHandle, SessionSpec, SessionState};
+use crate::sessions::{PromptContent, SessionHandle, SessionSpec, SessionState};
 use crate::store::{HistoryQuery, MessageRecord, OwedKind, OwedPost};
 
 /// Lexical normalization of an absolute path (`.` dropped, `..` pops).
@@ -340,14 +340,14 @@ impl ChatService {
         Ok(views)
     }
 
-    /// Sends a prompt (with pending context blocks first); answers the prompt's id. A stopped
-    /// session resumes on a prompt: that takes one of `max_sessions` slots as a start does, so
-    /// stopping and resuming cannot run more sessions than MaxConcurrentSessions.
+    /// Sends a prompt (with pending context blocks before its text); answers the prompt's id. A
+    /// stopped session resumes on a prompt: that takes one of `max_sessions` slots as a start
+    /// does, so stopping and resuming cannot run more sessions than MaxConcurrentSessions.
     pub(crate) async fn prompt(
         &self,
         (h, info): (&SessionHandle, &SessionInfo),
         user_id: &str,
-        text: &str,
+        content: PromptContent,
         max_sessions: usize,
     ) -> Result<String, ServiceError> {
         // Held until the session took the prompt (and with it, its new process).
@@ -369,11 +369,14 @@ impl ChatService {
             .and_then(|mut st| st.context.remove(h.id()))
             .unwrap_or_default();
         let full = if blocks.is_empty() {
-            text.to_owned()
+            content
         } else {
-            format!("{}\n\n{text}", blocks.join("\n\n"))
+            PromptContent {
+                text: format!("{}\n\n{}", blocks.join("\n\n"), content.text),
+                ..content
+            }
         };
-        h.prompt(&full, user_id).await.map_err(|e| {
+        h.prompt(full, user_id).await.map_err(|e| {
             // Give the context back for the next try.
             if !blocks.is_empty() {
                 if let Ok(mut st) = self.state.lock() {

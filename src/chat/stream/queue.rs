@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use super::StreamCtx;
+use crate::chat::attachments::{FILE_CLOSING, FILE_OPENING};
 use crate::chat::outbox::{Outbox, PostSink};
 use crate::sessions::{EventKind, SessionState};
 use crate::store::{OwedKind, OwedPost};
@@ -125,9 +126,10 @@ fn key(prompt_id: &str) -> String {
     format!("queued:{prompt_id}")
 }
 
-/// The context blocks `/claude context` puts before a person's prompt (service/context.rs).
-const CONTEXT_OPENINGS: [&str; 2] = ["<mattermost-thread ", "<project-file "];
-const CONTEXT_CLOSINGS: [&str; 2] = ["</mattermost-thread>", "</project-file>"];
+/// The context blocks `/claude context` (service/context.rs) and attached text files
+/// (chat/attachments.rs) put before a person's prompt.
+const CONTEXT_OPENINGS: [&str; 3] = ["<mattermost-thread ", "<project-file ", FILE_OPENING];
+const CONTEXT_CLOSINGS: [&str; 3] = ["</mattermost-thread>", "</project-file>", FILE_CLOSING];
 
 /// The person's own words of a prompt: what follows its context blocks, if it has any (they
 /// come first; their bodies, from other threads and files, are not shown).

@@ -142,7 +142,7 @@ handler!(prompt, |app, req| {
     let max = call.config.max_concurrent_sessions as usize;
     let prompt_id = call
         .chat
-        .prompt((&handle, &info), &call.user, &b.text, max)
+        .prompt((&handle, &info), &call.user, b.text.into(), max)
         .await?;
     Ok((202, json!({ "prompt_id": prompt_id })))
 });

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::events::{EventKind, SessionErrorKind, SessionEvent};
 use super::feed::{EventFeed, Observers};
 use super::launcher::{BoxedRead, BoxedWrite, CliLauncher, ExitInfo, LaunchedCli, ProcessSignals};
+use super::prompt::PromptContent;
 use super::state::{next_state, IllegalTransition, SessionInput, SessionState};
 use crate::claude::control::{CanUseTool, IncomingRequest, KnownIncomingRequest};
 use crate::claude::messages::{
@@ -211,7 +212,7 @@ pub struct SessionStatus {
 
 enum Command {
     Prompt {
-        text: String,
+        content: PromptContent,
         author: String,
         reply: oneshot::Sender<Result<String, SessionError>>,
     },
@@ -295,10 +296,14 @@ impl SessionHandle {
     }
 
     /// Queues a prompt; returns its id (the `uuid` of the CLI user line, echoed in the result).
-    pub async fn prompt(&self, text: &str, author: &str) -> Result<String, SessionError> {
-        let (text, author) = (text.to_owned(), author.to_owned());
+    pub async fn prompt(
+        &self,
+        content: impl Into<PromptContent>,
+        author: &str,
+    ) -> Result<String, SessionError> {
+        let (content, author) = (content.into(), author.to_owned());
         self.ask(|reply| Command::Prompt {
-            text,
+            content,
             author,
             reply,
         })
@@ -422,7 +427,7 @@ struct PendingChange {
 
 struct QueuedPrompt {
     id: String,
-    text: String,
+    content: PromptContent,
 }
 
 /// Everything needed to run one session.
@@ -885,11 +890,11 @@ impl Actor {
         match command {
             // Replies go out after `flush`, so a caller that got Ok finds its events stored.
             Command::Prompt {
-                text,
+                content,
                 author,
                 reply,
             } => {
-                let result = self.on_prompt(text, author).await;
+                let result = self.on_prompt(content, author).await;
                 self.flush().await;
                 let _ = reply.send(result);
             }
@@ -995,25 +1000,30 @@ impl Actor {
             cli_session_id: self.record.cli_session_id.clone(),
             pid: self.process.as_ref().and_then(|p| p.signals.pid()),
             current_prompt: self.current_prompt.clone(),
-            queued_prompts: self.queue.iter().map(|q| q.text.clone()).collect(),
+            queued_prompts: self.queue.iter().map(|q| q.content.text.clone()).collect(),
             pending_approvals: pending,
             last_exit: self.last_exit,
             stderr_tail,
         }
     }
 
-    async fn on_prompt(&mut self, text: String, author: String) -> Result<String, SessionError> {
+    async fn on_prompt(
+        &mut self,
+        content: PromptContent,
+        author: String,
+    ) -> Result<String, SessionError> {
         next_state(self.state, SessionInput::Prompt)?;
         let prompt_id = Uuid::new_v4().to_string();
+        // The transcript keeps the text, which names the images; their bytes go to the CLI only.
         self.publish(EventKind::Prompt {
             prompt_id: prompt_id.clone(),
             author,
-            text: text.clone(),
+            text: content.text.clone(),
         })
         .await;
         self.queue.push_back(QueuedPrompt {
             id: prompt_id.clone(),
-            text,
+            content,
         });
         if !self.state.has_process() {
             // Stopped or crashed: a new process, resuming the stored conversation.
@@ -1047,7 +1057,7 @@ impl Actor {
         let uuid = Uuid::parse_str(&next.id).unwrap_or_else(|_| Uuid::new_v4());
         self.current_prompt = Some(next.id);
         if self
-            .send_to_cli(StdinMessage::user_text(next.text, uuid))
+            .send_to_cli(StdinMessage::user(next.content.into_input(), uuid))
             .await
         {
             self.follow(SessionInput::TurnStarted).await;

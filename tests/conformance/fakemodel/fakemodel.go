@@ -191,9 +191,18 @@ func (m *Model) Pid() int {
 
 // Request is one logged POST /v1/messages that consumed a script turn.
 type Request struct {
-	Seq  int
-	Kind string
-	Text string // every string inside the request body, newline-joined (JSON escaping undone)
+	Seq    int
+	Kind   string
+	Text   string  // every string inside the request body, newline-joined (JSON escaping undone)
+	Images []Image // the image blocks of its messages, in order
+}
+
+// Image is an image block as the fake logs it: its bytes by length and sha256 (hex).
+type Image struct {
+	Message   int    `json:"message"` // index in the request's messages
+	MediaType string `json:"media_type"`
+	Bytes     int    `json:"bytes"`
+	SHA256    string `json:"sha256"`
 }
 
 // requests parses the log (a torn last line is skipped: it is still being written).
@@ -215,7 +224,11 @@ func (m *Model) Requests() []Request {
 		seq, _ := rec["seq"].(float64)
 		var sb strings.Builder
 		collectStrings(rec["body"], &sb)
-		out = append(out, Request{Seq: int(seq), Kind: kind, Text: sb.String()})
+		var images struct {
+			Images []Image `json:"images"`
+		}
+		_ = json.Unmarshal([]byte(line), &images)
+		out = append(out, Request{Seq: int(seq), Kind: kind, Text: sb.String(), Images: images.Images})
 	}
 	return out
 }

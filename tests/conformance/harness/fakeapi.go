@@ -581,6 +581,37 @@ func (f *FakeAPI) UploadFile(data []byte, channelID string, filename string) (*m
 	return &copied, nil
 }
 
+// GetFileInfo answers a file's metadata as the server does: an unknown id is the store's
+// not-found, an AppError with status 404 (app.Server.getFileInfo).
+func (f *FakeAPI) GetFileInfo(fileID string) (*model.FileInfo, *model.AppError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetFileInfo")
+	file, ok := f.files[fileID]
+	if !ok {
+		return nil, fileNotFound()
+	}
+	info := *file.Info
+	return &info, nil
+}
+
+// GetFile answers a file's bytes; the server looks its info up first (app.App.GetFile), so an
+// unknown id fails the same way.
+func (f *FakeAPI) GetFile(fileID string) ([]byte, *model.AppError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetFile")
+	file, ok := f.files[fileID]
+	if !ok {
+		return nil, fileNotFound()
+	}
+	return append([]byte(nil), file.Data...), nil
+}
+
+func fileNotFound() *model.AppError {
+	return model.NewAppError("GetFileInfo", "app.file_info.get.app_error", nil, "", http.StatusNotFound)
+}
+
 // Files returns the uploaded files, by file id (copies).
 func (f *FakeAPI) Files() map[string]UploadedFile {
 	f.mu.Lock()

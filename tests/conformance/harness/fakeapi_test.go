@@ -378,6 +378,33 @@ func TestFakeUploadFileAttachesAtCreatePost(t *testing.T) {
 	}
 }
 
+// GetFileInfo and GetFile answer an uploaded file, and an unknown id as the server does: an
+// AppError with status 404.
+func TestFakeGetFileInfoAndGetFile(t *testing.T) {
+	f := newWorld()
+	info, err := f.UploadFile([]byte("\x89PNG\r\n\x1a\n"), "c1", "shot.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.GetFileInfo(info.Id)
+	if err != nil || got.Name != "shot.png" || got.Size != 8 || got.Id != info.Id {
+		t.Fatalf("GetFileInfo: %+v %v", got, err)
+	}
+	data, err := f.GetFile(info.Id)
+	if err != nil || string(data) != "\x89PNG\r\n\x1a\n" {
+		t.Fatalf("GetFile: %q %v", data, err)
+	}
+	if _, err := f.GetFileInfo("nosuchfile"); err == nil || err.StatusCode != http.StatusNotFound || err.Id != "app.file_info.get.app_error" {
+		t.Fatalf("GetFileInfo of an unknown id: %v", err)
+	}
+	if _, err := f.GetFile("nosuchfile"); err == nil || err.StatusCode != http.StatusNotFound {
+		t.Fatalf("GetFile of an unknown id: %v", err)
+	}
+	if f.Calls("GetFileInfo") != 2 || f.Calls("GetFile") != 2 {
+		t.Fatalf("calls %d %d", f.Calls("GetFileInfo"), f.Calls("GetFile"))
+	}
+}
+
 // ---- what the real server refuses, the fake refuses the same way ----
 
 func wantAppErr(t *testing.T, what string, err *model.AppError, id string, status int) {

@@ -55,6 +55,7 @@ func TestRealServer(t *testing.T) {
 	counter.Check(t, "members_cannot_weaken_approval", w.stepMembersCannotWeakenApproval)
 	counter.Check(t, "long_reply_split", w.stepLongReply)
 	counter.Check(t, "large_write", w.stepLargeWrite)
+	counter.Check(t, "image_and_files_into_a_prompt", w.stepImageIntoPrompt)
 	counter.Check(t, "api_token_reads_and_refusals", w.stepAPIToken)
 	counter.Check(t, "api_bad_input_changes_nothing", w.stepAPIBadInput)
 	counter.Check(t, "api_cookie_auth_csrf", w.stepAPICookieCSRF)

@@ -1,0 +1,95 @@
+//! What a prompt carries: its text, and images after it. The text is what the transcript, the
+//! status, the live events and the thread show (attached images appear in it by name, as
+//! `[image: shot.png]` lines the chat layer writes); the images go only to the CLI.
+
+use crate::claude::{image_block, ImageMediaType, UserInput};
+
+/// An image of a prompt, its bytes as base64.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptImage {
+    pub media_type: ImageMediaType,
+    pub base64: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PromptContent {
+    pub text: String,
+    pub images: Vec<PromptImage>,
+}
+
+impl<S: AsRef<str> + ?Sized> From<&S> for PromptContent {
+    fn from(text: &S) -> Self {
+        PromptContent {
+            text: text.as_ref().to_owned(),
+            images: Vec::new(),
+        }
+    }
+}
+
+impl From<String> for PromptContent {
+    fn from(text: String) -> Self {
+        PromptContent {
+            text,
+            images: Vec::new(),
+        }
+    }
+}
+
+impl PromptContent {
+    /// The user line's content: plain text, or a text block (never empty: the Messages API
+    /// refuses an empty one) followed by the image blocks.
+    pub(crate) fn into_input(self) -> UserInput {
+        if self.images.is_empty() {
+            return UserInput::Text(self.text);
+        }
+        let mut blocks = Vec::with_capacity(self.images.len() + 1);
+        if !self.text.trim().is_empty() {
+            blocks.push(serde_json::json!({"type": "text", "text": self.text}));
+        }
+        blocks.extend(
+            self.images
+                .iter()
+                .map(|i| image_block(i.media_type, &i.base64)),
+        );
+        UserInput::Blocks(blocks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_alone_stays_a_string_and_images_follow_their_text() {
+        assert_eq!(
+            PromptContent::from("hi").into_input(),
+            UserInput::Text("hi".into())
+        );
+        let content = PromptContent {
+            text: "look\n[image: a.png]".into(),
+            images: vec![PromptImage {
+                media_type: ImageMediaType::Png,
+                base64: "iVBORw==".into(),
+            }],
+        };
+        assert_eq!(
+            content.into_input(),
+            UserInput::Blocks(vec![
+                json!({"type": "text", "text": "look\n[image: a.png]"}),
+                json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw=="}}),
+            ])
+        );
+        let bare = PromptContent {
+            text: " ".into(),
+            images: vec![PromptImage {
+                media_type: ImageMediaType::Gif,
+                base64: "R0lG".into(),
+            }],
+        };
+        let UserInput::Blocks(blocks) = bare.into_input() else {
+            panic!("blocks")
+        };
+        assert_eq!(blocks.len(), 1, "no empty text block: {blocks:?}");
+    }
+}
