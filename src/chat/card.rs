@@ -478,14 +478,34 @@ fn preview(req: &ApprovalRequest<'_>) -> String {
     out
 }
 
-fn headline(req: &ApprovalRequest<'_>) -> String {
-    let target = req
-        .input
+/// What a request acts on: its file (relative to the project), else the CLI's description.
+fn target(input: &Value, description: Option<&str>, cwd: Option<&str>) -> Option<String> {
+    input
         .get("file_path")
         .and_then(Value::as_str)
-        .map(|p| relative(p, req.cwd).to_owned())
-        .or_else(|| req.description.map(str::to_owned));
-    match target {
+        .map(|p| relative(p, cwd).to_owned())
+        .or_else(|| description.map(str::to_owned))
+}
+
+/// A request in a few words, as the card's title says it ("Write src/main.rs", "Question: …",
+/// "Plan"): the REST API's `description` of an approval. Not neutralised: it is JSON for the
+/// webapp, which renders it as text.
+pub(crate) fn describe(tool: &str, input: &Value, cwd: Option<&str>) -> String {
+    match super::question::Interaction::of(tool, input, true) {
+        Some(super::question::Interaction::Questions(qs)) => format!("Question: {}", qs[0].text),
+        Some(super::question::Interaction::Plan(_)) => "Plan".to_owned(),
+        None => {
+            let description = input.get("description").and_then(Value::as_str);
+            match target(input, description, cwd) {
+                Some(t) => format!("{tool} {t}"),
+                None => tool.to_owned(),
+            }
+        }
+    }
+}
+
+fn headline(req: &ApprovalRequest<'_>) -> String {
+    match target(req.input, req.description, req.cwd) {
         Some(t) => format!("Claude wants to use **{}** on `{t}`", req.tool_name),
         None => format!("Claude wants to use **{}**", req.tool_name),
     }

@@ -347,6 +347,66 @@ pub(crate) fn answer_dialog(
     )
 }
 
+/// Why answers do not answer a question card.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum AnswerError {
+    #[error("the request asks no question {0:?}")]
+    UnknownQuestion(String),
+    #[error("every question needs a non-empty answer; missing: {0:?}")]
+    Missing(Vec<String>),
+}
+
+/// The one rule of answers, whether a dialog or the REST API gives them: every question gets
+/// an answer that is not blank (`answer(i, question)`), in the questions' order. The error
+/// lists the indexes of the questions left without one.
+fn complete_answers(
+    questions: &[Question],
+    mut answer: impl FnMut(usize, &Question) -> Option<String>,
+) -> Result<Vec<(String, String)>, Vec<usize>> {
+    let mut answers = Vec::new();
+    let mut missing = Vec::new();
+    for (i, q) in questions.iter().enumerate() {
+        match answer(i, q).filter(|a| !a.trim().is_empty()) {
+            Some(a) => answers.push((q.text.clone(), a)),
+            None => missing.push(i),
+        }
+    }
+    if missing.is_empty() {
+        Ok(answers)
+    } else {
+        Err(missing)
+    }
+}
+
+/// Answers given as `(question text, answer)` (the REST API's `answers`), checked by the
+/// dialog's rule: only the request's own questions (the CLI would pass any key on to the
+/// model), each of them answered.
+pub(crate) fn given_answers(
+    questions: &[Question],
+    given: &[(String, String)],
+) -> Result<Vec<(String, String)>, AnswerError> {
+    if let Some((q, _)) = given
+        .iter()
+        .find(|(q, _)| !questions.iter().any(|x| &x.text == q))
+    {
+        return Err(AnswerError::UnknownQuestion(q.clone()));
+    }
+    complete_answers(questions, |_, q| {
+        given
+            .iter()
+            .find(|(text, _)| text == &q.text)
+            .map(|(_, a)| a.clone())
+    })
+    .map_err(|missing| {
+        AnswerError::Missing(
+            missing
+                .into_iter()
+                .map(|i| questions[i].text.clone())
+                .collect(),
+        )
+    })
+}
+
 /// The answers of a dialog submission, or the field errors to show in the dialog (every
 /// question needs an answer).
 pub(crate) fn dialog_answers(
@@ -361,9 +421,7 @@ pub(crate) fn dialog_answers(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let mut answers = Vec::new();
-    let mut errors = serde_json::Map::new();
-    for (i, q) in questions.iter().enumerate() {
+    complete_answers(questions, |i, q| {
         let mut chosen: Vec<String> = if q.multi_select {
             q.options
                 .iter()
@@ -385,20 +443,19 @@ pub(crate) fn dialog_answers(
             }
             chosen.push(other);
         }
-        if chosen.is_empty() {
-            errors.insert(
-                other_field(i),
-                "Choose an option or write an answer.".into(),
-            );
-        } else {
-            answers.push((q.text.clone(), chosen.join(", ")));
-        }
-    }
-    if errors.is_empty() {
-        Ok(answers)
-    } else {
-        Err(errors)
-    }
+        Some(chosen.join(", "))
+    })
+    .map_err(|missing| {
+        missing
+            .into_iter()
+            .map(|i| {
+                (
+                    other_field(i),
+                    "Choose an option or write an answer.".into(),
+                )
+            })
+            .collect()
+    })
 }
 
 /// The CLI's `updatedInput`: the model's input with the answers beside its questions.
