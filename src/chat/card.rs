@@ -383,7 +383,8 @@ pub fn editable_input(tool_name: &str, input: &Value) -> Option<EditableInput> {
         Some(f) => input.get(f)?.as_str()?.to_owned(),
         None => serde_json::to_string_pretty(input).ok()?,
     };
-    (text.chars().count() <= DIALOG_TEXTAREA_MAX).then_some(EditableInput { field, text })
+    // The server counts the textarea's default in bytes (Go's `len`).
+    (text.len() <= DIALOG_TEXTAREA_MAX).then_some(EditableInput { field, text })
 }
 
 /// Why an edited input was refused.
@@ -1006,6 +1007,11 @@ mod tests {
 
     #[test]
     fn edit_button_only_when_the_input_fits_a_dialog() {
+        // The server counts bytes: 1001 characters of three bytes each do not fit.
+        let wide = json!({"command": "語".repeat(DIALOG_TEXTAREA_MAX / 3 + 1)});
+        assert!(editable_input("Bash", &wide).is_none());
+        let fits = json!({"command": "語".repeat(DIALOG_TEXTAREA_MAX / 3)});
+        assert!(editable_input("Bash", &fits).is_some());
         let big = json!({"command": "x".repeat(DIALOG_TEXTAREA_MAX + 1)});
         let card = approval_attachment("https://c", &signer(), &bash_request(&big));
         assert!(card.actions.iter().all(|a| a.id != "editapprove"));
