@@ -34,7 +34,9 @@ use crate::claude::{
     ApprovalAnswer, CliLine, CliMessage, CliReader, CliSpec, CliWriter, ControlResponseBody,
     HostRequest, PermissionMode, ReadError, SessionStart, StdinMessage, WriteError,
 };
-use crate::store::{now_ms, ApprovalRecord, MessageRecord, SessionRecord, Store, StoreError};
+use crate::store::{
+    now_ms, Allowed, ApprovalRecord, MessageRecord, SessionRecord, Store, StoreError,
+};
 
 /// Timeouts and sizes of one session; shared by all sessions of an engine.
 #[derive(Debug, Clone)]
@@ -1166,8 +1168,15 @@ impl Actor {
             EventKind::ToolDenied { message, .. } => Some(message.clone()),
             _ => None,
         };
+        let allowed = Allowed {
+            updated_input: match (name, &event) {
+                ("allow_with_input", EventKind::ToolApproved { input, .. }) => Some(input.clone()),
+                _ => None,
+            },
+            mode: exit_plan.map(|m| m.as_str().to_owned()),
+        };
         self.store
-            .decide_approval(&request_id, Some(&by), name, reason.as_deref())
+            .decide_approval(&request_id, Some(&by), name, reason.as_deref(), allowed)
             .await?;
         self.audit(
             &by,
@@ -1251,7 +1260,7 @@ impl Actor {
         for request_id in ids {
             if let Err(e) = self
                 .store
-                .decide_approval(&request_id, None, "cancelled", None)
+                .decide_approval(&request_id, None, "cancelled", None, Default::default())
                 .await
             {
                 tracing::error!(session = %self.record.id, "storing a cancelled approval failed: {e}");
@@ -1317,7 +1326,13 @@ impl Actor {
         );
         if let Err(e) = self
             .store
-            .decide_approval(&request_id, None, "expired", Some(&message))
+            .decide_approval(
+                &request_id,
+                None,
+                "expired",
+                Some(&message),
+                Default::default(),
+            )
             .await
         {
             tracing::error!(session = %self.record.id, "storing an expired approval failed: {e}");
@@ -1548,7 +1563,13 @@ impl Actor {
                 if self.pending.remove(&cancel.request_id).is_some() {
                     if let Err(e) = self
                         .store
-                        .decide_approval(&cancel.request_id, None, "cancelled", None)
+                        .decide_approval(
+                            &cancel.request_id,
+                            None,
+                            "cancelled",
+                            None,
+                            Default::default(),
+                        )
                         .await
                     {
                         tracing::error!(session = %self.record.id, "storing a cancel failed: {e}");
@@ -1593,6 +1614,7 @@ impl Actor {
             reason: None,
             requested_at: now_ms(),
             decided_at: None,
+            allowed: Default::default(),
         };
         if let Err(e) = self.store.insert_approval(record).await {
             tracing::error!(session = %self.record.id, "storing an approval request failed: {e}");

@@ -11,6 +11,7 @@ use super::error::ServiceError;
 use super::{Asker, ChatService};
 use crate::chat::authz::Action;
 use crate::chat::card;
+use crate::chat::command::parse_permission_mode;
 use crate::chat::question::{self, Interaction, PlanOutcome};
 use crate::chat::stream::{self, card_post, Card};
 use crate::claude::PermissionMode;
@@ -117,6 +118,50 @@ impl ApiDecision {
             (ApiDecision::Plan(_), _) => bad("this request is not a plan"),
             (answer, _) => Ok(answer),
         }
+    }
+
+    /// The answer a stored decision by `name` was, so that a card closed after a restart
+    /// shows what the card closed at once showed (`outcome`); `None` for a request nobody
+    /// answered (expired, withdrawn).
+    pub(super) fn stored(a: &ApprovalRecord, name: &str) -> Option<Self> {
+        let asked = Interaction::of(&a.tool, &a.input, true);
+        let reason = a.reason.clone().unwrap_or_default();
+        Some(match (a.decision.as_deref()?, &asked) {
+            ("allow", _) => ApiDecision::Approve,
+            ("allow_for_session", _) => ApiDecision::ApproveForSession,
+            ("allow_with_input", Some(Interaction::Questions(qs))) => {
+                let given = a.allowed.updated_input.as_ref()?.get("answers")?;
+                ApiDecision::Answer(
+                    qs.iter()
+                        .filter_map(|q| {
+                            let answer = given.get(&q.text)?.as_str()?;
+                            Some((q.text.clone(), answer.to_owned()))
+                        })
+                        .collect(),
+                )
+            }
+            ("allow_with_input", _) => {
+                ApiDecision::ApproveWithInput(a.allowed.updated_input.clone().unwrap_or_default())
+            }
+            ("allow_exit_plan", _) => ApiDecision::Plan(
+                match a.allowed.mode.as_deref().and_then(parse_permission_mode) {
+                    Some(PermissionMode::AcceptEdits) => PlanOutcome::AcceptEdits,
+                    _ => PlanOutcome::Start,
+                },
+            ),
+            ("deny" | "deny_and_interrupt", Some(Interaction::Plan(_))) => {
+                ApiDecision::Plan(PlanOutcome::KeepPlanning { feedback: reason })
+            }
+            // The message told is `outcome`'s: the reason is what follows its opening.
+            ("deny" | "deny_and_interrupt", _) => ApiDecision::Deny {
+                reason: match reason.strip_prefix(&format!("Denied by @{name}: ")) {
+                    Some(r) => Some(r.to_owned()),
+                    None if reason == format!("Denied from Mattermost by @{name}") => None,
+                    None => Some(reason),
+                },
+            },
+            _ => return None,
+        })
     }
 
     /// What the session is told, and what the card shows, for a decision by `name` on a
