@@ -139,14 +139,19 @@ async fn questions_answered_by_a_button_a_dialog_and_the_api_reach_the_model() {
         ctx["session_id"].as_str().unwrap(),
         ctx["request_id"].as_str().unwrap()
     );
-    let (status, v) = h
-        .http(
-            &url,
-            "u1",
-            json!({"decision": "approve", "answers": {"Another question?": "x"}}),
-        )
-        .await;
-    assert_eq!(status, Some(400), "{v}");
+    // A question is answered, whole, by the dialog's rule: anything else is refused and
+    // leaves the card answerable.
+    for refused in [
+        json!({"decision": "approve", "answers": {"Another question?": "x"}}),
+        json!({"decision": "approve"}),
+        json!({"decision": "approve_session"}),
+        json!({"decision": "approve", "answers": {}}),
+        json!({"decision": "approve", "answers": {SIZE: "  "}}),
+        json!({"decision": "approve", "updated_input": {"answers": {SIZE: "Medium"}}}),
+    ] {
+        let (status, v) = h.http(&url, "u1", refused.clone()).await;
+        assert_eq!(status, Some(400), "{refused} → {v}");
+    }
     let (status, v) = h
         .http(
             &url,
@@ -335,5 +340,116 @@ async fn a_plan_started_with_approvals_still_asks_before_the_write() {
         )
         .await;
     assert_eq!(v["permission_mode"], "default", "{v}");
+    h.deactivate().await;
+}
+
+/// The REST API answers a plan as the card's buttons do: deny with a reason keeps planning with
+/// that feedback, approve_session starts accepting edits (recorded), and the cards end with the
+/// same lines as after a click.
+#[tokio::test]
+async fn a_plan_answered_through_the_api_ends_like_a_click() {
+    const FEEDBACK: &str = "Name the file greeting.txt";
+    let h = Harness::new(
+        "planapi",
+        |p| {
+            let exit = json!({"kind": "message", "blocks": [{"type": "tool_use",
+                "name": "ExitPlanMode", "input": {"plan": "1. Write the greeting"}}]});
+            json!([
+                exit,
+                exit,
+                {"kind": "message", "blocks": [{"type": "tool_use", "name": "Write",
+                    "input": {"file_path": p.join("greeting.txt").display().to_string(),
+                              "content": "hi\n"}}]},
+                text("Planned and done."),
+            ])
+        },
+        json!({}),
+    )
+    .await;
+    h.command(&format!(
+        "/claude start {} --mode plan",
+        h.project.display()
+    ))
+    .await;
+    h.command("/claude plan the greeting").await;
+    let (card, actions) = next_card(&h, None).await;
+    let ctx = context_json(&actions[0]);
+    let session = ctx["session_id"].as_str().unwrap().to_owned();
+    let url = |ctx: &Value| {
+        format!(
+            "/api/v1/sessions/{session}/approvals/{}",
+            ctx["request_id"].as_str().unwrap()
+        )
+    };
+    let (_, v) = h
+        .http_method(
+            "GET",
+            &format!("/api/v1/sessions/{session}/approvals"),
+            "u1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["approvals"][0]["description"], "Plan", "{v}");
+    for refused in [
+        json!({"decision": "deny"}),
+        json!({"decision": "deny", "reason": "  "}),
+        json!({"decision": "approve", "updated_input": {"plan": "another"}}),
+        json!({"decision": "approve", "answers": {"q": "a"}}),
+    ] {
+        let (status, v) = h.http(&url(&ctx), "u1", refused.clone()).await;
+        assert_eq!(status, Some(400), "{refused} → {v}");
+    }
+    let (status, v) = h
+        .http(
+            &url(&ctx),
+            "u1",
+            json!({"decision": "deny", "reason": FEEDBACK}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (Some(200), Some("denied")),
+        "{v}"
+    );
+
+    let (card2, actions2) = next_card(&h, Some(&card.id)).await;
+    assert!(
+        last_request(&h).contains(FEEDBACK),
+        "the feedback reached the model: {}",
+        last_request(&h)
+    );
+    assert!(card_text(&h, &card.id).contains(&format!("to keep planning: {FEEDBACK}")));
+    let (status, v) = h
+        .http(
+            &url(&context_json(&actions2[0])),
+            "u1",
+            json!({"decision": "approve_session"}),
+        )
+        .await;
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (Some(200), Some("approved")),
+        "{v}"
+    );
+    h.wait_for_done().await;
+    assert_eq!(
+        std::fs::read_to_string(h.project.join("greeting.txt")).unwrap(),
+        "hi\n",
+        "the Write ran without a card: edits are accepted"
+    );
+    assert!(
+        card_text(&h, &card2.id).contains("edits are accepted"),
+        "{}",
+        card_text(&h, &card2.id)
+    );
+    let (_, v) = h
+        .http_method(
+            "GET",
+            &format!("/api/v1/sessions/{session}"),
+            "u1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["permission_mode"], "acceptEdits", "{v}");
     h.deactivate().await;
 }

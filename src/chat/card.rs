@@ -383,7 +383,8 @@ pub fn editable_input(tool_name: &str, input: &Value) -> Option<EditableInput> {
         Some(f) => input.get(f)?.as_str()?.to_owned(),
         None => serde_json::to_string_pretty(input).ok()?,
     };
-    (text.chars().count() <= DIALOG_TEXTAREA_MAX).then_some(EditableInput { field, text })
+    // The server counts the textarea's default in bytes (Go's `len`).
+    (text.len() <= DIALOG_TEXTAREA_MAX).then_some(EditableInput { field, text })
 }
 
 /// Why an edited input was refused.
@@ -478,14 +479,34 @@ fn preview(req: &ApprovalRequest<'_>) -> String {
     out
 }
 
-fn headline(req: &ApprovalRequest<'_>) -> String {
-    let target = req
-        .input
+/// What a request acts on: its file (relative to the project), else the CLI's description.
+fn target(input: &Value, description: Option<&str>, cwd: Option<&str>) -> Option<String> {
+    input
         .get("file_path")
         .and_then(Value::as_str)
-        .map(|p| relative(p, req.cwd).to_owned())
-        .or_else(|| req.description.map(str::to_owned));
-    match target {
+        .map(|p| relative(p, cwd).to_owned())
+        .or_else(|| description.map(str::to_owned))
+}
+
+/// A request in a few words, as the card's title says it ("Write src/main.rs", "Question: …",
+/// "Plan"): the REST API's `description` of an approval. Not neutralised: it is JSON for the
+/// webapp, which renders it as text.
+pub(crate) fn describe(tool: &str, input: &Value, cwd: Option<&str>) -> String {
+    match super::question::Interaction::of(tool, input, true) {
+        Some(super::question::Interaction::Questions(qs)) => format!("Question: {}", qs[0].text),
+        Some(super::question::Interaction::Plan(_)) => "Plan".to_owned(),
+        None => {
+            let description = input.get("description").and_then(Value::as_str);
+            match target(input, description, cwd) {
+                Some(t) => format!("{tool} {t}"),
+                None => tool.to_owned(),
+            }
+        }
+    }
+}
+
+fn headline(req: &ApprovalRequest<'_>) -> String {
+    match target(req.input, req.description, req.cwd) {
         Some(t) => format!("Claude wants to use **{}** on `{t}`", req.tool_name),
         None => format!("Claude wants to use **{}**", req.tool_name),
     }
@@ -986,6 +1007,11 @@ mod tests {
 
     #[test]
     fn edit_button_only_when_the_input_fits_a_dialog() {
+        // The server counts bytes: 1001 characters of three bytes each do not fit.
+        let wide = json!({"command": "語".repeat(DIALOG_TEXTAREA_MAX / 3 + 1)});
+        assert!(editable_input("Bash", &wide).is_none());
+        let fits = json!({"command": "語".repeat(DIALOG_TEXTAREA_MAX / 3)});
+        assert!(editable_input("Bash", &fits).is_some());
         let big = json!({"command": "x".repeat(DIALOG_TEXTAREA_MAX + 1)});
         let card = approval_attachment("https://c", &signer(), &bash_request(&big));
         assert!(card.actions.iter().all(|a| a.id != "editapprove"));

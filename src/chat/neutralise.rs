@@ -30,10 +30,43 @@ const JOINER: char = '\u{200D}';
 /// Whether `c` continues a word around `@keyword`, so that it cannot be a mention. Only
 /// ASCII letters and digits count: the server also counts other letters and numbers, so a
 /// few words it would not parse as mentions are neutralised too (`é@all`), never the other
-/// way round. `_` does not count either (`@all_` is a mention once the server strips the
-/// suffix), at the cost of a user called `all_x` not being pinged by the bot.
+/// way round.
 fn continues_word(c: Option<char>) -> bool {
     c.is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// The server's punctuation inside words (`:.-_`): trimmed from a word's start, stripped from
+/// its end until a mention is found, and (`.-:`) where a word not starting with `@` is split.
+fn word_punctuation(c: char) -> bool {
+    matches!(c, ':' | '.' | '-' | '_')
+}
+
+/// Whether the server's word that holds the `@` at `at` surely starts with it: only its
+/// punctuation (which the server trims) comes before it, after the start of the text or an
+/// ASCII character the server splits words at. Anything else before it (a letter of another
+/// script, another `@`) and the word may start earlier.
+fn word_starts_at(text: &str, at: usize) -> bool {
+    match text[..at].chars().rev().find(|c| !word_punctuation(*c)) {
+        None => true,
+        Some(c) => c.is_ascii() && !c.is_ascii_alphanumeric() && c != '@',
+    }
+}
+
+/// Whether what follows `@keyword` makes it a username the server looks up rather than a
+/// channel-wide mention. The server (channels/app/mention_parser_standard.go, `ProcessText`)
+/// takes a word starting with `@` whole (`@channel_ops`, `@all-hands`, `@here.now`: a user's
+/// mention, never split), and falls back to the channel-wide keyword only when what follows
+/// it is all `:.-_` (`@channel.`, `@all_`), which it strips as a sentence's end. A word that
+/// does not start with the `@` is split at `.-:`, so there only a letter or digit continues
+/// it (`x.@all-hands` notifies the channel).
+fn continues_username(text: &str, at: usize, after: &str) -> bool {
+    if !word_starts_at(text, at) {
+        return continues_word(after.chars().next());
+    }
+    after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || word_punctuation(*c) || *c == '@')
+        .any(|c| !word_punctuation(c))
 }
 
 /// `text` with every `@channel`, `@all` and `@here` made inert.
@@ -49,8 +82,7 @@ fn mentions(text: &str) -> Cow<'_, str> {
             continue;
         };
         let before = text[..at].chars().next_back();
-        let after = rest[keyword.len()..].chars().next();
-        if continues_word(before) || continues_word(after) {
+        if continues_word(before) || continues_username(text, at, &rest[keyword.len()..]) {
             continue;
         }
         out.push_str(&text[copied..=at]);
@@ -350,6 +382,14 @@ mod tests {
             ("@all_", 1),
             ("**@channel** and @here and @all", 3),
             ("line\n@channel\n", 1),
+            // What follows is all the server's sentence-end punctuation: stripped.
+            ("@channel_ ok", 1),
+            ("@all.-: ok", 1),
+            ("@here_.", 1),
+            // A word that does not start with `@` is split at `.-:`.
+            ("x.@all-hands", 1),
+            ("é.@channel_ops-x", 0),
+            ("é@all-x", 0),
         ] {
             assert_eq!(server_channel_mentions(input), mentions, "{input}");
             let safe = text(input);
@@ -367,6 +407,13 @@ mod tests {
             "@alice and @channels and @allison",
             "mail me at ops@all.example.com",
             "@herenow",
+            // Usernames that begin like a channel-wide keyword (the card's mention of its
+            // owner): the server takes a word starting with `@` whole.
+            "@channel_ops, @all-hands and @here.now: look",
+            "(@channel_ops)",
+            "_@all-hands",
+            "@all_1",
+            "@here@x",
             "no mention here",
             "",
             "@",
@@ -496,6 +543,14 @@ mod tests {
             Just("@channel".to_owned()),
             Just("@ALL".to_owned()),
             Just("@here.".to_owned()),
+            Just("@channel_".to_owned()),
+            Just("@all-".to_owned()),
+            Just("_ops".to_owned()),
+            Just("-x".to_owned()),
+            Just(".".to_owned()),
+            Just(":".to_owned()),
+            Just("@".to_owned()),
+            Just("é".to_owned()),
             Just("[x](http://a.example)".to_owned()),
             Just("![i](http://b.example/i.png)".to_owned()),
             Just("[r]: http://c.example".to_owned()),

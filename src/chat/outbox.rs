@@ -68,6 +68,13 @@ pub trait PostSink: Send + Sync + 'static {
         &self,
         user_id: &str,
     ) -> impl Future<Output = Result<String, ApiError>> + Send;
+    /// Whether `user_id` is a member of `channel_id` now (`false` when the server has no such
+    /// membership).
+    fn is_channel_member(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+    ) -> impl Future<Output = Result<bool, ApiError>> + Send;
     /// The server's SiteURL without its trailing slash, if it has one: a link in a direct
     /// message must be absolute.
     fn site_url(&self) -> impl Future<Output = Option<String>> + Send;
@@ -80,6 +87,36 @@ enum DeliveryError {
     Api(#[from] ApiError),
     #[error("the store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// A direct message owed on conditions (an approval reminder): kept in the owed post's JSON,
+/// read at each try. The direct channel is looked up as part of the delivery, so it is retried
+/// with the post; and the message is dropped, not sent, once the card it is about is closed or
+/// its addressee has left the channel it is about.
+const DIRECT_TO: &str = "direct_to";
+const WHILE_MEMBER_OF: &str = "while_member_of";
+const WHILE_CARD_OPEN: &str = "while_card_open";
+
+/// `post` (without a channel) owed as a direct message from the bot to `user_id`, sent only
+/// while the card of `request_id` is open and `user_id` is a member of `channel_id`.
+pub fn owed_direct(
+    key: String,
+    session_id: &str,
+    post: &Post,
+    user_id: &str,
+    channel_id: &str,
+    request_id: &str,
+) -> OwedPost {
+    let mut owed = OwedPost {
+        closed: true,
+        ..owed(key, OwedKind::Reply, session_id, post)
+    };
+    if let Some(o) = owed.post.as_object_mut() {
+        o.insert(DIRECT_TO.into(), user_id.into());
+        o.insert(WHILE_MEMBER_OF.into(), channel_id.into());
+        o.insert(WHILE_CARD_OPEN.into(), request_id.into());
+    }
+    owed
 }
 
 /// Keys of owed posts.
@@ -309,9 +346,38 @@ impl<S: PostSink> Outbox<S> {
         (next, delivered)
     }
 
+    /// A direct message's channel, looked up now; `None` when its conditions no longer hold
+    /// (it is then not sent). Conditions are checked only before a create: a message the
+    /// server has is kept.
+    async fn direct(&self, row: &PendingPost, post: &mut Post) -> Result<bool, DeliveryError> {
+        let field = |k: &str| row.post.get(k).and_then(Value::as_str);
+        let Some(user_id) = field(DIRECT_TO) else {
+            return Ok(true);
+        };
+        if row.post_id.is_none() {
+            if let Some(request_id) = field(WHILE_CARD_OPEN) {
+                if self.store.outbox_open_card(request_id).await?.is_none() {
+                    return Ok(false);
+                }
+            }
+            if let Some(channel_id) = field(WHILE_MEMBER_OF) {
+                if !self.sink.is_channel_member(channel_id, user_id).await? {
+                    return Ok(false);
+                }
+            }
+        }
+        post.channel_id = self.sink.direct_channel(user_id).await?;
+        Ok(true)
+    }
+
     /// Sends the current version of one owed post.
     async fn deliver(&self, row: &PendingPost) -> Result<(), DeliveryError> {
         let mut post = post_of_json(&row.post);
+        if !self.direct(row, &mut post).await? {
+            tracing::debug!(post = %row.key, "a direct message is no longer owed");
+            self.store.outbox_delivered(&row.key, row.version).await?;
+            return Ok(());
+        }
         if let Some(root) = &row.root_post_id {
             post.root_id = root.clone();
         }

@@ -162,6 +162,14 @@ impl PostSink for BotPoster {
             .map(|c| c.id)
     }
 
+    async fn is_channel_member(&self, channel_id: &str, user_id: &str) -> Result<bool, ApiError> {
+        match self.api.get_channel_member(channel_id, user_id).await {
+            Ok(m) => Ok(m.user_id.is_empty() || m.user_id == user_id),
+            Err(ApiError::App(e)) if e.status_code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn site_url(&self) -> Option<String> {
         let config = self.api.get_config_value().await.ok()?;
         crate::mattermost::server_config::site_url(&config)

@@ -23,7 +23,8 @@ use crate::mattermost::model::{
 pub(crate) const ASK_TOOL: &str = "AskUserQuestion";
 pub(crate) const PLAN_TOOL: &str = "ExitPlanMode";
 
-/// Mattermost's limits for a dialog element's display name and help text.
+/// Mattermost's limits for a dialog element's display name and help text (and a bool's
+/// placeholder), in bytes.
 const DISPLAY_NAME_MAX: usize = 24;
 const HELP_TEXT_MAX: usize = 150;
 /// How much of a question, and of an option's label or description, a card shows: the card
@@ -117,19 +118,63 @@ fn questions(input: &Value) -> Option<Vec<Question>> {
     })
 }
 
+/// How a limit counts: what a card shows is cut at characters; a dialog's fields are cut at
+/// bytes, since that is what the server counts (model/integration_action.go,
+/// `checkMaxLength`: Go's `len`), and one field too long makes OpenInteractiveDialog fail.
+#[derive(Clone, Copy)]
+enum Count {
+    Chars,
+    Bytes,
+}
+
+impl Count {
+    fn of(self, c: char) -> usize {
+        match self {
+            Count::Chars => 1,
+            Count::Bytes => c.len_utf8(),
+        }
+    }
+
+    fn len(self, s: &str) -> usize {
+        s.chars().map(|c| self.of(c)).sum()
+    }
+}
+
+const ELLIPSIS: char = '…';
+
 /// What the model wrote, as a card or dialog may show it: neutralised, with every mention made
 /// inert (the card notifies its approver and no one the model names; the server finds mentions
 /// in attachments, and current servers render dialog help texts as markdown), and cut to `max`
-/// characters. Never what goes back to the CLI: that is the model's own text.
-fn shown(text: &str, max: usize) -> String {
+/// as `count` counts, on a character boundary. Never what goes back to the CLI: that is the
+/// model's own text.
+fn cut(text: &str, max: usize, count: Count) -> String {
     let safe = neutralise::text(text);
     let safe = neutralise::no_mentions(&safe);
-    if safe.chars().count() <= max {
+    if count.len(&safe) <= max {
         return safe.into_owned();
     }
-    let mut s: String = safe.chars().take(max.saturating_sub(1)).collect();
-    s.push('…');
+    let room = max.saturating_sub(count.of(ELLIPSIS));
+    let mut s = String::new();
+    let mut used = 0;
+    for c in safe.chars() {
+        used += count.of(c);
+        if used > room {
+            break;
+        }
+        s.push(c);
+    }
+    s.push(ELLIPSIS);
     s
+}
+
+/// For a card: at most `max` characters.
+fn shown(text: &str, max: usize) -> String {
+    cut(text, max, Count::Chars)
+}
+
+/// For a dialog's field: at most `max` bytes.
+fn field(text: &str, max: usize) -> String {
+    cut(text, max, Count::Bytes)
 }
 
 fn button(url: &str, signer: &ActionSigner, ctx: ActionContext, name: String) -> PostAction {
@@ -289,16 +334,16 @@ pub(crate) fn answer_dialog(
             } else {
                 format!("{n}. {header}")
             };
-            shown(&base, DISPLAY_NAME_MAX)
+            field(&base, DISPLAY_NAME_MAX)
         };
         if q.multi_select {
             for (j, (label, description)) in q.options.iter().enumerate() {
                 elements.push(DialogElement {
-                    display_name: shown(&format!("{n}. {label}"), DISPLAY_NAME_MAX),
+                    display_name: field(&format!("{n}. {label}"), DISPLAY_NAME_MAX),
                     name: option_field(i, j),
                     r#type: "bool".into(),
-                    placeholder: shown(label, HELP_TEXT_MAX),
-                    help_text: shown(description, HELP_TEXT_MAX),
+                    placeholder: field(label, HELP_TEXT_MAX),
+                    help_text: field(description, HELP_TEXT_MAX),
                     optional: true,
                     ..Default::default()
                 });
@@ -308,14 +353,14 @@ pub(crate) fn answer_dialog(
                 display_name: name_of(&q.header),
                 name: single_field(i),
                 r#type: "select".into(),
-                help_text: shown(&q.text, HELP_TEXT_MAX),
+                help_text: field(&q.text, HELP_TEXT_MAX),
                 optional: true,
                 options: q
                     .options
                     .iter()
                     .enumerate()
                     .map(|(j, (label, _))| PostActionOptions {
-                        text: shown(label, HELP_TEXT_MAX),
+                        text: field(label, HELP_TEXT_MAX),
                         value: format!("o{j}"),
                     })
                     .collect(),
@@ -323,7 +368,7 @@ pub(crate) fn answer_dialog(
             });
         }
         elements.push(DialogElement {
-            display_name: shown(&format!("{n}. Other"), DISPLAY_NAME_MAX),
+            display_name: field(&format!("{n}. Other"), DISPLAY_NAME_MAX),
             name: other_field(i),
             r#type: "text".into(),
             help_text: "Your own answer, instead of (or besides) the options.".into(),
@@ -347,6 +392,66 @@ pub(crate) fn answer_dialog(
     )
 }
 
+/// Why answers do not answer a question card.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum AnswerError {
+    #[error("the request asks no question {0:?}")]
+    UnknownQuestion(String),
+    #[error("every question needs a non-empty answer; missing: {0:?}")]
+    Missing(Vec<String>),
+}
+
+/// The one rule of answers, whether a dialog or the REST API gives them: every question gets
+/// an answer that is not blank (`answer(i, question)`), in the questions' order. The error
+/// lists the indexes of the questions left without one.
+fn complete_answers(
+    questions: &[Question],
+    mut answer: impl FnMut(usize, &Question) -> Option<String>,
+) -> Result<Vec<(String, String)>, Vec<usize>> {
+    let mut answers = Vec::new();
+    let mut missing = Vec::new();
+    for (i, q) in questions.iter().enumerate() {
+        match answer(i, q).filter(|a| !a.trim().is_empty()) {
+            Some(a) => answers.push((q.text.clone(), a)),
+            None => missing.push(i),
+        }
+    }
+    if missing.is_empty() {
+        Ok(answers)
+    } else {
+        Err(missing)
+    }
+}
+
+/// Answers given as `(question text, answer)` (the REST API's `answers`), checked by the
+/// dialog's rule: only the request's own questions (the CLI would pass any key on to the
+/// model), each of them answered.
+pub(crate) fn given_answers(
+    questions: &[Question],
+    given: &[(String, String)],
+) -> Result<Vec<(String, String)>, AnswerError> {
+    if let Some((q, _)) = given
+        .iter()
+        .find(|(q, _)| !questions.iter().any(|x| &x.text == q))
+    {
+        return Err(AnswerError::UnknownQuestion(q.clone()));
+    }
+    complete_answers(questions, |_, q| {
+        given
+            .iter()
+            .find(|(text, _)| text == &q.text)
+            .map(|(_, a)| a.clone())
+    })
+    .map_err(|missing| {
+        AnswerError::Missing(
+            missing
+                .into_iter()
+                .map(|i| questions[i].text.clone())
+                .collect(),
+        )
+    })
+}
+
 /// The answers of a dialog submission, or the field errors to show in the dialog (every
 /// question needs an answer).
 pub(crate) fn dialog_answers(
@@ -361,9 +466,7 @@ pub(crate) fn dialog_answers(
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let mut answers = Vec::new();
-    let mut errors = serde_json::Map::new();
-    for (i, q) in questions.iter().enumerate() {
+    complete_answers(questions, |i, q| {
         let mut chosen: Vec<String> = if q.multi_select {
             q.options
                 .iter()
@@ -385,20 +488,19 @@ pub(crate) fn dialog_answers(
             }
             chosen.push(other);
         }
-        if chosen.is_empty() {
-            errors.insert(
-                other_field(i),
-                "Choose an option or write an answer.".into(),
-            );
-        } else {
-            answers.push((q.text.clone(), chosen.join(", ")));
-        }
-    }
-    if errors.is_empty() {
-        Ok(answers)
-    } else {
-        Err(errors)
-    }
+        Some(chosen.join(", "))
+    })
+    .map_err(|missing| {
+        missing
+            .into_iter()
+            .map(|i| {
+                (
+                    other_field(i),
+                    "Choose an option or write an answer.".into(),
+                )
+            })
+            .collect()
+    })
 }
 
 /// The CLI's `updatedInput`: the model's input with the answers beside its questions.

@@ -304,3 +304,44 @@ fn model_text_on_cards_and_dialogs_mentions_no_one_and_links_nothing() {
     let got = dialog_answers(&qs, &json!({"q0o0": true}));
     assert_eq!(got, Ok(vec![(qs[0].text.clone(), "@qa-team".into())]));
 }
+
+/// The server counts a dialog element's limits in bytes: a question in a script of multi-byte
+/// characters is cut to fit them, on a character boundary, or OpenInteractiveDialog fails.
+#[test]
+fn dialog_fields_fit_the_servers_byte_limits() {
+    let long = "質問".repeat(60);
+    let input = json!({"questions": [
+        {"question": long, "header": "色を選んでください", "multiSelect": true,
+         "options": [{"label": "青い色".repeat(20), "description": "落ち着いた".repeat(30)}]},
+        {"question": long, "header": "大きさ", "multiSelect": false,
+         "options": [{"label": "小さい".repeat(40), "description": ""}]}
+    ]});
+    let qs = parsed(&input);
+    let ctx = ActionContext {
+        session_id: "s1".into(),
+        request_id: "r1".into(),
+        action: ApprovalAction::AnswerInDialog,
+        expires_at: NOW + 600,
+    };
+    let dialog = answer_dialog("t1", &signer(), &ctx, &qs);
+    for e in &dialog.dialog.elements {
+        // model/integration_action.go: DialogElementDisplayNameMaxLength, HelpTextMaxLength,
+        // BoolMaxLength (a bool's placeholder), TextMaxLength (a text's placeholder).
+        assert!(
+            e.display_name.len() <= 24,
+            "{:?}: {}",
+            e.display_name,
+            e.display_name.len()
+        );
+        assert!(
+            e.help_text.len() <= 150,
+            "{:?}: {}",
+            e.help_text,
+            e.help_text.len()
+        );
+        assert!(e.placeholder.len() <= 150, "{:?}", e.placeholder);
+        assert!(e.display_name.ends_with('…') || e.display_name.len() < 24);
+    }
+    assert!(dialog.dialog.elements[0].help_text.ends_with('…'));
+    assert!(dialog.dialog.elements[2].help_text.ends_with('…'));
+}

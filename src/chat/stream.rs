@@ -385,7 +385,7 @@ async fn post_card<S: PostSink>(outbox: &Outbox<S>, ctx: &StreamCtx, event: &Eve
     let key = card_key(request_id);
     let post = post_props::typed(
         Post {
-            message: ctx.approver.card_message(),
+            message: ping::card_message(outbox.sink(), ctx).await,
             ..ctx.post()
         },
         post_props::card_props(&ctx.session_id, request_id, attachment.clone()),

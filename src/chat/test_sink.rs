@@ -32,6 +32,8 @@ pub struct FakeSink {
     pub calls: AtomicU32,
     pub uploads: Mutex<Vec<Upload>>,
     pub fail_uploads: AtomicU32,
+    /// Users who have left the channel.
+    pub left: Mutex<Vec<String>>,
 }
 
 fn busy() -> ApiError {
@@ -154,6 +156,13 @@ impl PostSink for FakeSink {
             return Err(busy());
         }
         Ok(format!("dm:{user_id}"))
+    }
+
+    async fn is_channel_member(&self, _channel_id: &str, user_id: &str) -> Result<bool, ApiError> {
+        if self.down() {
+            return Err(busy());
+        }
+        Ok(!self.left.lock().unwrap().iter().any(|u| u == user_id))
     }
 
     async fn site_url(&self) -> Option<String> {

@@ -113,6 +113,17 @@ pub struct ApprovalRecord {
     pub reason: Option<String>,
     pub requested_at: i64,
     pub decided_at: Option<i64>,
+    /// What an allow sent beside its decision.
+    pub allowed: Allowed,
+}
+
+/// What an allow sent beside its decision: the input that replaced the model's
+/// (`allow_with_input`: an edit, or a question's answers), the mode a plan started in
+/// (`allow_exit_plan`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Allowed {
+    pub updated_input: Option<serde_json::Value>,
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -491,6 +502,7 @@ impl Store {
         decided_by: Option<&str>,
         decision: &str,
         reason: Option<&str>,
+        allowed: Allowed,
     ) -> Result<bool, StoreError> {
         let args = (
             request_id.to_owned(),
@@ -501,9 +513,18 @@ impl Store {
         self.call(move |c| {
             let (request_id, decided_by, decision, reason) = args;
             let n = c.execute(
-                "UPDATE approvals SET decided_by = ?2, decision = ?3, reason = ?4, decided_at = ?5
+                "UPDATE approvals SET decided_by = ?2, decision = ?3, reason = ?4, decided_at = ?5,
+                   updated_input = ?6, mode = ?7
                  WHERE request_id = ?1 AND decision IS NULL",
-                params![request_id, decided_by, decision, reason, now_ms()],
+                params![
+                    request_id,
+                    decided_by,
+                    decision,
+                    reason,
+                    now_ms(),
+                    allowed.updated_input,
+                    allowed.mode
+                ],
             )?;
             Ok(n == 1)
         })
@@ -524,7 +545,7 @@ impl Store {
                 "UPDATE approvals SET decision = 'cancelled', reason = ?2, decided_at = ?3
                  WHERE decision IS NULL AND session_id = ?1
                  RETURNING request_id, session_id, tool, input, decided_by, decision, reason,
-                   requested_at, decided_at",
+                   requested_at, decided_at, updated_input, mode",
             )?;
             let mut out = Vec::new();
             for id in session_ids {
@@ -573,12 +594,12 @@ impl Store {
         self.call(|c| {
             let mut stmt = c.prepare(
                 "SELECT request_id, session_id, tool, input, decided_by, decision, reason,
-                   requested_at, decided_at, card_post_id
+                   requested_at, decided_at, updated_input, mode, card_post_id
                  FROM approvals
                  WHERE card_open = 1 AND decision IS NOT NULL
                  ORDER BY requested_at, request_id",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(9)?, approval_row(r)?)))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(11)?, approval_row(r)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
@@ -589,7 +610,7 @@ impl Store {
         self.call(move |c| {
             let mut stmt = c.prepare(
                 "SELECT request_id, session_id, tool, input, decided_by, decision, reason,
-                   requested_at, decided_at
+                   requested_at, decided_at, updated_input, mode
                  FROM approvals WHERE session_id = ?1 ORDER BY requested_at, request_id",
             )?;
             let rows = stmt.query_map([session_id], approval_row)?;
@@ -782,7 +803,7 @@ fn run_whole(conn: &Connection, job: Job) -> Reply {
 mod tests;
 
 /// An `approvals` row selected as `request_id, session_id, tool, input, decided_by, decision,
-/// reason, requested_at, decided_at`.
+/// reason, requested_at, decided_at, updated_input, mode`.
 fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRecord> {
     Ok(ApprovalRecord {
         request_id: r.get(0)?,
@@ -794,5 +815,9 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRecord> {
         reason: r.get(6)?,
         requested_at: r.get(7)?,
         decided_at: r.get(8)?,
+        allowed: Allowed {
+            updated_input: r.get(9)?,
+            mode: r.get(10)?,
+        },
     })
 }

@@ -124,6 +124,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
             PRIMARY KEY (session_id, seq)
         ) WITHOUT ROWID;",
     ),
+    (
+        7,
+        // What an allow sent beside its decision (the answers of a question as the updated
+        // input, the mode a plan started in), so a card closed after a restart says what the
+        // card closed at once would have said.
+        "ALTER TABLE approvals ADD COLUMN updated_input TEXT;
+         ALTER TABLE approvals ADD COLUMN mode TEXT;",
+    ),
 ];
 
 /// The version this build writes.

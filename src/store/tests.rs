@@ -135,16 +135,23 @@ async fn round_trips_sessions_messages_approvals_audit() {
             reason: None,
             requested_at: 5,
             decided_at: None,
+            allowed: Default::default(),
         })
         .await
         .expect("approval");
     assert!(store
-        .decide_approval("r1", Some("alice"), "deny", Some("not now"))
+        .decide_approval(
+            "r1",
+            Some("alice"),
+            "deny",
+            Some("not now"),
+            Default::default()
+        )
         .await
         .expect("decide"));
     assert!(
         !store
-            .decide_approval("r1", Some("bob"), "allow", None)
+            .decide_approval("r1", Some("bob"), "allow", None, Default::default())
             .await
             .expect("second decide"),
         "a decision is final"
@@ -197,6 +204,31 @@ async fn round_trips_sessions_messages_approvals_audit() {
         .is_empty());
     let approvals = store.approvals("s1").await.expect("approvals");
     assert_eq!(approvals[0].decision.as_deref(), Some("deny"));
+    // What an allow sent is kept with it (a card closed after a restart shows it).
+    let allowed = crate::store::Allowed {
+        updated_input: Some(json!({"answers": {"Color?": "Red"}})),
+        mode: Some("acceptEdits".into()),
+    };
+    store
+        .insert_approval(ApprovalRecord {
+            request_id: "r4".into(),
+            decided_by: None,
+            decision: None,
+            reason: None,
+            decided_at: None,
+            requested_at: 8,
+            ..approvals[0].clone()
+        })
+        .await
+        .expect("approval");
+    assert!(store
+        .decide_approval("r4", Some("bob"), "allow_with_input", None, allowed.clone())
+        .await
+        .expect("decide"));
+    let approvals = store.approvals("s1").await.expect("approvals");
+    assert_eq!(approvals[3].request_id, "r4");
+    assert_eq!(approvals[3].allowed, allowed);
+    assert_eq!(approvals[0].allowed, Default::default());
 
     // Cards: open once owed, listed while their request is over but they show buttons.
     store.set_approval_card("r1").await.expect("card");

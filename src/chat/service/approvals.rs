@@ -11,6 +11,7 @@ use super::error::ServiceError;
 use super::{Asker, ChatService};
 use crate::chat::authz::Action;
 use crate::chat::card;
+use crate::chat::command::parse_permission_mode;
 use crate::chat::question::{self, Interaction, PlanOutcome};
 use crate::chat::stream::{self, card_post, Card};
 use crate::claude::PermissionMode;
@@ -77,6 +78,92 @@ impl ApiDecision {
         }
     }
 
+    /// What a REST answer means for the request it answers (`asked`: a question or a plan, or
+    /// `None` for an ordinary approval), so that it ends like the equivalent click: on a plan,
+    /// approve is "Start with approvals", approve_session "Start and accept edits" and a deny
+    /// with a reason "Keep planning" with that feedback; a question is answered (every
+    /// question, by the dialog's rule), never approved; neither takes an edited input.
+    pub(super) fn for_request(self, asked: Option<&Interaction>) -> Result<Self, ServiceError> {
+        let bad = |why: &str| Err(ServiceError::BadDecision(why.to_owned()));
+        match (self, asked) {
+            (ApiDecision::ApproveWithInput(_), Some(_)) => {
+                bad("updated_input does not go with a question or a plan")
+            }
+            (ApiDecision::Answer(given), Some(Interaction::Questions(qs))) => {
+                question::given_answers(qs, &given)
+                    .map(ApiDecision::Answer)
+                    .map_err(|e| ServiceError::BadDecision(e.to_string()))
+            }
+            (ApiDecision::Answer(_), _) => bad("answers go with a question (AskUserQuestion) only"),
+            (
+                ApiDecision::Approve | ApiDecision::ApproveForSession,
+                Some(Interaction::Questions(_)),
+            ) => bad("a question is answered, not approved: approve with answers"),
+            (ApiDecision::Approve, Some(Interaction::Plan(_))) => {
+                Ok(ApiDecision::Plan(PlanOutcome::Start))
+            }
+            (ApiDecision::ApproveForSession, Some(Interaction::Plan(_))) => {
+                Ok(ApiDecision::Plan(PlanOutcome::AcceptEdits))
+            }
+            (
+                ApiDecision::Deny {
+                    reason: Some(feedback),
+                },
+                Some(Interaction::Plan(_)),
+            ) => Ok(ApiDecision::Plan(PlanOutcome::KeepPlanning { feedback })),
+            (ApiDecision::Deny { reason: None }, Some(Interaction::Plan(_))) => {
+                bad("keeping on planning needs feedback: deny with a reason")
+            }
+            (plan @ ApiDecision::Plan(_), Some(Interaction::Plan(_))) => Ok(plan),
+            (ApiDecision::Plan(_), _) => bad("this request is not a plan"),
+            (answer, _) => Ok(answer),
+        }
+    }
+
+    /// The answer a stored decision by `name` was, so that a card closed after a restart
+    /// shows what the card closed at once showed (`outcome`); `None` for a request nobody
+    /// answered (expired, withdrawn).
+    pub(super) fn stored(a: &ApprovalRecord, name: &str) -> Option<Self> {
+        let asked = Interaction::of(&a.tool, &a.input, true);
+        let reason = a.reason.clone().unwrap_or_default();
+        Some(match (a.decision.as_deref()?, &asked) {
+            ("allow", _) => ApiDecision::Approve,
+            ("allow_for_session", _) => ApiDecision::ApproveForSession,
+            ("allow_with_input", Some(Interaction::Questions(qs))) => {
+                let given = a.allowed.updated_input.as_ref()?.get("answers")?;
+                ApiDecision::Answer(
+                    qs.iter()
+                        .filter_map(|q| {
+                            let answer = given.get(&q.text)?.as_str()?;
+                            Some((q.text.clone(), answer.to_owned()))
+                        })
+                        .collect(),
+                )
+            }
+            ("allow_with_input", _) => {
+                ApiDecision::ApproveWithInput(a.allowed.updated_input.clone().unwrap_or_default())
+            }
+            ("allow_exit_plan", _) => ApiDecision::Plan(
+                match a.allowed.mode.as_deref().and_then(parse_permission_mode) {
+                    Some(PermissionMode::AcceptEdits) => PlanOutcome::AcceptEdits,
+                    _ => PlanOutcome::Start,
+                },
+            ),
+            ("deny" | "deny_and_interrupt", Some(Interaction::Plan(_))) => {
+                ApiDecision::Plan(PlanOutcome::KeepPlanning { feedback: reason })
+            }
+            // The message told is `outcome`'s: the reason is what follows its opening.
+            ("deny" | "deny_and_interrupt", _) => ApiDecision::Deny {
+                reason: match reason.strip_prefix(&format!("Denied by @{name}: ")) {
+                    Some(r) => Some(r.to_owned()),
+                    None if reason == format!("Denied from Mattermost by @{name}") => None,
+                    None => Some(reason),
+                },
+            },
+            _ => return None,
+        })
+    }
+
     /// What the session is told, and what the card shows, for a decision by `name` on a
     /// request whose tool input is `input`.
     pub(super) fn outcome(&self, name: &str, at: i64, input: &Value) -> (Decision, card::Decision) {
@@ -139,14 +226,17 @@ pub(crate) struct ApprovalView {
     pub requested_at: i64,
     /// `pending` | `approved` | `denied` | `expired` | `withdrawn`.
     pub state: &'static str,
+    /// The request in a few words, as its card's title says it.
+    pub description: String,
     pub decision: Option<String>,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
     pub decided_at: Option<i64>,
 }
 
-impl From<ApprovalRecord> for ApprovalView {
-    fn from(a: ApprovalRecord) -> Self {
+impl ApprovalView {
+    /// `cwd`: the session's project, under which file paths are shown relative.
+    fn of(a: ApprovalRecord, cwd: Option<&str>) -> Self {
         let state = match a.decision.as_deref() {
             None => "pending",
             Some("allow" | "allow_with_input" | "allow_for_session" | "allow_exit_plan") => {
@@ -157,6 +247,7 @@ impl From<ApprovalRecord> for ApprovalView {
             Some(_) => "withdrawn",
         };
         ApprovalView {
+            description: card::describe(&a.tool, &a.input, cwd),
             approval_id: a.request_id,
             tool: a.tool,
             input: a.input,
@@ -319,13 +410,15 @@ impl ChatService {
         key: &RequestKey,
         answer: ApiDecision,
     ) -> Result<ApprovalView, ServiceError> {
+        // What the answer means depends on what the request asks, which only the card tells
+        // once the caller's right is checked.
+        let (_, card) = self
+            .claim(config, key, answer.action(), user_id, false)
+            .await?;
+        let answer = answer.for_request(card.interaction.as_ref())?;
         let (handle, card) = self
             .claim(config, key, answer.action(), user_id, true)
             .await?;
-        if let Err(e) = fits(&answer, &card) {
-            self.unclaim(key);
-            return Err(e);
-        }
         let name = self.username(user_id).await;
         let outcome = answer.outcome(&name, now_ms() / 1000, &card.input);
         self.decide(key, &handle, &card, outcome, user_id).await?;
@@ -342,28 +435,95 @@ impl ChatService {
         session_id: &str,
     ) -> Result<Vec<ApprovalView>, ServiceError> {
         let records = self.engine.store().approvals(session_id).await?;
-        Ok(records.into_iter().map(ApprovalView::from).collect())
+        let cwd = self.session_by_id(session_id).map(|(_, s)| s.project_path);
+        Ok(records
+            .into_iter()
+            .map(|a| ApprovalView::of(a, cwd.as_deref()))
+            .collect())
     }
 }
 
-/// Answers go to questions and plan outcomes to plans; an answer names only the request's own
-/// questions (the CLI would pass any key on to the model).
-fn fits(answer: &ApiDecision, card: &Card) -> Result<(), ServiceError> {
-    let bad = |why: &str| Err(ServiceError::BadDecision(why.to_owned()));
-    match (answer, &card.interaction) {
-        (ApiDecision::Answer(answers), Some(Interaction::Questions(qs))) => {
-            match answers
-                .iter()
-                .find(|(q, _)| !qs.iter().any(|x| &x.text == q))
-            {
-                Some((q, _)) => bad(&format!("the request asks no question {q:?}")),
-                None if answers.is_empty() => bad("answers is empty"),
-                None => Ok(()),
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::question::Question;
+
+    fn question(text: &str) -> Question {
+        Question {
+            text: text.into(),
+            header: String::new(),
+            options: vec![("A".into(), String::new())],
+            multi_select: false,
         }
-        (ApiDecision::Answer(_), _) => bad("answers go with a question (AskUserQuestion) only"),
-        (ApiDecision::Plan(_), Some(Interaction::Plan(_))) => Ok(()),
-        (ApiDecision::Plan(_), _) => bad("this request is not a plan"),
-        _ => Ok(()),
+    }
+
+    #[test]
+    fn a_rest_answer_means_what_the_request_asks() {
+        let plan = Interaction::Plan(None);
+        let asks = Interaction::Questions(vec![question("One?"), question("Two?")]);
+        let deny = |r: Option<&str>| ApiDecision::Deny {
+            reason: r.map(str::to_owned),
+        };
+        let ok = |d: ApiDecision, asked: Option<&Interaction>| d.for_request(asked).unwrap();
+        assert_eq!(
+            ok(ApiDecision::Approve, Some(&plan)),
+            ApiDecision::Plan(PlanOutcome::Start)
+        );
+        assert_eq!(
+            ok(ApiDecision::ApproveForSession, Some(&plan)),
+            ApiDecision::Plan(PlanOutcome::AcceptEdits)
+        );
+        assert_eq!(
+            ok(deny(Some("smaller steps")), Some(&plan)),
+            ApiDecision::Plan(PlanOutcome::KeepPlanning {
+                feedback: "smaller steps".into()
+            })
+        );
+        // The same words on an ordinary approval stay what they are.
+        assert_eq!(ok(ApiDecision::Approve, None), ApiDecision::Approve);
+        assert_eq!(ok(deny(None), None), deny(None));
+        assert_eq!(ok(deny(Some("no")), Some(&asks)), deny(Some("no")));
+        let both = vec![("Two?".into(), "b".into()), ("One?".into(), "a".into())];
+        assert_eq!(
+            ok(ApiDecision::Answer(both), Some(&asks)),
+            ApiDecision::Answer(vec![
+                ("One?".into(), "a".into()),
+                ("Two?".into(), "b".into())
+            ]),
+            "in the questions' order"
+        );
+        let edited = || ApiDecision::ApproveWithInput(serde_json::json!({}));
+        for (refused, asked) in [
+            (deny(None), &plan),
+            (edited(), &plan),
+            (edited(), &asks),
+            (ApiDecision::Approve, &asks),
+            (ApiDecision::ApproveForSession, &asks),
+            (
+                ApiDecision::Answer(vec![("One?".into(), "a".into())]),
+                &asks,
+            ),
+            (ApiDecision::Answer(vec![]), &asks),
+            (
+                ApiDecision::Answer(vec![
+                    ("One?".into(), "a".into()),
+                    ("Two?".into(), " ".into()),
+                ]),
+                &asks,
+            ),
+            (
+                ApiDecision::Answer(vec![("One?".into(), "a".into())]),
+                &plan,
+            ),
+        ] {
+            let d = format!("{refused:?}");
+            assert!(
+                matches!(
+                    refused.for_request(Some(asked)),
+                    Err(ServiceError::BadDecision(_))
+                ),
+                "{d}"
+            );
+        }
     }
 }

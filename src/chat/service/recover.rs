@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::approvals::ApiDecision;
 use super::authorize::under_allowed_root;
 use super::{outside_roots_text, ChatService, OpenError, SessionInfo};
 use super::{DATA_SUBDIRECTORY, DEFAULT_DATA_DIRECTORY, SIGNING_SECRET_KEY};
@@ -241,7 +242,6 @@ impl ChatService {
 
     /// How a card shows a stored decision.
     pub(super) async fn stored_outcome(&self, approval: &ApprovalRecord) -> card::Decision {
-        let decision = approval.decision.as_deref().unwrap_or_default();
         let by = match approval.decided_by.as_deref() {
             Some(id) => self
                 .api
@@ -251,25 +251,110 @@ impl ChatService {
                 .unwrap_or_else(|_| id.to_owned()),
             None => String::new(),
         };
-        let at = approval.decided_at.unwrap_or_default() / 1000;
-        match decision {
-            "expired" => card::Decision::Expired,
-            "allow" | "allow_with_input" | "allow_for_session" | "allow_exit_plan"
-                if !by.is_empty() =>
-            {
-                card::Decision::Approved {
-                    by,
-                    at,
-                    for_session: decision == "allow_for_session",
-                    edited: decision == "allow_with_input",
-                }
-            }
-            "deny" | "deny_and_interrupt" if !by.is_empty() => card::Decision::Denied {
-                by,
-                at,
-                reason: approval.reason.clone(),
+        stored_decision(approval, &by)
+    }
+}
+
+/// How a card shows a stored decision by `by` (the decider's username, empty when nobody
+/// decided): the same words as the card closed at once (`ApiDecision::outcome`, one function
+/// for both), so a question says who answered what and a plan which way it went.
+fn stored_decision(approval: &ApprovalRecord, by: &str) -> card::Decision {
+    let at = approval.decided_at.unwrap_or_default() / 1000;
+    match ApiDecision::stored(approval, by) {
+        Some(answer) if !by.is_empty() => answer.outcome(by, at, &approval.input).1,
+        _ if approval.decision.as_deref() == Some("expired") => card::Decision::Expired,
+        _ => card::Decision::Cancelled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::question::PlanOutcome;
+    use crate::store::Allowed;
+    use serde_json::json;
+
+    fn record(tool: &str, input: serde_json::Value, decision: &str) -> ApprovalRecord {
+        ApprovalRecord {
+            request_id: "r1".into(),
+            session_id: "s1".into(),
+            tool: tool.into(),
+            input,
+            decided_by: Some("u1".into()),
+            decision: Some(decision.into()),
+            reason: None,
+            requested_at: 1,
+            decided_at: Some(1_790_000_000_000),
+            allowed: Allowed::default(),
+        }
+    }
+
+    /// A card closed after a restart reads as the card closed at once by the live answer.
+    #[test]
+    fn a_card_closed_after_a_restart_says_what_a_click_said() {
+        let at = 1_790_000_000;
+        let live = |answer: ApiDecision, input: &serde_json::Value| {
+            card::decision_line(&answer.outcome("alice", at, input).1)
+        };
+        let asked = json!({"questions": [
+            {"question": "Color?", "header": "", "options": [{"label": "Red"}]},
+            {"question": "Size?", "header": "", "options": [{"label": "S"}]}]});
+        let answers = vec![
+            ("Color?".into(), "Red".into()),
+            ("Size?".into(), "XL".into()),
+        ];
+        let sent = crate::chat::question::answered_input(&asked, &answers);
+        let answered = ApprovalRecord {
+            allowed: Allowed {
+                updated_input: Some(sent),
+                mode: None,
             },
-            _ => card::Decision::Cancelled,
+            ..record("AskUserQuestion", asked.clone(), "allow_with_input")
+        };
+        let plan = json!({"plan": "1. Do it"});
+        let accepted = ApprovalRecord {
+            allowed: Allowed {
+                updated_input: None,
+                mode: Some("acceptEdits".into()),
+            },
+            ..record("ExitPlanMode", plan.clone(), "allow_exit_plan")
+        };
+        let started = ApprovalRecord {
+            allowed: Allowed {
+                updated_input: None,
+                mode: Some("default".into()),
+            },
+            ..record("ExitPlanMode", plan.clone(), "allow_exit_plan")
+        };
+        let kept = ApprovalRecord {
+            reason: Some("Smaller steps".into()),
+            ..record("ExitPlanMode", plan.clone(), "deny")
+        };
+        let denied = ApprovalRecord {
+            reason: Some("Denied by @alice: not now".into()),
+            ..record("Bash", json!({"command": "ls"}), "deny")
+        };
+        for (stored, answer, input) in [
+            (answered, ApiDecision::Answer(answers.clone()), &asked),
+            (accepted, ApiDecision::Plan(PlanOutcome::AcceptEdits), &plan),
+            (started, ApiDecision::Plan(PlanOutcome::Start), &plan),
+            (
+                kept,
+                ApiDecision::Plan(PlanOutcome::KeepPlanning {
+                    feedback: "Smaller steps".into(),
+                }),
+                &plan,
+            ),
+            (
+                denied,
+                ApiDecision::Deny {
+                    reason: Some("not now".into()),
+                },
+                &json!({"command": "ls"}),
+            ),
+        ] {
+            let got = card::decision_line(&stored_decision(&stored, "alice"));
+            assert_eq!(got, live(answer, input), "{:?}", stored.decision);
         }
     }
 }

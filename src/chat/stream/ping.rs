@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{with_retry, StreamCtx};
-use crate::chat::outbox::{card_key, owed, Outbox, PostSink};
+use super::StreamCtx;
+use crate::chat::outbox::{card_key, owed_direct, Outbox, PostSink};
 use crate::chat::render::inline_code;
 use crate::mattermost::model::Post;
-use crate::store::{OwedKind, OwedPost};
 
 /// The person a card waits on.
 #[derive(Debug, Clone)]
@@ -40,12 +39,34 @@ impl Approver {
         Approver { user_id, username }
     }
 
-    /// The message of a pending card's post: the mention that notifies its approver. A decided
-    /// card's post no longer carries it.
-    pub(super) fn card_message(&self) -> String {
+    /// The mention that notifies this approver.
+    fn mention(&self) -> String {
         match &self.username {
             Some(name) => format!("@{name} Claude Code is waiting for your decision"),
             None => String::new(),
+        }
+    }
+}
+
+/// The message of a pending card's post: the mention that notifies its approver, unless they
+/// have left the channel. Then nobody is named: with WhoCanApprove=owner nobody else may
+/// decide, and with `members` everyone may, and naming them all would be the channel-wide ping
+/// the bot never sends. When the server does not say, the owner is still named (most likely
+/// still there; a mention of someone who left notifies nobody). A decided card's post no
+/// longer carries it.
+pub(super) async fn card_message<S: PostSink>(sink: &S, ctx: &StreamCtx) -> String {
+    if ctx.approver.username.is_none() {
+        return String::new();
+    }
+    match sink
+        .is_channel_member(&ctx.channel_id, &ctx.approver.user_id)
+        .await
+    {
+        Ok(false) => String::new(),
+        Ok(true) => ctx.approver.mention(),
+        Err(e) => {
+            tracing::debug!(session = %ctx.session_id, "membership of the card's approver unknown: {e}");
+            ctx.approver.mention()
         }
     }
 }
@@ -84,7 +105,10 @@ impl Reminders {
 }
 
 /// Owes the owner one direct message about the card of `request_id` if it still waits. Owed
-/// under one key per request, so it is delivered once however often the server fails.
+/// under one key per request, so it is delivered once however often the server fails; the
+/// outbox looks up the direct channel as part of each try (so an outage delays it, never drops
+/// it), and drops it instead if the card was closed or the owner left the session's channel
+/// in the meantime.
 pub(super) async fn remind<S: PostSink>(
     outbox: &Outbox<S>,
     ctx: &StreamCtx,
@@ -96,43 +120,29 @@ pub(super) async fn remind<S: PostSink>(
         (!card.decided).then(|| card.tool.clone())
     });
     let Some(tool) = tool else { return };
-    let sink = outbox.sink();
-    let channel_id = match with_retry("GetDirectChannel", || {
-        sink.direct_channel(&ctx.approver.user_id)
-    })
-    .await
-    {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(session = %ctx.session_id, "no direct channel for the approval reminder: {e}");
-            return;
-        }
-    };
     let post_id = outbox
         .store()
         .outbox_post_id(&card_key(request_id))
         .await
         .ok()
         .flatten();
-    let link = match (sink.site_url().await, post_id) {
+    let link = match (outbox.sink().site_url().await, post_id) {
         (Some(site), Some(id)) => format!(": {site}/_redirect/pl/{id}"),
         _ => " in its session's thread".to_owned(),
     };
     let post = Post {
         user_id: ctx.bot_id.clone(),
-        channel_id,
         message: reminder_text(&tool, waited, &link),
         ..Default::default()
     };
-    let reminder = OwedPost {
-        closed: true,
-        ..owed(
-            format!("reminder:{request_id}"),
-            OwedKind::Reply,
-            &ctx.session_id,
-            &post,
-        )
-    };
+    let reminder = owed_direct(
+        format!("reminder:{request_id}"),
+        &ctx.session_id,
+        &post,
+        &ctx.approver.user_id,
+        &ctx.channel_id,
+        request_id,
+    );
     if let Err(e) = outbox.put(reminder).await {
         tracing::error!(session = %ctx.session_id, "owing the approval reminder failed: {e}");
     }
@@ -154,15 +164,23 @@ mod tests {
     #[test]
     fn only_a_real_username_is_mentioned() {
         let a = Approver::new("u1".into(), Some("alice.b-c_1".into()));
+        for name in ["channel_ops", "all-hands", "here.now"] {
+            let a = Approver::new("u1".into(), Some(name.into()));
+            assert_eq!(
+                crate::chat::neutralise::text(&a.mention()),
+                format!("@{name} Claude Code is waiting for your decision"),
+                "the neutraliser keeps the owner's mention"
+            );
+        }
         assert_eq!(
-            a.card_message(),
+            a.mention(),
             "@alice.b-c_1 Claude Code is waiting for your decision"
         );
         for bad in ["", "Alice", "al ice", "a@all", "a\u{202e}b"] {
             let a = Approver::new("u1".into(), Some(bad.into()));
-            assert_eq!(a.card_message(), "", "{bad:?}");
+            assert_eq!(a.mention(), "", "{bad:?}");
         }
-        assert_eq!(Approver::new("u1".into(), None).card_message(), "");
+        assert_eq!(Approver::new("u1".into(), None).mention(), "");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use super::StreamCtx;
 use crate::chat::attachments::{FILE_CLOSING, FILE_OPENING};
 use crate::chat::outbox::{Outbox, PostSink};
-use crate::sessions::{EventKind, SessionState};
+use crate::sessions::{EventKind, SessionErrorKind, SessionState};
 use crate::store::{OwedKind, OwedPost};
 
 /// How much of a prompt's first line its queue line quotes.
@@ -103,6 +103,12 @@ impl Queue {
                 }
             },
             EventKind::Crashed { .. } => self.dropped("Claude Code stopped unexpectedly"),
+            // A prompt that had to start the CLI and could not: the actor cleared its queue
+            // (the prompt itself was refused with the error), so nothing waits any more.
+            EventKind::Error {
+                error: SessionErrorKind::Spawn,
+                ..
+            } => self.dropped("Claude Code could not start"),
             _ => Vec::new(),
         }
     }
@@ -288,6 +294,32 @@ mod tests {
         assert_eq!(
             texts(q.apply(&crashed)),
             ["✗ Not run (Claude Code stopped unexpectedly; send it again): lost"]
+        );
+    }
+
+    /// A prompt whose launch failed was refused and dropped with the actor's queue: the next
+    /// prompt, which starts the CLI, does not wait behind it.
+    #[test]
+    fn a_failed_launch_leaves_nothing_waiting() {
+        let mut q = Queue::default();
+        q.apply(&to(SessionState::Stopped, None));
+        assert!(q.apply(&prompt("p1", "first")).is_empty());
+        let failed = EventKind::Error {
+            error: SessionErrorKind::Spawn,
+            message: "no such file".into(),
+        };
+        assert!(
+            q.apply(&failed).is_empty(),
+            "the refused prompt had no line"
+        );
+        assert!(
+            q.apply(&prompt("p2", "again")).is_empty(),
+            "nothing is queued before it"
+        );
+        q.apply(&to(SessionState::Running, Some("p2")));
+        assert_eq!(
+            texts(q.apply(&prompt("p3", "third"))),
+            ["⏳ Queued (1st): third"]
         );
     }
 

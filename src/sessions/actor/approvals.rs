@@ -119,8 +119,15 @@ impl Actor {
             EventKind::ToolDenied { message, .. } => Some(message.clone()),
             _ => None,
         };
+        let allowed = Allowed {
+            updated_input: match (name, &event) {
+                ("allow_with_input", EventKind::ToolApproved { input, .. }) => Some(input.clone()),
+                _ => None,
+            },
+            mode: exit_plan.map(|m| m.as_str().to_owned()),
+        };
         self.store
-            .decide_approval(&request_id, Some(&by), name, reason.as_deref())
+            .decide_approval(&request_id, Some(&by), name, reason.as_deref(), allowed)
             .await?;
         self.audit(
             &by,
@@ -161,7 +168,13 @@ impl Actor {
         );
         if let Err(e) = self
             .store
-            .decide_approval(&request_id, None, "expired", Some(&message))
+            .decide_approval(
+                &request_id,
+                None,
+                "expired",
+                Some(&message),
+                Default::default(),
+            )
             .await
         {
             tracing::error!(session = %self.record.id, "storing an expired approval failed: {e}");

@@ -211,7 +211,13 @@ impl Actor {
                 if self.pending.remove(&cancel.request_id).is_some() {
                     if let Err(e) = self
                         .store
-                        .decide_approval(&cancel.request_id, None, "cancelled", None)
+                        .decide_approval(
+                            &cancel.request_id,
+                            None,
+                            "cancelled",
+                            None,
+                            Default::default(),
+                        )
                         .await
                     {
                         tracing::error!(session = %self.record.id, "storing a cancel failed: {e}");
@@ -256,6 +262,7 @@ impl Actor {
             reason: None,
             requested_at: now_ms(),
             decided_at: None,
+            allowed: Default::default(),
         };
         if let Err(e) = self.store.insert_approval(record).await {
             tracing::error!(session = %self.record.id, "storing an approval request failed: {e}");

@@ -35,7 +35,9 @@ use crate::claude::{
     ApprovalAnswer, CliLine, CliMessage, CliReader, CliSpec, CliWriter, ControlResponseBody,
     HostRequest, PermissionMode, ReadError, SessionStart, StdinMessage, WriteError,
 };
-use crate::store::{now_ms, ApprovalRecord, MessageRecord, SessionRecord, Store, StoreError};
+use crate::store::{
+    now_ms, Allowed, ApprovalRecord, MessageRecord, SessionRecord, Store, StoreError,
+};
 
 mod approvals;
 mod cli_output;
@@ -1119,7 +1121,7 @@ impl Actor {
         for request_id in ids {
             if let Err(e) = self
                 .store
-                .decide_approval(&request_id, None, "cancelled", None)
+                .decide_approval(&request_id, None, "cancelled", None, Default::default())
                 .await
             {
                 tracing::error!(session = %self.record.id, "storing a cancelled approval failed: {e}");

@@ -159,3 +159,60 @@ async fn prompts_sent_during_a_turn_show_as_queued_then_started() {
         ]
     );
 }
+
+/// The reminder is owed like every post: an outage longer than any in-place retry when it
+/// falls due delays it (the direct channel is looked up as part of the outbox's retried
+/// job), never drops it.
+#[tokio::test(start_paused = true)]
+async fn a_reminder_due_during_an_outage_arrives_after_it() {
+    let s = stream(256).await;
+    s.set_reminder(Some(Duration::from_secs(60)));
+    s.send(request("r1")).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    settle(&s.rig.outbox).await;
+    s.rig.sink.go_down(Duration::from_secs(120));
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert!(direct_messages(&s.rig.sink).is_empty());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    settle(&s.rig.outbox).await;
+    let (sink, ..) = s.finish().await;
+    assert_eq!(direct_messages(&sink).len(), 1);
+}
+
+/// Nothing is sent for a card decided while its reminder waited on the server, nor to an owner
+/// who has left the channel; and the card of an owner who has left names nobody.
+#[tokio::test(start_paused = true)]
+async fn no_reminder_once_decided_or_to_an_owner_who_left() {
+    for how in ["decided", "left"] {
+        let s = stream(256).await;
+        s.set_reminder(Some(Duration::from_secs(60)));
+        if how == "left" {
+            s.rig.sink.left.lock().unwrap().push("owner".into());
+        }
+        s.send(request("r1")).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        settle(&s.rig.outbox).await;
+        if how == "decided" {
+            s.rig.sink.go_down(Duration::from_secs(60));
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            // Closed while the reminder is owed and the server is away.
+            s.send(EventKind::ToolApprovalExpired {
+                request_id: "r1".into(),
+                message: "expired".into(),
+            })
+            .await;
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        settle(&s.rig.outbox).await;
+        let (sink, ..) = s.finish().await;
+        assert!(direct_messages(&sink).is_empty(), "{how}");
+        let posts = sink.posts();
+        let (_, card) = posts
+            .iter()
+            .find(|(_, p)| p.props_attachments().is_some())
+            .expect("a card");
+        if how == "left" {
+            assert_eq!(card.message, "", "the card names nobody");
+        }
+    }
+}
