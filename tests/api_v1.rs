@@ -40,6 +40,7 @@ const SESSION_KEYS: &[&str] = &[
 const APPROVAL_KEYS: &[&str] = &[
     "approval_id",
     "tool",
+    "description",
     "input",
     "requested_at",
     "state",

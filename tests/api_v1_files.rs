@@ -290,8 +290,9 @@ async fn list_read_and_the_owners_edits() {
     })
     .await;
 
+    // `@all` stands alone: the server reads a word like `@all.md` as a username, not the channel.
     // A file name is text from outside: announced, it notifies no one and links nowhere.
-    let hostile = "@channel [see](https:evil.example) @all.md";
+    let hostile = "@channel [see](https:evil.example) @all notes.md";
     let url = format!("{files}/{}", hostile.replace(' ', "%20"));
     owner_ok(&h, "POST", &url, json!({"content": "x"}), 201).await;
     assert!(h.project.join(hostile).is_file());
