@@ -815,8 +815,8 @@ pub fn autocomplete_data() -> AutocompleteData {
             ArgShape::None | ArgShape::Text { required: false } => {
                 item(c.name, c.hint, c.help, Vec::new(), Vec::new())
             }
-            // The path, then `--model` and `--mode` as named (optional) arguments, which the
-            // server allows after the positional ones.
+            // The path, then `--model`, `--mode` and `--worktree` as named (optional)
+            // arguments, which the server allows after the positional ones.
             ArgShape::Text { required: true } if c.sub == Sub::Start => item(
                 c.name,
                 c.hint,
@@ -839,6 +839,16 @@ pub fn autocomplete_data() -> AutocompleteData {
                         false,
                         MODE_CHOICES,
                     ),
+                    AutocompleteArg {
+                        name: "worktree".into(),
+                        help_text: "Work in a git worktree of its own, on this branch (a new one when left out)".into(),
+                        r#type: "TextInput".into(),
+                        required: false,
+                        data: Any::AutocompleteText(AutocompleteTextArg {
+                            hint: "[branch]".into(),
+                            pattern: String::new(),
+                        }),
+                    },
                 ],
                 Vec::new(),
             ),
@@ -1297,6 +1307,11 @@ mod tests {
         ] {
             assert_eq!(ok(line), want, "{line}");
         }
+        let tree = autocomplete_data();
+        let start_args = &tree.sub_commands[0].arguments;
+        assert!(start_args
+            .iter()
+            .any(|a| a.name == "worktree" && !a.required));
         let with_mode = ok("/claude start /srv/api --worktree --mode plan");
         assert!(
             matches!(&with_mode, ChatCommand::Start { worktree: Some(w), mode: Some(PermissionMode::Plan), .. } if w.branch.is_none()),
