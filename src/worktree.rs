@@ -8,14 +8,18 @@
 //!   server's environment would otherwise point every command at another repository;
 //! - the repository's hooks switched off (`core.hooksPath=/dev/null`): `worktree add` would
 //!   run `post-checkout` inside the plugin's process tree, outside any session;
-//! - a deadline ([`GIT_TIMEOUT`]), after which it is killed, and a parent-death signal, so
-//!   no git outlives the plugin however the plugin ends.
+//! - a process group of its own, killed whole at the deadline ([`GIT_TIMEOUT`]), and a
+//!   parent-death signal, so no git outlives the plugin however the plugin ends.
 
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
 
 /// The longest a git command may run (a large checkout is the slow case).
 pub(crate) const GIT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -146,6 +150,8 @@ async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own, killed whole at the deadline; `kill_on_drop` for any other end.
+        .process_group(0)
         .kill_on_drop(true);
     for var in ["PATH", "HOME"] {
         if let Some(v) = std::env::var_os(var) {
@@ -157,23 +163,48 @@ async fn run(
     // thread, which lives as long as the plugin's runtime.
     unsafe {
         cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| match e.kind() {
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => WorktreeError::GitMissing,
         _ => WorktreeError::Io(e),
     })?;
-    // Dropping the child at the deadline kills it (`kill_on_drop`).
-    let out = tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| WorktreeError::TimedOut { action })?
-        .map_err(WorktreeError::Io)?;
+    let group = child.id().and_then(|id| i32::try_from(id).ok());
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = tokio::time::timeout(GIT_TIMEOUT, async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let read_out = async {
+            match stdout.as_mut() {
+                Some(s) => s.read_to_end(&mut out).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let read_err = async {
+            match stderr.as_mut() {
+                Some(s) => s.read_to_end(&mut err).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (status, read_out, read_err) = tokio::join!(child.wait(), read_out, read_err);
+        read_out.and(read_err)?;
+        Ok::<_, io::Error>((status?, out, err))
+    })
+    .await;
+    let Ok(finished) = finished else {
+        // git is not reaped yet, so its group still exists: everything it started goes with
+        // it (a checkout runs filters as processes of their own).
+        if let Some(group) = group {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
+        return Err(WorktreeError::TimedOut { action });
+    };
+    let (status, out, err) = finished.map_err(WorktreeError::Io)?;
     Ok(Output {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        success: status.success(),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
     })
 }
 

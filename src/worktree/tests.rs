@@ -105,6 +105,65 @@ async fn git_missing_is_said() {
     assert!(e.to_string().contains("git is not installed"), "{e}");
 }
 
+/// Whether `pid` is gone (or a zombie nobody reaped yet).
+fn dead(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+/// A git that never ends is killed at the deadline with what it started (paused clock: the
+/// deadline comes as soon as nothing else can run).
+#[tokio::test(start_paused = true)]
+async fn a_hanging_git_is_killed_with_its_children_at_the_deadline() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let hang = dir.join("hang");
+    std::fs::write(
+        &hang,
+        "#!/bin/sh\necho $$ > \"$0.pid\"\nsleep 600 &\necho $! > \"$0.child\"\nwait\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = hang.clone().into_os_string();
+    let cwd = dir.to_path_buf();
+    let task = tokio::spawn(async move { run(&program, &cwd, &[], "worktree add").await });
+    // Let the task spawn the script, then wait (blocking the runtime's only thread, so the
+    // paused clock cannot move) until the script started its child.
+    tokio::task::yield_now().await;
+    let child_file = dir.join("hang.child");
+    for _ in 0..250 {
+        if std::fs::read_to_string(&child_file).is_ok_and(|s| s.ends_with('\n')) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let e = task.await.unwrap().err().unwrap();
+    assert!(matches!(e, WorktreeError::TimedOut { .. }), "{e:?}");
+    assert!(e.to_string().contains("took longer than 120 s"), "{e}");
+    let read = |ext: &str| {
+        std::fs::read_to_string(dir.join(format!("hang.{ext}")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (pid, child) = (read("pid"), read("child"));
+    for _ in 0..100 {
+        if dead(&pid) && dead(&child) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("git ({pid}) or its child ({child}) outlived the deadline");
+}
+
 #[tokio::test]
 async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
