@@ -70,3 +70,4 @@ pub mod rpc;
 pub mod sessions;
 pub mod store;
 pub mod supervisor;
+pub(crate) mod worktree;

@@ -32,6 +32,7 @@ const SESSION_KEYS: &[&str] = &[
     "created_at",
     "updated_at",
     "root_post_id",
+    "worktree",
     "queued_prompts",
     "pending_approvals",
     "last_seq",

@@ -232,7 +232,7 @@ fn autocomplete_tree_is_valid_for_the_server() {
         .iter()
         .map(|a| a.name.as_str())
         .collect();
-    assert_eq!(start, ["", "model", "mode"]);
+    assert_eq!(start, ["", "model", "mode", "worktree"]);
 }
 
 struct NoDial;

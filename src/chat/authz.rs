@@ -104,7 +104,7 @@ impl Action {
             ChatCommand::Status => Action::Status,
             ChatCommand::Ask { .. } => Action::Prompt,
             ChatCommand::Interrupt => Action::Interrupt,
-            ChatCommand::Stop => Action::Stop,
+            ChatCommand::Stop(_) => Action::Stop,
             ChatCommand::ContextThread { .. } => Action::ContextThread,
             ChatCommand::ContextFile { .. } => Action::ContextFile,
             ChatCommand::Files { .. } => Action::Files,

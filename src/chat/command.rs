@@ -57,6 +57,25 @@ pub fn is_valid_model_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-._[]:/@".contains(c))
 }
 
+/// `--worktree [branch]` of `/claude start`: the session works in its own git worktree of the
+/// repository, on `branch` (an existing one is checked out), or on a new branch named after the
+/// channel when `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorktreeRequest {
+    pub branch: Option<String>,
+}
+
+/// What `/claude stop` does with the session's worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Plain `stop`: the worktree stays, so the next prompt resumes in it.
+    Keep,
+    /// `--clean`: removed, unless it holds uncommitted changes.
+    Remove,
+    /// `--clean --force`: removed, uncommitted changes discarded.
+    Discard,
+}
+
 /// What `/claude …` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatCommand {
@@ -64,8 +83,10 @@ pub enum ChatCommand {
         path: String,
         model: Option<String>,
         mode: Option<PermissionMode>,
+        /// `--worktree [branch]`: work in a git worktree of `path` of its own.
+        worktree: Option<WorktreeRequest>,
     },
-    Stop,
+    Stop(Cleanup),
     Status,
     Ask {
         prompt: String,
@@ -94,7 +115,7 @@ impl ChatCommand {
     pub fn subcommand(&self) -> Sub {
         match self {
             ChatCommand::Start { .. } => Sub::Start,
-            ChatCommand::Stop => Sub::Stop,
+            ChatCommand::Stop(_) => Sub::Stop,
             ChatCommand::Status => Sub::Status,
             ChatCommand::Ask { .. } => Sub::Ask,
             ChatCommand::Interrupt => Sub::Interrupt,
@@ -171,16 +192,16 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
     Subcommand {
         sub: Sub::Start,
         name: "start",
-        hint: "<path> [--model M] [--mode default|acceptEdits|plan]",
-        help: "Start a Claude Code session in this channel, working in <path>",
+        hint: "<path> [--model M] [--mode default|acceptEdits|plan] [--worktree [branch]]",
+        help: "Start a Claude Code session in this channel, working in <path> (with `--worktree`, in a git worktree of its own)",
         arg: ArgShape::Text { required: true },
         example: "/claude start /srv/projects/api",
     },
     Subcommand {
         sub: Sub::Stop,
         name: "stop",
-        hint: "",
-        help: "Stop this channel's session",
+        hint: "[--clean [--force]]",
+        help: "Stop this channel's session (`--clean` also removes its worktree)",
         arg: ArgShape::None,
         example: "/claude stop",
     },
@@ -311,6 +332,8 @@ pub enum CommandError {
         sub: Sub,
         option: &'static str,
     },
+    /// `stop --force` without `--clean`: force applies to the worktree's removal only.
+    ForceWithoutClean,
     InvalidMode {
         given: String,
     },
@@ -348,9 +371,13 @@ impl fmt::Display for CommandError {
             }
             CommandError::UnexpectedArguments { sub, extra } => {
                 let name = sub.spec().name;
+                let takes = match sub {
+                    Sub::Stop => "no arguments but `--clean` and `--force`",
+                    _ => "no arguments",
+                };
                 write!(
                     f,
-                    "`/{TRIGGER} {name}` takes no arguments. To send this as a prompt, type \
+                    "`/{TRIGGER} {name}` takes {takes}. To send this as a prompt, type \
                      `/{TRIGGER} ask {name} {extra}`"
                 )
             }
@@ -380,13 +407,22 @@ impl fmt::Display for CommandError {
                 f,
                 "`{option}` needs a value, e.g. `/{TRIGGER} {} /srv/projects/api {option} {}`",
                 sub.spec().name,
-                if *option == "--mode" { "plan" } else { "sonnet" }
+                example_value(option)
+            ),
+            CommandError::RepeatedOption { sub: Sub::Stop, option } => write!(
+                f,
+                "`{option}` is given twice; keep one, e.g. `/{TRIGGER} stop --clean`"
             ),
             CommandError::RepeatedOption { sub, option } => write!(
                 f,
                 "`{option}` is given twice; keep one, e.g. `/{TRIGGER} {} /srv/projects/api {option} {}`",
                 sub.spec().name,
-                if *option == "--mode" { "plan" } else { "sonnet" }
+                example_value(option)
+            ),
+            CommandError::ForceWithoutClean => write!(
+                f,
+                "`--force` goes with `--clean`: `/{TRIGGER} stop --clean --force` removes the \
+                 session's worktree and discards its uncommitted changes"
             ),
             CommandError::InvalidMode { given } => write!(
                 f,
@@ -408,6 +444,15 @@ impl fmt::Display for CommandError {
 }
 
 impl std::error::Error for CommandError {}
+
+/// A value to show in an example of `option`.
+fn example_value(option: &str) -> &'static str {
+    match option {
+        "--mode" => "plan",
+        "--worktree" => "feature/login",
+        _ => "sonnet",
+    }
+}
 
 /// Splits `text` into words (see the module doc for the quoting rule).
 fn words(text: &str) -> Result<Vec<String>, CommandError> {
@@ -488,7 +533,7 @@ pub fn parse(line: &str) -> Result<ChatCommand, CommandError> {
     };
     match sub {
         Sub::Start => parse_start(args),
-        Sub::Stop => no_args(ChatCommand::Stop),
+        Sub::Stop => parse_stop(args),
         Sub::Status => no_args(ChatCommand::Status),
         Sub::Interrupt => no_args(ChatCommand::Interrupt),
         Sub::History => no_args(ChatCommand::History),
@@ -553,7 +598,8 @@ fn parse_start(args: &str) -> Result<ChatCommand, CommandError> {
     let mut path: Option<String> = None;
     let mut model: Option<String> = None;
     let mut mode: Option<PermissionMode> = None;
-    let mut it = words(args)?.into_iter();
+    let mut worktree: Option<WorktreeRequest> = None;
+    let mut it = words(args)?.into_iter().peekable();
     while let Some(word) = it.next() {
         let (option, inline_value) = match word.split_once('=') {
             Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
@@ -562,6 +608,28 @@ fn parse_start(args: &str) -> Result<ChatCommand, CommandError> {
         let option: &'static str = match option.as_str() {
             "--model" => "--model",
             "--mode" => "--mode",
+            "--worktree" => {
+                if worktree.is_some() {
+                    return Err(CommandError::RepeatedOption {
+                        sub,
+                        option: "--worktree",
+                    });
+                }
+                // The branch is optional: the next word is one unless it is an option or an
+                // absolute path (git refuses a branch name starting with `/` or `-`).
+                let branch = match inline_value {
+                    Some(v) if v.is_empty() => {
+                        return Err(CommandError::OptionNeedsValue {
+                            sub,
+                            option: "--worktree",
+                        })
+                    }
+                    Some(v) => Some(v),
+                    None => it.next_if(|w| !w.is_empty() && !w.starts_with(['-', '/'])),
+                };
+                worktree = Some(WorktreeRequest { branch });
+                continue;
+            }
             o if o.starts_with("--") => {
                 return Err(CommandError::UnknownOption {
                     sub,
@@ -604,11 +672,56 @@ fn parse_start(args: &str) -> Result<ChatCommand, CommandError> {
         }
     }
     match path.filter(|p| !p.is_empty()) {
-        Some(path) => Ok(ChatCommand::Start { path, model, mode }),
+        Some(path) => Ok(ChatCommand::Start {
+            path,
+            model,
+            mode,
+            worktree,
+        }),
         None => Err(CommandError::MissingArgument {
             sub,
             what: "a project path",
         }),
+    }
+}
+
+/// `stop [--clean [--force]]`. Words that are not options keep today's answer: prose after
+/// `stop` is more likely a prompt than a request to stop.
+fn parse_stop(args: &str) -> Result<ChatCommand, CommandError> {
+    let sub = Sub::Stop;
+    let (mut clean, mut force) = (false, false);
+    for word in words(args)? {
+        let seen = match word.as_str() {
+            "--clean" => &mut clean,
+            "--force" => &mut force,
+            o if o.starts_with("--") => {
+                return Err(CommandError::UnknownOption {
+                    sub,
+                    option: o.to_owned(),
+                })
+            }
+            _ => {
+                return Err(CommandError::UnexpectedArguments {
+                    sub,
+                    extra: args.to_owned(),
+                })
+            }
+        };
+        if *seen {
+            let option = if word == "--clean" {
+                "--clean"
+            } else {
+                "--force"
+            };
+            return Err(CommandError::RepeatedOption { sub, option });
+        }
+        *seen = true;
+    }
+    match (clean, force) {
+        (false, false) => Ok(ChatCommand::Stop(Cleanup::Keep)),
+        (true, false) => Ok(ChatCommand::Stop(Cleanup::Remove)),
+        (true, true) => Ok(ChatCommand::Stop(Cleanup::Discard)),
+        (false, true) => Err(CommandError::ForceWithoutClean),
     }
 }
 
@@ -702,8 +815,8 @@ pub fn autocomplete_data() -> AutocompleteData {
             ArgShape::None | ArgShape::Text { required: false } => {
                 item(c.name, c.hint, c.help, Vec::new(), Vec::new())
             }
-            // The path, then `--model` and `--mode` as named (optional) arguments, which the
-            // server allows after the positional ones.
+            // The path, then `--model`, `--mode` and `--worktree` as named (optional)
+            // arguments, which the server allows after the positional ones.
             ArgShape::Text { required: true } if c.sub == Sub::Start => item(
                 c.name,
                 c.hint,
@@ -726,6 +839,16 @@ pub fn autocomplete_data() -> AutocompleteData {
                         false,
                         MODE_CHOICES,
                     ),
+                    AutocompleteArg {
+                        name: "worktree".into(),
+                        help_text: "Work in a git worktree of its own, on this branch (a new one when left out)".into(),
+                        r#type: "TextInput".into(),
+                        required: false,
+                        data: Any::AutocompleteText(AutocompleteTextArg {
+                            hint: "[branch]".into(),
+                            pattern: String::new(),
+                        }),
+                    },
                 ],
                 Vec::new(),
             ),
@@ -889,6 +1012,7 @@ mod tests {
             path: path.into(),
             model: model.map(Into::into),
             mode,
+            worktree: None,
         };
         let table: Vec<(&str, ChatCommand)> = vec![
             ("/claude", Help),
@@ -923,7 +1047,7 @@ mod tests {
                 "/claude Start /srv/api --mode ACCEPTEDITS",
                 start("/srv/api", None, Some(PermissionMode::AcceptEdits)),
             ),
-            ("/claude stop", Stop),
+            ("/claude stop", Stop(Cleanup::Keep)),
             ("/claude status", Status),
             ("/claude interrupt", Interrupt),
             ("/claude history", History),
@@ -1155,6 +1279,102 @@ mod tests {
     }
 
     #[test]
+    fn worktree_and_clean_options() {
+        let start = |path: &str, branch: Option<&str>| ChatCommand::Start {
+            path: path.into(),
+            model: None,
+            mode: None,
+            worktree: Some(WorktreeRequest {
+                branch: branch.map(Into::into),
+            }),
+        };
+        for (line, want) in [
+            ("/claude start /srv/api --worktree", start("/srv/api", None)),
+            (
+                "/claude start /srv/api --worktree feature/login",
+                start("/srv/api", Some("feature/login")),
+            ),
+            (
+                "/claude start /srv/api --worktree=fix-1",
+                start("/srv/api", Some("fix-1")),
+            ),
+            // A path or an option after `--worktree` is not its branch.
+            ("/claude start --worktree /srv/api", start("/srv/api", None)),
+            (
+                "/claude start --worktree \"/srv/my api\"",
+                start("/srv/my api", None),
+            ),
+        ] {
+            assert_eq!(ok(line), want, "{line}");
+        }
+        let tree = autocomplete_data();
+        let start_args = &tree.sub_commands[0].arguments;
+        assert!(start_args
+            .iter()
+            .any(|a| a.name == "worktree" && !a.required));
+        let with_mode = ok("/claude start /srv/api --worktree --mode plan");
+        assert!(
+            matches!(&with_mode, ChatCommand::Start { worktree: Some(w), mode: Some(PermissionMode::Plan), .. } if w.branch.is_none()),
+            "{with_mode:?}"
+        );
+        assert_eq!(
+            ok("/claude stop --clean"),
+            ChatCommand::Stop(Cleanup::Remove)
+        );
+        assert_eq!(
+            ok("/claude stop --clean --force"),
+            ChatCommand::Stop(Cleanup::Discard)
+        );
+        assert_eq!(
+            ok("/claude STOP --force --clean"),
+            ChatCommand::Stop(Cleanup::Discard)
+        );
+
+        assert_eq!(err("/claude stop --force"), CommandError::ForceWithoutClean);
+        assert!(err("/claude stop --force")
+            .to_string()
+            .contains("/claude stop --clean --force"));
+        assert_eq!(
+            err("/claude stop --clean --clean"),
+            CommandError::RepeatedOption {
+                sub: Sub::Stop,
+                option: "--clean"
+            }
+        );
+        assert_eq!(
+            err("/claude stop --purge"),
+            CommandError::UnknownOption {
+                sub: Sub::Stop,
+                option: "--purge".into()
+            }
+        );
+        assert!(err("/claude stop the retries")
+            .to_string()
+            .contains("/claude ask stop the retries"));
+        assert_eq!(
+            err("/claude start /srv/api --worktree a --worktree b"),
+            CommandError::RepeatedOption {
+                sub: Sub::Start,
+                option: "--worktree"
+            }
+        );
+        let e = err("/claude start /srv/api --worktree=");
+        assert_eq!(
+            e,
+            CommandError::OptionNeedsValue {
+                sub: Sub::Start,
+                option: "--worktree"
+            }
+        );
+        assert!(e.to_string().contains("--worktree feature/login"), "{e}");
+        // Two words after the option: the branch, then one too many.
+        assert!(matches!(
+            err("/claude start /srv/api --worktree a b"),
+            CommandError::TooManyArguments { .. }
+        ));
+    }
+
+    #[test]
     fn error_messages_say_what_to_type() {
         assert_eq!(
             err("/claude start").to_string(),
@@ -1162,8 +1382,8 @@ mod tests {
         );
         assert_eq!(
             err("/claude stop it now").to_string(),
-            "`/claude stop` takes no arguments. To send this as a prompt, type \
-             `/claude ask stop it now`"
+            "`/claude stop` takes no arguments but `--clean` and `--force`. To send this as a \
+             prompt, type `/claude ask stop it now`"
         );
         let e = err("/claude start /srv/my project").to_string();
         assert!(e.contains("quotes"), "{e}");

@@ -13,6 +13,7 @@ mod history;
 mod outbox;
 mod processes;
 mod schema;
+mod worktrees;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -25,6 +26,7 @@ pub use events::{NewSessionEvent, StoredSessionEvent, KEEP_EVENTS_PER_SESSION};
 pub use history::HistoryQuery;
 pub use outbox::{OpenTurnPost, OwedKind, OwedPost, PendingPost};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use worktrees::WorktreeRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -132,6 +132,20 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         "ALTER TABLE approvals ADD COLUMN updated_input TEXT;
          ALTER TABLE approvals ADD COLUMN mode TEXT;",
     ),
+    (
+        8,
+        // The git worktree a session works in (`/claude start … --worktree`): the session's
+        // `project_path` is the worktree; `repository` is the checkout it was made from, the
+        // path AllowedProjectRoots must keep allowing. `removed_at` is set by `stop --clean`.
+        "CREATE TABLE session_worktrees (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            repository TEXT NOT NULL,
+            path       TEXT NOT NULL,
+            branch     TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            removed_at INTEGER
+        );",
+    ),
 ];
 
 /// The version this build writes.

@@ -375,6 +375,32 @@ async fn root_posts_are_kept_per_session() {
     );
 }
 
+#[tokio::test]
+async fn a_sessions_worktree_is_kept_across_reopens_until_removed() {
+    let db = TempDb::new("worktrees");
+    let store = Store::open(&db.path()).await.expect("open");
+    store.insert_session(session("s1")).await.expect("insert");
+    store.insert_session(session("s2")).await.expect("insert");
+    let record = WorktreeRecord {
+        session_id: "s1".into(),
+        repository: "/srv/repo".into(),
+        path: "/data/worktrees/c-1".into(),
+        branch: "claude/town-1".into(),
+        created_at: 5,
+        removed_at: None,
+    };
+    store.insert_worktree(record.clone()).await.expect("insert");
+    drop(store);
+    let store = Store::open(&db.path()).await.expect("re-open");
+    assert_eq!(store.worktrees().await.unwrap(), [record]);
+    assert_eq!(store.worktree("s2").await.unwrap(), None);
+    let at = store.worktree_removed("s1").await.unwrap();
+    assert_eq!(
+        store.worktree("s1").await.unwrap().unwrap().removed_at,
+        Some(at)
+    );
+}
+
 /// A job of several statements that fails half-way leaves nothing behind, and the jobs batched
 /// with it keep their writes.
 #[tokio::test]

@@ -69,9 +69,10 @@ pub(crate) fn outside_roots_text(project: &str) -> String {
     )
 }
 
-/// Whether a session may not be used for `action` any more: its project left the allowed
-/// roots. Its status, history and stop stay available.
-fn project_left_roots(config: &Config, action: Action, info: &SessionInfo) -> bool {
+/// Why a session may not be used for `action` any more, whoever asks: its project left the
+/// allowed roots, or `stop --clean` removed its worktree. Its status, history and stop stay
+/// available.
+fn session_refusal(config: &Config, action: Action, info: &SessionInfo) -> Option<ServiceError> {
     let uses_project = !matches!(
         action,
         Action::Help
@@ -81,7 +82,16 @@ fn project_left_roots(config: &Config, action: Action, info: &SessionInfo) -> bo
             | Action::Stop
             | Action::Health
     );
-    uses_project && !under_allowed_root(config, Path::new(&info.project_path))
+    if !uses_project {
+        return None;
+    }
+    if !under_allowed_root(config, Path::new(info.rooted_path())) {
+        return Some(ServiceError::ProjectLeftRoots(
+            info.rooted_path().to_owned(),
+        ));
+    }
+    let removed = info.worktree.as_ref().filter(|w| w.removed_at.is_some());
+    removed.map(|w| ServiceError::WorktreeRemoved(w.path.clone()))
 }
 
 impl ChatService {
@@ -113,10 +123,11 @@ impl ChatService {
                 return Err(ServiceError::NotAllowed { text, member })
             }
         }
-        if let Some(info) = asker.session {
-            if project_left_roots(config, action, info) {
-                return Err(ServiceError::ProjectLeftRoots(info.project_path.clone()));
-            }
+        if let Some(refusal) = asker
+            .session
+            .and_then(|info| session_refusal(config, action, info))
+        {
+            return Err(refusal);
         }
         if action == Action::Help {
             return Ok(());
@@ -208,8 +219,11 @@ impl ChatService {
                 Err(refusal) => Some(refusal.to_string()),
                 Ok(()) => asker
                     .session
-                    .filter(|info| project_left_roots(config, action, info))
-                    .map(|info| outside_roots_text(&info.project_path)),
+                    .and_then(|info| session_refusal(config, action, info))
+                    .map(|refusal| match refusal {
+                        ServiceError::ProjectLeftRoots(project) => outside_roots_text(&project),
+                        refusal => refusal.to_string(),
+                    }),
             };
             out.push((action, refusal));
         }

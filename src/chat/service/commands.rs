@@ -9,7 +9,7 @@ use super::sessions::{HistoryPage, SessionView, StartRequest, CONVERSATION_KINDS
 use super::{state_word, Asker, ChatService, SessionInfo};
 use crate::chat::attachments::{self, Limits};
 use crate::chat::authz::Action;
-use crate::chat::command::{self, ChatCommand};
+use crate::chat::command::{self, ChatCommand, Cleanup};
 use crate::chat::neutralise;
 use crate::chat::stream::{excerpt, ordinal};
 use crate::config::Config;
@@ -71,6 +71,14 @@ fn status_text(view: &SessionView) -> String {
         text.push_str(&format!(
             " · {} approval(s) pending",
             view.pending_approvals
+        ));
+    }
+    if let Some(w) = &view.worktree {
+        text.push_str(&format!(
+            "\nGit worktree of `{}` on branch `{}`{}",
+            w.repository,
+            w.branch,
+            if w.removed { " (removed)" } else { "" }
         ));
     }
     for (i, prompt) in view.queued.iter().enumerate() {
@@ -149,13 +157,19 @@ impl ChatService {
         let user = args.user_id.as_str();
         Ok(match cmd {
             ChatCommand::Help => command::help_text(),
-            ChatCommand::Start { path, model, mode } => {
+            ChatCommand::Start {
+                path,
+                model,
+                mode,
+                worktree,
+            } => {
                 let request = StartRequest {
                     channel_id: &args.channel_id,
                     user_id: user,
                     path: &path,
                     model,
                     mode,
+                    worktree,
                 };
                 let started = self.start(config, request).await?;
                 started_answer(
@@ -178,9 +192,27 @@ impl ChatService {
                 self.interrupt(session()?.0, user).await?;
                 "Interrupted: the current turn was stopped.".into()
             }
-            ChatCommand::Stop => {
-                self.stop(session()?.0, user).await?;
-                "Claude Code session stopped. A new prompt resumes the conversation.".into()
+            ChatCommand::Stop(Cleanup::Keep) => {
+                let (h, info) = session()?;
+                self.stop(h, user).await?;
+                let mut text = String::from(
+                    "Claude Code session stopped. A new prompt resumes the conversation.",
+                );
+                if let Some(w) = info.worktree.as_ref().filter(|w| w.removed_at.is_none()) {
+                    text.push_str(&format!(
+                        " Its worktree `{}` stays; `/claude stop --clean` removes it.",
+                        w.path
+                    ));
+                }
+                text
+            }
+            ChatCommand::Stop(cleanup) => {
+                let force = cleanup == Cleanup::Discard;
+                let w = self.stop_and_clean(session()?.0, user, force).await?;
+                format!(
+                    "Claude Code session stopped and its worktree `{}` removed. Its branch `{}` stays in `{}`.",
+                    w.path, w.branch, w.repository
+                )
             }
             ChatCommand::Mode(m) => {
                 self.set_mode(session()?.0, m, user).await?;
@@ -290,6 +322,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             root_post_id: None,
+            worktree: None,
             queued_prompts: 2,
             queued: vec!["add tests\nfor the parser".into(), "then run them".into()],
             pending_approvals: 0,

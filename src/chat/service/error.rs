@@ -7,6 +7,7 @@ use crate::files::{PathError, WriteError};
 use crate::ratelimit::RetryAfter;
 use crate::sessions::{EngineError, SessionError};
 use crate::store::StoreError;
+use crate::worktree::WorktreeError;
 
 /// A byte count for people: `812 B`, `64 KB`, `9.0 MB`.
 pub(crate) fn size(bytes: usize) -> String {
@@ -74,6 +75,15 @@ pub enum ServiceError {
     Write(#[from] WriteError),
     #[error("This session no longer exists.")]
     SessionGone,
+    #[error(transparent)]
+    Worktree(#[from] WorktreeError),
+    /// `stop --clean` of a session that works in the project itself.
+    #[error("This session does not work in a git worktree; `/claude stop` stops it.")]
+    NoWorktree,
+    #[error(
+        "This session's worktree `{0}` was removed (`/claude stop --clean`): start a new session."
+    )]
+    WorktreeRemoved(String),
     /// The session never asked for this approval (REST: the id is not one of its requests).
     #[error("This session has no approval request {0}.")]
     UnknownApproval(String),
@@ -103,7 +113,9 @@ impl ServiceError {
             RateLimited { .. } => 429,
             AtTheLimit(_) => 503,
             StartInProgress | ResumeInProgress | AlreadyRunning(_) | NotPending
-            | AlreadyAnswered | Withdrawn => 409,
+            | AlreadyAnswered | Withdrawn | WorktreeRemoved(_) => 409,
+            NoWorktree => 400,
+            Worktree(e) => e.status(),
             Prompt(e) | Interrupt(e) | Stop(e) | Mode(e) | Model(e) => session_status(e),
             ProjectPath(_) | BadDecision(_) => 400,
             Context(e) => e.status(),

@@ -20,6 +20,7 @@ mod routing;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod worktrees;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,7 @@ use crate::mattermost::model::Post;
 use crate::sessions::{
     Engine, EngineError, ProcessLauncher, SessionConfig, SessionHandle, SessionState,
 };
-use crate::store::{OwedKind, OwedPost, Store, StoreError};
+use crate::store::{OwedKind, OwedPost, Store, StoreError, WorktreeRecord};
 
 pub(crate) use admission::at_the_limit;
 use admission::{Admission, Limit};
@@ -74,6 +75,19 @@ pub(crate) struct SessionInfo {
     pub project_path: String,
     /// The thread's root post; empty until the server created it.
     pub root_id: String,
+    /// The git worktree the session works in (`project_path` is then the worktree).
+    pub worktree: Option<WorktreeRecord>,
+}
+
+impl SessionInfo {
+    /// The path AllowedProjectRoots must keep allowing: the repository a worktree was made
+    /// from (the worktree itself lives in the plugin's data directory), else the project.
+    pub(crate) fn rooted_path(&self) -> &str {
+        match &self.worktree {
+            Some(w) => &w.repository,
+            None => &self.project_path,
+        }
+    }
 }
 
 #[derive(Default)]

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::mattermost::api::Api;
 use crate::mattermost::model::Post;
 use crate::mattermost::server_config;
-use crate::store::{ApprovalRecord, OwedKind, OwedPost};
+use crate::store::{ApprovalRecord, OwedKind, OwedPost, WorktreeRecord};
 
 /// DataDirectory when the setting is empty: `<FileSettings.Directory>/claude-code` if the
 /// server tells its file store directory, else [`DEFAULT_DATA_DIRECTORY`].
@@ -48,7 +48,7 @@ impl ChatService {
             .map(|st| {
                 st.sessions
                     .iter()
-                    .filter(|(_, info)| !under_allowed_root(config, Path::new(&info.project_path)))
+                    .filter(|(_, info)| !under_allowed_root(config, Path::new(info.rooted_path())))
                     .map(|(id, info)| (id.clone(), info.clone()))
                     .collect()
             })
@@ -71,7 +71,7 @@ impl ChatService {
                 session = handle.id(),
                 "stopped: its project is no longer under an allowed project root"
             );
-            let text = format!("{} It was stopped.", outside_roots_text(&info.project_path));
+            let text = format!("{} It was stopped.", outside_roots_text(info.rooted_path()));
             if let Err(e) = self.reply_in_thread(handle.id(), &info, text).await {
                 tracing::warn!("telling a channel its session stopped failed: {e}");
             }
@@ -125,6 +125,12 @@ impl ChatService {
         if let Ok(mut w) = self.outbox_worker.lock() {
             *w = Some(worker);
         }
+        let mut worktrees: HashMap<String, WorktreeRecord> = store
+            .worktrees()
+            .await?
+            .into_iter()
+            .map(|w| (w.session_id.clone(), w))
+            .collect();
         for record in store.sessions().await? {
             let Some(root_id) = roots.get(&record.id).cloned() else {
                 continue;
@@ -134,6 +140,7 @@ impl ChatService {
                 owner_id: record.owner_id.clone(),
                 project_path: record.project_path.clone(),
                 root_id,
+                worktree: worktrees.remove(&record.id),
             };
             if let Some(handle) = self.engine.get(&record.id) {
                 self.track(&handle, info);

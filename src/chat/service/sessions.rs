@@ -8,8 +8,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::error::{ProjectPathError, ServiceError};
+use super::worktrees::WorktreeView;
 use super::{Asker, ChatService, SessionInfo, ROOT_WAIT};
 use crate::chat::authz::Action;
+use crate::chat::command::WorktreeRequest;
 use crate::chat::outbox;
 use crate::claude::PermissionMode;
 use crate::config::Config;
@@ -39,6 +41,8 @@ pub(crate) struct StartRequest<'a> {
     pub path: &'a str,
     pub model: Option<String>,
     pub mode: Option<PermissionMode>,
+    /// `--worktree [branch]`: the session works in a git worktree of `path` of its own.
+    pub worktree: Option<WorktreeRequest>,
 }
 
 /// A started session.
@@ -64,6 +68,8 @@ pub(crate) struct SessionView {
     pub created_at: i64,
     pub updated_at: i64,
     pub root_post_id: Option<String>,
+    /// The git worktree the session works in (`project_path` is the worktree then).
+    pub worktree: Option<WorktreeView>,
     pub queued_prompts: usize,
     /// Their texts in order, for `/claude status` (the API gives the count).
     #[serde(skip)]
@@ -196,24 +202,52 @@ impl ChatService {
         self.take_slot(&reservation, config.max_concurrent_sessions as usize)
             .await
             .map_err(ServiceError::AtTheLimit)?;
-        let handle = self
+        let made = match &req.worktree {
+            Some(request) => Some(
+                self.make_worktree(req.channel_id, &project, request)
+                    .await?,
+            ),
+            None => None,
+        };
+        let workdir = made.as_ref().map_or(&project, |m| &m.path);
+        let started = self
             .engine
             .start(SessionSpec {
                 channel_id: req.channel_id.to_owned(),
                 owner_id: req.user_id.to_owned(),
-                project_path: project.clone(),
+                project_path: workdir.clone(),
                 model: req.model.or_else(|| config.default_model.clone()),
                 permission_mode: Some(req.mode.unwrap_or(config.default_permission_mode)),
             })
-            .await
-            .map_err(ServiceError::Start)?;
+            .await;
+        let handle = match (started, &made) {
+            (Ok(handle), _) => handle,
+            (Err(e), Some(made)) => {
+                Self::discard_worktree(&project, made).await;
+                return Err(ServiceError::Start(e));
+            }
+            (Err(e), None) => return Err(ServiceError::Start(e)),
+        };
+        let worktree = match &made {
+            Some(made) => Some(
+                self.record_worktree(&handle, req.user_id, &project, made)
+                    .await?,
+            ),
+            None => None,
+        };
         let real = project.display().to_string();
         let typed = req.path.trim();
-        let shown_path = if typed == real {
+        let mut shown_path = if typed == real {
             format!("`{real}`")
         } else {
             format!("`{typed}` (`{real}`)")
         };
+        if let Some(w) = &worktree {
+            shown_path = format!(
+                "a git worktree of {shown_path}: `{}` on branch `{}`",
+                w.path, w.branch
+            );
+        }
         let root = Post {
             user_id: self.bot_id.clone(),
             channel_id: req.channel_id.to_owned(),
@@ -236,8 +270,9 @@ impl ChatService {
         let info = SessionInfo {
             channel_id: req.channel_id.to_owned(),
             owner_id: req.user_id.to_owned(),
-            project_path: real,
+            project_path: workdir.display().to_string(),
             root_id: String::new(),
+            worktree,
         };
         let root_id = match tokio::time::timeout(ROOT_WAIT, self.outbox.created(&key)).await {
             Ok(root_id) => {
@@ -305,6 +340,7 @@ impl ChatService {
             created_at: record.created_at,
             updated_at: record.updated_at,
             root_post_id: (!info.root_id.is_empty()).then(|| info.root_id.clone()),
+            worktree: info.worktree.as_ref().map(WorktreeView::from),
             queued_prompts: status.queued_prompts.len(),
             queued: status.queued_prompts,
             pending_approvals: status.pending_approvals.len(),

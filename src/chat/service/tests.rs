@@ -509,3 +509,45 @@ async fn context_is_cut_at_the_setting_with_a_message() {
         assert!(block.len() <= 16 * 1024 + 200, "{}", block.len());
     }
 }
+
+/// openapi.json's `Session` is exactly what a session view serializes to, its worktree
+/// included.
+#[test]
+fn the_session_schema_is_the_view() {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../http/v1/openapi.json")).unwrap();
+    let schema = &doc["components"]["schemas"]["Session"];
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let view = sessions::SessionView {
+        id: "s1".into(),
+        channel_id: "c1".into(),
+        owner_id: "u1".into(),
+        project_path: "/data/worktrees/c1-1".into(),
+        model: None,
+        permission_mode: None,
+        state: crate::sessions::SessionState::Idle,
+        created_at: 0,
+        updated_at: 0,
+        root_post_id: None,
+        worktree: Some(worktrees::WorktreeView {
+            path: "/data/worktrees/c1-1".into(),
+            branch: "claude/town-1".into(),
+            repository: "/srv/repo".into(),
+            removed: false,
+        }),
+        queued_prompts: 0,
+        queued: Vec::new(),
+        pending_approvals: 0,
+        last_seq: 0,
+    };
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(keys(&json), keys(&schema["properties"]));
+    assert_eq!(
+        keys(&json["worktree"]),
+        keys(&schema["properties"]["worktree"]["properties"])
+    );
+}

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{body, handler, json_of, route, Call};
 use crate::app::App;
 use crate::chat::authz::Action;
-use crate::chat::command::is_valid_model_name;
+use crate::chat::command::{is_valid_model_name, Cleanup, WorktreeRequest};
 use crate::chat::service::{Asker, ContextError, ServiceError, StartRequest, HISTORY_KINDS};
 use crate::claude::PermissionMode;
 use crate::http::{BoxFuture, HttpError, HttpResult, Request, Router};
@@ -40,6 +40,14 @@ struct CreateBody {
     project_path: String,
     model: Option<String>,
     mode: Option<PermissionMode>,
+    /// `{}` or `{"branch": "…"}`: as `/claude start … --worktree [branch]`.
+    worktree: Option<WorktreeBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorktreeBody {
+    branch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +118,7 @@ handler!(create, |app, req| {
         path: &b.project_path,
         model: b.model,
         mode: b.mode,
+        worktree: b.worktree.map(|w| WorktreeRequest { branch: w.branch }),
     };
     let started = call.chat.start(&call.config, request).await?;
     let (handle, info) = call
@@ -125,10 +134,39 @@ handler!(show, |app, req| {
     Ok((200, json_of(&call.chat.view(&handle, &info).await?)?))
 });
 
+/// `?clean=true` (as `/claude stop --clean`), `&force=true` (`--clean --force`).
+fn cleanup(req: &Request) -> Result<Cleanup, HttpError> {
+    let flag = |name: &str| match req.query_param(name).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(HttpError::bad_request(format!(
+            "query parameter {name}: true or false, not {v:?}"
+        ))),
+    };
+    match (flag("clean")?, flag("force")?) {
+        (false, false) => Ok(Cleanup::Keep),
+        (true, false) => Ok(Cleanup::Remove),
+        (true, true) => Ok(Cleanup::Discard),
+        (false, true) => Err(HttpError::bad_request("force=true goes with clean=true")),
+    }
+}
+
 handler!(stop, |app, req| {
     let call = Call::new(app, &req)?;
-    let (handle, info) = call.session(Action::Stop, true).await?;
-    call.chat.stop(&handle, &call.user).await?;
+    let cleanup = cleanup(&req)?;
+    let (handle, _) = call.session(Action::Stop, true).await?;
+    match cleanup {
+        Cleanup::Keep => call.chat.stop(&handle, &call.user).await?,
+        clean => {
+            let force = clean == Cleanup::Discard;
+            call.chat.stop_and_clean(&handle, &call.user, force).await?;
+        }
+    }
+    // Read again: a clean stop changed the session's worktree.
+    let (handle, info) = call
+        .chat
+        .session_by_id(handle.id())
+        .ok_or(ServiceError::SessionGone)?;
     Ok((200, json_of(&call.chat.view(&handle, &info).await?)?))
 });
 

@@ -68,6 +68,7 @@ func TestRealServer(t *testing.T) {
 	counter.Check(t, "webapp_browser_react18", w.stepBrowserReact18)
 	counter.Check(t, "webapp_browser_react19", w.stepBrowserReact19)
 	counter.Check(t, "direct_message_session", w.stepDirectMessage)
+	counter.Check(t, "worktree_write_then_stop_clean", w.stepWorktree)
 	counter.Check(t, "disable_enable_with_card_open", w.stepDisableEnable)
 	counter.Check(t, "forced_upgrade_while_running", w.stepForcedUpgrade)
 	counter.Check(t, "kill9_health_check_restart", w.stepKill9)

@@ -1,0 +1,482 @@
+//! Git worktrees for sessions: a session started with `--worktree` works in a checkout of its
+//! own (`git worktree add`), so several channels can work on one repository without touching
+//! each other's files. Knows git, nothing of Mattermost or Claude.
+//!
+//! git runs as a child process of the plugin, never through a shell, with:
+//! - an environment built from scratch (PATH, HOME, `LC_ALL=C` so its messages can be read,
+//!   no prompt for credentials): a `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE` in the
+//!   server's environment would otherwise point every command at another repository;
+//! - the repository's hooks switched off (`core.hooksPath=/dev/null`): `worktree add` would
+//!   run `post-checkout` inside the plugin's process tree, outside any session;
+//! - a process group of its own, killed whole at the deadline ([`GIT_TIMEOUT`]), and a
+//!   parent-death signal, so no git outlives the plugin however the plugin ends.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+
+/// The longest a git command may run (a large checkout is the slow case).
+pub(crate) const GIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest branch name [`default_branch`] makes from a channel name.
+const MAX_NAME: usize = 40;
+
+/// Why a worktree could not be created or removed. Display is what the person reads.
+#[derive(Debug, thiserror::Error)]
+pub enum WorktreeError {
+    #[error("git is not installed on the Mattermost server (or not on the plugin's PATH): `--worktree` needs it")]
+    GitMissing,
+    #[error(
+        "`{0}` is not a git repository: `--worktree` needs the top directory of a git working tree"
+    )]
+    NotARepository(String),
+    #[error("`{path}` is inside the git repository `{top}`: give the repository's top directory for a worktree")]
+    NotTopLevel { path: String, top: String },
+    #[error("`{0}` is not a valid branch name")]
+    InvalidBranch(String),
+    #[error("The branch `{branch}` cannot be checked out here: {detail}. Name another branch, or leave the name out for a new one")]
+    BranchInUse { branch: String, detail: String },
+    #[error("The worktree `{path}` has uncommitted changes ({}); commit them there first, or force the removal (`/claude stop --clean --force`), which discards them", changes_text(.changes))]
+    Dirty { path: String, changes: Vec<String> },
+    #[error("git {action} took longer than {} s and was stopped", GIT_TIMEOUT.as_secs())]
+    TimedOut { action: &'static str },
+    #[error("git {action} failed: {message}")]
+    Git {
+        action: &'static str,
+        message: String,
+    },
+    #[error("running git failed: {0}")]
+    Io(#[source] io::Error),
+    #[error("the worktrees directory `{}`: {source}", path.display())]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl WorktreeError {
+    /// The HTTP status of the refusal: the person's request or the repository's state is the
+    /// cause (400, 409), or the server is (500).
+    pub fn status(&self) -> u16 {
+        match self {
+            WorktreeError::NotARepository(_)
+            | WorktreeError::NotTopLevel { .. }
+            | WorktreeError::InvalidBranch(_) => 400,
+            WorktreeError::BranchInUse { .. } | WorktreeError::Dirty { .. } => 409,
+            WorktreeError::GitMissing
+            | WorktreeError::TimedOut { .. }
+            | WorktreeError::Git { .. }
+            | WorktreeError::Io(_)
+            | WorktreeError::Directory { .. } => 500,
+        }
+    }
+}
+
+/// At most three changed paths, then how many more.
+fn changes_text(changes: &[String]) -> String {
+    let shown: Vec<String> = changes.iter().take(3).map(|c| format!("`{c}`")).collect();
+    match changes.len() {
+        n if n > 3 => format!("{} and {} more", shown.join(", "), n - 3),
+        _ => shown.join(", "),
+    }
+}
+
+/// The branch a session gets when none is named: `claude/<channel name>-<short id>`, the
+/// channel name cut to lowercase letters, digits and dashes (a direct message's `id__id` name
+/// included), so that it is a valid ref whatever the channel is called.
+pub(crate) fn default_branch(channel_name: &str, short_id: &str) -> String {
+    let mut name = String::new();
+    for c in channel_name.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            name.push(c);
+        } else if !name.is_empty() && !name.ends_with('-') {
+            name.push('-');
+        }
+        if name.len() >= MAX_NAME {
+            break;
+        }
+    }
+    let name = name.trim_end_matches('-');
+    if name.is_empty() {
+        format!("claude/session-{short_id}")
+    } else {
+        format!("claude/{name}-{short_id}")
+    }
+}
+
+/// What a typed branch name must not be before git is asked: empty, an option, or a name with
+/// whitespace or control characters. git's `check-ref-format` decides the rest.
+fn plausible_branch(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name.len() <= 200
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// One git command's outcome: its exit status and its output as text.
+struct Output {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `git <args>` in `cwd` (see the module doc for how).
+async fn git(cwd: &Path, args: &[&OsStr], action: &'static str) -> Result<Output, WorktreeError> {
+    run(OsStr::new("git"), cwd, args, action).await
+}
+
+/// [`git`] with the program named (a test names one that does not exist).
+async fn run(
+    program: &OsStr,
+    cwd: &Path,
+    args: &[&OsStr],
+    action: &'static str,
+) -> Result<Output, WorktreeError> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg("-c")
+        .arg("core.hooksPath=/dev/null")
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("LC_ALL", "C")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A group of its own, killed whole at the deadline; `kill_on_drop` for any other end.
+        .process_group(0)
+        .kill_on_drop(true);
+    for var in ["PATH", "HOME"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    // SAFETY: runs in the forked child before exec and only calls prctl, which is
+    // async-signal-safe. The signal comes when the forking thread ends: a runtime worker
+    // thread, which lives as long as the plugin's runtime.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => WorktreeError::GitMissing,
+        _ => WorktreeError::Io(e),
+    })?;
+    let group = child.id().and_then(|id| i32::try_from(id).ok());
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = tokio::time::timeout(GIT_TIMEOUT, async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let read_out = async {
+            match stdout.as_mut() {
+                Some(s) => s.read_to_end(&mut out).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let read_err = async {
+            match stderr.as_mut() {
+                Some(s) => s.read_to_end(&mut err).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (status, read_out, read_err) = tokio::join!(child.wait(), read_out, read_err);
+        read_out.and(read_err)?;
+        Ok::<_, io::Error>((status?, out, err))
+    })
+    .await;
+    let Ok(finished) = finished else {
+        // git is not reaped yet, so its group still exists: everything it started goes with
+        // it (a checkout runs filters as processes of their own).
+        if let Some(group) = group {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
+        return Err(WorktreeError::TimedOut { action });
+    };
+    let (status, out, err) = finished.map_err(WorktreeError::Io)?;
+    Ok(Output {
+        success: status.success(),
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    })
+}
+
+/// git's own words for a failure: its `fatal:`/`error:` lines, else its last line.
+fn git_message(stderr: &str) -> String {
+    let mut lines = stderr.lines().map(str::trim);
+    let said: Vec<&str> = lines
+        .clone()
+        .filter_map(|l| {
+            l.strip_prefix("fatal:")
+                .or_else(|| l.strip_prefix("error:"))
+        })
+        .map(str::trim)
+        .collect();
+    if said.is_empty() {
+        lines.rfind(|l| !l.is_empty()).unwrap_or("").to_owned()
+    } else {
+        said.join("; ")
+    }
+}
+
+/// `git <args>` that must succeed; its stdout.
+async fn git_ok(
+    cwd: &Path,
+    args: &[&OsStr],
+    action: &'static str,
+) -> Result<String, WorktreeError> {
+    let out = git(cwd, args, action).await?;
+    if out.success {
+        Ok(out.stdout)
+    } else {
+        Err(WorktreeError::Git {
+            action,
+            message: git_message(&out.stderr),
+        })
+    }
+}
+
+/// File-system work on tokio's blocking pool, never on the thread that serves hooks.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
+}
+
+async fn exists(path: &Path) -> bool {
+    let path = path.to_path_buf();
+    blocking(move || std::fs::symlink_metadata(path))
+        .await
+        .is_ok()
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// Checks that `repo` (canonical) is the top directory of a git working tree.
+pub(crate) async fn check_repository(repo: &Path) -> Result<(), WorktreeError> {
+    let shown = || repo.display().to_string();
+    let out = git(repo, &[os("rev-parse"), os("--show-toplevel")], "rev-parse").await?;
+    if !out.success {
+        return Err(if out.stderr.contains("not a git repository") {
+            WorktreeError::NotARepository(shown())
+        } else {
+            WorktreeError::Git {
+                action: "rev-parse",
+                message: git_message(&out.stderr),
+            }
+        });
+    }
+    let top = out.stdout.trim();
+    // Empty inside a git directory that has no working tree.
+    if top.is_empty() {
+        return Err(WorktreeError::NotARepository(shown()));
+    }
+    let top_path = Path::new(top);
+    let top_owned = top_path.to_path_buf();
+    let same = top_path == repo
+        || blocking(move || std::fs::canonicalize(top_owned))
+            .await
+            .is_ok_and(|t| t == repo);
+    if same {
+        Ok(())
+    } else {
+        Err(WorktreeError::NotTopLevel {
+            path: shown(),
+            top: top.to_owned(),
+        })
+    }
+}
+
+/// Whether `branch` is a valid new or existing branch name for `repo`.
+async fn check_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
+    if !plausible_branch(branch) {
+        return Err(WorktreeError::InvalidBranch(branch.to_owned()));
+    }
+    let out = git(
+        repo,
+        &[os("check-ref-format"), os("--branch"), os(branch)],
+        "check-ref-format",
+    )
+    .await?;
+    if out.success {
+        Ok(())
+    } else {
+        Err(WorktreeError::InvalidBranch(branch.to_owned()))
+    }
+}
+
+/// `dir` with its parent created and made absolute (git resolves a relative path against the
+/// repository, and the data directory may be given relative to the server's directory).
+async fn absolute_in_new_parent(dir: &Path) -> Result<PathBuf, WorktreeError> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(WorktreeError::Directory {
+            path: dir.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        });
+    };
+    let failed = |source| WorktreeError::Directory {
+        path: parent.to_path_buf(),
+        source,
+    };
+    let owned = parent.to_path_buf();
+    let parent_abs = blocking(move || {
+        std::fs::create_dir_all(&owned)?;
+        std::fs::canonicalize(&owned)
+    })
+    .await
+    .map_err(failed)?;
+    Ok(parent_abs.join(name))
+}
+
+/// A worktree that was made: where, on which branch, and whether the branch is new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Created {
+    pub path: PathBuf,
+    pub branch: String,
+    pub new_branch: bool,
+}
+
+/// `git worktree add` of `branch` at `dir` (which must not exist; its parent is created): an
+/// existing branch is checked out (git refuses one checked out in another worktree), another
+/// name becomes a new branch at the repository's HEAD.
+pub(crate) async fn add(repo: &Path, dir: &Path, branch: &str) -> Result<Created, WorktreeError> {
+    check_branch(repo, branch).await?;
+    let dir = absolute_in_new_parent(dir).await?;
+    let dir = dir.as_path();
+    let full_ref = format!("refs/heads/{branch}");
+    let exists = git(
+        repo,
+        &[
+            os("rev-parse"),
+            os("--verify"),
+            os("--quiet"),
+            os(&full_ref),
+        ],
+        "rev-parse",
+    )
+    .await?
+    .success;
+    let out = if exists {
+        git(
+            repo,
+            &[os("worktree"), os("add"), dir.as_os_str(), os(branch)],
+            "worktree add",
+        )
+        .await?
+    } else {
+        git(
+            repo,
+            &[
+                os("worktree"),
+                os("add"),
+                os("-b"),
+                os(branch),
+                dir.as_os_str(),
+            ],
+            "worktree add",
+        )
+        .await?
+    };
+    if !out.success {
+        let message = git_message(&out.stderr);
+        return Err(
+            if out.stderr.contains("already checked out")
+                || out.stderr.contains("already used by worktree")
+            {
+                WorktreeError::BranchInUse {
+                    branch: branch.to_owned(),
+                    detail: message,
+                }
+            } else {
+                WorktreeError::Git {
+                    action: "worktree add",
+                    message,
+                }
+            },
+        );
+    }
+    Ok(Created {
+        path: dir.to_path_buf(),
+        branch: branch.to_owned(),
+        new_branch: !exists,
+    })
+}
+
+/// The paths with uncommitted changes in the worktree at `dir`, untracked files included
+/// (ignored ones are not: `git worktree remove` drops those too).
+async fn changes(dir: &Path) -> Result<Vec<String>, WorktreeError> {
+    let out = git_ok(
+        dir,
+        &[
+            os("status"),
+            os("--porcelain=v1"),
+            os("--untracked-files=all"),
+        ],
+        "status",
+    )
+    .await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.get(3..))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// [`WorktreeError::Dirty`] when the worktree at `dir` has uncommitted changes; a directory
+/// that is gone has none.
+pub(crate) async fn check_clean(dir: &Path) -> Result<(), WorktreeError> {
+    if !exists(dir).await {
+        return Ok(());
+    }
+    let changed = changes(dir).await?;
+    if changed.is_empty() {
+        Ok(())
+    } else {
+        Err(WorktreeError::Dirty {
+            path: dir.display().to_string(),
+            changes: changed,
+        })
+    }
+}
+
+/// Removes the worktree at `dir` from `repo`. Without `force`, one with uncommitted changes is
+/// refused ([`WorktreeError::Dirty`]), and git itself refuses if changes appear meanwhile. A
+/// directory already gone is only pruned from git's list. The branch stays: its commits are
+/// kept. `delete_branch` names a branch to delete as well (one made for a start that failed).
+pub(crate) async fn remove(
+    repo: &Path,
+    dir: &Path,
+    force: bool,
+    delete_branch: Option<&str>,
+) -> Result<(), WorktreeError> {
+    if exists(dir).await {
+        if !force {
+            check_clean(dir).await?;
+        }
+        let mut args = vec![os("worktree"), os("remove")];
+        if force {
+            args.push(os("--force"));
+        }
+        args.push(dir.as_os_str());
+        git_ok(repo, &args, "worktree remove").await?;
+    }
+    git_ok(repo, &[os("worktree"), os("prune")], "worktree prune").await?;
+    if let Some(branch) = delete_branch {
+        git_ok(repo, &[os("branch"), os("-D"), os(branch)], "branch -D").await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! The git side of worktrees, against real git in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+
+/// A repository with one commit, at `<tmp>/repo` (canonical).
+fn repo(tmp: &tempfile::TempDir) -> PathBuf {
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("README.md"), "hello\n").unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "."],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-q",
+            "-m",
+            "one",
+        ],
+    ] {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("GIT_DIR")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    std::fs::canonicalize(dir).unwrap()
+}
+
+/// The worktree paths `git worktree list` names.
+fn listed(repo: &Path) -> Vec<PathBuf> {
+    let out = Command::new("git")
+        .args(["worktree", "list", "--porcelain"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .map(PathBuf::from)
+        .collect()
+}
+
+#[test]
+fn default_branch_names_are_valid_refs_named_after_the_channel() {
+    assert_eq!(
+        default_branch("town-square", "1a2b"),
+        "claude/town-square-1a2b"
+    );
+    assert_eq!(
+        default_branch("Dev Ops!! (EU)", "1a2b"),
+        "claude/dev-ops-eu-1a2b"
+    );
+    assert_eq!(default_branch("..", "1a2b"), "claude/session-1a2b");
+    assert_eq!(
+        default_branch("abc__def", "9"),
+        "claude/abc-def-9",
+        "a direct message's name"
+    );
+    let long = default_branch(&"x".repeat(100), "1a2b");
+    assert_eq!(long.len(), "claude/".len() + MAX_NAME + "-1a2b".len());
+}
+
+#[test]
+fn git_messages_are_its_fatal_lines() {
+    assert_eq!(
+        git_message("hint: x\nfatal: 'b' is already checked out at '/r'\n"),
+        "'b' is already checked out at '/r'"
+    );
+    assert_eq!(git_message("something\nlast words\n"), "last words");
+}
+
+#[tokio::test]
+async fn a_directory_that_is_not_a_repository_top_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = std::fs::canonicalize(tmp.path()).unwrap();
+    let e = check_repository(&plain).await.unwrap_err();
+    assert!(matches!(e, WorktreeError::NotARepository(_)), "{e:?}");
+    assert!(e.to_string().contains("is not a git repository"), "{e}");
+    let repo = repo(&tmp);
+    check_repository(&repo).await.unwrap();
+    let e = check_repository(&repo.join("src")).await.unwrap_err();
+    assert!(matches!(e, WorktreeError::NotTopLevel { .. }), "{e:?}");
+    assert_eq!(e.status(), 400);
+}
+
+#[tokio::test]
+async fn git_missing_is_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = run(OsStr::new("/nonexistent/git"), tmp.path(), &[], "status")
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, WorktreeError::GitMissing), "{e:?}");
+    assert!(e.to_string().contains("git is not installed"), "{e}");
+}
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet).
+fn dead(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+/// A git that never ends is killed at the deadline with what it started (paused clock: the
+/// deadline comes as soon as nothing else can run).
+#[tokio::test(start_paused = true)]
+async fn a_hanging_git_is_killed_with_its_children_at_the_deadline() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let hang = dir.join("hang");
+    std::fs::write(
+        &hang,
+        "#!/bin/sh\necho $$ > \"$0.pid\"\nsleep 600 &\necho $! > \"$0.child\"\nwait\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = hang.clone().into_os_string();
+    let cwd = dir.to_path_buf();
+    let task = tokio::spawn(async move { run(&program, &cwd, &[], "worktree add").await });
+    // Let the task spawn the script, then wait (blocking the runtime's only thread, so the
+    // paused clock cannot move) until the script started its child.
+    tokio::task::yield_now().await;
+    let child_file = dir.join("hang.child");
+    for _ in 0..250 {
+        if std::fs::read_to_string(&child_file).is_ok_and(|s| s.ends_with('\n')) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let e = task.await.unwrap().err().unwrap();
+    assert!(matches!(e, WorktreeError::TimedOut { .. }), "{e:?}");
+    assert!(e.to_string().contains("took longer than 120 s"), "{e}");
+    let read = |ext: &str| {
+        std::fs::read_to_string(dir.join(format!("hang.{ext}")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (pid, child) = (read("pid"), read("child"));
+    for _ in 0..100 {
+        if dead(&pid) && dead(&child) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("git ({pid}) or its child ({child}) outlived the deadline");
+}
+
+#[tokio::test]
+async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp);
+    let base = tmp.path().join("data/worktrees");
+    let a = add(&repo, &base.join("a"), "claude/a").await.unwrap();
+    assert!(a.new_branch);
+    assert!(a.path.join("README.md").is_file());
+    std::fs::write(a.path.join("only-a.txt"), "a").unwrap();
+    assert!(!repo.join("only-a.txt").exists());
+
+    // The branch of `a` cannot be checked out twice; the main checkout's neither.
+    for busy in ["claude/a", "main"] {
+        let e = add(&repo, &base.join("b"), busy).await.unwrap_err();
+        assert!(matches!(e, WorktreeError::BranchInUse { .. }), "{e:?}");
+        assert!(e.to_string().contains(busy), "{e}");
+        assert_eq!(e.status(), 409);
+    }
+    for bad in ["-f", "a..b", "has space", ""] {
+        let e = add(&repo, &base.join("b"), bad).await.unwrap_err();
+        assert!(matches!(e, WorktreeError::InvalidBranch(_)), "{bad}: {e:?}");
+    }
+    assert!(!base.join("b").exists(), "no refusal leaves a directory");
+
+    // An existing branch that is free is checked out, not made.
+    Command::new("git")
+        .args(["branch", "feature"])
+        .current_dir(&repo)
+        .status()
+        .unwrap();
+    let b = add(&repo, &base.join("b"), "feature").await.unwrap();
+    assert!(!b.new_branch);
+    assert!(!b.path.join("only-a.txt").exists());
+    assert_eq!(listed(&repo).len(), 3);
+}
+
+#[tokio::test]
+async fn removal_refuses_uncommitted_work_unless_forced_and_prunes_git_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp);
+    let base = tmp.path().join("data/worktrees");
+    let wt = add(&repo, &base.join("a"), "claude/a").await.unwrap();
+    std::fs::write(wt.path.join("new.txt"), "work").unwrap();
+    let e = remove(&repo, &wt.path, false, None).await.unwrap_err();
+    match &e {
+        WorktreeError::Dirty { changes, .. } => assert_eq!(changes, &["new.txt"]),
+        e => panic!("{e:?}"),
+    }
+    assert!(e.to_string().contains("--clean --force"), "{e}");
+    assert!(wt.path.join("new.txt").is_file(), "nothing was removed");
+
+    remove(&repo, &wt.path, true, None).await.unwrap();
+    assert!(!wt.path.exists());
+    assert!(!listed(&repo).contains(&wt.path));
+    // The branch (and its commits) stay.
+    let kept = Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet", "refs/heads/claude/a"])
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(kept.success());
+
+    // A clean one goes without force; a directory already deleted is pruned from the list.
+    let wt = add(&repo, &base.join("b"), "claude/b").await.unwrap();
+    remove(&repo, &wt.path, false, Some("claude/b"))
+        .await
+        .unwrap();
+    assert!(!wt.path.exists());
+    let wt = add(&repo, &base.join("c"), "claude/c").await.unwrap();
+    std::fs::remove_dir_all(&wt.path).unwrap();
+    remove(&repo, &wt.path, false, None).await.unwrap();
+    assert_eq!(listed(&repo), vec![repo.clone()]);
+}
