@@ -122,7 +122,7 @@ conformance: dist
 
 # Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
 e2e: $(CLAUDE_CLI) e2e-chat
-	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine --test chat_inprocess --test chat_questions --test chat_attachments -- --test-threads=2
+	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine --test chat_inprocess --test chat_questions --test chat_attachments --test chat_dm --test chat_worktree -- --test-threads=2
 
 # The acceptance scenario of "Claude in the channel": hooks driven as the server does, the real
 # CLI, the fake model restarted per step on one port. Prints `chatscenario: N passed, M failed`.
