@@ -178,3 +178,53 @@ async fn an_attached_image_and_text_file_reach_the_model_and_the_rest_is_named()
     );
     h.deactivate().await;
 }
+
+/// Two replies posted a moment apart reach Claude in the order they were posted, even when the
+/// first one's file takes long to fetch: Mattermost runs the post hook of each in its own
+/// goroutine, and the second one, with no file, would otherwise be queued first.
+#[tokio::test]
+async fn a_reply_with_a_slow_file_keeps_its_place_before_the_next_reply() {
+    let h = Harness::new(
+        "order",
+        |_| json!([text("ANSWER-ONE"), text("ANSWER-TWO")]),
+        json!({}),
+    )
+    .await;
+    let root = h.start().await;
+    let shot = h.upload("u1", "shot.png", PNG);
+    h.api.lock().unwrap().file_delay = Duration::from_millis(1500);
+    tokio::join!(
+        h.post(reply(
+            &root,
+            "reply-1",
+            "FIRST-MARK look at this",
+            vec![shot]
+        )),
+        async {
+            // Sent after the first one's hook call.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            h.post(reply(&root, "reply-2", "SECOND-MARK and also", vec![]))
+                .await
+        }
+    );
+    h.wait_for("both answers", |l| {
+        l.iter()
+            .any(|(_, p)| p.message.contains("ANSWER-TWO") && p.message.contains("✓ Done"))
+    })
+    .await;
+    let prompts: Vec<String> = streamed(&h)
+        .iter()
+        .map(|r| {
+            let messages = r["body"]["messages"].as_array().unwrap();
+            let last = messages.iter().rposition(|m| m["role"] == "user").unwrap();
+            messages[last].to_string()
+        })
+        .collect();
+    let first = prompts.iter().position(|p| p.contains("FIRST-MARK"));
+    let second = prompts.iter().position(|p| p.contains("SECOND-MARK"));
+    assert!(
+        matches!((first, second), (Some(a), Some(b)) if a < b),
+        "the model got the replies in this order: {prompts:#?}"
+    );
+    h.deactivate().await;
+}

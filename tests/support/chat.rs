@@ -50,6 +50,8 @@ pub struct ApiState {
     pub files: BTreeMap<String, (FileInfo, Vec<u8>)>,
     /// The file ids whose bytes were fetched (GetFile), in call order.
     pub fetched: Vec<String>,
+    /// How long GetFile takes (a large file on slow storage).
+    pub file_delay: Duration,
 }
 
 impl ApiState {
@@ -275,7 +277,9 @@ pub fn fake_api(st: Shared) -> Server {
             let mut st = s16.lock().unwrap();
             st.fetched.push(a.a.clone());
             let bytes = st.files.get(&a.a).map(|f| f.1.clone());
+            let delay = st.file_delay;
             async move {
+                tokio::time::sleep(delay).await;
                 Ok::<_, String>(GetFileReturns {
                     b: if bytes.is_none() { not_found() } else { None },
                     a: bytes.unwrap_or_default(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::error::ServiceError;
-use super::routing::{Route, NO_SESSION_HERE};
+use super::routing::{self, Route, NO_SESSION_HERE};
 use super::sessions::{HistoryPage, SessionView, StartRequest, CONVERSATION_KINDS};
 use super::{state_word, Asker, ChatService, SessionInfo};
 use crate::chat::attachments::{self, Limits};
@@ -249,6 +249,11 @@ impl ChatService {
     /// MessageHasBeenPosted: a person's reply in a session's thread, or any message of theirs
     /// in a direct channel with the bot that has a session, is a prompt (`routing.rs`).
     pub async fn on_post(&self, post: &Post, config: &Config) {
+        if !routing::by_a_person(post, &self.bot_id) {
+            return;
+        }
+        // Held until the prompt is queued (or refused): the channel's next post waits.
+        let _in_order = self.post_order.enter(&post.channel_id).await;
         let (session_id, info) = match self.route(post).await {
             Route::Prompt(id, info) => (id, info),
             Route::Hint => return self.answer_post(post, NO_SESSION_HERE.into()).await,

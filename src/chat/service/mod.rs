@@ -146,6 +146,8 @@ pub struct ChatService {
     state: Mutex<State>,
     /// Which channels are direct channels with the bot, and where the no-session hint was given.
     channels: Mutex<routing::DirectChannels>,
+    /// Each channel's posts become prompts in the order they reached the plugin.
+    post_order: routing::PostOrder,
     admission: Mutex<Admission>,
     /// The post streams, and the outbox's worker.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -244,6 +246,7 @@ impl ChatService {
             cards: Cards::default(),
             state: Mutex::new(State::default()),
             channels: Mutex::default(),
+            post_order: routing::PostOrder::default(),
             admission: Mutex::new(Admission::default()),
             tasks: Mutex::new(Vec::new()),
             outbox_worker: Mutex::new(None),
