@@ -255,7 +255,7 @@ impl ChatService {
         // Held until the prompt is queued (or refused): the channel's next post waits.
         let _in_order = self.post_order.enter(&post.channel_id).await;
         let (session_id, info) = match self.route(post).await {
-            Route::Prompt(id, info) => (id, info),
+            Route::Prompt(id, info) => (id, *info),
             Route::Hint => return self.answer_post(post, NO_SESSION_HERE.into()).await,
             Route::Ignore => return,
         };

@@ -21,8 +21,8 @@ pub(crate) const NO_SESSION_HERE: &str = "No Claude Code session here yet: start
 
 /// Where a post goes.
 pub(super) enum Route {
-    /// A prompt for this session.
-    Prompt(String, SessionInfo),
+    /// A prompt for this session (boxed: the session's info is large beside the other routes).
+    Prompt(String, Box<SessionInfo>),
     /// A person's message in a direct channel with the bot that has no session: they are told
     /// how to start one (once per channel and plugin run).
     Hint,
@@ -128,7 +128,7 @@ impl ChatService {
             return Route::Ignore;
         }
         if let Some(current) = self.current_thread_session(post) {
-            return Route::Prompt(current.0, current.1);
+            return Route::Prompt(current.0, Box::new(current.1));
         }
         if !self.is_direct_with_bot(&post.channel_id).await {
             return Route::Ignore;
@@ -138,7 +138,7 @@ impl ChatService {
             Some((id.clone(), st.sessions.get(id)?.clone()))
         });
         match bound {
-            Some((id, info)) => Route::Prompt(id, info),
+            Some((id, info)) => Route::Prompt(id, Box::new(info)),
             None if self.first_hint(&post.channel_id) => Route::Hint,
             None => Route::Ignore,
         }
