@@ -283,6 +283,50 @@ async function scenario(page: Page, harnessUrl: string) {
         }
     });
 
+    await step('question_answered_in_the_card_reaches_the_model', async () => {
+        const s = await go<{single: {question: string; pick: string}; multi: {question: string; picks: string[]}; done: string}>('script', {phase: 'question'});
+        await prompt('Please ask me PROMPT-QUESTION');
+        const card = postList.locator('[data-claude-code-card]').filter({hasText: s.single.question}).last();
+        const submit = card.getByRole('button', {name: 'Submit', exact: true});
+        await submit.waitFor({timeout: TURN_MS});
+        if (!(await submit.isDisabled())) {
+            throw new Error('Submit is enabled before any question is answered');
+        }
+        // An option's name is its label, then its description.
+        const option = (role: 'button' | 'checkbox', label: string) => card.getByRole(role, {name: new RegExp(`^${label}\\b`)});
+        await option('button', s.single.pick).click();
+        for (const label of s.multi.picks) {
+            await option('checkbox', label).check();
+        }
+        result.shots.push(await screenshot(card, cfg.shotsDir, 'question-card', [s.single.question, s.multi.question, s.single.pick, 'Submit']));
+        await checkAxe(page, card, 'question card');
+        await submit.click();
+        await outcome(card, ['Answered by @', `${s.single.question}: ${s.single.pick}`, `${s.multi.question}: ${s.multi.picks.join(', ')}`]);
+        await go('check', {phase: 'question'});
+        await turnDone(turnPost(s.done));
+    });
+
+    await step('plan_sent_back_with_feedback_reaches_the_model', async () => {
+        await panel.getByRole('tab', {name: 'Session'}).click();
+        const shownMode = panel.locator('dt', {hasText: /^Mode$/}).locator('xpath=following-sibling::dd[1]');
+        const setMode = async (m: string) => {
+            await panel.getByLabel('Permission mode').selectOption(m);
+            await until(`the panel to show the session in mode ${m}`, UI_MS, async () => (await textOf(shownMode)) === m);
+        };
+        await setMode('plan');
+        const s = await go<{feedback: string; done: string}>('script', {phase: 'plan'});
+        await prompt('Please plan the greeting PROMPT-PLAN');
+        const card = postList.locator('[data-claude-code-card]').filter({hasText: "Claude's plan"}).last();
+        await card.getByRole('button', {name: 'Keep planning…'}).click({timeout: TURN_MS});
+        await card.getByRole('textbox', {name: 'What should Claude change in the plan?'}).fill(s.feedback);
+        await card.getByRole('button', {name: 'Keep planning', exact: true}).click();
+        await outcome(card, ['Sent back to planning by @', s.feedback]);
+        await go('check', {phase: 'plan'});
+        await turnDone(turnPost(s.done));
+        // The later steps as before: edits ask again.
+        await setMode('default');
+    });
+
     await step('panel_screenshot_and_accessibility', async () => {
         await panel.getByRole('tab', {name: 'Session'}).click();
         result.shots.push(await screenshot(panel, cfg.shotsDir, 'panel', ['Cost so far', '$']));

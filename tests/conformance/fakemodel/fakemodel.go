@@ -194,6 +194,7 @@ type Request struct {
 	Seq    int
 	Kind   string
 	Text   string  // every string inside the request body, newline-joined (JSON escaping undone)
+	Body   any     // the request body as JSON decoded it
 	Images []Image // the image blocks of its messages, in order
 }
 
@@ -228,7 +229,7 @@ func (m *Model) Requests() []Request {
 			Images []Image `json:"images"`
 		}
 		_ = json.Unmarshal([]byte(line), &images)
-		out = append(out, Request{Seq: int(seq), Kind: kind, Text: sb.String(), Images: images.Images})
+		out = append(out, Request{Seq: int(seq), Kind: kind, Text: sb.String(), Body: rec["body"], Images: images.Images})
 	}
 	return out
 }
@@ -259,4 +260,48 @@ func (m *Model) Since(mark int) []Request {
 		return nil
 	}
 	return r[mark:]
+}
+
+// ToolResult is what the CLI sent the model for one tool_use: the tool_result's text (its string
+// content, or its text blocks joined) and whether it is an error.
+type ToolResult struct {
+	Text    string
+	IsError bool
+}
+
+// ToolResult finds, in the model requests after mark, the tool_result answering the tool_use id.
+func (m *Model) ToolResult(mark int, id string) (ToolResult, bool) {
+	for _, r := range m.Since(mark) {
+		body, _ := r.Body.(map[string]any)
+		messages, _ := body["messages"].([]any)
+		for _, msg := range messages {
+			message, _ := msg.(map[string]any)
+			content, _ := message["content"].([]any)
+			for _, c := range content {
+				block, _ := c.(map[string]any)
+				if block["type"] != "tool_result" || block["tool_use_id"] != id {
+					continue
+				}
+				isError, _ := block["is_error"].(bool)
+				return ToolResult{Text: resultText(block["content"]), IsError: isError}, true
+			}
+		}
+	}
+	return ToolResult{}, false
+}
+
+// resultText is a tool_result's content as text: a string as it is, a list's text blocks joined.
+func resultText(content any) string {
+	if s, ok := content.(string); ok {
+		return s
+	}
+	var parts []string
+	list, _ := content.([]any)
+	for _, c := range list {
+		if block, _ := c.(map[string]any); block["type"] == "text" {
+			text, _ := block["text"].(string)
+			parts = append(parts, text)
+		}
+	}
+	return strings.Join(parts, "\n")
 }

@@ -59,9 +59,10 @@ type browserRun struct {
 	channel *model.Channel
 	root    string
 	proxy   *ReleaseProxy
-	mark    int               // the model's request log before the deny phase
-	files   map[string]string // phase → the file its Write names
-	reason  string            // the deny phase's reason
+	mark    int                // the model's request log before the deny phase
+	files   map[string]string  // phase → the file its Write names
+	reason  string             // the deny phase's reason
+	asks    map[string]askWant // phase → how the model must hear the question's or plan's answer
 }
 
 // browserRequest is one request of the runner, answered on the test's goroutine (t.Fatal and
@@ -121,7 +122,7 @@ func (w *world) browser(t *testing.T, react int) {
 	webapp := filepath.Join(harness.RepoRoot(), "webapp")
 	chromium := browserTools(t, webapp, react)
 	name := fmt.Sprintf("browser-react%d", react)
-	r := &browserRun{w: w, t: t, files: map[string]string{}, root: filepath.Join(w.base, name)}
+	r := &browserRun{w: w, t: t, files: map[string]string{}, asks: map[string]askWant{}, root: filepath.Join(w.base, name)}
 	if err := os.MkdirAll(r.root, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -367,6 +368,10 @@ func (r *browserRun) script(phase string) browserReply {
 		name := file("elsewhere")
 		w.script(t, "browser-elsewhere", write(name, "approved by the member\n")...)
 		return ok(map[string]any{"file": name, "by": w.member.name})
+	case "question":
+		return r.scriptQuestion()
+	case "plan":
+		return r.scriptPlan()
 	}
 	return failed(fmt.Errorf("no such phase %q", phase))
 }
@@ -427,6 +432,9 @@ func (r *browserRun) decideAsMember() browserReply {
 
 // check is what the disk and the model show after a phase.
 func (r *browserRun) check(phase string) error {
+	if phase == "question" || phase == "plan" {
+		return r.checkAsk(phase)
+	}
 	name := r.files[phase]
 	if phase == "files" {
 		name = r.files["edit"] // the file the Files tab opened
