@@ -29,12 +29,15 @@ pub struct Approver {
 impl Approver {
     pub fn new(user_id: String, username: Option<String>) -> Self {
         // Mattermost's username rules (a-z, 0-9, `.`, `-`, `_`); anything else could make the
-        // mention something else.
+        // mention something else. A name the neutraliser would make inert (`all_www.x.co`,
+        // which the server reads as `@all`) is not mentioned either.
         let username = username.filter(|u| {
+            let mention = format!("@{u}");
             !u.is_empty()
                 && u.chars().all(|c| {
                     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')
                 })
+                && crate::chat::neutralise::text(&mention) == mention
         });
         Approver { user_id, username }
     }
@@ -176,7 +179,15 @@ mod tests {
             a.mention(),
             "@alice.b-c_1 Claude Code is waiting for your decision"
         );
-        for bad in ["", "Alice", "al ice", "a@all", "a\u{202e}b"] {
+        for bad in [
+            "",
+            "Alice",
+            "al ice",
+            "a@all",
+            "a\u{202e}b",
+            "all_www.x.co",
+            "channel.",
+        ] {
             let a = Approver::new("u1".into(), Some(bad.into()));
             assert_eq!(a.mention(), "", "{bad:?}");
         }
