@@ -356,7 +356,11 @@ impl<S: PostSink> Outbox<S> {
         };
         if row.post_id.is_none() {
             if let Some(request_id) = field(WHILE_CARD_OPEN) {
-                if self.store.outbox_open_card(request_id).await?.is_none() {
+                // The decision is stored before the card is closed (at a restart, recovery
+                // cancels a request some time before it closes its card).
+                if self.store.outbox_open_card(request_id).await?.is_none()
+                    || self.store.approval_decided(request_id).await?
+                {
                     return Ok(false);
                 }
             }

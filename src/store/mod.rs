@@ -607,6 +607,21 @@ impl Store {
         .await
     }
 
+    /// Whether approval `request_id` is stored as decided (a request the store does not know
+    /// is not).
+    pub async fn approval_decided(&self, request_id: &str) -> Result<bool, StoreError> {
+        let request_id = request_id.to_owned();
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM approvals
+                   WHERE request_id = ?1 AND decision IS NOT NULL)",
+                [request_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     pub async fn approvals(&self, session_id: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
         let session_id = session_id.to_owned();
         self.call(move |c| {

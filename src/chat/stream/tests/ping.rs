@@ -216,3 +216,39 @@ async fn no_reminder_once_decided_or_to_an_owner_who_left() {
         }
     }
 }
+
+/// A reminder whose request the store already holds as decided is not sent, though its card is
+/// still open: at a restart, recovery cancels pending requests before it closes their cards.
+#[tokio::test(start_paused = true)]
+async fn no_reminder_for_a_request_stored_as_decided() {
+    let s = stream(256).await;
+    s.set_reminder(Some(Duration::from_secs(60)));
+    s.rig
+        .store
+        .insert_approval(crate::store::ApprovalRecord {
+            request_id: "r1".into(),
+            session_id: "s1".into(),
+            tool: "Write".into(),
+            input: serde_json::json!({}),
+            decided_by: None,
+            decision: None,
+            reason: None,
+            requested_at: 0,
+            decided_at: None,
+            allowed: Default::default(),
+        })
+        .await
+        .unwrap();
+    s.send(request("r1")).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    settle(&s.rig.outbox).await;
+    s.rig
+        .store
+        .decide_approval("r1", None, "cancelled", None, Default::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    settle(&s.rig.outbox).await;
+    let (sink, ..) = s.finish().await;
+    assert!(direct_messages(&sink).is_empty());
+}
