@@ -129,6 +129,13 @@ impl ApiDecision {
         Some(match (a.decision.as_deref()?, &asked) {
             ("allow", _) => ApiDecision::Approve,
             ("allow_for_session", _) => ApiDecision::ApproveForSession,
+            // A row stored before the answers were kept (store version 6) says no more than
+            // "approved with edited input".
+            ("allow_with_input", Some(Interaction::Questions(_)))
+                if a.allowed.updated_input.is_none() =>
+            {
+                ApiDecision::ApproveWithInput(Value::Null)
+            }
             ("allow_with_input", Some(Interaction::Questions(qs))) => {
                 let given = a.allowed.updated_input.as_ref()?.get("answers")?;
                 ApiDecision::Answer(

@@ -364,4 +364,15 @@ mod tests {
             assert_eq!(got, live(answer, input), "{:?}", stored.decision);
         }
     }
+
+    /// An answered question stored by the previous release (store version 6 kept no answers)
+    /// still closes as approved by its decider, never as withdrawn.
+    #[test]
+    fn a_question_answered_before_the_upgrade_closes_as_approved() {
+        let asked = json!({"questions": [
+            {"question": "Color?", "header": "", "options": [{"label": "Red"}]}]});
+        let old = record("AskUserQuestion", asked, "allow_with_input");
+        let got = card::decision_line(&stored_decision(&old, "alice"));
+        assert!(got.contains("Approved") && got.contains("alice"), "{got}");
+    }
 }
