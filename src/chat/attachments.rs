@@ -20,6 +20,9 @@ use crate::sessions::{PromptContent, PromptImage};
 /// The Messages API refuses an image whose base64 data is over 5 MB, whatever the settings say.
 pub(crate) const MODEL_IMAGE_MAX_BASE64: usize = 5 * 1024 * 1024;
 
+/// The Messages API refuses an image wider or taller than this (400 "Could not process image").
+pub(crate) const MODEL_IMAGE_MAX_SIDE: usize = 8000;
+
 /// The opening and closing of an attached text file's block (queue lines skip them).
 pub(crate) const FILE_OPENING: &str = "<attached-file ";
 pub(crate) const FILE_CLOSING: &str = "</attached-file>";
@@ -93,6 +96,10 @@ pub(crate) enum LeftOut {
     ImageTooLarge(usize),
     #[error("not an image (PNG, JPEG, GIF, WebP) or a UTF-8 text file")]
     Unsupported,
+    #[error("its image header cannot be read (a damaged or incomplete image)")]
+    BrokenImage,
+    #[error("{width}×{height} px is more than the model takes (at most {MODEL_IMAGE_MAX_SIDE} px a side)")]
+    ImageTooWide { width: usize, height: usize },
     #[error("not uploaded by you")]
     NotYours,
     #[error("it could not be read: {0}")]
@@ -111,6 +118,25 @@ fn base64_len(bytes: usize) -> usize {
     bytes.div_ceil(3) * 4
 }
 
+/// Whether the model can read the image: its header parses and gives its dimensions, each side
+/// from 1 to [`MODEL_IMAGE_MAX_SIDE`]. A PNG must also open with its IHDR chunk (the header
+/// reader takes any 8 bytes after the signature as dimensions). A body damaged past the header is
+/// not caught: that needs a full decode.
+fn check_image(media_type: ImageMediaType, bytes: &[u8]) -> Result<(), LeftOut> {
+    if media_type == ImageMediaType::Png && bytes.get(8..16) != Some(b"\0\0\0\x0dIHDR") {
+        return Err(LeftOut::BrokenImage);
+    }
+    let dims = imagesize::blob_size(bytes).map_err(|_| LeftOut::BrokenImage)?;
+    let (width, height) = (dims.width, dims.height);
+    if width == 0 || height == 0 {
+        return Err(LeftOut::BrokenImage);
+    }
+    if width > MODEL_IMAGE_MAX_SIDE || height > MODEL_IMAGE_MAX_SIDE {
+        return Err(LeftOut::ImageTooWide { width, height });
+    }
+    Ok(())
+}
+
 /// A file's bytes as what the prompt takes, or why not: the pure part (CPU work for large
 /// files, so callers run it on the blocking pool).
 fn take(name: &str, bytes: &[u8], limits: Limits) -> Result<Taken, LeftOut> {
@@ -124,6 +150,7 @@ fn take(name: &str, bytes: &[u8], limits: Limits) -> Result<Taken, LeftOut> {
         if base64_len(bytes.len()) > MODEL_IMAGE_MAX_BASE64 {
             return Err(LeftOut::ImageTooLarge(bytes.len()));
         }
+        check_image(media_type, bytes)?;
         return Ok(Taken::Image(PromptImage {
             media_type,
             base64: base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -296,10 +323,18 @@ mod tests {
         max_text_bytes: 64,
     };
 
-    fn png(len: usize) -> Vec<u8> {
-        let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
-        b.resize(len, 7);
+    /// A PNG signature and IHDR chunk of a `width`×`height` image, padded to `len` bytes.
+    fn png_of(width: u32, height: u32, len: usize) -> Vec<u8> {
+        let mut b = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        b.extend_from_slice(&width.to_be_bytes());
+        b.extend_from_slice(&height.to_be_bytes());
+        b.extend_from_slice(b"\x08\x02\0\0\0\0\0\0\0");
+        b.resize(len.max(b.len()), 7);
         b
+    }
+
+    fn png(len: usize) -> Vec<u8> {
+        png_of(10, 10, len)
     }
 
     /// Files by id, and the ids whose bytes were fetched.
@@ -437,6 +472,56 @@ mod tests {
                 "{bytes:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_image_the_model_cannot_read_is_left_out() {
+        // A PNG signature then garbage; a signature then zeros (0×0); an IHDR of 8001 px.
+        let mut garbage = b"\x89PNG\r\n\x1a\n".to_vec();
+        garbage.extend_from_slice(&[0x5a; 40]);
+        assert_eq!(take("g.png", &garbage, LIMITS), Err(LeftOut::BrokenImage));
+        assert_eq!(
+            take("z.png", &png_of(0, 0, 40), LIMITS),
+            Err(LeftOut::BrokenImage)
+        );
+        assert_eq!(
+            take("w.png", &png_of(8001, 10, 40), LIMITS),
+            Err(LeftOut::ImageTooWide {
+                width: 8001,
+                height: 10
+            })
+        );
+        assert_eq!(
+            take("h.png", &png_of(10, 9000, 40), LIMITS)
+                .unwrap_err()
+                .to_string(),
+            "10×9000 px is more than the model takes (at most 8000 px a side)"
+        );
+        assert!(matches!(
+            take("edge.png", &png_of(8000, 8000, 40), LIMITS),
+            Ok(Taken::Image(_))
+        ));
+        // JPEG, GIF and WebP: the magic number alone is not an image.
+        for bytes in [
+            &b"\xff\xd8\xff\xe0\0\x10JFIF"[..],
+            b"GIF89a",
+            b"RIFF\x24\0\0\0WEBPVP8 ",
+        ] {
+            assert_eq!(
+                take("x", bytes, LIMITS),
+                Err(LeftOut::BrokenImage),
+                "{bytes:?}"
+            );
+        }
+        // A GIF header of 9000×1 px (logical screen width, little-endian).
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend_from_slice(&9000u16.to_le_bytes());
+        gif.extend_from_slice(&1u16.to_le_bytes());
+        gif.resize(32, 0);
+        assert!(matches!(
+            take("wide.gif", &gif, LIMITS),
+            Err(LeftOut::ImageTooWide { width: 9000, .. })
+        ));
     }
 
     #[test]
