@@ -36,6 +36,11 @@ impl From<String> for PromptContent {
 }
 
 impl PromptContent {
+    /// The base64 bytes of its images: what a queued prompt holds in memory beyond its text.
+    pub(crate) fn image_bytes(&self) -> usize {
+        self.images.iter().map(|i| i.base64.len()).sum()
+    }
+
     /// The user line's content: plain text, or a text block (never empty: the Messages API
     /// refuses an empty one) followed by the image blocks.
     pub(crate) fn into_input(self) -> UserInput {
