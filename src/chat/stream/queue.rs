@@ -12,7 +12,7 @@ use super::StreamCtx;
 use crate::chat::attachments::{FILE_CLOSING, FILE_OPENING};
 use crate::chat::outbox::{Outbox, PostSink};
 use crate::sessions::{EventKind, SessionErrorKind, SessionState};
-use crate::store::{OwedKind, OwedPost};
+use crate::store::{OwedKind, OwedPost, StoreError};
 
 /// How much of a prompt's first line its queue line quotes.
 const EXCERPT_CHARS: usize = 80;
@@ -121,15 +121,47 @@ impl Queue {
             .filter(|w| w.position.is_some())
             .map(|w| QueueLine {
                 key: key(&w.prompt_id),
-                text: format!("✗ Not run ({why}; send it again): {}", w.excerpt),
+                text: not_run(why, &w.excerpt),
                 closed: true,
             })
             .collect()
     }
 }
 
+const KEY_PREFIX: &str = "queued:";
+
 fn key(prompt_id: &str) -> String {
-    format!("queued:{prompt_id}")
+    format!("{KEY_PREFIX}{prompt_id}")
+}
+
+/// The line "✗ Not run (<why>; send it again): <excerpt>".
+fn not_run(why: &str, excerpt: &str) -> String {
+    format!("✗ Not run ({why}; send it again): {excerpt}")
+}
+
+/// The queue lines the previous run left open: the actor's queue lived in memory, so their
+/// prompts are gone; each line now says so, quoting the excerpt it showed. Returns how many.
+pub(crate) async fn close_lost_lines<S: PostSink>(outbox: &Outbox<S>) -> Result<usize, StoreError> {
+    let open = outbox.store().outbox_open_with_prefix(KEY_PREFIX).await?;
+    let count = open.len();
+    for mut owed in open {
+        let shown = owed
+            .post
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("");
+        // "⏳ Queued (2nd): <excerpt>": the excerpt follows the first "): ".
+        let excerpt = shown.split_once("): ").map_or("", |(_, e)| e).to_owned();
+        if let Some(post) = owed.post.as_object_mut() {
+            post.insert(
+                "message".into(),
+                not_run("the plugin restarted", &excerpt).into(),
+            );
+        }
+        owed.closed = true;
+        outbox.put(owed).await?;
+    }
+    Ok(count)
 }
 
 /// The context blocks `/claude context` (service/context.rs) and attached text files
