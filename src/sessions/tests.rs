@@ -335,6 +335,7 @@ fn with_image(text: &str, mb: usize) -> PromptContent {
             media_type: crate::claude::ImageMediaType::Png,
             base64: "A".repeat(mb << 20),
         }],
+        words_at: 0,
     }
 }
 

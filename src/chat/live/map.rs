@@ -187,6 +187,7 @@ impl Mapper {
                 prompt_id,
                 author,
                 text,
+                ..
             } => vec![Flat::default()
                 .str("prompt_id", prompt_id)
                 .str("author", author)

@@ -89,6 +89,7 @@ fn each_session_event_maps_to_the_contract_fields() {
                 prompt_id: "q1".into(),
                 author: "alice".into(),
                 text: "hi".into(),
+                words_at: 0,
             },
             EventKind::ToolUseRequested {
                 request_id: "r1".into(),

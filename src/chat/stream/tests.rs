@@ -299,6 +299,7 @@ async fn a_turn_post_names_the_prompt_it_answers() {
         prompt_id: "p1".into(),
         author: "alice".into(),
         text: "hi".into(),
+        words_at: 0,
     })
     .await;
     s.send(EventKind::StatusChanged {
@@ -576,6 +577,7 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
         prompt_id: "p7".into(),
         author: "alice".into(),
         text: "go".into(),
+        words_at: 0,
     })
     .await;
     s.send(EventKind::StatusChanged {
@@ -673,6 +675,7 @@ async fn queue_lines_left_by_a_plugin_that_died_say_not_run_at_the_next_start() 
         prompt_id: "p1".into(),
         author: "alice".into(),
         text: "go".into(),
+        words_at: 0,
     })
     .await;
     s.send(EventKind::StatusChanged {
@@ -686,6 +689,7 @@ async fn queue_lines_left_by_a_plugin_that_died_say_not_run_at_the_next_start() 
             prompt_id: id.into(),
             author: "bob".into(),
             text: text.into(),
+            words_at: 0,
         })
         .await;
     }

@@ -216,7 +216,8 @@ pub struct SessionStatus {
     pub cli_session_id: Option<String>,
     pub pid: Option<u32>,
     pub current_prompt: Option<String>,
-    /// The texts of the prompts waiting for their turn, in order.
+    /// The prompts waiting for their turn, in order: each person's own words (and image lines),
+    /// without the plugin's blocks before them.
     pub queued_prompts: Vec<String>,
     pub pending_approvals: Vec<PendingApprovalInfo>,
     pub last_exit: Option<ExitInfo>,
@@ -1013,7 +1014,11 @@ impl Actor {
             cli_session_id: self.record.cli_session_id.clone(),
             pid: self.process.as_ref().and_then(|p| p.signals.pid()),
             current_prompt: self.current_prompt.clone(),
-            queued_prompts: self.queue.iter().map(|q| q.content.text.clone()).collect(),
+            queued_prompts: self
+                .queue
+                .iter()
+                .map(|q| q.content.words().to_owned())
+                .collect(),
             pending_approvals: pending,
             last_exit: self.last_exit,
             stderr_tail,
@@ -1041,6 +1046,7 @@ impl Actor {
             prompt_id: prompt_id.clone(),
             author,
             text: content.text.clone(),
+            words_at: content.words_at,
         })
         .await;
         self.queue.push_back(QueuedPrompt {

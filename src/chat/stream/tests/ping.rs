@@ -111,6 +111,7 @@ async fn prompts_sent_during_a_turn_show_as_queued_then_started() {
         prompt_id: id.into(),
         author: "u1".into(),
         text: text.into(),
+        words_at: 0,
     };
     let running = |id: &str| EventKind::StatusChanged {
         from: SessionState::Idle,
