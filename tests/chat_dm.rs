@@ -210,3 +210,45 @@ async fn a_direct_message_with_the_bot_carries_a_whole_session() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     h.deactivate().await;
 }
+
+/// When the server cannot say what a channel is, a message in a DM that has a session is not
+/// dropped silently: its poster is told to send it again. Elsewhere nothing is said (no session
+/// there, nothing of theirs was lost).
+#[tokio::test]
+async fn a_dm_message_whose_channel_cannot_be_checked_is_answered_not_dropped() {
+    let h = dm_harness("dm-unchecked").await;
+    h.command_in(DM, "u1", &format!("/claude start {}", h.project.display()))
+        .await;
+    h.wait_for("root post", |l| {
+        l.iter()
+            .any(|(k, p)| k == "create" && p.message.contains("Claude Code session started"))
+    })
+    .await;
+    // A new run knows no channel's kind yet, and the server's GetChannel now fails.
+    h.deactivate().await;
+    h.activate().await;
+    h.api.lock().unwrap().fail_get_channel = true;
+    let calls = h.model_requests().len();
+    h.post(message("dm-1", "u1", DM, "", "LOST PROMPT")).await;
+    h.post(message("gm-1", "u1", GROUP, "", "GROUP TALK")).await;
+    let answers = ephemerals(&h, "could not say what kind of channel this is");
+    assert_eq!(answers.len(), 1, "{:#?}", h.log());
+    assert_eq!(
+        (answers[0].channel_id.as_str(), answers[0].message.as_str()),
+        (
+            DM,
+            "Your message was not sent to Claude: the server could not say what kind of channel this is. Send it again."
+        )
+    );
+    assert!(ephemerals(&h, HINT).is_empty());
+    assert_eq!(h.model_requests().len(), calls);
+    // The server is back: the same message goes through.
+    h.api.lock().unwrap().fail_get_channel = false;
+    h.post(message("dm-2", "u1", DM, "", "please write hello.txt"))
+        .await;
+    h.wait_for("the card", |_| h.card().is_some_and(|(_, a)| !a.is_empty()))
+        .await;
+    h.command_in(DM, "u1", "/claude stop").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.deactivate().await;
+}

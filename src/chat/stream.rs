@@ -37,7 +37,7 @@ use crate::store::{OwedKind, OwedPost, StoreError};
 mod ping;
 mod queue;
 pub use ping::Approver;
-pub(crate) use queue::{excerpt, ordinal};
+pub(crate) use queue::{close_lost_lines as close_lost_queue_lines, excerpt, ordinal};
 
 /// The longest gap between two streaming updates of a turn's post (unless the setting's first
 /// gap is longer).

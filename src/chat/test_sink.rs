@@ -34,6 +34,8 @@ pub struct FakeSink {
     pub fail_uploads: AtomicU32,
     /// Users who have left the channel.
     pub left: Mutex<Vec<String>>,
+    /// Membership lookups never answer (a server that hangs).
+    pub hang_membership: std::sync::atomic::AtomicBool,
 }
 
 fn busy() -> ApiError {
@@ -159,6 +161,9 @@ impl PostSink for FakeSink {
     }
 
     async fn is_channel_member(&self, _channel_id: &str, user_id: &str) -> Result<bool, ApiError> {
+        if self.hang_membership.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.down() {
             return Err(busy());
         }

@@ -28,6 +28,7 @@ fn prompt() -> EventKind {
         prompt_id: "p".into(),
         author: "u1".into(),
         text: "hello".into(),
+        words_at: 0,
     }
 }
 

@@ -33,6 +33,9 @@ pub enum EventKind {
         prompt_id: String,
         author: String,
         text: String,
+        /// Where the person's own words start in `text` (after the plugin's blocks).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        words_at: usize,
     },
     /// Live preview of assistant text; the `AssistantText` that follows is authoritative.
     TextDelta {
@@ -147,6 +150,10 @@ pub enum SessionErrorKind {
     ResumeFailed,
     /// The transcript could not be written; the event was still delivered.
     Store,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl EventKind {

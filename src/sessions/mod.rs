@@ -25,5 +25,6 @@ pub use engine::{Engine, EngineError, SessionSpec};
 pub use events::{EventKind, SessionErrorKind, SessionEvent};
 pub use feed::EventFeed;
 pub use launcher::{CliLauncher, ExitInfo, LaunchedCli, ProcessLauncher, ProcessSignals};
+pub(crate) use prompt::words_of;
 pub use prompt::{PromptContent, PromptImage};
 pub use state::{next_state, IllegalTransition, SessionInput, SessionState};

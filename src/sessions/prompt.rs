@@ -4,6 +4,11 @@
 
 use crate::claude::{image_block, ImageMediaType, UserInput};
 
+/// The text from `words_at` on (all of it if that is not a place in it).
+pub(crate) fn words_of(text: &str, words_at: usize) -> &str {
+    text.get(words_at..).unwrap_or(text)
+}
+
 /// An image of a prompt, its bytes as base64.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromptImage {
@@ -15,6 +20,10 @@ pub struct PromptImage {
 pub struct PromptContent {
     pub text: String,
     pub images: Vec<PromptImage>,
+    /// Where the person's own words start in `text`: the blocks before them (attached files,
+    /// context) were put there by the plugin. Known by length, never found by looking for tags
+    /// in the text, which the person (or a file) could have typed.
+    pub words_at: usize,
 }
 
 impl<S: AsRef<str> + ?Sized> From<&S> for PromptContent {
@@ -22,6 +31,7 @@ impl<S: AsRef<str> + ?Sized> From<&S> for PromptContent {
         PromptContent {
             text: text.as_ref().to_owned(),
             images: Vec::new(),
+            words_at: 0,
         }
     }
 }
@@ -31,11 +41,40 @@ impl From<String> for PromptContent {
         PromptContent {
             text,
             images: Vec::new(),
+            words_at: 0,
         }
     }
 }
 
 impl PromptContent {
+    /// The plugin's `blocks` before the text, each followed by a blank line.
+    pub(crate) fn after_blocks(self, blocks: &[String]) -> PromptContent {
+        if blocks.is_empty() {
+            return self;
+        }
+        let mut text = blocks.join("\n\n");
+        if !self.text.is_empty() {
+            text.push_str("\n\n");
+        }
+        let words_at = text.len() + self.words_at;
+        text.push_str(&self.text);
+        PromptContent {
+            text,
+            words_at,
+            ..self
+        }
+    }
+
+    /// The person's own words (and what follows them): the text after the plugin's blocks.
+    pub(crate) fn words(&self) -> &str {
+        words_of(&self.text, self.words_at)
+    }
+
+    /// The base64 bytes of its images: what a queued prompt holds in memory beyond its text.
+    pub(crate) fn image_bytes(&self) -> usize {
+        self.images.iter().map(|i| i.base64.len()).sum()
+    }
+
     /// The user line's content: plain text, or a text block (never empty: the Messages API
     /// refuses an empty one) followed by the image blocks.
     pub(crate) fn into_input(self) -> UserInput {
@@ -72,6 +111,7 @@ mod tests {
                 media_type: ImageMediaType::Png,
                 base64: "iVBORw==".into(),
             }],
+            words_at: 0,
         };
         assert_eq!(
             content.into_input(),
@@ -86,6 +126,7 @@ mod tests {
                 media_type: ImageMediaType::Gif,
                 base64: "R0lG".into(),
             }],
+            words_at: 0,
         };
         let UserInput::Blocks(blocks) = bare.into_input() else {
             panic!("blocks")

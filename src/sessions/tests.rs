@@ -327,6 +327,56 @@ async fn prompts_sent_during_a_turn_are_queued_and_answered_in_order() {
     }
 }
 
+/// A prompt of `mb` MB of base64 image data.
+fn with_image(text: &str, mb: usize) -> PromptContent {
+    PromptContent {
+        text: text.into(),
+        images: vec![PromptImage {
+            media_type: crate::claude::ImageMediaType::Png,
+            base64: "A".repeat(mb << 20),
+        }],
+        words_at: 0,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_behind_a_waiting_turn_is_bounded_in_prompts_and_image_bytes() {
+    let (_f, session, mut rx) = started().await;
+    // The turn waits on a card: everything sent meanwhile queues.
+    session.prompt("ask Write", "alice").await.expect("prompt");
+    next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
+    for i in 0..6 {
+        session
+            .prompt(with_image(&format!("img {i}"), 10), "bob")
+            .await
+            .expect("queued");
+    }
+    // 60 MB of images wait: 10 MB more would pass 64 MB, text alone still queues.
+    let refused = session.prompt(with_image("one more", 10), "bob").await;
+    assert!(
+        matches!(refused, Err(SessionError::QueuedImagesFull(b)) if b == 60 << 20),
+        "{refused:?}"
+    );
+    for i in 6..actor::MAX_QUEUED_PROMPTS {
+        session
+            .prompt(format!("text {i}"), "bob")
+            .await
+            .expect("queued");
+    }
+    let refused = session.prompt("eleventh", "bob").await.unwrap_err();
+    assert!(matches!(refused, SessionError::QueueFull));
+    assert_eq!(
+        refused.to_string(),
+        "10 prompts are already waiting in this session; send it again when they have run"
+    );
+    let status = session.status().await.expect("status");
+    assert_eq!(status.queued_prompts.len(), actor::MAX_QUEUED_PROMPTS);
+    assert!(!status
+        .queued_prompts
+        .iter()
+        .any(|p| p == "eleventh" || p == "one more"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_stops_the_process_and_the_next_prompt_resumes() {
     let f = fixture(SessionConfig {

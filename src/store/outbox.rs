@@ -263,6 +263,49 @@ impl Store {
         .await
     }
 
+    /// Posts not closed whose key starts with `prefix`, as last put (`closed` false).
+    pub async fn outbox_open_with_prefix(&self, prefix: &str) -> Result<Vec<OwedPost>, StoreError> {
+        // LIKE would take `_` and `%` in the prefix as patterns: compare the key's start.
+        let prefix = prefix.to_owned();
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT key, kind, session_id, root_key, request_id, turn_seq, part, post
+                 FROM outbox
+                 WHERE substr(key, 1, length(?1)) = ?1 AND final = 0 AND post IS NOT NULL
+                 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([prefix], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, kind, session_id, root_key, request_id, turn_seq, part, post) = row?;
+                out.push(OwedPost {
+                    key,
+                    kind: OwedKind::parse(&kind)?,
+                    session_id,
+                    root_key,
+                    request_id,
+                    turn_seq,
+                    part,
+                    post,
+                    closed: false,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// The card of approval `request_id` as last put, if it went through the outbox and is not
     /// closed: `(key, post)`.
     pub async fn outbox_open_card(

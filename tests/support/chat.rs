@@ -52,6 +52,8 @@ pub struct ApiState {
     pub fetched: Vec<String>,
     /// How long GetFile takes (a large file on slow storage).
     pub file_delay: Duration,
+    /// GetChannel answers with an error (the server's database is failing).
+    pub fail_get_channel: bool,
 }
 
 impl ApiState {
@@ -236,7 +238,10 @@ pub fn fake_api(st: Shared) -> Server {
         })
         // The bot joins the channel before its first post there.
         .method("Plugin.GetChannel", move |a: StringArgs| {
-            let known = s14.lock().unwrap().channels.get(&a.a).cloned();
+            let (known, fail) = {
+                let st = s14.lock().unwrap();
+                (st.channels.get(&a.a).cloned(), st.fail_get_channel)
+            };
             let channel = known.unwrap_or_else(|| Channel {
                 id: a.a,
                 team_id: "team-1".into(),
@@ -244,9 +249,20 @@ pub fn fake_api(st: Shared) -> Server {
                 ..Default::default()
             });
             async move {
-                Ok::<_, String>(GetChannelReturns {
-                    a: Some(channel),
-                    b: None,
+                Ok::<_, String>(if fail {
+                    GetChannelReturns {
+                        a: None,
+                        b: Some(AppError {
+                            message: "database unavailable".into(),
+                            status_code: 500,
+                            ..Default::default()
+                        }),
+                    }
+                } else {
+                    GetChannelReturns {
+                        a: Some(channel),
+                        b: None,
+                    }
                 })
             }
         })

@@ -20,6 +20,11 @@ pub(crate) const OUTPUT_MAX_BYTES: usize = 4 * 1024;
 /// otherwise put the whole file into one event).
 pub(crate) const INPUT_STRING_MAX_BYTES: usize = 4 * 1024;
 
+/// A prompt's text is cut to this many bytes in its `prompt` event: with attached text files
+/// and context it can hold many times MaxContextKB, on every channel member's websocket. The
+/// event then tells the whole size (`text_bytes`); the transcript keeps all of it.
+pub(crate) const PROMPT_TEXT_MAX_BYTES: usize = 16 * 1024;
+
 /// The tools whose successful result changed a file, and the input field naming it.
 const FILE_TOOLS: &[(&str, &str)] = &[
     ("Write", "file_path"),
@@ -187,11 +192,21 @@ impl Mapper {
                 prompt_id,
                 author,
                 text,
-            } => vec![Flat::default()
-                .str("prompt_id", prompt_id)
-                .str("author", author)
-                .str("text", text)
-                .draft("prompt", at)],
+                ..
+            } => {
+                let cut = text.len() > PROMPT_TEXT_MAX_BYTES;
+                let shown = if cut {
+                    format!("{}…", prefix(text, PROMPT_TEXT_MAX_BYTES))
+                } else {
+                    text.clone()
+                };
+                vec![Flat::default()
+                    .str("prompt_id", prompt_id)
+                    .str("author", author)
+                    .str("text", shown)
+                    .int("text_bytes", cut.then_some(text.len() as i64))
+                    .draft("prompt", at)]
+            }
             EventKind::TextDelta { text } => {
                 self.streamed.push_str(text);
                 vec![Piece::Text(text.clone())]

@@ -89,6 +89,7 @@ fn each_session_event_maps_to_the_contract_fields() {
                 prompt_id: "q1".into(),
                 author: "alice".into(),
                 text: "hi".into(),
+                words_at: 0,
             },
             EventKind::ToolUseRequested {
                 request_id: "r1".into(),
@@ -320,4 +321,26 @@ fn payload_adds_the_common_fields() {
         json!({"path": "a.txt", "action": "deleted", "by": "u1", "session_id": "s1", "seq": 9,
                "at": 5, "event": "file_change"})
     );
+}
+
+/// A prompt carrying large attached files is cut in its live event, which says how large the
+/// whole text is; a small one is sent as it is.
+#[test]
+fn a_long_prompt_is_cut_in_its_live_event() {
+    let mut m = mapper();
+    let long = format!("{}é tail", "x".repeat(PROMPT_TEXT_MAX_BYTES - 1));
+    let prompt = |text: &str| EventKind::Prompt {
+        prompt_id: "q1".into(),
+        author: "alice".into(),
+        text: text.into(),
+        words_at: 0,
+    };
+    let out = map_all(&mut m, vec![prompt(&long), prompt("short")]);
+    let (name, cut) = &out[0];
+    assert_eq!(*name, "prompt");
+    let text = cut["text"].as_str().unwrap();
+    assert_eq!(text, format!("{}…", "x".repeat(PROMPT_TEXT_MAX_BYTES - 1)));
+    assert_eq!(cut["text_bytes"], json!(long.len()));
+    assert_eq!(out[1].1["text"], "short");
+    assert!(out[1].1.get("text_bytes").is_none());
 }

@@ -145,6 +145,7 @@ async fn a_turn_is_published_in_order_numbered_from_one_and_flat() {
         prompt_id: "q1".into(),
         author: "alice".into(),
         text: "list files".into(),
+        words_at: 0,
     });
     l.send(status(SessionState::Idle, SessionState::Running));
     l.delta("Let me ");

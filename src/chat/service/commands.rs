@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::error::ServiceError;
-use super::routing::{self, Route, NO_SESSION_HERE};
+use super::routing::{self, Route, CHANNEL_UNCHECKED, NO_SESSION_HERE};
 use super::sessions::{HistoryPage, SessionView, StartRequest, CONVERSATION_KINDS};
 use super::{state_word, Asker, ChatService, SessionInfo};
 use crate::chat::attachments::{self, Limits};
@@ -176,7 +176,10 @@ impl ChatService {
                     &started.shown_path,
                     &args.site_url,
                     started.root_id.as_deref(),
-                    self.is_direct_with_bot(&args.channel_id).await,
+                    // Unknown (logged): the answer for an ordinary channel.
+                    self.direct_with_bot(&args.channel_id)
+                        .await
+                        .unwrap_or(false),
                 )
             }
             ChatCommand::Status => {
@@ -257,6 +260,7 @@ impl ChatService {
         let (session_id, info) = match self.route(post).await {
             Route::Prompt(id, info) => (id, *info),
             Route::Hint => return self.answer_post(post, NO_SESSION_HERE.into()).await,
+            Route::Unchecked => return self.answer_post(post, CHANNEL_UNCHECKED.into()).await,
             Route::Ignore => return,
         };
         let Some(handle) = self.engine.get(&session_id) else {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::error::{size, ContextError, ServiceError};
 use super::{ChatService, SessionInfo};
+use crate::chat::attachments::inert_closings;
 use crate::chat::render::code_block;
 use crate::files::{self, FileContent, FileNode, NodeKind};
 use crate::mattermost::model::Post;
@@ -101,6 +102,7 @@ impl ChatService {
             added += 1;
         }
         let whole: usize = ordered.iter().map(|p| p.message.len()).sum();
+        let body = inert_closings(&body);
         let block = format!(
             "<mattermost-thread root=\"{post_id}\" channel=\"{channel}\">\n{body}</mattermost-thread>"
         );
@@ -150,7 +152,10 @@ impl ChatService {
                 return Err(ContextError::TooLarge { path, bytes: size }.into())
             }
         };
-        let block = format!("<project-file path=\"{path}\">\n{content}\n</project-file>");
+        let block = format!(
+            "<project-file path=\"{path}\">\n{}\n</project-file>",
+            inert_closings(&content)
+        );
         self.add_context(handle.id(), block);
         Ok(match whole {
             None => format!("`{path}` was added as context for the next prompt."),

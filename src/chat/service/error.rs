@@ -142,6 +142,7 @@ fn session_status(e: &SessionError) -> u16 {
         | SessionError::UnknownApproval(_)
         | SessionError::Refused(_) => 409,
         SessionError::EmptyDenyMessage => 400,
+        SessionError::QueueFull | SessionError::QueuedImagesFull(_) => 429,
         _ => 500,
     }
 }

@@ -118,6 +118,10 @@ impl ChatService {
         if cut > 0 {
             tracing::info!("{cut} turn(s) were cut by the end of the previous run; their posts are closed with what the transcript holds");
         }
+        let lost = stream::close_lost_queue_lines(&self.outbox).await?;
+        if lost > 0 {
+            tracing::info!("{lost} queued prompt(s) were lost with the previous run; their thread lines say so");
+        }
         if let Err(e) = store.outbox_prune().await {
             tracing::warn!("forgetting old delivered posts failed: {e}");
         }

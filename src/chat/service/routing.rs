@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 use super::{ChatService, SessionInfo};
+use crate::mattermost::api::ApiError;
 use crate::mattermost::model::{Any, Channel, Post};
 
 /// A direct channel; the server names one `<user id>__<user id>`.
@@ -17,6 +18,7 @@ const DIRECT: &str = "D";
 /// Channels whose kind is remembered, at most: the verdicts are cheap to ask for again, so a
 /// full table is emptied rather than evicted by age.
 const REMEMBERED_CHANNELS: usize = 10_000;
+pub(crate) const CHANNEL_UNCHECKED: &str = "Your message was not sent to Claude: the server could not say what kind of channel this is. Send it again.";
 pub(crate) const NO_SESSION_HERE: &str = "No Claude Code session here yet: start one with `/claude start <path>`, then every message you post here is a prompt for it.";
 
 /// Where a post goes.
@@ -26,6 +28,9 @@ pub(super) enum Route {
     /// A person's message in a direct channel with the bot that has no session: they are told
     /// how to start one (once per channel and plugin run).
     Hint,
+    /// The server could not say whether the channel, which has a session, is a direct channel
+    /// with the bot: the person is told to send it again rather than hear nothing.
+    Unchecked,
     /// Not a prompt.
     Ignore,
 }
@@ -130,8 +135,22 @@ impl ChatService {
         if let Some(current) = self.current_thread_session(post) {
             return Route::Prompt(current.0, Box::new(current.1));
         }
-        if !self.is_direct_with_bot(&post.channel_id).await {
-            return Route::Ignore;
+        match self.direct_with_bot(&post.channel_id).await {
+            Ok(true) => {}
+            Ok(false) => return Route::Ignore,
+            // Only where a session is bound can the post have been a prompt; elsewhere it is
+            // at most a hint lost.
+            Err(_) => {
+                let bound = self
+                    .state
+                    .lock()
+                    .is_ok_and(|st| st.by_channel.contains_key(&post.channel_id));
+                return if bound {
+                    Route::Unchecked
+                } else {
+                    Route::Ignore
+                };
+            }
         }
         let bound = self.state.lock().ok().and_then(|st| {
             let id = st.by_channel.get(&post.channel_id)?;
@@ -160,20 +179,20 @@ impl ChatService {
 
     /// Whether the channel is a direct channel with the bot, asked of the server once per
     /// channel (a failed call is not remembered: the next post asks again).
-    pub(super) async fn is_direct_with_bot(&self, channel_id: &str) -> bool {
+    pub(super) async fn direct_with_bot(&self, channel_id: &str) -> Result<bool, ApiError> {
         let known = self
             .channels
             .lock()
             .ok()
             .and_then(|c| c.with_bot.get(channel_id).copied());
         if let Some(known) = known {
-            return known;
+            return Ok(known);
         }
         let direct = match self.api.get_channel(channel_id).await {
             Ok(channel) => is_direct_with(&channel, &self.bot_id),
             Err(e) => {
-                tracing::debug!(channel = channel_id, "GetChannel failed: {e}");
-                return false;
+                tracing::warn!(channel = channel_id, "GetChannel failed: whether this is a direct channel with the bot is unknown: {e}");
+                return Err(e);
             }
         };
         if let Ok(mut c) = self.channels.lock() {
@@ -182,7 +201,7 @@ impl ChatService {
             }
             c.with_bot.insert(channel_id.to_owned(), direct);
         }
-        direct
+        Ok(direct)
     }
 
     /// Whether the hint is still owed in this direct channel (and marks it given).

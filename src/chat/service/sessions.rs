@@ -404,14 +404,7 @@ impl ChatService {
             .ok()
             .and_then(|mut st| st.context.remove(h.id()))
             .unwrap_or_default();
-        let full = if blocks.is_empty() {
-            content
-        } else {
-            PromptContent {
-                text: format!("{}\n\n{}", blocks.join("\n\n"), content.text),
-                ..content
-            }
-        };
+        let full = content.after_blocks(&blocks);
         h.prompt(full, user_id).await.map_err(|e| {
             // Give the context back for the next try.
             if !blocks.is_empty() {

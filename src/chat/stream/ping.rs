@@ -57,18 +57,25 @@ impl Approver {
 /// the bot never sends. When the server does not say, the owner is still named (most likely
 /// still there; a mention of someone who left notifies nobody). A decided card's post no
 /// longer carries it.
+/// How long a card waits to learn whether its approver is a channel member.
+const MEMBERSHIP_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub(super) async fn card_message<S: PostSink>(sink: &S, ctx: &StreamCtx) -> String {
     if ctx.approver.username.is_none() {
         return String::new();
     }
-    match sink
-        .is_channel_member(&ctx.channel_id, &ctx.approver.user_id)
-        .await
-    {
-        Ok(false) => String::new(),
-        Ok(true) => ctx.approver.mention(),
-        Err(e) => {
+    // Bounded: the card is owed only after this answer, and a server that never answers would
+    // hold the turn's stream and leave the card unrecorded.
+    let lookup = sink.is_channel_member(&ctx.channel_id, &ctx.approver.user_id);
+    match tokio::time::timeout(MEMBERSHIP_LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(false)) => String::new(),
+        Ok(Ok(true)) => ctx.approver.mention(),
+        Ok(Err(e)) => {
             tracing::debug!(session = %ctx.session_id, "membership of the card's approver unknown: {e}");
+            ctx.approver.mention()
+        }
+        Err(_) => {
+            tracing::warn!(session = %ctx.session_id, "the server did not say in {MEMBERSHIP_LOOKUP_TIMEOUT:?} whether the card's approver is a member; mentioning them");
             ctx.approver.mention()
         }
     }

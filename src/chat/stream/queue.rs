@@ -9,10 +9,9 @@
 use std::collections::VecDeque;
 
 use super::StreamCtx;
-use crate::chat::attachments::{FILE_CLOSING, FILE_OPENING};
 use crate::chat::outbox::{Outbox, PostSink};
-use crate::sessions::{EventKind, SessionErrorKind, SessionState};
-use crate::store::{OwedKind, OwedPost};
+use crate::sessions::{words_of, EventKind, SessionErrorKind, SessionState};
+use crate::store::{OwedKind, OwedPost, StoreError};
 
 /// How much of a prompt's first line its queue line quotes.
 const EXCERPT_CHARS: usize = 80;
@@ -47,7 +46,10 @@ impl Queue {
     pub(super) fn apply(&mut self, event: &EventKind) -> Vec<QueueLine> {
         match event {
             EventKind::Prompt {
-                prompt_id, text, ..
+                prompt_id,
+                text,
+                words_at,
+                ..
             } => {
                 // Its place among the prompts that wait: behind the running turn, or, when
                 // none runs, behind the first accepted prompt (which starts next).
@@ -56,7 +58,7 @@ impl Queue {
                 } else {
                     Some(self.waiting.len()).filter(|n| *n > 0)
                 };
-                let excerpt = excerpt(text);
+                let excerpt = excerpt(words_of(text, *words_at));
                 self.waiting.push_back(Waiting {
                     prompt_id: prompt_id.clone(),
                     excerpt: excerpt.clone(),
@@ -121,42 +123,53 @@ impl Queue {
             .filter(|w| w.position.is_some())
             .map(|w| QueueLine {
                 key: key(&w.prompt_id),
-                text: format!("✗ Not run ({why}; send it again): {}", w.excerpt),
+                text: not_run(why, &w.excerpt),
                 closed: true,
             })
             .collect()
     }
 }
 
+const KEY_PREFIX: &str = "queued:";
+
 fn key(prompt_id: &str) -> String {
-    format!("queued:{prompt_id}")
+    format!("{KEY_PREFIX}{prompt_id}")
 }
 
-/// The context blocks `/claude context` (service/context.rs) and attached text files
-/// (chat/attachments.rs) put before a person's prompt.
-const CONTEXT_OPENINGS: [&str; 3] = ["<mattermost-thread ", "<project-file ", FILE_OPENING];
-const CONTEXT_CLOSINGS: [&str; 3] = ["</mattermost-thread>", "</project-file>", FILE_CLOSING];
+/// The line "✗ Not run (<why>; send it again): <excerpt>".
+fn not_run(why: &str, excerpt: &str) -> String {
+    format!("✗ Not run ({why}; send it again): {excerpt}")
+}
 
-/// The person's own words of a prompt: what follows its context blocks, if it has any (they
-/// come first; their bodies, from other threads and files, are not shown).
-fn own_words(text: &str) -> &str {
-    if !CONTEXT_OPENINGS
-        .iter()
-        .any(|o| text.trim_start().starts_with(o))
-    {
-        return text;
+/// The queue lines the previous run left open: the actor's queue lived in memory, so their
+/// prompts are gone; each line now says so, quoting the excerpt it showed. Returns how many.
+pub(crate) async fn close_lost_lines<S: PostSink>(outbox: &Outbox<S>) -> Result<usize, StoreError> {
+    let open = outbox.store().outbox_open_with_prefix(KEY_PREFIX).await?;
+    let count = open.len();
+    for mut owed in open {
+        let shown = owed
+            .post
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("");
+        // "⏳ Queued (2nd): <excerpt>": the excerpt follows the first "): ".
+        let excerpt = shown.split_once("): ").map_or("", |(_, e)| e).to_owned();
+        if let Some(post) = owed.post.as_object_mut() {
+            post.insert(
+                "message".into(),
+                not_run("the plugin restarted", &excerpt).into(),
+            );
+        }
+        owed.closed = true;
+        outbox.put(owed).await?;
     }
-    let end = CONTEXT_CLOSINGS
-        .iter()
-        .filter_map(|c| text.rfind(c).map(|at| at + c.len()))
-        .max();
-    end.map_or("", |at| &text[at..])
+    Ok(count)
 }
 
-/// The first non-empty line of the person's own words, cut to [`EXCERPT_CHARS`], its mentions
-/// inert (the bot repeating it must not notify anyone again).
+/// The first non-empty line of a person's own words (a prompt's text from its `words_at`: the
+/// bodies of the plugin's blocks, from other threads and files, are not shown), cut to
+/// [`EXCERPT_CHARS`], its mentions inert (the bot repeating it must not notify anyone again).
 pub(crate) fn excerpt(text: &str) -> String {
-    let text = own_words(text);
     let line = text
         .lines()
         .map(str::trim)
@@ -207,6 +220,7 @@ mod tests {
             prompt_id: id.into(),
             author: "u1".into(),
             text: text.into(),
+            words_at: 0,
         }
     }
 
@@ -338,13 +352,31 @@ mod tests {
         );
     }
 
-    /// A queued prompt is shown by its person's own words: not the context blocks before them
-    /// (another thread's text, a file), and with no live mention.
+    /// A queued prompt is shown by its person's own words: not the context blocks the plugin
+    /// put before them (another thread's text, a file), known by their length, and with no
+    /// live mention. Blocks the person typed are their words, shown as typed.
     #[test]
     fn the_excerpt_is_the_persons_words_without_context_or_mentions() {
-        let prompt = "<mattermost-thread root=\"p1\" channel=\"c9\">\nsecret </mattermost-thread> x\n</mattermost-thread>\n\n<project-file path=\"a.rs\">\nfn a() {}\n</project-file>\n\nask @bob about it";
-        let got = excerpt(prompt);
-        assert_eq!(got, "ask @\u{200D}bob about it");
+        let blocks = "<mattermost-thread root=\"p1\" channel=\"c9\">\nsecret\n</mattermost-thread>\n\n<project-file path=\"a.rs\">\nfn a() {}\n</project-file>\n\n";
+        let mut q = Queue::default();
+        q.apply(&to(SessionState::Running, Some("p0")));
+        let with_context = EventKind::Prompt {
+            prompt_id: "p1".into(),
+            author: "u1".into(),
+            text: format!("{blocks}ask @bob about it"),
+            words_at: blocks.len(),
+        };
+        assert_eq!(
+            texts(q.apply(&with_context)),
+            ["⏳ Queued (1st): ask @\u{200D}bob about it"]
+        );
+        // Typed: a fake block, then words after a forged closing tag.
+        let typed =
+            "<mattermost-thread root=\"x\">\nnot shown?\n</mattermost-thread>\n\nhidden words";
+        assert_eq!(
+            texts(q.apply(&prompt("p2", typed))),
+            ["⏳ Queued (2nd): <mattermost-thread root=\"x\">…"]
+        );
         assert_eq!(excerpt("plain words"), "plain words");
     }
 }

@@ -299,6 +299,7 @@ async fn a_turn_post_names_the_prompt_it_answers() {
         prompt_id: "p1".into(),
         author: "alice".into(),
         text: "hi".into(),
+        words_at: 0,
     })
     .await;
     s.send(EventKind::StatusChanged {
@@ -576,6 +577,7 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
         prompt_id: "p7".into(),
         author: "alice".into(),
         text: "go".into(),
+        words_at: 0,
     })
     .await;
     s.send(EventKind::StatusChanged {
@@ -662,6 +664,71 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
     }
     // Closed for good: the next start has nothing to close.
     assert_eq!(close_cut_turns(&s.rig.outbox, "bot").await.unwrap(), 0);
+}
+
+/// The actor's queue dies with the plugin: at the next start, the queue lines it left saying
+/// "⏳ Queued" say the prompts were not run, quoting what they showed.
+#[tokio::test(start_paused = true)]
+async fn queue_lines_left_by_a_plugin_that_died_say_not_run_at_the_next_start() {
+    let s = stream(256).await;
+    s.send(EventKind::Prompt {
+        prompt_id: "p1".into(),
+        author: "alice".into(),
+        text: "go".into(),
+        words_at: 0,
+    })
+    .await;
+    s.send(EventKind::StatusChanged {
+        from: SessionState::Idle,
+        to: SessionState::Running,
+        prompt_id: Some("p1".into()),
+    })
+    .await;
+    for (id, text) in [("p2", "second: ask (why)"), ("p3", "third")] {
+        s.send(EventKind::Prompt {
+            prompt_id: id.into(),
+            author: "bob".into(),
+            text: text.into(),
+            words_at: 0,
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&s.rig.outbox).await;
+    // Killed here: no stop event ever closes the lines.
+    s.task.abort();
+    s.rig.worker.abort();
+    let sink = s.rig.sink.clone();
+    let lines = |sink: &FakeSink| -> Vec<String> {
+        let mut lines: Vec<String> = sink
+            .posts()
+            .into_iter()
+            .map(|(_, p)| p.message)
+            .filter(|m| m.contains("Queued") || m.contains("Not run"))
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(
+        lines(&sink),
+        [
+            "⏳ Queued (1st): second: ask (why)",
+            "⏳ Queued (2nd): third"
+        ]
+    );
+    assert_eq!(close_lost_queue_lines(&s.rig.outbox).await.unwrap(), 2);
+    let worker = tokio::spawn(s.rig.outbox.clone().run());
+    settle(&s.rig.outbox).await;
+    worker.abort();
+    assert_eq!(
+        lines(&sink),
+        [
+            "✗ Not run (the plugin restarted; send it again): second: ask (why)",
+            "✗ Not run (the plugin restarted; send it again): third"
+        ]
+    );
+    // Closed for good: the next start has nothing to close.
+    assert_eq!(close_lost_queue_lines(&s.rig.outbox).await.unwrap(), 0);
 }
 
 /// A Bash call with `lines` lines of output, then the end of the turn.

@@ -153,7 +153,18 @@ pub enum SessionError {
     Refused(String),
     #[error("the CLI did not answer the change in time")]
     ControlTimeout,
+    #[error("{MAX_QUEUED_PROMPTS} prompts are already waiting in this session; send it again when they have run")]
+    QueueFull,
+    #[error("the prompts waiting in this session already carry {} MB of images (at most {} MB); send it again when they have run", .0 >> 20, MAX_QUEUED_IMAGE_BYTES >> 20)]
+    QueuedImagesFull(usize),
 }
+
+/// Prompts that may wait behind the running turn: the queue lives in memory, and a member
+/// replying fast while a card waits would otherwise grow it without end.
+pub(crate) const MAX_QUEUED_PROMPTS: usize = 10;
+/// Base64 image bytes the waiting prompts may hold together (a prompt's images are up to
+/// MaxPromptFiles × 5 MB).
+pub(crate) const MAX_QUEUED_IMAGE_BYTES: usize = 64 << 20;
 
 /// A setting changed on a live session (and stored for the next spawn).
 #[derive(Debug, Clone, PartialEq)]
@@ -205,7 +216,8 @@ pub struct SessionStatus {
     pub cli_session_id: Option<String>,
     pub pid: Option<u32>,
     pub current_prompt: Option<String>,
-    /// The texts of the prompts waiting for their turn, in order.
+    /// The prompts waiting for their turn, in order: each person's own words (and image lines),
+    /// without the plugin's blocks before them.
     pub queued_prompts: Vec<String>,
     pub pending_approvals: Vec<PendingApprovalInfo>,
     pub last_exit: Option<ExitInfo>,
@@ -1002,7 +1014,11 @@ impl Actor {
             cli_session_id: self.record.cli_session_id.clone(),
             pid: self.process.as_ref().and_then(|p| p.signals.pid()),
             current_prompt: self.current_prompt.clone(),
-            queued_prompts: self.queue.iter().map(|q| q.content.text.clone()).collect(),
+            queued_prompts: self
+                .queue
+                .iter()
+                .map(|q| q.content.words().to_owned())
+                .collect(),
             pending_approvals: pending,
             last_exit: self.last_exit,
             stderr_tail,
@@ -1015,12 +1031,22 @@ impl Actor {
         author: String,
     ) -> Result<String, SessionError> {
         next_state(self.state, SessionInput::Prompt)?;
+        if self.queue.len() >= MAX_QUEUED_PROMPTS {
+            return Err(SessionError::QueueFull);
+        }
+        let queued_images: usize = self.queue.iter().map(|q| q.content.image_bytes()).sum();
+        if content.image_bytes() > 0
+            && queued_images + content.image_bytes() > MAX_QUEUED_IMAGE_BYTES
+        {
+            return Err(SessionError::QueuedImagesFull(queued_images));
+        }
         let prompt_id = Uuid::new_v4().to_string();
         // The transcript keeps the text, which names the images; their bytes go to the CLI only.
         self.publish(EventKind::Prompt {
             prompt_id: prompt_id.clone(),
             author,
             text: content.text.clone(),
+            words_at: content.words_at,
         })
         .await;
         self.queue.push_back(QueuedPrompt {

@@ -42,6 +42,33 @@ async fn a_card_mentions_its_approver_and_no_one_else() {
     assert_eq!(card.message.matches('@').count(), 1, "{}", card.message);
 }
 
+/// A server that never answers the membership lookup delays the card by the lookup's bound,
+/// not forever: the card is owed, mentioning the approver.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_membership_lookup_does_not_hold_the_card() {
+    let s = stream(256).await;
+    s.rig
+        .sink
+        .hang_membership
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let t0 = Instant::now();
+    s.send(request("r1")).await;
+    let card = loop {
+        let owed = s.rig.outbox.store().outbox_open_card("r1").await.unwrap();
+        if let Some((_, post)) = owed {
+            break post;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no card owed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(
+        card["message"],
+        "@alice Claude Code is waiting for your decision"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_waiting_card_reminds_its_approver_once_after_the_set_time() {
     let s = stream(256).await;
@@ -111,6 +138,7 @@ async fn prompts_sent_during_a_turn_show_as_queued_then_started() {
         prompt_id: id.into(),
         author: "u1".into(),
         text: text.into(),
+        words_at: 0,
     };
     let running = |id: &str| EventKind::StatusChanged {
         from: SessionState::Idle,
