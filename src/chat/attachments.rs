@@ -27,20 +27,37 @@ pub(crate) const MODEL_IMAGE_MAX_SIDE: usize = 8000;
 const FILE_OPENING: &str = "<attached-file ";
 const FILE_CLOSING: &str = "</attached-file>";
 
-/// The closing tags of the blocks the plugin puts before a person's words (attached files here,
+/// The names of the blocks the plugin puts before a person's words (attached files here,
 /// `/claude context` threads and files in service/context.rs).
-const BLOCK_CLOSINGS: [&str; 3] = ["</attached-file", "</mattermost-thread", "</project-file"];
+const BLOCK_NAMES: [&str; 3] = ["attached-file", "mattermost-thread", "project-file"];
 
-/// `content` to go inside a block: any closing tag of the plugin's blocks in it becomes
-/// `<\/…`, so a file or a post cannot end its block and forge another one after it.
+/// `content` to go inside a block: any closing tag of the plugin's blocks in it (in any case,
+/// with any space after `</`) becomes `<\/…`, so a file or a post cannot end its block and
+/// forge another one after it.
 pub(crate) fn inert_closings(content: &str) -> std::borrow::Cow<'_, str> {
-    if !BLOCK_CLOSINGS.iter().any(|c| content.contains(c)) {
+    let closes_a_block = |at: usize| {
+        let name = content[at + 2..].trim_start();
+        BLOCK_NAMES.iter().any(|b| {
+            name.get(..b.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(b))
+        })
+    };
+    let closings: Vec<usize> = content
+        .match_indices("</")
+        .map(|(at, _)| at)
+        .filter(|at| closes_a_block(*at))
+        .collect();
+    if closings.is_empty() {
         return content.into();
     }
-    let mut out = content.to_owned();
-    for closing in BLOCK_CLOSINGS {
-        out = out.replace(closing, &format!("<\\/{}", &closing[2..]));
+    let mut out = String::with_capacity(content.len() + closings.len());
+    let mut copied = 0;
+    for at in closings {
+        out.push_str(&content[copied..at + 1]);
+        out.push('\\');
+        copied = at + 1;
     }
+    out.push_str(&content[copied..]);
     out.into()
 }
 
@@ -566,6 +583,11 @@ mod tests {
         assert!(
             block.contains("<\\/attached-file>\n\n<mattermost-thread"),
             "{block}"
+        );
+        // In any case, with space after `</`; other tags are left alone.
+        assert_eq!(
+            inert_closings("</ATTACHED-FILE> </  Project-File> </div> </attached"),
+            "<\\/ATTACHED-FILE> <\\/  Project-File> </div> </attached"
         );
         let attached = Attached {
             texts: vec![block.clone()],
