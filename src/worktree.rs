@@ -8,8 +8,9 @@
 //!   server's environment would otherwise point every command at another repository;
 //! - the repository's hooks switched off (`core.hooksPath=/dev/null`): `worktree add` would
 //!   run `post-checkout` inside the plugin's process tree, outside any session;
-//! - a process group of its own, killed whole at the deadline ([`GIT_TIMEOUT`]), and a
-//!   parent-death signal, so no git outlives the plugin however the plugin ends.
+//! - a process group of its own, killed whole when git ends, at the deadline ([`GIT_TIMEOUT`])
+//!   and when the command is dropped unfinished ([`Group`]), and a parent-death signal, so
+//!   nothing git started outlives the command, nor git the plugin.
 
 use std::ffi::OsStr;
 use std::io;
@@ -150,7 +151,7 @@ async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // A group of its own, killed whole at the deadline; `kill_on_drop` for any other end.
+        // A group of its own, killed whole (see `Group`).
         .process_group(0)
         .kill_on_drop(true);
     for var in ["PATH", "HOME"] {
@@ -167,12 +168,12 @@ async fn run(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+    let child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => WorktreeError::GitMissing,
         _ => WorktreeError::Io(e),
     })?;
-    let group = child.id().and_then(|id| i32::try_from(id).ok());
-    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let mut git = Group::new(child);
+    let (mut stdout, mut stderr) = (git.child.stdout.take(), git.child.stderr.take());
     let finished = tokio::time::timeout(GIT_TIMEOUT, async {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let read_out = async {
@@ -187,17 +188,16 @@ async fn run(
                 None => Ok(()),
             }
         };
-        let (status, read_out, read_err) = tokio::join!(child.wait(), read_out, read_err);
+        // The group dies as soon as git ends, so a child it left holding the pipes does not
+        // keep the reads (and this command) waiting.
+        let (status, read_out, read_err) = tokio::join!(git.wait(), read_out, read_err);
         read_out.and(read_err)?;
         Ok::<_, io::Error>((status?, out, err))
     })
     .await;
+    // At the deadline `git` is dropped unreaped: its group goes with it.
+    drop(git);
     let Ok(finished) = finished else {
-        // git is not reaped yet, so its group still exists: everything it started goes with
-        // it (a checkout runs filters as processes of their own).
-        if let Some(group) = group {
-            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-        }
         return Err(WorktreeError::TimedOut { action });
     };
     let (status, out, err) = finished.map_err(WorktreeError::Io)?;
@@ -206,6 +206,47 @@ async fn run(
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&err).into_owned(),
     })
+}
+
+/// A running git and its process group. The group is killed when git ends (a child it left
+/// behind must not outlive the command) and when this is dropped before that: at the deadline,
+/// and when the future running git is dropped (a task aborted, the plugin deactivated), which
+/// `kill_on_drop` and the parent-death signal alone answer only for git itself, not for what
+/// it started (`worktree add` runs `git reset --hard`, a checkout runs filters).
+struct Group {
+    child: tokio::process::Child,
+    /// `None` once killed. git leads its group (`process_group(0)`), so the group's id is its
+    /// pid, which stays reserved while any member lives.
+    group: Option<Pid>,
+}
+
+impl Group {
+    fn new(child: tokio::process::Child) -> Self {
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        Group { child, group }
+    }
+
+    /// Waits for git to end, then kills what is left of its group.
+    async fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
+        let status = self.child.wait().await;
+        self.kill();
+        status
+    }
+
+    fn kill(&mut self) {
+        if let Some(group) = self.group.take() {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// git's own words for a failure: its `fatal:`/`error:` lines, else its last line.

@@ -164,6 +164,78 @@ async fn a_hanging_git_is_killed_with_its_children_at_the_deadline() {
     panic!("git ({pid}) or its child ({child}) outlived the deadline");
 }
 
+/// A fake git at `<dir>/<name>`: starts `sleep 600` in the background (its pid in
+/// `<name>.child`), then runs `then`.
+fn fake_git(dir: &Path, name: &str, then: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nsleep 600 &\necho $! > \"$0.child.tmp\"\nmv \"$0.child.tmp\" \"$0.child\"\n{then}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Waits up to `secs` for `<path>.child` (the fake git's child's pid).
+async fn child_of(path: &Path, secs: u64) -> String {
+    let file = PathBuf::from(format!("{}.child", path.display()));
+    for _ in 0..secs * 50 {
+        if let Ok(pid) = std::fs::read_to_string(&file) {
+            return pid.trim().to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the fake git did not start its child");
+}
+
+async fn dies_within_a_second(pid: &str) -> bool {
+    for _ in 0..50 {
+        if dead(pid) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A git command dropped unfinished (an aborted task, the plugin deactivated) takes what git
+/// started with it, not only git.
+#[tokio::test]
+async fn a_dropped_git_command_kills_its_children() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = fake_git(tmp.path(), "git", "wait");
+    let (program, cwd) = (git.clone().into_os_string(), tmp.path().to_path_buf());
+    let task = tokio::spawn(async move { run(&program, &cwd, &[], "worktree add").await });
+    let child = child_of(&git, 10).await;
+    task.abort();
+    assert!(task.await.err().is_some_and(|e| e.is_cancelled()));
+    assert!(
+        dies_within_a_second(&child).await,
+        "git's child {child} outlived the dropped command"
+    );
+}
+
+/// A child git left running when it ended is killed then, and does not hold the command
+/// (which reads git's output to its end) until the deadline.
+#[tokio::test]
+async fn a_child_left_behind_by_git_is_killed_when_git_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = fake_git(tmp.path(), "git", "echo done; exit 0");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        run(git.as_os_str(), tmp.path(), &[], "status"),
+    )
+    .await
+    .expect("the command waited for git's child")
+    .unwrap();
+    assert!(out.success);
+    assert_eq!(out.stdout, "done\n");
+    let child = child_of(&git, 1).await;
+    assert!(dies_within_a_second(&child).await, "{child} outlived git");
+}
+
 #[tokio::test]
 async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
