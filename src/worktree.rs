@@ -6,8 +6,11 @@
 //! - an environment built from scratch (PATH, HOME, `LC_ALL=C` so its messages can be read,
 //!   no prompt for credentials): a `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE` in the
 //!   server's environment would otherwise point every command at another repository;
-//! - the repository's hooks switched off (`core.hooksPath=/dev/null`): `worktree add` would
-//!   run `post-checkout` inside the plugin's process tree, outside any session;
+//! - nothing the repository's configuration names as a program: hooks off
+//!   (`core.hooksPath=/dev/null`: `worktree add` would run `post-checkout` inside the plugin's
+//!   process tree, outside any session), no file-system monitor (`core.fsmonitor=false`: its
+//!   daemon outlives the command), every filter driver emptied ([`filters_off`]: a checkout
+//!   runs smudge filters), and no system-wide configuration (`GIT_CONFIG_NOSYSTEM`);
 //! - a process group of its own, killed whole when git ends, at the deadline ([`GIT_TIMEOUT`])
 //!   and when the command is dropped unfinished ([`Group`]), and a parent-death signal, so
 //!   nothing git started outlives the command, nor git the plugin.
@@ -128,9 +131,62 @@ struct Output {
     stderr: String,
 }
 
-/// Runs `git <args>` in `cwd` (see the module doc for how).
+/// Settings every git command runs with: nothing the repository's configuration names runs
+/// in the plugin's process tree (hooks, the file-system monitor, whose daemon would outlive the
+/// command), and no untracked cache is written into the user's repository.
+const OVERRIDES: &[&str] = &[
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+];
+
+/// Runs `git <args>` in `cwd` (see the module doc for how), with every filter driver the
+/// repository configures switched off ([`filters_off`]).
 async fn git(cwd: &Path, args: &[&OsStr], action: &'static str) -> Result<Output, WorktreeError> {
-    run(OsStr::new("git"), cwd, args, action).await
+    let off = filters_off(cwd).await?;
+    let mut all: Vec<&OsStr> = Vec::with_capacity(off.len() * 2 + args.len());
+    for setting in &off {
+        all.push(os("-c"));
+        all.push(OsStr::new(setting));
+    }
+    all.extend_from_slice(args);
+    run(OsStr::new("git"), cwd, &all, action).await
+}
+
+/// `-c` settings that empty the `smudge`, `clean` and `process` commands of every filter driver
+/// configured for `cwd` and make none required: a checkout would run the smudge commands, a
+/// status the clean ones, as processes of the plugin. Files needing a filter are checked out
+/// as stored (a Git LFS pointer stays a pointer). git passes `-c` settings on to the git
+/// commands it starts itself (`worktree add` runs a checkout).
+async fn filters_off(cwd: &Path) -> Result<Vec<String>, WorktreeError> {
+    let out = run(
+        OsStr::new("git"),
+        cwd,
+        &[
+            os("config"),
+            os("-z"),
+            os("--name-only"),
+            os("--get-regexp"),
+            os(r"^filter\."),
+        ],
+        "config",
+    )
+    .await?;
+    // Nothing configured (or no repository here): git says so with status 1 and no output.
+    let mut drivers: Vec<&str> = out
+        .stdout
+        .split('\0')
+        .filter_map(|key| key.strip_prefix("filter.")?.rsplit_once('.'))
+        .map(|(driver, _)| driver)
+        .collect();
+    drivers.sort_unstable();
+    drivers.dedup();
+    Ok(drivers
+        .into_iter()
+        .flat_map(|d| {
+            ["smudge=", "clean=", "process=", "required=false"].map(|v| format!("filter.{d}.{v}"))
+        })
+        .collect())
 }
 
 /// [`git`] with the program named (a test names one that does not exist).
@@ -141,13 +197,18 @@ async fn run(
     action: &'static str,
 ) -> Result<Output, WorktreeError> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.arg("-c")
-        .arg("core.hooksPath=/dev/null")
-        .args(args)
+    for setting in OVERRIDES {
+        cmd.arg("-c").arg(setting);
+    }
+    cmd.args(args)
         .current_dir(cwd)
         .env_clear()
         .env("LC_ALL", "C")
         .env("GIT_TERMINAL_PROMPT", "0")
+        // The system-wide configuration may name programs too; a partial clone's missing
+        // objects are not fetched (git 2.44 and later heed this).
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_NO_LAZY_FETCH", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -236,6 +236,63 @@ async fn a_child_left_behind_by_git_is_killed_when_git_ends() {
     assert!(dies_within_a_second(&child).await, "{child} outlived git");
 }
 
+/// The repository's configuration runs nothing: neither its file-system monitor (on `status`
+/// and `worktree add`) nor its filters (smudge at checkout, clean at status), through a whole
+/// add, check and forced removal.
+#[tokio::test]
+async fn the_repositorys_monitor_and_filters_do_not_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp);
+    let marks = tmp.path().join("marks");
+    std::fs::create_dir(&marks).unwrap();
+    let script = |name: &str| {
+        let path = tmp.path().join(name);
+        let body = format!("#!/bin/sh\ntouch {}/{name}\ncat\n", marks.display());
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    };
+    let (monitor, smudge, clean) = (script("monitor"), script("smudge"), script("clean"));
+    std::fs::write(repo.join(".gitattributes"), "*.txt filter=mark\n").unwrap();
+    std::fs::write(repo.join("a.txt"), "text\n").unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "filtered"]);
+    git(&["config", "core.fsmonitor", &monitor]);
+    git(&["config", "filter.mark.smudge", &smudge]);
+    git(&["config", "filter.mark.clean", &clean]);
+    git(&["config", "filter.mark.required", "true"]);
+    let before: Vec<_> = std::fs::read_dir(&marks).unwrap().collect();
+    assert!(before.is_empty(), "the set-up ran nothing");
+
+    let wt = add(&repo, &tmp.path().join("data/worktrees/a"), "claude/a")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(wt.path.join("a.txt")).unwrap(),
+        "text\n"
+    );
+    std::fs::write(wt.path.join("a.txt"), "changed\n").unwrap();
+    let e = check_clean(&wt.path).await.unwrap_err();
+    assert!(matches!(e, WorktreeError::Dirty { .. }), "{e:?}");
+    remove(&repo, &wt.path, true, None).await.unwrap();
+    let ran: Vec<_> = std::fs::read_dir(&marks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(ran.is_empty(), "the repository's configuration ran {ran:?}");
+}
+
 #[tokio::test]
 async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
