@@ -41,6 +41,8 @@ pub enum WorktreeError {
     NotARepository(String),
     #[error("`{path}` is inside the git repository `{top}`: give the repository's top directory for a worktree")]
     NotTopLevel { path: String, top: String },
+    #[error("The git data of `{path}` is not its own `.git` directory (`{git_dir}`): `--worktree` needs a repository whose `.git` is a directory inside it, not a `.git` file or link (a submodule, another worktree) pointing elsewhere")]
+    GitDirElsewhere { path: String, git_dir: String },
     #[error("`{0}` is not a valid branch name")]
     InvalidBranch(String),
     #[error("The branch `{branch}` cannot be checked out here: {detail}. Name another branch, or leave the name out for a new one")]
@@ -71,6 +73,7 @@ impl WorktreeError {
         match self {
             WorktreeError::NotARepository(_)
             | WorktreeError::NotTopLevel { .. }
+            | WorktreeError::GitDirElsewhere { .. }
             | WorktreeError::InvalidBranch(_) => 400,
             WorktreeError::BranchInUse { .. } | WorktreeError::Dirty { .. } => 409,
             WorktreeError::GitMissing
@@ -390,12 +393,44 @@ pub(crate) async fn check_repository(repo: &Path) -> Result<(), WorktreeError> {
         || blocking(move || std::fs::canonicalize(top_owned))
             .await
             .is_ok_and(|t| t == repo);
-    if same {
-        Ok(())
-    } else {
-        Err(WorktreeError::NotTopLevel {
+    if !same {
+        return Err(WorktreeError::NotTopLevel {
             path: shown(),
             top: top.to_owned(),
+        });
+    }
+    own_git_dir(repo).await
+}
+
+/// Checks that the git data of `repo` is `repo/.git`, a directory: a `.git` file
+/// (`gitdir: …`) or symlink would let a path under the allowed roots check out a repository
+/// outside them.
+async fn own_git_dir(repo: &Path) -> Result<(), WorktreeError> {
+    let common = git_ok(
+        repo,
+        &[
+            os("rev-parse"),
+            os("--path-format=absolute"),
+            os("--git-common-dir"),
+        ],
+        "rev-parse",
+    )
+    .await?;
+    let common = PathBuf::from(common.trim_end_matches('\n'));
+    let own = repo.join(".git");
+    let (common_c, own_c) = (common.clone(), own.clone());
+    let is_own = blocking(move || {
+        let real_dir = std::fs::symlink_metadata(&own_c)?.is_dir();
+        Ok(real_dir && std::fs::canonicalize(&common_c)? == own_c)
+    })
+    .await
+    .unwrap_or(false);
+    if is_own {
+        Ok(())
+    } else {
+        Err(WorktreeError::GitDirElsewhere {
+            path: repo.display().to_string(),
+            git_dir: common.display().to_string(),
         })
     }
 }

@@ -105,6 +105,36 @@ async fn git_missing_is_said() {
     assert!(e.to_string().contains("git is not installed"), "{e}");
 }
 
+/// A `.git` file or symlink naming another repository's git data is refused: the worktree
+/// would check out that repository, wherever it is.
+#[tokio::test]
+async fn a_git_dir_elsewhere_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let private = repo(&tmp);
+    let allowed = std::fs::canonicalize(tmp.path()).unwrap().join("allowed");
+    let (file_form, link_form) = (allowed.join("by-file"), allowed.join("by-link"));
+    for dir in [&file_form, &link_form] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let git_dir = private.join(".git");
+    std::fs::write(
+        file_form.join(".git"),
+        format!("gitdir: {}\n", git_dir.display()),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&git_dir, link_form.join(".git")).unwrap();
+    for dir in [&file_form, &link_form] {
+        let e = check_repository(dir).await.unwrap_err();
+        assert!(
+            matches!(&e, WorktreeError::GitDirElsewhere { git_dir: g, .. } if *g == git_dir.display().to_string()),
+            "{}: {e:?}",
+            dir.display()
+        );
+        assert!(e.to_string().contains("not a `.git` file or link"), "{e}");
+        assert_eq!(e.status(), 400);
+    }
+}
+
 /// Whether `pid` is gone (or a zombie nobody reaped yet).
 fn dead(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
