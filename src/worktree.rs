@@ -15,10 +15,12 @@
 //!   and when the command is dropped unfinished ([`Group`]), and a parent-death signal, so
 //!   nothing git started outlives the command, nor git the plugin.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -484,11 +486,37 @@ pub(crate) struct Created {
     pub new_branch: bool,
 }
 
+/// One lock per repository (its canonical path), held across a worktree's making (branch
+/// check, `rev-parse`, `worktree add`) and removal: git's own "already checked out" check takes
+/// no lock, so two starts at once could both check one branch out. A repository's lock stays
+/// for the plugin's life (one per repository ever used, a few bytes each).
+#[derive(Default)]
+pub(crate) struct RepoLocks {
+    locks: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl RepoLocks {
+    async fn hold(&self, repo: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+        // The map is never held across a panic; a poisoned one is as good as any.
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(repo.to_path_buf()).or_default())
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// `git worktree add` of `branch` at `dir` (which must not exist; its parent is created): an
 /// existing branch is checked out (git refuses one checked out in another worktree), another
-/// name becomes a new branch at the repository's HEAD.
-pub(crate) async fn add(repo: &Path, dir: &Path, branch: &str) -> Result<Created, WorktreeError> {
+/// name becomes a new branch at the repository's HEAD. Holds the repository's lock.
+pub(crate) async fn add(
+    locks: &RepoLocks,
+    repo: &Path,
+    dir: &Path,
+    branch: &str,
+) -> Result<Created, WorktreeError> {
     check_branch(repo, branch).await?;
+    let _repo = locks.hold(repo).await;
     let dir = absolute_in_new_parent(dir).await?;
     let dir = dir.as_path();
     let full_ref = format!("refs/heads/{branch}");
@@ -530,6 +558,8 @@ pub(crate) async fn add(repo: &Path, dir: &Path, branch: &str) -> Result<Created
         return Err(
             if out.stderr.contains("already checked out")
                 || out.stderr.contains("already used by worktree")
+                // Made meanwhile by someone else than this plugin (its own starts are serialised).
+                || out.stderr.contains("already exists") && out.stderr.contains("branch named")
             {
                 WorktreeError::BranchInUse {
                     branch: branch.to_owned(),
@@ -587,16 +617,18 @@ pub(crate) async fn check_clean(dir: &Path) -> Result<(), WorktreeError> {
     }
 }
 
-/// Removes the worktree at `dir` from `repo`. Without `force`, one with uncommitted changes is
+/// Removes the worktree at `dir` from `repo`, holding the repository's lock. Without `force`, one with uncommitted changes is
 /// refused ([`WorktreeError::Dirty`]), and git itself refuses if changes appear meanwhile. A
 /// directory already gone is only pruned from git's list. The branch stays: its commits are
 /// kept. `delete_branch` names a branch to delete as well (one made for a start that failed).
 pub(crate) async fn remove(
+    locks: &RepoLocks,
     repo: &Path,
     dir: &Path,
     force: bool,
     delete_branch: Option<&str>,
 ) -> Result<(), WorktreeError> {
+    let _repo = locks.hold(repo).await;
     if exists(dir).await {
         if !force {
             check_clean(dir).await?;

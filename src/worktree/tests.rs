@@ -274,6 +274,7 @@ async fn the_repositorys_monitor_and_filters_do_not_run() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo(&tmp);
+    let locks = RepoLocks::default();
     let marks = tmp.path().join("marks");
     std::fs::create_dir(&marks).unwrap();
     let script = |name: &str| {
@@ -305,9 +306,14 @@ async fn the_repositorys_monitor_and_filters_do_not_run() {
     let before: Vec<_> = std::fs::read_dir(&marks).unwrap().collect();
     assert!(before.is_empty(), "the set-up ran nothing");
 
-    let wt = add(&repo, &tmp.path().join("data/worktrees/a"), "claude/a")
-        .await
-        .unwrap();
+    let wt = add(
+        &locks,
+        &repo,
+        &tmp.path().join("data/worktrees/a"),
+        "claude/a",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         std::fs::read_to_string(wt.path.join("a.txt")).unwrap(),
         "text\n"
@@ -315,7 +321,7 @@ async fn the_repositorys_monitor_and_filters_do_not_run() {
     std::fs::write(wt.path.join("a.txt"), "changed\n").unwrap();
     let e = check_clean(&wt.path).await.unwrap_err();
     assert!(matches!(e, WorktreeError::Dirty { .. }), "{e:?}");
-    remove(&repo, &wt.path, true, None).await.unwrap();
+    remove(&locks, &repo, &wt.path, true, None).await.unwrap();
     let ran: Vec<_> = std::fs::read_dir(&marks)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -323,12 +329,56 @@ async fn the_repositorys_monitor_and_filters_do_not_run() {
     assert!(ran.is_empty(), "the repository's configuration ran {ran:?}");
 }
 
+/// Two starts at once on one branch: exactly one gets it, the other is told it is in use,
+/// whether the branch exists (git's "already checked out" check takes no lock) or is new (the
+/// second would find it made meanwhile). Several rounds, as the race does not always show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_adds_of_one_branch_give_it_to_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp);
+    let locks = RepoLocks::default();
+    let base = tmp.path().join("data/worktrees");
+    for round in 0..6 {
+        let branch = format!("feat-{round}");
+        if round % 2 == 0 {
+            let ok = Command::new("git")
+                .args(["branch", &branch])
+                .current_dir(&repo)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+        }
+        let (dir_a, dir_b) = (
+            base.join(format!("{round}-a")),
+            base.join(format!("{round}-b")),
+        );
+        let (a, b) = tokio::join!(
+            add(&locks, &repo, &dir_a, &branch),
+            add(&locks, &repo, &dir_b, &branch),
+        );
+        let (made, refused) = match (a, b) {
+            (Ok(m), Err(e)) | (Err(e), Ok(m)) => (m, e),
+            (a, b) => panic!("round {round}: {a:?} / {b:?}"),
+        };
+        assert_eq!(made.branch, branch);
+        assert!(
+            matches!(refused, WorktreeError::BranchInUse { .. }),
+            "round {round}: {refused:?}"
+        );
+        assert_eq!(refused.status(), 409);
+    }
+}
+
 #[tokio::test]
 async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo(&tmp);
+    let locks = RepoLocks::default();
     let base = tmp.path().join("data/worktrees");
-    let a = add(&repo, &base.join("a"), "claude/a").await.unwrap();
+    let a = add(&locks, &repo, &base.join("a"), "claude/a")
+        .await
+        .unwrap();
     assert!(a.new_branch);
     assert!(a.path.join("README.md").is_file());
     std::fs::write(a.path.join("only-a.txt"), "a").unwrap();
@@ -336,13 +386,13 @@ async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
 
     // The branch of `a` cannot be checked out twice; the main checkout's neither.
     for busy in ["claude/a", "main"] {
-        let e = add(&repo, &base.join("b"), busy).await.unwrap_err();
+        let e = add(&locks, &repo, &base.join("b"), busy).await.unwrap_err();
         assert!(matches!(e, WorktreeError::BranchInUse { .. }), "{e:?}");
         assert!(e.to_string().contains(busy), "{e}");
         assert_eq!(e.status(), 409);
     }
     for bad in ["-f", "a..b", "has space", ""] {
-        let e = add(&repo, &base.join("b"), bad).await.unwrap_err();
+        let e = add(&locks, &repo, &base.join("b"), bad).await.unwrap_err();
         assert!(matches!(e, WorktreeError::InvalidBranch(_)), "{bad}: {e:?}");
     }
     assert!(!base.join("b").exists(), "no refusal leaves a directory");
@@ -353,7 +403,9 @@ async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
         .current_dir(&repo)
         .status()
         .unwrap();
-    let b = add(&repo, &base.join("b"), "feature").await.unwrap();
+    let b = add(&locks, &repo, &base.join("b"), "feature")
+        .await
+        .unwrap();
     assert!(!b.new_branch);
     assert!(!b.path.join("only-a.txt").exists());
     assert_eq!(listed(&repo).len(), 3);
@@ -363,10 +415,15 @@ async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
 async fn removal_refuses_uncommitted_work_unless_forced_and_prunes_git_list() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo(&tmp);
+    let locks = RepoLocks::default();
     let base = tmp.path().join("data/worktrees");
-    let wt = add(&repo, &base.join("a"), "claude/a").await.unwrap();
+    let wt = add(&locks, &repo, &base.join("a"), "claude/a")
+        .await
+        .unwrap();
     std::fs::write(wt.path.join("new.txt"), "work").unwrap();
-    let e = remove(&repo, &wt.path, false, None).await.unwrap_err();
+    let e = remove(&locks, &repo, &wt.path, false, None)
+        .await
+        .unwrap_err();
     match &e {
         WorktreeError::Dirty { changes, .. } => assert_eq!(changes, &["new.txt"]),
         e => panic!("{e:?}"),
@@ -374,7 +431,7 @@ async fn removal_refuses_uncommitted_work_unless_forced_and_prunes_git_list() {
     assert!(e.to_string().contains("--clean --force"), "{e}");
     assert!(wt.path.join("new.txt").is_file(), "nothing was removed");
 
-    remove(&repo, &wt.path, true, None).await.unwrap();
+    remove(&locks, &repo, &wt.path, true, None).await.unwrap();
     assert!(!wt.path.exists());
     assert!(!listed(&repo).contains(&wt.path));
     // The branch (and its commits) stay.
@@ -387,13 +444,17 @@ async fn removal_refuses_uncommitted_work_unless_forced_and_prunes_git_list() {
     assert!(kept.success());
 
     // A clean one goes without force; a directory already deleted is pruned from the list.
-    let wt = add(&repo, &base.join("b"), "claude/b").await.unwrap();
-    remove(&repo, &wt.path, false, Some("claude/b"))
+    let wt = add(&locks, &repo, &base.join("b"), "claude/b")
+        .await
+        .unwrap();
+    remove(&locks, &repo, &wt.path, false, Some("claude/b"))
         .await
         .unwrap();
     assert!(!wt.path.exists());
-    let wt = add(&repo, &base.join("c"), "claude/c").await.unwrap();
+    let wt = add(&locks, &repo, &base.join("c"), "claude/c")
+        .await
+        .unwrap();
     std::fs::remove_dir_all(&wt.path).unwrap();
-    remove(&repo, &wt.path, false, None).await.unwrap();
+    remove(&locks, &repo, &wt.path, false, None).await.unwrap();
     assert_eq!(listed(&repo), vec![repo.clone()]);
 }

@@ -156,6 +156,8 @@ pub struct ChatService {
     stop_streams: tokio::sync::watch::Sender<bool>,
     /// The sessions' live event tasks (started next to their post streams, in `tasks`).
     live: super::live::LiveEvents,
+    /// Worktrees of one repository are made and removed one at a time.
+    repo_locks: crate::worktree::RepoLocks,
 }
 
 /// The status word of a state, as `/claude status` shows it.
@@ -252,6 +254,7 @@ impl ChatService {
             outbox_worker: Mutex::new(None),
             stop_streams: tokio::sync::watch::Sender::new(false),
             live: super::live::LiveEvents::default(),
+            repo_locks: crate::worktree::RepoLocks::default(),
         });
         svc.recover().await?;
         Ok(svc)

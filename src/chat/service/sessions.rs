@@ -223,7 +223,7 @@ impl ChatService {
         let handle = match (started, &made) {
             (Ok(handle), _) => handle,
             (Err(e), Some(made)) => {
-                Self::discard_worktree(&project, made).await;
+                self.discard_worktree(&project, made).await;
                 return Err(ServiceError::Start(e));
             }
             (Err(e), None) => return Err(ServiceError::Start(e)),

@@ -63,7 +63,7 @@ impl ChatService {
             .data_dir
             .join(WORKTREES_DIR)
             .join(format!("{channel_id}-{short}"));
-        Ok(worktree::add(repo, &dir, &branch).await?)
+        Ok(worktree::add(&self.repo_locks, repo, &dir, &branch).await?)
     }
 
     /// Records the worktree of a session that just started. If that fails the session is
@@ -85,16 +85,16 @@ impl ChatService {
         };
         if let Err(e) = self.engine.store().insert_worktree(record.clone()).await {
             let _ = handle.stop(user_id).await;
-            Self::discard_worktree(repo, made).await;
+            self.discard_worktree(repo, made).await;
             return Err(e.into());
         }
         Ok(record)
     }
 
     /// The worktree of a start that failed: removed, with the branch made for it.
-    pub(super) async fn discard_worktree(repo: &Path, made: &Created) {
+    pub(super) async fn discard_worktree(&self, repo: &Path, made: &Created) {
         let branch = made.new_branch.then_some(made.branch.as_str());
-        if let Err(e) = worktree::remove(repo, &made.path, true, branch).await {
+        if let Err(e) = worktree::remove(&self.repo_locks, repo, &made.path, true, branch).await {
             tracing::warn!(path = %made.path.display(), "removing the worktree of a failed start: {e}");
         }
     }
@@ -125,7 +125,7 @@ impl ChatService {
         }
         h.stop(user_id).await.map_err(ServiceError::Stop)?;
         // git checks again: a change made between the check and the stop is not lost either.
-        worktree::remove(&repo, &path, force, None).await?;
+        worktree::remove(&self.repo_locks, &repo, &path, force, None).await?;
         let removed_at = store.worktree_removed(h.id()).await?;
         let detail =
             serde_json::json!({"path": record.path, "branch": record.branch, "force": force});
