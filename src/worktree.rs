@@ -120,13 +120,18 @@ pub(crate) fn default_branch(channel_name: &str, short_id: &str) -> String {
     }
 }
 
-/// What a typed branch name must not be before git is asked: empty, an option, or a name with
-/// whitespace or control characters. git's `check-ref-format` decides the rest.
+/// What a typed branch name must not be before git is asked: empty, an option, a name with
+/// whitespace or control characters, or one git reads as another revision (`@` is HEAD,
+/// `@{-1}` the branch checked out before, `FETCH_HEAD`, `ORIG_HEAD` and the like name no
+/// branch). git's `check-ref-format` decides the rest.
 fn plausible_branch(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')
         && name.len() <= 200
         && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+        && name != "@"
+        && !name.contains("@{")
+        && !name.ends_with("HEAD")
 }
 
 /// One git command's outcome: its exit status and its output as text.
@@ -448,7 +453,8 @@ async fn check_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
         "check-ref-format",
     )
     .await?;
-    if out.success {
+    // git answers the name it would use, which differs when it expanded the typed one.
+    if out.success && out.stdout.trim_end_matches('\n') == branch {
         Ok(())
     } else {
         Err(WorktreeError::InvalidBranch(branch.to_owned()))

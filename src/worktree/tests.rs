@@ -391,9 +391,21 @@ async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
         assert!(e.to_string().contains(busy), "{e}");
         assert_eq!(e.status(), 409);
     }
-    for bad in ["-f", "a..b", "has space", ""] {
+    for bad in [
+        "-f",
+        "a..b",
+        "has space",
+        "",
+        "@",
+        "@{-1}",
+        "x@{1}",
+        "FETCH_HEAD",
+        "ORIG_HEAD",
+        "HEAD",
+    ] {
         let e = add(&locks, &repo, &base.join("b"), bad).await.unwrap_err();
         assert!(matches!(e, WorktreeError::InvalidBranch(_)), "{bad}: {e:?}");
+        assert_eq!(e.status(), 400);
     }
     assert!(!base.join("b").exists(), "no refusal leaves a directory");
 
