@@ -80,6 +80,7 @@ fn session_refusal(config: &Config, action: Action, info: &SessionInfo) -> Optio
             | Action::Status
             | Action::History
             | Action::Stop
+            | Action::DiscardWorktree
             | Action::Health
     );
     if !uses_project {
