@@ -51,6 +51,8 @@ pub enum WorktreeError {
     BranchInUse { branch: String, detail: String },
     #[error("The worktree `{path}` has uncommitted changes ({}); commit them there first, or force the removal (`/claude stop --clean --force`), which discards them", changes_text(.changes))]
     Dirty { path: String, changes: Vec<String> },
+    #[error("The git repository `{0}` no longer exists (moved or deleted): its worktree can only be deleted whole, with `/claude stop --clean --force`, which discards any uncommitted work in it")]
+    RepositoryGone(String),
     #[error("git {action} took longer than {} s and was stopped", GIT_TIMEOUT.as_secs())]
     TimedOut { action: &'static str },
     #[error("git {action} failed: {message}")]
@@ -77,7 +79,9 @@ impl WorktreeError {
             | WorktreeError::NotTopLevel { .. }
             | WorktreeError::GitDirElsewhere { .. }
             | WorktreeError::InvalidBranch(_) => 400,
-            WorktreeError::BranchInUse { .. } | WorktreeError::Dirty { .. } => 409,
+            WorktreeError::BranchInUse { .. }
+            | WorktreeError::Dirty { .. }
+            | WorktreeError::RepositoryGone(_) => 409,
             WorktreeError::GitMissing
             | WorktreeError::TimedOut { .. }
             | WorktreeError::Git { .. }
@@ -239,10 +243,18 @@ async fn run(
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => WorktreeError::GitMissing,
-        _ => WorktreeError::Io(e),
-    })?;
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        // The same error when the directory to run in is missing.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(if exists(cwd).await {
+                WorktreeError::GitMissing
+            } else {
+                WorktreeError::RepositoryGone(cwd.display().to_string())
+            })
+        }
+        Err(e) => return Err(WorktreeError::Io(e)),
+    };
     let mut git = Group::new(child);
     let (mut stdout, mut stderr) = (git.child.stdout.take(), git.child.stderr.take());
     let finished = tokio::time::timeout(GIT_TIMEOUT, async {
@@ -621,6 +633,40 @@ pub(crate) async fn check_clean(dir: &Path) -> Result<(), WorktreeError> {
             changes: changed,
         })
     }
+}
+
+/// Whether the repository at `repo` is still there (a worktree of one moved or deleted can
+/// only be deleted whole: [`delete_orphaned`]).
+pub(crate) async fn repository_exists(repo: &Path) -> bool {
+    exists(repo).await
+}
+
+/// Deletes the worktree directory `dir` of a repository that is gone, if it lies under
+/// `worktrees` (the data directory's worktrees: nothing else is ever deleted) and is still
+/// there. On the blocking pool.
+pub(crate) async fn delete_orphaned(dir: &Path, worktrees: &Path) -> Result<(), WorktreeError> {
+    let (dir, worktrees) = (dir.to_path_buf(), worktrees.to_path_buf());
+    let failed = dir.clone();
+    blocking(move || {
+        let dir = match std::fs::canonicalize(&dir) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let worktrees = std::fs::canonicalize(worktrees)?;
+        if dir == worktrees || !dir.starts_with(&worktrees) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "not a directory of the plugin's worktrees",
+            ));
+        }
+        std::fs::remove_dir_all(dir)
+    })
+    .await
+    .map_err(|source| WorktreeError::Directory {
+        path: failed,
+        source,
+    })
 }
 
 /// Removes the worktree at `dir` from `repo`, holding the repository's lock. Without `force`, one with uncommitted changes is

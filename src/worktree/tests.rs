@@ -135,6 +135,41 @@ async fn a_git_dir_elsewhere_is_refused() {
     }
 }
 
+/// A repository moved or deleted is said as such (spawning git in a missing directory fails
+/// as a missing git would), and its worktree's directory can be deleted, but only under the
+/// plugin's worktrees.
+#[tokio::test]
+async fn a_repository_gone_is_said_and_its_worktree_deleted_only_under_the_worktrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp);
+    let locks = RepoLocks::default();
+    let base = tmp.path().join("data/worktrees");
+    let wt = add(&locks, &repo, &base.join("a"), "claude/a")
+        .await
+        .unwrap();
+    std::fs::rename(&repo, tmp.path().join("moved")).unwrap();
+    assert!(!repository_exists(&repo).await);
+    let e = remove(&locks, &repo, &wt.path, true, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WorktreeError::RepositoryGone(_)), "{e:?}");
+    assert!(e.to_string().contains("no longer exists"), "{e}");
+    assert_eq!(e.status(), 409);
+
+    let outside = tmp.path().join("moved");
+    let e = delete_orphaned(&outside, &base).await.unwrap_err();
+    assert!(matches!(e, WorktreeError::Directory { .. }), "{e:?}");
+    assert!(
+        outside.join("README.md").is_file(),
+        "nothing outside is deleted"
+    );
+    let e = delete_orphaned(&base, &base).await.unwrap_err();
+    assert!(matches!(e, WorktreeError::Directory { .. }), "{e:?}");
+    delete_orphaned(&wt.path, &base).await.unwrap();
+    assert!(!wt.path.exists());
+    delete_orphaned(&wt.path, &base).await.unwrap();
+}
+
 /// Whether `pid` is gone (or a zombie nobody reaped yet).
 fn dead(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

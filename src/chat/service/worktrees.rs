@@ -12,7 +12,7 @@ use super::ChatService;
 use crate::chat::command::WorktreeRequest;
 use crate::sessions::SessionHandle;
 use crate::store::{now_ms, WorktreeRecord};
-use crate::worktree::{self, Created};
+use crate::worktree::{self, Created, WorktreeError};
 
 /// The directory of the data directory that holds the worktrees.
 pub(crate) const WORKTREES_DIR: &str = "worktrees";
@@ -99,9 +99,10 @@ impl ChatService {
         }
     }
 
-    /// `stop --clean`: stops the session, then removes its worktree (`git worktree remove`,
-    /// `git worktree prune`); its branch stays. Uncommitted changes refuse it before anything
-    /// stops, unless `force` discards them. Answers the worktree as it was.
+    /// `stop --clean`: stops the session, then removes its worktree (`git worktree remove`);
+    /// its branch stays. Uncommitted changes refuse it before anything stops, unless `force`
+    /// discards them. A repository moved or deleted refuses it too, unless `force`: then the
+    /// worktree's directory is deleted. Answers the worktree as it was.
     pub(crate) async fn stop_and_clean(
         &self,
         h: &SessionHandle,
@@ -120,12 +121,21 @@ impl ChatService {
             PathBuf::from(&record.repository),
             PathBuf::from(&record.path),
         );
-        if !force {
-            worktree::check_clean(&path).await?;
+        if !worktree::repository_exists(&repo).await {
+            // Nothing git can do without the repository: only the directory can go, whole.
+            if !force {
+                return Err(WorktreeError::RepositoryGone(record.repository).into());
+            }
+            h.stop(user_id).await.map_err(ServiceError::Stop)?;
+            worktree::delete_orphaned(&path, &self.data_dir.join(WORKTREES_DIR)).await?;
+        } else {
+            if !force {
+                worktree::check_clean(&path).await?;
+            }
+            h.stop(user_id).await.map_err(ServiceError::Stop)?;
+            // git checks again: a change made between the check and the stop is not lost either.
+            worktree::remove(&self.repo_locks, &repo, &path, force, None).await?;
         }
-        h.stop(user_id).await.map_err(ServiceError::Stop)?;
-        // git checks again: a change made between the check and the stop is not lost either.
-        worktree::remove(&self.repo_locks, &repo, &path, force, None).await?;
         let removed_at = store.worktree_removed(h.id()).await?;
         let detail =
             serde_json::json!({"path": record.path, "branch": record.branch, "force": force});
