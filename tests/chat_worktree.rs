@@ -297,6 +297,9 @@ async fn a_worktree_of_a_repository_gone_is_deleted_only_with_force() {
         "{t}"
     );
     assert!(wt.is_dir(), "nothing removed unforced");
+    // The refused clean left no mark: the session may be changed (and prompted) again.
+    let t = h.command("/claude mode plan").await;
+    assert!(!t.contains("being removed"), "{t}");
     let t = h.command("/claude stop --clean --force").await;
     assert!(t.contains("stopped and its worktree"), "{t}");
     assert!(!wt.exists());

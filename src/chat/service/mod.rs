@@ -77,6 +77,8 @@ pub(crate) struct SessionInfo {
     pub root_id: String,
     /// The git worktree the session works in (`project_path` is then the worktree).
     pub worktree: Option<WorktreeRecord>,
+    /// `stop --clean` is removing the worktree: nothing may resume the session in it meanwhile.
+    pub cleaning: bool,
 }
 
 impl SessionInfo {

@@ -141,6 +141,7 @@ impl ChatService {
                 project_path: record.project_path.clone(),
                 root_id,
                 worktree: worktrees.remove(&record.id),
+                cleaning: false,
             };
             if let Some(handle) = self.engine.get(&record.id) {
                 self.track(&handle, info);

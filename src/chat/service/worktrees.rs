@@ -4,11 +4,12 @@
 //! it), and removed only on request.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::error::ServiceError;
-use super::ChatService;
+use super::{ChatService, State};
 use crate::chat::command::WorktreeRequest;
 use crate::sessions::SessionHandle;
 use crate::store::{now_ms, WorktreeRecord};
@@ -36,6 +37,37 @@ impl From<&WorktreeRecord> for WorktreeView {
             repository: r.repository.clone(),
             removed: r.removed_at.is_some(),
         }
+    }
+}
+
+/// A session marked as cleaning (`SessionInfo::cleaning`) while this lives: the mark goes
+/// however `stop --clean` ends, a worktree removed being refused by its record then.
+struct Cleaning<'a> {
+    state: &'a Mutex<State>,
+    session_id: String,
+}
+
+impl<'a> Cleaning<'a> {
+    fn mark(state: &'a Mutex<State>, session_id: &str) -> Self {
+        let cleaning = Cleaning {
+            state,
+            session_id: session_id.to_owned(),
+        };
+        cleaning.set(true);
+        cleaning
+    }
+
+    fn set(&self, on: bool) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = st.sessions.get_mut(&self.session_id) {
+            info.cleaning = on;
+        }
+    }
+}
+
+impl Drop for Cleaning<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }
 
@@ -121,6 +153,16 @@ impl ChatService {
             PathBuf::from(&record.repository),
             PathBuf::from(&record.path),
         );
+        // From here until the worktree is gone (or this fails) no prompt resumes the session
+        // in it: the gate refuses them, and a resume needs the channel's reservation.
+        let _cleaning = Cleaning::mark(&self.state, h.id());
+        let channel_id = self
+            .session_by_id(h.id())
+            .map(|(_, info)| info.channel_id)
+            .ok_or(ServiceError::SessionGone)?;
+        let _no_resume = self
+            .reserve_channel(&channel_id)
+            .ok_or(ServiceError::ResumeInProgress)?;
         if !worktree::repository_exists(&repo).await {
             // Nothing git can do without the repository: only the directory can go, whole.
             if !force {
