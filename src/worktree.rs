@@ -671,7 +671,7 @@ pub(crate) async fn delete_orphaned(dir: &Path, worktrees: &Path) -> Result<(), 
 
 /// Removes the worktree at `dir` from `repo`, holding the repository's lock. Without `force`, one with uncommitted changes is
 /// refused ([`WorktreeError::Dirty`]), and git itself refuses if changes appear meanwhile. A
-/// directory already gone is only pruned from git's list. The branch stays: its commits are
+/// directory already gone is only dropped from git's list (its record alone). The branch stays: its commits are
 /// kept. `delete_branch` names a branch to delete as well (one made for a start that failed).
 pub(crate) async fn remove(
     locks: &RepoLocks,
@@ -681,18 +681,27 @@ pub(crate) async fn remove(
     delete_branch: Option<&str>,
 ) -> Result<(), WorktreeError> {
     let _repo = locks.hold(repo).await;
-    if exists(dir).await {
-        if !force {
-            check_clean(dir).await?;
-        }
-        let mut args = vec![os("worktree"), os("remove")];
-        if force {
-            args.push(os("--force"));
-        }
-        args.push(dir.as_os_str());
-        git_ok(repo, &args, "worktree remove").await?;
+    let present = exists(dir).await;
+    if present && !force {
+        check_clean(dir).await?;
     }
-    git_ok(repo, &[os("worktree"), os("prune")], "worktree prune").await?;
+    // Of this worktree only: a `git worktree prune` would also drop git's records of the
+    // person's own worktrees whose directories are missing for a while (an unmounted disk).
+    // For a directory already gone, git 2.39 drops the record unforced.
+    let mut args = vec![os("worktree"), os("remove")];
+    if force && present {
+        args.push(os("--force"));
+    }
+    args.push(dir.as_os_str());
+    let out = git(repo, &args, "worktree remove").await?;
+    // Gone from git's list already (an earlier removal that failed after git's part).
+    let unlisted = !present && out.stderr.contains("is not a working tree");
+    if !out.success && !unlisted {
+        return Err(WorktreeError::Git {
+            action: "worktree remove",
+            message: git_message(&out.stderr),
+        });
+    }
     if let Some(branch) = delete_branch {
         git_ok(repo, &[os("branch"), os("-D"), os(branch)], "branch -D").await?;
     }

@@ -459,7 +459,7 @@ async fn worktrees_are_separate_checkouts_and_a_branch_in_use_is_refused() {
 }
 
 #[tokio::test]
-async fn removal_refuses_uncommitted_work_unless_forced_and_prunes_git_list() {
+async fn removal_refuses_uncommitted_work_unless_forced_and_drops_only_its_own_record() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo(&tmp);
     let locks = RepoLocks::default();
@@ -498,10 +498,24 @@ async fn removal_refuses_uncommitted_work_unless_forced_and_prunes_git_list() {
         .await
         .unwrap();
     assert!(!wt.path.exists());
+    // The person's own worktree, its directory missing for a while, keeps its record.
+    let own = tmp.path().join("own");
+    let ok = Command::new("git")
+        .args(["worktree", "add", "-q", "-b", "own"])
+        .arg(&own)
+        .current_dir(&repo)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let own = std::fs::canonicalize(own).unwrap();
+    std::fs::rename(&own, tmp.path().join("unmounted")).unwrap();
     let wt = add(&locks, &repo, &base.join("c"), "claude/c")
         .await
         .unwrap();
     std::fs::remove_dir_all(&wt.path).unwrap();
     remove(&locks, &repo, &wt.path, false, None).await.unwrap();
-    assert_eq!(listed(&repo), vec![repo.clone()]);
+    assert_eq!(listed(&repo), vec![repo.clone(), own.clone()]);
+    // Removing it again finds nothing to do.
+    remove(&locks, &repo, &wt.path, true, None).await.unwrap();
 }
