@@ -669,6 +669,58 @@ pub(crate) async fn delete_orphaned(dir: &Path, worktrees: &Path) -> Result<(), 
     })
 }
 
+/// Removes the worktrees under `worktrees` whose directory name no record has (`recorded`): made
+/// for a start the plugin did not live to record, so nobody worked in them and nobody would
+/// ever remove them. Each goes through git from its repository (named by its `.git` file), or,
+/// the repository gone, is deleted. Names, not paths, are compared: a data directory moved
+/// whole keeps its worktrees. Answers what could not be removed.
+pub(crate) async fn remove_unrecorded(
+    locks: &RepoLocks,
+    worktrees: &Path,
+    recorded: &std::collections::HashSet<std::ffi::OsString>,
+) -> Vec<(PathBuf, WorktreeError)> {
+    let base = worktrees.to_path_buf();
+    let listed = blocking(move || {
+        let base = std::fs::canonicalize(base)?;
+        std::fs::read_dir(&base)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<Vec<PathBuf>>>()
+    })
+    .await;
+    let Ok(dirs) = listed else {
+        return Vec::new();
+    };
+    let mut failed = Vec::new();
+    for dir in dirs {
+        if dir.file_name().is_some_and(|n| recorded.contains(n)) {
+            continue;
+        }
+        let common = git_ok(
+            &dir,
+            &[
+                os("rev-parse"),
+                os("--path-format=absolute"),
+                os("--git-common-dir"),
+            ],
+            "rev-parse",
+        )
+        .await;
+        let repo = common.ok().and_then(|c| {
+            Path::new(c.trim_end_matches('\n'))
+                .parent()
+                .map(Path::to_path_buf)
+        });
+        let removed = match repo {
+            Some(repo) => remove(locks, &repo, &dir, true, None).await,
+            None => delete_orphaned(&dir, worktrees).await,
+        };
+        if let Err(e) = removed {
+            failed.push((dir, e));
+        }
+    }
+    failed
+}
+
 /// Removes the worktree at `dir` from `repo`, holding the repository's lock. Without `force`, one with uncommitted changes is
 /// refused ([`WorktreeError::Dirty`]), and git itself refuses if changes appear meanwhile. A
 /// directory already gone is only dropped from git's list (its record alone). The branch stays: its commits are

@@ -170,6 +170,37 @@ async fn a_repository_gone_is_said_and_its_worktree_deleted_only_under_the_workt
     delete_orphaned(&wt.path, &base).await.unwrap();
 }
 
+/// At recovery, worktrees no record names are removed (through git, or deleted when their
+/// repository is gone); recorded ones stay.
+#[tokio::test]
+async fn unrecorded_worktrees_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp);
+    let locks = RepoLocks::default();
+    let base = tmp.path().join("data/worktrees");
+    let kept = add(&locks, &repo, &base.join("kept"), "claude/kept")
+        .await
+        .unwrap();
+    let stray = add(&locks, &repo, &base.join("stray"), "claude/stray")
+        .await
+        .unwrap();
+    std::fs::write(stray.path.join("x.txt"), "x").unwrap();
+    let loose = base.join("loose");
+    std::fs::create_dir_all(loose.join("sub")).unwrap();
+    let recorded = [std::ffi::OsString::from("kept")].into_iter().collect();
+    let failed = remove_unrecorded(&locks, &base, &recorded).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(kept.path.join("README.md").is_file());
+    assert!(!stray.path.exists() && !loose.exists());
+    assert_eq!(listed(&repo), vec![repo.clone(), kept.path.clone()]);
+    // No worktrees directory: nothing to do.
+    assert!(
+        remove_unrecorded(&locks, &tmp.path().join("none"), &recorded)
+            .await
+            .is_empty()
+    );
+}
+
 /// Whether `pid` is gone (or a zombie nobody reaped yet).
 fn dead(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
