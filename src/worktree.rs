@@ -6,15 +6,21 @@
 //! - an environment built from scratch (PATH, HOME, `LC_ALL=C` so its messages can be read,
 //!   no prompt for credentials): a `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE` in the
 //!   server's environment would otherwise point every command at another repository;
-//! - the repository's hooks switched off (`core.hooksPath=/dev/null`): `worktree add` would
-//!   run `post-checkout` inside the plugin's process tree, outside any session;
-//! - a process group of its own, killed whole at the deadline ([`GIT_TIMEOUT`]), and a
-//!   parent-death signal, so no git outlives the plugin however the plugin ends.
+//! - nothing the repository's configuration names as a program: hooks off
+//!   (`core.hooksPath=/dev/null`: `worktree add` would run `post-checkout` inside the plugin's
+//!   process tree, outside any session), no file-system monitor (`core.fsmonitor=false`: its
+//!   daemon outlives the command), every filter driver emptied ([`filters_off`]: a checkout
+//!   runs smudge filters), and no system-wide configuration (`GIT_CONFIG_NOSYSTEM`);
+//! - a process group of its own, killed whole when git ends, at the deadline ([`GIT_TIMEOUT`])
+//!   and when the command is dropped unfinished ([`Group`]), and a parent-death signal, so
+//!   nothing git started outlives the command, nor git the plugin.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -37,12 +43,16 @@ pub enum WorktreeError {
     NotARepository(String),
     #[error("`{path}` is inside the git repository `{top}`: give the repository's top directory for a worktree")]
     NotTopLevel { path: String, top: String },
+    #[error("The git data of `{path}` is not its own `.git` directory (`{git_dir}`): `--worktree` needs a repository whose `.git` is a directory inside it, not a `.git` file or link (a submodule, another worktree) pointing elsewhere")]
+    GitDirElsewhere { path: String, git_dir: String },
     #[error("`{0}` is not a valid branch name")]
     InvalidBranch(String),
     #[error("The branch `{branch}` cannot be checked out here: {detail}. Name another branch, or leave the name out for a new one")]
     BranchInUse { branch: String, detail: String },
     #[error("The worktree `{path}` has uncommitted changes ({}); commit them there first, or force the removal (`/claude stop --clean --force`), which discards them", changes_text(.changes))]
     Dirty { path: String, changes: Vec<String> },
+    #[error("The git repository `{0}` no longer exists (moved or deleted): its worktree can only be deleted whole, with `/claude stop --clean --force`, which discards any uncommitted work in it")]
+    RepositoryGone(String),
     #[error("git {action} took longer than {} s and was stopped", GIT_TIMEOUT.as_secs())]
     TimedOut { action: &'static str },
     #[error("git {action} failed: {message}")]
@@ -67,8 +77,11 @@ impl WorktreeError {
         match self {
             WorktreeError::NotARepository(_)
             | WorktreeError::NotTopLevel { .. }
+            | WorktreeError::GitDirElsewhere { .. }
             | WorktreeError::InvalidBranch(_) => 400,
-            WorktreeError::BranchInUse { .. } | WorktreeError::Dirty { .. } => 409,
+            WorktreeError::BranchInUse { .. }
+            | WorktreeError::Dirty { .. }
+            | WorktreeError::RepositoryGone(_) => 409,
             WorktreeError::GitMissing
             | WorktreeError::TimedOut { .. }
             | WorktreeError::Git { .. }
@@ -111,13 +124,18 @@ pub(crate) fn default_branch(channel_name: &str, short_id: &str) -> String {
     }
 }
 
-/// What a typed branch name must not be before git is asked: empty, an option, or a name with
-/// whitespace or control characters. git's `check-ref-format` decides the rest.
+/// What a typed branch name must not be before git is asked: empty, an option, a name with
+/// whitespace or control characters, or one git reads as another revision (`@` is HEAD,
+/// `@{-1}` the branch checked out before, `FETCH_HEAD`, `ORIG_HEAD` and the like name no
+/// branch). git's `check-ref-format` decides the rest.
 fn plausible_branch(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('-')
         && name.len() <= 200
         && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+        && name != "@"
+        && !name.contains("@{")
+        && !name.ends_with("HEAD")
 }
 
 /// One git command's outcome: its exit status and its output as text.
@@ -127,9 +145,62 @@ struct Output {
     stderr: String,
 }
 
-/// Runs `git <args>` in `cwd` (see the module doc for how).
+/// Settings every git command runs with: nothing the repository's configuration names runs
+/// in the plugin's process tree (hooks, the file-system monitor, whose daemon would outlive the
+/// command), and no untracked cache is written into the user's repository.
+const OVERRIDES: &[&str] = &[
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.untrackedCache=false",
+];
+
+/// Runs `git <args>` in `cwd` (see the module doc for how), with every filter driver the
+/// repository configures switched off ([`filters_off`]).
 async fn git(cwd: &Path, args: &[&OsStr], action: &'static str) -> Result<Output, WorktreeError> {
-    run(OsStr::new("git"), cwd, args, action).await
+    let off = filters_off(cwd).await?;
+    let mut all: Vec<&OsStr> = Vec::with_capacity(off.len() * 2 + args.len());
+    for setting in &off {
+        all.push(os("-c"));
+        all.push(OsStr::new(setting));
+    }
+    all.extend_from_slice(args);
+    run(OsStr::new("git"), cwd, &all, action).await
+}
+
+/// `-c` settings that empty the `smudge`, `clean` and `process` commands of every filter driver
+/// configured for `cwd` and make none required: a checkout would run the smudge commands, a
+/// status the clean ones, as processes of the plugin. Files needing a filter are checked out
+/// as stored (a Git LFS pointer stays a pointer). git passes `-c` settings on to the git
+/// commands it starts itself (`worktree add` runs a checkout).
+async fn filters_off(cwd: &Path) -> Result<Vec<String>, WorktreeError> {
+    let out = run(
+        OsStr::new("git"),
+        cwd,
+        &[
+            os("config"),
+            os("-z"),
+            os("--name-only"),
+            os("--get-regexp"),
+            os(r"^filter\."),
+        ],
+        "config",
+    )
+    .await?;
+    // Nothing configured (or no repository here): git says so with status 1 and no output.
+    let mut drivers: Vec<&str> = out
+        .stdout
+        .split('\0')
+        .filter_map(|key| key.strip_prefix("filter.")?.rsplit_once('.'))
+        .map(|(driver, _)| driver)
+        .collect();
+    drivers.sort_unstable();
+    drivers.dedup();
+    Ok(drivers
+        .into_iter()
+        .flat_map(|d| {
+            ["smudge=", "clean=", "process=", "required=false"].map(|v| format!("filter.{d}.{v}"))
+        })
+        .collect())
 }
 
 /// [`git`] with the program named (a test names one that does not exist).
@@ -140,17 +211,22 @@ async fn run(
     action: &'static str,
 ) -> Result<Output, WorktreeError> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.arg("-c")
-        .arg("core.hooksPath=/dev/null")
-        .args(args)
+    for setting in OVERRIDES {
+        cmd.arg("-c").arg(setting);
+    }
+    cmd.args(args)
         .current_dir(cwd)
         .env_clear()
         .env("LC_ALL", "C")
         .env("GIT_TERMINAL_PROMPT", "0")
+        // The system-wide configuration may name programs too; a partial clone's missing
+        // objects are not fetched (git 2.44 and later heed this).
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_NO_LAZY_FETCH", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // A group of its own, killed whole at the deadline; `kill_on_drop` for any other end.
+        // A group of its own, killed whole (see `Group`).
         .process_group(0)
         .kill_on_drop(true);
     for var in ["PATH", "HOME"] {
@@ -167,12 +243,20 @@ async fn run(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => WorktreeError::GitMissing,
-        _ => WorktreeError::Io(e),
-    })?;
-    let group = child.id().and_then(|id| i32::try_from(id).ok());
-    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        // The same error when the directory to run in is missing.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(if exists(cwd).await {
+                WorktreeError::GitMissing
+            } else {
+                WorktreeError::RepositoryGone(cwd.display().to_string())
+            })
+        }
+        Err(e) => return Err(WorktreeError::Io(e)),
+    };
+    let mut git = Group::new(child);
+    let (mut stdout, mut stderr) = (git.child.stdout.take(), git.child.stderr.take());
     let finished = tokio::time::timeout(GIT_TIMEOUT, async {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let read_out = async {
@@ -187,17 +271,16 @@ async fn run(
                 None => Ok(()),
             }
         };
-        let (status, read_out, read_err) = tokio::join!(child.wait(), read_out, read_err);
+        // The group dies as soon as git ends, so a child it left holding the pipes does not
+        // keep the reads (and this command) waiting.
+        let (status, read_out, read_err) = tokio::join!(git.wait(), read_out, read_err);
         read_out.and(read_err)?;
         Ok::<_, io::Error>((status?, out, err))
     })
     .await;
+    // At the deadline `git` is dropped unreaped: its group goes with it.
+    drop(git);
     let Ok(finished) = finished else {
-        // git is not reaped yet, so its group still exists: everything it started goes with
-        // it (a checkout runs filters as processes of their own).
-        if let Some(group) = group {
-            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-        }
         return Err(WorktreeError::TimedOut { action });
     };
     let (status, out, err) = finished.map_err(WorktreeError::Io)?;
@@ -206,6 +289,47 @@ async fn run(
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&err).into_owned(),
     })
+}
+
+/// A running git and its process group. The group is killed when git ends (a child it left
+/// behind must not outlive the command) and when this is dropped before that: at the deadline,
+/// and when the future running git is dropped (a task aborted, the plugin deactivated), which
+/// `kill_on_drop` and the parent-death signal alone answer only for git itself, not for what
+/// it started (`worktree add` runs `git reset --hard`, a checkout runs filters).
+struct Group {
+    child: tokio::process::Child,
+    /// `None` once killed. git leads its group (`process_group(0)`), so the group's id is its
+    /// pid, which stays reserved while any member lives.
+    group: Option<Pid>,
+}
+
+impl Group {
+    fn new(child: tokio::process::Child) -> Self {
+        let group = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        Group { child, group }
+    }
+
+    /// Waits for git to end, then kills what is left of its group.
+    async fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
+        let status = self.child.wait().await;
+        self.kill();
+        status
+    }
+
+    fn kill(&mut self) {
+        if let Some(group) = self.group.take() {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// git's own words for a failure: its `fatal:`/`error:` lines, else its last line.
@@ -288,12 +412,44 @@ pub(crate) async fn check_repository(repo: &Path) -> Result<(), WorktreeError> {
         || blocking(move || std::fs::canonicalize(top_owned))
             .await
             .is_ok_and(|t| t == repo);
-    if same {
-        Ok(())
-    } else {
-        Err(WorktreeError::NotTopLevel {
+    if !same {
+        return Err(WorktreeError::NotTopLevel {
             path: shown(),
             top: top.to_owned(),
+        });
+    }
+    own_git_dir(repo).await
+}
+
+/// Checks that the git data of `repo` is `repo/.git`, a directory: a `.git` file
+/// (`gitdir: …`) or symlink would let a path under the allowed roots check out a repository
+/// outside them.
+async fn own_git_dir(repo: &Path) -> Result<(), WorktreeError> {
+    let common = git_ok(
+        repo,
+        &[
+            os("rev-parse"),
+            os("--path-format=absolute"),
+            os("--git-common-dir"),
+        ],
+        "rev-parse",
+    )
+    .await?;
+    let common = PathBuf::from(common.trim_end_matches('\n'));
+    let own = repo.join(".git");
+    let (common_c, own_c) = (common.clone(), own.clone());
+    let is_own = blocking(move || {
+        let real_dir = std::fs::symlink_metadata(&own_c)?.is_dir();
+        Ok(real_dir && std::fs::canonicalize(&common_c)? == own_c)
+    })
+    .await
+    .unwrap_or(false);
+    if is_own {
+        Ok(())
+    } else {
+        Err(WorktreeError::GitDirElsewhere {
+            path: repo.display().to_string(),
+            git_dir: common.display().to_string(),
         })
     }
 }
@@ -309,7 +465,8 @@ async fn check_branch(repo: &Path, branch: &str) -> Result<(), WorktreeError> {
         "check-ref-format",
     )
     .await?;
-    if out.success {
+    // git answers the name it would use, which differs when it expanded the typed one.
+    if out.success && out.stdout.trim_end_matches('\n') == branch {
         Ok(())
     } else {
         Err(WorktreeError::InvalidBranch(branch.to_owned()))
@@ -347,11 +504,37 @@ pub(crate) struct Created {
     pub new_branch: bool,
 }
 
+/// One lock per repository (its canonical path), held across a worktree's making (branch
+/// check, `rev-parse`, `worktree add`) and removal: git's own "already checked out" check takes
+/// no lock, so two starts at once could both check one branch out. A repository's lock stays
+/// for the plugin's life (one per repository ever used, a few bytes each).
+#[derive(Default)]
+pub(crate) struct RepoLocks {
+    locks: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl RepoLocks {
+    async fn hold(&self, repo: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+        // The map is never held across a panic; a poisoned one is as good as any.
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(repo.to_path_buf()).or_default())
+        };
+        lock.lock_owned().await
+    }
+}
+
 /// `git worktree add` of `branch` at `dir` (which must not exist; its parent is created): an
 /// existing branch is checked out (git refuses one checked out in another worktree), another
-/// name becomes a new branch at the repository's HEAD.
-pub(crate) async fn add(repo: &Path, dir: &Path, branch: &str) -> Result<Created, WorktreeError> {
+/// name becomes a new branch at the repository's HEAD. Holds the repository's lock.
+pub(crate) async fn add(
+    locks: &RepoLocks,
+    repo: &Path,
+    dir: &Path,
+    branch: &str,
+) -> Result<Created, WorktreeError> {
     check_branch(repo, branch).await?;
+    let _repo = locks.hold(repo).await;
     let dir = absolute_in_new_parent(dir).await?;
     let dir = dir.as_path();
     let full_ref = format!("refs/heads/{branch}");
@@ -393,6 +576,8 @@ pub(crate) async fn add(repo: &Path, dir: &Path, branch: &str) -> Result<Created
         return Err(
             if out.stderr.contains("already checked out")
                 || out.stderr.contains("already used by worktree")
+                // Made meanwhile by someone else than this plugin (its own starts are serialised).
+                || out.stderr.contains("already exists") && out.stderr.contains("branch named")
             {
                 WorktreeError::BranchInUse {
                     branch: branch.to_owned(),
@@ -450,28 +635,125 @@ pub(crate) async fn check_clean(dir: &Path) -> Result<(), WorktreeError> {
     }
 }
 
-/// Removes the worktree at `dir` from `repo`. Without `force`, one with uncommitted changes is
+/// Whether the repository at `repo` is still there (a worktree of one moved or deleted can
+/// only be deleted whole: [`delete_orphaned`]).
+pub(crate) async fn repository_exists(repo: &Path) -> bool {
+    exists(repo).await
+}
+
+/// Deletes the worktree directory `dir` of a repository that is gone, if it lies under
+/// `worktrees` (the data directory's worktrees: nothing else is ever deleted) and is still
+/// there. On the blocking pool.
+pub(crate) async fn delete_orphaned(dir: &Path, worktrees: &Path) -> Result<(), WorktreeError> {
+    let (dir, worktrees) = (dir.to_path_buf(), worktrees.to_path_buf());
+    let failed = dir.clone();
+    blocking(move || {
+        let dir = match std::fs::canonicalize(&dir) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let worktrees = std::fs::canonicalize(worktrees)?;
+        if dir == worktrees || !dir.starts_with(&worktrees) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "not a directory of the plugin's worktrees",
+            ));
+        }
+        std::fs::remove_dir_all(dir)
+    })
+    .await
+    .map_err(|source| WorktreeError::Directory {
+        path: failed,
+        source,
+    })
+}
+
+/// Removes the worktrees under `worktrees` whose directory name no record has (`recorded`): made
+/// for a start the plugin did not live to record, so nobody worked in them and nobody would
+/// ever remove them. Each goes through git from its repository (named by its `.git` file), or,
+/// the repository gone, is deleted. Names, not paths, are compared: a data directory moved
+/// whole keeps its worktrees. Answers what could not be removed.
+pub(crate) async fn remove_unrecorded(
+    locks: &RepoLocks,
+    worktrees: &Path,
+    recorded: &std::collections::HashSet<std::ffi::OsString>,
+) -> Vec<(PathBuf, WorktreeError)> {
+    let base = worktrees.to_path_buf();
+    let listed = blocking(move || {
+        let base = std::fs::canonicalize(base)?;
+        std::fs::read_dir(&base)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<Vec<PathBuf>>>()
+    })
+    .await;
+    let Ok(dirs) = listed else {
+        return Vec::new();
+    };
+    let mut failed = Vec::new();
+    for dir in dirs {
+        if dir.file_name().is_some_and(|n| recorded.contains(n)) {
+            continue;
+        }
+        let common = git_ok(
+            &dir,
+            &[
+                os("rev-parse"),
+                os("--path-format=absolute"),
+                os("--git-common-dir"),
+            ],
+            "rev-parse",
+        )
+        .await;
+        let repo = common.ok().and_then(|c| {
+            Path::new(c.trim_end_matches('\n'))
+                .parent()
+                .map(Path::to_path_buf)
+        });
+        let removed = match repo {
+            Some(repo) => remove(locks, &repo, &dir, true, None).await,
+            None => delete_orphaned(&dir, worktrees).await,
+        };
+        if let Err(e) = removed {
+            failed.push((dir, e));
+        }
+    }
+    failed
+}
+
+/// Removes the worktree at `dir` from `repo`, holding the repository's lock. Without `force`, one with uncommitted changes is
 /// refused ([`WorktreeError::Dirty`]), and git itself refuses if changes appear meanwhile. A
-/// directory already gone is only pruned from git's list. The branch stays: its commits are
+/// directory already gone is only dropped from git's list (its record alone). The branch stays: its commits are
 /// kept. `delete_branch` names a branch to delete as well (one made for a start that failed).
 pub(crate) async fn remove(
+    locks: &RepoLocks,
     repo: &Path,
     dir: &Path,
     force: bool,
     delete_branch: Option<&str>,
 ) -> Result<(), WorktreeError> {
-    if exists(dir).await {
-        if !force {
-            check_clean(dir).await?;
-        }
-        let mut args = vec![os("worktree"), os("remove")];
-        if force {
-            args.push(os("--force"));
-        }
-        args.push(dir.as_os_str());
-        git_ok(repo, &args, "worktree remove").await?;
+    let _repo = locks.hold(repo).await;
+    let present = exists(dir).await;
+    if present && !force {
+        check_clean(dir).await?;
     }
-    git_ok(repo, &[os("worktree"), os("prune")], "worktree prune").await?;
+    // Of this worktree only: a `git worktree prune` would also drop git's records of the
+    // person's own worktrees whose directories are missing for a while (an unmounted disk).
+    // For a directory already gone, git 2.39 drops the record unforced.
+    let mut args = vec![os("worktree"), os("remove")];
+    if force && present {
+        args.push(os("--force"));
+    }
+    args.push(dir.as_os_str());
+    let out = git(repo, &args, "worktree remove").await?;
+    // Gone from git's list already (an earlier removal that failed after git's part).
+    let unlisted = !present && out.stderr.contains("is not a working tree");
+    if !out.success && !unlisted {
+        return Err(WorktreeError::Git {
+            action: "worktree remove",
+            message: git_message(&out.stderr),
+        });
+    }
     if let Some(branch) = delete_branch {
         git_ok(repo, &[os("branch"), os("-D"), os(branch)], "branch -D").await?;
     }

@@ -317,6 +317,8 @@ fn request_for(
         Action::Prompt => ("POST", format!("{s}/prompt"), json!({"text": "do it"})),
         Action::Interrupt => ("POST", format!("{s}/interrupt"), Value::Null),
         Action::Stop => ("DELETE", s, Value::Null),
+        // The session has no worktree: an allowed call is told so (400) and stops nothing.
+        Action::DiscardWorktree => ("DELETE", format!("{s}?clean=true&force=true"), Value::Null),
         Action::ContextThread => ("POST", format!("{s}/context"), json!({"thread": thread})),
         Action::ContextFile => ("POST", format!("{s}/context"), json!({"file": file})),
         Action::Mode => ("PUT", format!("{s}/mode"), json!({"mode": "acceptEdits"})),

@@ -251,13 +251,18 @@ async fn walk(h: &Harness, users: &[&str], who: WhoCanApprove, cells: &mut Vec<S
     })
     .await;
 
-    // Interrupt, then stop: refused users first, so that the session is still there for them.
-    for action in [Action::Interrupt, Action::Stop] {
-        let line = format!("/claude {}", format!("{action:?}").to_lowercase());
+    // Discarding a worktree (the session has none: an allowed user is told so, and nothing
+    // stops), interrupt, then stop: refused users first, so that the session is still there
+    // for them.
+    for (action, line) in [
+        (Action::DiscardWorktree, "/claude stop --clean --force"),
+        (Action::Interrupt, "/claude interrupt"),
+        (Action::Stop, "/claude stop"),
+    ] {
         let mut order: Vec<&str> = users.to_vec();
         order.sort_by_key(|u| expected(u, action, who).is_none());
         for u in order {
-            let r = h.command_as(u, &line).await;
+            let r = h.command_as(u, line).await;
             check(cells, u, action, who, &r.text);
         }
     }

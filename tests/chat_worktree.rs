@@ -267,3 +267,45 @@ async fn two_channels_work_in_worktrees_of_one_repository_and_stop_clean_removes
     assert!(files.contains("from-b.txt"), "{files}");
     h.deactivate().await;
 }
+
+/// A repository moved away under a session's worktree: `stop --clean` says so (not "git is not
+/// installed") and removes nothing; `--force` deletes the worktree's directory and marks it
+/// removed.
+#[tokio::test]
+async fn a_worktree_of_a_repository_gone_is_deleted_only_with_force() {
+    let h = Harness::new("worktree-gone", |_| json!([]), json!({})).await;
+    let repo = std::fs::canonicalize(&h.project).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "start"]);
+    let t = h
+        .command(&format!("/claude start {} --worktree", repo.display()))
+        .await;
+    assert!(t.contains("a git worktree of"), "{t}");
+    let wt = PathBuf::from(
+        session_of(&h, CHANNEL).await["worktree"]["path"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(wt.is_dir());
+    let moved = repo.with_file_name("moved-away");
+    std::fs::rename(&repo, &moved).unwrap();
+
+    let t = h.command("/claude stop --clean").await;
+    assert!(
+        t.contains(&format!("`{}` no longer exists", repo.display())),
+        "{t}"
+    );
+    assert!(wt.is_dir(), "nothing removed unforced");
+    // The refused clean left no mark: the session may be changed (and prompted) again.
+    let t = h.command("/claude mode plan").await;
+    assert!(!t.contains("being removed"), "{t}");
+    let t = h.command("/claude stop --clean --force").await;
+    assert!(t.contains("stopped and its worktree"), "{t}");
+    assert!(!wt.exists());
+    let s = session_of(&h, CHANNEL).await;
+    assert_eq!(s["worktree"]["removed"], true, "{s}");
+    assert_eq!(s["state"], "stopped", "{s}");
+    assert!(moved.join(".git").is_dir(), "the repository is left alone");
+    h.deactivate().await;
+}

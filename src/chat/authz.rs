@@ -9,7 +9,7 @@
 //! its session, even as its owner.
 
 use super::card::ApprovalAction;
-use super::command::ChatCommand;
+use super::command::{ChatCommand, Cleanup};
 use crate::config::WhoCanApprove;
 
 /// One role a user holds for a channel and its session.
@@ -40,7 +40,11 @@ pub enum Action {
     /// `/claude <prompt>`, `/claude ask` and a reply in the session's thread.
     Prompt,
     Interrupt,
+    /// `/claude stop`, also with `--clean` (which refuses uncommitted work).
     Stop,
+    /// `/claude stop --clean --force`: removes the session's worktree with the owner's
+    /// uncommitted work in it, so it is for approvers, not for every stopper.
+    DiscardWorktree,
     ContextThread,
     ContextFile,
     Files,
@@ -70,7 +74,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order README.md lists them.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::Help,
         Action::Start,
         Action::Status,
@@ -82,6 +86,7 @@ impl Action {
         Action::History,
         Action::Interrupt,
         Action::Stop,
+        Action::DiscardWorktree,
         Action::Mode,
         Action::Model,
         Action::Approve,
@@ -104,7 +109,7 @@ impl Action {
             ChatCommand::Status => Action::Status,
             ChatCommand::Ask { .. } => Action::Prompt,
             ChatCommand::Interrupt => Action::Interrupt,
-            ChatCommand::Stop(_) => Action::Stop,
+            ChatCommand::Stop(cleanup) => Action::of_stop(*cleanup),
             ChatCommand::ContextThread { .. } => Action::ContextThread,
             ChatCommand::ContextFile { .. } => Action::ContextFile,
             ChatCommand::Files { .. } => Action::Files,
@@ -112,6 +117,16 @@ impl Action {
             ChatCommand::History => Action::History,
             ChatCommand::Mode(_) => Action::Mode,
             ChatCommand::Model(_) => Action::Model,
+        }
+    }
+
+    /// The action of a stop (`/claude stop`, `DELETE /sessions/{id}`): discarding uncommitted
+    /// work is one of its own. A plain `--clean` is a stop: git refuses uncommitted work, and
+    /// the branch (with every commit) stays.
+    pub fn of_stop(cleanup: Cleanup) -> Action {
+        match cleanup {
+            Cleanup::Discard => Action::DiscardWorktree,
+            Cleanup::Keep | Cleanup::Remove => Action::Stop,
         }
     }
 
@@ -164,6 +179,9 @@ impl Action {
             Action::Prompt => "prompt this session",
             Action::Interrupt => "interrupt this session",
             Action::Stop => "stop this session",
+            Action::DiscardWorktree => {
+                "remove this session's worktree with its uncommitted changes"
+            }
             Action::ContextThread | Action::ContextFile => "add context to this session",
             Action::Files | Action::File => "read this session's project files",
             Action::History => "read this session's history",
@@ -225,7 +243,8 @@ impl Role {
 /// Anything that weakens or skips approval (a permission mode, an allow-for-session answer)
 /// and every approval answer is for approvers only, and so are model changes (cost and
 /// behaviour of the owner's session). Interrupt and stop end work: the owner and the
-/// approvers may, and system admins may always, as the server's emergency brake. Reading and
+/// approvers may, and system admins may always, as the server's emergency brake; discarding
+/// uncommitted work in a worktree destroys it, so no brake needs it: approvers only. Reading and
 /// prompting is for the channel's members (approval still guards every tool call).
 pub fn permits(role: Role, action: Action) -> bool {
     use Action::*;
@@ -239,7 +258,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         ),
         Interrupt | Stop => matches!(role, Role::Owner | Role::Approver | Role::SystemAdmin),
         Mode | Model | Approve | ApproveForSession | Deny | DenyWithReason | EditAndApprove
-        | SubmitDenyReason | SubmitEdit | EditFile => role == Role::Approver,
+        | SubmitDenyReason | SubmitEdit | EditFile | DiscardWorktree => role == Role::Approver,
     }
 }
 
@@ -292,7 +311,7 @@ mod tests {
     #[test]
     fn the_table() {
         use Action::*;
-        let rows: [(Action, &str); 23] = [
+        let rows: [(Action, &str); 24] = [
             (Help, "xxxxxx"),
             (Start, "..x..."),
             (Status, "xxxx.."),
@@ -304,6 +323,7 @@ mod tests {
             (History, "xxxx.."),
             (Interrupt, "xx..x."),
             (Stop, "xx..x."),
+            (DiscardWorktree, ".x...."),
             (Mode, ".x...."),
             (Model, ".x...."),
             (Approve, ".x...."),

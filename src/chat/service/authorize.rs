@@ -70,9 +70,13 @@ pub(crate) fn outside_roots_text(project: &str) -> String {
 }
 
 /// Why a session may not be used for `action` any more, whoever asks: its project left the
-/// allowed roots, or `stop --clean` removed its worktree. Its status, history and stop stay
+/// allowed roots, or `stop --clean` removed its worktree or is removing it. Its status, history and stop stay
 /// available.
-fn session_refusal(config: &Config, action: Action, info: &SessionInfo) -> Option<ServiceError> {
+pub(super) fn session_refusal(
+    config: &Config,
+    action: Action,
+    info: &SessionInfo,
+) -> Option<ServiceError> {
     let uses_project = !matches!(
         action,
         Action::Help
@@ -80,6 +84,7 @@ fn session_refusal(config: &Config, action: Action, info: &SessionInfo) -> Optio
             | Action::Status
             | Action::History
             | Action::Stop
+            | Action::DiscardWorktree
             | Action::Health
     );
     if !uses_project {
@@ -90,8 +95,19 @@ fn session_refusal(config: &Config, action: Action, info: &SessionInfo) -> Optio
             info.rooted_path().to_owned(),
         ));
     }
-    let removed = info.worktree.as_ref().filter(|w| w.removed_at.is_some());
-    removed.map(|w| ServiceError::WorktreeRemoved(w.path.clone()))
+    worktree_refusal(info)
+}
+
+/// Why the session may not run in its worktree now: `stop --clean` is removing it, or did.
+pub(super) fn worktree_refusal(info: &SessionInfo) -> Option<ServiceError> {
+    let w = info.worktree.as_ref()?;
+    if w.removed_at.is_some() {
+        Some(ServiceError::WorktreeRemoved(w.path.clone()))
+    } else if info.cleaning {
+        Some(ServiceError::WorktreeCleaning(w.path.clone()))
+    } else {
+        None
+    }
 }
 
 impl ChatService {

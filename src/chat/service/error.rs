@@ -84,6 +84,8 @@ pub enum ServiceError {
         "This session's worktree `{0}` was removed (`/claude stop --clean`): start a new session."
     )]
     WorktreeRemoved(String),
+    #[error("This session's worktree `{0}` is being removed (`/claude stop --clean`): wait for that to finish.")]
+    WorktreeCleaning(String),
     /// The session never asked for this approval (REST: the id is not one of its requests).
     #[error("This session has no approval request {0}.")]
     UnknownApproval(String),
@@ -113,7 +115,7 @@ impl ServiceError {
             RateLimited { .. } => 429,
             AtTheLimit(_) => 503,
             StartInProgress | ResumeInProgress | AlreadyRunning(_) | NotPending
-            | AlreadyAnswered | Withdrawn | WorktreeRemoved(_) => 409,
+            | AlreadyAnswered | Withdrawn | WorktreeRemoved(_) | WorktreeCleaning(_) => 409,
             NoWorktree => 400,
             Worktree(e) => e.status(),
             Prompt(e) | Interrupt(e) | Stop(e) | Mode(e) | Model(e) => session_status(e),

@@ -77,6 +77,8 @@ pub(crate) struct SessionInfo {
     pub root_id: String,
     /// The git worktree the session works in (`project_path` is then the worktree).
     pub worktree: Option<WorktreeRecord>,
+    /// `stop --clean` is removing the worktree: nothing may resume the session in it meanwhile.
+    pub cleaning: bool,
 }
 
 impl SessionInfo {
@@ -156,6 +158,8 @@ pub struct ChatService {
     stop_streams: tokio::sync::watch::Sender<bool>,
     /// The sessions' live event tasks (started next to their post streams, in `tasks`).
     live: super::live::LiveEvents,
+    /// Worktrees of one repository are made and removed one at a time.
+    repo_locks: crate::worktree::RepoLocks,
 }
 
 /// The status word of a state, as `/claude status` shows it.
@@ -252,6 +256,7 @@ impl ChatService {
             outbox_worker: Mutex::new(None),
             stop_streams: tokio::sync::watch::Sender::new(false),
             live: super::live::LiveEvents::default(),
+            repo_locks: crate::worktree::RepoLocks::default(),
         });
         svc.recover().await?;
         Ok(svc)

@@ -19,6 +19,7 @@ use crate::mattermost::api::Api;
 use crate::mattermost::model::Post;
 use crate::mattermost::server_config;
 use crate::store::{ApprovalRecord, OwedKind, OwedPost, WorktreeRecord};
+use crate::worktree;
 
 /// DataDirectory when the setting is empty: `<FileSettings.Directory>/claude-code` if the
 /// server tells its file store directory, else [`DEFAULT_DATA_DIRECTORY`].
@@ -135,6 +136,15 @@ impl ChatService {
             .into_iter()
             .map(|w| (w.session_id.clone(), w))
             .collect();
+        // Worktrees a start made but did not live to record.
+        let recorded = worktrees
+            .values()
+            .filter_map(|w| Path::new(&w.path).file_name().map(|n| n.to_os_string()))
+            .collect();
+        let base = self.data_dir.join(super::worktrees::WORKTREES_DIR);
+        for (dir, e) in worktree::remove_unrecorded(&self.repo_locks, &base, &recorded).await {
+            tracing::warn!(path = %dir.display(), "removing a worktree no session recorded: {e}");
+        }
         for record in store.sessions().await? {
             let Some(root_id) = roots.get(&record.id).cloned() else {
                 continue;
@@ -145,6 +155,7 @@ impl ChatService {
                 project_path: record.project_path.clone(),
                 root_id,
                 worktree: worktrees.remove(&record.id),
+                cleaning: false,
             };
             if let Some(handle) = self.engine.get(&record.id) {
                 self.track(&handle, info);

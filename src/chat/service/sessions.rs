@@ -223,7 +223,7 @@ impl ChatService {
         let handle = match (started, &made) {
             (Ok(handle), _) => handle,
             (Err(e), Some(made)) => {
-                Self::discard_worktree(&project, made).await;
+                self.discard_worktree(&project, made).await;
                 return Err(ServiceError::Start(e));
             }
             (Err(e), None) => return Err(ServiceError::Start(e)),
@@ -273,6 +273,7 @@ impl ChatService {
             project_path: workdir.display().to_string(),
             root_id: String::new(),
             worktree,
+            cleaning: false,
         };
         let root_id = match tokio::time::timeout(ROOT_WAIT, self.outbox.created(&key)).await {
             Ok(root_id) => {
@@ -391,6 +392,14 @@ impl ChatService {
             let reservation = self
                 .reserve_channel(&info.channel_id)
                 .ok_or(ServiceError::ResumeInProgress)?;
+            // Checked again under the reservation (`stop --clean` holds it while it works): the
+            // gate saw the session before a clean began, or ended.
+            if let Some(refusal) = self
+                .session_by_id(h.id())
+                .and_then(|(_, now)| super::authorize::worktree_refusal(&now))
+            {
+                return Err(refusal);
+            }
             self.take_slot(&reservation, max_sessions)
                 .await
                 .map_err(ServiceError::AtTheLimit)?;

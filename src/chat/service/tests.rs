@@ -551,3 +551,53 @@ fn the_session_schema_is_the_view() {
         keys(&schema["properties"]["worktree"]["properties"])
     );
 }
+
+/// A session whose worktree `stop --clean` is removing: nothing that would run it there
+/// (prompt, mode, model, context) passes the gate, while status, history and stop do; a
+/// removed worktree is refused as such.
+#[test]
+fn a_worktree_being_cleaned_refuses_what_would_run_the_session() {
+    use crate::chat::authz::Action;
+    let config = Config {
+        allowed_project_roots: vec![PathBuf::from("/")],
+        ..Config::default()
+    };
+    let record = crate::store::WorktreeRecord {
+        session_id: "s1".into(),
+        repository: "/repo".into(),
+        path: "/data/worktrees/c1-1".into(),
+        branch: "claude/c1".into(),
+        created_at: 1,
+        removed_at: None,
+    };
+    let mut info = SessionInfo {
+        channel_id: "c1".into(),
+        owner_id: "u1".into(),
+        project_path: record.path.clone(),
+        root_id: String::new(),
+        worktree: Some(record.clone()),
+        cleaning: true,
+    };
+    let refusal = |info: &SessionInfo, action| {
+        authorize::session_refusal(&config, action, info).map(|e| e.to_string())
+    };
+    for action in [
+        Action::Prompt,
+        Action::Mode,
+        Action::Model,
+        Action::ContextFile,
+    ] {
+        let said = refusal(&info, action).unwrap_or_default();
+        assert!(said.contains("is being removed"), "{action:?}: {said}");
+    }
+    for action in [Action::Status, Action::History, Action::Stop] {
+        assert_eq!(refusal(&info, action), None, "{action:?}");
+    }
+    info.cleaning = false;
+    assert_eq!(refusal(&info, Action::Prompt), None);
+    info.worktree = Some(crate::store::WorktreeRecord {
+        removed_at: Some(2),
+        ..record
+    });
+    assert!(refusal(&info, Action::Prompt).is_some_and(|t| t.contains("was removed")));
+}

@@ -4,15 +4,16 @@
 //! it), and removed only on request.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::error::ServiceError;
-use super::ChatService;
+use super::{ChatService, State};
 use crate::chat::command::WorktreeRequest;
 use crate::sessions::SessionHandle;
 use crate::store::{now_ms, WorktreeRecord};
-use crate::worktree::{self, Created};
+use crate::worktree::{self, Created, WorktreeError};
 
 /// The directory of the data directory that holds the worktrees.
 pub(crate) const WORKTREES_DIR: &str = "worktrees";
@@ -36,6 +37,37 @@ impl From<&WorktreeRecord> for WorktreeView {
             repository: r.repository.clone(),
             removed: r.removed_at.is_some(),
         }
+    }
+}
+
+/// A session marked as cleaning (`SessionInfo::cleaning`) while this lives: the mark goes
+/// however `stop --clean` ends, a worktree removed being refused by its record then.
+struct Cleaning<'a> {
+    state: &'a Mutex<State>,
+    session_id: String,
+}
+
+impl<'a> Cleaning<'a> {
+    fn mark(state: &'a Mutex<State>, session_id: &str) -> Self {
+        let cleaning = Cleaning {
+            state,
+            session_id: session_id.to_owned(),
+        };
+        cleaning.set(true);
+        cleaning
+    }
+
+    fn set(&self, on: bool) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = st.sessions.get_mut(&self.session_id) {
+            info.cleaning = on;
+        }
+    }
+}
+
+impl Drop for Cleaning<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }
 
@@ -63,7 +95,7 @@ impl ChatService {
             .data_dir
             .join(WORKTREES_DIR)
             .join(format!("{channel_id}-{short}"));
-        Ok(worktree::add(repo, &dir, &branch).await?)
+        Ok(worktree::add(&self.repo_locks, repo, &dir, &branch).await?)
     }
 
     /// Records the worktree of a session that just started. If that fails the session is
@@ -85,23 +117,24 @@ impl ChatService {
         };
         if let Err(e) = self.engine.store().insert_worktree(record.clone()).await {
             let _ = handle.stop(user_id).await;
-            Self::discard_worktree(repo, made).await;
+            self.discard_worktree(repo, made).await;
             return Err(e.into());
         }
         Ok(record)
     }
 
     /// The worktree of a start that failed: removed, with the branch made for it.
-    pub(super) async fn discard_worktree(repo: &Path, made: &Created) {
+    pub(super) async fn discard_worktree(&self, repo: &Path, made: &Created) {
         let branch = made.new_branch.then_some(made.branch.as_str());
-        if let Err(e) = worktree::remove(repo, &made.path, true, branch).await {
+        if let Err(e) = worktree::remove(&self.repo_locks, repo, &made.path, true, branch).await {
             tracing::warn!(path = %made.path.display(), "removing the worktree of a failed start: {e}");
         }
     }
 
-    /// `stop --clean`: stops the session, then removes its worktree (`git worktree remove`,
-    /// `git worktree prune`); its branch stays. Uncommitted changes refuse it before anything
-    /// stops, unless `force` discards them. Answers the worktree as it was.
+    /// `stop --clean`: stops the session, then removes its worktree (`git worktree remove`);
+    /// its branch stays. Uncommitted changes refuse it before anything stops, unless `force`
+    /// discards them. A repository moved or deleted refuses it too, unless `force`: then the
+    /// worktree's directory is deleted. Answers the worktree as it was.
     pub(crate) async fn stop_and_clean(
         &self,
         h: &SessionHandle,
@@ -120,12 +153,31 @@ impl ChatService {
             PathBuf::from(&record.repository),
             PathBuf::from(&record.path),
         );
-        if !force {
-            worktree::check_clean(&path).await?;
+        // From here until the worktree is gone (or this fails) no prompt resumes the session
+        // in it: the gate refuses them, and a resume needs the channel's reservation.
+        let _cleaning = Cleaning::mark(&self.state, h.id());
+        let channel_id = self
+            .session_by_id(h.id())
+            .map(|(_, info)| info.channel_id)
+            .ok_or(ServiceError::SessionGone)?;
+        let _no_resume = self
+            .reserve_channel(&channel_id)
+            .ok_or(ServiceError::ResumeInProgress)?;
+        if !worktree::repository_exists(&repo).await {
+            // Nothing git can do without the repository: only the directory can go, whole.
+            if !force {
+                return Err(WorktreeError::RepositoryGone(record.repository).into());
+            }
+            h.stop(user_id).await.map_err(ServiceError::Stop)?;
+            worktree::delete_orphaned(&path, &self.data_dir.join(WORKTREES_DIR)).await?;
+        } else {
+            if !force {
+                worktree::check_clean(&path).await?;
+            }
+            h.stop(user_id).await.map_err(ServiceError::Stop)?;
+            // git checks again: a change made between the check and the stop is not lost either.
+            worktree::remove(&self.repo_locks, &repo, &path, force, None).await?;
         }
-        h.stop(user_id).await.map_err(ServiceError::Stop)?;
-        // git checks again: a change made between the check and the stop is not lost either.
-        worktree::remove(&repo, &path, force, None).await?;
         let removed_at = store.worktree_removed(h.id()).await?;
         let detail =
             serde_json::json!({"path": record.path, "branch": record.branch, "force": force});

@@ -154,7 +154,7 @@ fn cleanup(req: &Request) -> Result<Cleanup, HttpError> {
 handler!(stop, |app, req| {
     let call = Call::new(app, &req)?;
     let cleanup = cleanup(&req)?;
-    let (handle, _) = call.session(Action::Stop, true).await?;
+    let (handle, _) = call.session(Action::of_stop(cleanup), true).await?;
     match cleanup {
         Cleanup::Keep => call.chat.stop(&handle, &call.user).await?,
         clean => {
