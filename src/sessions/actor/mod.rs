@@ -41,6 +41,14 @@ use crate::store::{
 
 mod approvals;
 mod cli_output;
+mod handle;
+mod process;
+mod settings;
+
+pub use settings::SettingChange;
+
+use handle::Command;
+pub use handle::SessionHandle;
 
 /// Timeouts and sizes of one session; shared by all sessions of an engine.
 #[derive(Debug, Clone)]
@@ -166,38 +174,6 @@ pub(crate) const MAX_QUEUED_PROMPTS: usize = 10;
 /// MaxPromptFiles × 5 MB).
 pub(crate) const MAX_QUEUED_IMAGE_BYTES: usize = 64 << 20;
 
-/// A setting changed on a live session (and stored for the next spawn).
-#[derive(Debug, Clone, PartialEq)]
-pub enum SettingChange {
-    PermissionMode(PermissionMode),
-    Model(String),
-}
-
-impl SettingChange {
-    fn action(&self) -> &'static str {
-        match self {
-            SettingChange::PermissionMode(_) => "set_permission_mode",
-            SettingChange::Model(_) => "set_model",
-        }
-    }
-
-    fn value(&self) -> &str {
-        match self {
-            SettingChange::PermissionMode(m) => m.as_str(),
-            SettingChange::Model(m) => m,
-        }
-    }
-
-    fn request(&self) -> HostRequest {
-        match self {
-            SettingChange::PermissionMode(mode) => HostRequest::SetPermissionMode { mode: *mode },
-            SettingChange::Model(m) => HostRequest::SetModel {
-                model: Some(m.clone()),
-            },
-        }
-    }
-}
-
 /// How long a set_* control request may take (set_model probes the model API first).
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -222,168 +198,6 @@ pub struct SessionStatus {
     pub pending_approvals: Vec<PendingApprovalInfo>,
     pub last_exit: Option<ExitInfo>,
     pub stderr_tail: Vec<String>,
-}
-
-enum Command {
-    Prompt {
-        content: PromptContent,
-        author: String,
-        reply: oneshot::Sender<Result<String, SessionError>>,
-    },
-    Approve {
-        request_id: String,
-        decision: Decision,
-        by: String,
-        reply: oneshot::Sender<Result<(), SessionError>>,
-    },
-    Interrupt {
-        by: String,
-        reply: oneshot::Sender<Result<(), SessionError>>,
-    },
-    Stop {
-        by: String,
-        reply: oneshot::Sender<Result<(), SessionError>>,
-    },
-    Status {
-        reply: oneshot::Sender<SessionStatus>,
-    },
-    Change {
-        change: SettingChange,
-        by: String,
-        reply: oneshot::Sender<Result<(), SessionError>>,
-    },
-}
-
-/// Cheap to clone; every method is one message to the actor.
-#[derive(Clone)]
-pub struct SessionHandle {
-    id: Arc<str>,
-    commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<SessionEvent>,
-    /// Where a feed that lagged reads what it missed.
-    store: Store,
-    /// The `seq` of the last stored event broadcast (see [`EventFeed`]).
-    published: Arc<AtomicI64>,
-}
-
-impl std::fmt::Debug for SessionHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionHandle")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-impl SessionHandle {
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Events from now on. Missed or lagged events are in the store's transcript.
-    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
-        self.events.subscribe()
-    }
-
-    /// Events from now on, none skipped: after a lag the feed reads the store.
-    pub fn feed(&self) -> EventFeed {
-        // Read before subscribing: an event published in between comes live or, after a lag,
-        // from the store; never neither.
-        let last = self.published.load(Ordering::SeqCst);
-        EventFeed::new(
-            self.id.to_string(),
-            self.subscribe(),
-            self.store.clone(),
-            last,
-        )
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, SessionError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| SessionError::ActorGone)?;
-        rx.await.map_err(|_| SessionError::ActorGone)
-    }
-
-    /// Queues a prompt; returns its id (the `uuid` of the CLI user line, echoed in the result).
-    pub async fn prompt(
-        &self,
-        content: impl Into<PromptContent>,
-        author: &str,
-    ) -> Result<String, SessionError> {
-        let (content, author) = (content.into(), author.to_owned());
-        self.ask(|reply| Command::Prompt {
-            content,
-            author,
-            reply,
-        })
-        .await?
-    }
-
-    pub async fn approve(
-        &self,
-        request_id: &str,
-        decision: Decision,
-        by: &str,
-    ) -> Result<(), SessionError> {
-        let (request_id, by) = (request_id.to_owned(), by.to_owned());
-        self.ask(|reply| Command::Approve {
-            request_id,
-            decision,
-            by,
-            reply,
-        })
-        .await?
-    }
-
-    /// Stops the running turn; the session stays alive and takes the next prompt.
-    pub async fn interrupt(&self, by: &str) -> Result<(), SessionError> {
-        let by = by.to_owned();
-        self.ask(|reply| Command::Interrupt { by, reply }).await?
-    }
-
-    /// Kills the CLI's whole process group; resolves once the process is gone.
-    pub async fn stop(&self, by: &str) -> Result<(), SessionError> {
-        let by = by.to_owned();
-        self.ask(|reply| Command::Stop { by, reply }).await?
-    }
-
-    pub async fn status(&self) -> Result<SessionStatus, SessionError> {
-        self.ask(|reply| Command::Status { reply }).await
-    }
-
-    /// Changes the permission mode: a running CLI is told (and must accept), and the new mode
-    /// is stored for the next spawn.
-    pub async fn set_permission_mode(
-        &self,
-        mode: PermissionMode,
-        by: &str,
-    ) -> Result<(), SessionError> {
-        self.change(SettingChange::PermissionMode(mode), by).await
-    }
-
-    /// Changes the model, like `set_permission_mode`.
-    pub async fn set_model(&self, model: &str, by: &str) -> Result<(), SessionError> {
-        self.change(SettingChange::Model(model.to_owned()), by)
-            .await
-    }
-
-    async fn change(&self, change: SettingChange, by: &str) -> Result<(), SessionError> {
-        let by = by.to_owned();
-        match tokio::time::timeout(
-            CONTROL_TIMEOUT,
-            self.ask(|reply| Command::Change { change, by, reply }),
-        )
-        .await
-        {
-            Ok(result) => result?,
-            Err(_) => Err(SessionError::ControlTimeout),
-        }
-    }
 }
 
 /// What the CLI's output tasks tell the actor. `Exited` is always last.
@@ -511,66 +325,6 @@ impl Actor {
         }
     }
 
-    /// Starts the CLI (state must be `Starting`); errors are returned, not published, so that a
-    /// session that never started leaves nothing behind.
-    pub fn launch(&mut self) -> Result<(), SpawnError> {
-        let start = match self
-            .record
-            .cli_session_id
-            .as_deref()
-            .and_then(|id| Uuid::parse_str(id).ok())
-        {
-            Some(id) => SessionStart::Resume(id),
-            // Fresh id each time: an id the CLI never confirmed may be half-used on disk.
-            None => SessionStart::New(Uuid::new_v4()),
-        };
-        let resumed = matches!(start, SessionStart::Resume(_));
-        let mut spec = CliSpec::new(start);
-        spec.model = self.record.model.clone();
-        spec.permission_mode = self
-            .record
-            .permission_mode
-            .as_deref()
-            .and_then(parse_permission_mode);
-        let project = PathBuf::from(&self.record.project_path);
-        let cli = self.launcher.launch(&spec, &project)?;
-        self.attach(cli, resumed);
-        Ok(())
-    }
-
-    fn attach(&mut self, cli: LaunchedCli, resumed: bool) {
-        let LaunchedCli {
-            stdin,
-            stdout,
-            stderr,
-            exit,
-            signals,
-        } = cli;
-        // Bounded: a CLI flooding stdout is slowed down instead of growing memory without limit.
-        let (tx, output) = mpsc::channel(256);
-        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr_done = spawn_stderr_collector(
-            stderr,
-            stderr_tail.clone(),
-            self.config.get().stderr_tail_lines,
-            self.record.id.clone(),
-        );
-        spawn_output_reader(stdout, exit, tx);
-        let init_request_id = format!("init-{}", new_request_id());
-        self.process = Some(Process {
-            writer: CliWriter::new(stdin),
-            output,
-            signals,
-            stderr_tail,
-            stderr_done: Some(stderr_done),
-            init_request_id,
-            resumed,
-            resume_failed: false,
-            exited: false,
-        });
-        self.startup_deadline = Some(Instant::now() + self.config.get().startup_timeout);
-    }
-
     /// The session's transcript already holds events up to `seq` (a recovered session).
     pub(crate) fn published_up_to(&self, seq: i64) {
         self.published.store(seq, Ordering::SeqCst);
@@ -599,63 +353,6 @@ impl Actor {
 
 fn parse_permission_mode(s: &str) -> Option<PermissionMode> {
     serde_json::from_value(Value::String(s.to_owned())).ok()
-}
-
-/// Keeps the last `keep` stderr lines and logs each one: stderr carries the CLI's fatal errors
-/// and warnings, which a crash report must show.
-fn spawn_stderr_collector(
-    stderr: BoxedRead,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    keep: usize,
-    session_id: String,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            tracing::warn!(session = %session_id, "CLI stderr: {line}");
-            if let Ok(mut tail) = tail.lock() {
-                if tail.len() == keep.max(1) {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        }
-    })
-}
-
-/// Reads stdout in its own task (the reader is not cancel-safe, so it must not sit in the
-/// actor's `select!`), then reports the exit once stdout is drained.
-fn spawn_output_reader(
-    stdout: BoxedRead,
-    exit: super::launcher::ExitFuture,
-    tx: mpsc::Sender<FromCli>,
-) {
-    let lines_tx = tx.clone();
-    let reader = tokio::spawn(async move {
-        let mut reader = CliReader::new(stdout);
-        while let Some(item) = reader.next().await {
-            let msg = match item {
-                Ok(line) => FromCli::Line(Box::new(line)),
-                Err(e @ ReadError::Garbage { .. }) => FromCli::Garbage(e.to_string()),
-                Err(e) => FromCli::ReadFailed(e.to_string()),
-            };
-            if lines_tx.send(msg).await.is_err() {
-                return;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let info = exit.await;
-        // A grandchild holding the pipe open must not delay the exit report forever.
-        let mut reader = reader;
-        if tokio::time::timeout(Duration::from_secs(2), &mut reader)
-            .await
-            .is_err()
-        {
-            reader.abort();
-        }
-        let _ = tx.send(FromCli::Exited(info)).await;
-    });
 }
 
 async fn recv_from_cli(process: &mut Option<Process>) -> FromCli {
@@ -935,60 +632,6 @@ impl Actor {
         }
     }
 
-    /// A live CLI gets the control request (the answer completes it, see `finish_change`);
-    /// without one (stopped, crashed, stopping) the value is only stored for the next spawn.
-    async fn on_change(
-        &mut self,
-        change: SettingChange,
-        by: String,
-        reply: oneshot::Sender<Result<(), SessionError>>,
-    ) {
-        let live = self.process.is_some() && self.kill_deadline.is_none();
-        if live {
-            let id = new_request_id();
-            if self
-                .send_to_cli(StdinMessage::request(id.clone(), change.request()))
-                .await
-            {
-                self.changes.insert(id, PendingChange { change, by, reply });
-                return;
-            }
-        }
-        let result = self.apply_change(&change, &by).await;
-        self.flush().await;
-        let _ = reply.send(result);
-    }
-
-    /// Stores and audits an accepted change.
-    async fn apply_change(&mut self, change: &SettingChange, by: &str) -> Result<(), SessionError> {
-        let (model, mode) = match change {
-            SettingChange::PermissionMode(m) => (None, Some(m.as_str())),
-            SettingChange::Model(m) => (Some(m.as_str()), None),
-        };
-        self.store
-            .set_session_settings(&self.record.id, model, mode)
-            .await?;
-        match change {
-            SettingChange::PermissionMode(m) => {
-                self.record.permission_mode = Some(m.as_str().to_owned())
-            }
-            SettingChange::Model(m) => self.record.model = Some(m.clone()),
-        }
-        self.audit(by, change.action(), json!({ "value": change.value() }))
-            .await;
-        Ok(())
-    }
-
-    /// The CLI answered a set_* request.
-    async fn finish_change(&mut self, pending: PendingChange, refused: Option<String>) {
-        let result = match refused {
-            Some(error) => Err(SessionError::Refused(error)),
-            None => self.apply_change(&pending.change, &pending.by).await,
-        };
-        self.flush().await;
-        let _ = pending.reply.send(result);
-    }
-
     fn status(&self) -> SessionStatus {
         let mut pending: Vec<PendingApprovalInfo> = self
             .pending
@@ -1198,67 +841,6 @@ impl Actor {
             .collect();
         for request_id in expired {
             self.expire(request_id).await;
-        }
-    }
-
-    async fn on_exit(&mut self, info: ExitInfo) {
-        let Some(mut process) = self.process.take() else {
-            return;
-        };
-        if process.resume_failed {
-            // Retrying `--resume` would fail the same way forever. Our own transcript keeps the
-            // history; the CLI starts a new conversation on the next prompt.
-            self.record.cli_session_id = None;
-            if let Err(e) = self.store.set_cli_session_id(&self.record.id, None).await {
-                tracing::error!(session = %self.record.id, "forgetting the CLI session id failed: {e}");
-            }
-            self.publish(EventKind::Error {
-                error: SessionErrorKind::ResumeFailed,
-                message: "the CLI could not resume the earlier conversation; the next prompt starts a new one".into(),
-            })
-            .await;
-        }
-        process.exited = true;
-        // Reap anything the CLI left in its group (a backgrounded Bash command).
-        process.signals.kill();
-        if let Some(stderr_done) = process.stderr_done.take() {
-            let _ = tokio::time::timeout(Duration::from_millis(500), stderr_done).await;
-        }
-        self.last_stderr = process
-            .stderr_tail
-            .lock()
-            .map(|t| t.iter().cloned().collect())
-            .unwrap_or_default();
-        drop(process);
-        self.last_exit = Some(info);
-        self.startup_deadline = None;
-        self.kill_deadline = None;
-        self.idle_deadline = None;
-        self.current_prompt = None;
-        self.cancel_pending().await;
-        if self.state == SessionState::Stopping {
-            self.follow(SessionInput::ProcessExited).await;
-        } else {
-            let dropped_prompts = self.queue.len();
-            self.queue.clear();
-            tracing::warn!(session = %self.record.id, ?info, "the CLI exited unexpectedly");
-            self.follow(SessionInput::ProcessExited).await;
-            self.publish(EventKind::Crashed {
-                exit_code: info.code,
-                signal: info.signal,
-                stderr_tail: self.last_stderr.clone(),
-                dropped_prompts,
-            })
-            .await;
-        }
-        // Changes the CLI never answered still apply to the next spawn.
-        let changes: Vec<PendingChange> = self.changes.drain().map(|(_, c)| c).collect();
-        for pending in changes {
-            self.finish_change(pending, None).await;
-        }
-        self.flush().await;
-        for waiter in self.stop_waiters.drain(..) {
-            let _ = waiter.send(Ok(()));
         }
     }
 }
