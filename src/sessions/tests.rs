@@ -256,6 +256,38 @@ async fn approval_answers_reach_the_cli_and_are_recorded() {
     assert!(audit.iter().any(|a| a.action == "deny" && a.actor == "bob"));
 }
 
+/// An answer the store could not keep leaves its request pending: a later answer still reaches
+/// the CLI, instead of the CLI waiting on a request nobody can answer until it expires. Real
+/// clock: the test waits on the store's thread, and a paused clock would expire the request.
+#[tokio::test]
+async fn an_answer_the_store_refused_leaves_the_request_pending() {
+    let (f, session, mut rx) = started().await;
+    session.prompt("ask Write", "alice").await.expect("prompt");
+    let asked = next_event(&mut rx, |k| matches!(k, EventKind::ToolUseRequested { .. })).await;
+    let EventKind::ToolUseRequested { request_id, .. } = asked.kind else {
+        unreachable!()
+    };
+    let read_only = |on: bool| {
+        f.engine.store().call(move |c| {
+            c.execute_batch(&format!("PRAGMA query_only = {on}"))?;
+            Ok(())
+        })
+    };
+    read_only(true).await.expect("read-only");
+    let refused = session.approve(&request_id, Decision::Allow, "bob").await;
+    assert!(
+        matches!(refused, Err(SessionError::Store(_))),
+        "{refused:?}"
+    );
+    read_only(false).await.expect("writable");
+    session
+        .approve(&request_id, Decision::Allow, "bob")
+        .await
+        .expect("still pending");
+    let result = next_event(&mut rx, is_result).await;
+    assert!(result_text(&result).starts_with("allowed"), "{result:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn interrupt_withdraws_a_pending_approval_and_the_next_prompt_runs() {
     let (_f, session, mut rx) = started().await;

@@ -114,7 +114,13 @@ impl Actor {
                 },
             ),
         };
-        let line = StdinMessage::approval(request_id.clone(), answer)?;
+        let line = match StdinMessage::approval(request_id.clone(), answer) {
+            Ok(line) => line,
+            Err(e) => {
+                self.pending.insert(request_id, pending);
+                return Err(e.into());
+            }
+        };
         let reason = match &event {
             EventKind::ToolDenied { message, .. } => Some(message.clone()),
             _ => None,
@@ -126,9 +132,16 @@ impl Actor {
             },
             mode: exit_plan.map(|m| m.as_str().to_owned()),
         };
-        self.store
+        // Not stored, not answered: the request stays pending (and expires as usual), so the
+        // next click can still answer it.
+        if let Err(e) = self
+            .store
             .decide_approval(&request_id, Some(&by), name, reason.as_deref(), allowed)
-            .await?;
+            .await
+        {
+            self.pending.insert(request_id, pending);
+            return Err(e.into());
+        }
         self.audit(
             &by,
             name,
