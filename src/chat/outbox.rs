@@ -87,6 +87,9 @@ enum DeliveryError {
     Api(#[from] ApiError),
     #[error("the store: {0}")]
     Store(#[from] StoreError),
+    /// The gate closed while the post was prepared: this node no longer runs its session.
+    #[error("this node no longer runs the session")]
+    Withheld,
 }
 
 /// A direct message owed on conditions (an approval reminder): kept in the owed post's JSON,
@@ -204,9 +207,15 @@ impl Retry {
     }
 }
 
+/// Which sessions' posts this process may deliver now: in a cluster, only those of the sessions
+/// whose lease it holds (another node delivers the rest, and a node that lost a lease must not
+/// write for it). Asked for each row just before its delivery.
+pub type DeliveryGate = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 pub struct Outbox<S> {
     store: Store,
     sink: Arc<S>,
+    gate: std::sync::RwLock<DeliveryGate>,
     wake: Notify,
     /// Bumped at every create, for [`Outbox::wait_created`].
     created: watch::Sender<u64>,
@@ -219,10 +228,25 @@ impl<S: PostSink> Outbox<S> {
         Arc::new(Outbox {
             store,
             sink,
+            gate: std::sync::RwLock::new(Arc::new(|_: &str| true)),
             wake: Notify::new(),
             created: watch::Sender::new(0),
             idle: watch::Sender::new(false),
         })
+    }
+
+    /// From now on only posts of sessions `gate` allows are delivered.
+    pub fn set_gate(&self, gate: DeliveryGate) {
+        *self.gate.write().unwrap_or_else(|p| p.into_inner()) = gate;
+    }
+
+    fn may_deliver(&self, session_id: &str) -> bool {
+        (self.gate.read().unwrap_or_else(|p| p.into_inner()))(session_id)
+    }
+
+    /// Looks at the owed posts again (a session this node just took over has some).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     pub fn sink(&self) -> &S {
@@ -297,6 +321,10 @@ impl<S: PostSink> Outbox<S> {
             }
         };
         let mut delivered = false;
+        let rows: Vec<PendingPost> = rows
+            .into_iter()
+            .filter(|r| self.may_deliver(&r.session_id))
+            .collect();
         self.idle.send_replace(rows.is_empty());
         retries.retain(|key, _| rows.iter().any(|r| &r.key == key));
         let mut held: HashSet<String> = HashSet::new();
@@ -317,11 +345,16 @@ impl<S: PostSink> Outbox<S> {
                 }
                 continue;
             }
+            // The lease may have been lost while earlier rows were delivered.
+            if !self.may_deliver(&row.session_id) {
+                continue;
+            }
             match self.deliver(&row).await {
                 Ok(()) => {
                     retries.remove(&row.key);
                     delivered = true;
                 }
+                Err(DeliveryError::Withheld) => {}
                 Err(e) => {
                     let retry = retries.entry(row.key.clone()).or_insert(Retry {
                         failures: 0,
@@ -409,6 +442,9 @@ impl<S: PostSink> Outbox<S> {
             }
             (None, None) => None,
         };
+        if !self.may_deliver(&row.session_id) {
+            return Err(DeliveryError::Withheld);
+        }
         match id {
             Some(id) => {
                 post.id = id;

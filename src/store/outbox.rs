@@ -69,6 +69,8 @@ pub struct OwedPost {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingPost {
     pub key: String,
+    /// The session the post belongs to: only the node running it delivers it.
+    pub session_id: String,
     pub kind: OwedKind,
     pub root_key: Option<String>,
     /// The id of the post `root_key` names, once it was created.
@@ -129,7 +131,8 @@ impl Store {
     pub async fn outbox_pending(&self) -> Result<Vec<PendingPost>, StoreError> {
         self.call(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT o.key, o.kind, o.root_key, r.post_id, o.post, o.version, o.post_id, o.tried
+                "SELECT o.key, o.kind, o.root_key, r.post_id, o.post, o.version, o.post_id, o.tried,
+                   o.session_id
                  FROM outbox o LEFT JOIN outbox r ON r.key = o.root_key
                  WHERE o.delivered < o.version ORDER BY o.seq",
             )?;
@@ -143,14 +146,17 @@ impl Store {
                     r.get(5)?,
                     r.get(6)?,
                     r.get(7)?,
+                    r.get(8)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (key, kind, root_key, root_post_id, post, version, post_id, tried) = row?;
+                let (key, kind, root_key, root_post_id, post, version, post_id, tried, session_id) =
+                    row?;
                 out.push(PendingPost {
                     kind: OwedKind::parse(&kind)?,
                     key,
+                    session_id,
                     root_key,
                     root_post_id,
                     post: post.unwrap_or(Value::Null),

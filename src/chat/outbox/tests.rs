@@ -126,6 +126,37 @@ async fn retries_back_off_and_are_capped() {
     assert!(after <= MAX_RETRY + MAX_RETRY / 2, "{after:?}");
 }
 
+/// In a cluster a node delivers only the posts of sessions it runs: a closed gate holds a
+/// session's posts (and does not keep the outbox from being drained), and once the node runs the
+/// session (a takeover opens the gate and wakes the worker) they go out in order.
+#[tokio::test(start_paused = true)]
+async fn only_posts_of_sessions_the_gate_allows_are_delivered() {
+    let r = rig().await;
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = open.clone();
+    r.outbox.set_gate(Arc::new(move |session: &str| {
+        gate.load(Ordering::SeqCst) && session == "s1"
+    }));
+    r.outbox.put(reply(1)).await.unwrap();
+    r.outbox.put(reply(2)).await.unwrap();
+    settle(&r.outbox).await;
+    let sent = |sink: &crate::chat::test_sink::FakeSink| {
+        sink.posts()
+            .into_iter()
+            .map(|(_, p)| p.message)
+            .filter(|m| m.starts_with("reply"))
+            .collect::<Vec<_>>()
+    };
+    assert!(sent(&r.sink).is_empty(), "{:?}", sent(&r.sink));
+    assert_eq!(r.store.outbox_pending().await.unwrap().len(), 2);
+    open.store(true, Ordering::SeqCst);
+    r.outbox.wake();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    settle(&r.outbox).await;
+    assert_eq!(sent(&r.sink), ["reply 1", "reply 2"]);
+    assert!(r.store.outbox_pending().await.unwrap().is_empty());
+}
+
 #[test]
 fn a_post_survives_its_json_form() {
     let signer = crate::chat::card::ActionSigner::new(&"ab".repeat(32)).unwrap();
