@@ -58,6 +58,23 @@ pub fn read_varint(b: &[u8]) -> Option<(i64, usize)> {
 pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Duplex for T {}
 
+/// A body over its limit: the error inside the `io::Error` of
+/// [`Body::read_to_end_limited`] and of a bounded [`MemorySink`]'s writes, so
+/// that callers can tell it from a failing stream ([`TooLarge::is`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{what} larger than {limit} bytes")]
+pub struct TooLarge {
+    pub what: &'static str,
+    pub limit: usize,
+}
+
+impl TooLarge {
+    /// Whether `e` is this error (and not, say, the host stream failing).
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<TooLarge>())
+    }
+}
+
 /// A request body: read it like any `AsyncRead`; end of stream = end of body.
 pub struct Body(Box<dyn AsyncRead + Send + Unpin>);
 
@@ -91,7 +108,10 @@ impl Body {
             if out.len() + n > limit {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("request body larger than {limit} bytes"),
+                    TooLarge {
+                        what: "request body",
+                        limit,
+                    },
                 ));
             }
             out.extend_from_slice(&buf[..n]);
@@ -270,19 +290,48 @@ pub struct Recorded {
     /// Sizes of the Write calls, to check chunking.
     pub writes: Vec<usize>,
     pub closed: bool,
+    /// A write would have taken the body past the sink's limit: it was refused
+    /// (not recorded), so `body` is a prefix of what the handler meant to send.
+    pub overflowed: bool,
 }
 
-/// An in-memory sink for tests of handlers and routers.
-#[derive(Clone, Default)]
-pub struct MemorySink(pub Arc<Mutex<Recorded>>);
+/// A response kept in memory: for tests of handlers and routers, and for a
+/// request forwarded from another cluster node, whose answer travels back
+/// whole (then with a limit, see [`MemorySink::bounded`]).
+#[derive(Clone)]
+pub struct MemorySink {
+    recorded: Arc<Mutex<Recorded>>,
+    /// Most body bytes kept; a write past it fails with [`TooLarge`], so the
+    /// handler stops producing a body nobody will receive.
+    limit: usize,
+}
+
+impl Default for MemorySink {
+    fn default() -> Self {
+        Self::bounded(usize::MAX)
+    }
+}
 
 impl MemorySink {
+    /// A sink that keeps at most `limit` body bytes.
+    pub fn bounded(limit: usize) -> Self {
+        MemorySink {
+            recorded: Arc::default(),
+            limit,
+        }
+    }
+
     pub fn recorded(&self) -> Recorded {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.with(|r| r.clone())
+    }
+
+    /// What was recorded, leaving an empty record behind (no copy of the body).
+    pub fn take(&self) -> Recorded {
+        self.with(std::mem::take)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Recorded) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut self.recorded.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -296,11 +345,26 @@ impl ResponseSink for MemorySink {
         Box::pin(async { Ok(()) })
     }
     fn write(&mut self, chunk: Vec<u8>) -> BoxFuture<'_, io::Result<()>> {
-        self.with(|r| {
+        let limit = self.limit;
+        let kept = self.with(|r| {
+            if r.body.len().saturating_add(chunk.len()) > limit {
+                r.overflowed = true;
+                return false;
+            }
             r.writes.push(chunk.len());
             r.body.extend_from_slice(&chunk);
+            true
         });
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            if kept {
+                Ok(())
+            } else {
+                Err(io::Error::other(TooLarge {
+                    what: "response body",
+                    limit,
+                }))
+            }
+        })
     }
     fn close(&mut self) -> BoxFuture<'_, ()> {
         self.with(|r| r.closed = true);
@@ -332,6 +396,11 @@ impl ResponseWriter {
     /// on SyncHeader, so pass canonical names like `Content-Type`).
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         self.headers.insert(name.to_owned(), vec![value.into()]);
+    }
+
+    /// Replaces a header's values with several (a forwarded answer's `Set-Cookie`s).
+    pub fn set_header_values(&mut self, name: &str, values: Vec<String>) {
+        self.headers.insert(name.to_owned(), values);
     }
 
     pub fn headers(&self) -> &Headers {
@@ -516,6 +585,40 @@ mod tests {
         assert_eq!(r.writes, vec![WRITE_CHUNK, 13]);
         assert_eq!(r.headers["Content-Type"], vec!["text/plain".to_string()]);
         assert!(r.closed);
+    }
+
+    #[tokio::test]
+    async fn body_limit_is_told_apart_from_a_failing_stream() {
+        let mut b = Body::from_bytes(vec![1; 100]);
+        let e = b.read_to_end_limited(99).await.unwrap_err();
+        assert!(TooLarge::is(&e), "{e}");
+        assert_eq!(e.to_string(), "request body larger than 99 bytes");
+        assert!(!TooLarge::is(&io::Error::other("stream broke")));
+    }
+
+    #[tokio::test]
+    async fn bounded_sink_refuses_past_its_limit() {
+        let sink = MemorySink::bounded(WRITE_CHUNK + 5);
+        let mut w = ResponseWriter::new(sink.clone());
+        w.write(&vec![1u8; WRITE_CHUNK]).await.unwrap();
+        // Buffered in the writer: the sink sees it at the flush.
+        w.write(&[2u8; 6]).await.unwrap();
+        let e = w.finish().await.unwrap_err();
+        assert!(TooLarge::is(&e), "{e}");
+        let r = sink.take();
+        assert!(r.overflowed);
+        assert_eq!(r.body.len(), WRITE_CHUNK);
+        assert_eq!(r.status, Some(200));
+        assert!(r.closed);
+        assert_eq!(sink.recorded(), Recorded::default());
+
+        let sink = MemorySink::bounded(10);
+        let mut w = ResponseWriter::new(sink.clone());
+        w.write(b"0123456789").await.unwrap();
+        w.finish().await.unwrap();
+        let r = sink.recorded();
+        assert!(!r.overflowed);
+        assert_eq!(r.body, b"0123456789");
     }
 
     #[tokio::test]
