@@ -41,7 +41,7 @@ impl Store {
         events: Vec<NewSessionEvent>,
     ) -> Result<Vec<i64>, StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |c| {
+        self.call_for(&session_id.clone(), move |c| {
             let mut seq = last_seq(c, &session_id)?;
             let mut stmt = c.prepare_cached(
                 "INSERT INTO session_events (session_id, seq, name, payload, at)

@@ -8,7 +8,10 @@
 //! may lose the last commits, which is acceptable for a chat transcript). Batching is what keeps
 //! 50 busy sessions cheap: one commit per batch instead of one per event.
 
+mod approvals;
+mod batch;
 mod events;
+mod fence;
 mod history;
 mod outbox;
 mod processes;
@@ -17,6 +20,7 @@ mod worktrees;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -55,6 +59,13 @@ pub enum StoreError {
     Commit(String),
     #[error("stored value {value:?} is not a valid {what}")]
     BadValue { what: &'static str, value: String },
+    /// Another node took the session over (its lease, with a greater fence): this node no
+    /// longer writes it.
+    #[error(
+        "session {session} was taken over by another node of the cluster; this node no longer \
+         writes it"
+    )]
+    Fenced { session: String },
     /// The database thread is gone (it panicked or the store was closed).
     #[error("the database thread has stopped")]
     Closed,
@@ -152,28 +163,23 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRecord> {
     })
 }
 
-type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-/// A job runs on the connection (`None`: it may not run, its savepoint could not be opened) and
-/// says whether it succeeded (a failed one is rolled back to its savepoint) and how to answer
-/// its caller once the batch is committed.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Reply) + Send>;
-
 /// Handle to the database thread; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     jobs: Jobs,
     path: PathBuf,
+    fencing: Arc<fence::Fencing>,
 }
 
 /// Where jobs run.
 #[derive(Clone)]
 enum Jobs {
     /// On the database thread.
-    Thread(std_mpsc::Sender<Job>),
+    Thread(std_mpsc::Sender<batch::Job>),
     /// On the caller's thread, at once (tests on tokio's paused clock: a wait on another
     /// thread would let the clock jump to the next timer meanwhile).
     #[cfg(test)]
-    Inline(std::sync::Arc<std::sync::Mutex<Connection>>),
+    Inline(Arc<std::sync::Mutex<Connection>>),
 }
 
 impl std::fmt::Debug for Store {
@@ -182,24 +188,23 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// At most this many queued jobs share one transaction, so one caller's wait stays bounded.
-const MAX_BATCH: usize = 256;
-
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it, on the store's own
     /// thread.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let (jobs, job_rx) = std_mpsc::channel::<Job>();
+        let (jobs, job_rx) = std_mpsc::channel::<batch::Job>();
+        let fencing = Arc::new(fence::Fencing::default());
+        let thread_fencing = fencing.clone();
         let (opened_tx, opened_rx) = oneshot::channel();
         let db_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("sqlite-store".into())
             .spawn(move || match open_connection(&db_path) {
                 Ok(conn) => {
-                    let alive = std::sync::Arc::new(());
-                    spawn_checkpointer(db_path.clone(), std::sync::Arc::downgrade(&alive));
+                    let alive = Arc::new(());
+                    spawn_checkpointer(db_path.clone(), Arc::downgrade(&alive));
                     let _ = opened_tx.send(Ok(()));
-                    run_jobs(conn, job_rx);
+                    batch::run_jobs(conn, thread_fencing, job_rx);
                     drop(alive);
                 }
                 Err(e) => {
@@ -214,6 +219,7 @@ impl Store {
         Ok(Self {
             jobs: Jobs::Thread(jobs),
             path: path.to_path_buf(),
+            fencing,
         })
     }
 
@@ -221,10 +227,9 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn open_inline(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
-            jobs: Jobs::Inline(std::sync::Arc::new(std::sync::Mutex::new(open_connection(
-                path,
-            )?))),
+            jobs: Jobs::Inline(Arc::new(std::sync::Mutex::new(open_connection(path)?))),
             path: path.to_path_buf(),
+            fencing: Arc::default(),
         })
     }
 
@@ -232,41 +237,8 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` on the database thread; resolves after the batch holding it committed.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let outcome = match conn {
-                Some(conn) => f(conn),
-                None => Err(StoreError::Closed),
-            };
-            let ok = outcome.is_ok();
-            let reply: Reply = Box::new(move |commit_error: Option<&str>| {
-                let outcome = match commit_error {
-                    Some(e) => Err(StoreError::Commit(e.to_owned())),
-                    None => outcome,
-                };
-                let _ = tx.send(outcome);
-            });
-            (ok, reply)
-        });
-        match &self.jobs {
-            Jobs::Thread(jobs) => jobs.send(job).map_err(|_| StoreError::Closed)?,
-            #[cfg(test)]
-            Jobs::Inline(conn) => {
-                let conn = conn.lock().map_err(|_| StoreError::Closed)?;
-                run_batch(&conn, vec![job]);
-            }
-        }
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
     pub async fn insert_session(&self, record: SessionRecord) -> Result<(), StoreError> {
-        self.call(move |c| {
+        self.call_for(&record.id.clone(), move |c| {
             c.execute(
                 "INSERT INTO sessions (id, channel_id, owner_id, project_path, cli_session_id, model,
                    permission_mode, status, created_at, updated_at)
@@ -291,7 +263,7 @@ impl Store {
 
     pub async fn set_session_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
         let (id, status) = (id.to_owned(), status.to_owned());
-        self.call(move |c| {
+        self.call_for(&id.clone(), move |c| {
             c.execute(
                 "UPDATE sessions SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, status, now_ms()],
@@ -308,7 +280,7 @@ impl Store {
         cli_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let (id, cli_id) = (id.to_owned(), cli_id.map(str::to_owned));
-        self.call(move |c| {
+        self.call_for(&id.clone(), move |c| {
             c.execute(
                 "UPDATE sessions SET cli_session_id = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, cli_id, now_ms()],
@@ -330,7 +302,7 @@ impl Store {
             model.map(str::to_owned),
             permission_mode.map(str::to_owned),
         );
-        self.call(move |c| {
+        self.call_for(&id.clone(), move |c| {
             c.execute(
                 "UPDATE sessions SET model = COALESCE(?2, model),
                    permission_mode = COALESCE(?3, permission_mode), updated_at = ?4 WHERE id = ?1",
@@ -366,7 +338,7 @@ impl Store {
     /// The chat thread root of a session (the post `/claude start` created).
     pub async fn set_root_post(&self, session_id: &str, post_id: &str) -> Result<(), StoreError> {
         let (session_id, post_id) = (session_id.to_owned(), post_id.to_owned());
-        self.call(move |c| {
+        self.call_for(&session_id.clone(), move |c| {
             c.execute(
                 "INSERT INTO chat_threads (session_id, root_post_id) VALUES (?1, ?2)
                  ON CONFLICT(session_id) DO UPDATE SET root_post_id = excluded.root_post_id",
@@ -389,7 +361,7 @@ impl Store {
 
     /// Appends one transcript row; returns its `seq`.
     pub async fn append_message(&self, record: MessageRecord) -> Result<i64, StoreError> {
-        self.call(move |c| {
+        self.call_for(&record.session_id.clone(), move |c| {
             c.prepare_cached(
                 "INSERT INTO messages (id, session_id, type, kind, content, event, timestamp)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -413,7 +385,9 @@ impl Store {
         &self,
         records: Vec<MessageRecord>,
     ) -> Result<Vec<i64>, StoreError> {
-        self.call(move |c| {
+        let mut sessions: Vec<String> = records.iter().map(|r| r.session_id.clone()).collect();
+        sessions.dedup();
+        self.call_as(Some(fence::Owner::Sessions(sessions)), move |c| {
             let mut stmt = c.prepare_cached(
                 "INSERT INTO messages (id, session_id, type, kind, content, event, timestamp)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -473,169 +447,6 @@ impl Store {
         .await
     }
 
-    pub async fn insert_approval(&self, record: ApprovalRecord) -> Result<(), StoreError> {
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO approvals (request_id, session_id, tool, input, decided_by, decision,
-                   reason, requested_at, decided_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    record.request_id,
-                    record.session_id,
-                    record.tool,
-                    record.input.to_string(),
-                    record.decided_by,
-                    record.decision,
-                    record.reason,
-                    record.requested_at,
-                    record.decided_at
-                ],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Records the outcome of a pending approval. Only a pending row changes: a decision is
-    /// final, and a second click must not overwrite who decided.
-    pub async fn decide_approval(
-        &self,
-        request_id: &str,
-        decided_by: Option<&str>,
-        decision: &str,
-        reason: Option<&str>,
-        allowed: Allowed,
-    ) -> Result<bool, StoreError> {
-        let args = (
-            request_id.to_owned(),
-            decided_by.map(str::to_owned),
-            decision.to_owned(),
-            reason.map(str::to_owned),
-        );
-        self.call(move |c| {
-            let (request_id, decided_by, decision, reason) = args;
-            let n = c.execute(
-                "UPDATE approvals SET decided_by = ?2, decision = ?3, reason = ?4, decided_at = ?5,
-                   updated_input = ?6, mode = ?7
-                 WHERE request_id = ?1 AND decision IS NULL",
-                params![
-                    request_id,
-                    decided_by,
-                    decision,
-                    reason,
-                    now_ms(),
-                    allowed.updated_input,
-                    allowed.mode
-                ],
-            )?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    /// Marks the still-pending approvals of `session_ids` `cancelled` with `reason` and returns
-    /// them (as they now are). For sessions without a CLI: nobody can answer their requests.
-    pub async fn cancel_undecided_approvals(
-        &self,
-        session_ids: &[String],
-        reason: &str,
-    ) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let args = (session_ids.to_vec(), reason.to_owned());
-        self.call(move |c| {
-            let (session_ids, reason) = args;
-            let mut stmt = c.prepare(
-                "UPDATE approvals SET decision = 'cancelled', reason = ?2, decided_at = ?3
-                 WHERE decision IS NULL AND session_id = ?1
-                 RETURNING request_id, session_id, tool, input, decided_by, decision, reason,
-                   requested_at, decided_at, updated_input, mode",
-            )?;
-            let mut out = Vec::new();
-            for id in session_ids {
-                let rows = stmt.query_map(params![id, reason, now_ms()], approval_row)?;
-                for row in rows {
-                    out.push(row?);
-                }
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    /// The approval's card is owed (through the outbox, which knows its post) with buttons.
-    pub async fn set_approval_card(&self, request_id: &str) -> Result<(), StoreError> {
-        let request_id = request_id.to_owned();
-        self.call(move |c| {
-            c.execute(
-                "UPDATE approvals SET card_open = 1 WHERE request_id = ?1",
-                [request_id],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// The approval's card no longer shows buttons.
-    pub async fn close_approval_card(&self, request_id: &str) -> Result<(), StoreError> {
-        let request_id = request_id.to_owned();
-        self.call(move |c| {
-            c.execute(
-                "UPDATE approvals SET card_open = 0 WHERE request_id = ?1",
-                [request_id],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Cards still showing buttons although their request is over (the plugin stopped before
-    /// it could close them), with the request as stored, and the card's post id when it was
-    /// posted before the outbox (which knows the others).
-    pub async fn open_cards_of_decided_approvals(
-        &self,
-    ) -> Result<Vec<(Option<String>, ApprovalRecord)>, StoreError> {
-        self.call(|c| {
-            let mut stmt = c.prepare(
-                "SELECT request_id, session_id, tool, input, decided_by, decision, reason,
-                   requested_at, decided_at, updated_input, mode, card_post_id
-                 FROM approvals
-                 WHERE card_open = 1 AND decision IS NOT NULL
-                 ORDER BY requested_at, request_id",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(11)?, approval_row(r)?)))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
-    }
-
-    /// Whether approval `request_id` is stored as decided (a request the store does not know
-    /// is not).
-    pub async fn approval_decided(&self, request_id: &str) -> Result<bool, StoreError> {
-        let request_id = request_id.to_owned();
-        self.call(move |c| {
-            Ok(c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM approvals
-                   WHERE request_id = ?1 AND decision IS NOT NULL)",
-                [request_id],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-    }
-
-    pub async fn approvals(&self, session_id: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
-        let session_id = session_id.to_owned();
-        self.call(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT request_id, session_id, tool, input, decided_by, decision, reason,
-                   requested_at, decided_at, updated_input, mode
-                 FROM approvals WHERE session_id = ?1 ORDER BY requested_at, request_id",
-            )?;
-            let rows = stmt.query_map([session_id], approval_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
-    }
-
     pub async fn audit(
         &self,
         session_id: Option<&str>,
@@ -649,7 +460,8 @@ impl Store {
             action.to_owned(),
             detail.to_string(),
         );
-        self.call(move |c| {
+        let owner = session_id.map(|id| fence::Owner::Session(id.to_owned()));
+        self.call_as(owner, move |c| {
             let (session_id, actor, action, detail) = args;
             c.execute(
                 "INSERT INTO audit_log (session_id, actor, action, detail, at)
@@ -759,82 +571,5 @@ fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>) {
     }
 }
 
-fn run_jobs(conn: Connection, jobs: std_mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        run_batch(&conn, batch);
-    }
-}
-
-/// Runs `batch` in one transaction and answers each job after COMMIT.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    // Each job runs inside its own savepoint: a job that fails half-way is rolled back
-    // whole, and one bad job does not cost the others in the batch their writes.
-    // If BEGIN itself fails the jobs still run, each under its savepoint (which then acts
-    // as a transaction of its own).
-    let in_transaction = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-    let replies: Vec<Reply> = batch.into_iter().map(|job| run_whole(conn, job)).collect();
-    let error = if in_transaction {
-        conn.execute_batch("COMMIT").err().map(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            e.to_string()
-        })
-    } else {
-        None
-    };
-    for reply in replies {
-        reply(error.as_deref());
-    }
-}
-
-/// Runs `job` so that it commits whole or not at all: a savepoint around it, rolled back when
-/// the job fails. A savepoint that cannot be opened leaves the job unrun and failed.
-fn run_whole(conn: &Connection, job: Job) -> Reply {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
-        let message = format!("opening a savepoint: {e}");
-        let (_, reply) = job(None);
-        return Box::new(move |_| reply(Some(&message)));
-    }
-    let (ok, reply) = job(Some(conn));
-    let end = if ok {
-        conn.execute_batch("RELEASE job")
-    } else {
-        conn.execute_batch("ROLLBACK TO job; RELEASE job")
-    };
-    match end {
-        Ok(()) => reply,
-        Err(e) => {
-            let message = format!("closing a savepoint: {e}");
-            Box::new(move |_| reply(Some(&message)))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;
-
-/// An `approvals` row selected as `request_id, session_id, tool, input, decided_by, decision,
-/// reason, requested_at, decided_at, updated_input, mode`.
-fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRecord> {
-    Ok(ApprovalRecord {
-        request_id: r.get(0)?,
-        session_id: r.get(1)?,
-        tool: r.get(2)?,
-        input: r.get(3)?,
-        decided_by: r.get(4)?,
-        decision: r.get(5)?,
-        reason: r.get(6)?,
-        requested_at: r.get(7)?,
-        decided_at: r.get(8)?,
-        allowed: Allowed {
-            updated_input: r.get(9)?,
-            mode: r.get(10)?,
-        },
-    })
-}

@@ -5,6 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
+use super::fence::Owner;
 use super::{now_ms, Store, StoreError};
 
 /// What an owed post is to the chat layer.
@@ -101,7 +102,7 @@ impl Store {
     /// Records `owed` as the post's current version (a newer version of a post not yet
     /// delivered replaces the older one). A closed post is only replaced by another closed one.
     pub async fn outbox_put(&self, owed: OwedPost) -> Result<(), StoreError> {
-        self.call(move |c| {
+        self.call_for(&owed.session_id.clone(), move |c| {
             c.prepare_cached(
                 "INSERT INTO outbox (key, kind, session_id, root_key, request_id, turn_seq, part,
                    post, final, updated_at)
@@ -173,7 +174,7 @@ impl Store {
     /// A create of `key` is about to be sent (the first one's time is kept).
     pub async fn outbox_tried(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.call(move |c| {
+        self.call_as(Some(Owner::OutboxKey(key.clone())), move |c| {
             c.execute(
                 "UPDATE outbox SET tried = ?2 WHERE key = ?1 AND tried = 0",
                 params![key, now_ms()],
@@ -192,7 +193,7 @@ impl Store {
         version: Option<i64>,
     ) -> Result<(), StoreError> {
         let (key, post_id) = (key.to_owned(), post_id.to_owned());
-        self.call(move |c| {
+        self.call_as(Some(Owner::OutboxKey(key.clone())), move |c| {
             c.execute(
                 "UPDATE outbox SET post_id = ?2, tried = 0 WHERE key = ?1",
                 params![key, post_id],
@@ -228,8 +229,10 @@ impl Store {
     /// The server confirmed `version` of `key`.
     pub async fn outbox_delivered(&self, key: &str, version: i64) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.call(move |c| Ok(mark_delivered(c, &key, version)?))
-            .await
+        self.call_as(Some(Owner::OutboxKey(key.clone())), move |c| {
+            Ok(mark_delivered(c, &key, version)?)
+        })
+        .await
     }
 
     /// The post id of `key`, once created.
@@ -341,7 +344,7 @@ impl Store {
         post_id: &str,
     ) -> Result<(), StoreError> {
         let args = (key.to_owned(), session_id.to_owned(), post_id.to_owned());
-        self.call(move |c| {
+        self.call_for(session_id, move |c| {
             let (key, session_id, post_id) = args;
             c.execute(
                 "INSERT INTO outbox (key, kind, session_id, version, delivered, post_id, updated_at)

@@ -14,18 +14,20 @@ impl Store {
         process: ProcessIdentity,
     ) -> Result<(), StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |c| {
+        let node = self.fencing.node();
+        self.call_for(&session_id.clone(), move |c| {
             c.execute(
-                "INSERT INTO session_processes (session_id, pid, start_ticks, boot_id)
-                 VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO session_processes (session_id, pid, start_ticks, boot_id, node)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (session_id) DO UPDATE
-                   SET pid = ?2, start_ticks = ?3, boot_id = ?4",
+                   SET pid = ?2, start_ticks = ?3, boot_id = ?4, node = ?5",
                 params![
                     session_id,
                     process.pid,
                     // Clock ticks since boot: far below i64::MAX.
                     i64::try_from(process.start).unwrap_or(i64::MAX),
-                    process.boot_id
+                    process.boot_id,
+                    node
                 ],
             )?;
             Ok(())
@@ -33,19 +35,23 @@ impl Store {
         .await
     }
 
-    /// The processes recorded for `session_ids`, as `(session id, process)`.
+    /// The processes recorded for `session_ids` by this node (see [`Store::set_node`]) or
+    /// before nodes were recorded, as `(session id, process)`: another node's CLIs are its own
+    /// to stop, also when the nodes share a machine (and so the processes' boot id).
     pub async fn session_processes(
         &self,
         session_ids: &[String],
     ) -> Result<Vec<(String, ProcessIdentity)>, StoreError> {
         let session_ids = session_ids.to_vec();
+        let node = self.fencing.node();
         self.call(move |c| {
             let mut stmt = c.prepare(
-                "SELECT pid, start_ticks, boot_id FROM session_processes WHERE session_id = ?1",
+                "SELECT pid, start_ticks, boot_id FROM session_processes
+                 WHERE session_id = ?1 AND (node IS ?2 OR node IS NULL)",
             )?;
             let mut out = Vec::new();
             for id in session_ids {
-                let rows = stmt.query_map(params![id], |r| {
+                let rows = stmt.query_map(params![id, node], |r| {
                     Ok(ProcessIdentity {
                         pid: r.get(0)?,
                         start: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),

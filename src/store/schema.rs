@@ -146,6 +146,18 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
             removed_at INTEGER
         );",
     ),
+    (
+        9,
+        // High availability (see src/cluster): the fence each session was last claimed with by
+        // the node owning it, so a node whose lease was taken writes nothing more; and the node
+        // that recorded each process, so a node kills only what it started itself.
+        "CREATE TABLE session_fences (
+            session_id TEXT PRIMARY KEY,
+            node       TEXT NOT NULL,
+            fence      INTEGER NOT NULL
+        );
+        ALTER TABLE session_processes ADD COLUMN node TEXT;",
+    ),
 ];
 
 /// The version this build writes.

@@ -543,3 +543,5 @@ async fn pruning_keeps_the_newest_events_and_their_numbers() {
         KEEP_EVENTS_PER_SESSION + 3
     );
 }
+
+mod fencing;

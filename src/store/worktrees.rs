@@ -36,7 +36,7 @@ const COLUMNS: &str =
 
 impl Store {
     pub async fn insert_worktree(&self, record: WorktreeRecord) -> Result<(), StoreError> {
-        self.call(move |c| {
+        self.call_for(&record.session_id.clone(), move |c| {
             c.execute(
                 "INSERT INTO session_worktrees
                    (session_id, repository, path, branch, created_at, removed_at)
@@ -82,7 +82,7 @@ impl Store {
     pub async fn worktree_removed(&self, session_id: &str) -> Result<i64, StoreError> {
         let id = session_id.to_owned();
         let at = now_ms();
-        self.call(move |c| {
+        self.call_for(&id.clone(), move |c| {
             c.execute(
                 "UPDATE session_worktrees SET removed_at = ?2 WHERE session_id = ?1",
                 params![id, at],
