@@ -35,6 +35,7 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	calls []APICall
+	plain bool // NewPlainServer: not clustered
 }
 
 // Node is one simulated server of a Cluster.
@@ -94,6 +95,19 @@ func NodeIDs(n int) []string {
 // processes still found under the nodes' supervisors.
 func NewCluster(t testing.TB, n int, tarball string, logger *mlog.Logger) *Cluster {
 	t.Helper()
+	return newCluster(t, n, tarball, logger, false)
+}
+
+// NewPlainServer is one server that is NOT clustered, with the same records and process
+// control as a Cluster's node: GetPluginStatus answers ClusterId "" and
+// PublishPluginClusterEvent reaches nobody (the server returns nil without a cluster), both
+// still recorded.
+func NewPlainServer(t testing.TB, tarball string, logger *mlog.Logger) *Cluster {
+	t.Helper()
+	return newCluster(t, 1, tarball, logger, true)
+}
+
+func newCluster(t testing.TB, n int, tarball string, logger *mlog.Logger, plain bool) *Cluster {
 	if n < 1 || n > 26 {
 		t.Fatalf("NewCluster: %d nodes", n)
 	}
@@ -102,7 +116,7 @@ func NewCluster(t testing.TB, n int, tarball string, logger *mlog.Logger) *Clust
 		t.Fatal(err)
 	}
 	ids := NodeIDs(n)
-	c := &Cluster{Bus: NewBus(ids...)}
+	c := &Cluster{Bus: NewBus(ids...), plain: plain}
 	for _, id := range ids {
 		b, err := unpackBundle(tarball, filepath.Join(work, id))
 		if err != nil {
@@ -452,11 +466,12 @@ type nodeAPI struct {
 	node *Node
 }
 
-// GetPluginStatus answers as a clustered server: ClusterId is this node's id.
+// GetPluginStatus answers as a clustered server: ClusterId is this node's id (a plain
+// server's is "").
 func (a nodeAPI) GetPluginStatus(id string) (*model.PluginStatus, *model.AppError) {
 	a.Record("GetPluginStatus", id)
 	st, err := a.API.GetPluginStatus(id)
-	if st != nil {
+	if st != nil && !a.node.cluster.plain {
 		st.ClusterId = a.node.ID
 	}
 	return st, err
@@ -466,7 +481,7 @@ func (a nodeAPI) GetPluginStatus(id string) (*model.PluginStatus, *model.AppErro
 // the bus.
 func (a nodeAPI) PublishPluginClusterEvent(ev model.PluginClusterEvent, opts model.PluginClusterEventSendOptions) error {
 	a.Record("PublishPluginClusterEvent", ev, opts)
-	if err := a.API.PublishPluginClusterEvent(ev, opts); err != nil {
+	if err := a.API.PublishPluginClusterEvent(ev, opts); err != nil || a.node.cluster.plain {
 		return err
 	}
 	return a.node.cluster.Bus.Publish(a.node.ID, ev, opts)

@@ -315,6 +315,19 @@ func TestNodeAPI(t *testing.T) {
 	if len(f.ClusterEvents()) != 1 {
 		t.Fatal("the shared fake did not record the published event")
 	}
+
+	// A plain server: ClusterId "", events recorded but sent nowhere.
+	c.plain = true
+	if st, err := api.GetPluginStatus(PluginID); err != nil || st.ClusterId != "" {
+		t.Fatalf("plain node GetPluginStatus: %+v %v", st, err)
+	}
+	if err := api.PublishPluginClusterEvent(model.PluginClusterEvent{Id: "nobody"}, reliable("")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if len(ib.of("node-b")) != 1 || len(c.Bus.Events()) != 1 || len(f.ClusterEvents()) != 2 {
+		t.Fatalf("plain server's event: bus %d events, node-b got %v", len(c.Bus.Events()), ib.of("node-b"))
+	}
 }
 
 // Process control and CLI discovery, on stand-in processes: a copy of /bin/sh plays a node's
