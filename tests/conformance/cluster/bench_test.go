@@ -39,7 +39,9 @@ func TestClusterLoadBench(t *testing.T) {
 		direct, forwarded   []time.Duration
 		sent, lost          int
 		unknownOwner, errs  int
+		refused             int
 		firstErr            string
+		firstRefusal        string
 		perSession          map[string]int
 		startedAt, stopping time.Time
 	}
@@ -55,7 +57,7 @@ func TestClusterLoadBench(t *testing.T) {
 				node := nodes[rand.IntN(len(nodes))]
 				l, ok := w.lease(s)
 				began := time.Now()
-				_, err := w.command(t, node, s, fmt.Sprintf("/claude Bench prompt BENCH-%02d-%03d", i, k))
+				r, err := w.command(t, node, s, fmt.Sprintf("/claude Bench prompt BENCH-%02d-%03d", i, k))
 				took := time.Since(began)
 				st.mu.Lock()
 				st.sent++
@@ -74,7 +76,17 @@ func TestClusterLoadBench(t *testing.T) {
 					st.forwarded = append(st.forwarded, took)
 				}
 				want := st.perSession[s.id]
+				refused := err == nil && refusal(r.Reply)
+				if refused {
+					st.refused++
+					if st.firstRefusal == "" {
+						st.firstRefusal = fmt.Sprintf("through %s (owner %s): %q", node, l.Node, r.Reply)
+					}
+				}
 				st.mu.Unlock()
+				if refused {
+					return // never answered: this session's count is off from here on
+				}
 				if !steps.Poll(lostAfter, func() bool { return len(w.doneReplies(s, before)) >= want }) {
 					st.mu.Lock()
 					st.lost++
@@ -108,11 +120,18 @@ func TestClusterLoadBench(t *testing.T) {
 		return float64(s[len(s)/2].Microseconds()) / 1000
 	}
 	fwd, dir := p50(st.forwarded), p50(st.direct)
-	fmt.Printf("cluster-bench: forwarded call added latency p50 %.1f ms (direct p50 %.1f ms), %d prompts\n", fwd-dir, dir, st.sent)
+	if fwd >= 0 && dir >= 0 {
+		fmt.Printf("cluster-bench: forwarded call added latency p50 %.1f ms (direct p50 %.1f ms), %d prompts\n", fwd-dir, dir, st.sent)
+	} else {
+		fmt.Printf("cluster-bench: forwarded call added latency p50 n/a (%d forwarded, %d direct calls measured), %d prompts\n", len(st.forwarded), len(st.direct), st.sent)
+	}
 	t.Logf("%d sessions, %v: %d prompts (%d direct, %d forwarded, %d with no lease to tell the owner), %d errors (%s), %d lost (no answer within %v), %d missing and %d duplicated answers; forwarded p50 %.1f ms; at most %d CLIs at once",
 		n, run, st.sent, len(st.direct), len(st.forwarded), st.unknownOwner, st.errs, st.firstErr, st.lost, lostAfter, missing, dups, fwd, res.Most)
 	if st.errs > 0 {
 		t.Errorf("%d prompt commands failed: %s", st.errs, st.firstErr)
+	}
+	if st.refused > 0 {
+		t.Errorf("%d prompts were refused, the first %s", st.refused, st.firstRefusal)
 	}
 	if st.lost > 0 || missing > 0 {
 		t.Errorf("%d prompts got no answer in their thread within %v (%d answers missing in all)", st.lost, lostAfter, missing)

@@ -47,13 +47,13 @@ func TestClusterForwarding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if containsAny(r.Reply, "No Claude Code session", "did not answer") {
+	if refusal(r.Reply) {
 		t.Errorf("/claude <prompt> through node-b was refused: %q", r.Reply)
 	}
-	if !steps.Poll(turnTimeout, func() bool { return w.requestWith(mark, "PROMPT-VIA-B") != nil }) {
+	if !steps.Poll(patience(r.Reply), func() bool { return w.requestWith(mark, "PROMPT-VIA-B") != nil }) {
 		t.Errorf("the prompt sent through node-b never reached the model (reply %q)", r.Reply)
 	}
-	w.waitDone(t, s, before, turnTimeout, "the prompt through node-b")
+	w.waitDone(t, s, before, patience(r.Reply), "the prompt through node-b")
 	w.servedOnlyBy(t, s, "node-a")
 
 	// A thread reply delivered to B's MessageHasBeenPosted.
@@ -77,10 +77,11 @@ func TestClusterForwarding(t *testing.T) {
 		t.Fatal(err)
 	}
 	before = w.postIDs(s)
-	if _, err := w.command(t, "node-b", s, "/claude Create via-c.txt"); err != nil {
+	r, err = w.command(t, "node-b", s, "/claude Create via-c.txt")
+	if err != nil {
 		t.Fatal(err)
 	}
-	card := w.waitCard(t, s, before, turnTimeout)
+	card := w.waitCard(t, s, before, patience(r.Reply))
 	var approve *model.PostAction
 	for _, a := range steps.Actions(card.GetProps()) {
 		if a.Id == "approve" {

@@ -179,10 +179,10 @@ func TestClusterSplitBrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !steps.Poll(turnTimeout, func() bool { return w.requestWith(mark, "SPLIT-TWO") != nil }) {
+	if !steps.Poll(patience(r.Reply), func() bool { return w.requestWith(mark, "SPLIT-TWO") != nil }) {
 		t.Errorf("the prompt through node-b after node-a's lease ran out never reached the model (reply %q)", r.Reply)
 	}
-	w.waitDone(t, s, before, turnTimeout, "the prompt through node-b while node-a is paused")
+	w.waitDone(t, s, before, patience(r.Reply), "the prompt through node-b while node-a is paused")
 	w.servedOnlyBy(t, s, "node-b")
 	changed := stopFiles()
 	if len(changed) > 0 {
@@ -217,10 +217,11 @@ func TestClusterSplitBrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	before = w.postIDs(s)
-	if _, err := w.command(t, "node-a", s, "/claude Third question SPLIT-THREE"); err != nil {
+	r, err = w.command(t, "node-a", s, "/claude Third question SPLIT-THREE")
+	if err != nil {
 		t.Error(err)
 	}
-	w.waitDone(t, s, before, turnTimeout, "a prompt through the resumed node-a")
+	w.waitDone(t, s, before, patience(r.Reply), "a prompt through the resumed node-a")
 	w.servedOnlyBy(t, s, "node-b")
 
 	res := watch.Stop()

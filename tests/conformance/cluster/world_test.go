@@ -43,7 +43,10 @@ const (
 	skew         = 2 * time.Second // the contract's SKEW
 
 	hookTimeout = 60 * time.Second // one hook call (a forwarded one included)
-	turnTimeout = 90 * time.Second // one model turn on the real CLI
+	turnTimeout = 60 * time.Second // one model turn on the real CLI (the fake model answers at once)
+	// refusedWait replaces turnTimeout once the plugin said no to the request (it will not be
+	// served later: waiting the full time would only slow a failing run down).
+	refusedWait = 5 * time.Second
 )
 
 // world is one simulated cluster (or plain server) with the fake model and a team.
@@ -429,4 +432,18 @@ func envInt(name string, def int) int {
 		}
 	}
 	return def
+}
+
+// refusal says whether a command's reply refuses it (no session here, or no answer from the
+// session's node).
+func refusal(reply string) bool {
+	return containsAny(reply, "No Claude Code session", "did not answer")
+}
+
+// patience is how long to wait for the turn a command should start.
+func patience(reply string) time.Duration {
+	if refusal(reply) {
+		return refusedWait
+	}
+	return turnTimeout
 }
