@@ -12,6 +12,10 @@
 #                     chat in-process) and the chat acceptance scenario (e2e-chat)
 #   make e2e-chat     "Claude in the channel": the dist tarball under the real host code, the real
 #                     CLI, the scripted fake Messages API (tests/conformance/chatscenario)
+#   make e2e-cluster  the same on a simulated 3-node cluster (tests/conformance/cluster): forwarding,
+#                     kill -9 of the owner, split brain, a short load bench, idle KV on a plain server;
+#                     one test: make e2e-cluster CLUSTER_RUN=TestClusterSplitBrain
+#   make bench-cluster  the cluster load bench at full length (20 sessions, 120 s) and 60 s idle windows
 #   make bench        Rust against Go, same values, same run (gob codec, the whole plugin);
 #                     engine: 50 sessions on a fake CLI; the real server (bench-server); the
 #                     browser (bench-browser)
@@ -67,7 +71,7 @@ MM_SERVER_BIN := $(MM_CACHE)/mattermost
 MM_GOENV := GONOSUMDB=github.com/mattermost/mattermost GOFLAGS=-mod=mod
 MM_SERVER_SRC = $(shell cd tests/mmserver && $(MM_GOENV) $(GO) list -m -f '{{.Dir}}' github.com/mattermost/mattermost/server/v8)
 
-.PHONY: test deps lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub e2e-server \
+.PHONY: test deps lint unit conformance conformance-ref e2e e2e-chat e2e-chat-stub e2e-cluster bench-cluster e2e-server \
 	mattermost-server postgresql server deploy bench bench-plugin bench-server bench-browser fuzz-smoke cargo-fuzz \
 	claude-cli golden-cli dist cross-toolchain webapp webapp-test chromium browser-deps
 
@@ -117,7 +121,7 @@ unit:
 
 # chatscenario needs the real CLI and runs minutes: it is e2e-chat's, not part of these checks.
 conformance: dist
-	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 $$($(GO) list ./... | grep -v -e /chatscenario$$ -e /realserver$$ -e /fakemodel$$)
+	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) $(GO) test -count=1 $$($(GO) list ./... | grep -v -e /chatscenario$$ -e /cluster$$ -e /realserver$$ -e /fakemodel$$)
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
 # Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
@@ -131,6 +135,22 @@ e2e-chat: dist $(CLAUDE_CLI)
 	$(CARGO) build -p fake-anthropic --bin fake-anthropic
 	cd tests/conformance && CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
 		FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN)) $(GO) test -count=1 -timeout 30m -v ./fakemodel ./chatscenario
+
+# Issue 13: the plugin on a simulated cluster (harness.Cluster: one plugin process per node under
+# the real host code, one shared FakeAPI, a cluster-event bus), the real CLI, the fake model. Lease
+# of 6 s (the tests set MM_CLAUDE_CODE_LEASE_SECONDS). Prints the `cluster-bench:` lines.
+# CLUSTER_RUN selects tests (go test -run): TestPlainServerIdleKV, TestClusterForwarding,
+# TestClusterKillOwner, TestClusterSplitBrain, TestClusterLoadBench.
+CLUSTER_RUN ?= .
+CLUSTER_ENV = CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
+	FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN))
+e2e-cluster: dist $(CLAUDE_CLI)
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && $(CLUSTER_ENV) CLUSTER_BENCH_SECONDS=$${CLUSTER_BENCH_SECONDS:-20} \
+		CLUSTER_IDLE_SECONDS=$${CLUSTER_IDLE_SECONDS:-30} $(GO) test -count=1 -timeout 30m -v -run '$(CLUSTER_RUN)' ./cluster
+bench-cluster: dist $(CLAUDE_CLI)
+	$(CARGO) build -p fake-anthropic --bin fake-anthropic
+	cd tests/conformance && $(CLUSTER_ENV) $(GO) test -count=1 -timeout 30m -v -run 'TestClusterLoadBench|TestPlainServerIdleKV' ./cluster
 
 # The chat acceptance and the plugin's lifecycle in a real Mattermost server. Prints
 # `e2e-server: N passed, M failed` and the server build times.

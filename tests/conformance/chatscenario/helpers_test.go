@@ -64,15 +64,7 @@ type scenario struct {
 
 // within runs fn with a deadline (a hook call must never hang the scenario).
 func within[T any](d time.Duration, what string, fn func() T) (T, error) {
-	ch := make(chan T, 1)
-	go func() { ch <- fn() }()
-	select {
-	case v := <-ch:
-		return v, nil
-	case <-time.After(d):
-		var zero T
-		return zero, fmt.Errorf("%s: no answer within %v", what, d)
-	}
+	return harness.Within(d, what, fn)
 }
 
 type cmdResult struct {
@@ -86,39 +78,11 @@ func (s *scenario) command(user, text string) (cmdResult, error) {
 }
 
 func (s *scenario) commandIn(user, channel, text string) (cmdResult, error) {
-	before := map[string]bool{}
-	for _, p := range s.api.EphemeralPosts() {
-		before[p.Id] = true
-	}
-	type out struct {
-		r   *model.CommandResponse
-		err *model.AppError
-	}
-	o, err := within(hookTimeout, fmt.Sprintf("ExecuteCommand %q as %s", text, user), func() out {
-		r, e := s.hooks.ExecuteCommand(&plugin.Context{RequestId: model.NewId()}, &model.CommandArgs{
-			Command: text, UserId: user, ChannelId: channel, TeamId: teamID,
-			SiteURL: "http://localhost:8065", TriggerId: model.NewId(),
-		})
-		return out{r, e}
+	r, err := harness.RunCommand(s.hooks, s.api, hookTimeout, &model.CommandArgs{
+		Command: text, UserId: user, ChannelId: channel, TeamId: teamID,
+		SiteURL: "http://localhost:8065", TriggerId: model.NewId(),
 	})
-	if err != nil {
-		return cmdResult{}, err
-	}
-	if o.err != nil {
-		return cmdResult{}, fmt.Errorf("ExecuteCommand %q: AppError %v", text, o.err)
-	}
-	res := cmdResult{resp: o.r}
-	var parts []string
-	if o.r != nil && o.r.Text != "" {
-		parts = append(parts, o.r.Text)
-	}
-	for _, p := range s.api.EphemeralPosts() {
-		if !before[p.Id] && p.GetProp("fake_target_user_id") == user {
-			parts = append(parts, p.Message)
-		}
-	}
-	res.reply = strings.Join(parts, "\n")
-	return res, nil
+	return cmdResult{resp: r.Resp, reply: r.Reply}, err
 }
 
 // mustReply runs a command and checks the reply is ephemeral and contains every want.
@@ -142,27 +106,7 @@ func (s *scenario) mustReply(t *testing.T, user, text string, want ...string) cm
 
 // serve sends one HTTP request to the plugin's ServeHTTP (path without /plugins/claude-code).
 func (s *scenario) serve(method, path, user string, body any) (*httptest.ResponseRecorder, error) {
-	var raw []byte
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		raw = b
-	default:
-		var err error
-		if raw, err = json.Marshal(b); err != nil {
-			return nil, err
-		}
-	}
-	return within(hookTimeout, method+" "+path, func() *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, path, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
-		if user != "" {
-			req.Header.Set("Mattermost-User-Id", user)
-		}
-		rec := httptest.NewRecorder()
-		s.hooks.ServeHTTP(&plugin.Context{RequestId: model.NewId()}, rec, req)
-		return rec
-	})
+	return harness.ServeHTTP(s.hooks, hookTimeout, method, path, user, body)
 }
 
 // ---- posts ----
@@ -267,20 +211,7 @@ func (s *scenario) waitRequest(t *testing.T, mark int, d time.Duration, want ...
 	return ok
 }
 
-func describePosts(ps []*model.Post) string {
-	if len(ps) == 0 {
-		return "none"
-	}
-	var parts []string
-	for _, p := range ps {
-		m := p.Message
-		if len(m) > 300 {
-			m = m[:300] + "…"
-		}
-		parts = append(parts, fmt.Sprintf("[%s user=%s root=%s] %q", p.Id, p.UserId, p.RootId, m))
-	}
-	return strings.Join(parts, "; ")
-}
+func describePosts(ps []*model.Post) string { return steps.DescribePosts(ps) }
 
 // ---- approval clicks ----
 

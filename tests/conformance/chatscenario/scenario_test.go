@@ -28,7 +28,6 @@ import (
 	"claudecode/conformance/steps"
 
 	"github.com/mattermost/mattermost/server/public/model"
-	"github.com/mattermost/mattermost/server/public/plugin"
 	"github.com/mattermost/mattermost/server/public/shared/mlog"
 )
 
@@ -698,14 +697,10 @@ func (s *scenario) stepThreadReply(t *testing.T) {
 // posted stores a post in the fake server and fires MessageHasBeenPosted as the server does.
 func (s *scenario) posted(t *testing.T, p *model.Post) {
 	t.Helper()
-	saved, appErr := s.api.CreatePost(p)
-	if appErr != nil {
-		t.Fatal(appErr)
-	}
-	if _, err := within(hookTimeout, "MessageHasBeenPosted", func() bool {
-		s.hooks.MessageHasBeenPosted(&plugin.Context{RequestId: model.NewId()}, saved)
-		return true
-	}); err != nil {
+	saved, err := harness.Posted(s.hooks, s.api, hookTimeout, p)
+	if saved == nil {
+		t.Fatal(err)
+	} else if err != nil {
 		t.Error(err)
 	}
 }

@@ -237,6 +237,20 @@ func (f *FakeAPI) GetServerVersion() string {
 	return f.serverVersion
 }
 
+// GetPluginStatus mirrors Channels.GetPluginStatus for the one plugin the fake serves: its
+// status, with ClusterId empty as on a server that is not clustered (ClusterId is only set
+// when the server runs a cluster; the simulated cluster's nodes answer their own id); any
+// other id: app.plugin.not_installed.app_error, 404.
+func (f *FakeAPI) GetPluginStatus(id string) (*model.PluginStatus, *model.AppError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetPluginStatus")
+	if id == "" || id != f.pluginID {
+		return nil, model.NewAppError("GetPluginStatus", "app.plugin.not_installed.app_error", nil, "", http.StatusNotFound)
+	}
+	return &model.PluginStatus{PluginId: id, PluginPath: f.bundlePath, State: model.PluginStateRunning, ClusterId: ""}, nil
+}
+
 // ---- logs ----
 
 func (f *FakeAPI) log(level, msg string, kv []any) {

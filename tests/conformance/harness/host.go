@@ -218,40 +218,57 @@ type Host struct {
 // NewHost unpacks tgz into workDir/plugins and builds an Environment whose API is a fresh
 // FakeAPI. It sets MM_CLAUDE_CODE_DIAGNOSTICS=1 (the plugin inherits the environment).
 func NewHost(tgz, workDir string, logger *mlog.Logger) (*Host, error) {
+	b, err := unpackBundle(tgz, workDir)
+	if err != nil {
+		return nil, err
+	}
+	api := NewFakeAPI(b.BundleDir)
+	api.SetPluginID(b.Manifest.Id)
+	env, err := plugin.NewEnvironment(func(*model.Manifest) plugin.API { return api.ForPlugin() }, nil, b.PluginDir, b.webappDir, logger, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Host{Env: env, API: api, PluginDir: b.PluginDir, BundleDir: b.BundleDir, Executable: b.Executable}, nil
+}
+
+// bundle is a plugin tarball unpacked the way the server installs it.
+type bundle struct {
+	PluginDir, webappDir, BundleDir string
+	Executable                      string // absolute path of this platform's executable
+	Manifest                        *model.Manifest
+}
+
+// unpackBundle unpacks tgz into workDir/plugins (creating workDir/client-plugins too) and sets
+// MM_CLAUDE_CODE_DIAGNOSTICS=1 (the plugin inherits the environment).
+func unpackBundle(tgz, workDir string) (bundle, error) {
 	os.Setenv("MM_CLAUDE_CODE_DIAGNOSTICS", "1")
 	workDir, err := filepath.Abs(workDir)
 	if err != nil {
-		return nil, err
+		return bundle{}, err
 	}
 	if resolved, err := filepath.EvalSymlinks(workDir); err == nil {
 		workDir = resolved
 	}
-	pluginDir := filepath.Join(workDir, "plugins")
-	webappDir := filepath.Join(workDir, "client-plugins")
-	for _, d := range []string{pluginDir, webappDir} {
+	b := bundle{PluginDir: filepath.Join(workDir, "plugins"), webappDir: filepath.Join(workDir, "client-plugins")}
+	for _, d := range []string{b.PluginDir, b.webappDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
+			return bundle{}, err
 		}
 	}
-	bundle, err := UnpackTarball(tgz, pluginDir)
-	if err != nil {
-		return nil, err
+	if b.BundleDir, err = UnpackTarball(tgz, b.PluginDir); err != nil {
+		return bundle{}, err
 	}
-	info := model.BundleInfoForPath(bundle)
+	info := model.BundleInfoForPath(b.BundleDir)
 	if info.ManifestError != nil {
-		return nil, info.ManifestError
+		return bundle{}, info.ManifestError
 	}
+	b.Manifest = info.Manifest
 	exe := info.Manifest.GetExecutableForRuntime(runtime.GOOS, runtime.GOARCH)
 	if exe == "" {
-		return nil, fmt.Errorf("plugin.json has no executable for %s-%s", runtime.GOOS, runtime.GOARCH)
+		return bundle{}, fmt.Errorf("plugin.json has no executable for %s-%s", runtime.GOOS, runtime.GOARCH)
 	}
-	api := NewFakeAPI(bundle)
-	api.SetPluginID(info.Manifest.Id)
-	env, err := plugin.NewEnvironment(func(*model.Manifest) plugin.API { return api.ForPlugin() }, nil, pluginDir, webappDir, logger, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &Host{Env: env, API: api, PluginDir: pluginDir, BundleDir: bundle, Executable: filepath.Join(bundle, exe)}, nil
+	b.Executable = filepath.Join(b.BundleDir, exe)
+	return b, nil
 }
 
 // PluginPIDs returns the pids of live processes running h.Executable.

@@ -121,3 +121,20 @@ func HasDoneLine(msg string) bool {
 	}
 	return false
 }
+
+// DescribePosts lists posts for a failure message: id, author, root and the message (cut at
+// 300 bytes); "none" for no post.
+func DescribePosts(ps []*model.Post) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, p := range ps {
+		m := p.Message
+		if len(m) > 300 {
+			m = m[:300] + "…"
+		}
+		parts = append(parts, fmt.Sprintf("[%s user=%s root=%s] %q", p.Id, p.UserId, p.RootId, m))
+	}
+	return strings.Join(parts, "; ")
+}
