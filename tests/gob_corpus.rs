@@ -49,6 +49,7 @@ async fn roundtrip(key: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
         "Channel" => retype::<Channel>(bytes).await,
         "User" => retype::<User>(bytes).await,
         "PostList" => retype::<PostList>(bytes).await,
+        "PluginStatus" => retype::<PluginStatus>(bytes).await,
         "PluginClusterEvent" => retype::<PluginClusterEvent>(bytes).await,
         "PluginClusterEventSendOptions" => retype::<PluginClusterEventSendOptions>(bytes).await,
         "OpenDialogRequest" => retype::<OpenDialogRequest>(bytes).await,
@@ -81,6 +82,7 @@ async fn roundtrip(key: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
         "Z_ServeHTTPArgs" => retype::<ServeHttpArgs>(bytes).await,
         "Z_OpenInteractiveDialogArgs" => retype::<OpenInteractiveDialogArgs>(bytes).await,
         "Z_PublishPluginClusterEventArgs" => retype::<PublishPluginClusterEventArgs>(bytes).await,
+        "Z_GetPluginStatusReturns" => retype::<GetPluginStatusReturns>(bytes).await,
         other => Err(format!("no Rust type registered for corpus key {other}")),
     }
 }

@@ -1,5 +1,12 @@
 //! High availability: which node of a Mattermost cluster runs each session (a lease in the
 //! plugin KV store with a fencing number), and forwarding of what reaches another node to it.
+//!
+//! - [`node`]: this process's node id (the server's cluster id, or one of its own).
+//! - [`lease`]: one lease without I/O: the KV record, the timing, the table of who may write what.
+//! - [`leases`]: the keeper of this node's leases: acquire, renew, release, report losses.
+//! - [`forward`]: a call carried to the node that runs its session, and its answer back.
 
-#[cfg_attr(not(test), allow(dead_code, unused_imports))] // wired in by the lead in the same session
 pub(crate) mod forward;
+pub(crate) mod lease;
+pub(crate) mod leases;
+pub(crate) mod node;

@@ -180,6 +180,15 @@ impl Api {
         some("GetUser", r.a)
     }
 
+    // --- plugins ----------------------------------------------------------
+
+    /// This node's status of plugin `id`; its `cluster_id` names the node in a cluster.
+    pub async fn get_plugin_status(&self, id: &str) -> Result<PluginStatus, ApiError> {
+        let r: GetPluginStatusReturns = self.call("GetPluginStatus", &Self::s(id)).await?;
+        app(r.b)?;
+        some("GetPluginStatus", r.a)
+    }
+
     // --- key-value store ------------------------------------------------
 
     pub async fn kv_set(&self, key: &str, value: Vec<u8>) -> Result<(), ApiError> {

@@ -386,6 +386,19 @@ gob_struct! {
         pub burn_on_read_posts: Option<BTreeMap<String, Post>> => "BurnOnReadPosts",
     }
 
+    /// model.PluginStatus: one plugin on one node. `ClusterId` is the node's id when the
+    /// server runs in a cluster, "" on a single server.
+    pub struct PluginStatus("PluginStatus") {
+        pub plugin_id: String => "PluginId",
+        pub cluster_id: String => "ClusterId",
+        pub plugin_path: String => "PluginPath",
+        pub state: i64 => "State",
+        pub error: String => "Error",
+        pub name: String => "Name",
+        pub description: String => "Description",
+        pub version: String => "Version",
+    }
+
     pub struct PluginClusterEvent("PluginClusterEvent") {
         pub id: String => "Id",
         pub data: Vec<u8> => "Data",

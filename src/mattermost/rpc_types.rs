@@ -89,6 +89,8 @@ pub type HasPermissionToArgs = Args2<String, Option<Permission>>;
 pub type GetTeamReturns = Returns2<Option<Team>, Option<AppError>>;
 pub type GetTeamMemberReturns = Returns2<Option<TeamMember>, Option<AppError>>;
 pub type GetUserReturns = Returns2<Option<User>, Option<AppError>>;
+/// GetPluginStatus(id): takes a [`StringArgs`].
+pub type GetPluginStatusReturns = Returns2<Option<PluginStatus>, Option<AppError>>;
 pub type GetBotReturns = Returns2<Option<Bot>, Option<AppError>>;
 pub type PublishWebSocketEventArgs =
     Args3<String, Option<std::collections::BTreeMap<String, Any>>, Option<WebsocketBroadcast>>;

@@ -315,6 +315,9 @@ func Corpus() []Item {
 		item("PostList", "full", fillAll(&model.PostList{})),
 		item("PostList", "empty", &model.PostList{}),
 
+		item("PluginStatus", "full", fillAll(&model.PluginStatus{})),
+		item("PluginStatus", "empty", &model.PluginStatus{}),
+
 		item("PluginClusterEvent", "full", model.PluginClusterEvent{Id: "cache-invalidate", Data: []byte(`{"key":"k1"}`)}),
 		item("PluginClusterEvent", "empty", model.PluginClusterEvent{}),
 
@@ -405,5 +408,7 @@ func Corpus() []Item {
 			A: model.PluginClusterEvent{Id: "evt", Data: []byte{1, 2, 3}},
 			B: model.PluginClusterEventSendOptions{SendType: model.PluginClusterEventSendTypeBestEffort, TargetId: mmid("node")}}),
 		item("Z_PublishPluginClusterEventArgs", "empty", &plugin.Z_PublishPluginClusterEventArgs{}),
+		item("Z_GetPluginStatusReturns", "full", fillAll(&plugin.Z_GetPluginStatusReturns{})),
+		item("Z_GetPluginStatusReturns", "empty", &plugin.Z_GetPluginStatusReturns{}),
 	}
 }
