@@ -58,7 +58,7 @@
 pub mod app;
 pub mod chat;
 pub mod claude;
-pub(crate) mod cluster;
+pub mod cluster;
 pub mod config;
 pub mod files;
 pub mod http;

@@ -2,7 +2,6 @@
 //! environment checks, signal disposition, logging, then [`claude_code::plugin::run`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use claude_code::app::App;
@@ -51,7 +50,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let app = Arc::new(App::from_env());
+    let app = App::from_env();
     let code = match runtime.block_on(plugin::run(app)) {
         Ok(exit) => {
             tracing::info!(reason = ?exit, "plugin exited");

@@ -139,7 +139,7 @@ struct Host {
 impl Host {
     fn start(config: &str) -> Host {
         let broker = FakeBroker::default();
-        let app = Arc::new(App::new(true));
+        let app = App::new(true);
         let hooks = connect_hooks(app.clone(), &broker);
         let api = Shared::default();
         api.lock().unwrap().config = config.as_bytes().to_vec();
@@ -672,12 +672,12 @@ async fn serve_http_diag_kv() {
 #[tokio::test]
 async fn diagnostics_are_off_by_default() {
     let broker = FakeBroker::default();
-    let hooks = connect_hooks(Arc::new(App::new(false)), &broker);
+    let hooks = connect_hooks(App::new(false), &broker);
     let host = Host {
         hooks,
         broker,
         api: Shared::default(),
-        app: Arc::new(App::new(false)),
+        app: App::new(false),
         ids: StreamIds::default(),
     };
     let r = host

@@ -5,7 +5,7 @@
 //! process's [`Metrics`]: it times its hooks, counts HTTP answers and serves them.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Instant;
 
 use tokio::task::JoinHandle;
@@ -13,6 +13,10 @@ use tokio::task::JoinHandle;
 use crate::chat::authz::{self, Action, Role};
 use crate::chat::command::{self, ChatCommand};
 use crate::chat::service::ChatService;
+use crate::cluster::{
+    self,
+    forward::{self, Forwarder},
+};
 use crate::config::{self, Config};
 use crate::http::{self, Auth, BoxFuture, HttpError, HttpResult, Request, Router};
 use crate::mattermost::api::Api;
@@ -53,11 +57,15 @@ pub struct App {
     metrics: Arc<Metrics>,
     /// The task folding the active service's session events into the metrics.
     observer: Mutex<Option<JoinHandle<()>>>,
+    /// Calls to and from the other nodes of a cluster (set on activation).
+    forwarder: RwLock<Option<Arc<Forwarder>>>,
+    /// The app itself, for the tasks that serve calls other nodes forward.
+    me: Weak<App>,
 }
 
 impl App {
     /// `diagnostics` mounts the /api/v1/diag routes (see [`crate::http::diag`]).
-    pub fn new(diagnostics: bool) -> App {
+    pub fn new(diagnostics: bool) -> Arc<App> {
         let mut router = Router::new()
             .route("GET", "/api/v1/health", Auth::Public, health)
             .route("GET", "/api/v1/metrics", Auth::User, metrics_route);
@@ -65,7 +73,7 @@ impl App {
         if diagnostics {
             router = http::diag::mount(router);
         }
-        App {
+        Arc::new_cyclic(|me| App {
             api: OnceLock::new(),
             config: RwLock::new(Arc::new(Config::default())),
             bot_user_id: OnceLock::new(),
@@ -73,11 +81,13 @@ impl App {
             router,
             metrics: Arc::new(Metrics::new()),
             observer: Mutex::new(None),
-        }
+            forwarder: RwLock::new(None),
+            me: me.clone(),
+        })
     }
 
     /// Reads [`DIAGNOSTICS_ENV`] (exactly `1` enables).
-    pub fn from_env() -> App {
+    pub fn from_env() -> Arc<App> {
         App::new(std::env::var(DIAGNOSTICS_ENV).is_ok_and(|v| v == "1"))
     }
 
@@ -189,7 +199,13 @@ impl App {
         if let Some(old) = old {
             old.shutdown().await;
         }
-        let chat = ChatService::open(api.clone(), bot_id.clone(), &self.config())
+        let node = cluster::node::node_id(&api, env!("PLUGIN_ID")).await;
+        *self.forwarder.write().unwrap_or_else(|p| p.into_inner()) = Some(Forwarder::new(
+            Arc::new(api.clone()),
+            node.id.clone(),
+            forward::FORWARD_TIMEOUT,
+        ));
+        let chat = ChatService::open(api.clone(), bot_id.clone(), &self.config(), node)
             .await
             .map_err(|e| {
                 HookError::with_status(500, format!("claude-code could not start: {e}"))
@@ -334,7 +350,7 @@ impl Hooks for App {
     ) -> HookFuture<'_, Result<CommandResponse, HookError>> {
         Box::pin(self.timed(Hook::ExecuteCommand, async move {
             Ok(match self.chat() {
-                Some(chat) => chat.execute(&self.config(), &args).await,
+                Some(chat) => self.command_in_cluster(&chat, &args).await,
                 None => command_response(&args.command),
             })
         }))
@@ -343,7 +359,9 @@ impl Hooks for App {
     fn message_has_been_posted(&self, _ctx: Context, post: Post) -> HookFuture<'_, ()> {
         Box::pin(self.timed(Hook::MessageHasBeenPosted, async move {
             if let Some(chat) = self.chat() {
-                chat.on_post(&post, &self.config()).await;
+                if !self.post_in_cluster(&chat, &post).await {
+                    chat.on_post(&post, &self.config()).await;
+                }
             }
         }))
     }
@@ -353,9 +371,7 @@ impl Hooks for App {
         _ctx: Context,
         event: PluginClusterEvent,
     ) -> HookFuture<'_, ()> {
-        Box::pin(async move {
-            tracing::debug!(id = %event.id, bytes = event.data.len(), "cluster event (no handler yet)");
-        })
+        Box::pin(async move { self.cluster_event(&event) })
     }
 
     fn serve_http<'a>(
@@ -365,8 +381,20 @@ impl Hooks for App {
         w: &'a mut ResponseWriter,
     ) -> HookFuture<'a, ()> {
         Box::pin(self.timed(Hook::ServeHTTP, async move {
-            let req = Request::from_serve_http(req);
-            let route = self.router.dispatch(self, req, w).await;
+            let req = match self.chat() {
+                Some(chat) if chat.clustered() => match self.http_in_cluster(&chat, req, w).await {
+                    forwarding::HttpRoute::Local(req) => req,
+                    forwarding::HttpRoute::Forwarded(route, status) => {
+                        self.metrics.http_request(&route, status);
+                        return;
+                    }
+                },
+                _ => req,
+            };
+            let route = self
+                .router
+                .dispatch(self, Request::from_serve_http(req), w)
+                .await;
             // Nothing written: the host answers 200.
             self.metrics.http_request(route, w.status().unwrap_or(200));
         }))
@@ -399,5 +427,6 @@ impl Hooks for App {
     }
 }
 
+mod forwarding;
 #[cfg(test)]
 mod tests;

@@ -256,8 +256,7 @@ async fn configuration_will_be_saved_refuses_settings_that_would_not_load() {
     use tokio::io::AsyncWriteExt;
 
     let (host, plugin) = tokio::io::duplex(1 << 16);
-    let server =
-        crate::mattermost::hooks::hooks_server(Arc::new(App::new(false)), Arc::new(NoDial));
+    let server = crate::mattermost::hooks::hooks_server(App::new(false), Arc::new(NoDial));
     tokio::spawn(async move { server.serve(plugin).await });
     let (read, mut write) = tokio::io::split(host);
     let calls: &[u8] =

@@ -654,10 +654,14 @@ pub(crate) async fn drain(tasks: Vec<tokio::task::JoinHandle<()>>, deadline: Ins
 pub async fn close_cut_turns<S: PostSink>(
     outbox: &Outbox<S>,
     bot_id: &str,
+    of_session: impl Fn(&str) -> bool,
 ) -> Result<usize, StoreError> {
     let store = outbox.store();
     let mut turns: Vec<(String, String, i64)> = Vec::new();
     for row in store.outbox_open_turns().await? {
+        if !of_session(&row.session_id) {
+            continue;
+        }
         let Some(prefix) = row.key.rsplit_once(':').map(|(p, _)| p.to_owned()) else {
             continue;
         };

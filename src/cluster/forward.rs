@@ -48,7 +48,7 @@ use crate::mattermost::model::{
     CommandArgs, CommandResponse, PluginClusterEvent, PluginClusterEventSendOptions, Post,
 };
 
-pub(crate) use http::{HttpAnswer, HttpCall, HttpCallError, MAX_ANSWER, MAX_BODY};
+pub(crate) use http::{HttpAnswer, HttpCall, HttpCallError, MAX_ANSWER};
 pub(crate) use wire::CodecError;
 
 /// The event id of a forwarded call.

@@ -32,7 +32,7 @@ pub(crate) struct LeaseRecord {
 /// A KV value that is not a lease record.
 #[derive(Debug, thiserror::Error)]
 #[error("the lease record ({len} bytes) cannot be read: {source}")]
-pub(crate) struct RecordError {
+pub struct RecordError {
     len: usize,
     #[source]
     source: serde_json::Error,
@@ -215,8 +215,8 @@ pub(crate) enum Refusal {
 /// What the holder of a lease does, given the KV value read after its renewal was refused.
 #[derive(Debug, Clone)]
 pub(crate) enum Renewal {
-    /// Ours and unchanged: write `record` (same node and fence, new expiry) over it.
-    Renew { record: LeaseRecord },
+    /// Ours and unchanged: write it again with a new expiry (same node and fence).
+    Renew,
     /// The value is no longer what we wrote: someone took the lease.
     Lost { holder: Holder },
 }
@@ -264,7 +264,7 @@ pub(crate) fn decide(
         Some(Ok(r)) if r.expires_at.saturating_add(millis(timing.skew)) <= now_ms => {
             take(r.fence + 1, Previous::Expired { node: r.node })
         }
-        Some(Ok(r)) if r.node == me => take(r.fence + 1, Previous::Mine),
+        Some(Ok(r)) if same_server(&r.node, me) => take(r.fence + 1, Previous::Mine),
         Some(Ok(r)) => Decision::Refuse {
             holder: Refusal::Node {
                 node: r.node,
@@ -274,18 +274,19 @@ pub(crate) fn decide(
     }
 }
 
+/// Whether a lease written by `holder` was written by this node: the same id, or, on a server
+/// that is not clustered, any earlier process of it (each makes up its own `solo-` id, and
+/// there is no other node there: a restart must not wait for its own leases to run out).
+fn same_server(holder: &str, me: &str) -> bool {
+    let solo = |id: &str| id.starts_with(super::node::SOLO_PREFIX);
+    holder == me || (solo(holder) && solo(me))
+}
+
 /// The table's rows for the holder, who last wrote `ours` (see the table above).
-pub(crate) fn decide_renewal(
-    current: Option<&[u8]>,
-    ours: &[u8],
-    now_ms: u64,
-    timing: &LeaseTiming,
-) -> Renewal {
+pub(crate) fn decide_renewal(current: Option<&[u8]>, ours: &[u8]) -> Renewal {
     let record = current.map(LeaseRecord::decode);
     match (current, record) {
-        (Some(bytes), Some(Ok(record))) if bytes == ours => Renewal::Renew {
-            record: record.renewed(now_ms, timing),
-        },
+        (Some(bytes), Some(Ok(_))) if bytes == ours => Renewal::Renew,
         (_, record) => Renewal::Lost {
             holder: holder(record),
         },
@@ -337,7 +338,7 @@ mod tests {
     }
 
     fn renewal_now(current: Option<&[u8]>, ours: &[u8]) -> Renewal {
-        decide_renewal(current, ours, NOW, &timing())
+        decide_renewal(current, ours)
     }
 
     fn assert_take(d: Decision, fence: u64, previous: Previous) {
@@ -389,7 +390,7 @@ mod tests {
     fn row_ours_unchanged_renews_with_the_same_fence() {
         let ours = rec(ME, 4, NOW - 5_000);
         match renewal_now(Some(&ours), &ours) {
-            Renewal::Renew { record } => assert_eq!(record, written(ME, 4)),
+            Renewal::Renew => {}
             other => panic!("{other:?}"),
         }
     }
@@ -476,6 +477,34 @@ mod tests {
             4,
             Previous::Mine,
         );
+    }
+
+    /// On a server that is not clustered every `solo-` id is an earlier process of this one:
+    /// a restart takes its leases at once. A cluster node never takes a solo lease early, nor a
+    /// solo node a cluster node's.
+    #[test]
+    fn row_an_earlier_solo_process_is_mine_on_a_single_server() {
+        let decide_as = |me: &str, holder: &str| {
+            decide(
+                Some(&rec(holder, 3, NOW + 20_000)),
+                me,
+                NOW,
+                &LeaseTiming::default(),
+            )
+        };
+        match decide_as("solo-bbbb", "solo-aaaa") {
+            Decision::Take { record, previous } => {
+                assert_eq!((record.node.as_str(), record.fence), ("solo-bbbb", 4));
+                assert_eq!(previous, Previous::Mine);
+            }
+            other => panic!("expected Take, got {other:?}"),
+        }
+        for (me, holder) in [("node-a", "solo-aaaa"), ("solo-bbbb", "node-a")] {
+            assert!(
+                matches!(decide_as(me, holder), Decision::Refuse { .. }),
+                "{me} over {holder}"
+            );
+        }
     }
 
     #[test]

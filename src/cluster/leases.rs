@@ -104,7 +104,7 @@ pub(crate) enum Owner {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum LeaseError {
+pub enum LeaseError {
     #[error("the session runs on node {node}")]
     Held { node: String, fence: u64 },
     #[error("the session's owner is unknown: {0}")]
@@ -210,6 +210,7 @@ impl Leases {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn node(&self) -> &NodeId {
         &self.node
     }
@@ -243,6 +244,7 @@ impl Leases {
     }
 
     /// KV calls made so far (the idle cost of the leases).
+    #[cfg(test)]
     pub(crate) fn kv_calls(&self) -> u64 {
         self.kv_calls.load(Ordering::Relaxed)
     }
@@ -459,13 +461,8 @@ impl Leases {
                 self.renewed(session, io, sent);
                 continue;
             }
-            match decide_renewal(
-                current.as_deref(),
-                &written.bytes,
-                self.now_ms(),
-                &self.timing,
-            ) {
-                Renewal::Renew { .. } => continue,
+            match decide_renewal(current.as_deref(), &written.bytes) {
+                Renewal::Renew => continue,
                 Renewal::Lost { holder } => {
                     self.lose(session, io, LostWhy::Taken { holder });
                     return;

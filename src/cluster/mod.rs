@@ -7,6 +7,6 @@
 //! - [`forward`]: a call carried to the node that runs its session, and its answer back.
 
 pub(crate) mod forward;
-pub(crate) mod lease;
-pub(crate) mod leases;
+pub mod lease;
+pub mod leases;
 pub(crate) mod node;

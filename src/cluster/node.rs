@@ -2,10 +2,14 @@
 //!
 //! Mattermost reports the node's id as the plugin's `ClusterId` (`GetPluginStatus`) when it runs
 //! in a cluster, and "" on a single server. Without a cluster id the process makes up one of its
-//! own, `solo-<uuid>`: it is unique per process, so the leases of a previous process (after a
-//! restart) are never taken for this one's.
+//! own, `solo-<uuid>`, unique per process. A solo process takes the leases an earlier solo
+//! process left at once (there is no other node to wait for; see `lease::decide`), with the next
+//! fence, so that whatever the earlier process still writes is refused.
 
 use crate::mattermost::api::Api;
+
+/// How the id of a process that is not part of a cluster begins.
+pub(crate) const SOLO_PREFIX: &str = "solo-";
 
 /// This process's node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +24,7 @@ impl NodeId {
     /// A fresh id for a process that is not part of a cluster.
     pub(crate) fn solo() -> NodeId {
         NodeId {
-            id: format!("solo-{}", uuid::Uuid::new_v4().simple()),
+            id: format!("{SOLO_PREFIX}{}", uuid::Uuid::new_v4().simple()),
             clustered: false,
         }
     }

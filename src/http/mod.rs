@@ -352,20 +352,33 @@ impl<S: Sync> Router<S> {
         })
     }
 
+    /// The route `req` matches, with the values of its `{name}` segments.
+    fn find(&self, req: &Request) -> Option<(&Route<S>, BTreeMap<String, String>)> {
+        // Match on the raw segments, then decode captured values.
+        let parts = split_path(&req.raw_path);
+        self.routes.iter().find_map(|r| {
+            (r.method == req.method)
+                .then(|| r.matches(&parts))
+                .flatten()
+                .map(|p| (r, p))
+        })
+    }
+
+    /// The pattern `req` matches (as [`Self::routes`] writes it) and its `{name}` values,
+    /// without running it: where a call is served depends on them in a cluster.
+    pub fn resolve(&self, req: &Request) -> Option<(String, BTreeMap<String, String>)> {
+        let (route, params) = self.find(req)?;
+        let pattern = route.name.split_once(' ').map_or("", |(_, p)| p).to_owned();
+        Some((pattern, params))
+    }
+
     /// Finds the route, applies its auth rule, runs it, writes any error.
     /// Requests without a user id get 401 unless a PUBLIC route matches, so
     /// unauthenticated callers learn nothing about which routes exist.
     /// Returns the route's name (`METHOD pattern`), or [`UNMATCHED`]: a bounded set of
     /// values, unlike the paths themselves.
     pub async fn dispatch(&self, state: &S, mut req: Request, w: &mut ResponseWriter) -> &str {
-        // Match on the raw segments, then decode captured values.
-        let parts = split_path(&req.raw_path);
-        let found = self.routes.iter().find_map(|r| {
-            (r.method == req.method)
-                .then(|| r.matches(&parts))
-                .flatten()
-                .map(|p| (r, p))
-        });
+        let found = self.find(&req);
         let name = found.as_ref().map_or(UNMATCHED, |(r, _)| r.name.as_str());
         let result = match found {
             Some((route, _)) if route.auth == Auth::User && req.user_id.is_none() => {

@@ -107,6 +107,16 @@ impl Engine {
     /// Spawns the CLI for a new session. A missing project dir or CLI binary is an error here,
     /// and then nothing is stored.
     pub async fn start(&self, spec: SessionSpec) -> Result<SessionHandle, EngineError> {
+        self.start_as(Uuid::new_v4().to_string(), spec).await
+    }
+
+    /// [`Self::start`] under an id chosen by the caller (in a cluster, the session's lease is
+    /// taken under its id before anything is stored or spawned).
+    pub async fn start_as(
+        &self,
+        id: String,
+        spec: SessionSpec,
+    ) -> Result<SessionHandle, EngineError> {
         let project_path = spec
             .project_path
             .to_str()
@@ -114,7 +124,7 @@ impl Engine {
             .to_owned();
         let now = now_ms();
         let record = SessionRecord {
-            id: Uuid::new_v4().to_string(),
+            id,
             channel_id: spec.channel_id,
             owner_id: spec.owner_id,
             project_path,
@@ -148,6 +158,12 @@ impl Engine {
             .lock()
             .ok()
             .and_then(|map| map.get(session_id).cloned())
+    }
+
+    /// Removes `session_id` from the live sessions and returns its handle (the caller stops it:
+    /// in a cluster, another node runs it now).
+    pub fn forget(&self, session_id: &str) -> Option<SessionHandle> {
+        self.sessions.lock().ok()?.remove(session_id)
     }
 
     /// Every live session's status.
@@ -216,12 +232,29 @@ impl Engine {
     /// (the plugin went away without stopping its sessions) can never be answered now: they are
     /// stored as cancelled and returned, so the chat layer can close their cards.
     pub async fn recover_from_store(&self) -> Result<Recovered, EngineError> {
+        self.recover_where(|_| true).await
+    }
+
+    /// [`Self::recover_from_store`] for the sessions `ids` only (in a cluster: those whose lease
+    /// this node just took). A session that already has an actor here is dropped first: another
+    /// node ran it since, so the actor's view of it is stale.
+    pub async fn recover_sessions(&self, ids: &[String]) -> Result<Recovered, EngineError> {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.retain(|id, _| !ids.contains(id));
+        }
+        self.recover_where(|r| ids.contains(&r.id)).await
+    }
+
+    async fn recover_where(
+        &self,
+        wanted: impl Fn(&SessionRecord) -> bool,
+    ) -> Result<Recovered, EngineError> {
         let records: Vec<SessionRecord> = self
             .store
             .sessions()
             .await?
             .into_iter()
-            .filter(|r| self.get(&r.id).is_none())
+            .filter(|r| wanted(r) && self.get(&r.id).is_none())
             .collect();
         // Before any actor exists: none of these sessions has a CLI that could answer.
         let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();

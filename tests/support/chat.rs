@@ -366,7 +366,7 @@ impl Harness {
             st.members = vec!["u1".into(), "u2".into()];
         }
         let broker = FakeBroker::default();
-        let hooks = connect_hooks(Arc::new(App::new(false)), &broker);
+        let hooks = connect_hooks(App::new(false), &broker);
         let h = Harness {
             dir,
             root,

@@ -301,7 +301,7 @@ impl ChatService {
     }
 
     /// An ephemeral answer from the bot to the author of `post`, where they posted it.
-    async fn answer_post(&self, post: &Post, message: String) {
+    pub(crate) async fn answer_post(&self, post: &Post, message: String) {
         let answer = Post {
             user_id: self.bot_id.clone(),
             channel_id: post.channel_id.clone(),

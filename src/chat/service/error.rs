@@ -51,6 +51,9 @@ pub enum ServiceError {
     ProjectLeftRoots(String),
     #[error("Claude Code could not start: {0}")]
     Start(#[source] EngineError),
+    /// This node of the cluster could not take the session's lease.
+    #[error("Claude Code could not start: {0}")]
+    Claim(#[source] super::ClaimError),
     #[error("The session's thread could not be created: {0}")]
     Thread(#[source] StoreError),
     #[error("Claude could not take the prompt: {0}")]
@@ -123,6 +126,8 @@ impl ServiceError {
             Context(e) => e.status(),
             Path(e) => e.status(),
             Write(e) => e.status(),
+            // Another node holds the session (or is taking it): try again.
+            Claim(_) => 503,
             Start(_) | Thread(_) | Status(..) | Store(_) | Deliver(_) | Internal => 500,
         }
     }

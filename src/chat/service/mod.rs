@@ -15,6 +15,7 @@ mod commands;
 mod context;
 mod error;
 mod files;
+mod ownership;
 mod recover;
 mod routing;
 mod sessions;
@@ -32,6 +33,9 @@ use super::outbox::{self, Outbox};
 use super::poster::BotPoster;
 use super::stream::{self, Cards, StreamCtx};
 use crate::claude::CliEnv;
+use crate::cluster::lease::LeaseTiming;
+use crate::cluster::leases::Leases;
+use crate::cluster::node::NodeId;
 use crate::config::Config;
 use crate::mattermost::api::{Api, ApiError};
 use crate::mattermost::model::Post;
@@ -48,6 +52,8 @@ pub use channel::PANEL_ACTIONS;
 pub(crate) use error::size;
 pub use error::{ContextError, ProjectPathError, ServiceError};
 pub(crate) use files::FileEdit;
+pub use ownership::ClaimError;
+pub(crate) use ownership::Route;
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
@@ -160,6 +166,11 @@ pub struct ChatService {
     live: super::live::LiveEvents,
     /// Worktrees of one repository are made and removed one at a time.
     repo_locks: crate::worktree::RepoLocks,
+    /// This node and the leases of the sessions it runs.
+    ownership: ownership::Ownership,
+    /// The leases' renewals and the follower of lost leases: they end at shutdown, after the
+    /// leases were released.
+    lease_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The status word of a state, as `/claude status` shows it.
@@ -221,7 +232,12 @@ pub(crate) fn session_config(config: &Config) -> SessionConfig {
 impl ChatService {
     /// Opens the store and the engine in the data directory, recovers stored sessions and
     /// their threads, and loads (or creates) the signing secret.
-    pub async fn open(api: Api, bot_id: String, config: &Config) -> Result<Arc<Self>, OpenError> {
+    pub(crate) async fn open(
+        api: Api,
+        bot_id: String,
+        config: &Config,
+        node: NodeId,
+    ) -> Result<Arc<Self>, OpenError> {
         let data_dir = match config.data_directory.clone() {
             Some(dir) => dir,
             None => recover::default_data_directory(&api).await,
@@ -233,6 +249,7 @@ impl ChatService {
         let store = Store::open(&data_dir.join("claude-code.db")).await?;
         let launcher = Arc::new(ProcessLauncher::new(cli_env(config, &data_dir)));
         let engine = Engine::new(store.clone(), launcher.clone(), session_config(config));
+        let leases = Leases::new(Arc::new(api.clone()), node.clone(), LeaseTiming::from_env());
         let secret = Self::signing_secret(&api).await?;
         let signer = ActionSigner::new(&secret)?;
         let poster = Arc::new(BotPoster::new(api.clone(), bot_id.clone()));
@@ -257,7 +274,18 @@ impl ChatService {
             stop_streams: tokio::sync::watch::Sender::new(false),
             live: super::live::LiveEvents::default(),
             repo_locks: crate::worktree::RepoLocks::default(),
+            ownership: ownership::Ownership::new(node, leases.clone()),
+            lease_tasks: Mutex::default(),
         });
+        let gate = leases.clone();
+        svc.outbox
+            .set_gate(Arc::new(move |session: &str| gate.holds(session).is_some()));
+        let renewals = leases.spawn_renewals();
+        let follower = svc.follow_lost_leases();
+        if let Ok(mut tasks) = svc.lease_tasks.lock() {
+            tasks.push(renewals);
+            tasks.extend(follower);
+        }
         svc.recover().await?;
         Ok(svc)
     }
@@ -403,6 +431,15 @@ impl ChatService {
         }
         if let Some(worker) = self.outbox_worker.lock().ok().and_then(|mut w| w.take()) {
             worker.abort();
+        }
+        self.release_leases().await;
+        for task in self
+            .lease_tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            task.abort();
         }
     }
 

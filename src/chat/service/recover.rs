@@ -2,7 +2,7 @@
 //! the previous run, the cards it left open, and the sessions a saved AllowedProjectRoots no
 //! longer allows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -101,9 +101,19 @@ impl ChatService {
     }
 
     pub(super) async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
-        let recovered = self.engine.recover_from_store().await?;
         let store = self.engine.store();
-        let roots: HashMap<String, String> = store.root_posts().await?.into_iter().collect();
+        let stored: Vec<String> = store.sessions().await?.into_iter().map(|r| r.id).collect();
+        // In a cluster, the sessions another node runs are left to it.
+        let mine: HashSet<String> = self.claim_stored(stored).await.into_iter().collect();
+        let ids: Vec<String> = mine.iter().cloned().collect();
+        let recovered = self.engine.recover_sessions(&ids).await?;
+        let of_mine = |s: &str| mine.contains(s);
+        let roots: HashMap<String, String> = store
+            .root_posts()
+            .await?
+            .into_iter()
+            .filter(|(s, _)| of_mine(s))
+            .collect();
         // Threads made before the outbox are known to it, so their posts can name their root.
         for (session_id, root_id) in &roots {
             store
@@ -115,14 +125,7 @@ impl ChatService {
                 )
                 .await?;
         }
-        let cut = stream::close_cut_turns(&self.outbox, &self.bot_id).await?;
-        if cut > 0 {
-            tracing::info!("{cut} turn(s) were cut by the end of the previous run; their posts are closed with what the transcript holds");
-        }
-        let lost = stream::close_lost_queue_lines(&self.outbox).await?;
-        if lost > 0 {
-            tracing::info!("{lost} queued prompt(s) were lost with the previous run; their thread lines say so");
-        }
+        self.close_left_over(&of_mine).await;
         if let Err(e) = store.outbox_prune().await {
             tracing::warn!("forgetting old delivered posts failed: {e}");
         }
@@ -136,14 +139,17 @@ impl ChatService {
             .into_iter()
             .map(|w| (w.session_id.clone(), w))
             .collect();
-        // Worktrees a start made but did not live to record.
-        let recorded = worktrees
-            .values()
-            .filter_map(|w| Path::new(&w.path).file_name().map(|n| n.to_os_string()))
-            .collect();
-        let base = self.data_dir.join(super::worktrees::WORKTREES_DIR);
-        for (dir, e) in worktree::remove_unrecorded(&self.repo_locks, &base, &recorded).await {
-            tracing::warn!(path = %dir.display(), "removing a worktree no session recorded: {e}");
+        // Worktrees a start made but did not live to record. In a cluster another node may be
+        // making one now: they are left alone there.
+        if !self.ownership.node.clustered {
+            let recorded = worktrees
+                .values()
+                .filter_map(|w| Path::new(&w.path).file_name().map(|n| n.to_os_string()))
+                .collect();
+            let base = self.data_dir.join(super::worktrees::WORKTREES_DIR);
+            for (dir, e) in worktree::remove_unrecorded(&self.repo_locks, &base, &recorded).await {
+                tracing::warn!(path = %dir.display(), "removing a worktree no session recorded: {e}");
+            }
         }
         for record in store.sessions().await? {
             let Some(root_id) = roots.get(&record.id).cloned() else {
@@ -169,17 +175,35 @@ impl ChatService {
         }
         // In the background: activation does not wait on posts the server may be slow to serve.
         let svc = Arc::clone(self);
-        tokio::spawn(async move { svc.close_open_cards().await });
+        tokio::spawn(async move { svc.close_open_cards(&|s: &str| mine.contains(s)).await });
         Ok(())
+    }
+
+    /// The turn posts and queue lines of sessions `of_session` left open by the run that ended
+    /// (a restart, or the node a session was taken over from) are closed.
+    pub(super) async fn close_left_over(&self, of_session: &(dyn Fn(&str) -> bool + Sync)) {
+        match stream::close_cut_turns(&self.outbox, &self.bot_id, of_session).await {
+            Ok(0) => {}
+            Ok(cut) => tracing::info!("{cut} turn(s) were cut by the end of the previous run; their posts are closed with what the transcript holds"),
+            Err(e) => tracing::warn!("closing the turns the previous run cut failed: {e}"),
+        }
+        match stream::close_lost_queue_lines(&self.outbox, of_session).await {
+            Ok(0) => {}
+            Ok(lost) => tracing::info!("{lost} queued prompt(s) were lost with the previous run; their thread lines say so"),
+            Err(e) => tracing::warn!("closing the queue lines the previous run left failed: {e}"),
+        }
     }
 
     /// Cards still showing buttons for requests that are over (the previous run ended before it
     /// closed them, or the requests were left pending and withdrawn at recovery) get their
     /// outcome in place of the buttons. A card that cannot be updated now stays recorded as
     /// open, so the next activation tries again.
-    pub(super) async fn close_open_cards(&self) {
+    pub(super) async fn close_open_cards(&self, of_session: &(dyn Fn(&str) -> bool + Sync)) {
         let open = match self.engine.store().open_cards_of_decided_approvals().await {
-            Ok(open) => open,
+            Ok(open) => open
+                .into_iter()
+                .filter(|(_, a)| of_session(&a.session_id))
+                .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::warn!("listing the cards left open failed: {e}");
                 return;

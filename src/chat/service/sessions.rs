@@ -210,23 +210,36 @@ impl ChatService {
             None => None,
         };
         let workdir = made.as_ref().map_or(&project, |m| &m.path);
+        // The lease first: nothing is stored or spawned for a session this node does not hold.
+        let id = uuid::Uuid::new_v4().to_string();
+        if let Err(e) = self.claim_lease(&id).await {
+            if let Some(made) = &made {
+                self.discard_worktree(&project, made).await;
+            }
+            return Err(ServiceError::Claim(e));
+        }
         let started = self
             .engine
-            .start(SessionSpec {
-                channel_id: req.channel_id.to_owned(),
-                owner_id: req.user_id.to_owned(),
-                project_path: workdir.clone(),
-                model: req.model.or_else(|| config.default_model.clone()),
-                permission_mode: Some(req.mode.unwrap_or(config.default_permission_mode)),
-            })
+            .start_as(
+                id.clone(),
+                SessionSpec {
+                    channel_id: req.channel_id.to_owned(),
+                    owner_id: req.user_id.to_owned(),
+                    project_path: workdir.clone(),
+                    model: req.model.or_else(|| config.default_model.clone()),
+                    permission_mode: Some(req.mode.unwrap_or(config.default_permission_mode)),
+                },
+            )
             .await;
-        let handle = match (started, &made) {
-            (Ok(handle), _) => handle,
-            (Err(e), Some(made)) => {
-                self.discard_worktree(&project, made).await;
+        let handle = match started {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.ownership.leases.release(&id).await;
+                if let Some(made) = &made {
+                    self.discard_worktree(&project, made).await;
+                }
                 return Err(ServiceError::Start(e));
             }
-            (Err(e), None) => return Err(ServiceError::Start(e)),
         };
         let worktree = match &made {
             Some(made) => Some(

@@ -186,6 +186,7 @@ async fn saved_settings_apply_to_what_starts_next() {
         crate::mattermost::api::in_process(kv_api()),
         "bot".into(),
         &first,
+        crate::cluster::node::NodeId::solo(),
     )
     .await
     .expect("opens");
@@ -301,6 +302,7 @@ async fn start_answers_once_with_the_thread_and_the_bot_joins_first() {
         crate::mattermost::api::in_process(server),
         "bot".into(),
         &config,
+        crate::cluster::node::NodeId::solo(),
     )
     .await
     .expect("opens");
@@ -461,6 +463,7 @@ async fn context_is_cut_at_the_setting_with_a_message() {
         crate::mattermost::api::in_process(server),
         "bot".into(),
         &config,
+        crate::cluster::node::NodeId::solo(),
     )
     .await
     .expect("opens");

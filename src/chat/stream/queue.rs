@@ -143,8 +143,14 @@ fn not_run(why: &str, excerpt: &str) -> String {
 
 /// The queue lines the previous run left open: the actor's queue lived in memory, so their
 /// prompts are gone; each line now says so, quoting the excerpt it showed. Returns how many.
-pub(crate) async fn close_lost_lines<S: PostSink>(outbox: &Outbox<S>) -> Result<usize, StoreError> {
-    let open = outbox.store().outbox_open_with_prefix(KEY_PREFIX).await?;
+pub(crate) async fn close_lost_lines<S: PostSink>(
+    outbox: &Outbox<S>,
+    of_session: impl Fn(&str) -> bool,
+) -> Result<usize, StoreError> {
+    let open: Vec<_> = (outbox.store().outbox_open_with_prefix(KEY_PREFIX).await?)
+        .into_iter()
+        .filter(|owed| of_session(&owed.session_id))
+        .collect();
     let count = open.len();
     for mut owed in open {
         let shown = owed

@@ -623,7 +623,9 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
         "{}",
         before[0].message
     );
-    let closed = close_cut_turns(&s.rig.outbox, "bot").await.unwrap();
+    let closed = close_cut_turns(&s.rig.outbox, "bot", |_| true)
+        .await
+        .unwrap();
     assert_eq!(closed, 1);
     let worker = tokio::spawn(s.rig.outbox.clone().run());
     settle(&s.rig.outbox).await;
@@ -663,7 +665,12 @@ async fn a_turn_cut_by_the_plugin_stopping_is_closed_at_the_next_start() {
         );
     }
     // Closed for good: the next start has nothing to close.
-    assert_eq!(close_cut_turns(&s.rig.outbox, "bot").await.unwrap(), 0);
+    assert_eq!(
+        close_cut_turns(&s.rig.outbox, "bot", |_| true)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 /// The actor's queue dies with the plugin: at the next start, the queue lines it left saying
@@ -716,7 +723,12 @@ async fn queue_lines_left_by_a_plugin_that_died_say_not_run_at_the_next_start() 
             "⏳ Queued (2nd): third"
         ]
     );
-    assert_eq!(close_lost_queue_lines(&s.rig.outbox).await.unwrap(), 2);
+    assert_eq!(
+        close_lost_queue_lines(&s.rig.outbox, |_| true)
+            .await
+            .unwrap(),
+        2
+    );
     let worker = tokio::spawn(s.rig.outbox.clone().run());
     settle(&s.rig.outbox).await;
     worker.abort();
@@ -728,7 +740,12 @@ async fn queue_lines_left_by_a_plugin_that_died_say_not_run_at_the_next_start() 
         ]
     );
     // Closed for good: the next start has nothing to close.
-    assert_eq!(close_lost_queue_lines(&s.rig.outbox).await.unwrap(), 0);
+    assert_eq!(
+        close_lost_queue_lines(&s.rig.outbox, |_| true)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 /// A Bash call with `lines` lines of output, then the end of the turn.

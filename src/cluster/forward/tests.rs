@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::sync::Weak;
 
+use super::http::MAX_BODY;
 use super::*;
 use crate::mattermost::http::{Body, Headers, MemorySink, ResponseWriter, ServeHttpRequest};
 use crate::mattermost::model::{

@@ -1,0 +1,308 @@
+//! Which node of a Mattermost cluster runs each session (see `crate::cluster` and
+//! ARCHITECTURE.md, "Ownership across a cluster"): the leases taken at opening, where a call for
+//! a session is served, taking a session over from a node that stopped renewing its lease, and
+//! letting go of a session whose lease was lost.
+//!
+//! On a server that is not clustered every session is this node's: nothing is routed, and a
+//! lease left by an earlier run of the plugin (the only other holder there can be) is taken at
+//! once (see `cluster::lease::decide`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use super::{ChatService, SessionInfo};
+use crate::cluster::lease::Previous;
+use crate::cluster::leases::{Acquired, LeaseError, Leases, Lost, Owner};
+use crate::cluster::node::NodeId;
+use crate::store::StoreError;
+
+/// Where a call for a session is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Here: this node runs the session, or there is no session to run.
+    Local,
+    /// Forwarded to the node that runs the session: `(node, session)`.
+    Node { node: String, session: String },
+}
+
+/// The node's place in the cluster: who it is and the leases it holds.
+pub(crate) struct Ownership {
+    pub(crate) node: NodeId,
+    pub(crate) leases: Arc<Leases>,
+    /// Sessions being taken over now: one takeover of a session at a time.
+    taking: Mutex<HashSet<String>>,
+}
+
+impl Ownership {
+    pub(crate) fn new(node: NodeId, leases: Arc<Leases>) -> Self {
+        Ownership {
+            node,
+            leases,
+            taking: Mutex::default(),
+        }
+    }
+}
+
+/// Why a session could not be claimed by this node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another node of the cluster is taking this session over; try again in a moment")]
+    InProgress,
+}
+
+/// What the channel is told when its session moved here because its node stopped answering.
+pub(crate) const MOVED_TEXT: &str = "↪ This session moved to another Mattermost server of the \
+cluster: the one running it stopped answering. The conversation goes on from where it was; \
+requests that were waiting for approval were withdrawn.";
+
+impl ChatService {
+    /// Takes the lease of `session_id` and raises its fence in the store, so that whatever the
+    /// previous holder still tries to write for it is refused.
+    pub(super) async fn claim_lease(&self, session_id: &str) -> Result<Acquired, ClaimError> {
+        let own = &self.ownership;
+        let acquired = own.leases.acquire(session_id).await?;
+        self.engine
+            .store()
+            .claim(session_id, &own.node.id, acquired.fence)
+            .await?;
+        Ok(acquired)
+    }
+
+    /// The stored sessions this node runs from now on (at opening): those whose lease it could
+    /// take. In a cluster the others are run by the nodes that hold them.
+    pub(super) async fn claim_stored(&self, ids: Vec<String>) -> Vec<String> {
+        let mut mine = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.claim_lease(&id).await {
+                Ok(_) => mine.push(id),
+                Err(ClaimError::Lease(LeaseError::Held { node, .. })) => {
+                    tracing::debug!(session = %id, %node, "run by another node of the cluster");
+                }
+                Err(e) => tracing::warn!(session = %id, "could not take the session's lease: {e}"),
+            }
+        }
+        mine
+    }
+
+    /// Whether this node is one of a cluster's (else nothing is ever routed elsewhere).
+    pub(crate) fn clustered(&self) -> bool {
+        self.ownership.node.clustered
+    }
+
+    /// Where a call about the session of `channel_id` is served.
+    pub(crate) async fn route_channel(self: &Arc<Self>, channel_id: &str) -> Route {
+        if !self.ownership.node.clustered {
+            return Route::Local;
+        }
+        let local = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|st| st.by_channel.get(channel_id).cloned());
+        let session = match local {
+            Some(id) => Some(id),
+            None => self.newest_stored_session(channel_id).await,
+        };
+        match session {
+            Some(id) => self.route_session(&id).await,
+            None => Route::Local,
+        }
+    }
+
+    /// The newest stored session of `channel_id` (the store is shared by the cluster's nodes).
+    async fn newest_stored_session(&self, channel_id: &str) -> Option<String> {
+        let sessions = self
+            .engine
+            .store()
+            .sessions()
+            .await
+            .inspect_err(|e| tracing::warn!("reading the sessions failed: {e}"))
+            .ok()?;
+        sessions
+            .into_iter()
+            .filter(|r| r.channel_id == channel_id)
+            .max_by_key(|r| r.created_at)
+            .map(|r| r.id)
+    }
+
+    /// Where a call about `session_id` is served: here if this node holds its lease; at the
+    /// holder if another node holds it; here after taking it over if nobody holds it (its node
+    /// released it or stopped renewing it). A lease that cannot be read now is served here:
+    /// whatever this node then writes for a session it does not hold is refused by the fence.
+    pub(crate) async fn route_session(self: &Arc<Self>, session_id: &str) -> Route {
+        let own = &self.ownership;
+        if !own.node.clustered || own.leases.holds(session_id).is_some() {
+            return Route::Local;
+        }
+        match own.leases.owner(session_id).await {
+            Ok(Owner::Node { node, .. }) => Route::Node {
+                node,
+                session: session_id.to_owned(),
+            },
+            Ok(Owner::Me { .. }) => Route::Local,
+            Ok(Owner::Free) => {
+                if let Err(e) = self.take_over(session_id).await {
+                    tracing::warn!(session = %session_id, "taking the session over failed: {e}");
+                }
+                Route::Local
+            }
+            Err(e) => {
+                tracing::warn!(session = %session_id, "reading the session's lease failed: {e}");
+                Route::Local
+            }
+        }
+    }
+
+    /// Runs `session_id` here from now on: its lease and fence are taken, its actor is rebuilt
+    /// from the shared store (approvals left pending are withdrawn, their cards closed), its
+    /// cut turn and lost queue lines are closed, and, when its node had stopped answering, the
+    /// channel is told the session moved.
+    pub(crate) async fn take_over(self: &Arc<Self>, session_id: &str) -> Result<(), ClaimError> {
+        {
+            let mut taking = self
+                .ownership
+                .taking
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !taking.insert(session_id.to_owned()) {
+                return Err(ClaimError::InProgress);
+            }
+        }
+        let result = self.take_over_now(session_id).await;
+        self.ownership
+            .taking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session_id);
+        result
+    }
+
+    async fn take_over_now(self: &Arc<Self>, session_id: &str) -> Result<(), ClaimError> {
+        let acquired = self.claim_lease(session_id).await?;
+        let ids = [session_id.to_owned()];
+        let recovered = match self.engine.recover_sessions(&ids).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(session = %session_id, "rebuilding a session taken over failed: {e}");
+                return Ok(());
+            }
+        };
+        let of_session = |s: &str| s == session_id;
+        self.close_left_over(&of_session).await;
+        if let Some(info) = self.stored_info(session_id).await {
+            if let Some(handle) = self.engine.get(session_id) {
+                self.track(&handle, info.clone());
+            }
+            let moved = match &acquired.previous {
+                Previous::Expired { node } if *node != self.ownership.node.id => Some(node),
+                _ => None,
+            };
+            if let Some(node) = moved {
+                tracing::info!(session = %session_id, from = %node, "took the session over");
+                if let Err(e) = self
+                    .reply_in_thread(session_id, &info, MOVED_TEXT.to_owned())
+                    .await
+                {
+                    tracing::warn!("telling a channel its session moved failed: {e}");
+                }
+            }
+        }
+        if !recovered.withdrawn.is_empty() {
+            tracing::info!(
+                session = %session_id,
+                "{} approval request(s) of the previous node were withdrawn",
+                recovered.withdrawn.len()
+            );
+        }
+        self.outbox.wake();
+        let svc = Arc::clone(self);
+        let id = session_id.to_owned();
+        tokio::spawn(async move { svc.close_open_cards(&|s: &str| s == id).await });
+        Ok(())
+    }
+
+    /// How a stored session appears in Mattermost (its thread root and worktree), or `None`
+    /// if it has no thread.
+    pub(super) async fn stored_info(&self, session_id: &str) -> Option<SessionInfo> {
+        let store = self.engine.store();
+        let record = store.session(session_id).await.ok()??;
+        let root_id = store
+            .root_posts()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|(s, _)| s == session_id)?
+            .1;
+        let worktree = store
+            .worktrees()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|w| w.session_id == session_id);
+        Some(SessionInfo {
+            channel_id: record.channel_id,
+            owner_id: record.owner_id,
+            project_path: record.project_path,
+            root_id,
+            worktree,
+            cleaning: false,
+        })
+    }
+
+    /// Follows the leases this node loses (another node took one over after a pause, or KV
+    /// did not answer before one ran out): the session's CLI is stopped (its supervisor
+    /// stops it by itself at the same deadline) and the session is no longer served here.
+    pub(super) fn follow_lost_leases(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let mut lost = self.ownership.leases.take_lost()?;
+        let svc = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            while let Some(Lost {
+                session,
+                fence,
+                why,
+            }) = lost.recv().await
+            {
+                let Some(svc) = svc.upgrade() else {
+                    return;
+                };
+                tracing::warn!(session = %session, fence, "this node no longer runs the session: {why}");
+                svc.let_go(&session).await;
+            }
+        }))
+    }
+
+    /// Deactivation: the leases of the sessions this node ran are released (their CLIs are
+    /// stopped by then), so that the next node (or the next run here) takes them at once.
+    pub(super) async fn release_leases(&self) {
+        let ids: Vec<String> = self
+            .state
+            .lock()
+            .map(|st| st.sessions.keys().cloned().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.ownership.leases.release(&id).await;
+        }
+    }
+
+    /// Stops serving `session_id` here: its CLI is stopped and it is no longer tracked.
+    async fn let_go(&self, session_id: &str) {
+        if let Some(handle) = self.engine.forget(session_id) {
+            if let Err(e) = handle.stop("lease-lost").await {
+                tracing::debug!(session = %session_id, "stopping a session whose lease was lost: {e}");
+            }
+        }
+        if let Ok(mut st) = self.state.lock() {
+            if let Some(info) = st.sessions.remove(session_id) {
+                if st.by_channel.get(&info.channel_id).map(String::as_str) == Some(session_id) {
+                    st.by_channel.remove(&info.channel_id);
+                }
+                st.by_root.remove(&info.root_id);
+            }
+            st.context.remove(session_id);
+        }
+    }
+}
