@@ -422,6 +422,96 @@ mod tests {
         false
     }
 
+    /// Records the deadline each launch got (its value then), around the in-process fake.
+    #[derive(Default)]
+    struct Leased {
+        fake: crate::sessions::fake_cli::FakeLauncher,
+        got: Mutex<Vec<Option<Option<Instant>>>>,
+    }
+
+    impl CliLauncher for Leased {
+        fn launch(&self, spec: &CliSpec, dir: &Path) -> Result<LaunchedCli, SpawnError> {
+            self.launch_until(spec, dir, None)
+        }
+        fn launch_until(
+            &self,
+            spec: &CliSpec,
+            dir: &Path,
+            deadline: Option<Deadline>,
+        ) -> Result<LaunchedCli, SpawnError> {
+            if let Ok(mut got) = self.got.lock() {
+                got.push(deadline.map(|d| *d.borrow()));
+            }
+            self.fake.launch(spec, dir)
+        }
+    }
+
+    /// The sessions asked for, each answered with the same deadline.
+    struct Table {
+        until: Instant,
+        asked: Mutex<Vec<String>>,
+        senders: Mutex<Vec<watch::Sender<Option<Instant>>>>,
+    }
+
+    impl Deadlines for Table {
+        fn deadline(&self, session: &str) -> Option<Deadline> {
+            self.asked.lock().ok()?.push(session.to_owned());
+            let (tx, rx) = watch::channel(Some(self.until));
+            self.senders.lock().ok()?.push(tx);
+            Some(rx)
+        }
+    }
+
+    /// Each launch of a session's CLI, the first and a resume after a restart, gets the
+    /// session's deadline once the engine has deadlines; none before.
+    #[tokio::test]
+    async fn every_launch_gets_its_sessions_deadline() {
+        use crate::sessions::{Engine, SessionConfig, SessionSpec};
+        let dir = std::env::temp_dir().join(format!("cc-leased-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let store = crate::store::Store::open(&dir.join("db"))
+            .await
+            .expect("store");
+        let launcher = Arc::new(Leased::default());
+        let spec = || SessionSpec {
+            channel_id: "chan".into(),
+            owner_id: "alice".into(),
+            project_path: dir.clone(),
+            model: None,
+            permission_mode: None,
+        };
+        let engine = Engine::new(store.clone(), launcher.clone(), SessionConfig::default());
+        let before = engine.start(spec()).await.expect("start");
+        let until = Instant::now() + Duration::from_secs(30);
+        let table = Arc::new(Table {
+            until,
+            asked: Mutex::new(Vec::new()),
+            senders: Mutex::new(Vec::new()),
+        });
+        engine.set_deadlines(table.clone());
+        let leased = engine.start(spec()).await.expect("start");
+        let id = leased.id().to_owned();
+        drop((before, leased));
+        drop(engine);
+        // A restart: the session resumes at its next prompt.
+        let engine = Engine::new(store, launcher.clone(), SessionConfig::default());
+        engine.set_deadlines(table.clone());
+        engine.recover_from_store().await.expect("recover");
+        let session = engine.get(&id).expect("recovered");
+        session.prompt("again", "alice").await.expect("prompt");
+        for _ in 0..200 {
+            if launcher.got.lock().unwrap().len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = launcher.got.lock().unwrap().clone();
+        let asked = table.asked.lock().unwrap().clone();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got, [None, Some(Some(until)), Some(Some(until))]);
+        assert_eq!(asked, [id.clone(), id]);
+    }
+
     /// Members that are gone are forgotten, so the record does not grow over a long session,
     /// and a group id whose members all left is never signalled again.
     #[test]
