@@ -14,6 +14,12 @@
 //!   the CLI included), sends the CLI SIGTERM, gives it [`GRACE`] to end, then SIGKILLs every
 //!   process below itself, reaps them and exits;
 //! - when the CLI ends on its own, kills what the CLI left running the same way;
+//! - given `--lease-fd N` (the read end of a pipe from the plugin), stops the CLI the same way
+//!   when the session's lease runs out: the plugin writes each new deadline there (8 bytes,
+//!   little-endian: CLOCK_MONOTONIC milliseconds, the clock a paused plugin cannot hold back),
+//!   and the CLI is stopped when the latest one passes, or at EOF (the plugin closed the pipe
+//!   or died). So a plugin paused past its lease cannot keep a CLI serving a session another
+//!   node took over;
 //! - passes stdin, stdout and stderr straight through (the CLI inherits them), keeps the CLI's
 //!   environment and cwd (its own, set by the plugin), and ends as the CLI did: the same exit
 //!   code, or killed by the same signal.
@@ -24,6 +30,7 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -61,23 +68,39 @@ pub fn supervise_with(exe: PathBuf) {
 }
 
 /// The program and the arguments before the CLI's own that start `program` under the
-/// supervisor, if [`supervise_with`] was called.
-pub(crate) fn wrap(program: &Path) -> Option<(&'static Path, Vec<OsString>)> {
+/// supervisor, if [`supervise_with`] was called; with `lease_fd` (which the supervisor must
+/// inherit), the CLI is stopped when the lease deadlines read from it run out.
+pub(crate) fn wrap(
+    program: &Path,
+    lease_fd: Option<RawFd>,
+) -> Option<(&'static Path, Vec<OsString>)> {
     let exe = EXECUTABLE.get()?;
-    Some((
-        exe.as_path(),
-        vec![
-            ARG.into(),
-            std::process::id().to_string().into(),
-            "--".into(),
-            program.into(),
-        ],
-    ))
+    let mut args = vec![ARG.into(), std::process::id().to_string().into()];
+    if let Some(fd) = lease_fd {
+        args.extend([LEASE_FD.into(), fd.to_string().into()]);
+    }
+    args.extend(["--".into(), program.into()]);
+    Some((exe.as_path(), args))
+}
+
+/// The option naming the lease pipe's read end.
+const LEASE_FD: &str = "--lease-fd";
+
+/// CLOCK_MONOTONIC now, in milliseconds: the clock of the lease deadlines.
+pub(crate) fn monotonic_ms() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1000
+        + u64::try_from(now.tv_nsec).unwrap_or(0) / 1_000_000
 }
 
 #[derive(Debug, thiserror::Error)]
 enum SuperviseError {
-    #[error("usage: {ARG} <parent pid> -- <program> [arguments]")]
+    #[error("usage: {ARG} <parent pid> [{LEASE_FD} <fd>] -- <program> [arguments]")]
     Usage,
     #[error("the plugin process {0} is already gone")]
     ParentGone(i32),
@@ -101,14 +124,25 @@ pub fn run_if_requested() -> Option<i32> {
     }
     let parsed = (|| {
         let parent: i32 = args.next()?.to_str()?.parse().ok()?;
-        if args.next().as_deref() != Some("--".as_ref()) {
+        let mut next = args.next()?;
+        let mut lease = None;
+        if next == LEASE_FD {
+            let fd: RawFd = args.next()?.to_str()?.parse().ok()?;
+            lease = Some(fd);
+            next = args.next()?;
+        }
+        if next != "--" {
             return None;
         }
         let program = PathBuf::from(args.next()?);
-        Some((parent, program, args.collect::<Vec<OsString>>()))
+        Some((parent, lease, program, args.collect::<Vec<OsString>>()))
     })();
     let outcome = match parsed {
-        Some((parent, program, rest)) => supervise(parent, &program, &rest),
+        Some((parent, lease, program, rest)) => {
+            // SAFETY: the plugin passed this fd, open, for the supervisor alone to own.
+            let lease = lease.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+            supervise(parent, lease, &program, &rest)
+        }
         None => Err(SuperviseError::Usage),
     };
     Some(match outcome {
@@ -123,6 +157,7 @@ pub fn run_if_requested() -> Option<i32> {
 
 fn supervise(
     parent: i32,
+    lease: Option<OwnedFd>,
     program: &Path,
     args: &[OsString],
 ) -> Result<Option<WaitStatus>, SuperviseError> {
@@ -135,9 +170,10 @@ fn supervise(
     ] {
         watched.add(s);
     }
-    // Blocked and taken with sigtimedwait: no handler code runs. The only thread, so this is
-    // the process's mask; the CLI must not inherit it (see pre_exec below).
+    // Blocked and read from a signalfd: no handler code runs. The only thread, so this is the
+    // process's mask; the CLI must not inherit it (see pre_exec below).
     watched.thread_block().map_err(SuperviseError::Setup)?;
+    let mut events = Events::new(&watched, lease).map_err(SuperviseError::Setup)?;
     // SAFETY: installs the default action, no handler code runs. An inherited SIG_IGN would
     // make the kernel reap children itself and hide the CLI's exit status.
     unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }.map_err(SuperviseError::Setup)?;
@@ -172,10 +208,14 @@ fn supervise(
     let mut status = None;
     let mut stop_by: Option<Instant> = None;
     loop {
-        let timeout = stop_by.map(|d| d.saturating_duration_since(Instant::now()));
-        let got = wait_signal(&watched, timeout);
-        let asked = matches!(got, Some(Signal::SIGTERM | Signal::SIGHUP));
-        if stop_by.is_none() && (asked || getppid().as_raw() != parent) {
+        // Once stopping, only GRACE counts; the lease has done its part.
+        let timeout = match stop_by {
+            Some(d) => Some(d.saturating_duration_since(Instant::now())),
+            None => events.lease_left(),
+        };
+        let asked = events.wait(timeout);
+        let stop = asked || events.lease_over() || getppid().as_raw() != parent;
+        if stop_by.is_none() && stop {
             let _ = kill(cli, Signal::SIGTERM);
             stop_by = Some(Instant::now() + GRACE);
         }
@@ -188,20 +228,155 @@ fn supervise(
     Ok(status)
 }
 
-/// Waits for one of `set` (blocked) up to `timeout` (None: for ever); None on timeout.
-fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Option<Signal> {
-    let spec = timeout.map(|t| libc::timespec {
-        // Capped at 68 years, which fits `time_t` whatever its width (libc deprecates naming
-        // the type on musl, whose time_t became 64-bit).
-        tv_sec: t.as_secs().min(i32::MAX as u64) as _,
-        tv_nsec: libc::c_long::from(i32::try_from(t.subsec_nanos()).unwrap_or(0)),
-    });
-    let spec_ptr = spec
-        .as_ref()
-        .map_or(std::ptr::null(), |s| s as *const libc::timespec);
-    // SAFETY: `set` and `spec` outlive the call; a null siginfo pointer is allowed.
-    let n = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), spec_ptr) };
-    Signal::try_from(n).ok()
+/// What the supervisor waits on, with one poll(2) and no other thread: its signals (blocked,
+/// read from a signalfd) and the lease pipe.
+struct Events {
+    signals: OwnedFd,
+    lease: Option<Lease>,
+}
+
+struct Lease {
+    pipe: OwnedFd,
+    /// Bytes of a deadline not yet whole (a pipe read may end mid-value).
+    partial: Vec<u8>,
+    /// The latest deadline (CLOCK_MONOTONIC ms); none before the first.
+    deadline: Option<u64>,
+    /// The plugin closed the pipe.
+    closed: bool,
+}
+
+impl Events {
+    fn new(watched: &SigSet, lease: Option<OwnedFd>) -> Result<Self, Errno> {
+        // SAFETY: `watched` is a valid sigset; the flags are valid.
+        let fd =
+            unsafe { libc::signalfd(-1, watched.as_ref(), libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        // SAFETY: a new fd, owned here alone.
+        let signals = unsafe { OwnedFd::from_raw_fd(Errno::result(fd)?) };
+        let lease = match lease {
+            Some(pipe) => {
+                // Close-on-exec: the CLI must not hold the pipe (nor learn of it), and
+                // non-blocking: it is only read when poll says so, until EAGAIN.
+                let raw = pipe.as_raw_fd();
+                // SAFETY: fcntl on an fd this process owns.
+                Errno::result(unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+                // SAFETY: as above.
+                let flags = Errno::result(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+                // SAFETY: as above.
+                Errno::result(unsafe {
+                    libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK)
+                })?;
+                Some(Lease {
+                    pipe,
+                    partial: Vec::with_capacity(8),
+                    deadline: None,
+                    closed: false,
+                })
+            }
+            None => None,
+        };
+        Ok(Self { signals, lease })
+    }
+
+    /// How long until the lease's latest deadline (None: no deadline yet, or no lease).
+    fn lease_left(&self) -> Option<Duration> {
+        let deadline = self.lease.as_ref()?.deadline?;
+        Some(Duration::from_millis(
+            deadline.saturating_sub(monotonic_ms()),
+        ))
+    }
+
+    /// The lease ran out: its latest deadline passed, or the plugin closed the pipe.
+    fn lease_over(&self) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|l| l.closed || l.deadline.is_some_and(|d| d <= monotonic_ms()))
+    }
+
+    /// Waits up to `timeout` (None: for ever) for a signal or lease news, and takes them in;
+    /// true when a signal asks to stop (SIGTERM, SIGHUP: the stop path).
+    fn wait(&mut self, timeout: Option<Duration>) -> bool {
+        let mut fds = vec![libc::pollfd {
+            fd: self.signals.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(lease) = self.lease.as_ref().filter(|l| !l.closed) {
+            fds.push(libc::pollfd {
+                fd: lease.pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // Rounded up: waking a little early would only loop back here.
+        let ms = timeout.map_or(-1, |t| {
+            i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+        });
+        // SAFETY: `fds` is a valid array of its length for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n <= 0 {
+            return false;
+        }
+        let stop = fds[0].revents != 0 && self.take_signals();
+        if fds.get(1).is_some_and(|f| f.revents != 0) {
+            if let Some(lease) = self.lease.as_mut() {
+                lease.take_news();
+            }
+        }
+        stop
+    }
+
+    /// Drains the signalfd; true if one of the signals asks to stop.
+    fn take_signals(&self) -> bool {
+        let mut stop = false;
+        loop {
+            // SAFETY: an all-zero siginfo is valid plain data.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reads at most `size` bytes into `info`.
+            let n = unsafe {
+                libc::read(
+                    self.signals.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
+            if usize::try_from(n).ok() != Some(size) {
+                return stop;
+            }
+            let signal = Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0));
+            stop |= matches!(signal, Ok(Signal::SIGTERM | Signal::SIGHUP));
+        }
+    }
+}
+
+impl Lease {
+    /// Reads what the plugin wrote: the latest whole deadline, or EOF.
+    fn take_news(&mut self) {
+        let mut buf = [0u8; 512];
+        loop {
+            // SAFETY: reads at most `buf.len()` bytes into `buf`.
+            let n =
+                unsafe { libc::read(self.pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            match usize::try_from(n) {
+                Ok(0) => {
+                    self.closed = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.partial.extend_from_slice(&buf[..n]);
+                    let whole = self.partial.len() / 8 * 8;
+                    if let Some(last) = self.partial[..whole].rchunks_exact(8).next() {
+                        let mut value = [0u8; 8];
+                        value.copy_from_slice(last);
+                        self.deadline = Some(u64::from_le_bytes(value));
+                    }
+                    self.partial.drain(..whole);
+                }
+                // EAGAIN: all read; EINTR cannot happen with every signal blocked.
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// Reaps every child that has ended (the CLI, and orphans re-parented here), keeping the CLI's

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use claude_code::claude::{CliEnv, CliSpec, SessionStart};
 use claude_code::proctree::{descendants, ProcessIdentity};
+use claude_code::sessions::launcher::Deadline;
 use claude_code::sessions::{CliLauncher, LaunchedCli, ProcessLauncher};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
 
 const STAND_IN_DIR: &str = "CC_SUPERVISOR_STAND_IN_DIR";
 
@@ -238,4 +240,157 @@ async fn streams_and_exit_code_pass_through() {
     assert_eq!(echoed, "echo: hello\n");
     assert_eq!(exit.expect("exited").code, Some(7));
     assert!(left.is_empty(), "the CLI's command outlived it");
+}
+
+/// The supervisor's grace between SIGTERM and SIGKILL (src/supervisor.rs).
+const GRACE: Duration = Duration::from_secs(1);
+
+/// A fake CLI launched under the supervisor with a lease `deadline`; its process tree.
+async fn launch_leased(dir: &Path, deadline: Deadline) -> (LaunchedCli, Vec<ProcessIdentity>) {
+    supervised();
+    let mut cli = launcher(dir)
+        .launch_until(&spec(), dir, Some(deadline))
+        .expect("launch");
+    assert_eq!(first_line(&mut cli).await, "ready\n");
+    let supervisor = i32::try_from(cli.signals.pid().expect("pid")).expect("pid");
+    let tree = tree_of(supervisor);
+    assert!(tree.len() >= 4, "supervisor, CLI, timeout, sleep: {tree:?}");
+    (cli, tree)
+}
+
+/// A lease that runs out without a renewal (the plugin paused or hung): the supervisor stops
+/// the CLI by itself, after the deadline and within deadline + GRACE + 1 s.
+#[tokio::test]
+async fn a_lease_deadline_not_renewed_stops_the_cli() {
+    let dir = fresh_dir("lease-expires");
+    let set_at = Instant::now();
+    let (_renewals, deadline) = watch::channel(Some(set_at + Duration::from_secs(1)));
+    let (cli, tree) = launch_leased(&dir, deadline).await;
+    let exit = tokio::time::timeout(Duration::from_secs(5), cli.exit).await;
+    let ended_after = set_at.elapsed();
+    let left = survivors(&tree, Duration::from_secs(1));
+    sigkill_all(&tree);
+    let _ = std::fs::remove_dir_all(&dir);
+    let exit = exit.expect("the CLI was stopped");
+    assert!(
+        ended_after >= Duration::from_millis(950),
+        "not before the deadline: {ended_after:?}"
+    );
+    assert!(
+        ended_after <= Duration::from_secs(1) + GRACE + Duration::from_secs(1),
+        "within deadline + GRACE + 1 s: {ended_after:?}"
+    );
+    assert!(
+        exit.signal == Some(15) || exit.code == Some(143),
+        "stopped by the stop path (SIGTERM): {exit:?}"
+    );
+    assert!(left.is_empty(), "survived the lease: {left:?}");
+}
+
+/// Renewed every 300 ms, a 1 s lease keeps the CLI for 3 s; once renewals stop, it ends.
+#[tokio::test]
+async fn a_renewed_lease_keeps_the_cli_until_renewals_stop() {
+    let dir = fresh_dir("lease-renewed");
+    let lease = Duration::from_secs(1);
+    let (renewals, deadline) = watch::channel(Some(Instant::now() + lease));
+    let (cli, tree) = launch_leased(&dir, deadline).await;
+    let mut exit = tokio::spawn(cli.exit);
+    let renewing_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < renewing_until {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        renewals.send_replace(Some(Instant::now() + lease));
+    }
+    let alive_after_renewals: Vec<ProcessIdentity> =
+        tree.iter().filter(|p| p.is_alive()).cloned().collect();
+    let ended_early = tokio::time::timeout(Duration::ZERO, &mut exit)
+        .await
+        .is_ok();
+    let last_renewal = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), exit).await;
+    let ended_after = last_renewal.elapsed();
+    let left = survivors(&tree, Duration::from_secs(1));
+    sigkill_all(&tree);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!ended_early, "the CLI ended while its lease was renewed");
+    assert_eq!(
+        alive_after_renewals, tree,
+        "all alive after 3 s of renewals"
+    );
+    ended.expect("stopped once renewals stopped").expect("join");
+    assert!(
+        ended_after >= lease - Duration::from_millis(50)
+            && ended_after <= lease + GRACE + Duration::from_secs(1),
+        "stopped {ended_after:?} after the last renewal"
+    );
+    assert!(left.is_empty(), "survived the lease: {left:?}");
+    drop(renewals);
+}
+
+/// The plugin closes the pipe (its lease lost or released, or the plugin gone): the CLI is
+/// stopped at once, deadline or not.
+#[tokio::test]
+async fn closing_the_lease_pipe_stops_the_cli() {
+    let dir = fresh_dir("lease-closed");
+    let (renewals, deadline) = watch::channel(Some(Instant::now() + Duration::from_secs(60)));
+    let (cli, tree) = launch_leased(&dir, deadline).await;
+    let closed_at = Instant::now();
+    drop(renewals);
+    let exit = tokio::time::timeout(Duration::from_secs(5), cli.exit).await;
+    let ended_after = closed_at.elapsed();
+    let left = survivors(&tree, Duration::from_secs(1));
+    sigkill_all(&tree);
+    let _ = std::fs::remove_dir_all(&dir);
+    exit.expect("stopped when the pipe closed");
+    assert!(
+        ended_after <= GRACE + Duration::from_secs(1),
+        "{ended_after:?}"
+    );
+    assert!(left.is_empty(), "survived the closed lease: {left:?}");
+}
+
+/// What each fd of `pid` is (`pipe:[inode]`, a path, …), by number.
+fn fds_of(pid: i32) -> Vec<(i32, PathBuf)> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            Some((
+                e.file_name().to_str()?.parse().ok()?,
+                std::fs::read_link(e.path()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The lease pipe is the supervisor's alone: the CLI (and so whatever it starts) does not hold
+/// it, or the pipe's EOF would wait for the CLI's commands too.
+#[tokio::test]
+async fn the_cli_does_not_inherit_the_lease_pipe() {
+    let dir = fresh_dir("lease-fd");
+    let (renewals, deadline) = watch::channel(Some(Instant::now() + Duration::from_secs(60)));
+    let (cli, tree) = launch_leased(&dir, deadline).await;
+    let supervisor = tree[0].pid;
+    let args = std::fs::read(format!("/proc/{supervisor}/cmdline")).expect("cmdline");
+    let args: Vec<&[u8]> = args.split(|b| *b == 0).collect();
+    let lease_fd: Option<i32> = args
+        .iter()
+        .position(|a| *a == b"--lease-fd")
+        .and_then(|i| std::str::from_utf8(args.get(i + 1)?).ok()?.parse().ok());
+    let pipe = lease_fd.and_then(|fd| {
+        fds_of(supervisor)
+            .into_iter()
+            .find(|(n, _)| *n == fd)
+            .map(|(_, what)| what)
+    });
+    let cli_fds = fds_of(pid_in(&dir, "cli"));
+    drop(renewals);
+    let _ = tokio::time::timeout(Duration::from_secs(5), cli.exit).await;
+    sigkill_all(&tree);
+    let _ = std::fs::remove_dir_all(&dir);
+    let pipe = pipe.expect("the supervisor holds the lease pipe");
+    assert!(pipe.to_string_lossy().starts_with("pipe:"), "{pipe:?}");
+    assert!(
+        cli_fds.iter().all(|(_, what)| *what != pipe),
+        "the CLI holds the lease pipe {pipe:?}: {cli_fds:?}"
+    );
 }

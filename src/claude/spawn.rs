@@ -7,6 +7,7 @@
 //! kills the Bash commands it started.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -106,11 +107,14 @@ fn is_executable_file(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Checks the preconditions and builds the command (not yet spawned).
+/// Checks the preconditions and builds the command (not yet spawned). `lease` (the read end of
+/// a pipe, close-on-exec) goes to the supervisor alone, which stops the CLI when the deadlines
+/// read from it run out (see src/supervisor.rs); a CLI started without one ignores it.
 pub fn build_command(
     spec: &CliSpec,
     env: &CliEnv,
     project_dir: &Path,
+    lease: Option<BorrowedFd<'_>>,
 ) -> Result<Command, SpawnError> {
     // Checked here because the OS reports a missing cwd exactly like a missing program (ENOENT).
     if !project_dir.is_dir() {
@@ -121,10 +125,24 @@ pub fn build_command(
     }
     create_home(&env.home_dir)?;
     // Under the supervisor when the plugin runs (nothing it starts outlives the plugin).
-    let mut cmd = match crate::supervisor::wrap(&env.cli_path) {
+    let lease = lease.map(|fd| fd.as_raw_fd());
+    let mut cmd = match crate::supervisor::wrap(&env.cli_path, lease) {
         Some((supervisor, args)) => {
             let mut cmd = Command::new(supervisor);
             cmd.args(args);
+            if let Some(fd) = lease {
+                // SAFETY: runs in the forked child before exec and only calls fcntl, which is
+                // async-signal-safe. The fd stays close-on-exec in the plugin, so no other
+                // child started meanwhile holds the pipe open.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
             cmd
         }
         None => Command::new(&env.cli_path),
@@ -165,7 +183,17 @@ pub struct CliProcess {
 
 /// Spawns the CLI for `spec` in `project_dir`.
 pub fn spawn(spec: &CliSpec, env: &CliEnv, project_dir: &Path) -> Result<CliProcess, SpawnError> {
-    let mut cmd = build_command(spec, env, project_dir)?;
+    spawn_leased(spec, env, project_dir, None)
+}
+
+/// [`spawn`] with a lease pipe for the supervisor (see [`build_command`]).
+pub fn spawn_leased(
+    spec: &CliSpec,
+    env: &CliEnv,
+    project_dir: &Path,
+    lease: Option<BorrowedFd<'_>>,
+) -> Result<CliProcess, SpawnError> {
+    let mut cmd = build_command(spec, env, project_dir, lease)?;
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => SpawnError::CliMissing(env.cli_path.clone()),
         _ => SpawnError::Io(e),
@@ -271,7 +299,7 @@ mod tests {
         let root = temp("errs");
         let spec = CliSpec::new(SessionStart::New(Uuid::nil()));
         let env = env_for(&root.join("home"));
-        match build_command(&spec, &env, &root.join("nope")) {
+        match build_command(&spec, &env, &root.join("nope"), None) {
             Err(SpawnError::ProjectDirMissing(p)) => assert_eq!(p, root.join("nope")),
             other => panic!("{other:?}"),
         }
@@ -280,7 +308,7 @@ mod tests {
             ..env
         };
         assert!(matches!(
-            build_command(&spec, &env, &root),
+            build_command(&spec, &env, &root, None),
             Err(SpawnError::CliMissing(_))
         ));
         let _ = std::fs::remove_dir_all(&root);

@@ -14,7 +14,7 @@ use super::actor::{
 };
 use super::events::SessionEvent;
 use super::feed::Observers;
-use super::launcher::CliLauncher;
+use super::launcher::{CliLauncher, Deadlines};
 use super::state::SessionState;
 use crate::claude::spawn::SpawnError;
 use crate::claude::PermissionMode;
@@ -45,6 +45,7 @@ pub enum EngineError {
 pub struct Engine {
     store: Store,
     launcher: Arc<dyn CliLauncher>,
+    deadlines: Mutex<Option<Arc<dyn Deadlines>>>,
     config: SharedSessionConfig,
     sessions: Mutex<HashMap<String, SessionHandle>>,
     observers: Observers,
@@ -55,6 +56,7 @@ impl Engine {
         Self {
             store,
             launcher,
+            deadlines: Mutex::new(None),
             config: SharedSessionConfig::new(config),
             sessions: Mutex::new(HashMap::new()),
             observers: Observers::default(),
@@ -81,6 +83,14 @@ impl Engine {
         self.config.set(config);
     }
 
+    /// Every CLI launched from now on (new sessions, resumes) runs until its session's deadline
+    /// from `deadlines` (its lease) runs out; without this call CLIs have none.
+    pub fn set_deadlines(&self, deadlines: Arc<dyn Deadlines>) {
+        if let Ok(mut mine) = self.deadlines.lock() {
+            *mine = Some(deadlines);
+        }
+    }
+
     /// Every session's events on one queue (each carries its session id), none skipped however
     /// far the reader falls behind. Observe before `start` to see a session's very first events.
     pub fn observe(&self) -> mpsc::UnboundedReceiver<SessionEvent> {
@@ -93,6 +103,7 @@ impl Engine {
             state,
             store: self.store.clone(),
             launcher: self.launcher.clone(),
+            deadlines: self.deadlines.lock().ok().and_then(|d| d.clone()),
             config: self.config.clone(),
             observers: Some(self.observers.clone()),
         }

@@ -3,19 +3,22 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 #[cfg(test)]
 use tokio::io::BufReader;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 
-use crate::claude::spawn::{signal_group, spawn, CliEnv, SpawnError};
+use crate::claude::spawn::{signal_group, spawn_leased, CliEnv, SpawnError};
 use crate::claude::CliSpec;
 use crate::proctree::{descendant_groups, process_info, ProcessIdentity};
 
@@ -60,8 +63,31 @@ pub struct LaunchedCli {
     pub signals: Box<dyn ProcessSignals>,
 }
 
+/// Until when a session's CLI may run: its lease's local validity, renewed with the lease
+/// (None, or the sender gone: the lease is lost or released, the CLI must stop now).
+pub type Deadline = watch::Receiver<Option<Instant>>;
+
+/// Where the engine learns each session's [`Deadline`] (the cluster's leases); none for a
+/// session means its CLI runs without one.
+pub trait Deadlines: Send + Sync {
+    fn deadline(&self, session: &str) -> Option<Deadline>;
+}
+
 pub trait CliLauncher: Send + Sync {
     fn launch(&self, spec: &CliSpec, project_dir: &Path) -> Result<LaunchedCli, SpawnError>;
+
+    /// [`CliLauncher::launch`], the CLI stopped by its supervisor once `deadline` runs out, even
+    /// while the plugin cannot act (paused, hung). A launcher without a supervisor (the
+    /// in-process fake of the unit tests) has nothing to hand it to.
+    fn launch_until(
+        &self,
+        spec: &CliSpec,
+        project_dir: &Path,
+        deadline: Option<Deadline>,
+    ) -> Result<LaunchedCli, SpawnError> {
+        let _ = deadline;
+        self.launch(spec, project_dir)
+    }
 }
 
 /// Spawns the real `claude` executable in its own process group, with the environment set
@@ -195,9 +221,65 @@ impl<T: ProcessSignals> ProcessSignals for Arc<T> {
     }
 }
 
+/// Writes each new value of `deadline` into the lease pipe, as the supervisor reads it (8
+/// bytes, little-endian, CLOCK_MONOTONIC milliseconds); closes the pipe (EOF: the supervisor
+/// stops the CLI) once the deadline is None or its sender is gone.
+fn spawn_lease_writer(
+    mut pipe: std::fs::File,
+    mut deadline: Deadline,
+) -> tokio::task::JoinHandle<()> {
+    // Never waits: a pipe the supervisor stopped draining (8192 renewals later) is an error.
+    let nonblocking = nix::fcntl::fcntl(
+        &pipe,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    tokio::spawn(async move {
+        if nonblocking.is_err() {
+            return;
+        }
+        loop {
+            let Some(until) = *deadline.borrow_and_update() else {
+                return;
+            };
+            let left = until.saturating_duration_since(Instant::now());
+            let at = crate::supervisor::monotonic_ms()
+                .saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+            // An error means the supervisor is gone (and with it the CLI) or hangs: closing the
+            // pipe is all there is left to do.
+            if pipe.write_all(&at.to_le_bytes()).is_err() || deadline.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 impl CliLauncher for ProcessLauncher {
     fn launch(&self, spec: &CliSpec, project_dir: &Path) -> Result<LaunchedCli, SpawnError> {
-        let process = spawn(spec, &self.env(), project_dir)?;
+        self.launch_until(spec, project_dir, None)
+    }
+
+    fn launch_until(
+        &self,
+        spec: &CliSpec,
+        project_dir: &Path,
+        deadline: Option<Deadline>,
+    ) -> Result<LaunchedCli, SpawnError> {
+        // Both ends close-on-exec; the supervisor alone inherits the read end (see spawn).
+        let lease = deadline
+            .map(|d| {
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                    .map(|(read, write)| (read, std::fs::File::from(write), d))
+            })
+            .transpose()
+            .map_err(|e| SpawnError::Io(e.into()))?;
+        let process = spawn_leased(
+            spec,
+            &self.env(),
+            project_dir,
+            lease.as_ref().map(|(read, _, _)| read.as_fd()),
+        )?;
+        // The read end now lives in the supervisor only: its EOF is the plugin's end.
+        let writer = lease.map(|(_, write, deadline)| spawn_lease_writer(write, deadline));
         let mut child = process.child;
         let signals = Arc::new(GroupSignals::new(process.pgid));
         let tracked = signals.clone();
@@ -215,6 +297,9 @@ impl CliLauncher for ProcessLauncher {
                 }
             };
             tracked.reaped.store(true, Ordering::Release);
+            if let Some(writer) = writer {
+                writer.abort();
+            }
             match waited {
                 Ok(status) => ExitInfo::from_status(status),
                 // Waiting only fails if the child was already reaped elsewhere; report unknown.
@@ -335,6 +420,96 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
+    }
+
+    /// Records the deadline each launch got (its value then), around the in-process fake.
+    #[derive(Default)]
+    struct Leased {
+        fake: crate::sessions::fake_cli::FakeLauncher,
+        got: Mutex<Vec<Option<Option<Instant>>>>,
+    }
+
+    impl CliLauncher for Leased {
+        fn launch(&self, spec: &CliSpec, dir: &Path) -> Result<LaunchedCli, SpawnError> {
+            self.launch_until(spec, dir, None)
+        }
+        fn launch_until(
+            &self,
+            spec: &CliSpec,
+            dir: &Path,
+            deadline: Option<Deadline>,
+        ) -> Result<LaunchedCli, SpawnError> {
+            if let Ok(mut got) = self.got.lock() {
+                got.push(deadline.map(|d| *d.borrow()));
+            }
+            self.fake.launch(spec, dir)
+        }
+    }
+
+    /// The sessions asked for, each answered with the same deadline.
+    struct Table {
+        until: Instant,
+        asked: Mutex<Vec<String>>,
+        senders: Mutex<Vec<watch::Sender<Option<Instant>>>>,
+    }
+
+    impl Deadlines for Table {
+        fn deadline(&self, session: &str) -> Option<Deadline> {
+            self.asked.lock().ok()?.push(session.to_owned());
+            let (tx, rx) = watch::channel(Some(self.until));
+            self.senders.lock().ok()?.push(tx);
+            Some(rx)
+        }
+    }
+
+    /// Each launch of a session's CLI, the first and a resume after a restart, gets the
+    /// session's deadline once the engine has deadlines; none before.
+    #[tokio::test]
+    async fn every_launch_gets_its_sessions_deadline() {
+        use crate::sessions::{Engine, SessionConfig, SessionSpec};
+        let dir = std::env::temp_dir().join(format!("cc-leased-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let store = crate::store::Store::open(&dir.join("db"))
+            .await
+            .expect("store");
+        let launcher = Arc::new(Leased::default());
+        let spec = || SessionSpec {
+            channel_id: "chan".into(),
+            owner_id: "alice".into(),
+            project_path: dir.clone(),
+            model: None,
+            permission_mode: None,
+        };
+        let engine = Engine::new(store.clone(), launcher.clone(), SessionConfig::default());
+        let before = engine.start(spec()).await.expect("start");
+        let until = Instant::now() + Duration::from_secs(30);
+        let table = Arc::new(Table {
+            until,
+            asked: Mutex::new(Vec::new()),
+            senders: Mutex::new(Vec::new()),
+        });
+        engine.set_deadlines(table.clone());
+        let leased = engine.start(spec()).await.expect("start");
+        let id = leased.id().to_owned();
+        drop((before, leased));
+        drop(engine);
+        // A restart: the session resumes at its next prompt.
+        let engine = Engine::new(store, launcher.clone(), SessionConfig::default());
+        engine.set_deadlines(table.clone());
+        engine.recover_from_store().await.expect("recover");
+        let session = engine.get(&id).expect("recovered");
+        session.prompt("again", "alice").await.expect("prompt");
+        for _ in 0..200 {
+            if launcher.got.lock().unwrap().len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = launcher.got.lock().unwrap().clone();
+        let asked = table.asked.lock().unwrap().clone();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got, [None, Some(Some(until)), Some(Some(until))]);
+        assert_eq!(asked, [id.clone(), id]);
     }
 
     /// Members that are gone are forgotten, so the record does not grow over a long session,

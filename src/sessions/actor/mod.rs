@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 use super::events::{EventKind, SessionErrorKind, SessionEvent};
 use super::feed::{EventFeed, Observers};
-use super::launcher::{BoxedRead, BoxedWrite, CliLauncher, ExitInfo, LaunchedCli, ProcessSignals};
+use super::launcher::{
+    BoxedRead, BoxedWrite, CliLauncher, Deadlines, ExitInfo, LaunchedCli, ProcessSignals,
+};
 use super::prompt::PromptContent;
 use super::state::{next_state, IllegalTransition, SessionInput, SessionState};
 use crate::claude::control::{CanUseTool, IncomingRequest, KnownIncomingRequest};
@@ -264,6 +266,8 @@ pub struct ActorParts {
     pub state: SessionState,
     pub store: Store,
     pub launcher: Arc<dyn CliLauncher>,
+    /// Asked for the session's lease deadline at each launch of its CLI, if any.
+    pub deadlines: Option<Arc<dyn Deadlines>>,
     pub config: SharedSessionConfig,
     /// The engine's observers (all sessions), if any.
     pub observers: Option<Observers>,
@@ -274,6 +278,7 @@ pub struct Actor {
     state: SessionState,
     store: Store,
     launcher: Arc<dyn CliLauncher>,
+    deadlines: Option<Arc<dyn Deadlines>>,
     config: SharedSessionConfig,
     events: broadcast::Sender<SessionEvent>,
     observers: Option<Observers>,
@@ -306,6 +311,7 @@ impl Actor {
             state: parts.state,
             store: parts.store,
             launcher: parts.launcher,
+            deadlines: parts.deadlines,
             config: parts.config,
             events,
             observers: parts.observers,

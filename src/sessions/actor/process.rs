@@ -26,7 +26,11 @@ impl Actor {
             .as_deref()
             .and_then(parse_permission_mode);
         let project = PathBuf::from(&self.record.project_path);
-        let cli = self.launcher.launch(&spec, &project)?;
+        let deadline = self
+            .deadlines
+            .as_ref()
+            .and_then(|d| d.deadline(&self.record.id));
+        let cli = self.launcher.launch_until(&spec, &project, deadline)?;
         self.attach(cli, resumed);
         Ok(())
     }
