@@ -178,7 +178,7 @@ fn setup(dir: &Path) -> serde_json::Value {
 async fn run(dir: &Path) {
     let config = setup(dir);
     let broker = FakeBroker::default();
-    let hooks = Arc::new(connect_hooks(Arc::new(App::new(false)), &broker));
+    let hooks = Arc::new(connect_hooks(App::new(false), &broker));
     let ids = StreamIds::default();
     let api = fake_api(config.to_string().into_bytes());
     assert_eq!(

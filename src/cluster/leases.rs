@@ -594,5 +594,13 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Each CLI's supervisor holds its session's lease deadline (see `crate::supervisor`): a CLI
+/// launched for a session this node does not hold is stopped at once.
+impl crate::sessions::Deadlines for Leases {
+    fn deadline(&self, session: &str) -> Option<crate::sessions::Deadline> {
+        Some(Leases::deadline(self, session))
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,9 @@ pub use actor::{
 pub use engine::{Engine, EngineError, SessionSpec};
 pub use events::{EventKind, SessionErrorKind, SessionEvent};
 pub use feed::EventFeed;
-pub use launcher::{CliLauncher, ExitInfo, LaunchedCli, ProcessLauncher, ProcessSignals};
+pub use launcher::{
+    CliLauncher, Deadline, Deadlines, ExitInfo, LaunchedCli, ProcessLauncher, ProcessSignals,
+};
 pub(crate) use prompt::words_of;
 pub use prompt::{PromptContent, PromptImage};
 pub use state::{next_state, IllegalTransition, SessionInput, SessionState};

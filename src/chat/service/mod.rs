@@ -247,9 +247,15 @@ impl ChatService {
             source,
         })?;
         let store = Store::open(&data_dir.join("claude-code.db")).await?;
+        // A single server's id changes at every start: its processes are recorded without one,
+        // so that the next run finds what this one left running (see `Store::set_node`).
+        if node.clustered {
+            store.set_node(&node.id);
+        }
         let launcher = Arc::new(ProcessLauncher::new(cli_env(config, &data_dir)));
         let engine = Engine::new(store.clone(), launcher.clone(), session_config(config));
         let leases = Leases::new(Arc::new(api.clone()), node.clone(), LeaseTiming::from_env());
+        engine.set_deadlines(leases.clone());
         let secret = Self::signing_secret(&api).await?;
         let signer = ActionSigner::new(&secret)?;
         let poster = Arc::new(BotPoster::new(api.clone(), bot_id.clone()));

@@ -161,8 +161,11 @@ func TestClusterSplitBrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The conversation files, sampled from the pause until B's CLI exists: A's CLI (whose
-	// plugin is paused) must not write them.
-	files := newFileSampler(w.dataDir)
+	// plugin is paused) may finish what it does while A's lease runs (its supervisor stops it
+	// before the lease's end), but must not write them after the lease A last wrote expired:
+	// from then on another node may run the session.
+	held, _ := w.lease(s)
+	files := newFileSampler(w.dataDir, time.UnixMilli(held.ExpiresAt))
 	stopFiles := files.run(50*time.Millisecond, func() bool { return len(w.clisOf(s)["node-b"]) > 0 })
 	t.Logf("conversation files at the pause: %v", files.paths())
 	if len(files.paths()) == 0 {
@@ -186,7 +189,8 @@ func TestClusterSplitBrain(t *testing.T) {
 	w.servedOnlyBy(t, s, "node-b")
 	changed := stopFiles()
 	if len(changed) > 0 {
-		t.Errorf("conversation files written between node-a's pause and node-b's CLI start (only node-a's CLI could): %v", changed)
+		t.Errorf("conversation files written after node-a's lease expired (%s) and before node-b's CLI start (only node-a's CLI could): %v",
+			time.UnixMilli(held.ExpiresAt).Format("15:04:05.000"), changed)
 	}
 
 	resumed := time.Now()
@@ -277,7 +281,9 @@ func describeArgs(c harness.APICall) string {
 // fileSampler watches the Claude Code conversation files (*.jsonl under .claude/projects) in
 // a directory tree.
 type fileSampler struct {
-	root  string
+	root string
+	// Only writes after this moment count.
+	after time.Time
 	mu    sync.Mutex
 	first map[string]fileStamp
 	diffs []string
@@ -288,8 +294,8 @@ type fileStamp struct {
 	mtime time.Time
 }
 
-func newFileSampler(root string) *fileSampler {
-	f := &fileSampler{root: root}
+func newFileSampler(root string, after time.Time) *fileSampler {
+	f := &fileSampler{root: root, after: after}
 	f.first = f.scan()
 	return f
 }
@@ -332,7 +338,7 @@ func (f *fileSampler) run(every time.Duration, until func() bool) func() []strin
 			f.mu.Lock()
 			for p, st := range now {
 				was, ok := f.first[p]
-				if (!ok || was != st) && !slices.ContainsFunc(f.diffs, func(d string) bool { return strings.HasPrefix(d, p+" ") }) {
+				if (!ok || was != st) && st.mtime.After(f.after) && !slices.ContainsFunc(f.diffs, func(d string) bool { return strings.HasPrefix(d, p+" ") }) {
 					f.diffs = append(f.diffs, fmt.Sprintf("%s (size %d→%d, mtime %s→%s)", p, was.size, st.size,
 						was.mtime.Format("15:04:05.000"), st.mtime.Format("15:04:05.000")))
 				}
