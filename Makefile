@@ -125,7 +125,7 @@ conformance: dist
 	$(CARGO) test --test gob_corpus --test netrpc_go --test transport_interop
 
 # Each real CLI holds ~200 MB: two at a time keep a 2-core CI box responsive.
-e2e: $(CLAUDE_CLI) e2e-chat
+e2e: $(CLAUDE_CLI) e2e-chat e2e-cluster
 	CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) $(CARGO) test --test cli_real --test e2e_engine --test chat_inprocess --test chat_questions --test chat_attachments --test chat_dm --test chat_worktree -- --test-threads=2
 
 # The acceptance scenario of "Claude in the channel": hooks driven as the server does, the real
@@ -150,7 +150,7 @@ e2e-cluster: dist $(CLAUDE_CLI)
 		CLUSTER_IDLE_SECONDS=$${CLUSTER_IDLE_SECONDS:-30} $(GO) test -count=1 -timeout 30m -v -run '$(CLUSTER_RUN)' ./cluster
 bench-cluster: dist $(CLAUDE_CLI)
 	$(CARGO) build -p fake-anthropic --bin fake-anthropic
-	cd tests/conformance && $(CLUSTER_ENV) $(GO) test -count=1 -timeout 30m -v -run 'TestClusterLoadBench|TestPlainServerIdleKV' ./cluster
+	cd tests/conformance && $(CLUSTER_ENV) CLUSTER_IDLE_LEASE_SECONDS=30 $(GO) test -count=1 -timeout 30m -v -run 'TestClusterLoadBench|TestPlainServerIdleKV' ./cluster
 
 # The chat acceptance and the plugin's lifecycle in a real Mattermost server. Prints
 # `e2e-server: N passed, M failed` and the server build times.
@@ -189,7 +189,7 @@ e2e-chat-stub: $(CLAUDE_CLI)
 conformance-ref:
 	cd tests/conformance && $(GO) test -count=1 -v ./pluginconf
 
-bench: bench-plugin bench-server bench-browser
+bench: bench-plugin bench-server bench-browser bench-cluster
 	BENCH_SECONDS=$(BENCH_SECONDS) $(CARGO) bench --bench gob
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench hooks

@@ -46,6 +46,16 @@ fn scope(method: &str, pattern: &str, params: &BTreeMap<String, String>) -> Scop
     }
 }
 
+/// Where a call was served.
+enum Served {
+    /// Here: this node runs the session (or took it over), or there is none.
+    Here,
+    /// By the node that runs the session, with its answer.
+    There(Outcome),
+    /// The node that runs the session could not be reached.
+    Failed(ForwardError),
+}
+
 /// How a ServeHTTP request ends up on this node.
 pub(super) enum HttpRoute {
     /// Served here.
@@ -73,22 +83,16 @@ impl App {
         chat: &Arc<ChatService>,
         args: &CommandArgs,
     ) -> CommandResponse {
-        for _ in 0..=RESOLVE_AGAIN {
-            let (node, session) = match chat.route_channel(&args.channel_id).await {
-                Route::Local => break,
-                Route::Node { node, session } => (node, session),
-            };
-            match self
-                .forward(&node, &session, Call::Command(args.clone()))
-                .await
-            {
-                Ok(Outcome::Command(response)) => return *response,
-                Ok(Outcome::NotOwner) => continue,
-                Ok(other) => return ephemeral(unexpected(&other)),
-                Err(e) => return ephemeral(format!("Claude Code: {e}.")),
-            }
+        let call = Call::Command(args.clone());
+        match self
+            .to_owner(|| chat.route_channel(&args.channel_id), call)
+            .await
+        {
+            Served::Here => chat.execute(&self.config(), args).await,
+            Served::There(Outcome::Command(response)) => *response,
+            Served::There(other) => ephemeral(unexpected(&other)),
+            Served::Failed(e) => ephemeral(format!("Claude Code: {e}.")),
         }
-        chat.execute(&self.config(), args).await
     }
 
     /// A post in a channel whose session another node runs is handed to that node (which
@@ -98,39 +102,55 @@ impl App {
         if Some(post.user_id.as_str()) == self.bot_user_id() || !post.r#type.is_empty() {
             return false;
         }
-        for _ in 0..=RESOLVE_AGAIN {
-            let (node, session) = match chat.route_channel(&post.channel_id).await {
-                Route::Local => return false,
-                Route::Node { node, session } => (node, session),
-            };
-            match self
-                .forward(&node, &session, Call::Posted(post.clone()))
-                .await
-            {
-                Ok(Outcome::NotOwner) => continue,
-                Ok(_) => return true,
-                Err(e) => {
-                    tracing::warn!(channel = %post.channel_id, %node, "a post could not be handed to the node running its session: {e}");
-                    chat.answer_post(post, format!("Claude did not get your message: {e}."))
-                        .await;
-                    return true;
-                }
+        let call = Call::Posted(post.clone());
+        match self
+            .to_owner(|| chat.route_channel(&post.channel_id), call)
+            .await
+        {
+            Served::Here => false,
+            Served::There(_) => true,
+            Served::Failed(e) => {
+                tracing::warn!(channel = %post.channel_id, "a post could not be handed to the node running its session: {e}");
+                chat.answer_post(post, format!("Claude did not get your message: {e}."))
+                    .await;
+                true
             }
         }
-        false
     }
 
-    async fn forward(
-        &self,
-        node: &str,
-        session: &str,
-        call: Call,
-    ) -> Result<Outcome, ForwardError> {
-        match self.forwarder() {
-            Some(forwarder) => forwarder.call(node, session, call).await,
-            // Not activated yet: the node that runs the session is the one to ask, but this
-            // one cannot reach it; its answer would be "try again" anyway.
-            None => Ok(Outcome::NotOwner),
+    /// Sends `call` to the node `resolve` names, until one serves it. A node that no longer
+    /// runs the session (its lease moved while the call travelled), or that did not answer in
+    /// time (it may have died, and its lease run out since), sends the call back to `resolve`
+    /// once more; a node that timed out and is named again is not asked twice.
+    async fn to_owner<R, F>(&self, resolve: R, call: Call) -> Served
+    where
+        R: Fn() -> F,
+        F: std::future::Future<Output = Route>,
+    {
+        let Some(forwarder) = self.forwarder() else {
+            return Served::Here;
+        };
+        let mut timed_out: Option<(String, ForwardError)> = None;
+        for _ in 0..=RESOLVE_AGAIN {
+            let Route::Node { node, session } = resolve().await else {
+                return Served::Here;
+            };
+            if let Some((silent, e)) = timed_out.take() {
+                if silent == node {
+                    return Served::Failed(e);
+                }
+            }
+            match forwarder.call(&node, &session, call.clone()).await {
+                Ok(Outcome::NotOwner) => {}
+                Ok(outcome) => return Served::There(outcome),
+                Err(e @ ForwardError::Timeout { .. }) => timed_out = Some((node, e)),
+                Err(e) => return Served::Failed(e),
+            }
+        }
+        match timed_out {
+            Some((_, e)) => Served::Failed(e),
+            // Still moving: served here, where the fence refuses whatever is not ours.
+            None => Served::Here,
         }
     }
 
@@ -168,8 +188,8 @@ impl App {
                 return HttpRoute::Forwarded(name, status);
             }
         };
-        for _ in 0..=RESOLVE_AGAIN {
-            let route = match &scope {
+        let resolve = || async {
+            match &scope {
                 Scope::Session(id) => chat.route_session(id).await,
                 Scope::Channel(channel) => chat.route_channel(channel).await,
                 Scope::ChannelInBody => match channel_in_body(&call.body) {
@@ -177,29 +197,22 @@ impl App {
                     None => Route::Local,
                 },
                 Scope::Anywhere => Route::Local,
-            };
-            let Route::Node { node, session } = route else {
-                break;
-            };
-            let error = match self
-                .forward(&node, &session, Call::Http(call.clone()))
-                .await
-            {
-                Ok(Outcome::Http(answer)) => {
-                    let status = answer.status;
-                    if let Err(e) = answer.write_to(w).await {
-                        tracing::debug!("writing a forwarded answer: {e}");
-                    }
-                    return HttpRoute::Forwarded(name, status);
+            }
+        };
+        let error = match self.to_owner(resolve, Call::Http(call.clone())).await {
+            Served::Here => return HttpRoute::Local(call.request()),
+            Served::There(Outcome::Http(answer)) => {
+                let status = answer.status;
+                if let Err(e) = answer.write_to(w).await {
+                    tracing::debug!("writing a forwarded answer: {e}");
                 }
-                Ok(Outcome::NotOwner) => continue,
-                Ok(other) => HttpError::new(502, unexpected(&other)),
-                Err(e) => HttpError::new(503, format!("Claude Code: {e}.")),
-            };
-            http::write_error(w, &error).await;
-            return HttpRoute::Forwarded(name, error.status);
-        }
-        HttpRoute::Local(call.request())
+                return HttpRoute::Forwarded(name, status);
+            }
+            Served::There(other) => HttpError::new(502, unexpected(&other)),
+            Served::Failed(e) => HttpError::new(503, format!("Claude Code: {e}.")),
+        };
+        http::write_error(w, &error).await;
+        HttpRoute::Forwarded(name, error.status)
     }
 
     /// Serves a forwarded HTTP call as this node's router would, keeping the answer.
@@ -268,4 +281,84 @@ fn unexpected(outcome: &Outcome) -> String {
     tracing::warn!("a forwarded command was answered with {outcome:?}");
     "Claude Code: the server running this session gave an answer this one cannot read; try again."
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route is classified: a new route must say how its session is found, or a
+    /// cluster would serve it on whichever node it reached.
+    #[test]
+    fn every_route_says_how_its_session_is_found() {
+        use Scope::*;
+        let session = || Session("v".into());
+        let table = [
+            ("GET", "/api/v1/health", Anywhere),
+            ("GET", "/api/v1/metrics", Anywhere),
+            ("GET", "/api/v1/sessions", Anywhere),
+            ("POST", "/api/v1/sessions", ChannelInBody),
+            ("GET", "/api/v1/sessions/{id}", session()),
+            ("DELETE", "/api/v1/sessions/{id}", session()),
+            ("POST", "/api/v1/sessions/{id}/prompt", session()),
+            ("POST", "/api/v1/sessions/{id}/interrupt", session()),
+            ("PUT", "/api/v1/sessions/{id}/mode", session()),
+            ("PUT", "/api/v1/sessions/{id}/model", session()),
+            ("POST", "/api/v1/sessions/{id}/context", session()),
+            ("GET", "/api/v1/sessions/{id}/history", session()),
+            ("GET", "/api/v1/sessions/{id}/events", session()),
+            ("GET", "/api/v1/sessions/{id}/approvals", session()),
+            (
+                "POST",
+                "/api/v1/sessions/{id}/approvals/{approval_id}",
+                session(),
+            ),
+            ("POST", "/api/v1/actions/approval", ChannelInBody),
+            ("POST", "/api/v1/actions/approval/dialog", ChannelInBody),
+            ("GET", "/api/v1/channels/{channel_id}", Channel("v".into())),
+            ("GET", "/api/v1/sessions/{id}/files", session()),
+            ("GET", "/api/v1/sessions/{id}/files/{path...}", session()),
+            ("POST", "/api/v1/sessions/{id}/files/{path...}", session()),
+            ("PUT", "/api/v1/sessions/{id}/files/{path...}", session()),
+            ("DELETE", "/api/v1/sessions/{id}/files/{path...}", session()),
+        ];
+        let app = App::new(false);
+        let routes: Vec<(String, String)> = app
+            .router()
+            .routes()
+            .map(|(m, p)| (m.to_owned(), p))
+            .collect();
+        let mut listed: Vec<(String, String)> = table
+            .iter()
+            .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        let mut served = routes.clone();
+        listed.sort();
+        served.sort();
+        assert_eq!(listed, served, "the table lists exactly the routes served");
+        for (method, pattern, want) in table {
+            let params = pattern
+                .split('/')
+                .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+                .map(|name| (name.trim_end_matches("...").to_owned(), "v".to_owned()))
+                .collect();
+            assert_eq!(scope(method, pattern, &params), want, "{method} {pattern}");
+        }
+    }
+
+    #[test]
+    fn the_channel_of_a_click_or_a_start_is_read_from_its_body() {
+        assert_eq!(
+            channel_in_body(br#"{"user_id":"u","channel_id":"c1","context":{}}"#),
+            Some("c1".into())
+        );
+        for body in [
+            &b""[..],
+            b"not json",
+            br#"{"channel_id":""}"#,
+            br#"{"channel_id":7}"#,
+        ] {
+            assert_eq!(channel_in_body(body), None, "{body:?}");
+        }
+    }
 }

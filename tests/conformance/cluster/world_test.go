@@ -10,6 +10,7 @@
 //	CLUSTER_IDLE_SECONDS                 TestPlainServerIdleKV's idle windows (default 60)
 //	CLUSTER_BENCH_SECONDS                TestClusterLoadBench's prompting time (default 120)
 //	CLUSTER_BENCH_SESSIONS               TestClusterLoadBench's sessions (default 20)
+//	CLUSTER_IDLE_LEASE_SECONDS           TestPlainServerIdleKV's lease (default 6; the plugin's own is 30)
 //
 // The plugin processes get MM_CLAUDE_CODE_LEASE_SECONDS=6 (the contract's test setting:
 // RENEW 2 s, MARGIN 1 s, SKEW 2 s), so lease expiries take seconds.
@@ -109,8 +110,11 @@ func newWorld(t *testing.T, n int, plain bool) *world {
 	if err := os.MkdirAll(w.roots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Inherited by every plugin process (and only read by them).
-	t.Setenv("MM_CLAUDE_CODE_LEASE_SECONDS", fmt.Sprint(leaseSeconds))
+	// Inherited by every plugin process (and only read by them). A test that set it already
+	// (the idle measure at the plugin's own lease) keeps its value.
+	if os.Getenv("MM_CLAUDE_CODE_LEASE_SECONDS") == "" {
+		t.Setenv("MM_CLAUDE_CODE_LEASE_SECONDS", fmt.Sprint(leaseSeconds))
+	}
 
 	w.model = fakemodel.New(fakeBin, filepath.Join(base, "fake"))
 	if err := os.MkdirAll(w.model.Dir, 0o755); err != nil {
