@@ -140,7 +140,8 @@ e2e-chat: dist $(CLAUDE_CLI)
 # the real host code, one shared FakeAPI, a cluster-event bus), the real CLI, the fake model. Lease
 # of 6 s (the tests set MM_CLAUDE_CODE_LEASE_SECONDS). Prints the `cluster-bench:` lines.
 # CLUSTER_RUN selects tests (go test -run): TestPlainServerIdleKV, TestClusterForwarding,
-# TestClusterKillOwner, TestClusterSplitBrain, TestClusterLoadBench.
+# TestClusterKillOwner, TestClusterOrphanTakenOverWithoutACall, TestClusterSplitBrain,
+# TestClusterLoadBench.
 CLUSTER_RUN ?= .
 CLUSTER_ENV = CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \
 	FAKE_ANTHROPIC=$(abspath $(FAKE_ANTHROPIC_BIN))

@@ -226,6 +226,11 @@ impl Leases {
             .map(|h| h.fence)
     }
 
+    /// The lease's timing (the renewal period paces the search for orphaned sessions).
+    pub(crate) fn timing(&self) -> &LeaseTiming {
+        &self.timing
+    }
+
     /// `session`'s `valid_until`, updated at each renewal; None once lost or released (and
     /// at once when not held).
     pub(crate) fn deadline(&self, session: &str) -> watch::Receiver<Option<std::time::Instant>> {

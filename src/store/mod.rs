@@ -335,6 +335,24 @@ impl Store {
         .await
     }
 
+    /// The id of the newest session of `channel_id`: the one its commands address (in a
+    /// cluster, a node that does not run it asks this to find where a command goes).
+    pub async fn newest_session_of_channel(
+        &self,
+        channel_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let channel_id = channel_id.to_owned();
+        self.call(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT id FROM sessions WHERE channel_id = ?1
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )?
+            .query_row([channel_id], |r| r.get(0))
+            .optional()?)
+        })
+        .await
+    }
+
     /// The chat thread root of a session (the post `/claude start` created).
     pub async fn set_root_post(&self, session_id: &str, post_id: &str) -> Result<(), StoreError> {
         let (session_id, post_id) = (session_id.to_owned(), post_id.to_owned());

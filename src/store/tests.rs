@@ -375,6 +375,37 @@ async fn root_posts_are_kept_per_session() {
     );
 }
 
+/// A channel's commands address its newest session; another channel's do not count.
+#[tokio::test]
+async fn the_newest_session_of_a_channel_is_found() {
+    let db = TempDb::new("newest");
+    let store = Store::open(&db.path()).await.expect("open");
+    assert_eq!(
+        store.newest_session_of_channel("chan-1").await.unwrap(),
+        None
+    );
+    for (id, channel, at) in [
+        ("old", "chan-1", 1),
+        ("new", "chan-1", 5),
+        ("other", "chan-2", 9),
+    ] {
+        let record = SessionRecord {
+            channel_id: channel.into(),
+            created_at: at,
+            ..session(id)
+        };
+        store.insert_session(record).await.expect("insert");
+    }
+    assert_eq!(
+        store.newest_session_of_channel("chan-1").await.unwrap(),
+        Some("new".into())
+    );
+    assert_eq!(
+        store.newest_session_of_channel("chan-2").await.unwrap(),
+        Some("other".into())
+    );
+}
+
 #[tokio::test]
 async fn a_sessions_worktree_is_kept_across_reopens_until_removed() {
     let db = TempDb::new("worktrees");

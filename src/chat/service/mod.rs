@@ -288,9 +288,11 @@ impl ChatService {
             .set_gate(Arc::new(move |session: &str| gate.holds(session).is_some()));
         let renewals = leases.spawn_renewals();
         let follower = svc.follow_lost_leases();
+        let orphans = svc.look_for_orphans();
         if let Ok(mut tasks) = svc.lease_tasks.lock() {
             tasks.push(renewals);
             tasks.extend(follower);
+            tasks.extend(orphans);
         }
         svc.recover().await?;
         Ok(svc)

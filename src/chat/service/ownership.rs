@@ -14,6 +14,7 @@ use super::{ChatService, SessionInfo};
 use crate::cluster::lease::Previous;
 use crate::cluster::leases::{Acquired, LeaseError, Leases, Lost, Owner};
 use crate::cluster::node::NodeId;
+use crate::sessions::SessionState;
 use crate::store::StoreError;
 
 /// Where a call for a session is served.
@@ -115,18 +116,12 @@ impl ChatService {
 
     /// The newest stored session of `channel_id` (the store is shared by the cluster's nodes).
     async fn newest_stored_session(&self, channel_id: &str) -> Option<String> {
-        let sessions = self
-            .engine
+        self.engine
             .store()
-            .sessions()
+            .newest_session_of_channel(channel_id)
             .await
             .inspect_err(|e| tracing::warn!("reading the sessions failed: {e}"))
-            .ok()?;
-        sessions
-            .into_iter()
-            .filter(|r| r.channel_id == channel_id)
-            .max_by_key(|r| r.created_at)
-            .map(|r| r.id)
+            .ok()?
     }
 
     /// Where a call about `session_id` is served: here if this node holds its lease; at the
@@ -273,6 +268,57 @@ impl ChatService {
                 svc.let_go(&session).await;
             }
         }))
+    }
+
+    /// In a cluster, looks every renewal period for sessions whose node died: stored as live
+    /// (a node that stops or deactivates stores them stopped first) and with a lease that ran
+    /// out. One of the nodes that look takes each over (the lease's compare-and-set picks it),
+    /// so a dead node's cards are closed and its channels told at once, not at the next call.
+    /// A server that is not clustered has nobody to look for.
+    pub(super) fn look_for_orphans(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.ownership.node.clustered {
+            return None;
+        }
+        let every = self.ownership.leases.timing().renew;
+        let svc = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(svc) = svc.upgrade() else {
+                    return;
+                };
+                svc.take_over_orphans().await;
+            }
+        }))
+    }
+
+    async fn take_over_orphans(self: &Arc<Self>) {
+        let stored = match self.engine.store().sessions().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!("reading the sessions failed: {e}");
+                return;
+            }
+        };
+        let live = stored.into_iter().filter(|r| {
+            SessionState::parse(&r.status).is_some_and(SessionState::has_process)
+                && self.ownership.leases.holds(&r.id).is_none()
+        });
+        for record in live {
+            match self.ownership.leases.owner(&record.id).await {
+                Ok(Owner::Free) => match self.take_over(&record.id).await {
+                    Ok(()) => {}
+                    // Another node looked at the same moment and won.
+                    Err(ClaimError::Lease(LeaseError::Held { .. } | LeaseError::Race))
+                    | Err(ClaimError::InProgress) => {}
+                    Err(e) => {
+                        tracing::warn!(session = %record.id, "taking an orphaned session over failed: {e}")
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => tracing::debug!(session = %record.id, "reading a lease failed: {e}"),
+            }
+        }
     }
 
     /// Deactivation: the leases of the sessions this node ran are released (their CLIs are

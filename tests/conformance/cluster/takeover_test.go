@@ -21,7 +21,8 @@ import (
 
 // kill -9 of the owner's plugin (not restarted): within LEASE + 10 s a prompt through B is
 // answered with the earlier conversation in context, the thread says the session moved, and
-// no card keeps buttons for a request nobody can answer.
+// no card keeps buttons for a request nobody can answer. The session may be taken over by B
+// (the prompt found its lease run out) or by C (it found the orphan first, and B forwards).
 func TestClusterKillOwner(t *testing.T) {
 	w := newWorld(t, 3, false)
 	w.activate(t)
@@ -129,9 +130,68 @@ func TestClusterKillOwner(t *testing.T) {
 	if _, err := os.Stat(never); err == nil {
 		t.Error("never.txt was written although nobody approved it")
 	}
-	w.servedOnlyBy(t, s, "node-b")
-	if l, ok := w.lease(s); !ok || l.Node != "node-b" || l.Fence <= fenceBefore.Fence {
-		t.Errorf("lease after the takeover %+v (present %v), want node-b with a fence above %d", l, ok, fenceBefore.Fence)
+	// Whichever node took the session over (the one the prompt reached, or one that found the
+	// orphan first) runs it alone, under a greater fence.
+	l, ok := w.lease(s)
+	if !ok || l.Node == "node-a" || l.Fence <= fenceBefore.Fence {
+		t.Errorf("lease after the takeover %+v (present %v), want another node than node-a with a fence above %d", l, ok, fenceBefore.Fence)
+	}
+	w.servedOnlyBy(t, s, l.Node)
+}
+
+// kill -9 of the owner with a card pending, and then nobody calls: another node finds the
+// orphaned session by itself (it looks every RENEW), takes it over, closes the card and says
+// in the thread that the session moved, within LEASE + SKEW + RENEW and a margin. The node that
+// takes it over runs no CLI until someone prompts.
+func TestClusterOrphanTakenOverWithoutACall(t *testing.T) {
+	w := newWorld(t, 3, false)
+	w.activate(t)
+	s := w.start(t, "node-a", "orphan")
+	never := filepath.Join(s.project, "never.txt")
+	if err := w.model.Start("pending", []map[string]any{fakemodel.WriteTurn(never, "nobody approved this\n")}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.postIDs(s)
+	if _, err := w.command(t, "node-a", s, "/claude Create never.txt"); err != nil {
+		t.Fatal(err)
+	}
+	card := w.waitCard(t, s, before, turnTimeout)
+	fenceBefore, _ := w.lease(s)
+	beforeKill := w.postIDs(s)
+	killed := time.Now()
+	if err := w.c.Kill9("node-a"); err != nil {
+		t.Fatal(err)
+	}
+	within := lease + skew + lease/3 + 5*time.Second
+	if !steps.Poll(within, func() bool {
+		p, err := w.api.GetPost(card.Id)
+		return err == nil && len(steps.Actions(p.GetProps())) == 0
+	}) {
+		t.Errorf("the card pending at the kill still has buttons %v after the kill, and nobody called", within)
+	}
+	movedPost := func() bool {
+		for _, p := range w.api.Posts(s.channel) {
+			if !beforeKill[p.Id] && p.UserId == w.botID && strings.Contains(strings.ToLower(steps.Shown(p.Message, p.GetProps())), "moved") {
+				return true
+			}
+		}
+		return false
+	}
+	if !steps.Poll(time.Until(killed.Add(within)), movedPost) {
+		t.Errorf("no bot post says the session moved within %v of the kill; new posts: %s", within, steps.DescribePosts(newPosts(w, s, beforeKill)))
+	}
+	t.Logf("orphan taken over %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	l, ok := w.lease(s)
+	if !ok || l.Node == "node-a" || l.Fence <= fenceBefore.Fence {
+		t.Errorf("lease after the takeover %+v (present %v), want another node with a fence above %d", l, ok, fenceBefore.Fence)
+	}
+	for node, procs := range w.clisOf(s) {
+		if len(procs) > 0 && node != "node-a" {
+			t.Errorf("node %s runs a CLI for the session although nobody prompted since the takeover", node)
+		}
+	}
+	if _, err := os.Stat(never); err == nil {
+		t.Error("never.txt was written although nobody approved it")
 	}
 }
 
