@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::App;
-use crate::chat::service::{ChatService, Route};
+use crate::chat::service::{ChatService, Elsewhere, Route};
 use crate::cluster::forward::{
     Call, ForwardError, Forwarder, HttpAnswer, HttpCall, HttpCallError, Incoming, Outcome,
 };
@@ -213,6 +213,56 @@ impl App {
         };
         http::write_error(w, &error).await;
         HttpRoute::Forwarded(name, error.status)
+    }
+
+    /// The sessions `user_id` may see that other nodes run, as those nodes show them, and
+    /// those nobody runs, as the store has them: with this node's own, the list of sessions is
+    /// the same whichever node it is asked of. A node that does not answer leaves its sessions
+    /// out (logged).
+    pub(crate) async fn views_elsewhere(
+        &self,
+        chat: &ChatService,
+        config: &crate::config::Config,
+        user_id: &str,
+    ) -> Result<Vec<serde_json::Value>, crate::chat::service::ServiceError> {
+        let mut views = Vec::new();
+        for (id, place) in chat.sessions_elsewhere().await {
+            match place {
+                Elsewhere::Resting => {
+                    if let Some(view) = chat.resting_view(config, user_id, &id).await? {
+                        views.push(serde_json::to_value(view).unwrap_or_default());
+                    }
+                }
+                Elsewhere::Node(node) => {
+                    let Some(forwarder) = self.forwarder() else {
+                        continue;
+                    };
+                    let call = HttpCall {
+                        method: "GET".into(),
+                        url: format!("/api/v1/sessions/{id}"),
+                        headers: Default::default(),
+                        body: Vec::new(),
+                        user_id: user_id.to_owned(),
+                    };
+                    match forwarder.call(&node, &id, Call::Http(call)).await {
+                        Ok(Outcome::Http(answer)) if answer.status == 200 => {
+                            match serde_json::from_slice(&answer.body) {
+                                Ok(view) => views.push(view),
+                                Err(e) => {
+                                    tracing::warn!(session = %id, %node, "a session's view from its node is not JSON: {e}")
+                                }
+                            }
+                        }
+                        // Not visible to this user (404), or moved meanwhile.
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(session = %id, %node, "listing a session of another node: {e}")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(views)
     }
 
     /// Serves a forwarded HTTP call as this node's router would, keeping the answer.

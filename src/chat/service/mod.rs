@@ -53,7 +53,7 @@ pub(crate) use error::size;
 pub use error::{ContextError, ProjectPathError, ServiceError};
 pub(crate) use files::FileEdit;
 pub use ownership::ClaimError;
-pub(crate) use ownership::Route;
+pub(crate) use ownership::{Elsewhere, Route};
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.

@@ -26,6 +26,15 @@ pub(crate) enum Route {
     Node { node: String, session: String },
 }
 
+/// Where a stored session this node does not run is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Elsewhere {
+    /// Run by that node.
+    Node(String),
+    /// Run by nobody now (released, or its lease ran out): the store says all there is.
+    Resting,
+}
+
 /// The node's place in the cluster: who it is and the leases it holds.
 pub(crate) struct Ownership {
     pub(crate) node: NodeId,
@@ -112,6 +121,36 @@ impl ChatService {
             Some(id) => self.route_session(&id).await,
             None => Route::Local,
         }
+    }
+
+    /// The stored sessions (with a thread) this node does not run, and where each is: the list
+    /// of sessions shows them all, whichever node it is asked of. Empty on a single server.
+    pub(crate) async fn sessions_elsewhere(&self) -> Vec<(String, Elsewhere)> {
+        if !self.ownership.node.clustered {
+            return Vec::new();
+        }
+        let tracked: HashSet<String> = self
+            .state
+            .lock()
+            .map(|st| st.sessions.keys().cloned().collect())
+            .unwrap_or_default();
+        let store = self.engine.store();
+        let (Ok(stored), Ok(roots)) = (store.sessions().await, store.root_posts().await) else {
+            return Vec::new();
+        };
+        let threads: HashSet<String> = roots.into_iter().map(|(s, _)| s).collect();
+        let mut out = Vec::new();
+        for record in stored {
+            if tracked.contains(&record.id) || !threads.contains(&record.id) {
+                continue;
+            }
+            match self.ownership.leases.owner(&record.id).await {
+                Ok(Owner::Node { node, .. }) => out.push((record.id, Elsewhere::Node(node))),
+                Ok(Owner::Free | Owner::Me { .. }) => out.push((record.id, Elsewhere::Resting)),
+                Err(e) => tracing::debug!(session = %record.id, "reading a lease failed: {e}"),
+            }
+        }
+        out
     }
 
     /// The newest stored session of `channel_id` (the store is shared by the cluster's nodes).

@@ -362,6 +362,59 @@ impl ChatService {
         })
     }
 
+    /// A session nobody runs now (in a cluster: released, or its node died), as the store has
+    /// it, if `user_id` may see its status: no process, so nothing queued.
+    pub(crate) async fn resting_view(
+        &self,
+        config: &Config,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Option<SessionView>, ServiceError> {
+        let Some(info) = self.stored_info(session_id).await else {
+            return Ok(None);
+        };
+        let asker = Asker {
+            user_id,
+            channel_id: &info.channel_id,
+            team_id: "",
+            session: Some(&info),
+        };
+        if self
+            .authorize_action(config, Action::Status, &asker)
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let store = self.engine.store();
+        let Some(record) = store.session(session_id).await? else {
+            return Ok(None);
+        };
+        let pending = store
+            .approvals(session_id)
+            .await?
+            .iter()
+            .filter(|a| a.decision.is_none())
+            .count();
+        Ok(Some(SessionView {
+            id: record.id,
+            channel_id: record.channel_id,
+            owner_id: record.owner_id,
+            project_path: info.project_path.clone(),
+            model: record.model,
+            permission_mode: record.permission_mode,
+            state: SessionState::parse(&record.status).unwrap_or(SessionState::Stopped),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            root_post_id: (!info.root_id.is_empty()).then(|| info.root_id.clone()),
+            worktree: info.worktree.as_ref().map(WorktreeView::from),
+            queued_prompts: 0,
+            queued: Vec::new(),
+            pending_approvals: pending,
+            last_seq: store.last_session_event_seq(session_id).await?,
+        }))
+    }
+
     /// The sessions whose status the user may see (the table's row for `/claude status`), the
     /// newest first.
     pub(crate) async fn visible_sessions(

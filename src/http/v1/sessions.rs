@@ -88,7 +88,16 @@ fn valid_model(model: &str) -> Result<(), HttpError> {
 handler!(list, |app, req| {
     let call = Call::new(app, &req)?;
     let views = call.chat.visible_sessions(&call.config, &call.user).await?;
-    Ok((200, json!({ "sessions": json_of(&views)? })))
+    let serde_json::Value::Array(mut sessions) = json_of(&views)? else {
+        return Err(HttpError::new(500, "the sessions are not a list"));
+    };
+    // In a cluster, the sessions other nodes run (or nobody does) too.
+    sessions.extend(
+        app.views_elsewhere(&call.chat, &call.config, &call.user)
+            .await?,
+    );
+    sessions.sort_by_key(|v| std::cmp::Reverse(v["created_at"].as_i64().unwrap_or(0)));
+    Ok((200, json!({ "sessions": sessions })))
 });
 
 handler!(create, |app, req| {

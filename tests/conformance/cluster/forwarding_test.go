@@ -106,7 +106,8 @@ func TestClusterForwarding(t *testing.T) {
 
 	// REST reads through B equal the same through A, once the session is idle.
 	time.Sleep(time.Second)
-	for _, path := range []string{"/api/v1/sessions/" + s.id, "/api/v1/sessions/" + s.id + "/history"} {
+	for _, path := range []string{"/api/v1/sessions/" + s.id, "/api/v1/sessions/" + s.id + "/history", "/api/v1/sessions",
+		"/api/v1/sessions/" + s.id + "/approvals", "/api/v1/channels/" + s.channel} {
 		codeA, bodyA := w.rest(t, "node-a", "GET", path)
 		codeB, bodyB := w.rest(t, "node-b", "GET", path)
 		var a, b any
