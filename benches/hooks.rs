@@ -50,6 +50,17 @@ fn fake_api(config: Vec<u8>) -> Server {
             let a = config.clone();
             async move { Ok::<_, String>(LoadPluginConfigurationReturns { a }) }
         })
+        // A single server: the plugin's status names no cluster node.
+        .method("Plugin.GetPluginStatus", |a: StringArgs| async move {
+            Ok::<_, String>(GetPluginStatusReturns {
+                a: Some(PluginStatus {
+                    plugin_id: a.a,
+                    state: 2,
+                    ..Default::default()
+                }),
+                b: None,
+            })
+        })
         .method("Plugin.EnsureBotUser", |_: EnsureBotUserArgs| async {
             Ok::<_, String>(EnsureBotUserReturns {
                 a: "bot".into(),

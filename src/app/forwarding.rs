@@ -22,8 +22,10 @@ enum Scope {
     Session(String),
     /// `/api/v1/channels/{channel_id}`.
     Channel(String),
-    /// A card click or dialog, or starting a session: the channel is in the JSON body (set by
-    /// the server for clicks and dialogs).
+    /// A card click or dialog: the session its signed context names (the owner checks the
+    /// signature), else the channel the server set in the body.
+    SessionInBody,
+    /// Starting a session: the channel is in the JSON body.
     ChannelInBody,
     /// Served by any node: the health check, the metrics, the list of one's sessions.
     Anywhere,
@@ -39,9 +41,10 @@ fn scope(method: &str, pattern: &str, params: &BTreeMap<String, String>) -> Scop
         return Scope::Channel(channel.clone());
     }
     match (method, pattern) {
-        ("POST", "/api/v1/actions/approval")
-        | ("POST", "/api/v1/actions/approval/dialog")
-        | ("POST", "/api/v1/sessions") => Scope::ChannelInBody,
+        ("POST", "/api/v1/actions/approval") | ("POST", "/api/v1/actions/approval/dialog") => {
+            Scope::SessionInBody
+        }
+        ("POST", "/api/v1/sessions") => Scope::ChannelInBody,
         _ => Scope::Anywhere,
     }
 }
@@ -102,6 +105,12 @@ impl App {
         if Some(post.user_id.as_str()) == self.bot_user_id() || !post.r#type.is_empty() {
             return false;
         }
+        // A prompt is a thread reply or a message in a direct channel with the bot: a root post
+        // elsewhere is chatter, and crosses no node.
+        if post.root_id.is_empty() && !chat.direct_with_bot(&post.channel_id).await.unwrap_or(true)
+        {
+            return false;
+        }
         let call = Call::Posted(post.clone());
         match self
             .to_owner(|| chat.route_channel(&post.channel_id), call)
@@ -132,8 +141,10 @@ impl App {
         };
         let mut timed_out: Option<(String, ForwardError)> = None;
         for _ in 0..=RESOLVE_AGAIN {
-            let Route::Node { node, session } = resolve().await else {
-                return Served::Here;
+            let (node, session) = match resolve().await {
+                Route::Local => return Served::Here,
+                Route::Unknown => return Served::Failed(ForwardError::OwnerUnknown),
+                Route::Node { node, session } => (node, session),
             };
             if let Some((silent, e)) = timed_out.take() {
                 if silent == node {
@@ -173,7 +184,8 @@ impl App {
         };
         let name = format!("{} {pattern}", head.method);
         let scope = scope(&head.method, &pattern, &params);
-        if scope == Scope::Anywhere {
+        // Without a caller the router answers 401 here: nothing is read, taken or forwarded.
+        if scope == Scope::Anywhere || head.user_id.is_none() {
             return HttpRoute::Local(req);
         }
         let call = match HttpCall::read(req).await {
@@ -192,6 +204,13 @@ impl App {
             match &scope {
                 Scope::Session(id) => chat.route_session(id).await,
                 Scope::Channel(channel) => chat.route_channel(channel).await,
+                Scope::SessionInBody => match session_in_body(&call.body) {
+                    Some(id) => chat.route_session(&id).await,
+                    None => match channel_in_body(&call.body) {
+                        Some(channel) => chat.route_channel(&channel).await,
+                        None => Route::Local,
+                    },
+                },
                 Scope::ChannelInBody => match channel_in_body(&call.body) {
                     Some(channel) => chat.route_channel(&channel).await,
                     None => Route::Local,
@@ -313,6 +332,16 @@ impl App {
     }
 }
 
+/// The session a click's signed context (`context`) or a dialog's signed `state` names.
+fn session_in_body(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let signed = match v.get("state").and_then(serde_json::Value::as_str) {
+        Some(state) => serde_json::from_str(state).ok()?,
+        None => v.get("context")?.clone(),
+    };
+    Some(signed.get("session_id")?.as_str()?.to_owned()).filter(|s| !s.is_empty())
+}
+
 /// The `channel_id` of a JSON body (a click, a dialog submission, a start).
 fn channel_in_body(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -363,8 +392,8 @@ mod tests {
                 "/api/v1/sessions/{id}/approvals/{approval_id}",
                 session(),
             ),
-            ("POST", "/api/v1/actions/approval", ChannelInBody),
-            ("POST", "/api/v1/actions/approval/dialog", ChannelInBody),
+            ("POST", "/api/v1/actions/approval", SessionInBody),
+            ("POST", "/api/v1/actions/approval/dialog", SessionInBody),
             ("GET", "/api/v1/channels/{channel_id}", Channel("v".into())),
             ("GET", "/api/v1/sessions/{id}/files", session()),
             ("GET", "/api/v1/sessions/{id}/files/{path...}", session()),
@@ -393,6 +422,17 @@ mod tests {
                 .map(|name| (name.trim_end_matches("...").to_owned(), "v".to_owned()))
                 .collect();
             assert_eq!(scope(method, pattern, &params), want, "{method} {pattern}");
+        }
+    }
+
+    #[test]
+    fn the_session_of_a_click_or_a_dialog_is_read_from_its_signed_context() {
+        let click = br#"{"channel_id":"c1","context":{"session_id":"s1","request_id":"r"}}"#;
+        assert_eq!(session_in_body(click), Some("s1".into()));
+        let dialog = br#"{"channel_id":"c1","state":"{\"session_id\":\"s2\"}"}"#;
+        assert_eq!(session_in_body(dialog), Some("s2".into()));
+        for body in [&b"{}"[..], br#"{"context":{}}"#, br#"{"state":"not json"}"#] {
+            assert_eq!(session_in_body(body), None, "{body:?}");
         }
     }
 

@@ -199,7 +199,11 @@ impl App {
         if let Some(old) = old {
             old.shutdown().await;
         }
-        let node = cluster::node::node_id(&api, env!("PLUGIN_ID")).await;
+        let node = cluster::node::node_id(&api, env!("PLUGIN_ID"))
+            .await
+            .map_err(|e| {
+                HookError::with_status(500, format!("claude-code could not start: {e}"))
+            })?;
         *self.forwarder.write().unwrap_or_else(|p| p.into_inner()) = Some(Forwarder::new(
             Arc::new(api.clone()),
             node.id.clone(),

@@ -102,6 +102,9 @@ pub(crate) enum ForwardError {
     /// The owner did not answer within the forward timeout (it may be down, or busy).
     #[error("the server running this session did not answer in time; try again")]
     Timeout { node: String },
+    /// Which node runs the session could not be read now (the KV store did not answer).
+    #[error("the server running this session could not be found now; try again")]
+    OwnerUnknown,
     /// The cluster event could not be published.
     #[error("the server running this session could not be reached ({0}); try again")]
     Send(#[source] ApiError),

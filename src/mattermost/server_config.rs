@@ -21,6 +21,13 @@ pub(crate) fn file_settings_directory(config: &Value) -> Option<String> {
     }
 }
 
+/// `ClusterSettings.Enable` (a `*bool`): whether the server is set up to run in a cluster.
+pub(crate) fn cluster_enabled(config: &Value) -> bool {
+    field(config, "ClusterSettings")
+        .and_then(|c| field(c, "Enable"))
+        .is_some_and(|v| matches!(v, Value::Bool(true)))
+}
+
 /// `ServiceSettings.SiteURL` (a `*string`) without a trailing slash; `None` when absent or
 /// blank (the server then knows no absolute URL of itself).
 pub(crate) fn site_url(config: &Value) -> Option<String> {
@@ -132,6 +139,20 @@ mod tests {
             None
         );
         assert_eq!(file_settings_directory(&s("not a config")), None);
+    }
+
+    #[test]
+    fn cluster_enabled_only_when_set() {
+        let config = |enable: Option<Value>| {
+            Value::Struct(vec![(
+                "ClusterSettings".into(),
+                Value::Struct(enable.map(|e| ("Enable".into(), e)).into_iter().collect()),
+            )])
+        };
+        assert!(cluster_enabled(&config(Some(Value::Bool(true)))));
+        assert!(!cluster_enabled(&config(Some(Value::Bool(false)))));
+        assert!(!cluster_enabled(&config(None)));
+        assert!(!cluster_enabled(&Value::Struct(Vec::new())));
     }
 
     #[test]

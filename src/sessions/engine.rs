@@ -247,11 +247,14 @@ impl Engine {
     }
 
     /// [`Self::recover_from_store`] for the sessions `ids` only (in a cluster: those whose lease
-    /// this node just took). A session that already has an actor here is dropped first: another
+    /// this node just took). A session that still has an actor here is stopped first: another
     /// node ran it since, so the actor's view of it is stale.
     pub async fn recover_sessions(&self, ids: &[String]) -> Result<Recovered, EngineError> {
-        if let Ok(mut map) = self.sessions.lock() {
-            map.retain(|id, _| !ids.contains(id));
+        let stale: Vec<SessionHandle> = ids.iter().filter_map(|id| self.forget(id)).collect();
+        for handle in stale {
+            if let Err(e) = handle.stop("taken-over").await {
+                tracing::debug!(session = handle.id(), "stopping a stale actor: {e}");
+            }
         }
         self.recover_where(|r| ids.contains(&r.id)).await
     }

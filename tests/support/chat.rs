@@ -105,6 +105,17 @@ pub fn fake_api(st: Shared) -> Server {
             let cfg = s1.lock().unwrap().config.clone();
             async move { Ok::<_, String>(LoadPluginConfigurationReturns { a: cfg }) }
         })
+        // A single server: the plugin's status names no cluster node.
+        .method("Plugin.GetPluginStatus", |a: StringArgs| async move {
+            Ok::<_, String>(GetPluginStatusReturns {
+                a: Some(PluginStatus {
+                    plugin_id: a.a,
+                    state: 2,
+                    ..Default::default()
+                }),
+                b: None,
+            })
+        })
         .method("Plugin.EnsureBotUser", move |_: EnsureBotUserArgs| async {
             Ok::<_, String>(EnsureBotUserReturns {
                 a: BOT.into(),

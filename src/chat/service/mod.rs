@@ -132,6 +132,8 @@ pub enum OpenError {
     Secret(#[from] card::SecretError),
     #[error("could not agree on an approval signing secret in the KV store")]
     SecretRace,
+    #[error("taking the sessions' leases: {0}")]
+    Claim(#[from] ClaimError),
 }
 
 pub struct ChatService {

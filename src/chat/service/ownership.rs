@@ -24,6 +24,9 @@ pub(crate) enum Route {
     Local,
     /// Forwarded to the node that runs the session: `(node, session)`.
     Node { node: String, session: String },
+    /// Nobody can tell now (the KV store did not answer): the caller is told to try again,
+    /// rather than served here, where this node might run a second copy of the session.
+    Unknown,
 }
 
 /// Where a stored session this node does not run is.
@@ -60,8 +63,13 @@ pub enum ClaimError {
     Lease(#[from] LeaseError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the session could not be rebuilt from the store: {0}")]
+    Rebuild(#[source] crate::sessions::EngineError),
     #[error("another node of the cluster is taking this session over; try again in a moment")]
     InProgress,
+    /// No stored session (with a thread) has this id: nothing is taken.
+    #[error("no such session")]
+    UnknownSession,
 }
 
 /// What the channel is told when its session moved here because its node stopped answering.
@@ -83,19 +91,29 @@ impl ChatService {
     }
 
     /// The stored sessions this node runs from now on (at opening): those whose lease it could
-    /// take. In a cluster the others are run by the nodes that hold them.
-    pub(super) async fn claim_stored(&self, ids: Vec<String>) -> Vec<String> {
+    /// take. In a cluster the others are run by the nodes that hold them. A KV store or a
+    /// database that fails fails the opening (as the signing secret does): a session must not
+    /// be left without anyone running it for the whole run.
+    pub(super) async fn claim_stored(&self, ids: Vec<String>) -> Result<Vec<String>, ClaimError> {
         let mut mine = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.claim_lease(&id).await {
+            let mut claimed = self.claim_lease(&id).await;
+            // Two nodes opening at once: one compare-and-set lost, read again.
+            if let Err(ClaimError::Lease(LeaseError::Race)) = claimed {
+                claimed = self.claim_lease(&id).await;
+            }
+            match claimed {
                 Ok(_) => mine.push(id),
                 Err(ClaimError::Lease(LeaseError::Held { node, .. })) => {
                     tracing::debug!(session = %id, %node, "run by another node of the cluster");
                 }
-                Err(e) => tracing::warn!(session = %id, "could not take the session's lease: {e}"),
+                Err(ClaimError::Lease(LeaseError::Unreadable(e))) => {
+                    tracing::warn!(session = %id, "the session's lease is unreadable; it is left alone: {e}");
+                }
+                Err(e) => return Err(e),
             }
         }
-        mine
+        Ok(mine)
     }
 
     /// Whether this node is one of a cluster's (else nothing is ever routed elsewhere).
@@ -165,8 +183,7 @@ impl ChatService {
 
     /// Where a call about `session_id` is served: here if this node holds its lease; at the
     /// holder if another node holds it; here after taking it over if nobody holds it (its node
-    /// released it or stopped renewing it). A lease that cannot be read now is served here:
-    /// whatever this node then writes for a session it does not hold is refused by the fence.
+    /// released it or stopped renewing it); nowhere now if its lease cannot be read.
     pub(crate) async fn route_session(self: &Arc<Self>, session_id: &str) -> Route {
         let own = &self.ownership;
         if !own.node.clustered || own.leases.holds(session_id).is_some() {
@@ -178,15 +195,17 @@ impl ChatService {
                 session: session_id.to_owned(),
             },
             Ok(Owner::Me { .. }) => Route::Local,
-            Ok(Owner::Free) => {
-                if let Err(e) = self.take_over(session_id).await {
+            Ok(Owner::Free) => match self.take_over(session_id).await {
+                // An id no session has: served here, where it is not found.
+                Ok(()) | Err(ClaimError::UnknownSession) => Route::Local,
+                Err(e) => {
                     tracing::warn!(session = %session_id, "taking the session over failed: {e}");
+                    Route::Unknown
                 }
-                Route::Local
-            }
+            },
             Err(e) => {
                 tracing::warn!(session = %session_id, "reading the session's lease failed: {e}");
-                Route::Local
+                Route::Unknown
             }
         }
     }
@@ -216,33 +235,38 @@ impl ChatService {
     }
 
     async fn take_over_now(self: &Arc<Self>, session_id: &str) -> Result<(), ClaimError> {
+        // Only a session the store has is taken: an id from a request is anyone's to make up.
+        let info = self
+            .stored_info(session_id)
+            .await
+            .ok_or(ClaimError::UnknownSession)?;
         let acquired = self.claim_lease(session_id).await?;
         let ids = [session_id.to_owned()];
         let recovered = match self.engine.recover_sessions(&ids).await {
             Ok(r) => r,
             Err(e) => {
+                // Not run here after all: another node (or a later call) may take it.
+                self.ownership.leases.release(session_id).await;
                 tracing::warn!(session = %session_id, "rebuilding a session taken over failed: {e}");
-                return Ok(());
+                return Err(ClaimError::Rebuild(e));
             }
         };
         let of_session = |s: &str| s == session_id;
         self.close_left_over(&of_session).await;
-        if let Some(info) = self.stored_info(session_id).await {
-            if let Some(handle) = self.engine.get(session_id) {
-                self.track(&handle, info.clone());
-            }
-            let moved = match &acquired.previous {
-                Previous::Expired { node } if *node != self.ownership.node.id => Some(node),
-                _ => None,
-            };
-            if let Some(node) = moved {
-                tracing::info!(session = %session_id, from = %node, "took the session over");
-                if let Err(e) = self
-                    .reply_in_thread(session_id, &info, MOVED_TEXT.to_owned())
-                    .await
-                {
-                    tracing::warn!("telling a channel its session moved failed: {e}");
-                }
+        if let Some(handle) = self.engine.get(session_id) {
+            self.track(&handle, info.clone());
+        }
+        let moved = match &acquired.previous {
+            Previous::Expired { node } if *node != self.ownership.node.id => Some(node),
+            _ => None,
+        };
+        if let Some(node) = moved {
+            tracing::info!(session = %session_id, from = %node, "took the session over");
+            if let Err(e) = self
+                .reply_in_thread(session_id, &info, MOVED_TEXT.to_owned())
+                .await
+            {
+                tracing::warn!("telling a channel its session moved failed: {e}");
             }
         }
         if !recovered.withdrawn.is_empty() {
@@ -303,6 +327,16 @@ impl ChatService {
                 let Some(svc) = svc.upgrade() else {
                     return;
                 };
+                // Taken back since (a call found the lease free and took it again): the new
+                // hold is not this loss's.
+                if svc
+                    .ownership
+                    .leases
+                    .holds(&session)
+                    .is_some_and(|now| now > fence)
+                {
+                    continue;
+                }
                 tracing::warn!(session = %session, fence, "this node no longer runs the session: {why}");
                 svc.let_go(&session).await;
             }

@@ -104,7 +104,7 @@ impl ChatService {
         let store = self.engine.store();
         let stored: Vec<String> = store.sessions().await?.into_iter().map(|r| r.id).collect();
         // In a cluster, the sessions another node runs are left to it.
-        let mine: HashSet<String> = self.claim_stored(stored).await.into_iter().collect();
+        let mine: HashSet<String> = self.claim_stored(stored).await?.into_iter().collect();
         let ids: Vec<String> = mine.iter().cloned().collect();
         let recovered = self.engine.recover_sessions(&ids).await?;
         let of_mine = |s: &str| mine.contains(s);

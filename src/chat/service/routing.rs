@@ -179,7 +179,7 @@ impl ChatService {
 
     /// Whether the channel is a direct channel with the bot, asked of the server once per
     /// channel (a failed call is not remembered: the next post asks again).
-    pub(super) async fn direct_with_bot(&self, channel_id: &str) -> Result<bool, ApiError> {
+    pub(crate) async fn direct_with_bot(&self, channel_id: &str) -> Result<bool, ApiError> {
         let known = self
             .channels
             .lock()

@@ -604,3 +604,96 @@ fn a_worktree_being_cleaned_refuses_what_would_run_the_session() {
     });
     assert!(refusal(&info, Action::Prompt).is_some_and(|t| t.contains("was removed")));
 }
+
+/// A KV store whose lease keys fail (`fail_leases`) or answer like an empty store.
+fn lease_kv(fail_leases: bool) -> crate::rpc::netrpc::Server {
+    use crate::mattermost::model::AppError;
+    use crate::mattermost::rpc_types::*;
+    crate::rpc::netrpc::Server::new()
+        .method("Plugin.KVGet", move |a: StringArgs| async move {
+            let down = fail_leases && a.a.starts_with("lease_");
+            Ok::<_, String>(KvGetReturns {
+                a: Vec::new(),
+                b: down.then(|| AppError {
+                    message: "database is down".into(),
+                    status_code: 500,
+                    ..Default::default()
+                }),
+            })
+        })
+        .method("Plugin.KVCompareAndSet", |_: KvCompareAndSetArgs| async {
+            Ok::<_, String>(BoolAppErrorReturns { a: true, b: None })
+        })
+}
+
+/// An id from a request that no stored session has takes no lease (nothing would ever release
+/// it, and its renewals would run for ever), however many are tried.
+#[tokio::test]
+async fn an_unknown_session_id_takes_no_lease() {
+    let dir = temp_dir("bogus-lease");
+    let config = quiet_cli_config(&dir, serde_json::json!({}));
+    let node = crate::cluster::node::NodeId {
+        id: "node-a".into(),
+        clustered: true,
+    };
+    let chat = ChatService::open(
+        crate::mattermost::api::in_process(lease_kv(false)),
+        "bot".into(),
+        &config,
+        node,
+    )
+    .await
+    .expect("opens");
+    let bogus = "no-such-session-0001";
+    assert_eq!(chat.route_session(bogus).await, Route::Local);
+    let held = chat.ownership.leases.holds(bogus);
+    chat.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        held, None,
+        "a lease was taken for a session that does not exist"
+    );
+}
+
+/// A single server whose KV store fails while it opens does not open without the sessions it
+/// stored (it would run the whole run without them): it fails, as it does without its signing
+/// secret, and the admin sees why.
+#[tokio::test]
+async fn a_kv_store_failing_at_opening_fails_the_opening_rather_than_lose_a_session() {
+    let dir = temp_dir("kv-down-lease");
+    let config = quiet_cli_config(&dir, serde_json::json!({}));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    {
+        let store = crate::store::Store::open(&dir.join("data").join("claude-code.db"))
+            .await
+            .expect("store");
+        store
+            .insert_session(crate::store::SessionRecord {
+                id: "s1".into(),
+                channel_id: "c1".into(),
+                owner_id: "alice".into(),
+                project_path: dir.join("root").display().to_string(),
+                cli_session_id: None,
+                model: None,
+                permission_mode: None,
+                status: "idle".into(),
+                created_at: 1,
+                updated_at: 1,
+            })
+            .await
+            .expect("insert");
+    }
+    let opened = ChatService::open(
+        crate::mattermost::api::in_process(lease_kv(true)),
+        "bot".into(),
+        &config,
+        crate::cluster::node::NodeId::solo(),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let Err(e) = opened else {
+        panic!("opened without its stored session");
+    };
+    assert!(matches!(e, OpenError::Claim(_)), "{e}");
+    assert!(e.to_string().contains("database is down"), "{e}");
+}

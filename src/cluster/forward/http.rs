@@ -85,10 +85,14 @@ impl HttpCall {
         let user_id = header_value(&headers, USER_ID_HEADER)
             .unwrap_or_default()
             .to_owned();
+        let mut headers = end_to_end(headers);
+        // The caller's credentials stay on this node: the server checked them before ServeHTTP,
+        // and the owner trusts only the user id this call carries.
+        headers.retain(|name, _| !CREDENTIALS.iter().any(|c| name.eq_ignore_ascii_case(c)));
         Ok(HttpCall {
             method,
             url,
-            headers: end_to_end(headers),
+            headers,
             body,
             user_id,
         })
@@ -178,6 +182,9 @@ fn answer(recorded: Recorded) -> HttpAnswer {
 }
 
 /// `headers` without the hop-by-hop ones, including those the `Connection` header names.
+/// Headers that carry the caller's credentials (session cookie, token, CSRF token).
+const CREDENTIALS: &[&str] = &["Cookie", "Authorization", "X-CSRF-Token", "Token"];
+
 fn end_to_end(mut headers: Headers) -> Headers {
     let named: Vec<String> = headers
         .iter()

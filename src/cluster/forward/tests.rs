@@ -473,6 +473,9 @@ fn origin_request(body: Vec<u8>) -> ServeHttpRequest {
     headers.insert("X-Hop".into(), vec!["per connection".into()]);
     headers.insert("Keep-Alive".into(), vec!["timeout=5".into()]);
     headers.insert("Transfer-Encoding".into(), vec!["chunked".into()]);
+    headers.insert("Cookie".into(), vec!["MMAUTHTOKEN=secret".into()]);
+    headers.insert("authorization".into(), vec!["Bearer secret".into()]);
+    headers.insert("X-CSRF-Token".into(), vec!["csrf".into()]);
     ServeHttpRequest {
         method: "POST".into(),
         url: "/api/v1/sessions/s1/prompt?x=1".into(),
@@ -488,6 +491,10 @@ async fn an_http_call_keeps_end_to_end_headers_and_the_user_id() {
     assert_eq!(call.body, binary());
     for hop in ["Connection", "X-Hop", "Keep-Alive", "Transfer-Encoding"] {
         assert!(!call.headers.contains_key(hop), "{hop} forwarded");
+    }
+    // The caller's credentials do not cross to another node.
+    for secret in ["Cookie", "authorization", "X-CSRF-Token"] {
+        assert!(!call.headers.contains_key(secret), "{secret} forwarded");
     }
     assert_eq!(call.headers["Set-Cookie"].len(), 2);
 
