@@ -188,10 +188,26 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Who shares the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// The processes of one host (a single server): WAL, whose index is shared memory.
+    OneHost,
+    /// The nodes of a cluster, which may be several hosts on a network file system: WAL's
+    /// shared memory does not cross hosts, so the rollback journal, which needs only the file
+    /// system's locks (and `synchronous=FULL`, which that journal needs to survive a crash).
+    Hosts,
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it, on the store's own
     /// thread.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_shared(path, Sharing::OneHost).await
+    }
+
+    /// [`Self::open`] for a database shared as `sharing` says.
+    pub async fn open_shared(path: &Path, sharing: Sharing) -> Result<Self, StoreError> {
         let (jobs, job_rx) = std_mpsc::channel::<batch::Job>();
         let fencing = Arc::new(fence::Fencing::default());
         let thread_fencing = fencing.clone();
@@ -199,10 +215,12 @@ impl Store {
         let db_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("sqlite-store".into())
-            .spawn(move || match open_connection(&db_path) {
+            .spawn(move || match open_connection(&db_path, sharing) {
                 Ok(conn) => {
                     let alive = Arc::new(());
-                    spawn_checkpointer(db_path.clone(), Arc::downgrade(&alive));
+                    if sharing == Sharing::OneHost {
+                        spawn_checkpointer(db_path.clone(), Arc::downgrade(&alive));
+                    }
                     let _ = opened_tx.send(Ok(()));
                     batch::run_jobs(conn, thread_fencing, job_rx);
                     drop(alive);
@@ -227,7 +245,10 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn open_inline(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
-            jobs: Jobs::Inline(Arc::new(std::sync::Mutex::new(open_connection(path)?))),
+            jobs: Jobs::Inline(Arc::new(std::sync::Mutex::new(open_connection(
+                path,
+                Sharing::OneHost,
+            )?))),
             path: path.to_path_buf(),
             fencing: Arc::default(),
         })
@@ -531,16 +552,20 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path, sharing: Sharing) -> Result<Connection, StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,
     };
     let mut conn = Connection::open(path).map_err(open_err)?;
     // WAL: readers never block the writer, and a crash mid-write leaves the last commit intact.
-    conn.pragma_update(None, "journal_mode", "WAL")
+    let (journal, synchronous) = match sharing {
+        Sharing::OneHost => ("WAL", "NORMAL"),
+        Sharing::Hosts => ("DELETE", "FULL"),
+    };
+    conn.pragma_update(None, "journal_mode", journal)
         .map_err(open_err)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.pragma_update(None, "synchronous", synchronous)
         .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open_err)?;

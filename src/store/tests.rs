@@ -76,6 +76,42 @@ async fn fresh_database_is_migrated_and_reopen_is_a_no_op() {
     assert_eq!(mode, "wal");
 }
 
+/// A cluster's store uses the rollback journal (no WAL shared memory, which does not cross
+/// hosts); a single server's WAL database becomes one when its server joins a cluster, keeps
+/// its rows, and two nodes write it side by side.
+#[tokio::test]
+async fn a_cluster_store_uses_the_rollback_journal() {
+    let db = TempDb::new("hosts");
+    let single = Store::open(&db.path()).await.expect("open as one host");
+    single.insert_session(session("s1")).await.expect("insert");
+    drop(single);
+    let a = Store::open_shared(&db.path(), Sharing::Hosts)
+        .await
+        .expect("open as a node");
+    let b = Store::open_shared(&db.path(), Sharing::Hosts)
+        .await
+        .expect("open as another node");
+    let mode: String = Connection::open(db.path())
+        .expect("open")
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(mode, "delete");
+    let (x, y) = tokio::join!(
+        a.insert_session(session("s2")),
+        b.insert_session(session("s3"))
+    );
+    x.expect("node a writes");
+    y.expect("node b writes");
+    let ids: Vec<String> = a
+        .sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["s1", "s2", "s3"]);
+}
+
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
     let db = TempDb::new("newer");

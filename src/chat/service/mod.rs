@@ -42,7 +42,7 @@ use crate::mattermost::model::Post;
 use crate::sessions::{
     Engine, EngineError, ProcessLauncher, SessionConfig, SessionHandle, SessionState,
 };
-use crate::store::{OwedKind, OwedPost, Store, StoreError, WorktreeRecord};
+use crate::store::{OwedKind, OwedPost, Sharing, Store, StoreError, WorktreeRecord};
 
 pub(crate) use admission::at_the_limit;
 use admission::{Admission, Limit};
@@ -248,7 +248,12 @@ impl ChatService {
             path: data_dir.clone(),
             source,
         })?;
-        let store = Store::open(&data_dir.join("claude-code.db")).await?;
+        // A cluster's nodes share the data directory, maybe over a network file system.
+        let sharing = match node.clustered {
+            true => Sharing::Hosts,
+            false => Sharing::OneHost,
+        };
+        let store = Store::open_shared(&data_dir.join("claude-code.db"), sharing).await?;
         // A single server's id changes at every start: its processes are recorded without one,
         // so that the next run finds what this one left running (see `Store::set_node`).
         if node.clustered {
