@@ -22,7 +22,7 @@ use claude_code::mattermost::model::*;
 use claude_code::mattermost::rpc_types::*;
 use claude_code::rpc::netrpc::{Client, Empty, Server};
 use serde_json::json;
-use support::host::{activate, connect_hooks, FakeBroker, StreamIds};
+use support::host::{activate, connect_hooks, single_server, FakeBroker, StreamIds};
 
 const ENTRIES: usize = 100_000;
 const LISTERS: usize = 5;
@@ -45,21 +45,10 @@ done
 
 fn fake_api(config: Vec<u8>) -> Server {
     let posts = Arc::new(Mutex::new(0u32));
-    Server::new()
+    single_server(Server::new())
         .method("Plugin.LoadPluginConfiguration", move |_: Empty| {
             let a = config.clone();
             async move { Ok::<_, String>(LoadPluginConfigurationReturns { a }) }
-        })
-        // A single server: the plugin's status names no cluster node.
-        .method("Plugin.GetPluginStatus", |a: StringArgs| async move {
-            Ok::<_, String>(GetPluginStatusReturns {
-                a: Some(PluginStatus {
-                    plugin_id: a.a,
-                    state: 2,
-                    ..Default::default()
-                }),
-                b: None,
-            })
         })
         .method("Plugin.EnsureBotUser", |_: EnsureBotUserArgs| async {
             Ok::<_, String>(EnsureBotUserReturns {

@@ -18,8 +18,8 @@ use claude_code::mattermost::model::*;
 use claude_code::mattermost::rpc_types::*;
 use claude_code::rpc::netrpc::{Client, Empty, Server};
 use support::host::{
-    activate, connect_hooks, fake_writer, http_request, serve_forwarded, Endpoint, FakeBroker,
-    Recorded, StreamIds,
+    activate, connect_hooks, fake_writer, http_request, serve_forwarded, single_server, Endpoint,
+    FakeBroker, Recorded, StreamIds,
 };
 
 #[derive(Default)]
@@ -44,22 +44,11 @@ fn fake_api(st: Shared) -> Server {
         st.clone(),
         st.clone(),
     );
-    Server::new()
+    single_server(Server::new())
         .method("Plugin.LoadPluginConfiguration", move |_: Empty| {
             log(&s1, "LoadPluginConfiguration");
             let cfg = s1.lock().unwrap().config.clone();
             async move { Ok::<_, String>(LoadPluginConfigurationReturns { a: cfg }) }
-        })
-        // A single server: the plugin's status names no cluster node.
-        .method("Plugin.GetPluginStatus", |a: StringArgs| async move {
-            Ok::<_, String>(GetPluginStatusReturns {
-                a: Some(PluginStatus {
-                    plugin_id: a.a,
-                    state: 2,
-                    ..Default::default()
-                }),
-                b: None,
-            })
         })
         .method("Plugin.EnsureBotUser", move |a: EnsureBotUserArgs| {
             log(&s2, "EnsureBotUser");

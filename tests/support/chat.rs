@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 
 use super::cli::{cli_path, fake_server, model_requests};
 use super::host::{
-    activate, connect_hooks, fake_writer, http_request, serve_http, Endpoint, FakeBroker, Recorded,
-    StreamIds,
+    activate, connect_hooks, fake_writer, http_request, serve_http, single_server, Endpoint,
+    FakeBroker, Recorded, StreamIds,
 };
 
 pub const BOT: &str = "bot-user-id";
@@ -100,21 +100,10 @@ pub fn fake_api(st: Shared) -> Server {
         c(&st),
         c(&st),
     );
-    Server::new()
+    single_server(Server::new())
         .method("Plugin.LoadPluginConfiguration", move |_: Empty| {
             let cfg = s1.lock().unwrap().config.clone();
             async move { Ok::<_, String>(LoadPluginConfigurationReturns { a: cfg }) }
-        })
-        // A single server: the plugin's status names no cluster node.
-        .method("Plugin.GetPluginStatus", |a: StringArgs| async move {
-            Ok::<_, String>(GetPluginStatusReturns {
-                a: Some(PluginStatus {
-                    plugin_id: a.a,
-                    state: 2,
-                    ..Default::default()
-                }),
-                b: None,
-            })
         })
         .method("Plugin.EnsureBotUser", move |_: EnsureBotUserArgs| async {
             Ok::<_, String>(EnsureBotUserReturns {

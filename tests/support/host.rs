@@ -202,3 +202,18 @@ pub async fn serve_forwarded(hooks: &Client, method: &str, args: &ServeHttpArgs,
         .unwrap_or_else(|_| panic!("{method} answered"))
         .unwrap();
 }
+
+/// `server` answering GetPluginStatus as a single (not clustered) server does: the plugin's
+/// status, with no cluster node id.
+pub fn single_server(server: Server) -> Server {
+    server.method("Plugin.GetPluginStatus", |a: StringArgs| async move {
+        Ok::<_, String>(GetPluginStatusReturns {
+            a: Some(PluginStatus {
+                plugin_id: a.a,
+                state: 2,
+                ..Default::default()
+            }),
+            b: None,
+        })
+    })
+}

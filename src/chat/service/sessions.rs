@@ -362,6 +362,20 @@ impl ChatService {
         })
     }
 
+    /// Whether `user_id` may see the status of the session `info` describes (the table's row
+    /// for `/claude status`).
+    async fn may_see_status(&self, config: &Config, user_id: &str, info: &SessionInfo) -> bool {
+        let asker = Asker {
+            user_id,
+            channel_id: &info.channel_id,
+            team_id: "",
+            session: Some(info),
+        };
+        self.authorize_action(config, Action::Status, &asker)
+            .await
+            .is_ok()
+    }
+
     /// A session nobody runs now (in a cluster: released, or its node died), as the store has
     /// it, if `user_id` may see its status: no process, so nothing queued.
     pub(crate) async fn resting_view(
@@ -373,17 +387,7 @@ impl ChatService {
         let Some(info) = self.stored_info(session_id).await else {
             return Ok(None);
         };
-        let asker = Asker {
-            user_id,
-            channel_id: &info.channel_id,
-            team_id: "",
-            session: Some(&info),
-        };
-        if self
-            .authorize_action(config, Action::Status, &asker)
-            .await
-            .is_err()
-        {
+        if !self.may_see_status(config, user_id, &info).await {
             return Ok(None);
         }
         let store = self.engine.store();
@@ -424,17 +428,7 @@ impl ChatService {
     ) -> Result<Vec<SessionView>, ServiceError> {
         let mut views = Vec::new();
         for (handle, info) in self.tracked_sessions() {
-            let asker = Asker {
-                user_id,
-                channel_id: &info.channel_id,
-                team_id: "",
-                session: Some(&info),
-            };
-            if self
-                .authorize_action(config, Action::Status, &asker)
-                .await
-                .is_err()
-            {
+            if !self.may_see_status(config, user_id, &info).await {
                 continue;
             }
             views.push(self.view(&handle, &info).await?);

@@ -56,16 +56,7 @@ func setup(t *testing.T) *scenario {
 		t.Skip("CLAUDE_CODE_TARBALL unset: the chat scenario needs the plugin tarball (make e2e-chat sets it)")
 	}
 	t.Logf("plugin under test: %s", tarball)
-	cli := os.Getenv("CLAUDE_CLI")
-	if cli == "" {
-		cli = filepath.Join(harness.RepoRoot(), "tools/claude/node_modules/.bin/claude")
-	}
-	if cli, err = filepath.Abs(cli); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(cli); err != nil {
-		t.Fatalf("the Claude Code CLI is missing (make claude-cli, or set CLAUDE_CLI): %v", err)
-	}
+	cli := harness.ClaudeCLI(t)
 	fakeBin, err := fakemodel.Binary()
 	if err != nil {
 		t.Fatal(err)

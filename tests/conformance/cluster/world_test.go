@@ -87,17 +87,7 @@ func tarball(t *testing.T) string {
 // yet activated.
 func newWorld(t *testing.T, n int, plain bool) *world {
 	tgz := tarball(t)
-	cli := os.Getenv("CLAUDE_CLI")
-	if cli == "" {
-		cli = filepath.Join(harness.RepoRoot(), "tools/claude/node_modules/.bin/claude")
-	}
-	cli, err := filepath.Abs(cli)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(cli); err != nil {
-		t.Fatalf("the Claude Code CLI is missing (make claude-cli, or set CLAUDE_CLI): %v", err)
-	}
+	cli := harness.ClaudeCLI(t)
 	fakeBin, err := fakemodel.Binary()
 	if err != nil {
 		t.Fatal(err)

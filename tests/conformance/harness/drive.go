@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -107,4 +110,22 @@ func Posted(hooks plugin.Hooks, api *FakeAPI, d time.Duration, p *model.Post) (*
 		return true
 	})
 	return saved, err
+}
+
+// ClaudeCLI is the real Claude Code CLI the tests drive: $CLAUDE_CLI, else the pinned one
+// under tools/ (make claude-cli), as an absolute path; the test fails without it.
+func ClaudeCLI(t testing.TB) string {
+	t.Helper()
+	cli := os.Getenv("CLAUDE_CLI")
+	if cli == "" {
+		cli = filepath.Join(RepoRoot(), "tools/claude/node_modules/.bin/claude")
+	}
+	cli, err := filepath.Abs(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cli); err != nil {
+		t.Fatalf("the Claude Code CLI is missing (make claude-cli, or set CLAUDE_CLI): %v", err)
+	}
+	return cli
 }
