@@ -141,6 +141,7 @@ e2e-chat: dist $(CLAUDE_CLI)
 # of 6 s (the tests set MM_CLAUDE_CODE_LEASE_SECONDS). Prints the `cluster-bench:` lines.
 # CLUSTER_RUN selects tests (go test -run): TestPlainServerIdleKV, TestClusterForwarding,
 # TestClusterKillOwner, TestClusterOrphanTakenOverWithoutACall, TestClusterSplitBrain,
+# TestClusterLoadUnderBusFaults,
 # TestClusterLoadBench.
 CLUSTER_RUN ?= .
 CLUSTER_ENV = CLAUDE_CODE_TARBALL=$(CURDIR)/$(DIST_TARBALL) CLAUDE_CLI=$(CURDIR)/$(CLAUDE_CLI) \

@@ -18,11 +18,29 @@ import (
 // exactly once in its thread; the added latency of a forwarded /claude call (the hook call
 // through a node that does not own the session) is reported against a direct one.
 func TestClusterLoadBench(t *testing.T) {
+	load(t, envInt("CLUSTER_BENCH_SESSIONS", 20), envSeconds("CLUSTER_BENCH_SECONDS", 120), nil)
+}
+
+// The same load with the cluster bus misbehaving as a real one may: every event 20 to 70 ms in
+// flight, and reliable events overtaking each other within a pair (memberlist sends each over
+// a connection of its own). Every prompt is still answered exactly once; nothing is measured.
+func TestClusterLoadUnderBusFaults(t *testing.T) {
+	load(t, 6, envSeconds("CLUSTER_FAULTS_SECONDS", 20), &harness.BusFaults{
+		Delay:           20 * time.Millisecond,
+		Jitter:          50 * time.Millisecond,
+		ReorderReliable: true,
+	})
+}
+
+// load prompts n sessions through random nodes for run (see TestClusterLoadBench), with
+// faults on the bus if any (then the latency line is not printed: it would measure the faults).
+func load(t *testing.T, n int, run time.Duration, faults *harness.BusFaults) {
 	w := newWorld(t, 3, false)
-	n := envInt("CLUSTER_BENCH_SESSIONS", 20)
-	run := envSeconds("CLUSTER_BENCH_SECONDS", 120)
 	const lostAfter = 60 * time.Second
 	w.activate(t)
+	if faults != nil {
+		w.c.Bus.SetFaults(*faults)
+	}
 	// An empty script: every model request gets the fake's fixed answer at once.
 	if err := w.model.Start("bench", nil); err != nil {
 		t.Fatal(err)
@@ -120,7 +138,9 @@ func TestClusterLoadBench(t *testing.T) {
 		return float64(s[len(s)/2].Microseconds()) / 1000
 	}
 	fwd, dir := p50(st.forwarded), p50(st.direct)
-	if fwd >= 0 && dir >= 0 {
+	if faults != nil {
+		t.Logf("bus faults: %+v", *faults)
+	} else if fwd >= 0 && dir >= 0 {
 		fmt.Printf("cluster-bench: forwarded call added latency p50 %.1f ms (direct p50 %.1f ms), %d prompts\n", fwd-dir, dir, st.sent)
 	} else {
 		fmt.Printf("cluster-bench: forwarded call added latency p50 n/a (%d forwarded, %d direct calls measured), %d prompts\n", len(st.forwarded), len(st.direct), st.sent)
