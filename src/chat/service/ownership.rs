@@ -407,6 +407,13 @@ impl ChatService {
         }
     }
 
+    /// A start that failed after its session began (its CLI is stopped by then): the session is
+    /// no longer served here, and its lease is released rather than renewed for ever.
+    pub(super) async fn give_up(&self, session_id: &str) {
+        self.engine.forget(session_id);
+        self.ownership.leases.release(session_id).await;
+    }
+
     /// Stops serving `session_id` here: its CLI is stopped and it is no longer tracked.
     async fn let_go(&self, session_id: &str) {
         if let Some(handle) = self.engine.forget(session_id) {

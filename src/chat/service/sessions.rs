@@ -242,10 +242,16 @@ impl ChatService {
             }
         };
         let worktree = match &made {
-            Some(made) => Some(
-                self.record_worktree(&handle, req.user_id, &project, made)
-                    .await?,
-            ),
+            Some(made) => match self
+                .record_worktree(&handle, req.user_id, &project, made)
+                .await
+            {
+                Ok(record) => Some(record),
+                Err(e) => {
+                    self.give_up(handle.id()).await;
+                    return Err(e);
+                }
+            },
             None => None,
         };
         let real = project.display().to_string();
@@ -278,6 +284,7 @@ impl ChatService {
         };
         if let Err(e) = self.outbox.put(owed).await {
             let _ = handle.stop(req.user_id).await;
+            self.give_up(handle.id()).await;
             return Err(ServiceError::Thread(e));
         }
         let info = SessionInfo {
