@@ -255,7 +255,18 @@ impl Leases {
     }
 
     /// Takes `session`'s lease, or says who has it. Held already: no KV call.
+    #[cfg(test)]
     pub(crate) async fn acquire(&self, session: &str) -> Result<Acquired, LeaseError> {
+        self.acquire_above(session, 0).await
+    }
+
+    /// [`Self::acquire`] with a fence greater than `floor` (the fence the store last saw for
+    /// the session): a KV record lost or reset since must not restart the fence below it.
+    pub(crate) async fn acquire_above(
+        &self,
+        session: &str,
+        floor: u64,
+    ) -> Result<Acquired, LeaseError> {
         self.expire_due();
         if let Some(fence) = self.holds(session) {
             return Ok(Acquired {
@@ -271,7 +282,7 @@ impl Leases {
             .clone();
         let result = {
             let _one_at_a_time = gate.lock().await;
-            self.acquire_alone(session).await
+            self.acquire_alone(session, floor).await
         };
         let mut state = self.state();
         // The map's and ours: nobody else waits (clones are made under this lock).
@@ -281,7 +292,7 @@ impl Leases {
         result
     }
 
-    async fn acquire_alone(&self, session: &str) -> Result<Acquired, LeaseError> {
+    async fn acquire_alone(&self, session: &str, floor: u64) -> Result<Acquired, LeaseError> {
         self.expire_due();
         if let Some(fence) = self.holds(session) {
             return Ok(Acquired {
@@ -297,7 +308,11 @@ impl Leases {
             self.now_ms(),
             &self.timing,
         ) {
-            Decision::Take { record, previous } => {
+            Decision::Take {
+                mut record,
+                previous,
+            } => {
+                record.fence = record.fence.max(floor.saturating_add(1));
                 let bytes = record.encode();
                 let sent = Instant::now();
                 // An error leaves the outcome unknown: if the write landed, the record names

@@ -131,6 +131,16 @@ fn stored_fence(conn: &Connection, session_id: &str) -> rusqlite::Result<Option<
 }
 
 impl Store {
+    /// The fence `session_id` was last claimed with, if ever: a lease taken for it must have a
+    /// greater one (the KV record may have been lost or reset since).
+    pub async fn fence(&self, session_id: &str) -> Result<Option<u64>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.call(move |c| {
+            Ok(stored_fence(c, &session_id)?.map(|(_, f)| u64::try_from(f).unwrap_or(0)))
+        })
+        .await
+    }
+
     /// `node` owns `session_id` under `fence` (its lease's) from now on: the stored fence is
     /// raised to it, and this process's later writes of the session are refused once another
     /// node claims it with a greater one. Refused with [`StoreError::Fenced`] when the stored

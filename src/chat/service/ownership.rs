@@ -82,7 +82,8 @@ impl ChatService {
     /// previous holder still tries to write for it is refused.
     pub(super) async fn claim_lease(&self, session_id: &str) -> Result<Acquired, ClaimError> {
         let own = &self.ownership;
-        let acquired = own.leases.acquire(session_id).await?;
+        let floor = self.engine.store().fence(session_id).await?.unwrap_or(0);
+        let acquired = own.leases.acquire_above(session_id, floor).await?;
         self.engine
             .store()
             .claim(session_id, &own.node.id, acquired.fence)

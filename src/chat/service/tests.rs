@@ -697,3 +697,48 @@ async fn a_kv_store_failing_at_opening_fails_the_opening_rather_than_lose_a_sess
     assert!(matches!(e, OpenError::Claim(_)), "{e}");
     assert!(e.to_string().contains("database is down"), "{e}");
 }
+
+/// The KV store lost the leases (reset, or a record deleted by hand): the fence would restart
+/// at 1 below the one the store saw, and the store would refuse it for ever. The lease is taken
+/// above the store's fence instead, and the stored session is recovered.
+#[tokio::test]
+async fn a_kv_store_reset_does_not_lock_a_session_out() {
+    let dir = temp_dir("kv-reset");
+    let config = quiet_cli_config(&dir, serde_json::json!({}));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    {
+        let store = crate::store::Store::open(&dir.join("data").join("claude-code.db"))
+            .await
+            .expect("store");
+        store
+            .insert_session(crate::store::SessionRecord {
+                id: "s1".into(),
+                channel_id: "c1".into(),
+                owner_id: "alice".into(),
+                project_path: dir.join("root").display().to_string(),
+                cli_session_id: None,
+                model: None,
+                permission_mode: None,
+                status: "stopped".into(),
+                created_at: 1,
+                updated_at: 1,
+            })
+            .await
+            .expect("insert");
+        store.claim("s1", "solo-old", 5).await.expect("claimed");
+    }
+    let chat = ChatService::open(
+        crate::mattermost::api::in_process(lease_kv(false)),
+        "bot".into(),
+        &config,
+        crate::cluster::node::NodeId::solo(),
+    )
+    .await
+    .expect("opens although the KV store has no lease");
+    let held = chat.ownership.leases.holds("s1");
+    let recovered = chat.engine().get("s1").is_some();
+    chat.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(held, Some(6));
+    assert!(recovered, "the stored session has an actor");
+}

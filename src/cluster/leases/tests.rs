@@ -662,3 +662,26 @@ async fn a_renewal_answered_after_valid_until_does_not_revive_the_lease() {
     assert!(matches!(a.lost.try_recv().unwrap().why, LostWhy::Expired));
     assert_eq!(*a.leases.deadline(SESSION).borrow(), None);
 }
+
+/// A KV record lost or reset (the fence would restart at 1) does not take a fence the store
+/// already saw: the lease is taken above the floor, and renewed with it.
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_taken_above_the_floor_the_store_saw() {
+    let (store, wall) = (Arc::new(Store::default()), wall());
+    let a = Node::new(&store, "node-a", &wall).renewing();
+    let got = a.leases.acquire_above(SESSION, 5).await.unwrap();
+    assert_eq!(
+        got,
+        Acquired {
+            fence: 6,
+            previous: Previous::New
+        }
+    );
+    tokio::time::sleep(secs(25)).await;
+    assert_eq!(a.leases.holds(SESSION), Some(6));
+    assert_eq!(store.record(SESSION).map(|r| r.fence), Some(6));
+    // A floor below the record's fence changes nothing.
+    let b = Node::new(&store, "node-b", &wall);
+    a.leases.release(SESSION).await;
+    assert_eq!(b.leases.acquire_above(SESSION, 2).await.unwrap().fence, 7);
+}
