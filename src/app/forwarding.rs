@@ -71,6 +71,9 @@ pub(super) enum HttpRoute {
 /// session (its lease moved while the call travelled): once.
 const RESOLVE_AGAIN: usize = 1;
 
+/// How long the list of sessions waits for the nodes that run some of them.
+const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl App {
     /// The forwarder of this activation, once the node knows its id.
     pub(super) fn forwarder(&self) -> Option<Arc<Forwarder>> {
@@ -140,6 +143,7 @@ impl App {
             return Served::Here;
         };
         let mut timed_out: Option<(String, ForwardError)> = None;
+        let mut moving = false;
         for _ in 0..=RESOLVE_AGAIN {
             let (node, session) = match resolve().await {
                 Route::Local => return Served::Here,
@@ -152,7 +156,7 @@ impl App {
                 }
             }
             match forwarder.call(&node, &session, call.clone()).await {
-                Ok(Outcome::NotOwner) => {}
+                Ok(Outcome::NotOwner) => moving = true,
                 Ok(outcome) => return Served::There(outcome),
                 Err(e @ ForwardError::Timeout { .. }) => timed_out = Some((node, e)),
                 Err(e) => return Served::Failed(e),
@@ -160,7 +164,8 @@ impl App {
         }
         match timed_out {
             Some((_, e)) => Served::Failed(e),
-            // Still moving: served here, where the fence refuses whatever is not ours.
+            // Still moving between nodes: "try again", not "no session" from here.
+            None if moving => Served::Failed(ForwardError::OwnerUnknown),
             None => Served::Here,
         }
     }
@@ -245,6 +250,7 @@ impl App {
         user_id: &str,
     ) -> Result<Vec<serde_json::Value>, crate::chat::service::ServiceError> {
         let mut views = Vec::new();
+        let mut asked = tokio::task::JoinSet::new();
         for (id, place) in chat.sessions_elsewhere().await {
             match place {
                 Elsewhere::Resting => {
@@ -263,21 +269,39 @@ impl App {
                         body: Vec::new(),
                         user_id: user_id.to_owned(),
                     };
-                    match forwarder.call(&node, &id, Call::Http(call)).await {
-                        Ok(Outcome::Http(answer)) if answer.status == 200 => {
-                            match serde_json::from_slice(&answer.body) {
-                                Ok(view) => views.push(view),
-                                Err(e) => {
-                                    tracing::warn!(session = %id, %node, "a session's view from its node is not JSON: {e}")
-                                }
-                            }
-                        }
-                        // Not visible to this user (404), or moved meanwhile.
-                        Ok(_) => {}
+                    // All nodes at once, each within LIST_WAIT: a dead node costs the list
+                    // seconds, not ten per session.
+                    asked.spawn(async move {
+                        let answer = tokio::time::timeout(
+                            LIST_WAIT,
+                            forwarder.call(&node, &id, Call::Http(call)),
+                        )
+                        .await;
+                        (id, node, answer)
+                    });
+                }
+            }
+        }
+        while let Some(done) = asked.join_next().await {
+            let Ok((id, node, answer)) = done else {
+                continue;
+            };
+            match answer {
+                Ok(Ok(Outcome::Http(answer))) if answer.status == 200 => {
+                    match serde_json::from_slice(&answer.body) {
+                        Ok(view) => views.push(view),
                         Err(e) => {
-                            tracing::warn!(session = %id, %node, "listing a session of another node: {e}")
+                            tracing::warn!(session = %id, %node, "a session's view from its node is not JSON: {e}")
                         }
                     }
+                }
+                // Not visible to this user (404), or moved meanwhile.
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(session = %id, %node, "listing a session of another node: {e}")
+                }
+                Err(_) => {
+                    tracing::warn!(session = %id, %node, "listing a session of another node: no answer in time")
                 }
             }
         }

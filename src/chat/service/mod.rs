@@ -240,6 +240,17 @@ impl ChatService {
         config: &Config,
         node: NodeId,
     ) -> Result<Arc<Self>, OpenError> {
+        Self::open_timed(api, bot_id, config, node, LeaseTiming::from_env()).await
+    }
+
+    /// [`Self::open`] with the leases' timing given (tests: seconds, not half a minute).
+    pub(crate) async fn open_timed(
+        api: Api,
+        bot_id: String,
+        config: &Config,
+        node: NodeId,
+        timing: LeaseTiming,
+    ) -> Result<Arc<Self>, OpenError> {
         let data_dir = match config.data_directory.clone() {
             Some(dir) => dir,
             None => recover::default_data_directory(&api).await,
@@ -261,8 +272,12 @@ impl ChatService {
         }
         let launcher = Arc::new(ProcessLauncher::new(cli_env(config, &data_dir)));
         let engine = Engine::new(store.clone(), launcher.clone(), session_config(config));
-        let leases = Leases::new(Arc::new(api.clone()), node.clone(), LeaseTiming::from_env());
-        engine.set_deadlines(leases.clone());
+        let leases = Leases::new(Arc::new(api.clone()), node.clone(), timing);
+        // Only a cluster can have another node take a session over: a single server's CLIs and
+        // posts do not wait on KV (an outage there must not stop them).
+        if node.clustered {
+            engine.set_deadlines(leases.clone());
+        }
         let secret = Self::signing_secret(&api).await?;
         let signer = ActionSigner::new(&secret)?;
         let poster = Arc::new(BotPoster::new(api.clone(), bot_id.clone()));
@@ -290,9 +305,11 @@ impl ChatService {
             ownership: ownership::Ownership::new(node, leases.clone()),
             lease_tasks: Mutex::default(),
         });
-        let gate = leases.clone();
-        svc.outbox
-            .set_gate(Arc::new(move |session: &str| gate.holds(session).is_some()));
+        if svc.ownership.node.clustered {
+            let gate = leases.clone();
+            svc.outbox
+                .set_gate(Arc::new(move |session: &str| gate.holds(session).is_some()));
+        }
         let renewals = leases.spawn_renewals();
         let follower = svc.follow_lost_leases();
         let orphans = svc.look_for_orphans();

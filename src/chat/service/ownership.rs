@@ -84,10 +84,18 @@ impl ChatService {
         let own = &self.ownership;
         let floor = self.engine.store().fence(session_id).await?.unwrap_or(0);
         let acquired = own.leases.acquire_above(session_id, floor).await?;
-        self.engine
+        let claimed = self
+            .engine
             .store()
             .claim(session_id, &own.node.id, acquired.fence)
-            .await?;
+            .await;
+        if let Err(e) = claimed {
+            // Not ours after all: a lease kept would be renewed for ever for nobody.
+            if acquired.previous != Previous::Held {
+                own.leases.release(session_id).await;
+            }
+            return Err(e.into());
+        }
         Ok(acquired)
     }
 
@@ -241,6 +249,13 @@ impl ChatService {
             .stored_info(session_id)
             .await
             .ok_or(ClaimError::UnknownSession)?;
+        // An actor this node still has for it (it lost the lease, and it is taken back) stops
+        // before the new claim: what it writes while stopping is under the old fence.
+        if let Some(stale) = self.engine.forget(session_id) {
+            if let Err(e) = stale.stop("taken-over").await {
+                tracing::debug!(session = %session_id, "stopping a stale actor: {e}");
+            }
+        }
         let acquired = self.claim_lease(session_id).await?;
         let ids = [session_id.to_owned()];
         let recovered = match self.engine.recover_sessions(&ids).await {
@@ -338,6 +353,13 @@ impl ChatService {
                 {
                     continue;
                 }
+                if !svc.ownership.node.clustered {
+                    // Nobody else can run it: the KV store failed for a while. The session
+                    // goes on; its lease is taken back as soon as the store answers.
+                    tracing::warn!(session = %session, "the session's lease ran out ({why}); taking it back");
+                    tokio::spawn(async move { svc.take_back(&session).await });
+                    continue;
+                }
                 tracing::warn!(session = %session, fence, "this node no longer runs the session: {why}");
                 svc.let_go(&session).await;
             }
@@ -384,7 +406,9 @@ impl ChatService {
                     Ok(()) => {}
                     // Another node looked at the same moment and won.
                     Err(ClaimError::Lease(LeaseError::Held { .. } | LeaseError::Race))
-                    | Err(ClaimError::InProgress) => {}
+                    | Err(ClaimError::InProgress)
+                    // Never got a thread: nothing to take over, nobody to tell.
+                    | Err(ClaimError::UnknownSession) => {}
                     Err(e) => {
                         tracing::warn!(session = %record.id, "taking an orphaned session over failed: {e}")
                     }
@@ -415,8 +439,44 @@ impl ChatService {
         self.ownership.leases.release(session_id).await;
     }
 
-    /// Stops serving `session_id` here: its CLI is stopped and it is no longer tracked.
+    /// A single server's lease lost to a KV outage: taken again, every renewal period, until
+    /// the store answers (the session was served all along).
+    async fn take_back(&self, session_id: &str) {
+        let every = self.ownership.leases.timing().renew;
+        loop {
+            match self.claim_lease(session_id).await {
+                Ok(_) => {
+                    tracing::info!(session = %session_id, "took the session's lease back");
+                    return;
+                }
+                Err(e) => tracing::debug!(session = %session_id, "taking a lease back: {e}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Stops serving `session_id` here: its CLI is stopped and it is no longer tracked. Not
+    /// while a takeover of it runs here (that one decides what this node does with it).
     async fn let_go(&self, session_id: &str) {
+        {
+            let mut taking = self
+                .ownership
+                .taking
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !taking.insert(session_id.to_owned()) {
+                return;
+            }
+        }
+        self.let_go_now(session_id).await;
+        self.ownership
+            .taking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session_id);
+    }
+
+    async fn let_go_now(&self, session_id: &str) {
         if let Some(handle) = self.engine.forget(session_id) {
             if let Err(e) = handle.stop("lease-lost").await {
                 tracing::debug!(session = %session_id, "stopping a session whose lease was lost: {e}");

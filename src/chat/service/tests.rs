@@ -742,3 +742,87 @@ async fn a_kv_store_reset_does_not_lock_a_session_out() {
     assert_eq!(held, Some(6));
     assert!(recovered, "the stored session has an actor");
 }
+
+/// On a single server a KV outage longer than the lease (a database failover) does not cost the
+/// sessions: nobody else can run them, so the session is served all along and its lease taken
+/// back once the store answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_server_keeps_its_sessions_through_a_kv_outage() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DOWN: AtomicBool = AtomicBool::new(false);
+    fn down() -> crate::mattermost::model::AppError {
+        crate::mattermost::model::AppError {
+            message: "database is down".into(),
+            status_code: 500,
+            ..Default::default()
+        }
+    }
+    let kv = {
+        use crate::mattermost::rpc_types::*;
+        crate::rpc::netrpc::Server::new()
+            .method("Plugin.KVGet", |a: StringArgs| async move {
+                let fail = DOWN.load(Ordering::SeqCst) && a.a.starts_with("lease_");
+                Ok::<_, String>(KvGetReturns {
+                    a: Vec::new(),
+                    b: fail.then(down),
+                })
+            })
+            .method(
+                "Plugin.KVCompareAndSet",
+                |a: KvCompareAndSetArgs| async move {
+                    let fail = DOWN.load(Ordering::SeqCst) && a.a.starts_with("lease_");
+                    Ok::<_, String>(BoolAppErrorReturns {
+                        a: !fail,
+                        b: fail.then(down),
+                    })
+                },
+            )
+    };
+    let dir = temp_dir("kv-outage");
+    let config = quiet_cli_config(&dir, serde_json::json!({}));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    {
+        let store = crate::store::Store::open(&dir.join("data").join("claude-code.db"))
+            .await
+            .unwrap();
+        store
+            .insert_session(crate::store::SessionRecord {
+                id: "s1".into(),
+                channel_id: "c1".into(),
+                owner_id: "alice".into(),
+                project_path: dir.join("root").display().to_string(),
+                cli_session_id: None,
+                model: None,
+                permission_mode: None,
+                status: "idle".into(),
+                created_at: 1,
+                updated_at: 1,
+            })
+            .await
+            .unwrap();
+        store.set_root_post("s1", "root1").await.unwrap();
+    }
+    let timing = crate::cluster::lease::LeaseTiming::for_lease(std::time::Duration::from_secs(6));
+    let chat = ChatService::open_timed(
+        crate::mattermost::api::in_process(kv),
+        "bot".into(),
+        &config,
+        crate::cluster::node::NodeId::solo(),
+        timing,
+    )
+    .await
+    .expect("opens");
+    assert!(chat.session_by_id("s1").is_some(), "recovered at opening");
+    DOWN.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let during = chat.session_by_id("s1").is_some();
+    DOWN.store(false, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let after = chat.session_by_id("s1").is_some();
+    let held = chat.ownership.leases.holds("s1");
+    chat.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(during, "the session was dropped during the outage");
+    assert!(after, "the session is gone after the outage");
+    assert!(held.is_some(), "the lease was not taken back");
+}
