@@ -99,8 +99,8 @@ pub(crate) enum Owner {
     /// `node`'s lease has not run out (it may be dead and its lease not yet expired).
     Node { node: String, fence: u64 },
     /// Nobody's: absent, released or expired, or an old hold of this node that this process
-    /// does not have. [`Leases::acquire`] may take it.
-    Free,
+    /// does not have (`previous` says which). [`Leases::acquire`] may take it.
+    Free { previous: Previous },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -349,7 +349,7 @@ impl Leases {
             self.now_ms(),
             &self.timing,
         ) {
-            Decision::Take { .. } => Ok(Owner::Free),
+            Decision::Take { previous, .. } => Ok(Owner::Free { previous }),
             Decision::Refuse {
                 holder: Refusal::Node { node, fence },
             } => Ok(Owner::Node { node, fence }),

@@ -5,7 +5,9 @@
 //! - [`lease`]: one lease without I/O: the KV record, the timing, the table of who may write what.
 //! - [`leases`]: the keeper of this node's leases: acquire, renew, release, report losses.
 //! - [`forward`]: a call carried to the node that runs its session, and its answer back.
+//! - [`directory`]: which session each channel has, for nodes that do not share a data directory.
 
+pub(crate) mod directory;
 pub(crate) mod forward;
 pub mod lease;
 pub mod leases;

@@ -21,6 +21,7 @@ mod routing;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod unshared;
 mod worktrees;
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ use super::outbox::{self, Outbox};
 use super::poster::BotPoster;
 use super::stream::{self, Cards, StreamCtx};
 use crate::claude::CliEnv;
+use crate::cluster::directory::Directory;
 use crate::cluster::lease::LeaseTiming;
 use crate::cluster::leases::Leases;
 use crate::cluster::node::NodeId;
@@ -55,6 +57,7 @@ pub(crate) use files::FileEdit;
 pub use ownership::ClaimError;
 pub(crate) use ownership::{Elsewhere, Route};
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};
+pub(crate) use unshared::LOST_REPLY;
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
@@ -273,6 +276,8 @@ impl ChatService {
         let launcher = Arc::new(ProcessLauncher::new(cli_env(config, &data_dir)));
         let engine = Engine::new(store.clone(), launcher.clone(), session_config(config));
         let leases = Leases::new(Arc::new(api.clone()), node.clone(), timing);
+        let shared_data = !node.clustered || Self::data_directory_shared(&api, &data_dir).await;
+        let directory_api = api.clone();
         // Only a cluster can have another node take a session over: a single server's CLIs and
         // posts do not wait on KV (an outage there must not stop them).
         if node.clustered {
@@ -302,7 +307,12 @@ impl ChatService {
             stop_streams: tokio::sync::watch::Sender::new(false),
             live: super::live::LiveEvents::default(),
             repo_locks: crate::worktree::RepoLocks::default(),
-            ownership: ownership::Ownership::new(node, leases.clone()),
+            ownership: ownership::Ownership::new(
+                node,
+                leases.clone(),
+                Directory::new(directory_api),
+                shared_data,
+            ),
             lease_tasks: Mutex::default(),
         });
         if svc.ownership.node.clustered {

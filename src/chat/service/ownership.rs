@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use super::{ChatService, SessionInfo};
+use crate::cluster::directory::Directory;
 use crate::cluster::lease::Previous;
 use crate::cluster::leases::{Acquired, LeaseError, Leases, Lost, Owner};
 use crate::cluster::node::NodeId;
@@ -27,6 +28,10 @@ pub(crate) enum Route {
     /// Nobody can tell now (the KV store did not answer): the caller is told to try again,
     /// rather than served here, where this node might run a second copy of the session.
     Unknown,
+    /// The channel's session ran on a node that is not running it now, and its files are not
+    /// shared with this node: nobody can go on with it (see `unshared.rs`). `root` is its
+    /// thread.
+    Lost { root: String },
 }
 
 /// Where a stored session this node does not run is.
@@ -42,15 +47,27 @@ pub(crate) enum Elsewhere {
 pub(crate) struct Ownership {
     pub(crate) node: NodeId,
     pub(crate) leases: Arc<Leases>,
+    /// Which session each channel has, for nodes that do not share a data directory.
+    pub(super) directory: Directory,
+    /// Whether the other nodes use this node's data directory (always on a single server):
+    /// if not, a channel this node's store knows nothing of is looked up in `directory`.
+    pub(super) shared_data: bool,
     /// Sessions being taken over now: one takeover of a session at a time.
     taking: Mutex<HashSet<String>>,
 }
 
 impl Ownership {
-    pub(crate) fn new(node: NodeId, leases: Arc<Leases>) -> Self {
+    pub(crate) fn new(
+        node: NodeId,
+        leases: Arc<Leases>,
+        directory: Directory,
+        shared_data: bool,
+    ) -> Self {
         Ownership {
             node,
             leases,
+            directory,
+            shared_data,
             taking: Mutex::default(),
         }
     }
@@ -76,6 +93,10 @@ pub enum ClaimError {
 pub(crate) const MOVED_TEXT: &str = "↪ This session moved to another Mattermost server of the \
 cluster: the one running it stopped answering. The conversation goes on from where it was; \
 requests that were waiting for approval were withdrawn.";
+
+/// How many renewal periods apart a node whose data directory is not shared looks for lost
+/// sessions: that search reads every channel's directory entry.
+const LOST_SCAN_EVERY: u64 = 3;
 
 impl ChatService {
     /// Takes the lease of `session_id` and raises its fence in the store, so that whatever the
@@ -146,7 +167,7 @@ impl ChatService {
         };
         match session {
             Some(id) => self.route_session(&id).await,
-            None => Route::Local,
+            None => self.route_by_directory(channel_id).await,
         }
     }
 
@@ -173,7 +194,9 @@ impl ChatService {
             }
             match self.ownership.leases.owner(&record.id).await {
                 Ok(Owner::Node { node, .. }) => out.push((record.id, Elsewhere::Node(node))),
-                Ok(Owner::Free | Owner::Me { .. }) => out.push((record.id, Elsewhere::Resting)),
+                Ok(Owner::Free { .. } | Owner::Me { .. }) => {
+                    out.push((record.id, Elsewhere::Resting))
+                }
                 Err(e) => tracing::debug!(session = %record.id, "reading a lease failed: {e}"),
             }
         }
@@ -204,7 +227,7 @@ impl ChatService {
                 session: session_id.to_owned(),
             },
             Ok(Owner::Me { .. }) => Route::Local,
-            Ok(Owner::Free) => match self.take_over(session_id).await {
+            Ok(Owner::Free { .. }) => match self.take_over(session_id).await {
                 // An id no session has: served here, where it is not found.
                 Ok(()) | Err(ClaimError::UnknownSession) => Route::Local,
                 Err(e) => {
@@ -370,6 +393,8 @@ impl ChatService {
     /// (a node that stops or deactivates stores them stopped first) and with a lease that ran
     /// out. One of the nodes that look takes each over (the lease's compare-and-set picks it),
     /// so a dead node's cards are closed and its channels told at once, not at the next call.
+    /// Where the data directory is not shared, every [`LOST_SCAN_EVERY`] periods it also looks
+    /// for the sessions other nodes ran that nobody can take over (see `unshared.rs`).
     /// A server that is not clustered has nobody to look for.
     pub(super) fn look_for_orphans(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         if !self.ownership.node.clustered {
@@ -378,12 +403,15 @@ impl ChatService {
         let every = self.ownership.leases.timing().renew;
         let svc = Arc::downgrade(self);
         Some(tokio::spawn(async move {
-            loop {
+            for period in 1u64.. {
                 tokio::time::sleep(every).await;
                 let Some(svc) = svc.upgrade() else {
                     return;
                 };
                 svc.take_over_orphans().await;
+                if !svc.ownership.shared_data && period % LOST_SCAN_EVERY == 0 {
+                    svc.tell_lost_sessions().await;
+                }
             }
         }))
     }
@@ -402,7 +430,7 @@ impl ChatService {
         });
         for record in live {
             match self.ownership.leases.owner(&record.id).await {
-                Ok(Owner::Free) => match self.take_over(&record.id).await {
+                Ok(Owner::Free { .. }) => match self.take_over(&record.id).await {
                     Ok(()) => {}
                     // Another node looked at the same moment and won.
                     Err(ClaimError::Lease(LeaseError::Held { .. } | LeaseError::Race))

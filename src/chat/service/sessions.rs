@@ -297,6 +297,8 @@ impl ChatService {
         };
         let root_id = match tokio::time::timeout(ROOT_WAIT, self.outbox.created(&key)).await {
             Ok(root_id) => {
+                self.list_in_directory(req.channel_id, handle.id(), &root_id)
+                    .await;
                 self.track(
                     &handle,
                     SessionInfo {
@@ -312,8 +314,11 @@ impl ChatService {
                 self.track(&handle, info);
                 let svc = Arc::clone(self);
                 let session_id = handle.id().to_owned();
+                let channel_id = req.channel_id.to_owned();
                 let waiter = tokio::spawn(async move {
                     let root_id = svc.outbox.created(&key).await;
+                    svc.list_in_directory(&channel_id, &session_id, &root_id)
+                        .await;
                     svc.thread_created(&session_id, root_id);
                 });
                 if let Ok(mut tasks) = self.tasks.lock() {

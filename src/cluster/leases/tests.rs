@@ -278,7 +278,12 @@ async fn holds_is_false_from_valid_until_without_any_task_running() {
     assert_eq!(a.leases.holds(SESSION), None);
     // The loss is reported by the next call that looks (here the owner query).
     a.no_loss();
-    assert_eq!(a.leases.owner(SESSION).await.unwrap(), Owner::Free);
+    assert_eq!(
+        a.leases.owner(SESSION).await.unwrap(),
+        Owner::Free {
+            previous: Previous::Mine
+        }
+    );
     let lost = a.lost.try_recv().unwrap();
     assert!(matches!(lost.why, LostWhy::Expired), "{lost:?}");
     assert_eq!(*a.leases.deadline(SESSION).borrow(), None);
@@ -496,7 +501,12 @@ async fn a_new_process_of_the_same_node_takes_its_lease_with_the_next_fence() {
     old.leases.acquire(SESSION).await.unwrap();
     drop(old);
     let new = Node::new(&store, "node-a", &wall);
-    assert_eq!(new.leases.owner(SESSION).await.unwrap(), Owner::Free);
+    assert_eq!(
+        new.leases.owner(SESSION).await.unwrap(),
+        Owner::Free {
+            previous: Previous::Mine
+        }
+    );
     assert_eq!(
         new.leases.acquire(SESSION).await.unwrap(),
         Acquired {

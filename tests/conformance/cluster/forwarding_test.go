@@ -120,6 +120,24 @@ func TestClusterForwarding(t *testing.T) {
 			t.Errorf("GET %s: node-b answers %d %.400s\nnode-a answers %d %.400s", path, codeB, bodyB, codeA, bodyA)
 		}
 	}
+
+	// The nodes share the data directory: a thread in a channel without a session costs no
+	// look into the cluster's directory of channels (that is for nodes with directories of
+	// their own, TestClusterUnsharedDataDirectory).
+	chatter := w.newSessionChannel(t, "chatter")
+	since := time.Now()
+	root, err := harness.Posted(w.hooks(t, "node-b"), w.api, hookTimeout, &model.Post{ChannelId: chatter.channel, UserId: owner, Message: "lunch?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := harness.Posted(w.hooks(t, "node-b"), w.api, hookTimeout, &model.Post{ChannelId: chatter.channel, UserId: owner, RootId: root.Id, Message: "yes"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range w.c.CallsBy("node-b", since, "KVGet") {
+		if strings.HasPrefix(c.Key(), "chan_") {
+			t.Errorf("node-b read %s for a reply in a channel without a session, though the nodes share the data directory", c.Key())
+		}
+	}
 }
 
 // servedOnlyBy: the session's CLI runs under node and nowhere else, now.

@@ -60,6 +60,7 @@ type world struct {
 	botID  string
 
 	base, roots, dataDir string
+	config               map[string]any // the plugin's settings, as SetConfig last got them
 }
 
 // session is one Claude Code session of a test, in its own channel and project directory.
@@ -126,7 +127,7 @@ func newWorld(t *testing.T, n int, plain bool) *world {
 		w.c = harness.NewCluster(t, n, tgz, w.logger)
 	}
 	w.api = w.c.API
-	w.api.SetConfig(map[string]any{
+	w.config = map[string]any{
 		"AllowedProjectRoots":   w.roots,
 		"ClaudeCliPath":         cli,
 		"AnthropicApiKey":       "sk-test",
@@ -134,7 +135,8 @@ func newWorld(t *testing.T, n int, plain bool) *world {
 		"DataDirectory":         w.dataDir, // one directory for every node: a cluster's shared file storage
 		"CommandsPerMinute":     600,
 		"MaxConcurrentSessions": 30,
-	})
+	}
+	w.api.SetConfig(w.config)
 	w.api.AddTeam(&model.Team{Id: teamID, Name: "team-cluster", DisplayName: "Cluster", Type: model.TeamOpen})
 	w.api.AddUser(&model.User{Id: owner, Username: "owner", Roles: "system_user"})
 	return w

@@ -46,6 +46,10 @@ type Node struct {
 	BundleDir  string
 	Executable string // this node's own copy of the plugin executable (absolute path)
 
+	// Files is this node's own file storage directory (FileSettings.Directory in its
+	// GetConfig), set by SeparateFileStorage; "" when the nodes share the fake's storage.
+	Files string
+
 	cluster *Cluster
 	mu      sync.Mutex
 	paused  int // the plugin pid Pause stopped, 0 if none
@@ -139,6 +143,20 @@ func newCluster(t testing.TB, n int, tarball string, logger *mlog.Logger, plain 
 	}
 	t.Cleanup(c.shutdown)
 	return c
+}
+
+// SeparateFileStorage gives each node a file storage directory of its own (files/ next to its
+// plugins/), as the hosts of a cluster that keeps its files in S3 have: with the plugin's
+// DataDirectory setting empty, each node's plugin then uses a data directory of its own.
+// Call it before activating.
+func (c *Cluster) SeparateFileStorage() error {
+	for _, n := range c.Nodes {
+		n.Files = filepath.Join(filepath.Dir(n.PluginDir), "files")
+		if err := os.MkdirAll(n.Files, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Node returns the node with that id (nil if none).
@@ -475,6 +493,20 @@ func (a nodeAPI) GetPluginStatus(id string) (*model.PluginStatus, *model.AppErro
 		st.ClusterId = a.node.ID
 	}
 	return st, err
+}
+
+// GetConfig answers the server's configuration with this node's own file storage directory
+// (SeparateFileStorage); without one, the shared fake's answer.
+func (a nodeAPI) GetConfig() *model.Config {
+	if a.node.Files == "" {
+		return a.RecordingAPI.GetConfig()
+	}
+	a.Record("GetConfig")
+	cfg := &model.Config{}
+	cfg.SetDefaults()
+	dir := a.node.Files
+	cfg.FileSettings.Directory = &dir
+	return cfg
 }
 
 // PublishPluginClusterEvent is recorded in the shared fake (ClusterEvents, faults) and put on
