@@ -40,16 +40,32 @@ pub(crate) struct Entry {
     pub session: String,
     /// The session's thread root post.
     pub root: String,
+    /// The channel was told the session is lost (its node died); its node, if it runs again,
+    /// tells the channel it is back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
 }
 
-/// The KV key of the token that tells nodes sharing a data directory from the others.
+/// An entry's bytes: always written by serde from the same struct, so that compare-and-set
+/// finds the bytes it read.
+fn encode(channel: &str, entry: &Entry) -> Result<Vec<u8>, DirectoryError> {
+    serde_json::to_vec(entry).map_err(|source| DirectoryError::Entry {
+        channel: channel.to_owned(),
+        source,
+    })
+}
+
+/// The KV key of the cluster's token: the token of the first data directory a node of the
+/// cluster opened.
 const TOKEN_KEY: &str = "data_directory_token";
-/// The file holding the same token in the data directory of the node that wrote it.
+/// The KV key set (for good) once a node found a data directory whose token is not the
+/// cluster's: the nodes do not all share one directory.
+const DIFFER_KEY: &str = "data_directories_differ";
+/// The file holding a data directory's token, made by the first node that opens it.
 const TOKEN_FILE: &str = "cluster-token";
 
 /// How many keys one KVList call asks for.
 const LIST_PAGE: i64 = 500;
-
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DirectoryError {
     #[error("the plugin KV store failed: {0}")]
@@ -80,11 +96,25 @@ impl Directory {
 
     /// `channel`'s session from now on.
     pub(crate) async fn record(&self, channel: &str, entry: &Entry) -> Result<(), DirectoryError> {
-        let value = serde_json::to_vec(entry).map_err(|source| DirectoryError::Entry {
-            channel: channel.to_owned(),
-            source,
-        })?;
-        Ok(self.api.kv_set(&key(channel), value).await?)
+        Ok(self
+            .api
+            .kv_set(&key(channel), encode(channel, entry)?)
+            .await?)
+    }
+
+    /// Rewrites `channel`'s entry from `was` to `now`, unless it changed meanwhile (a session
+    /// started since): whether it did.
+    pub(crate) async fn replace(
+        &self,
+        channel: &str,
+        was: &Entry,
+        now: &Entry,
+    ) -> Result<bool, DirectoryError> {
+        let (was, now) = (encode(channel, was)?, encode(channel, now)?);
+        Ok(self
+            .api
+            .kv_compare_and_set(&key(channel), Some(was), Some(now))
+            .await?)
     }
 
     /// `channel`'s session, if one was ever recorded.
@@ -114,58 +144,58 @@ impl Directory {
     }
 }
 
-/// What the token says of this node's data directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    /// The KV token and the file agree: the directory is the one the token's writer used.
-    Shared,
-    /// Another node wrote a token this directory does not hold: it is not theirs.
-    NotShared,
-    /// No token yet: this node writes one (the KV first, by compare-and-set, then the file).
-    Write,
-}
-
-/// The table: `kv` is the token in the KV store, `file` the one in this data directory.
-fn read_token(kv: Option<&str>, file: Option<&str>) -> Token {
-    match (kv, file) {
-        (None, _) => Token::Write,
-        (Some(kv), Some(file)) if kv == file.trim() => Token::Shared,
-        (Some(_), _) => Token::NotShared,
+/// The token of `data_dir`: read from its token file, or made and written there.
+fn directory_token(data_dir: &Path) -> Result<String, DirectoryError> {
+    let path = data_dir.join(TOKEN_FILE);
+    let failed = |source| DirectoryError::TokenFile {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
     }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    std::fs::write(&path, &token).map_err(failed)?;
+    Ok(token)
 }
 
-/// Whether this node's data directory is the one the cluster's other nodes use. Wrong only
-/// towards "not shared" (two nodes sharing a directory that open at the same moment, or a node
-/// that died between writing the KV token and the file): that costs KV reads, never a call.
+/// Whether every node of the cluster uses this node's data directory, as far as is known now.
+/// The first directory's token becomes the cluster's; a node whose directory holds another
+/// token says so in the KV store for good ([`directories_differ`]), which the nodes that took
+/// their directory for shared read again from time to time. Wrong only towards "not shared"
+/// (a mix of shared and own directories, or a KV store reset), which costs KV reads, never a
+/// call.
 pub(crate) async fn shared_with_cluster(
     api: &Api,
     data_dir: &Path,
 ) -> Result<bool, DirectoryError> {
-    let path = data_dir.join(TOKEN_FILE);
-    let file = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(source) => return Err(DirectoryError::TokenFile { path, source }),
-    };
-    let kv = api.kv_get(TOKEN_KEY).await?;
-    let kv = kv.as_deref().map(String::from_utf8_lossy);
-    match read_token(kv.as_deref(), file.as_deref()) {
-        Token::Shared => Ok(true),
-        Token::NotShared => Ok(false),
-        Token::Write => {
-            let token = uuid::Uuid::new_v4().simple().to_string();
-            if !api
-                .kv_compare_and_set(TOKEN_KEY, None, Some(token.clone().into_bytes()))
-                .await?
-            {
-                // Another node wrote its token first; its file may not be written yet.
-                return Ok(false);
+    let mine = directory_token(data_dir)?;
+    let cluster = match api.kv_get(TOKEN_KEY).await? {
+        Some(token) => token,
+        None => {
+            let set = api
+                .kv_compare_and_set(TOKEN_KEY, None, Some(mine.clone().into_bytes()))
+                .await?;
+            match set {
+                true => mine.clone().into_bytes(),
+                // Another node's directory was first.
+                false => api.kv_get(TOKEN_KEY).await?.unwrap_or_default(),
             }
-            let written = std::fs::write(&path, &token);
-            written.map_err(|source| DirectoryError::TokenFile { path, source })?;
-            Ok(true)
         }
+    };
+    if cluster != mine.as_bytes() {
+        api.kv_set(DIFFER_KEY, b"1".to_vec()).await?;
+        return Ok(false);
     }
+    Ok(!directories_differ(api).await?)
+}
+
+/// Whether a node of the cluster found a data directory that is not the first one's.
+pub(crate) async fn directories_differ(api: &Api) -> Result<bool, ApiError> {
+    Ok(api.kv_get(DIFFER_KEY).await?.is_some())
 }
 
 #[cfg(test)]
@@ -173,12 +203,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_token_table() {
-        assert_eq!(read_token(None, None), Token::Write);
-        assert_eq!(read_token(None, Some("old")), Token::Write);
-        assert_eq!(read_token(Some("t1"), Some("t1\n")), Token::Shared);
-        assert_eq!(read_token(Some("t1"), Some("t2")), Token::NotShared);
-        assert_eq!(read_token(Some("t1"), None), Token::NotShared);
+    fn a_directory_keeps_the_token_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = directory_token(dir.path()).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(directory_token(dir.path()).unwrap(), first);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(directory_token(other.path()).unwrap(), first);
     }
 
     #[test]
@@ -190,12 +221,17 @@ mod tests {
 
     #[test]
     fn an_entry_reads_back() {
-        let entry = Entry {
+        let mut entry = Entry {
             session: "s1".into(),
             root: "r1".into(),
+            lost: false,
         };
-        let bytes = serde_json::to_vec(&entry).unwrap();
+        let bytes = encode("c1", &entry).unwrap();
         assert_eq!(bytes, br#"{"session":"s1","root":"r1"}"#);
+        assert_eq!(serde_json::from_slice::<Entry>(&bytes).unwrap(), entry);
+        entry.lost = true;
+        let bytes = encode("c1", &entry).unwrap();
+        assert_eq!(bytes, br#"{"session":"s1","root":"r1","lost":true}"#);
         assert_eq!(serde_json::from_slice::<Entry>(&bytes).unwrap(), entry);
     }
 }

@@ -8,6 +8,7 @@
 //! once (see `cluster::lease::decide`).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{ChatService, SessionInfo};
@@ -50,13 +51,26 @@ pub(crate) struct Ownership {
     /// Which session each channel has, for nodes that do not share a data directory.
     pub(super) directory: Directory,
     /// Whether the other nodes use this node's data directory (always on a single server):
-    /// if not, a channel this node's store knows nothing of is looked up in `directory`.
-    pub(super) shared_data: bool,
+    /// if not, a channel's session is looked up in `directory`. Goes from true to false (never
+    /// back) when another node finds a directory of its own.
+    shared_data: AtomicBool,
     /// Sessions being taken over now: one takeover of a session at a time.
     taking: Mutex<HashSet<String>>,
 }
 
 impl Ownership {
+    /// See `shared_data`.
+    pub(super) fn shared_data(&self) -> bool {
+        self.shared_data.load(Ordering::Relaxed)
+    }
+
+    /// Another node of the cluster has a data directory of its own.
+    pub(super) fn data_not_shared(&self) {
+        if self.shared_data.swap(false, Ordering::Relaxed) {
+            tracing::info!("another server of the cluster has a data directory of its own: sessions stay on the server that started them");
+        }
+    }
+
     pub(crate) fn new(
         node: NodeId,
         leases: Arc<Leases>,
@@ -67,7 +81,7 @@ impl Ownership {
             node,
             leases,
             directory,
-            shared_data,
+            shared_data: AtomicBool::new(shared_data),
             taking: Mutex::default(),
         }
     }
@@ -94,8 +108,8 @@ pub(crate) const MOVED_TEXT: &str = "↪ This session moved to another Mattermos
 cluster: the one running it stopped answering. The conversation goes on from where it was; \
 requests that were waiting for approval were withdrawn.";
 
-/// How many renewal periods apart a node whose data directory is not shared looks for lost
-/// sessions: that search reads every channel's directory entry.
+/// How many renewal periods apart a node looks whether another has a data directory of its
+/// own and, if one has, for lost sessions (that search reads every channel's directory entry).
 const LOST_SCAN_EVERY: u64 = 3;
 
 impl ChatService {
@@ -161,13 +175,17 @@ impl ChatService {
             .lock()
             .ok()
             .and_then(|st| st.by_channel.get(channel_id).cloned());
-        let session = match local {
-            Some(id) => Some(id),
-            None => self.newest_stored_session(channel_id).await,
-        };
-        match session {
+        if let Some(id) = local {
+            return self.route_session(&id).await;
+        }
+        // A data directory of this node's own: its store knows only the sessions it ran, and
+        // the cluster's directory says which session the channel has now.
+        if !self.ownership.shared_data() {
+            return self.route_by_directory(channel_id).await;
+        }
+        match self.newest_stored_session(channel_id).await {
             Some(id) => self.route_session(&id).await,
-            None => self.route_by_directory(channel_id).await,
+            None => Route::Local,
         }
     }
 
@@ -393,8 +411,9 @@ impl ChatService {
     /// (a node that stops or deactivates stores them stopped first) and with a lease that ran
     /// out. One of the nodes that look takes each over (the lease's compare-and-set picks it),
     /// so a dead node's cards are closed and its channels told at once, not at the next call.
-    /// Where the data directory is not shared, every [`LOST_SCAN_EVERY`] periods it also looks
-    /// for the sessions other nodes ran that nobody can take over (see `unshared.rs`).
+    /// Every [`LOST_SCAN_EVERY`] periods it also looks whether the data directory is still
+    /// taken for shared, and if not, for the sessions other nodes ran that nobody can take
+    /// over (see `unshared.rs`).
     /// A server that is not clustered has nobody to look for.
     pub(super) fn look_for_orphans(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         if !self.ownership.node.clustered {
@@ -409,8 +428,8 @@ impl ChatService {
                     return;
                 };
                 svc.take_over_orphans().await;
-                if !svc.ownership.shared_data && period % LOST_SCAN_EVERY == 0 {
-                    svc.tell_lost_sessions().await;
+                if period % LOST_SCAN_EVERY == 0 {
+                    svc.look_for_lost_sessions().await;
                 }
             }
         }))

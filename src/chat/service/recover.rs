@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::approvals::ApiDecision;
 use super::authorize::under_allowed_root;
+use super::unshared::BACK_TEXT;
 use super::{outside_roots_text, ChatService, OpenError, SessionInfo};
 use super::{DATA_SUBDIRECTORY, DEFAULT_DATA_DIRECTORY, SIGNING_SECRET_KEY};
 use crate::chat::card::{self, ActionSigner};
@@ -102,9 +103,12 @@ impl ChatService {
 
     pub(super) async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
         let store = self.engine.store();
-        let stored: Vec<String> = store.sessions().await?.into_iter().map(|r| r.id).collect();
+        let records = store.sessions().await?;
+        let stored: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
         // In a cluster, the sessions another node runs are left to it.
-        let mine: HashSet<String> = self.claim_stored(stored).await?.into_iter().collect();
+        let claimed = self.claim_stored(stored).await?;
+        let (mine, back) = self.settle_unshared(claimed, &records).await;
+        let mine: HashSet<String> = mine.into_iter().collect();
         let ids: Vec<String> = mine.iter().cloned().collect();
         let recovered = self.engine.recover_sessions(&ids).await?;
         let of_mine = |s: &str| mine.contains(s);
@@ -172,6 +176,13 @@ impl ChatService {
                 "{} approval request(s) were left pending by the previous run; their cards are closed",
                 recovered.withdrawn.len()
             );
+        }
+        for id in back {
+            if let Some((_, info)) = self.session_by_id(&id) {
+                if let Err(e) = self.reply_in_thread(&id, &info, BACK_TEXT.to_owned()).await {
+                    tracing::warn!(session = %id, "telling a channel its session is back failed: {e}");
+                }
+            }
         }
         // In the background: activation does not wait on posts the server may be slow to serve.
         let svc = Arc::clone(self);

@@ -15,6 +15,8 @@ use crate::cluster::lease::Previous;
 use crate::cluster::leases::Owner;
 use crate::mattermost::api::Api;
 use crate::mattermost::model::Post;
+use crate::sessions::SessionState;
+use crate::store::SessionRecord;
 
 /// What a channel is told when the node running its session died and no other node has the
 /// session's files.
@@ -22,6 +24,10 @@ pub(crate) const LOST_TEXT: &str = "⚠️ This session is lost: the Mattermost 
 cluster that ran it stopped answering, and its files are on that server only (the plugin's \
 data directory is not shared between the servers). Start a new session with `/claude start \
 <project path>`.";
+
+/// What the channel of a session told it was lost is told when the session's node runs again.
+pub(super) const BACK_TEXT: &str = "↩ This session is back: the Mattermost server that runs it \
+is running again. The conversation goes on from where it was.";
 
 /// What a message to a session that is lost is answered.
 pub(crate) const LOST_REPLY: &str = "This session ran on another Mattermost server of the \
@@ -62,19 +68,17 @@ impl ChatService {
         let entry = Entry {
             session: session_id.to_owned(),
             root: root.to_owned(),
+            lost: false,
         };
         if let Err(e) = self.ownership.directory.record(channel_id, &entry).await {
             tracing::warn!(channel = %channel_id, session = %session_id, "recording the channel's session for the cluster failed: {e}");
         }
     }
 
-    /// Where a call about a channel this node's store knows no session of is served: where
-    /// the data directory is not shared, at the node running the session the directory names;
-    /// nowhere if nobody runs it ([`Route::Lost`]); else here.
+    /// Where a call about a channel whose session this node does not run is served, where the
+    /// data directory is not shared: at the node running the session the directory names;
+    /// nowhere if nobody runs it ([`Route::Lost`]); here if the channel has none.
     pub(super) async fn route_by_directory(self: &Arc<Self>, channel_id: &str) -> Route {
-        if self.ownership.shared_data {
-            return Route::Local;
-        }
         let entry = match self.ownership.directory.lookup(channel_id).await {
             Ok(Some(entry)) => entry,
             Ok(None) => return Route::Local,
@@ -94,9 +98,72 @@ impl ChatService {
         }
     }
 
-    /// Looks through the directory for sessions this node does not have whose node stopped
-    /// renewing their lease, and tells each one's channel it is lost.
-    pub(super) async fn tell_lost_sessions(&self) {
+    /// At opening, of the stored sessions this node claimed, where the data directory is not
+    /// shared: those whose channel has a newer session (started on another node while this one
+    /// was away) are not run again (stored stopped, their lease released); those whose channel
+    /// was told they were lost are to be announced back. Returns the sessions to run, and those
+    /// to announce.
+    pub(super) async fn settle_unshared(
+        &self,
+        claimed: Vec<String>,
+        records: &[SessionRecord],
+    ) -> (Vec<String>, Vec<String>) {
+        if self.ownership.shared_data() {
+            return (claimed, Vec::new());
+        }
+        let directory = &self.ownership.directory;
+        let (mut run, mut back) = (Vec::new(), Vec::new());
+        for id in claimed {
+            let Some(channel) = records.iter().find(|r| r.id == id).map(|r| &r.channel_id) else {
+                continue;
+            };
+            match directory.lookup(channel).await {
+                Ok(Some(entry)) if entry.session != id => {
+                    tracing::info!(session = %id, newer = %entry.session, "the channel has a newer session, started on another node while this one was away; this one is not run again");
+                    let stopped = SessionState::Stopped.as_str();
+                    if let Err(e) = self.engine.store().set_session_status(&id, stopped).await {
+                        tracing::warn!(session = %id, "storing a superseded session stopped: {e}");
+                    }
+                    self.ownership.leases.release(&id).await;
+                    continue;
+                }
+                Ok(Some(entry)) if entry.lost => {
+                    let now = Entry {
+                        lost: false,
+                        ..entry.clone()
+                    };
+                    match directory.replace(channel, &entry, &now).await {
+                        Ok(true) => back.push(id.clone()),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(session = %id, "recording a session back in the cluster's directory: {e}")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(session = %id, "reading the channel's session in the cluster's directory: {e}")
+                }
+            }
+            run.push(id);
+        }
+        (run, back)
+    }
+
+    /// Where the data directory is not shared (or no longer taken for shared): looks through
+    /// the directory for sessions this node does not have whose node stopped renewing their
+    /// lease, and tells each one's channel it is lost.
+    pub(super) async fn look_for_lost_sessions(&self) {
+        if self.ownership.shared_data() {
+            match directory::directories_differ(&self.api).await {
+                Ok(true) => self.ownership.data_not_shared(),
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::debug!("reading whether the data directories differ: {e}");
+                    return;
+                }
+            }
+        }
         let channels = match self.ownership.directory.channels().await {
             Ok(channels) => channels,
             Err(e) => {
@@ -113,8 +180,10 @@ impl ChatService {
                     continue;
                 }
             };
-            // Ours: taken over, not lost, if its lease runs out (`take_over_orphans`).
-            if self.engine.get(&entry.session).is_some()
+            // Told already; or ours: taken over, not lost, if its lease runs out
+            // (`take_over_orphans`).
+            if entry.lost
+                || self.engine.get(&entry.session).is_some()
                 || matches!(
                     self.engine.store().session(&entry.session).await,
                     Ok(Some(_))
@@ -135,8 +204,9 @@ impl ChatService {
     }
 
     /// Tells `entry`'s thread its session is lost, once in the cluster: the node whose
-    /// compare-and-set takes the expired lease does, holds it until the post landed, then
-    /// releases it (a released lease is not lost: nobody tells it again). A node that dies
+    /// compare-and-set takes the expired lease does, holds it until the post landed, marks the
+    /// entry told (the session's node tells the channel it is back if it runs again), then
+    /// releases the lease (a released lease is not lost: nobody tells it again). A node that dies
     /// before it released leaves the lease to expire, and another one tells the thread. A post
     /// the server keeps refusing is given up after [`ANNOUNCE_TRIES`] (logged).
     async fn tell_lost(&self, channel_id: &str, entry: &Entry, node: &str) {
@@ -169,6 +239,18 @@ impl ChatService {
                         tokio::time::sleep(ANNOUNCE_RETRY).await;
                     }
                 }
+            }
+            let told = Entry {
+                lost: true,
+                ..entry.clone()
+            };
+            if let Err(e) = self
+                .ownership
+                .directory
+                .replace(channel_id, entry, &told)
+                .await
+            {
+                tracing::warn!(session = %entry.session, "recording a lost session in the cluster's directory: {e}");
             }
         }
         leases.release(&entry.session).await;

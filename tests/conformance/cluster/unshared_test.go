@@ -14,11 +14,13 @@ import (
 )
 
 // Each node with a data directory of its own (a cluster that keeps its files in S3 keeps
-// FileSettings.Directory on each host): a session started through A stays on A, and B finds it
+// FileSettings.Directory on each host). Two sessions started through A stay on A; B finds them
 // through the cluster's directory, so a thread reply through B is served by A's CLI. kill -9 of
-// A: the thread is told once that the session is lost (nobody else has its files), a reply
-// through B is answered so, and /claude start through B starts a new session in the channel,
-// which B runs.
+// A: each thread is told once that its session is lost (nobody else has its files), and a reply
+// through B is answered so. /claude start through B in the first channel starts a new session
+// there, on B. A comes back: the second session is back (its thread says so, and a reply
+// through C is answered by A's CLI with the earlier conversation); the first, superseded, is not
+// run again, and its channel's replies reach B's new session, even through A.
 func TestClusterUnsharedDataDirectory(t *testing.T) {
 	w := newWorld(t, 3, false)
 	if err := w.c.SeparateFileStorage(); err != nil {
@@ -29,6 +31,7 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 	w.api.SetConfig(w.config)
 	w.activate(t)
 	s := w.start(t, "node-a", "unshared")
+	s2 := w.start(t, "node-a", "unshared-two")
 
 	if err := w.model.Start("reply-b", []map[string]any{fakemodel.TextTurn("Served by node A.", 0)}); err != nil {
 		t.Fatal(err)
@@ -47,8 +50,15 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 			t.Errorf("%s's data directory holds %d conversation files; want some only on node-a (each node has its own directory)", n.ID, got)
 		}
 	}
+	word := "HERON-" + steps.RandHex(4)
+	if err := w.model.Start("remember", []map[string]any{fakemodel.TextTurn("I will remember it.", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	before = w.postIDs(s2)
+	w.threadReply(t, "node-c", s2, "Remember the word "+word)
+	w.waitDone(t, s2, before, turnTimeout, "the second session's turn through node-c")
 
-	beforeKill := w.postIDs(s)
+	beforeKill := map[*session]map[string]bool{s: w.postIDs(s), s2: w.postIDs(s2)}
 	killed := time.Now()
 	if err := w.c.Kill9("node-a"); err != nil {
 		t.Fatal(err)
@@ -56,27 +66,31 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 	// The lease runs out (LEASE + SKEW), then a node's search for lost sessions (every 3 RENEW)
 	// finds it.
 	lostWithin := lease + skew + 3*lease/3 + 5*time.Second
-	lostPosts := func() []*model.Post {
+	said := func(x *session, text string) []*model.Post {
 		var out []*model.Post
-		for _, p := range w.api.Posts(s.channel) {
-			if !beforeKill[p.Id] && p.UserId == w.botID && p.RootId == s.root && strings.Contains(p.Message, "This session is lost") {
+		for _, p := range w.api.Posts(x.channel) {
+			if !beforeKill[x][p.Id] && p.UserId == w.botID && p.RootId == x.root && strings.Contains(p.Message, text) {
 				out = append(out, p)
 			}
 		}
 		return out
 	}
-	if !steps.Poll(lostWithin, func() bool { return len(lostPosts()) > 0 }) {
-		t.Fatalf("no post in the thread says the session is lost within %v of node-a's kill -9; new posts: %s",
-			lostWithin, steps.DescribePosts(newPosts(w, s, beforeKill)))
+	for _, x := range []*session{s, s2} {
+		if !steps.Poll(time.Until(killed.Add(lostWithin)), func() bool { return len(said(x, "This session is lost")) > 0 }) {
+			t.Fatalf("no post in %s's thread says the session is lost within %v of node-a's kill -9; new posts: %s",
+				x.name, lostWithin, steps.DescribePosts(newPosts(w, x, beforeKill[x])))
+		}
 	}
-	t.Logf("the thread was told the session is lost %v after the kill", time.Since(killed).Round(100*time.Millisecond))
-	// Two more searches by each node: still one post.
+	t.Logf("both threads were told their session is lost %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	// Two more searches by each node: still one post each.
 	time.Sleep(2 * lease)
-	if n := len(lostPosts()); n != 1 {
-		t.Errorf("%d posts say the session is lost, want exactly 1: %s", n, steps.DescribePosts(lostPosts()))
-	}
-	if l, ok := w.lease(s); !ok || l.ExpiresAt != 0 {
-		t.Errorf("the lost session's lease is %+v (present %v), want released by the node that told the thread", l, ok)
+	for _, x := range []*session{s, s2} {
+		if n := len(said(x, "This session is lost")); n != 1 {
+			t.Errorf("%d posts in %s's thread say the session is lost, want exactly 1: %s", n, x.name, steps.DescribePosts(said(x, "")))
+		}
+		if l, ok := w.lease(x); !ok || l.ExpiresAt != 0 {
+			t.Errorf("%s's lease is %+v (present %v), want released by the node that told the thread", x.name, l, ok)
+		}
 	}
 
 	// A reply through B is told so, not left unanswered.
@@ -92,7 +106,7 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 		t.Errorf("a thread reply through node-b after the loss got no answer saying the session is lost")
 	}
 
-	// A new session in the same channel, through B, runs on B.
+	// A new session in the first channel, through B, runs on B.
 	r, err := w.command(t, "node-b", s, "/claude start "+s.project)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +134,45 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 		t.Fatalf("a thread reply through node-c to the new session never reached the model")
 	}
 	w.waitDone(t, fresh, before, turnTimeout, "the new session's first turn")
+	w.servedOnlyBy(t, fresh, "node-b")
+
+	// A comes back.
+	if err := w.c.Node("node-a").Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if !steps.Poll(hookTimeout, func() bool { return len(said(s2, "This session is back")) > 0 }) {
+		t.Errorf("node-a came back, and no post in the second session's thread says it is back; new posts: %s",
+			steps.DescribePosts(newPosts(w, s2, beforeKill[s2])))
+	}
+	if back := said(s, "This session is back"); len(back) != 0 {
+		t.Errorf("the first session, superseded by the one node-b started, was announced back: %s", steps.DescribePosts(back))
+	}
+	if err := w.model.Start("recall", []map[string]any{fakemodel.TextTurn("The word was remembered.", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	before = w.postIDs(s2)
+	mark = w.model.Mark()
+	w.threadReply(t, "node-c", s2, "Which word did I ask you to remember? AFTER-RETURN")
+	if !steps.Poll(turnTimeout, func() bool { return w.requestWith(mark, "AFTER-RETURN") != nil }) {
+		t.Fatalf("a reply through node-c to the session that is back never reached the model")
+	}
+	if req := w.requestWith(mark, "AFTER-RETURN"); !strings.Contains(req.Text, word) {
+		t.Errorf("the model's request after node-a came back lacks the earlier conversation (the word %s)", word)
+	}
+	w.waitDone(t, s2, before, turnTimeout, "the turn of the session that is back")
+	w.servedOnlyBy(t, s2, "node-a")
+
+	// The first channel's session is B's new one, whichever node a reply lands on.
+	if err := w.model.Start("fresh-again", []map[string]any{fakemodel.TextTurn("Still node B.", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	before = w.postIDs(fresh)
+	mark = w.model.Mark()
+	w.threadReply(t, "node-a", fresh, "Through the node that came back: AGAIN-NEW")
+	if !steps.Poll(turnTimeout, func() bool { return w.requestWith(mark, "AGAIN-NEW") != nil }) {
+		t.Fatalf("a reply through node-a to node-b's new session never reached the model")
+	}
+	w.waitDone(t, fresh, before, turnTimeout, "the new session's turn through node-a")
 	w.servedOnlyBy(t, fresh, "node-b")
 }
 

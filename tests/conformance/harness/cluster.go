@@ -229,6 +229,15 @@ func (n *Node) Activate() error {
 	return nil
 }
 
+// Restart deactivates the node's plugin (a dead process included, as the server does when its
+// health check finds one) and activates it again: a node that comes back.
+func (n *Node) Restart() error {
+	if err := n.Env.RestartPlugin(PluginID); err != nil {
+		return fmt.Errorf("%s: restart: %w", n.ID, err)
+	}
+	return nil
+}
+
 // Hooks are the node's plugin hooks, as its server calls them.
 func (n *Node) Hooks() (plugin.Hooks, error) { return n.Env.HooksForPlugin(PluginID) }
 
