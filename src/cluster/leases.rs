@@ -19,6 +19,11 @@
 //! | renew: KV error or no answer                | held until valid_until      | —             |
 //! | valid_until passes                          | not held                    | LOST Expired  |
 //! | release                                     | not held, KV `expires_at 0` | —             |
+//!
+//! On a server that is not clustered nobody else can take a lease (only a later process of the
+//! same server, which takes it at once whatever it says; see `lease::decide`): a hold there has
+//! no `valid_until`, is never renewed and is never lost, so an idle single server makes no KV
+//! call at all. Its lease still gives each process a greater fence than the one before.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -67,6 +72,9 @@ impl LeaseKv for Api {
         Box::pin(self.kv_compare_and_set(key, old, Some(new)))
     }
 }
+
+/// The validity of a hold on a server that is not clustered: it does not run out.
+const UNBOUNDED: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// At most this many renewals in flight at once, so that a node with many sessions does not
 /// open as many API calls at each tick.
@@ -391,12 +399,16 @@ impl Leases {
     }
 
     /// The renewal loop: every `renew` a renewal of each lease held (bounded concurrency),
-    /// and a timer at the earliest `valid_until`. Ends when the `Leases` is dropped.
-    pub(crate) fn spawn_renewals(self: &Arc<Self>) -> JoinHandle<()> {
+    /// and a timer at the earliest `valid_until`. Ends when the `Leases` is dropped. None on a
+    /// server that is not clustered (its holds do not run out).
+    pub(crate) fn spawn_renewals(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        if !self.node.clustered {
+            return None;
+        }
         let leases = Arc::downgrade(self);
         let changed = self.changed.clone();
         let period = self.timing.renew;
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(Instant::now() + period, period);
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
@@ -415,7 +427,7 @@ impl Leases {
                     _ = changed.notified() => {}
                 }
             }
-        })
+        }))
     }
 
     fn renew_all(self: &Arc<Self>) {
@@ -554,7 +566,10 @@ impl Leases {
     }
 
     fn insert(&self, session: &str, record: LeaseRecord, bytes: Vec<u8>, sent: Instant) {
-        let valid_until = sent + self.timing.valid_for();
+        let valid_until = match self.node.clustered {
+            true => sent + self.timing.valid_for(),
+            false => sent + UNBOUNDED,
+        };
         let (deadline, _) = watch::channel(Some(valid_until.into_std()));
         let hold = Hold {
             fence: record.fence,

@@ -324,7 +324,7 @@ impl ChatService {
         let follower = svc.follow_lost_leases();
         let orphans = svc.look_for_orphans();
         if let Ok(mut tasks) = svc.lease_tasks.lock() {
-            tasks.push(renewals);
+            tasks.extend(renewals);
             tasks.extend(follower);
             tasks.extend(orphans);
         }

@@ -370,7 +370,8 @@ impl ChatService {
 
     /// Follows the leases this node loses (another node took one over after a pause, or KV
     /// did not answer before one ran out): the session's CLI is stopped (its supervisor
-    /// stops it by itself at the same deadline) and the session is no longer served here.
+    /// stops it by itself at the same deadline) and the session is no longer served here. A
+    /// single server's leases are never lost (`cluster::leases`).
     pub(super) fn follow_lost_leases(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         let mut lost = self.ownership.leases.take_lost()?;
         let svc = Arc::downgrade(self);
@@ -392,13 +393,6 @@ impl ChatService {
                     .holds(&session)
                     .is_some_and(|now| now > fence)
                 {
-                    continue;
-                }
-                if !svc.ownership.node.clustered {
-                    // Nobody else can run it: the KV store failed for a while. The session
-                    // goes on; its lease is taken back as soon as the store answers.
-                    tracing::warn!(session = %session, "the session's lease ran out ({why}); taking it back");
-                    tokio::spawn(async move { svc.take_back(&session).await });
                     continue;
                 }
                 tracing::warn!(session = %session, fence, "this node no longer runs the session: {why}");
@@ -484,22 +478,6 @@ impl ChatService {
     pub(super) async fn give_up(&self, session_id: &str) {
         self.engine.forget(session_id);
         self.ownership.leases.release(session_id).await;
-    }
-
-    /// A single server's lease lost to a KV outage: taken again, every renewal period, until
-    /// the store answers (the session was served all along).
-    async fn take_back(&self, session_id: &str) {
-        let every = self.ownership.leases.timing().renew;
-        loop {
-            match self.claim_lease(session_id).await {
-                Ok(_) => {
-                    tracing::info!(session = %session_id, "took the session's lease back");
-                    return;
-                }
-                Err(e) => tracing::debug!(session = %session_id, "taking a lease back: {e}"),
-            }
-            tokio::time::sleep(every).await;
-        }
     }
 
     /// Stops serving `session_id` here: its CLI is stopped and it is no longer tracked. Not

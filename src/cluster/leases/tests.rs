@@ -148,7 +148,7 @@ impl Node {
     }
 
     fn renewing(mut self) -> Node {
-        self.renewals = Some(self.leases.spawn_renewals());
+        self.renewals = self.leases.spawn_renewals();
         self
     }
 
@@ -694,4 +694,29 @@ async fn a_lease_is_taken_above_the_floor_the_store_saw() {
     let b = Node::new(&store, "node-b", &wall);
     a.leases.release(SESSION).await;
     assert_eq!(b.leases.acquire_above(SESSION, 2).await.unwrap().fence, 7);
+}
+
+/// On a server that is not clustered a hold does not run out and is never renewed: an idle
+/// single server makes no KV call.
+#[tokio::test(start_paused = true)]
+async fn a_single_servers_hold_is_never_renewed_nor_lost() {
+    let (store, wall) = (Arc::new(Store::default()), wall());
+    let kv = Arc::new(MemKv {
+        store: store.clone(),
+        mode: watch::channel(Mode::Ok).0,
+    });
+    let node = NodeId {
+        id: "solo-1".into(),
+        clustered: false,
+    };
+    let leases = Leases::with_clock(kv, node, LeaseTiming::default(), wall);
+    let mut lost = leases.take_lost().unwrap();
+    assert!(leases.spawn_renewals().is_none(), "a renewal loop runs");
+    leases.acquire(SESSION).await.unwrap();
+    let calls = leases.kv_calls();
+    tokio::time::advance(secs(24 * 3600)).await;
+    assert_eq!(leases.holds(SESSION), Some(1));
+    assert_eq!(leases.owner(SESSION).await.unwrap(), Owner::Me { fence: 1 });
+    assert_eq!(leases.kv_calls(), calls, "KV calls while idle");
+    assert!(matches!(lost.try_recv(), Err(TryRecvError::Empty)));
 }
