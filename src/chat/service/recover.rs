@@ -19,7 +19,8 @@ use crate::config::Config;
 use crate::mattermost::api::Api;
 use crate::mattermost::model::Post;
 use crate::mattermost::server_config;
-use crate::store::{ApprovalRecord, OwedKind, OwedPost, WorktreeRecord};
+use crate::sessions::SessionState;
+use crate::store::{ApprovalRecord, OwedKind, OwedPost, SessionRecord, StoreError, WorktreeRecord};
 use crate::worktree;
 
 /// DataDirectory when the setting is empty: `<FileSettings.Directory>/claude-code` if the
@@ -104,7 +105,11 @@ impl ChatService {
     pub(super) async fn recover(self: &Arc<Self>) -> Result<(), OpenError> {
         let store = self.engine.store();
         let records = store.sessions().await?;
-        let stored: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let stored: Vec<String> = match self.clustered() {
+            true => self.sessions_needing_a_node(&records).await?,
+            // A single server runs them all (its leases cost no renewal).
+            false => records.iter().map(|r| r.id.clone()).collect(),
+        };
         // In a cluster, the sessions another node runs are left to it.
         let claimed = self.claim_stored(stored).await?;
         let (mine, back) = self.settle_unshared(claimed, &records).await;
@@ -188,6 +193,39 @@ impl ChatService {
         let svc = Arc::clone(self);
         tokio::spawn(async move { svc.close_open_cards(&|s: &str| mine.contains(s)).await });
         Ok(())
+    }
+
+    /// In a cluster, the stored sessions a node takes at opening: those that were live when
+    /// their node's run ended (a node that stops cleanly stores its sessions stopped), and those
+    /// that still owe Mattermost a post or a card's outcome. The others rest, and the first call
+    /// for one takes it (`route_session`): no node renews the lease of every session the cluster
+    /// ever ran.
+    async fn sessions_needing_a_node(
+        &self,
+        records: &[SessionRecord],
+    ) -> Result<Vec<String>, StoreError> {
+        let store = self.engine.store();
+        let mut owing: HashSet<String> = store
+            .outbox_pending()
+            .await?
+            .into_iter()
+            .map(|p| p.session_id)
+            .collect();
+        owing.extend(
+            store
+                .open_cards_of_decided_approvals()
+                .await?
+                .into_iter()
+                .map(|(_, a)| a.session_id),
+        );
+        Ok(records
+            .iter()
+            .filter(|r| {
+                owing.contains(&r.id)
+                    || SessionState::parse(&r.status).is_some_and(SessionState::has_process)
+            })
+            .map(|r| r.id.clone())
+            .collect())
     }
 
     /// The turn posts and queue lines of sessions `of_session` left open by the run that ended

@@ -437,3 +437,62 @@ func (f *fileSampler) run(every time.Duration, until func() bool) func() []strin
 		return append([]string(nil), f.diffs...)
 	}
 }
+
+// A session at rest is nobody's: after every node restarted (a clean deactivation stores its
+// sessions stopped and releases their leases), no node takes or renews its lease, and the first
+// call for it, through B, takes it there and resumes the conversation.
+func TestClusterRestingSessionTakenOnFirstCall(t *testing.T) {
+	w := newWorld(t, 3, false)
+	w.activate(t)
+	s := w.start(t, "node-a", "resting")
+	word := "OSPREY-" + steps.RandHex(4)
+	if err := w.model.Start("remember", []map[string]any{fakemodel.TextTurn("I will remember it.", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.postIDs(s)
+	if _, err := w.command(t, "node-a", s, "/claude Remember the word "+word); err != nil {
+		t.Fatal(err)
+	}
+	if w.waitDone(t, s, before, turnTimeout, "the turn on node-a") == nil {
+		t.FailNow()
+	}
+	for _, n := range w.c.Nodes {
+		if err := n.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restarted := time.Now()
+	released, ok := w.lease(s)
+	if !ok || released.ExpiresAt != 0 {
+		t.Errorf("after every node restarted the session's lease is %+v (present %v), want released", released, ok)
+	}
+	time.Sleep(2 * lease)
+	if l, _ := w.lease(s); l != released {
+		t.Errorf("the resting session's lease changed from %+v to %+v with nobody calling", released, l)
+	}
+	for _, c := range w.c.Calls() {
+		if c.At.After(restarted) && c.Key() == "lease_"+s.id {
+			t.Errorf("%s called %s on the resting session's lease with nobody calling", c.Node, c.Method)
+		}
+	}
+
+	if err := w.model.Start("recall", []map[string]any{fakemodel.TextTurn("The word was remembered.", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	before = w.postIDs(s)
+	mark := w.model.Mark()
+	r, err := w.command(t, "node-b", s, "/claude Which word did I ask you to remember? AFTER-REST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.waitDone(t, s, before, patience(r.Reply), "the prompt through node-b") == nil {
+		t.FailNow()
+	}
+	if req := w.requestWith(mark, "AFTER-REST"); req == nil || !strings.Contains(req.Text, word) {
+		t.Errorf("the prompt through node-b did not reach the model with the earlier conversation (the word %s)", word)
+	}
+	w.servedOnlyBy(t, s, "node-b")
+	if l, ok := w.lease(s); !ok || l.Node != "node-b" || l.Fence <= released.Fence {
+		t.Errorf("after the first call through node-b the lease is %+v (present %v), want node-b's with a fence above %d", l, ok, released.Fence)
+	}
+}
