@@ -558,19 +558,31 @@ fn open_connection(path: &Path, sharing: Sharing) -> Result<Connection, StoreErr
         source,
     };
     let mut conn = Connection::open(path).map_err(open_err)?;
+    // Another process (an admin's sqlite3 shell) may hold a lock briefly.
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_err)?;
     // WAL: readers never block the writer, and a crash mid-write leaves the last commit intact.
     let (journal, synchronous) = match sharing {
         Sharing::OneHost => ("WAL", "NORMAL"),
         Sharing::Hosts => ("DELETE", "FULL"),
     };
-    conn.pragma_update(None, "journal_mode", journal)
-        .map_err(open_err)?;
+    match conn.pragma_update(None, "journal_mode", journal) {
+        Ok(()) => {}
+        // Leaving WAL needs the database to itself: another process still has it open in WAL
+        // (a node on an older plugin, during a rolling upgrade). Refusing would leave this node
+        // without the plugin until every other node is upgraded; it goes on in WAL, as that
+        // node does, and the next opening switches.
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            tracing::error!(
+                path = %path.display(),
+                "the database is held open in WAL by another process (a node of the cluster on an older plugin?); it stays in WAL, which does not work across hosts, until it is opened again with every node upgraded"
+            );
+        }
+        Err(e) => return Err(open_err(e)),
+    }
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(open_err)?;
-    // Another process (an admin's sqlite3 shell) may hold a lock briefly.
-    conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(open_err)?;
     schema::migrate(&mut conn, path)?;
     // Live events are only for replay to clients that were briefly away: a long session's
