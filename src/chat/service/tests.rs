@@ -662,27 +662,7 @@ async fn an_unknown_session_id_takes_no_lease() {
 async fn a_kv_store_failing_at_opening_fails_the_opening_rather_than_lose_a_session() {
     let dir = temp_dir("kv-down-lease");
     let config = quiet_cli_config(&dir, serde_json::json!({}));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    {
-        let store = crate::store::Store::open(&dir.join("data").join("claude-code.db"))
-            .await
-            .expect("store");
-        store
-            .insert_session(crate::store::SessionRecord {
-                id: "s1".into(),
-                channel_id: "c1".into(),
-                owner_id: "alice".into(),
-                project_path: dir.join("root").display().to_string(),
-                cli_session_id: None,
-                model: None,
-                permission_mode: None,
-                status: "idle".into(),
-                created_at: 1,
-                updated_at: 1,
-            })
-            .await
-            .expect("insert");
-    }
+    stored_session(&dir, "idle").await;
     let opened = ChatService::open(
         crate::mattermost::api::in_process(lease_kv(true)),
         "bot".into(),
@@ -705,26 +685,8 @@ async fn a_kv_store_failing_at_opening_fails_the_opening_rather_than_lose_a_sess
 async fn a_kv_store_reset_does_not_lock_a_session_out() {
     let dir = temp_dir("kv-reset");
     let config = quiet_cli_config(&dir, serde_json::json!({}));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
     {
-        let store = crate::store::Store::open(&dir.join("data").join("claude-code.db"))
-            .await
-            .expect("store");
-        store
-            .insert_session(crate::store::SessionRecord {
-                id: "s1".into(),
-                channel_id: "c1".into(),
-                owner_id: "alice".into(),
-                project_path: dir.join("root").display().to_string(),
-                cli_session_id: None,
-                model: None,
-                permission_mode: None,
-                status: "stopped".into(),
-                created_at: 1,
-                updated_at: 1,
-            })
-            .await
-            .expect("insert");
+        let store = stored_session(&dir, "stopped").await;
         store.claim("s1", "solo-old", 5).await.expect("claimed");
     }
     let chat = ChatService::open(
@@ -780,26 +742,8 @@ async fn a_single_server_keeps_its_sessions_through_a_kv_outage() {
     };
     let dir = temp_dir("kv-outage");
     let config = quiet_cli_config(&dir, serde_json::json!({}));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
     {
-        let store = crate::store::Store::open(&dir.join("data").join("claude-code.db"))
-            .await
-            .unwrap();
-        store
-            .insert_session(crate::store::SessionRecord {
-                id: "s1".into(),
-                channel_id: "c1".into(),
-                owner_id: "alice".into(),
-                project_path: dir.join("root").display().to_string(),
-                cli_session_id: None,
-                model: None,
-                permission_mode: None,
-                status: "idle".into(),
-                created_at: 1,
-                updated_at: 1,
-            })
-            .await
-            .unwrap();
+        let store = stored_session(&dir, "idle").await;
         store.set_root_post("s1", "root1").await.unwrap();
     }
     let timing = crate::cluster::lease::LeaseTiming::for_lease(std::time::Duration::from_secs(6));
@@ -825,4 +769,30 @@ async fn a_single_server_keeps_its_sessions_through_a_kv_outage() {
     assert!(during, "the session was dropped during the outage");
     assert!(after, "the session is gone after the outage");
     assert!(held.is_some(), "the lease was not taken back");
+}
+
+/// Makes `dir`'s data directory with a store holding one session, `s1` in `c1` owned by alice,
+/// in `status` (as an earlier run of the plugin left it); returns that store, which the caller
+/// drops before the service opens the directory.
+async fn stored_session(dir: &std::path::Path, status: &str) -> crate::store::Store {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let store = crate::store::Store::open(&dir.join("data").join("claude-code.db"))
+        .await
+        .expect("store");
+    store
+        .insert_session(crate::store::SessionRecord {
+            id: "s1".into(),
+            channel_id: "c1".into(),
+            owner_id: "alice".into(),
+            project_path: dir.join("root").display().to_string(),
+            cli_session_id: None,
+            model: None,
+            permission_mode: None,
+            status: status.into(),
+            created_at: 1,
+            updated_at: 1,
+        })
+        .await
+        .expect("insert");
+    store
 }
