@@ -222,7 +222,7 @@ impl ChatService {
     }
 
     /// The newest stored session of `channel_id` (the store is shared by the cluster's nodes).
-    async fn newest_stored_session(&self, channel_id: &str) -> Option<String> {
+    pub(super) async fn newest_stored_session(&self, channel_id: &str) -> Option<String> {
         self.engine
             .store()
             .newest_session_of_channel(channel_id)

@@ -77,11 +77,19 @@ impl ChatService {
 
     /// Where a call about a channel whose session this node does not run is served, where the
     /// data directory is not shared: at the node running the session the directory names;
-    /// nowhere if nobody runs it ([`Route::Lost`]); here if the channel has none.
+    /// nowhere if nobody runs it ([`Route::Lost`]); by this node's store if the directory has
+    /// no entry for the channel.
     pub(super) async fn route_by_directory(self: &Arc<Self>, channel_id: &str) -> Route {
         let entry = match self.ownership.directory.lookup(channel_id).await {
             Ok(Some(entry)) => entry,
-            Ok(None) => return Route::Local,
+            // No session was started in the channel since the directory exists (one of an older
+            // plugin, if any, is in this node's store or nowhere).
+            Ok(None) => {
+                return match self.newest_stored_session(channel_id).await {
+                    Some(id) => self.route_session(&id).await,
+                    None => Route::Local,
+                }
+            }
             // Served here, where the channel has no session: "try again" for every reply in
             // every channel while the KV store fails would be worse.
             Err(e) => {
