@@ -208,6 +208,16 @@ impl Store {
 
     /// [`Self::open`] for a database shared as `sharing` says.
     pub async fn open_shared(path: &Path, sharing: Sharing) -> Result<Self, StoreError> {
+        Self::open_waiting(path, sharing, WAL_RELEASE_WAIT).await
+    }
+
+    /// [`Self::open_shared`], waiting at most `wal_wait` for other processes to let go of a
+    /// database they hold in WAL (see [`WAL_RELEASE_WAIT`]).
+    pub(crate) async fn open_waiting(
+        path: &Path,
+        sharing: Sharing,
+        wal_wait: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let (jobs, job_rx) = std_mpsc::channel::<batch::Job>();
         let fencing = Arc::new(fence::Fencing::default());
         let thread_fencing = fencing.clone();
@@ -215,7 +225,7 @@ impl Store {
         let db_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("sqlite-store".into())
-            .spawn(move || match open_connection(&db_path, sharing) {
+            .spawn(move || match open_connection(&db_path, sharing, wal_wait) {
                 Ok(conn) => {
                     let alive = Arc::new(());
                     if sharing == Sharing::OneHost {
@@ -248,6 +258,7 @@ impl Store {
             jobs: Jobs::Inline(Arc::new(std::sync::Mutex::new(open_connection(
                 path,
                 Sharing::OneHost,
+                std::time::Duration::ZERO,
             )?))),
             path: path.to_path_buf(),
             fencing: Arc::default(),
@@ -552,7 +563,11 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
-fn open_connection(path: &Path, sharing: Sharing) -> Result<Connection, StoreError> {
+fn open_connection(
+    path: &Path,
+    sharing: Sharing,
+    wal_wait: std::time::Duration,
+) -> Result<Connection, StoreError> {
     let open_err = |source| StoreError::Open {
         path: path.to_path_buf(),
         source,
@@ -566,19 +581,27 @@ fn open_connection(path: &Path, sharing: Sharing) -> Result<Connection, StoreErr
         Sharing::OneHost => ("WAL", "NORMAL"),
         Sharing::Hosts => ("DELETE", "FULL"),
     };
-    match conn.pragma_update(None, "journal_mode", journal) {
-        Ok(()) => {}
-        // Leaving WAL needs the database to itself: another process still has it open in WAL
-        // (a node on an older plugin, during a rolling upgrade). Refusing would leave this node
-        // without the plugin until every other node is upgraded; it goes on in WAL, as that
-        // node does, and the next opening switches.
-        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
-            tracing::error!(
-                path = %path.display(),
-                "the database is held open in WAL by another process (a node of the cluster on an older plugin?); it stays in WAL, which does not work across hosts, until it is opened again with every node upgraded"
-            );
+    let waited_until = std::time::Instant::now() + wal_wait;
+    loop {
+        match conn.pragma_update(None, "journal_mode", journal) {
+            Ok(()) => break,
+            // Leaving WAL needs the database to itself: another process still has it open in
+            // WAL (a node on an older plugin, whose plugin the upload of this one is stopping
+            // now). It is waited for; past the wait, refusing would leave this node without the
+            // plugin, so it goes on in WAL, as that process does, and says so: WAL does not work
+            // across hosts, and every node that opens the database meanwhile finds it held too.
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                if std::time::Instant::now() >= waited_until {
+                    tracing::error!(
+                        path = %path.display(),
+                        "the database is held open in WAL by another process (a node of the cluster on an older plugin?); it stays in WAL, which does not work across hosts, until it is opened again with every node upgraded"
+                    );
+                    break;
+                }
+                std::thread::sleep(WAL_RETRY);
+            }
+            Err(e) => return Err(open_err(e)),
         }
-        Err(e) => return Err(open_err(e)),
     }
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(open_err)?;
@@ -599,6 +622,13 @@ fn open_connection(path: &Path, sharing: Sharing) -> Result<Connection, StoreErr
         .map_err(open_err)?;
     Ok(conn)
 }
+
+/// How long a cluster node opening the database waits for other processes to let go of it
+/// in WAL: the nodes of a cluster restart their plugin within seconds of each other when a new
+/// version is uploaded.
+const WAL_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often the switch out of WAL is tried again meanwhile.
+const WAL_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How often the background thread moves the WAL into the main database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);

@@ -614,31 +614,33 @@ async fn pruning_keeps_the_newest_events_and_their_numbers() {
 mod fencing;
 
 /// A cluster node that finds the database still open in WAL by another process (a node on an
-/// older plugin, during a rolling upgrade) opens it all the same, in WAL, and says so; the next
-/// opening once that process is gone switches it to the rollback journal.
+/// older plugin, during a rolling upgrade) waits for it to let go and then switches to the
+/// rollback journal; if it does not let go in time, the node opens it all the same, in WAL.
 #[tokio::test]
-async fn a_database_held_in_wal_elsewhere_opens_and_switches_later() {
+async fn a_database_held_in_wal_elsewhere_is_waited_for_then_switched() {
     let db = TempDb::new("wal-held");
-    let older = Store::open(&db.path())
-        .await
-        .expect("open as an older node");
-    older.insert_session(session("s1")).await.expect("insert");
     let journal = |path: &std::path::Path| -> String {
         Connection::open(path)
             .unwrap()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap()
     };
-    let newer = Store::open_shared(&db.path(), Sharing::Hosts)
+    let older = Store::open_inline(&db.path()).expect("open as an older node");
+    older.insert_session(session("s1")).await.expect("insert");
+    let impatient = Store::open_waiting(&db.path(), Sharing::Hosts, std::time::Duration::ZERO)
         .await
         .expect("a node opens a database another process holds in WAL");
     assert_eq!(journal(&db.path()), "wal");
-    assert_eq!(newer.sessions().await.unwrap().len(), 1);
-    drop(newer);
-    drop(older);
-    let alone = Store::open_shared(&db.path(), Sharing::Hosts)
+    assert_eq!(impatient.sessions().await.unwrap().len(), 1);
+    drop(impatient);
+    let letting_go = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(older);
+    });
+    let patient = Store::open_waiting(&db.path(), Sharing::Hosts, std::time::Duration::from_secs(60))
         .await
-        .expect("open alone");
+        .expect("open once the older node let go");
+    letting_go.join().unwrap();
     assert_eq!(journal(&db.path()), "delete");
-    assert_eq!(alone.sessions().await.unwrap().len(), 1);
+    assert_eq!(patient.sessions().await.unwrap().len(), 1);
 }
