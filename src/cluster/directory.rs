@@ -64,6 +64,10 @@ const DIFFER_KEY: &str = "data_directories_differ";
 /// The file holding a data directory's token, made by the first node that opens it.
 const TOKEN_FILE: &str = "cluster-token";
 
+/// How many times, and how far apart, the mark that directories differ is tried.
+const MARK_TRIES: u32 = 5;
+const MARK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How many keys one KVList call asks for.
 const LIST_PAGE: i64 = 500;
 #[derive(Debug, thiserror::Error)]
@@ -144,22 +148,46 @@ impl Directory {
     }
 }
 
-/// The token of `data_dir`: read from its token file, or made and written there.
+/// The token of `data_dir`: read from its token file, or made and put there. Nodes that share
+/// the directory may open it at the same moment: the token is written whole under a name of its
+/// own, then linked to the token file's name, which fails if another node's token is there
+/// first (a link is atomic, also on NFS); that one is read back.
 fn directory_token(data_dir: &Path) -> Result<String, DirectoryError> {
     let path = data_dir.join(TOKEN_FILE);
     let failed = |source| DirectoryError::TokenFile {
         path: path.clone(),
         source,
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(failed(e)),
+    if let Some(token) = read_token(&path).map_err(failed)? {
+        return Ok(token);
     }
     let token = uuid::Uuid::new_v4().simple().to_string();
-    std::fs::write(&path, &token).map_err(failed)?;
-    Ok(token)
+    let draft = data_dir.join(format!("{TOKEN_FILE}.{token}"));
+    std::fs::write(&draft, &token).map_err(failed)?;
+    let linked = std::fs::hard_link(&draft, &path);
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => Ok(token),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => match read_token(&path) {
+            Ok(Some(first)) => Ok(first),
+            Ok(None) => Err(failed(std::io::Error::new(
+                ErrorKind::InvalidData,
+                "the token file is empty",
+            ))),
+            Err(e) => Err(failed(e)),
+        },
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// The token in the file at `path`, if there is one.
+fn read_token(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether every node of the cluster uses this node's data directory, as far as is known now.
@@ -187,7 +215,17 @@ pub(crate) async fn shared_with_cluster(
         }
     };
     if cluster != mine.as_bytes() {
-        api.kv_set(DIFFER_KEY, b"1".to_vec()).await?;
+        // The nodes that took their directory for shared learn otherwise only from this mark:
+        // a KV store failing for a moment does not keep it from them.
+        let mut marked = api.kv_set(DIFFER_KEY, b"1".to_vec()).await;
+        for _ in 1..MARK_TRIES {
+            if marked.is_ok() {
+                break;
+            }
+            tokio::time::sleep(MARK_RETRY).await;
+            marked = api.kv_set(DIFFER_KEY, b"1".to_vec()).await;
+        }
+        marked?;
         return Ok(false);
     }
     Ok(!directories_differ(api).await?)
@@ -210,6 +248,32 @@ mod tests {
         assert_eq!(directory_token(dir.path()).unwrap(), first);
         let other = tempfile::tempdir().unwrap();
         assert_ne!(directory_token(other.path()).unwrap(), first);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [TOKEN_FILE], "no draft is left behind");
+    }
+
+    /// Nodes opening one directory at the same moment all get the one token that landed.
+    #[test]
+    fn nodes_opening_a_directory_at_once_agree_on_its_token() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            let tokens: Vec<String> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || directory_token(&path).unwrap())
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+            let file = std::fs::read_to_string(path.join(TOKEN_FILE)).unwrap();
+            assert_eq!(file, tokens[0]);
+        }
     }
 
     #[test]
