@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::App;
-use crate::chat::service::{ChatService, Elsewhere, Route, LOST_REPLY};
+use crate::chat::service::{Absence, AskedBy, ChatService, Elsewhere, Route};
 use crate::cluster::forward::{
     Call, ForwardError, Forwarder, HttpAnswer, HttpCall, HttpCallError, Incoming, Outcome,
 };
@@ -57,8 +57,8 @@ enum Served {
     There(Outcome),
     /// The node that runs the session could not be reached.
     Failed(ForwardError),
-    /// Nobody runs the session and nobody can (`Route::Lost`): the caller decides.
-    Lost { root: String },
+    /// Nobody runs the session and this node cannot (`Route::Away`): the caller decides.
+    Away { root: String, absence: Absence },
 }
 
 /// How a ServeHTTP request ends up on this node.
@@ -93,11 +93,11 @@ impl App {
     ) -> CommandResponse {
         let call = Call::Command(args.clone());
         match self
-            .to_owner(|| chat.route_channel(&args.channel_id), call)
+            .to_owner(|| chat.route_channel(&args.channel_id, AskedBy::Call), call)
             .await
         {
-            // A lost session's channel has none here: `start` makes a new one.
-            Served::Here | Served::Lost { .. } => chat.execute(&self.config(), args).await,
+            // A channel whose session is away has none here: `start` makes a new one.
+            Served::Here | Served::Away { .. } => chat.execute(&self.config(), args).await,
             Served::There(Outcome::Command(response)) => *response,
             Served::There(other) => ephemeral(unexpected(&other)),
             Served::Failed(e) => ephemeral(format!("Claude Code: {e}.")),
@@ -119,18 +119,18 @@ impl App {
         }
         let call = Call::Posted(post.clone());
         match self
-            .to_owner(|| chat.route_channel(&post.channel_id), call)
+            .to_owner(|| chat.route_channel(&post.channel_id, AskedBy::Post), call)
             .await
         {
             Served::Here => false,
             Served::There(_) => true,
-            // A message to the lost session (in its thread, or to the bot directly) is told so;
+            // A message to the session away (in its thread, or to the bot directly) is told so;
             // the channel's other threads are chatter.
-            Served::Lost { root } if post.root_id == root || post.root_id.is_empty() => {
-                chat.answer_post(post, LOST_REPLY.to_owned()).await;
+            Served::Away { root, absence } if post.root_id == root || post.root_id.is_empty() => {
+                chat.answer_post(post, absence.reply().to_owned()).await;
                 true
             }
-            Served::Lost { .. } => false,
+            Served::Away { .. } => false,
             Served::Failed(e) => {
                 tracing::warn!(channel = %post.channel_id, "a post could not be handed to the node running its session: {e}");
                 chat.answer_post(post, format!("Claude did not get your message: {e}."))
@@ -158,7 +158,7 @@ impl App {
             let (node, session) = match resolve().await {
                 Route::Local => return Served::Here,
                 Route::Unknown => return Served::Failed(ForwardError::OwnerUnknown),
-                Route::Lost { root } => return Served::Lost { root },
+                Route::Away { root, absence } => return Served::Away { root, absence },
                 Route::Node { node, session } => (node, session),
             };
             if let Some((silent, e)) = timed_out.take() {
@@ -219,16 +219,16 @@ impl App {
         let resolve = || async {
             match &scope {
                 Scope::Session(id) => chat.route_session(id).await,
-                Scope::Channel(channel) => chat.route_channel(channel).await,
+                Scope::Channel(channel) => chat.route_channel(channel, AskedBy::Call).await,
                 Scope::SessionInBody => match session_in_body(&call.body) {
                     Some(id) => chat.route_session(&id).await,
                     None => match channel_in_body(&call.body) {
-                        Some(channel) => chat.route_channel(&channel).await,
+                        Some(channel) => chat.route_channel(&channel, AskedBy::Call).await,
                         None => Route::Local,
                     },
                 },
                 Scope::ChannelInBody => match channel_in_body(&call.body) {
-                    Some(channel) => chat.route_channel(&channel).await,
+                    Some(channel) => chat.route_channel(&channel, AskedBy::Call).await,
                     None => Route::Local,
                 },
                 Scope::Anywhere => Route::Local,
@@ -236,7 +236,7 @@ impl App {
         };
         let error = match self.to_owner(resolve, Call::Http(call.clone())).await {
             // Here, where the session is not found.
-            Served::Here | Served::Lost { .. } => return HttpRoute::Local(call.request()),
+            Served::Here | Served::Away { .. } => return HttpRoute::Local(call.request()),
             Served::There(Outcome::Http(answer)) => {
                 let status = answer.status;
                 if let Err(e) = answer.write_to(w).await {

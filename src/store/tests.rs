@@ -637,9 +637,13 @@ async fn a_database_held_in_wal_elsewhere_is_waited_for_then_switched() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         drop(older);
     });
-    let patient = Store::open_waiting(&db.path(), Sharing::Hosts, std::time::Duration::from_secs(60))
-        .await
-        .expect("open once the older node let go");
+    let patient = Store::open_waiting(
+        &db.path(),
+        Sharing::Hosts,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .expect("open once the older node let go");
     letting_go.join().unwrap();
     assert_eq!(journal(&db.path()), "delete");
     assert_eq!(patient.sessions().await.unwrap().len(), 1);

@@ -15,6 +15,7 @@ mod commands;
 mod context;
 mod error;
 mod files;
+mod keyed;
 mod ownership;
 mod recover;
 mod routing;
@@ -55,9 +56,8 @@ pub(crate) use error::size;
 pub use error::{ContextError, ProjectPathError, ServiceError};
 pub(crate) use files::FileEdit;
 pub use ownership::ClaimError;
-pub(crate) use ownership::{Elsewhere, Route};
+pub(crate) use ownership::{Absence, AskedBy, Elsewhere, Route};
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};
-pub(crate) use unshared::LOST_REPLY;
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";
@@ -159,8 +159,13 @@ pub struct ChatService {
     state: Mutex<State>,
     /// Which channels are direct channels with the bot, and where the no-session hint was given.
     channels: Mutex<routing::DirectChannels>,
-    /// Each channel's posts become prompts in the order they reached the plugin.
-    post_order: routing::PostOrder,
+    /// Each channel's posts become prompts in the order they reached the plugin. Mattermost
+    /// runs MessageHasBeenPosted in a goroutine per post, and the work before a prompt is queued
+    /// (the gate's questions to the server, downloading its files) takes varying time, so
+    /// without this a reply posted a moment after another (a screenshot, then "and also…")
+    /// could be queued first. A channel's lock is taken before the first await and held until
+    /// the prompt is queued.
+    post_order: keyed::KeyedLocks,
     admission: Mutex<Admission>,
     /// The post streams, and the outbox's worker.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -300,7 +305,7 @@ impl ChatService {
             cards: Cards::default(),
             state: Mutex::new(State::default()),
             channels: Mutex::default(),
-            post_order: routing::PostOrder::default(),
+            post_order: keyed::KeyedLocks::default(),
             admission: Mutex::new(Admission::default()),
             tasks: Mutex::new(Vec::new()),
             outbox_worker: Mutex::new(None),
@@ -359,9 +364,9 @@ impl ChatService {
         }
     }
 
-    /// Maps a session and starts its post stream (once the owner's username is known: every
-    /// card mentions it).
-    fn track(self: &Arc<Self>, handle: &SessionHandle, info: SessionInfo) {
+    /// Maps a session (its thread, and its channel if it is the channel's current session) and
+    /// starts its post stream (once the owner's username is known: every card mentions it).
+    fn track(self: &Arc<Self>, handle: &SessionHandle, info: SessionInfo, current: bool) {
         let ctx = StreamCtx {
             session_id: handle.id().to_owned(),
             channel_id: info.channel_id.clone(),
@@ -402,8 +407,10 @@ impl ChatService {
             tasks.extend(live);
         }
         if let Ok(mut st) = self.state.lock() {
-            st.by_channel
-                .insert(info.channel_id.clone(), handle.id().to_owned());
+            if current {
+                st.by_channel
+                    .insert(info.channel_id.clone(), handle.id().to_owned());
+            }
             // A thread the server has not created yet is mapped when it is.
             if !info.root_id.is_empty() {
                 st.by_root

@@ -9,8 +9,10 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::keyed::KeyedLocks;
+use super::unshared::Standing;
 use super::{ChatService, SessionInfo};
 use crate::cluster::directory::Directory;
 use crate::cluster::lease::Previous;
@@ -30,9 +32,30 @@ pub(crate) enum Route {
     /// rather than served here, where this node might run a second copy of the session.
     Unknown,
     /// The channel's session ran on a node that is not running it now, and its files are not
-    /// shared with this node: nobody can go on with it (see `unshared.rs`). `root` is its
+    /// shared with this node: nobody here can go on with it (see `unshared.rs`). `root` is its
     /// thread.
-    Lost { root: String },
+    Away { root: String, absence: Absence },
+}
+
+/// Why the node of a session whose files it alone has is not running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Absence {
+    /// It stopped renewing the session's lease: it died, or lost the KV store.
+    Died,
+    /// It let go of the session cleanly (its plugin stopped): it takes the session back when
+    /// it runs again.
+    Stopped,
+}
+
+/// What asks where a channel's session is served, which decides what happens when the cluster's
+/// directory cannot be read (see [`ChatService::route_channel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AskedBy {
+    /// A post: served here, as this node knows the channel. Most thread replies are chatter,
+    /// and "try again" for each of them while the KV store fails would be noise everywhere.
+    Post,
+    /// A command or an HTTP call: the caller is told to try again.
+    Call,
 }
 
 /// Where a stored session this node does not run is.
@@ -54,8 +77,9 @@ pub(crate) struct Ownership {
     /// if not, a channel's session is looked up in `directory`. Goes from true to false (never
     /// back) when another node finds a directory of its own.
     shared_data: AtomicBool,
-    /// Sessions being taken over now: one takeover of a session at a time.
-    taking: Mutex<HashSet<String>>,
+    /// One takeover (or letting go) of a session at a time; a call that finds one running
+    /// waits for it.
+    taking: KeyedLocks,
 }
 
 impl Ownership {
@@ -82,7 +106,7 @@ impl Ownership {
             leases,
             directory,
             shared_data: AtomicBool::new(shared_data),
-            taking: Mutex::default(),
+            taking: KeyedLocks::default(),
         }
     }
 }
@@ -96,8 +120,6 @@ pub enum ClaimError {
     Store(#[from] StoreError),
     #[error("the session could not be rebuilt from the store: {0}")]
     Rebuild(#[source] crate::sessions::EngineError),
-    #[error("another node of the cluster is taking this session over; try again in a moment")]
-    InProgress,
     /// No stored session (with a thread) has this id: nothing is taken.
     #[error("no such session")]
     UnknownSession,
@@ -107,6 +129,10 @@ pub enum ClaimError {
 pub(crate) const MOVED_TEXT: &str = "↪ This session moved to another Mattermost server of the \
 cluster: the one running it stopped answering. The conversation goes on from where it was; \
 requests that were waiting for approval were withdrawn.";
+
+/// How many times a call reads a session's lease again when another node took the session in
+/// the moment between reading the lease and taking it.
+const ROUTE_AGAIN: usize = 2;
 
 /// How many renewal periods apart a node looks whether another has a data directory of its
 /// own and, if one has, for lost sessions (that search reads every channel's directory entry).
@@ -165,8 +191,8 @@ impl ChatService {
         self.ownership.node.clustered
     }
 
-    /// Where a call about the session of `channel_id` is served.
-    pub(crate) async fn route_channel(self: &Arc<Self>, channel_id: &str) -> Route {
+    /// Where a call about the session of `channel_id`, from `asker`, is served.
+    pub(crate) async fn route_channel(self: &Arc<Self>, channel_id: &str, asker: AskedBy) -> Route {
         if !self.ownership.node.clustered {
             return Route::Local;
         }
@@ -181,7 +207,7 @@ impl ChatService {
         // A data directory of this node's own: its store knows only the sessions it ran, and
         // the cluster's directory says which session the channel has now.
         if !self.ownership.shared_data() {
-            return self.route_by_directory(channel_id).await;
+            return self.route_by_directory(channel_id, asker).await;
         }
         match self.newest_stored_session(channel_id).await {
             Some(id) => self.route_session(&id).await,
@@ -233,55 +259,58 @@ impl ChatService {
 
     /// Where a call about `session_id` is served: here if this node holds its lease; at the
     /// holder if another node holds it; here after taking it over if nobody holds it (its node
-    /// released it or stopped renewing it); nowhere now if its lease cannot be read.
+    /// released it or stopped renewing it); nowhere now if its lease cannot be read. A call
+    /// that finds a takeover of the session running here waits for it (the webapp asks several
+    /// things of a session at once).
     pub(crate) async fn route_session(self: &Arc<Self>, session_id: &str) -> Route {
         let own = &self.ownership;
-        if !own.node.clustered || own.leases.holds(session_id).is_some() {
+        if !own.node.clustered {
             return Route::Local;
         }
-        match own.leases.owner(session_id).await {
-            Ok(Owner::Node { node, .. }) => Route::Node {
-                node,
-                session: session_id.to_owned(),
-            },
-            Ok(Owner::Me { .. }) => Route::Local,
-            Ok(Owner::Free { .. }) => match self.take_over(session_id).await {
-                // An id no session has: served here, where it is not found.
-                Ok(()) | Err(ClaimError::UnknownSession) => Route::Local,
-                Err(e) => {
-                    tracing::warn!(session = %session_id, "taking the session over failed: {e}");
-                    Route::Unknown
+        for _ in 0..=ROUTE_AGAIN {
+            if own.leases.holds(session_id).is_some() {
+                return Route::Local;
+            }
+            match own.leases.owner(session_id).await {
+                Ok(Owner::Node { node, .. }) => {
+                    return Route::Node {
+                        node,
+                        session: session_id.to_owned(),
+                    }
                 }
-            },
-            Err(e) => {
-                tracing::warn!(session = %session_id, "reading the session's lease failed: {e}");
-                Route::Unknown
+                Ok(Owner::Me { .. }) => return Route::Local,
+                Ok(Owner::Free { .. }) => match self.take_over(session_id).await {
+                    // An id no session has: served here, where it is not found.
+                    Ok(()) | Err(ClaimError::UnknownSession) => return Route::Local,
+                    // Another node took it between the reading and the taking: read again.
+                    Err(ClaimError::Lease(LeaseError::Race | LeaseError::Held { .. })) => {}
+                    Err(e) => {
+                        tracing::warn!(session = %session_id, "taking the session over failed: {e}");
+                        return Route::Unknown;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(session = %session_id, "reading the session's lease failed: {e}");
+                    return Route::Unknown;
+                }
             }
         }
+        Route::Unknown
     }
 
     /// Runs `session_id` here from now on: its lease and fence are taken, its actor is rebuilt
     /// from the shared store (approvals left pending are withdrawn, their cards closed), its
     /// cut turn and lost queue lines are closed, and, when its node had stopped answering, the
-    /// channel is told the session moved.
+    /// channel is told the session moved (or, where the data directory is not shared and the
+    /// channel was told it was lost, that it is back). A session that is not its channel's
+    /// current one keeps its thread but not the channel. One takeover of a session at a time:
+    /// a second one waits, and finds the session taken.
     pub(crate) async fn take_over(self: &Arc<Self>, session_id: &str) -> Result<(), ClaimError> {
-        {
-            let mut taking = self
-                .ownership
-                .taking
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if !taking.insert(session_id.to_owned()) {
-                return Err(ClaimError::InProgress);
-            }
+        let _turn = self.ownership.taking.enter(session_id).await;
+        if self.ownership.leases.holds(session_id).is_some() {
+            return Ok(());
         }
-        let result = self.take_over_now(session_id).await;
-        self.ownership
-            .taking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(session_id);
-        result
+        self.take_over_now(session_id).await
     }
 
     async fn take_over_now(self: &Arc<Self>, session_id: &str) -> Result<(), ClaimError> {
@@ -310,8 +339,9 @@ impl ChatService {
         };
         let of_session = |s: &str| s == session_id;
         self.close_left_over(&of_session).await;
+        let standing = self.standing(session_id, &info.channel_id).await;
         if let Some(handle) = self.engine.get(session_id) {
-            self.track(&handle, info.clone());
+            self.track(&handle, info.clone(), standing.is_current());
         }
         let moved = match &acquired.previous {
             Previous::Expired { node } if *node != self.ownership.node.id => Some(node),
@@ -325,6 +355,12 @@ impl ChatService {
             {
                 tracing::warn!("telling a channel its session moved failed: {e}");
             }
+        }
+        if let Standing::Current {
+            told_lost: Some(entry),
+        } = standing
+        {
+            self.announce_back(session_id, &info, &entry).await;
         }
         if !recovered.withdrawn.is_empty() {
             tracing::info!(
@@ -447,7 +483,6 @@ impl ChatService {
                     Ok(()) => {}
                     // Another node looked at the same moment and won.
                     Err(ClaimError::Lease(LeaseError::Held { .. } | LeaseError::Race))
-                    | Err(ClaimError::InProgress)
                     // Never got a thread: nothing to take over, nobody to tell.
                     | Err(ClaimError::UnknownSession) => {}
                     Err(e) => {
@@ -483,22 +518,10 @@ impl ChatService {
     /// Stops serving `session_id` here: its CLI is stopped and it is no longer tracked. Not
     /// while a takeover of it runs here (that one decides what this node does with it).
     async fn let_go(&self, session_id: &str) {
-        {
-            let mut taking = self
-                .ownership
-                .taking
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if !taking.insert(session_id.to_owned()) {
-                return;
-            }
-        }
+        let Some(_turn) = self.ownership.taking.try_enter(session_id) else {
+            return;
+        };
         self.let_go_now(session_id).await;
-        self.ownership
-            .taking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(session_id);
     }
 
     async fn let_go_now(&self, session_id: &str) {

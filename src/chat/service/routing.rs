@@ -5,9 +5,6 @@
 //! replies. What a prompt carries, and the gate it passes, are `on_post`'s business.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::OwnedMutexGuard;
 
 use super::{ChatService, SessionInfo};
 use crate::mattermost::api::ApiError;
@@ -45,61 +42,6 @@ pub(super) struct DirectChannels {
     /// and run keeps it simple and quiet: a DM with the bot has one person, who learns the
     /// command from one hint; after a restart they may have forgotten, and get one more.
     hinted: HashSet<String>,
-}
-
-/// Posts of one channel become prompts in the order they reached the plugin. Mattermost runs
-/// MessageHasBeenPosted in a goroutine per post, and the work before a prompt is queued (the
-/// gate's questions to the server, downloading its files) takes varying time, so without this a
-/// reply posted a moment after another (a screenshot, then "and also…") could be queued first.
-/// One FIFO lock per channel, taken before the first await and held until the prompt is queued,
-/// keeps them in order; other channels do not wait.
-#[derive(Default)]
-pub(super) struct PostOrder {
-    channels: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// A channel's turn to route and queue a post; the next post of the channel waits for its drop.
-pub(super) struct InOrder<'a> {
-    order: &'a PostOrder,
-    channel_id: String,
-    turn: Option<OwnedMutexGuard<()>>,
-}
-
-impl PostOrder {
-    /// Waits for the posts of `channel_id` that reached the plugin earlier. The lock is asked
-    /// for synchronously (tokio's mutex queues waiters in that order), so the caller must not
-    /// await anything before calling this.
-    pub(super) async fn enter(&self, channel_id: &str) -> InOrder<'_> {
-        let lock = self
-            .lock()
-            .entry(channel_id.to_owned())
-            .or_default()
-            .clone();
-        InOrder {
-            order: self,
-            channel_id: channel_id.to_owned(),
-            turn: Some(lock.lock_owned().await),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for InOrder<'_> {
-    /// Lets the next post of the channel go, and forgets the channel's lock when no post holds
-    /// or awaits it (every holder got its clone under the map's lock, so the count is exact).
-    fn drop(&mut self) {
-        self.turn = None;
-        let mut channels = self.order.lock();
-        if channels
-            .get(&self.channel_id)
-            .is_some_and(|lock| Arc::strong_count(lock) == 1)
-        {
-            channels.remove(&self.channel_id);
-        }
-    }
 }
 
 /// Whether a person wrote the post: not the bot, not another plugin, bot or webhook (their
@@ -274,35 +216,5 @@ mod tests {
         assert!(!is_direct_with(&channel("P", "bot"), "bot"));
         // An id that only contains the bot's.
         assert!(!is_direct_with(&channel("D", "xbot__u1"), "bot"));
-    }
-
-    /// A channel's posts go one at a time in the order they asked; another channel does not
-    /// wait; a channel nobody holds or awaits is forgotten.
-    #[tokio::test]
-    async fn posts_of_a_channel_go_in_the_order_they_came() {
-        let order = std::sync::Arc::new(PostOrder::default());
-        let first = order.enter("c1").await;
-        let done = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let mut waiting = Vec::new();
-        for i in 0..3 {
-            let (order, done) = (order.clone(), done.clone());
-            waiting.push(tokio::spawn(async move {
-                let _turn = order.enter("c1").await;
-                done.lock().unwrap().push(i);
-            }));
-            // Each asks for the lock before the next is spawned.
-            tokio::task::yield_now().await;
-        }
-        drop(order.enter("c2").await);
-        assert!(
-            done.lock().unwrap().is_empty(),
-            "c1 waits for its first post"
-        );
-        drop(first);
-        for task in waiting {
-            task.await.unwrap();
-        }
-        assert_eq!(*done.lock().unwrap(), [0, 1, 2]);
-        assert!(order.lock().is_empty(), "no lock is kept for idle channels");
     }
 }

@@ -305,13 +305,14 @@ impl ChatService {
                         root_id: root_id.clone(),
                         ..info
                     },
+                    true,
                 );
                 Some(root_id)
             }
             Err(_) => {
                 // The session runs; its thread and every post in it follow when the server
                 // takes posts again.
-                self.track(&handle, info);
+                self.track(&handle, info, true);
                 let svc = Arc::clone(self);
                 let session_id = handle.id().to_owned();
                 let channel_id = req.channel_id.to_owned();

@@ -4,11 +4,12 @@
 //! the directory (calls are forwarded to its node as usual), and when its node dies they tell
 //! its channel it is lost, rather than leave the channel silent.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::ownership::Route;
-use super::ChatService;
+use super::ownership::{Absence, AskedBy, Route};
+use super::{ChatService, SessionInfo};
 use crate::chat::outbox::PostSink;
 use crate::cluster::directory::{self, Entry};
 use crate::cluster::lease::Previous;
@@ -30,9 +31,43 @@ pub(super) const BACK_TEXT: &str = "↩ This session is back: the Mattermost ser
 is running again. The conversation goes on from where it was.";
 
 /// What a message to a session that is lost is answered.
-pub(crate) const LOST_REPLY: &str = "This session ran on another Mattermost server of the \
-cluster, which is not running it now, and its files are on that server only: nobody can go on \
+pub(super) const LOST_REPLY: &str = "This session ran on another Mattermost server of the \
+cluster, which stopped answering, and its files are on that server only: nobody can go on \
 with it. Start a new session with `/claude start <project path>`.";
+
+/// What a message to a session whose server stopped its plugin cleanly is answered.
+pub(super) const AWAY_REPLY: &str = "This session runs on another Mattermost server of the \
+cluster, which is not running the plugin now, and its files are on that server only: it goes \
+on when that server is back. To go on now, start a new session with `/claude start <project \
+path>`.";
+
+impl Absence {
+    /// What a message to a session away for this reason is answered.
+    pub(crate) fn reply(self) -> &'static str {
+        match self {
+            Absence::Died => LOST_REPLY,
+            Absence::Stopped => AWAY_REPLY,
+        }
+    }
+}
+
+/// How a session stands in its channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Standing {
+    /// The channel's current session: the channel's commands and messages are for it.
+    /// `told_lost` is its directory entry if the channel was told it was lost (its node, now
+    /// running it again, tells the channel it is back).
+    Current { told_lost: Option<Entry> },
+    /// A session the channel had before its current one: its thread stays its own, the
+    /// channel does not.
+    Older,
+}
+
+impl Standing {
+    pub(super) fn is_current(&self) -> bool {
+        matches!(self, Standing::Current { .. })
+    }
+}
 
 /// How long apart, and how many times, the announcement of a lost session is tried while it
 /// does not land (a channel deleted since refuses it for ever).
@@ -77,9 +112,13 @@ impl ChatService {
 
     /// Where a call about a channel whose session this node does not run is served, where the
     /// data directory is not shared: at the node running the session the directory names;
-    /// nowhere if nobody runs it ([`Route::Lost`]); by this node's store if the directory has
-    /// no entry for the channel.
-    pub(super) async fn route_by_directory(self: &Arc<Self>, channel_id: &str) -> Route {
+    /// nowhere if nobody runs it ([`Route::Away`]); by this node's store if the directory has
+    /// no entry for the channel. A directory that cannot be read is up to `asker`.
+    pub(super) async fn route_by_directory(
+        self: &Arc<Self>,
+        channel_id: &str,
+        asker: AskedBy,
+    ) -> Route {
         let entry = match self.ownership.directory.lookup(channel_id).await {
             Ok(Some(entry)) => entry,
             // No session was started in the channel since the directory exists (one of an older
@@ -90,72 +129,132 @@ impl ChatService {
                     None => Route::Local,
                 }
             }
-            // Served here, where the channel has no session: "try again" for every reply in
-            // every channel while the KV store fails would be worse.
             Err(e) => {
                 tracing::warn!(channel = %channel_id, "reading the channel's session in the cluster's directory failed: {e}");
-                return Route::Local;
+                return match asker {
+                    AskedBy::Post => Route::Local,
+                    AskedBy::Call => Route::Unknown,
+                };
             }
         };
         match self.route_session(&entry.session).await {
             // Nobody runs it, and this node could not take it over: it has none of its files.
-            Route::Local if self.engine.get(&entry.session).is_none() => {
-                Route::Lost { root: entry.root }
-            }
+            Route::Local if self.engine.get(&entry.session).is_none() => Route::Away {
+                absence: self.absence(&entry).await,
+                root: entry.root,
+            },
             route => route,
         }
     }
 
-    /// At opening, of the stored sessions this node claimed, where the data directory is not
-    /// shared: those whose channel has a newer session (started on another node while this one
-    /// was away) are not run again (stored stopped, their lease released); those whose channel
-    /// was told they were lost are to be announced back. Returns the sessions to run, and those
-    /// to announce.
-    pub(super) async fn settle_unshared(
+    /// Why nobody runs `entry`'s session: its node died if the channel was told so or its
+    /// lease ran out, else its node let go of it cleanly.
+    async fn absence(&self, entry: &Entry) -> Absence {
+        if entry.lost {
+            return Absence::Died;
+        }
+        match self.ownership.leases.owner(&entry.session).await {
+            Ok(Owner::Free {
+                previous: Previous::Expired { .. },
+            }) => Absence::Died,
+            _ => Absence::Stopped,
+        }
+    }
+
+    /// How `session_id` stands in `channel_id`: where the data directory is not shared, the
+    /// cluster's directory says which session the channel has (a node that was away may have
+    /// missed a newer one); else, and if the directory has no entry, the store's newest
+    /// session of the channel is its current one. Not known (a read failed): current.
+    pub(super) async fn standing(&self, session_id: &str, channel_id: &str) -> Standing {
+        if !self.ownership.shared_data() {
+            match self.ownership.directory.lookup(channel_id).await {
+                Ok(Some(entry)) if entry.session == session_id => {
+                    return Standing::Current {
+                        told_lost: entry.lost.then_some(entry),
+                    }
+                }
+                Ok(Some(_)) => return Standing::Older,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(session = %session_id, "reading the channel's session in the cluster's directory: {e}")
+                }
+            }
+        }
+        match self.newest_stored_session(channel_id).await {
+            Some(newest) if newest != session_id => Standing::Older,
+            _ => Standing::Current { told_lost: None },
+        }
+    }
+
+    /// The channel of `session_id`, told it was lost, is told it is back (once in the cluster:
+    /// the node that turns the directory entry from lost does).
+    pub(super) async fn announce_back(&self, session_id: &str, info: &SessionInfo, entry: &Entry) {
+        let now = Entry {
+            lost: false,
+            ..entry.clone()
+        };
+        match self
+            .ownership
+            .directory
+            .replace(&info.channel_id, entry, &now)
+            .await
+        {
+            Ok(true) => {
+                if let Err(e) = self
+                    .reply_in_thread(session_id, info, BACK_TEXT.to_owned())
+                    .await
+                {
+                    tracing::warn!(session = %session_id, "telling a channel its session is back failed: {e}");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(session = %session_id, "recording a session back in the cluster's directory: {e}")
+            }
+        }
+    }
+
+    /// At opening, how each session this node claimed stands in its channel (see
+    /// [`Self::standing`]). An older session that was claimed only for being its channel's
+    /// newest here (a newer one started on another node while this one was away) is let go;
+    /// one that owes Mattermost something, or was running, is run for its thread (stored
+    /// stopped: nobody can prompt it). Returns the sessions to run, the older ones among them,
+    /// and the current ones whose channel was told they were lost.
+    pub(super) async fn settle(
         &self,
         claimed: Vec<String>,
         records: &[SessionRecord],
-    ) -> (Vec<String>, Vec<String>) {
-        if self.ownership.shared_data() {
-            return (claimed, Vec::new());
-        }
-        let directory = &self.ownership.directory;
-        let (mut run, mut back) = (Vec::new(), Vec::new());
+        needing: &HashSet<String>,
+    ) -> Settled {
+        let mut settled = Settled::default();
         for id in claimed {
-            let Some(channel) = records.iter().find(|r| r.id == id).map(|r| &r.channel_id) else {
+            let Some(record) = records.iter().find(|r| r.id == id) else {
                 continue;
             };
-            match directory.lookup(channel).await {
-                Ok(Some(entry)) if entry.session != id => {
-                    tracing::info!(session = %id, newer = %entry.session, "the channel has a newer session, started on another node while this one was away; this one is not run again");
-                    let stopped = SessionState::Stopped.as_str();
-                    if let Err(e) = self.engine.store().set_session_status(&id, stopped).await {
-                        tracing::warn!(session = %id, "storing a superseded session stopped: {e}");
+            match self.standing(&id, &record.channel_id).await {
+                Standing::Current { told_lost } => {
+                    if let Some(entry) = told_lost {
+                        settled.back.push((id.clone(), entry));
                     }
+                }
+                Standing::Older if !needing.contains(&id) => {
                     self.ownership.leases.release(&id).await;
                     continue;
                 }
-                Ok(Some(entry)) if entry.lost => {
-                    let now = Entry {
-                        lost: false,
-                        ..entry.clone()
-                    };
-                    match directory.replace(channel, &entry, &now).await {
-                        Ok(true) => back.push(id.clone()),
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::warn!(session = %id, "recording a session back in the cluster's directory: {e}")
+                Standing::Older => {
+                    if SessionState::parse(&record.status).is_some_and(SessionState::has_process) {
+                        tracing::info!(session = %id, "the channel has a newer session, started on another node while this one was away; this one is not run again");
+                        let stopped = SessionState::Stopped.as_str();
+                        if let Err(e) = self.engine.store().set_session_status(&id, stopped).await {
+                            tracing::warn!(session = %id, "storing a superseded session stopped: {e}");
                         }
                     }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(session = %id, "reading the channel's session in the cluster's directory: {e}")
+                    settled.older.insert(id.clone());
                 }
             }
-            run.push(id);
+            settled.run.push(id);
         }
-        (run, back)
+        settled
     }
 
     /// Where the data directory is not shared (or no longer taken for shared): looks through
@@ -236,31 +335,49 @@ impl ChatService {
                 message: LOST_TEXT.to_owned(),
                 ..Default::default()
             };
+            let mut told = false;
             for _ in 0..ANNOUNCE_TRIES {
                 if leases.holds(&entry.session).is_none() {
                     break;
                 }
                 match self.poster.create_post(post.clone()).await {
-                    Ok(_) => break,
+                    Ok(_) => {
+                        told = true;
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(session = %entry.session, "telling a channel its session is lost: {e}");
                         tokio::time::sleep(ANNOUNCE_RETRY).await;
                     }
                 }
             }
-            let told = Entry {
+            // Marked only once told: a channel never told it was lost is not told it is back.
+            let marked = Entry {
                 lost: true,
                 ..entry.clone()
             };
-            if let Err(e) = self
-                .ownership
-                .directory
-                .replace(channel_id, entry, &told)
-                .await
-            {
-                tracing::warn!(session = %entry.session, "recording a lost session in the cluster's directory: {e}");
+            if told {
+                if let Err(e) = self
+                    .ownership
+                    .directory
+                    .replace(channel_id, entry, &marked)
+                    .await
+                {
+                    tracing::warn!(session = %entry.session, "recording a lost session in the cluster's directory: {e}");
+                }
             }
         }
         leases.release(&entry.session).await;
     }
+}
+
+/// What [`ChatService::settle`] decided at opening.
+#[derive(Default)]
+pub(super) struct Settled {
+    /// The claimed sessions this node runs.
+    pub(super) run: Vec<String>,
+    /// Those of `run` that are not their channel's current session.
+    pub(super) older: HashSet<String>,
+    /// Current sessions whose channel was told they were lost, with their directory entry.
+    pub(super) back: Vec<(String, Entry)>,
 }

@@ -440,7 +440,7 @@ func (f *fileSampler) run(every time.Duration, until func() bool) func() []strin
 
 // A session at rest is nobody's: after every node restarted (a clean deactivation stores its
 // sessions stopped and releases their leases), no node takes or renews its lease, and the first
-// call for it, through B, takes it there and resumes the conversation.
+// calls for it, several at once through B, take it there and resume the conversation.
 func TestClusterRestingSessionTakenOnFirstCall(t *testing.T) {
 	w := newWorld(t, 3, false)
 	w.activate(t)
@@ -473,6 +473,31 @@ func TestClusterRestingSessionTakenOnFirstCall(t *testing.T) {
 	for _, c := range w.c.Calls() {
 		if c.At.After(restarted) && c.Key() == "lease_"+s.id {
 			t.Errorf("%s called %s on the resting session's lease with nobody calling", c.Node, c.Method)
+		}
+	}
+
+	// The webapp asks several things of a session at once: each of these first calls, in
+	// parallel through B, is served (one takes the session, the others wait for it).
+	paths := []string{"", "/history", "/approvals", "", "/history", "/approvals"}
+	codes := make([]string, len(paths))
+	hooksB := w.hooks(t, "node-b")
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec, err := harness.ServeHTTP(hooksB, hookTimeout, "GET", "/api/v1/sessions/"+s.id+p, owner, nil)
+			if err != nil {
+				codes[i] = err.Error()
+				return
+			}
+			codes[i] = fmt.Sprintf("%d %s", rec.Code, tail(rec.Body.String(), 200))
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if !strings.HasPrefix(c, "200 ") {
+			t.Errorf("GET /api/v1/sessions/{id}%s through node-b, in parallel with %d others, as the first calls for the resting session: %s", paths[i], len(paths)-1, c)
 		}
 	}
 

@@ -20,7 +20,8 @@ import (
 // through B is answered so. /claude start through B in the first channel starts a new session
 // there, on B. A comes back: the second session is back (its thread says so, and a reply
 // through C is answered by A's CLI with the earlier conversation); the first, superseded, is not
-// run again, and its channel's replies reach B's new session, even through A.
+// run again, and its channel's replies reach B's new session, even through A. A restarts
+// cleanly: B still finds the second session run by A.
 func TestClusterUnsharedDataDirectory(t *testing.T) {
 	w := newWorld(t, 3, false)
 	if err := w.c.SeparateFileStorage(); err != nil {
@@ -174,6 +175,32 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 	}
 	w.waitDone(t, fresh, before, turnTimeout, "the new session's turn through node-a")
 	w.servedOnlyBy(t, fresh, "node-b")
+
+	// A restarts cleanly (its sessions stored stopped, their leases released): it holds its
+	// channels' sessions again from its opening, so a reply through B is served by A, not
+	// answered as lost, and no thread is told anything.
+	if err := w.c.Node("node-a").Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.model.Start("after-clean-restart", []map[string]any{fakemodel.TextTurn("Node A again.", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	before = w.postIDs(s2)
+	mark = w.model.Mark()
+	w.threadReply(t, "node-b", s2, "After a clean restart of node A: CLEAN-RESTART")
+	if !steps.Poll(turnTimeout, func() bool { return w.requestWith(mark, "CLEAN-RESTART") != nil }) {
+		for _, p := range w.api.EphemeralPosts() {
+			if p.ChannelId == s2.channel {
+				t.Logf("ephemeral in the second channel: %q", p.Message)
+			}
+		}
+		t.Fatalf("a reply through node-b to node-a's session after node-a restarted cleanly never reached the model")
+	}
+	w.waitDone(t, s2, before, turnTimeout, "the turn after node-a's clean restart")
+	w.servedOnlyBy(t, s2, "node-a")
+	if n := len(said(s2, "This session is lost")); n != 1 {
+		t.Errorf("%d posts in the second session's thread say it is lost, want the 1 of the kill -9 only", n)
+	}
 }
 
 // conversationFiles counts the CLI's conversation files (*.jsonl) under a data directory.
