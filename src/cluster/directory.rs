@@ -9,9 +9,10 @@
 //! channel has, so that calls reach the node that runs it, and they tell the channel when that
 //! node died, since nobody else can go on with the session.
 //!
-//! An entry is the KV record [`key`]`(channel)` = `{"session":"<id>","root":"<post id>"}`,
-//! written when a session starts (the newest session of the channel, as the store's own
-//! lookup finds it). Whether this node's data directory is shared is learnt once at opening
+//! An entry is the KV record [`key`]`(channel)` =
+//! `{"session":"<id>","root":"<post id>","started":<ms>}`, written when a session starts (the
+//! newest session of the channel, as the store's own lookup finds it) and never replaced by an
+//! older one ([`Directory::record`]). Whether this node's data directory is shared is learnt once at opening
 //! ([`shared_with_cluster`]).
 
 use std::io::ErrorKind;
@@ -40,6 +41,10 @@ pub(crate) struct Entry {
     pub session: String,
     /// The session's thread root post.
     pub root: String,
+    /// When the session was made (ms since the epoch, as the store has it); 0 in entries of an
+    /// earlier plugin.
+    #[serde(default)]
+    pub started: i64,
     /// The channel was told the session is lost (its node died); its node, if it runs again,
     /// tells the channel it is back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -68,6 +73,9 @@ const TOKEN_FILE: &str = "cluster-token";
 const MARK_TRIES: u32 = 5;
 const MARK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How many compare-and-sets a recording tries while other nodes write the same entry.
+const RECORD_RACES: usize = 3;
+
 /// How many keys one KVList call asks for.
 const LIST_PAGE: i64 = 500;
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +88,8 @@ pub(crate) enum DirectoryError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the directory entry of channel {channel} kept changing while it was written")]
+    Contended { channel: String },
     #[error("{}: {source}", path.display())]
     TokenFile {
         path: PathBuf,
@@ -98,12 +108,36 @@ impl Directory {
         Directory { api }
     }
 
-    /// `channel`'s session from now on.
-    pub(crate) async fn record(&self, channel: &str, entry: &Entry) -> Result<(), DirectoryError> {
-        Ok(self
-            .api
-            .kv_set(&key(channel), encode(channel, entry)?)
-            .await?)
+    /// `channel`'s session from now on, unless the entry names a session started later (a
+    /// recording tried again late, after another node started one): whether it is.
+    pub(crate) async fn record(
+        &self,
+        channel: &str,
+        entry: &Entry,
+    ) -> Result<bool, DirectoryError> {
+        let bytes = encode(channel, entry)?;
+        for _ in 0..RECORD_RACES {
+            let now = self.api.kv_get(&key(channel)).await?;
+            if let Some(now) = &now {
+                match serde_json::from_slice::<Entry>(now) {
+                    Ok(now) if now.session == entry.session => return Ok(true),
+                    Ok(now) if now.started > entry.started => return Ok(false),
+                    // Older, or not an entry (written over).
+                    _ => {}
+                }
+            }
+            let key = key(channel);
+            if self
+                .api
+                .kv_compare_and_set(&key, now, Some(bytes.clone()))
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Err(DirectoryError::Contended {
+            channel: channel.to_owned(),
+        })
     }
 
     /// Rewrites `channel`'s entry from `was` to `now`, unless it changed meanwhile (a session
@@ -276,6 +310,65 @@ mod tests {
         }
     }
 
+    /// A KV store in memory behind the plugin API.
+    fn kv() -> Api {
+        use crate::mattermost::rpc_types::*;
+        use std::collections::HashMap;
+        use std::sync::{Arc, Mutex};
+        let values: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+        let read = values.clone();
+        let server = crate::rpc::netrpc::Server::new()
+            .method("Plugin.KVGet", move |a: StringArgs| {
+                let value = read.lock().unwrap().get(&a.a).cloned();
+                async move {
+                    Ok::<_, String>(KvGetReturns {
+                        a: value.unwrap_or_default(),
+                        b: None,
+                    })
+                }
+            })
+            .method("Plugin.KVCompareAndSet", move |a: KvCompareAndSetArgs| {
+                let mut values = values.lock().unwrap();
+                // The server's nil old value: set only if absent.
+                let now = values.get(&a.a).cloned().unwrap_or_default();
+                let set = now == a.b;
+                if set {
+                    values.insert(a.a, a.c);
+                }
+                async move { Ok::<_, String>(BoolAppErrorReturns { a: set, b: None }) }
+            });
+        crate::mattermost::api::in_process(server)
+    }
+
+    /// A recording replaces an older session's entry and is kept from replacing a newer one's
+    /// (a recording tried again late); recording what is there already changes nothing.
+    #[tokio::test]
+    async fn an_entry_is_never_replaced_by_an_older_session() {
+        let directory = Directory::new(kv());
+        let entry = |session: &str, started| Entry {
+            session: session.into(),
+            root: format!("root-{session}"),
+            started,
+            lost: false,
+        };
+        assert!(directory.record("c1", &entry("s1", 10)).await.unwrap());
+        assert!(directory.record("c1", &entry("s2", 20)).await.unwrap());
+        assert_eq!(directory.lookup("c1").await.unwrap(), Some(entry("s2", 20)));
+        assert!(!directory.record("c1", &entry("s1", 10)).await.unwrap());
+        assert_eq!(directory.lookup("c1").await.unwrap(), Some(entry("s2", 20)));
+        let told = Entry {
+            lost: true,
+            ..entry("s2", 20)
+        };
+        assert!(directory
+            .replace("c1", &entry("s2", 20), &told)
+            .await
+            .unwrap());
+        assert!(directory.record("c1", &entry("s2", 20)).await.unwrap());
+        assert_eq!(directory.lookup("c1").await.unwrap(), Some(told));
+        assert_eq!(directory.lookup("c2").await.unwrap(), None);
+    }
+
     #[test]
     fn keys_name_their_channel() {
         assert_eq!(channel_of(&key("c1")), Some("c1"));
@@ -288,14 +381,21 @@ mod tests {
         let mut entry = Entry {
             session: "s1".into(),
             root: "r1".into(),
+            started: 7,
             lost: false,
         };
         let bytes = encode("c1", &entry).unwrap();
-        assert_eq!(bytes, br#"{"session":"s1","root":"r1"}"#);
+        assert_eq!(bytes, br#"{"session":"s1","root":"r1","started":7}"#);
         assert_eq!(serde_json::from_slice::<Entry>(&bytes).unwrap(), entry);
         entry.lost = true;
         let bytes = encode("c1", &entry).unwrap();
-        assert_eq!(bytes, br#"{"session":"s1","root":"r1","lost":true}"#);
+        assert_eq!(
+            bytes,
+            br#"{"session":"s1","root":"r1","started":7,"lost":true}"#
+        );
         assert_eq!(serde_json::from_slice::<Entry>(&bytes).unwrap(), entry);
+        // An entry of the plugin before `started`.
+        let earlier: Entry = serde_json::from_slice(br#"{"session":"s0","root":"r0"}"#).unwrap();
+        assert_eq!(earlier.started, 0);
     }
 }

@@ -358,6 +358,7 @@ impl ChatService {
         }
         if let Standing::Current {
             told_lost: Some(entry),
+            ..
         } = standing
         {
             self.announce_back(session_id, &info, &entry).await;

@@ -56,8 +56,13 @@ impl Absence {
 pub(super) enum Standing {
     /// The channel's current session: the channel's commands and messages are for it.
     /// `told_lost` is its directory entry if the channel was told it was lost (its node, now
-    /// running it again, tells the channel it is back).
-    Current { told_lost: Option<Entry> },
+    /// running it again, tells the channel it is back); `unlisted`, where the data directory
+    /// is not shared, that the directory has no entry for the channel (its recording failed,
+    /// or it was started by a plugin before the directory).
+    Current {
+        told_lost: Option<Entry>,
+        unlisted: bool,
+    },
     /// A session the channel had before its current one: its thread stays its own, the
     /// channel does not.
     Older,
@@ -73,6 +78,12 @@ impl Standing {
 /// does not land (a channel deleted since refuses it for ever).
 const ANNOUNCE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 const ANNOUNCE_TRIES: u32 = 10;
+
+/// How a recording in the directory that failed is tried again: first after
+/// [`RECORD_RETRY`], doubling to [`RECORD_RETRY_MAX`], [`RECORD_TRIES`] times (about 5 minutes).
+const RECORD_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+const RECORD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+const RECORD_TRIES: u32 = 8;
 
 impl ChatService {
     /// Whether the cluster's other nodes use `data_dir` too (see
@@ -94,19 +105,61 @@ impl ChatService {
     }
 
     /// Records, for every node of the cluster, that `channel_id`'s session is now `session_id`
-    /// (a session just started here). A failure is logged: the nodes that share this node's
-    /// data directory find the session in the store all the same.
-    pub(super) async fn list_in_directory(&self, channel_id: &str, session_id: &str, root: &str) {
+    /// (a session just started here). A failed recording is tried again in the background for
+    /// a few minutes (the nodes that share this node's data directory find the session in the
+    /// store all the same; the others find it once it lands).
+    pub(super) async fn list_in_directory(
+        self: &Arc<Self>,
+        channel_id: &str,
+        session_id: &str,
+        root: &str,
+    ) {
         if !self.clustered() {
             return;
         }
+        let started = match self.engine.store().session(session_id).await {
+            Ok(Some(record)) => record.created_at,
+            _ => crate::store::now_ms(),
+        };
         let entry = Entry {
             session: session_id.to_owned(),
             root: root.to_owned(),
+            started,
             lost: false,
         };
-        if let Err(e) = self.ownership.directory.record(channel_id, &entry).await {
-            tracing::warn!(channel = %channel_id, session = %session_id, "recording the channel's session for the cluster failed: {e}");
+        if self.record_in_directory(channel_id, &entry).await {
+            return;
+        }
+        let svc = Arc::clone(self);
+        let channel_id = channel_id.to_owned();
+        let retries = tokio::spawn(async move {
+            let mut wait = RECORD_RETRY;
+            for _ in 0..RECORD_TRIES {
+                tokio::time::sleep(wait).await;
+                if svc.record_in_directory(&channel_id, &entry).await {
+                    return;
+                }
+                wait = (wait * 2).min(RECORD_RETRY_MAX);
+            }
+            tracing::error!(channel = %channel_id, session = %entry.session, "the channel's session could not be recorded for the cluster: the other servers do not find it until this one restarts");
+        });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(retries);
+        }
+    }
+
+    /// One try at recording `entry`: whether it is done (or a newer session has the channel).
+    async fn record_in_directory(&self, channel_id: &str, entry: &Entry) -> bool {
+        match self.ownership.directory.record(channel_id, entry).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::info!(channel = %channel_id, session = %entry.session, "a newer session of the channel is in the cluster's directory");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(channel = %channel_id, session = %entry.session, "recording the channel's session for the cluster failed: {e}");
+                false
+            }
         }
     }
 
@@ -171,10 +224,19 @@ impl ChatService {
                 Ok(Some(entry)) if entry.session == session_id => {
                     return Standing::Current {
                         told_lost: entry.lost.then_some(entry),
+                        unlisted: false,
                     }
                 }
                 Ok(Some(_)) => return Standing::Older,
-                Ok(None) => {}
+                Ok(None) => {
+                    return match self.newest_stored_session(channel_id).await {
+                        Some(newest) if newest != session_id => Standing::Older,
+                        _ => Standing::Current {
+                            told_lost: None,
+                            unlisted: true,
+                        },
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(session = %session_id, "reading the channel's session in the cluster's directory: {e}")
                 }
@@ -182,7 +244,25 @@ impl ChatService {
         }
         match self.newest_stored_session(channel_id).await {
             Some(newest) if newest != session_id => Standing::Older,
-            _ => Standing::Current { told_lost: None },
+            _ => Standing::Current {
+                told_lost: None,
+                unlisted: false,
+            },
+        }
+    }
+
+    /// Lists in the directory, at opening, a current session the directory has no entry for.
+    async fn list_again(self: &Arc<Self>, session_id: &str, channel_id: &str) {
+        let root = match self.engine.store().root_posts().await {
+            Ok(roots) => roots.into_iter().find(|(s, _)| s == session_id),
+            Err(e) => {
+                tracing::warn!(session = %session_id, "reading the session's thread: {e}");
+                return;
+            }
+        };
+        // No thread: nothing for another node to route to.
+        if let Some((_, root)) = root {
+            self.list_in_directory(channel_id, session_id, &root).await;
         }
     }
 
@@ -221,7 +301,7 @@ impl ChatService {
     /// stopped: nobody can prompt it). Returns the sessions to run, the older ones among them,
     /// and the current ones whose channel was told they were lost.
     pub(super) async fn settle(
-        &self,
+        self: &Arc<Self>,
         claimed: Vec<String>,
         records: &[SessionRecord],
         needing: &HashSet<String>,
@@ -232,9 +312,15 @@ impl ChatService {
                 continue;
             };
             match self.standing(&id, &record.channel_id).await {
-                Standing::Current { told_lost } => {
+                Standing::Current {
+                    told_lost,
+                    unlisted,
+                } => {
                     if let Some(entry) = told_lost {
                         settled.back.push((id.clone(), entry));
+                    }
+                    if unlisted {
+                        self.list_again(&id, &record.channel_id).await;
                     }
                 }
                 Standing::Older if !needing.contains(&id) => {
