@@ -572,37 +572,41 @@ fn open_connection(
         path: path.to_path_buf(),
         source,
     };
-    let mut conn = Connection::open(path).map_err(open_err)?;
-    // Another process (an admin's sqlite3 shell) may hold a lock briefly.
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(open_err)?;
     // WAL: readers never block the writer, and a crash mid-write leaves the last commit intact.
     let (journal, synchronous) = match sharing {
         Sharing::OneHost => ("WAL", "NORMAL"),
         Sharing::Hosts => ("DELETE", "FULL"),
     };
     let waited_until = std::time::Instant::now() + wal_wait;
-    loop {
+    let mut conn = loop {
+        let conn = Connection::open(path).map_err(open_err)?;
+        // Another process (an admin's sqlite3 shell) may hold a lock briefly.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
         match conn.pragma_update(None, "journal_mode", journal) {
-            Ok(()) => break,
+            Ok(()) => break conn,
             // Leaving WAL needs the database to itself: another process still has it open in
             // WAL (a node on an older plugin, whose plugin the upload of this one is stopping
-            // now). It is waited for; past the wait, refusing would leave this node without the
-            // plugin, so it goes on in WAL, as that process does, and says so: WAL does not work
-            // across hosts, and every node that opens the database meanwhile finds it held too.
+            // now, or another node opening it at the same moment). It is waited for, with this
+            // connection closed (an open WAL connection alone keeps the others from switching)
+            // and a random pause (so that nodes trying together do not keep meeting). Past the
+            // wait, refusing would leave this node without the plugin: it goes on in WAL and
+            // says so, since WAL does not work across hosts.
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
                 if std::time::Instant::now() >= waited_until {
                     tracing::error!(
                         path = %path.display(),
                         "the database is held open in WAL by another process (a node of the cluster on an older plugin?); it stays in WAL, which does not work across hosts, until it is opened again with every node upgraded"
                     );
-                    break;
+                    break conn;
                 }
-                std::thread::sleep(WAL_RETRY);
+                drop(conn);
+                let jitter = (uuid::Uuid::new_v4().as_u128() % WAL_RETRY.as_millis()) as u64;
+                std::thread::sleep(WAL_RETRY + std::time::Duration::from_millis(jitter));
             }
             Err(e) => return Err(open_err(e)),
         }
-    }
+    };
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(open_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
@@ -627,7 +631,7 @@ fn open_connection(
 /// in WAL: the nodes of a cluster restart their plugin within seconds of each other when a new
 /// version is uploaded.
 const WAL_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-/// How often the switch out of WAL is tried again meanwhile.
+/// How long apart, plus up to as much again at random, the switch out of WAL is tried again.
 const WAL_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How often the background thread moves the WAL into the main database file.

@@ -648,3 +648,35 @@ async fn a_database_held_in_wal_elsewhere_is_waited_for_then_switched() {
     assert_eq!(journal(&db.path()), "delete");
     assert_eq!(patient.sessions().await.unwrap().len(), 1);
 }
+
+/// Nodes upgraded together open the database held in WAL at the same moment: each waits with
+/// its connection closed, so one of them switches it and the others find it switched.
+#[tokio::test]
+async fn nodes_opening_a_wal_database_together_switch_it() {
+    let db = TempDb::new("wal-together");
+    let older = Store::open_inline(&db.path()).expect("open as an older node");
+    older.insert_session(session("s1")).await.expect("insert");
+    drop(older);
+    let opening: Vec<_> = (0..3)
+        .map(|_| {
+            let path = db.path();
+            tokio::spawn(async move {
+                Store::open_waiting(&path, Sharing::Hosts, std::time::Duration::from_secs(20))
+                    .await
+                    .expect("opens")
+            })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for node in opening {
+        nodes.push(node.await.unwrap());
+    }
+    let journal: String = Connection::open(db.path())
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "delete");
+    for node in &nodes {
+        assert_eq!(node.sessions().await.unwrap().len(), 1);
+    }
+}
