@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::App;
-use crate::chat::service::{Absence, AskedBy, ChatService, Elsewhere, Route};
+use crate::chat::service::{AskedBy, ChatService, Elsewhere, Route, LOST_REPLY};
 use crate::cluster::forward::{
     Call, ForwardError, Forwarder, HttpAnswer, HttpCall, HttpCallError, Incoming, Outcome,
 };
@@ -57,8 +57,8 @@ enum Served {
     There(Outcome),
     /// The node that runs the session could not be reached.
     Failed(ForwardError),
-    /// Nobody runs the session and this node cannot (`Route::Away`): the caller decides.
-    Away { root: String, absence: Absence },
+    /// Nobody runs the session and nobody can (`Route::Lost`): the caller decides.
+    Lost { root: String },
 }
 
 /// How a ServeHTTP request ends up on this node.
@@ -96,8 +96,8 @@ impl App {
             .to_owner(|| chat.route_channel(&args.channel_id, AskedBy::Call), call)
             .await
         {
-            // A channel whose session is away has none here: `start` makes a new one.
-            Served::Here | Served::Away { .. } => chat.execute(&self.config(), args).await,
+            // A lost session's channel has none here: `start` makes a new one.
+            Served::Here | Served::Lost { .. } => chat.execute(&self.config(), args).await,
             Served::There(Outcome::Command(response)) => *response,
             Served::There(other) => ephemeral(unexpected(&other)),
             Served::Failed(e) => ephemeral(format!("Claude Code: {e}.")),
@@ -124,13 +124,13 @@ impl App {
         {
             Served::Here => false,
             Served::There(_) => true,
-            // A message to the session away (in its thread, or to the bot directly) is told so;
+            // A message to the lost session (in its thread, or to the bot directly) is told so;
             // the channel's other threads are chatter.
-            Served::Away { root, absence } if post.root_id == root || post.root_id.is_empty() => {
-                chat.answer_post(post, absence.reply().to_owned()).await;
+            Served::Lost { root } if post.root_id == root || post.root_id.is_empty() => {
+                chat.answer_post(post, LOST_REPLY.to_owned()).await;
                 true
             }
-            Served::Away { .. } => false,
+            Served::Lost { .. } => false,
             Served::Failed(e) => {
                 tracing::warn!(channel = %post.channel_id, "a post could not be handed to the node running its session: {e}");
                 chat.answer_post(post, format!("Claude did not get your message: {e}."))
@@ -158,7 +158,7 @@ impl App {
             let (node, session) = match resolve().await {
                 Route::Local => return Served::Here,
                 Route::Unknown => return Served::Failed(ForwardError::OwnerUnknown),
-                Route::Away { root, absence } => return Served::Away { root, absence },
+                Route::Lost { root } => return Served::Lost { root },
                 Route::Node { node, session } => (node, session),
             };
             if let Some((silent, e)) = timed_out.take() {
@@ -236,7 +236,7 @@ impl App {
         };
         let error = match self.to_owner(resolve, Call::Http(call.clone())).await {
             // Here, where the session is not found.
-            Served::Here | Served::Away { .. } => return HttpRoute::Local(call.request()),
+            Served::Here | Served::Lost { .. } => return HttpRoute::Local(call.request()),
             Served::There(Outcome::Http(answer)) => {
                 let status = answer.status;
                 if let Err(e) = answer.write_to(w).await {

@@ -42,13 +42,26 @@ pub(crate) struct Entry {
     /// The session's thread root post.
     pub root: String,
     /// When the session was made (ms since the epoch, as the store has it); 0 in entries of an
-    /// earlier plugin.
-    #[serde(default)]
+    /// earlier plugin, which are written back without it (so compare-and-set finds the bytes
+    /// it read).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub started: i64,
     /// The channel was told the session is lost (its node died); its node, if it runs again,
     /// tells the channel it is back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lost: bool,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl Entry {
+    /// Whether this entry's session came after `other`'s: by start, then (two starts in one
+    /// millisecond, or hosts whose clocks disagree) by id, so that two nodes agree.
+    fn later_than(&self, other: &Entry) -> bool {
+        (self.started, &self.session) > (other.started, &other.session)
+    }
 }
 
 /// An entry's bytes: always written by serde from the same struct, so that compare-and-set
@@ -72,6 +85,11 @@ const TOKEN_FILE: &str = "cluster-token";
 /// How many times, and how far apart, the mark that directories differ is tried.
 const MARK_TRIES: u32 = 5;
 const MARK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How often, and how far apart, a token file found empty is read again before it is taken
+/// for one a process left half made.
+const TOKEN_READS: u32 = 20;
+const TOKEN_READ_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How many compare-and-sets a recording tries while other nodes write the same entry.
 const RECORD_RACES: usize = 3;
@@ -121,7 +139,7 @@ impl Directory {
             if let Some(now) = &now {
                 match serde_json::from_slice::<Entry>(now) {
                     Ok(now) if now.session == entry.session => return Ok(true),
-                    Ok(now) if now.started > entry.started => return Ok(false),
+                    Ok(now) if now.later_than(entry) => return Ok(false),
                     // Older, or not an entry (written over).
                     _ => {}
                 }
@@ -200,16 +218,31 @@ fn directory_token(data_dir: &Path) -> Result<String, DirectoryError> {
     std::fs::write(&draft, &token).map_err(failed)?;
     let linked = std::fs::hard_link(&draft, &path);
     let _ = std::fs::remove_file(&draft);
-    match linked {
+    let made = match linked {
+        Ok(()) => return Ok(token),
+        // A file system without links (some network and object-store mounts): the file is
+        // made only if absent, then written.
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, token.as_bytes())),
+        Err(e) => Err(e),
+    };
+    match made {
         Ok(()) => Ok(token),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => match read_token(&path) {
-            Ok(Some(first)) => Ok(first),
-            Ok(None) => Err(failed(std::io::Error::new(
-                ErrorKind::InvalidData,
-                "the token file is empty",
-            ))),
-            Err(e) => Err(failed(e)),
-        },
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            // Another node's token: it may still be being written (without links).
+            for _ in 0..TOKEN_READS {
+                if let Some(first) = read_token(&path).map_err(failed)? {
+                    return Ok(first);
+                }
+                std::thread::sleep(TOKEN_READ_PAUSE);
+            }
+            // Empty for a second: left by a process that died writing it.
+            std::fs::write(&path, &token).map_err(failed)?;
+            Ok(token)
+        }
         Err(e) => Err(failed(e)),
     }
 }
@@ -234,7 +267,14 @@ pub(crate) async fn shared_with_cluster(
     api: &Api,
     data_dir: &Path,
 ) -> Result<bool, DirectoryError> {
-    let mine = directory_token(data_dir)?;
+    // File I/O, and maybe a wait for another node's token: off the runtime's threads.
+    let dir = data_dir.to_path_buf();
+    let mine = tokio::task::spawn_blocking(move || directory_token(&dir))
+        .await
+        .map_err(|e| DirectoryError::TokenFile {
+            path: data_dir.join(TOKEN_FILE),
+            source: std::io::Error::other(e),
+        })??;
     let cluster = match api.kv_get(TOKEN_KEY).await? {
         Some(token) => token,
         None => {
@@ -287,6 +327,12 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [TOKEN_FILE], "no draft is left behind");
+        // A token file left empty by a process that died writing it is made again.
+        let emptied = tempfile::tempdir().unwrap();
+        std::fs::write(emptied.path().join(TOKEN_FILE), "").unwrap();
+        let remade = directory_token(emptied.path()).unwrap();
+        assert_eq!(remade.len(), 32);
+        assert_eq!(directory_token(emptied.path()).unwrap(), remade);
     }
 
     /// Nodes opening one directory at the same moment all get the one token that landed.
@@ -367,6 +413,15 @@ mod tests {
         assert!(directory.record("c1", &entry("s2", 20)).await.unwrap());
         assert_eq!(directory.lookup("c1").await.unwrap(), Some(told));
         assert_eq!(directory.lookup("c2").await.unwrap(), None);
+        // Two starts in one millisecond: the greater id wins, whichever is recorded first.
+        assert!(directory.record("c3", &entry("s4", 30)).await.unwrap());
+        assert!(!directory.record("c3", &entry("s3", 30)).await.unwrap());
+        assert!(directory.record("c4", &entry("s3", 30)).await.unwrap());
+        assert!(directory.record("c4", &entry("s4", 30)).await.unwrap());
+        assert_eq!(
+            directory.lookup("c3").await.unwrap(),
+            directory.lookup("c4").await.unwrap()
+        );
     }
 
     #[test]
@@ -394,8 +449,10 @@ mod tests {
             br#"{"session":"s1","root":"r1","started":7,"lost":true}"#
         );
         assert_eq!(serde_json::from_slice::<Entry>(&bytes).unwrap(), entry);
-        // An entry of the plugin before `started`.
-        let earlier: Entry = serde_json::from_slice(br#"{"session":"s0","root":"r0"}"#).unwrap();
+        // An entry of the plugin before `started` is written back as it was read.
+        let earlier_bytes = br#"{"session":"s0","root":"r0"}"#;
+        let earlier: Entry = serde_json::from_slice(earlier_bytes).unwrap();
         assert_eq!(earlier.started, 0);
+        assert_eq!(encode("c1", &earlier).unwrap(), earlier_bytes);
     }
 }

@@ -6,16 +6,23 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
+
 #[derive(Default)]
 pub(super) struct KeyedLocks {
-    keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    keys: Mutex<HashMap<String, KeyLock>>,
 }
 
-/// A key's turn; the next holder of the key waits for its drop.
+/// A key's turn (or the wait for it); the next holder of the key waits for its drop.
+///
+/// Every count of a key's lock but the map's own is a `Turn`'s `lock` (taken and dropped under
+/// the map's lock) or a clone inside a guard or a pending wait, which ends before its `Turn`'s
+/// drop: so the last `Turn` to go finds the map's count alone and forgets the key.
 pub(super) struct Turn<'a> {
     locks: &'a KeyedLocks,
     key: String,
-    turn: Option<OwnedMutexGuard<()>>,
+    lock: Option<KeyLock>,
+    guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl KeyedLocks {
@@ -23,40 +30,41 @@ impl KeyedLocks {
     /// (tokio's mutex queues waiters in that order), so a caller that needs the order of its
     /// own callers must not await anything before calling this.
     pub(super) async fn enter(&self, key: &str) -> Turn<'_> {
-        let lock = self.lock_of(key);
-        Turn {
-            locks: self,
-            key: key.to_owned(),
-            turn: Some(lock.lock_owned().await),
-        }
+        let mut turn = self.turn(key);
+        let lock = turn.lock.clone().unwrap_or_default();
+        turn.guard = Some(lock.lock_owned().await);
+        turn
     }
 
     /// The turn of `key` if nobody holds it now.
     pub(super) fn try_enter(&self, key: &str) -> Option<Turn<'_>> {
-        // On failure the clone is dropped at once; the holder forgets the key when done.
-        let guard = self.lock_of(key).try_lock_owned().ok()?;
-        Some(Turn {
+        let mut turn = self.turn(key);
+        let lock = turn.lock.clone().unwrap_or_default();
+        turn.guard = Some(lock.try_lock_owned().ok()?);
+        Some(turn)
+    }
+
+    fn turn(&self, key: &str) -> Turn<'_> {
+        let lock = self.map().entry(key.to_owned()).or_default().clone();
+        Turn {
             locks: self,
             key: key.to_owned(),
-            turn: Some(guard),
-        })
+            lock: Some(lock),
+            guard: None,
+        }
     }
 
-    fn lock_of(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.map().entry(key.to_owned()).or_default().clone()
-    }
-
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeyLock>> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Drop for Turn<'_> {
-    /// Lets the next holder go, and forgets the key when nobody holds or awaits it (every
-    /// holder got its clone under the map's lock, so the count is exact).
+    /// Lets the next holder go, and forgets the key when nobody else holds or awaits it.
     fn drop(&mut self) {
-        self.turn = None;
         let mut keys = self.locks.map();
+        self.guard = None;
+        self.lock = None;
         if keys
             .get(&self.key)
             .is_some_and(|lock| Arc::strong_count(lock) == 1)
@@ -104,5 +112,18 @@ mod tests {
         let free = locks.try_enter("c1").expect("c1 is free");
         drop(free);
         assert!(locks.map().is_empty());
+    }
+
+    /// A wait given up (its caller's future dropped) and a failed try leave no key behind.
+    #[tokio::test]
+    async fn waits_given_up_leave_nothing_behind() {
+        let locks = KeyedLocks::default();
+        let held = locks.enter("s1").await;
+        let gave_up =
+            tokio::time::timeout(std::time::Duration::from_millis(10), locks.enter("s1")).await;
+        assert!(gave_up.is_err(), "s1 is held");
+        assert!(locks.try_enter("s1").is_none());
+        drop(held);
+        assert!(locks.map().is_empty(), "{:?}", locks.map().keys());
     }
 }

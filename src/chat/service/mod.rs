@@ -56,8 +56,9 @@ pub(crate) use error::size;
 pub use error::{ContextError, ProjectPathError, ServiceError};
 pub(crate) use files::FileEdit;
 pub use ownership::ClaimError;
-pub(crate) use ownership::{Absence, AskedBy, Elsewhere, Route};
+pub(crate) use ownership::{AskedBy, Elsewhere, Route};
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};
+pub(crate) use unshared::LOST_REPLY;
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";

@@ -31,20 +31,10 @@ pub(crate) enum Route {
     /// Nobody can tell now (the KV store did not answer): the caller is told to try again,
     /// rather than served here, where this node might run a second copy of the session.
     Unknown,
-    /// The channel's session ran on a node that is not running it now, and its files are not
-    /// shared with this node: nobody here can go on with it (see `unshared.rs`). `root` is its
+    /// The channel's session ran on a node that stopped answering, and its files are not
+    /// shared with this node: nobody can go on with it (see `unshared.rs`). `root` is its
     /// thread.
-    Away { root: String, absence: Absence },
-}
-
-/// Why the node of a session whose files it alone has is not running it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Absence {
-    /// It stopped renewing the session's lease: it died, or lost the KV store.
-    Died,
-    /// It let go of the session cleanly (its plugin stopped): it takes the session back when
-    /// it runs again.
-    Stopped,
+    Lost { root: String },
 }
 
 /// What asks where a channel's session is served, which decides what happens when the cluster's
@@ -120,6 +110,8 @@ pub enum ClaimError {
     Store(#[from] StoreError),
     #[error("the session could not be rebuilt from the store: {0}")]
     Rebuild(#[source] crate::sessions::EngineError),
+    #[error("this session is being taken over by another call, which takes long; try again")]
+    Busy,
     /// No stored session (with a thread) has this id: nothing is taken.
     #[error("no such session")]
     UnknownSession,
@@ -129,6 +121,9 @@ pub enum ClaimError {
 pub(crate) const MOVED_TEXT: &str = "↪ This session moved to another Mattermost server of the \
 cluster: the one running it stopped answering. The conversation goes on from where it was; \
 requests that were waiting for approval were withdrawn.";
+
+/// How long a takeover waits for one of the same session already running here.
+const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How many times a call reads a session's lease again when another node took the session in
 /// the moment between reading the lease and taking it.
@@ -279,9 +274,11 @@ impl ChatService {
                     }
                 }
                 Ok(Owner::Me { .. }) => return Route::Local,
-                Ok(Owner::Free { .. }) => match self.take_over(session_id).await {
-                    // An id no session has: served here, where it is not found.
-                    Ok(()) | Err(ClaimError::UnknownSession) => return Route::Local,
+                Ok(Owner::Free { previous }) => match self.take_over(session_id).await {
+                    Ok(()) => return Route::Local,
+                    Err(ClaimError::UnknownSession) => {
+                        return self.not_stored_here(session_id, previous)
+                    }
                     // Another node took it between the reading and the taking: read again.
                     Err(ClaimError::Lease(LeaseError::Race | LeaseError::Held { .. })) => {}
                     Err(e) => {
@@ -298,6 +295,24 @@ impl ChatService {
         Route::Unknown
     }
 
+    /// Where a call about a session this node's store does not have is served: where the
+    /// data directory is not shared, at the node that let go of it cleanly (it has the session,
+    /// and takes it back when the call reaches it); else here, where it is not found (an id no
+    /// session has, or a lost session, answered as such by its channel's route).
+    fn not_stored_here(&self, session_id: &str, previous: Previous) -> Route {
+        match previous {
+            Previous::Released { node }
+                if !self.ownership.shared_data() && node != self.ownership.node.id =>
+            {
+                Route::Node {
+                    node,
+                    session: session_id.to_owned(),
+                }
+            }
+            _ => Route::Local,
+        }
+    }
+
     /// Runs `session_id` here from now on: its lease and fence are taken, its actor is rebuilt
     /// from the shared store (approvals left pending are withdrawn, their cards closed), its
     /// cut turn and lost queue lines are closed, and, when its node had stopped answering, the
@@ -306,7 +321,10 @@ impl ChatService {
     /// current one keeps its thread but not the channel. One takeover of a session at a time:
     /// a second one waits, and finds the session taken.
     pub(crate) async fn take_over(self: &Arc<Self>, session_id: &str) -> Result<(), ClaimError> {
-        let _turn = self.ownership.taking.enter(session_id).await;
+        let waiting = self.ownership.taking.enter(session_id);
+        let Ok(_turn) = tokio::time::timeout(TAKEOVER_WAIT, waiting).await else {
+            return Err(ClaimError::Busy);
+        };
         if self.ownership.leases.holds(session_id).is_some() {
             return Ok(());
         }

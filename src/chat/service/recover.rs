@@ -109,17 +109,9 @@ impl ChatService {
             // A single server runs them all (its leases cost no renewal).
             false => records.iter().map(|r| r.id.clone()).collect(),
         };
-        let mut wanted = needing.clone();
-        // Where the data directory is not shared, no other node can take this node's sessions
-        // when they are called for: each channel's newest one here is held from the start, so
-        // that calls through the other nodes find it run (`settle` lets go of those the
-        // directory says a newer session replaced).
-        if !self.ownership.shared_data() {
-            wanted.extend(newest_of_each_channel(&records));
-        }
         // In a cluster, the sessions another node runs are left to it.
-        let claimed = self.claim_stored(wanted.into_iter().collect()).await?;
-        let settled = self.settle(claimed, &records, &needing).await;
+        let claimed = self.claim_stored(needing.iter().cloned().collect()).await?;
+        let settled = self.settle(claimed, &records).await;
         let mine: HashSet<String> = settled.run.into_iter().collect();
         let ids: Vec<String> = mine.iter().cloned().collect();
         let recovered = self.engine.recover_sessions(&ids).await?;
@@ -368,19 +360,6 @@ fn stored_decision(approval: &ApprovalRecord, by: &str) -> card::Decision {
     }
 }
 
-/// The newest session of each channel among `records` (by creation, then id, as the store's
-/// own lookup orders them).
-fn newest_of_each_channel(records: &[SessionRecord]) -> Vec<String> {
-    let mut newest: HashMap<&str, &SessionRecord> = HashMap::new();
-    for record in records {
-        let slot = newest.entry(&record.channel_id).or_insert(record);
-        if (record.created_at, &record.id) > (slot.created_at, &slot.id) {
-            *slot = record;
-        }
-    }
-    newest.into_values().map(|r| r.id.clone()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,35 +380,6 @@ mod tests {
             decided_at: Some(1_790_000_000_000),
             allowed: Allowed::default(),
         }
-    }
-
-    /// Each channel's newest session, by creation time, and by id between two made in the same
-    /// millisecond (as the store's lookup orders them).
-    #[test]
-    fn the_newest_session_of_each_channel_is_picked() {
-        let at = |id: &str, channel: &str, created_at: i64| SessionRecord {
-            id: id.into(),
-            channel_id: channel.into(),
-            owner_id: "u1".into(),
-            project_path: "/p".into(),
-            cli_session_id: None,
-            model: None,
-            permission_mode: None,
-            status: "stopped".into(),
-            created_at,
-            updated_at: created_at,
-        };
-        let records = [
-            at("a2", "c1", 20),
-            at("a1", "c1", 10),
-            at("b1", "c2", 5),
-            at("a3", "c1", 20),
-            at("b0", "c2", 4),
-        ];
-        let mut newest = newest_of_each_channel(&records);
-        newest.sort();
-        assert_eq!(newest, ["a3", "b1"]);
-        assert!(newest_of_each_channel(&[]).is_empty());
     }
 
     /// A card closed after a restart reads as the card closed at once by the live answer.

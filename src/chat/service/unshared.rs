@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::ownership::{Absence, AskedBy, Route};
+use super::ownership::{AskedBy, Route};
 use super::{ChatService, SessionInfo};
 use crate::chat::outbox::PostSink;
 use crate::cluster::directory::{self, Entry};
@@ -31,25 +31,9 @@ pub(super) const BACK_TEXT: &str = "↩ This session is back: the Mattermost ser
 is running again. The conversation goes on from where it was.";
 
 /// What a message to a session that is lost is answered.
-pub(super) const LOST_REPLY: &str = "This session ran on another Mattermost server of the \
+pub(crate) const LOST_REPLY: &str = "This session ran on another Mattermost server of the \
 cluster, which stopped answering, and its files are on that server only: nobody can go on \
 with it. Start a new session with `/claude start <project path>`.";
-
-/// What a message to a session whose server stopped its plugin cleanly is answered.
-pub(super) const AWAY_REPLY: &str = "This session runs on another Mattermost server of the \
-cluster, which is not running the plugin now, and its files are on that server only: it goes \
-on when that server is back. To go on now, start a new session with `/claude start <project \
-path>`.";
-
-impl Absence {
-    /// What a message to a session away for this reason is answered.
-    pub(crate) fn reply(self) -> &'static str {
-        match self {
-            Absence::Died => LOST_REPLY,
-            Absence::Stopped => AWAY_REPLY,
-        }
-    }
-}
 
 /// How a session stands in its channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,22 +114,24 @@ impl ChatService {
         if self.record_in_directory(channel_id, &entry).await {
             return;
         }
+        // Until it lands or the service shuts down (not in `tasks`: shutdown does not wait on it).
         let svc = Arc::clone(self);
         let channel_id = channel_id.to_owned();
-        let retries = tokio::spawn(async move {
+        let mut stop = self.stop_streams.subscribe();
+        tokio::spawn(async move {
             let mut wait = RECORD_RETRY;
             for _ in 0..RECORD_TRIES {
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
                 if svc.record_in_directory(&channel_id, &entry).await {
                     return;
                 }
                 wait = (wait * 2).min(RECORD_RETRY_MAX);
             }
-            tracing::error!(channel = %channel_id, session = %entry.session, "the channel's session could not be recorded for the cluster: the other servers do not find it until this one restarts");
+            tracing::error!(channel = %channel_id, session = %entry.session, "the channel's session could not be recorded for the cluster: the other servers of the cluster do not find it");
         });
-        if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.push(retries);
-        }
     }
 
     /// One try at recording `entry`: whether it is done (or a newer session has the channel).
@@ -164,14 +150,19 @@ impl ChatService {
     }
 
     /// Where a call about a channel whose session this node does not run is served, where the
-    /// data directory is not shared: at the node running the session the directory names;
-    /// nowhere if nobody runs it ([`Route::Away`]); by this node's store if the directory has
-    /// no entry for the channel. A directory that cannot be read is up to `asker`.
+    /// data directory is not shared: at the node running the session the directory names (or
+    /// that let go of it cleanly, see `not_stored_here`); nowhere if its node stopped answering
+    /// ([`Route::Lost`]); by this node's store if the directory has no entry for the channel. A
+    /// directory that cannot be read is up to `asker`.
     pub(super) async fn route_by_directory(
         self: &Arc<Self>,
         channel_id: &str,
         asker: AskedBy,
     ) -> Route {
+        let unreadable = || match asker {
+            AskedBy::Post => Route::Local,
+            AskedBy::Call => Route::Unknown,
+        };
         let entry = match self.ownership.directory.lookup(channel_id).await {
             Ok(Some(entry)) => entry,
             // No session was started in the channel since the directory exists (one of an older
@@ -184,34 +175,37 @@ impl ChatService {
             }
             Err(e) => {
                 tracing::warn!(channel = %channel_id, "reading the channel's session in the cluster's directory failed: {e}");
-                return match asker {
-                    AskedBy::Post => Route::Local,
-                    AskedBy::Call => Route::Unknown,
-                };
+                return unreadable();
             }
         };
+        // Told lost, and not this node's: lost until its node runs it again. (Its lease, taken
+        // by the node that told it, says nothing of where the session is.)
+        if entry.lost && !self.is_stored_here(&entry.session).await {
+            return match self.ownership.leases.owner(&entry.session).await {
+                Ok(Owner::Node { node, .. }) => Route::Node {
+                    node,
+                    session: entry.session,
+                },
+                Ok(_) => Route::Lost { root: entry.root },
+                Err(e) => {
+                    tracing::warn!(session = %entry.session, "reading the session's lease failed: {e}");
+                    unreadable()
+                }
+            };
+        }
         match self.route_session(&entry.session).await {
-            // Nobody runs it, and this node could not take it over: it has none of its files.
-            Route::Local if self.engine.get(&entry.session).is_none() => Route::Away {
-                absence: self.absence(&entry).await,
-                root: entry.root,
-            },
+            // Nobody runs it, its node stopped answering, and this node has none of its files.
+            Route::Local if self.engine.get(&entry.session).is_none() => {
+                Route::Lost { root: entry.root }
+            }
             route => route,
         }
     }
 
-    /// Why nobody runs `entry`'s session: its node died if the channel was told so or its
-    /// lease ran out, else its node let go of it cleanly.
-    async fn absence(&self, entry: &Entry) -> Absence {
-        if entry.lost {
-            return Absence::Died;
-        }
-        match self.ownership.leases.owner(&entry.session).await {
-            Ok(Owner::Free {
-                previous: Previous::Expired { .. },
-            }) => Absence::Died,
-            _ => Absence::Stopped,
-        }
+    /// Whether this node's store has `session_id`.
+    async fn is_stored_here(&self, session_id: &str) -> bool {
+        self.engine.get(session_id).is_some()
+            || matches!(self.engine.store().session(session_id).await, Ok(Some(_)))
     }
 
     /// How `session_id` stands in `channel_id`: where the data directory is not shared, the
@@ -295,16 +289,15 @@ impl ChatService {
     }
 
     /// At opening, how each session this node claimed stands in its channel (see
-    /// [`Self::standing`]). An older session that was claimed only for being its channel's
-    /// newest here (a newer one started on another node while this one was away) is let go;
-    /// one that owes Mattermost something, or was running, is run for its thread (stored
-    /// stopped: nobody can prompt it). Returns the sessions to run, the older ones among them,
-    /// and the current ones whose channel was told they were lost.
+    /// [`Self::standing`]). An older one (where the data directory is not shared, a newer one
+    /// may have started on another node while this one was away) is run for its thread, its
+    /// posts and its cards, stored stopped: nobody can prompt it. A current one the directory
+    /// has no entry for is listed there. Returns the sessions to run, the older ones among
+    /// them, and the current ones whose channel was told they were lost.
     pub(super) async fn settle(
         self: &Arc<Self>,
         claimed: Vec<String>,
         records: &[SessionRecord],
-        needing: &HashSet<String>,
     ) -> Settled {
         let mut settled = Settled::default();
         for id in claimed {
@@ -322,10 +315,6 @@ impl ChatService {
                     if unlisted {
                         self.list_again(&id, &record.channel_id).await;
                     }
-                }
-                Standing::Older if !needing.contains(&id) => {
-                    self.ownership.leases.release(&id).await;
-                    continue;
                 }
                 Standing::Older => {
                     if SessionState::parse(&record.status).is_some_and(SessionState::has_process) {
@@ -346,7 +335,7 @@ impl ChatService {
     /// Where the data directory is not shared (or no longer taken for shared): looks through
     /// the directory for sessions this node does not have whose node stopped renewing their
     /// lease, and tells each one's channel it is lost.
-    pub(super) async fn look_for_lost_sessions(&self) {
+    pub(super) async fn look_for_lost_sessions(self: &Arc<Self>) {
         if self.ownership.shared_data() {
             match directory::directories_differ(&self.api).await {
                 Ok(true) => self.ownership.data_not_shared(),
@@ -373,15 +362,18 @@ impl ChatService {
                     continue;
                 }
             };
-            // Told already; or ours: taken over, not lost, if its lease runs out
-            // (`take_over_orphans`).
-            if entry.lost
-                || self.engine.get(&entry.session).is_some()
-                || matches!(
-                    self.engine.store().session(&entry.session).await,
-                    Ok(Some(_))
-                )
-            {
+            // Ours: taken over, not lost, if its lease runs out (`take_over_orphans`). One its
+            // channel was told is lost while this node was away, and that nobody called for
+            // since, is taken back now (its thread is told it is back).
+            if self.is_stored_here(&entry.session).await {
+                if entry.lost && self.ownership.leases.holds(&entry.session).is_none() {
+                    if let Err(e) = self.take_over(&entry.session).await {
+                        tracing::debug!(session = %entry.session, "taking back a session told lost: {e}");
+                    }
+                }
+                continue;
+            }
+            if entry.lost {
                 continue;
             }
             match self.ownership.leases.owner(&entry.session).await {
@@ -421,36 +413,31 @@ impl ChatService {
                 message: LOST_TEXT.to_owned(),
                 ..Default::default()
             };
-            let mut told = false;
             for _ in 0..ANNOUNCE_TRIES {
                 if leases.holds(&entry.session).is_none() {
                     break;
                 }
                 match self.poster.create_post(post.clone()).await {
-                    Ok(_) => {
-                        told = true;
-                        break;
-                    }
+                    Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(session = %entry.session, "telling a channel its session is lost: {e}");
                         tokio::time::sleep(ANNOUNCE_RETRY).await;
                     }
                 }
             }
-            // Marked only once told: a channel never told it was lost is not told it is back.
+            // Marked even if the post never landed (a channel deleted refuses it for ever): the
+            // session is lost all the same, and replies to it are answered so.
             let marked = Entry {
                 lost: true,
                 ..entry.clone()
             };
-            if told {
-                if let Err(e) = self
-                    .ownership
-                    .directory
-                    .replace(channel_id, entry, &marked)
-                    .await
-                {
-                    tracing::warn!(session = %entry.session, "recording a lost session in the cluster's directory: {e}");
-                }
+            if let Err(e) = self
+                .ownership
+                .directory
+                .replace(channel_id, entry, &marked)
+                .await
+            {
+                tracing::warn!(session = %entry.session, "recording a lost session in the cluster's directory: {e}");
             }
         }
         leases.release(&entry.session).await;

@@ -19,8 +19,9 @@ import (
 // A: each thread is told once that its session is lost (nobody else has its files), and a reply
 // through B is answered so. /claude start through B in the first channel starts a new session
 // there, on B. A comes back: the second session is back (its thread says so, and a reply
-// through C is answered by A's CLI with the earlier conversation); the first, superseded, is not
-// run again, and its channel's replies reach B's new session, even through A. A restarts
+// through C is answered by A's CLI with the earlier conversation; a third, stopped before the
+// kill, is found by A's search and is back too); the first, superseded, is not run again, and
+// its channel's replies reach B's new session, even through A. A restarts
 // cleanly: B still finds the second session run by A.
 func TestClusterUnsharedDataDirectory(t *testing.T) {
 	w := newWorld(t, 3, false)
@@ -59,7 +60,15 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 	w.threadReply(t, "node-c", s2, "Remember the word "+word)
 	w.waitDone(t, s2, before, turnTimeout, "the second session's turn through node-c")
 
-	beforeKill := map[*session]map[string]bool{s: w.postIDs(s), s2: w.postIDs(s2)}
+	// A third session, stopped: it rests, but its lease stays with node-a.
+	s3 := w.start(t, "node-a", "unshared-three")
+	if r, err := w.command(t, "node-a", s3, "/claude stop"); err != nil {
+		t.Fatal(err)
+	} else if refusal(r.Reply) {
+		t.Fatalf("/claude stop of the third session was refused: %q", r.Reply)
+	}
+
+	beforeKill := map[*session]map[string]bool{s: w.postIDs(s), s2: w.postIDs(s2), s3: w.postIDs(s3)}
 	killed := time.Now()
 	if err := w.c.Kill9("node-a"); err != nil {
 		t.Fatal(err)
@@ -76,16 +85,16 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 		}
 		return out
 	}
-	for _, x := range []*session{s, s2} {
+	for _, x := range []*session{s, s2, s3} {
 		if !steps.Poll(time.Until(killed.Add(lostWithin)), func() bool { return len(said(x, "This session is lost")) > 0 }) {
 			t.Fatalf("no post in %s's thread says the session is lost within %v of node-a's kill -9; new posts: %s",
 				x.name, lostWithin, steps.DescribePosts(newPosts(w, x, beforeKill[x])))
 		}
 	}
-	t.Logf("both threads were told their session is lost %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+	t.Logf("the three threads were told their session is lost %v after the kill", time.Since(killed).Round(100*time.Millisecond))
 	// Two more searches by each node: still one post each.
 	time.Sleep(2 * lease)
-	for _, x := range []*session{s, s2} {
+	for _, x := range []*session{s, s2, s3} {
 		if n := len(said(x, "This session is lost")); n != 1 {
 			t.Errorf("%d posts in %s's thread say the session is lost, want exactly 1: %s", n, x.name, steps.DescribePosts(said(x, "")))
 		}
@@ -145,6 +154,12 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 		t.Errorf("node-a came back, and no post in the second session's thread says it is back; new posts: %s",
 			steps.DescribePosts(newPosts(w, s2, beforeKill[s2])))
 	}
+	// The stopped one is not taken at opening (nothing needs it), but node-a's search of the
+	// directory finds it told lost and takes it back.
+	if !steps.Poll(hookTimeout+lease, func() bool { return len(said(s3, "This session is back")) > 0 }) {
+		t.Errorf("node-a came back, and no post in the stopped session's thread says it is back; new posts: %s",
+			steps.DescribePosts(newPosts(w, s3, beforeKill[s3])))
+	}
 	if back := said(s, "This session is back"); len(back) != 0 {
 		t.Errorf("the first session, superseded by the one node-b started, was announced back: %s", steps.DescribePosts(back))
 	}
@@ -187,6 +202,7 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 	}
 	before = w.postIDs(s2)
 	mark = w.model.Mark()
+	ephemeralBefore := len(w.api.EphemeralPosts())
 	w.threadReply(t, "node-b", s2, "After a clean restart of node A: CLEAN-RESTART")
 	if !steps.Poll(turnTimeout, func() bool { return w.requestWith(mark, "CLEAN-RESTART") != nil }) {
 		for _, p := range w.api.EphemeralPosts() {
@@ -198,8 +214,15 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 	}
 	w.waitDone(t, s2, before, turnTimeout, "the turn after node-a's clean restart")
 	w.servedOnlyBy(t, s2, "node-a")
-	if n := len(said(s2, "This session is lost")); n != 1 {
-		t.Errorf("%d posts in the second session's thread say it is lost, want the 1 of the kill -9 only", n)
+	for _, p := range newPosts(w, s2, before) {
+		if p.UserId == w.botID && containsAny(p.Message, "is lost", "is back", "moved", "did not answer", "ran on another") {
+			t.Errorf("after node-a's clean restart the second session's thread got %q; a clean restart is not a loss", p.Message)
+		}
+	}
+	for _, p := range w.api.EphemeralPosts()[ephemeralBefore:] {
+		if p.ChannelId == s2.channel {
+			t.Errorf("the reply through node-b after node-a's clean restart was answered %q", p.Message)
+		}
 	}
 }
 
