@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::App;
-use crate::chat::service::{AskedBy, ChatService, Elsewhere, Route, LOST_REPLY};
+use crate::chat::service::{AskedBy, ChatService, Elsewhere, Route, AWAY_REPLY, LOST_REPLY};
 use crate::cluster::forward::{
     Call, ForwardError, Forwarder, HttpAnswer, HttpCall, HttpCallError, Incoming, Outcome,
 };
@@ -59,6 +59,11 @@ enum Served {
     Failed(ForwardError),
     /// Nobody runs the session and nobody can (`Route::Lost`): the caller decides.
     Lost { root: String },
+    /// The node that alone has the session did not answer (`Route::Away`): the caller decides.
+    Away {
+        root: Option<String>,
+        error: ForwardError,
+    },
 }
 
 /// How a ServeHTTP request ends up on this node.
@@ -96,8 +101,10 @@ impl App {
             .to_owner(|| chat.route_channel(&args.channel_id, AskedBy::Call), call)
             .await
         {
-            // A lost session's channel has none here: `start` makes a new one.
-            Served::Here | Served::Lost { .. } => chat.execute(&self.config(), args).await,
+            // A lost or away session's channel has none here: `start` makes a new one.
+            Served::Here | Served::Lost { .. } | Served::Away { .. } => {
+                chat.execute(&self.config(), args).await
+            }
             Served::There(Outcome::Command(response)) => *response,
             Served::There(other) => ephemeral(unexpected(&other)),
             Served::Failed(e) => ephemeral(format!("Claude Code: {e}.")),
@@ -131,6 +138,13 @@ impl App {
                 true
             }
             Served::Lost { .. } => false,
+            Served::Away {
+                root: Some(root), ..
+            } if post.root_id == root || post.root_id.is_empty() => {
+                chat.answer_post(post, AWAY_REPLY.to_owned()).await;
+                true
+            }
+            Served::Away { .. } => false,
             Served::Failed(e) => {
                 tracing::warn!(channel = %post.channel_id, "a post could not be handed to the node running its session: {e}");
                 chat.answer_post(post, format!("Claude did not get your message: {e}."))
@@ -155,11 +169,16 @@ impl App {
         let mut timed_out: Option<(String, ForwardError)> = None;
         let mut moving = false;
         for _ in 0..=RESOLVE_AGAIN {
-            let (node, session) = match resolve().await {
+            let (node, session, away) = match resolve().await {
                 Route::Local => return Served::Here,
                 Route::Unknown => return Served::Failed(ForwardError::OwnerUnknown),
                 Route::Lost { root } => return Served::Lost { root },
-                Route::Node { node, session } => (node, session),
+                Route::Node { node, session } => (node, session, None),
+                Route::Away {
+                    node,
+                    session,
+                    root,
+                } => (node, session, Some(root)),
             };
             if let Some((silent, e)) = timed_out.take() {
                 if silent == node {
@@ -169,6 +188,14 @@ impl App {
             match forwarder.call(&node, &session, call.clone()).await {
                 Ok(Outcome::NotOwner) => moving = true,
                 Ok(outcome) => return Served::There(outcome),
+                // Nobody holds the session, and its only node is silent: asking again finds it
+                // the same way.
+                Err(error @ ForwardError::Timeout { .. }) if away.is_some() => {
+                    return Served::Away {
+                        root: away.flatten(),
+                        error,
+                    }
+                }
                 Err(e @ ForwardError::Timeout { .. }) => timed_out = Some((node, e)),
                 Err(e) => return Served::Failed(e),
             }
@@ -245,7 +272,9 @@ impl App {
                 return HttpRoute::Forwarded(name, status);
             }
             Served::There(other) => HttpError::new(502, unexpected(&other)),
-            Served::Failed(e) => HttpError::new(503, format!("Claude Code: {e}.")),
+            Served::Failed(e) | Served::Away { error: e, .. } => {
+                HttpError::new(503, format!("Claude Code: {e}."))
+            }
         };
         http::write_error(w, &error).await;
         HttpRoute::Forwarded(name, error.status)

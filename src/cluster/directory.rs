@@ -87,9 +87,10 @@ const MARK_TRIES: u32 = 5;
 const MARK_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often, and how far apart, a token file found empty is read again before it is taken
-/// for one a process left half made.
+/// for one a process left half made; and how long after renaming its token over the name a
+/// node reads what the name holds.
 const TOKEN_READS: u32 = 20;
-const TOKEN_READ_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+const TOKEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How many compare-and-sets a recording tries while other nodes write the same entry.
 const RECORD_RACES: usize = 3;
@@ -216,35 +217,34 @@ fn directory_token(data_dir: &Path) -> Result<String, DirectoryError> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     let draft = data_dir.join(format!("{TOKEN_FILE}.{token}"));
     std::fs::write(&draft, &token).map_err(failed)?;
-    let linked = std::fs::hard_link(&draft, &path);
-    let _ = std::fs::remove_file(&draft);
-    let made = match linked {
-        Ok(()) => return Ok(token),
-        // A file system without links (some network and object-store mounts): the file is
-        // made only if absent, then written.
-        Err(e) if e.kind() != ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .and_then(|mut file| std::io::Write::write_all(&mut file, token.as_bytes())),
-        Err(e) => Err(e),
-    };
-    match made {
-        Ok(()) => Ok(token),
+    match std::fs::hard_link(&draft, &path) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&draft);
+            return Ok(token);
+        }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            // Another node's token: it may still be being written (without links).
             for _ in 0..TOKEN_READS {
                 if let Some(first) = read_token(&path).map_err(failed)? {
+                    let _ = std::fs::remove_file(&draft);
                     return Ok(first);
                 }
-                std::thread::sleep(TOKEN_READ_PAUSE);
+                std::thread::sleep(TOKEN_PAUSE);
             }
-            // Empty for a second: left by a process that died writing it.
-            std::fs::write(&path, &token).map_err(failed)?;
-            Ok(token)
         }
-        Err(e) => Err(failed(e)),
+        // A file system without links (some network and object-store mounts).
+        Err(_) => {}
     }
+    // No links, or a token file left empty by a process that died making it: the draft is
+    // renamed over the name (atomic: a reader sees a whole token or none; of nodes doing this
+    // at once, the last wins), and the token is what the file holds once they are done.
+    std::fs::rename(&draft, &path).map_err(failed)?;
+    std::thread::sleep(TOKEN_PAUSE);
+    read_token(&path).map_err(failed)?.ok_or_else(|| {
+        failed(std::io::Error::new(
+            ErrorKind::InvalidData,
+            "the token file is empty",
+        ))
+    })
 }
 
 /// The token in the file at `path`, if there is one.

@@ -398,6 +398,16 @@ impl Leases {
         }
     }
 
+    /// Stops holding `session` without a word to KV: the lease runs out as if this node had
+    /// died, and another node takes it as such (for a teller of a lost session that could not
+    /// record it told: the next one tells again).
+    pub(crate) fn abandon(&self, session: &str) {
+        if let Some(hold) = self.state().holds.remove(session) {
+            hold.deadline.send_replace(None);
+            self.changed.notify_one();
+        }
+    }
+
     /// The renewal loop: every `renew` a renewal of each lease held (bounded concurrency),
     /// and a timer at the earliest `valid_until`. Ends when the `Leases` is dropped. None on a
     /// server that is not clustered (its holds do not run out).

@@ -76,6 +76,7 @@ impl Drop for Turn<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
     use std::sync::{Arc, Mutex};
 
     use super::KeyedLocks;
@@ -114,16 +115,26 @@ mod tests {
         assert!(locks.map().is_empty());
     }
 
-    /// A wait given up (its caller's future dropped) and a failed try leave no key behind.
+    /// A wait given up (its caller's future dropped, even after the holder let go and woke it)
+    /// and a failed try leave no key behind.
     #[tokio::test]
     async fn waits_given_up_leave_nothing_behind() {
         let locks = KeyedLocks::default();
         let held = locks.enter("s1").await;
-        let gave_up =
-            tokio::time::timeout(std::time::Duration::from_millis(10), locks.enter("s1")).await;
-        assert!(gave_up.is_err(), "s1 is held");
+        let mut waiter = Box::pin(locks.enter("s1"));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(waiter.as_mut().poll(&mut cx).is_pending(), "s1 is held");
         assert!(locks.try_enter("s1").is_none());
         drop(held);
+        assert_eq!(locks.map().len(), 1, "the waiter still counts");
+        drop(waiter);
+        assert!(locks.map().is_empty(), "{:?}", locks.map().keys());
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(10), async {
+            let _held = locks.enter("s2").await;
+            std::future::pending::<()>().await
+        })
+        .await;
+        assert!(gave_up.is_err());
         assert!(locks.map().is_empty(), "{:?}", locks.map().keys());
     }
 }

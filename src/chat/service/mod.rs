@@ -58,7 +58,7 @@ pub(crate) use files::FileEdit;
 pub use ownership::ClaimError;
 pub(crate) use ownership::{AskedBy, Elsewhere, Route};
 pub(crate) use sessions::{StartRequest, HISTORY_KINDS};
-pub(crate) use unshared::LOST_REPLY;
+pub(crate) use unshared::{AWAY_REPLY, LOST_REPLY};
 
 /// KV key of the approval signing secret (hex), shared by every node of a cluster.
 pub const SIGNING_SECRET_KEY: &str = "approval_signing_secret";

@@ -35,6 +35,15 @@ pub(crate) enum Route {
     /// shared with this node: nobody can go on with it (see `unshared.rs`). `root` is its
     /// thread.
     Lost { root: String },
+    /// Forwarded to the node that let go of the session cleanly and alone has its files (the
+    /// data directory is not shared): it takes the session back when the call reaches it. If
+    /// it does not answer, it is away (stopped, maybe for good), which the caller decides
+    /// about; `root` is the session's thread, when known.
+    Away {
+        node: String,
+        session: String,
+        root: Option<String>,
+    },
 }
 
 /// What asks where a channel's session is served, which decides what happens when the cluster's
@@ -122,8 +131,9 @@ pub(crate) const MOVED_TEXT: &str = "↪ This session moved to another Mattermos
 cluster: the one running it stopped answering. The conversation goes on from where it was; \
 requests that were waiting for approval were withdrawn.";
 
-/// How long a takeover waits for one of the same session already running here.
-const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How long a takeover waits for one of the same session already running here: well within
+/// the forwarding timeout, so that a forwarded call is never served after its caller gave up.
+const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many times a call reads a session's lease again when another node took the session in
 /// the moment between reading the lease and taking it.
@@ -304,9 +314,10 @@ impl ChatService {
             Previous::Released { node }
                 if !self.ownership.shared_data() && node != self.ownership.node.id =>
             {
-                Route::Node {
+                Route::Away {
                     node,
                     session: session_id.to_owned(),
+                    root: None,
                 }
             }
             _ => Route::Local,

@@ -111,6 +111,8 @@ impl ChatService {
         };
         // In a cluster, the sessions another node runs are left to it.
         let claimed = self.claim_stored(needing.iter().cloned().collect()).await?;
+        self.release_own_leftovers(&records, &claimed.iter().cloned().collect())
+            .await;
         let settled = self.settle(claimed, &records).await;
         let mine: HashSet<String> = settled.run.into_iter().collect();
         let ids: Vec<String> = mine.iter().cloned().collect();

@@ -35,6 +35,13 @@ pub(crate) const LOST_REPLY: &str = "This session ran on another Mattermost serv
 cluster, which stopped answering, and its files are on that server only: nobody can go on \
 with it. Start a new session with `/claude start <project path>`.";
 
+/// What a message to a session whose node let go of it cleanly, and does not answer now, is
+/// answered.
+pub(crate) const AWAY_REPLY: &str = "This session runs on another Mattermost server of the \
+cluster, which is not running the plugin now, and its files are on that server only: it goes \
+on when that server is back. To go on now, start a new session with `/claude start <project \
+path>`.";
+
 /// How a session stands in its channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Standing {
@@ -198,6 +205,11 @@ impl ChatService {
             Route::Local if self.engine.get(&entry.session).is_none() => {
                 Route::Lost { root: entry.root }
             }
+            Route::Away { node, session, .. } => Route::Away {
+                node,
+                session,
+                root: Some(entry.root),
+            },
             route => route,
         }
     }
@@ -332,6 +344,44 @@ impl ChatService {
         settled
     }
 
+    /// At opening, where the data directory is not shared: the leases an earlier run of this
+    /// node left behind (it was killed) on sessions not taken now are released, so that the
+    /// other nodes send calls for them here rather than tell their channels they are lost.
+    /// One KV read per stored session.
+    pub(super) async fn release_own_leftovers(
+        &self,
+        records: &[SessionRecord],
+        claimed: &HashSet<String>,
+    ) {
+        if !self.clustered() || self.ownership.shared_data() {
+            return;
+        }
+        let me = &self.ownership.node.id;
+        for record in records.iter().filter(|r| !claimed.contains(&r.id)) {
+            let left_here = match self.ownership.leases.owner(&record.id).await {
+                Ok(Owner::Free { previous }) => match previous {
+                    Previous::Mine => true,
+                    Previous::Expired { node } => node == *me,
+                    _ => false,
+                },
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::debug!(session = %record.id, "reading a lease: {e}");
+                    false
+                }
+            };
+            if !left_here {
+                continue;
+            }
+            match self.claim_lease(&record.id).await {
+                Ok(_) => self.ownership.leases.release(&record.id).await,
+                Err(e) => {
+                    tracing::debug!(session = %record.id, "releasing a lease an earlier run left: {e}")
+                }
+            }
+        }
+    }
+
     /// Where the data directory is not shared (or no longer taken for shared): looks through
     /// the directory for sessions this node does not have whose node stopped renewing their
     /// lease, and tells each one's channel it is lost.
@@ -426,18 +476,39 @@ impl ChatService {
                 }
             }
             // Marked even if the post never landed (a channel deleted refuses it for ever): the
-            // session is lost all the same, and replies to it are answered so.
+            // session is lost all the same, and replies to it are answered so. Only while the
+            // lease is still this node's: its node may have come back and taken it meanwhile.
             let marked = Entry {
                 lost: true,
                 ..entry.clone()
             };
-            if let Err(e) = self
-                .ownership
-                .directory
-                .replace(channel_id, entry, &marked)
-                .await
-            {
-                tracing::warn!(session = %entry.session, "recording a lost session in the cluster's directory: {e}");
+            let mut recorded = false;
+            for _ in 0..ANNOUNCE_TRIES {
+                if leases.holds(&entry.session).is_none() {
+                    return;
+                }
+                match self
+                    .ownership
+                    .directory
+                    .replace(channel_id, entry, &marked)
+                    .await
+                {
+                    // Or the entry changed meanwhile (a new session in the channel).
+                    Ok(_) => {
+                        recorded = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %entry.session, "recording a lost session in the cluster's directory: {e}");
+                        tokio::time::sleep(ANNOUNCE_RETRY).await;
+                    }
+                }
+            }
+            // Released, nobody would tell the channel again, and the other nodes would send its
+            // messages here: the lease runs out instead, and another node tells it again.
+            if !recorded {
+                leases.abandon(&entry.session);
+                return;
             }
         }
         leases.release(&entry.session).await;

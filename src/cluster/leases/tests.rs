@@ -720,3 +720,30 @@ async fn a_single_servers_hold_is_never_renewed_nor_lost() {
     assert_eq!(leases.kv_calls(), calls, "KV calls while idle");
     assert!(matches!(lost.try_recv(), Err(TryRecvError::Empty)));
 }
+
+/// An abandoned lease is neither renewed nor released: it runs out as a dead node's does, and
+/// another node then takes it as expired.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_lease_runs_out_as_a_dead_nodes_does() {
+    let (store, wall) = (Arc::new(Store::default()), wall());
+    let mut a = Node::new(&store, "node-a", &wall).renewing();
+    let b = Node::new(&store, "node-b", &wall).renewing();
+    a.leases.acquire(SESSION).await.unwrap();
+    let written = store.record(SESSION);
+    a.leases.abandon(SESSION);
+    assert_eq!(a.leases.holds(SESSION), None);
+    tokio::time::sleep(secs(20)).await;
+    assert_eq!(store.record(SESSION), written, "not renewed, not released");
+    assert!(matches!(
+        b.leases.acquire(SESSION).await,
+        Err(LeaseError::Held { .. })
+    ));
+    tokio::time::sleep(secs(60)).await;
+    assert_eq!(
+        b.leases.acquire(SESSION).await.unwrap().previous,
+        Previous::Expired {
+            node: "node-a".into()
+        }
+    );
+    a.no_loss();
+}

@@ -238,6 +238,15 @@ func (n *Node) Restart() error {
 	return nil
 }
 
+// Deactivate stops the node's plugin cleanly, as a server shutting down does; nothing starts it
+// again until Activate.
+func (n *Node) Deactivate() error {
+	if !n.Env.Deactivate(PluginID) {
+		return fmt.Errorf("%s: Deactivate: the plugin was not active", n.ID)
+	}
+	return nil
+}
+
 // Hooks are the node's plugin hooks, as its server calls them.
 func (n *Node) Hooks() (plugin.Hooks, error) { return n.Env.HooksForPlugin(PluginID) }
 
