@@ -16,19 +16,9 @@ import (
 // through B is told the session goes on when that server is back, and /claude start through B
 // begins a new session there.
 func TestClusterUnsharedNodeRestarts(t *testing.T) {
-	w := newWorld(t, 3, false)
-	if err := w.c.SeparateFileStorage(); err != nil {
-		t.Fatal(err)
-	}
-	w.config["DataDirectory"] = ""
-	w.api.SetConfig(w.config)
-	w.activate(t)
+	w := newUnsharedWorld(t)
 	s := w.start(t, "node-a", "restarts")
-	if r, err := w.command(t, "node-a", s, "/claude stop"); err != nil {
-		t.Fatal(err)
-	} else if refusal(r.Reply) {
-		t.Fatalf("/claude stop was refused: %q", r.Reply)
-	}
+	w.stop(t, "node-a", s)
 	before := w.postIDs(s)
 	ephemeralBefore := len(w.api.EphemeralPosts())
 
@@ -81,18 +71,5 @@ func TestClusterUnsharedNodeRestarts(t *testing.T) {
 	}) {
 		t.Errorf("a reply through node-b while node-a is stopped was not told the session goes on when that server is back")
 	}
-	r, err := w.command(t, "node-b", s, "/claude start "+s.project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !steps.Poll(hookTimeout, func() bool {
-		for _, p := range w.api.Posts(s.channel) {
-			if p.UserId == w.botID && p.RootId == "" && p.Id != s.root && strings.Contains(p.Message, "Claude Code session started") {
-				return true
-			}
-		}
-		return false
-	}) {
-		t.Fatalf("/claude start through node-b while node-a is stopped started no session (reply %q)", r.Reply)
-	}
+	w.startAgain(t, "node-b", s, "while node-a is stopped")
 }

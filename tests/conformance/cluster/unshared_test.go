@@ -24,14 +24,7 @@ import (
 // its channel's replies reach B's new session, even through A. A restarts
 // cleanly: B still finds the second session run by A.
 func TestClusterUnsharedDataDirectory(t *testing.T) {
-	w := newWorld(t, 3, false)
-	if err := w.c.SeparateFileStorage(); err != nil {
-		t.Fatal(err)
-	}
-	// Empty: each node's default, under its own file storage.
-	w.config["DataDirectory"] = ""
-	w.api.SetConfig(w.config)
-	w.activate(t)
+	w := newUnsharedWorld(t)
 	s := w.start(t, "node-a", "unshared")
 	s2 := w.start(t, "node-a", "unshared-two")
 
@@ -62,11 +55,7 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 
 	// A third session, stopped: it rests, but its lease stays with node-a.
 	s3 := w.start(t, "node-a", "unshared-three")
-	if r, err := w.command(t, "node-a", s3, "/claude stop"); err != nil {
-		t.Fatal(err)
-	} else if refusal(r.Reply) {
-		t.Fatalf("/claude stop of the third session was refused: %q", r.Reply)
-	}
+	w.stop(t, "node-a", s3)
 
 	beforeKill := map[*session]map[string]bool{s: w.postIDs(s), s2: w.postIDs(s2), s3: w.postIDs(s3)}
 	killed := time.Now()
@@ -117,22 +106,7 @@ func TestClusterUnsharedDataDirectory(t *testing.T) {
 	}
 
 	// A new session in the first channel, through B, runs on B.
-	r, err := w.command(t, "node-b", s, "/claude start "+s.project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var newRoot string
-	if !steps.Poll(hookTimeout, func() bool {
-		for _, p := range w.api.Posts(s.channel) {
-			if p.UserId == w.botID && p.RootId == "" && p.Id != s.root && strings.Contains(p.Message, "Claude Code session started") {
-				newRoot = p.Id
-				return true
-			}
-		}
-		return false
-	}) {
-		t.Fatalf("/claude start through node-b after the loss started no session (reply %q)", r.Reply)
-	}
+	newRoot := w.startAgain(t, "node-b", s, "after the loss")
 	fresh := &session{name: s.name, channel: s.channel, project: s.project, root: newRoot}
 	if err := w.model.Start("fresh", []map[string]any{fakemodel.TextTurn("A fresh start on node B.", 0)}); err != nil {
 		t.Fatal(err)
@@ -236,4 +210,52 @@ func conversationFiles(dataDir string) int {
 		return nil
 	})
 	return n
+}
+
+// newUnsharedWorld is a cluster of three whose nodes each keep their own file storage, with
+// DataDirectory empty (each node's default, under its own file storage), activated.
+func newUnsharedWorld(t *testing.T) *world {
+	w := newWorld(t, 3, false)
+	if err := w.c.SeparateFileStorage(); err != nil {
+		t.Fatal(err)
+	}
+	w.config["DataDirectory"] = ""
+	w.api.SetConfig(w.config)
+	w.activate(t)
+	return w
+}
+
+// stop sends /claude stop for s through node.
+func (w *world) stop(t *testing.T, node string, s *session) {
+	t.Helper()
+	r, err := w.command(t, node, s, "/claude stop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refusal(r.Reply) {
+		t.Fatalf("/claude stop of %s through %s was refused: %q", s.name, node, r.Reply)
+	}
+}
+
+// startAgain sends /claude start in s's channel through node and returns the new session's
+// thread root.
+func (w *world) startAgain(t *testing.T, node string, s *session, when string) string {
+	t.Helper()
+	r, err := w.command(t, node, s, "/claude start "+s.project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root string
+	if !steps.Poll(hookTimeout, func() bool {
+		for _, p := range w.api.Posts(s.channel) {
+			if p.UserId == w.botID && p.RootId == "" && p.Id != s.root && strings.Contains(p.Message, "Claude Code session started") {
+				root = p.Id
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("/claude start through %s %s started no session (reply %q)", node, when, r.Reply)
+	}
+	return root
 }
