@@ -368,7 +368,10 @@ impl ChatService {
         };
         let of_session = |s: &str| s == session_id;
         self.close_left_over(&of_session).await;
-        let standing = self.standing(session_id, &info.channel_id).await;
+        let newest_here = self.newest_stored_session(&info.channel_id).await;
+        let standing = self
+            .standing(session_id, &info.channel_id, newest_here.as_deref())
+            .await;
         if let Some(handle) = self.engine.get(session_id) {
             self.track(&handle, info.clone(), standing.is_current());
         }

@@ -113,17 +113,13 @@ impl ChatService {
         let claimed = self.claim_stored(needing.iter().cloned().collect()).await?;
         self.release_own_leftovers(&records, &claimed.iter().cloned().collect())
             .await;
-        let settled = self.settle(claimed, &records).await;
+        let mut roots: HashMap<String, String> = store.root_posts().await?.into_iter().collect();
+        let settled = self.settle(claimed, &records, &roots).await;
         let mine: HashSet<String> = settled.run.into_iter().collect();
         let ids: Vec<String> = mine.iter().cloned().collect();
         let recovered = self.engine.recover_sessions(&ids).await?;
         let of_mine = |s: &str| mine.contains(s);
-        let roots: HashMap<String, String> = store
-            .root_posts()
-            .await?
-            .into_iter()
-            .filter(|(s, _)| of_mine(s))
-            .collect();
+        roots.retain(|s, _| of_mine(s));
         // Threads made before the outbox are known to it, so their posts can name their root.
         for (session_id, root_id) in &roots {
             store

@@ -4,7 +4,7 @@
 //! the directory (calls are forwarded to its node as usual), and when its node dies they tell
 //! its channel it is lost, rather than leave the channel silent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -220,11 +220,18 @@ impl ChatService {
             || matches!(self.engine.store().session(session_id).await, Ok(Some(_)))
     }
 
-    /// How `session_id` stands in `channel_id`: where the data directory is not shared, the
-    /// cluster's directory says which session the channel has (a node that was away may have
-    /// missed a newer one); else, and if the directory has no entry, the store's newest
-    /// session of the channel is its current one. Not known (a read failed): current.
-    pub(super) async fn standing(&self, session_id: &str, channel_id: &str) -> Standing {
+    /// How `session_id` stands in `channel_id`, whose newest session in this node's store is
+    /// `newest_here`: where the data directory is not shared, the cluster's directory says which
+    /// session the channel has (a node that was away may have missed a newer one); else, and if
+    /// the directory has no entry, the store's newest session of the channel is its current
+    /// one. Not known (a read failed): current.
+    pub(super) async fn standing(
+        &self,
+        session_id: &str,
+        channel_id: &str,
+        newest_here: Option<&str>,
+    ) -> Standing {
+        let mut unlisted = false;
         if !self.ownership.shared_data() {
             match self.ownership.directory.lookup(channel_id).await {
                 Ok(Some(entry)) if entry.session == session_id => {
@@ -234,41 +241,18 @@ impl ChatService {
                     }
                 }
                 Ok(Some(_)) => return Standing::Older,
-                Ok(None) => {
-                    return match self.newest_stored_session(channel_id).await {
-                        Some(newest) if newest != session_id => Standing::Older,
-                        _ => Standing::Current {
-                            told_lost: None,
-                            unlisted: true,
-                        },
-                    }
-                }
+                Ok(None) => unlisted = true,
                 Err(e) => {
                     tracing::warn!(session = %session_id, "reading the channel's session in the cluster's directory: {e}")
                 }
             }
         }
-        match self.newest_stored_session(channel_id).await {
+        match newest_here {
             Some(newest) if newest != session_id => Standing::Older,
             _ => Standing::Current {
                 told_lost: None,
-                unlisted: false,
+                unlisted,
             },
-        }
-    }
-
-    /// Lists in the directory, at opening, a current session the directory has no entry for.
-    async fn list_again(self: &Arc<Self>, session_id: &str, channel_id: &str) {
-        let root = match self.engine.store().root_posts().await {
-            Ok(roots) => roots.into_iter().find(|(s, _)| s == session_id),
-            Err(e) => {
-                tracing::warn!(session = %session_id, "reading the session's thread: {e}");
-                return;
-            }
-        };
-        // No thread: nothing for another node to route to.
-        if let Some((_, root)) = root {
-            self.list_in_directory(channel_id, session_id, &root).await;
         }
     }
 
@@ -310,13 +294,23 @@ impl ChatService {
         self: &Arc<Self>,
         claimed: Vec<String>,
         records: &[SessionRecord],
+        roots: &HashMap<String, String>,
     ) -> Settled {
+        let by_id: HashMap<&str, &SessionRecord> =
+            records.iter().map(|r| (r.id.as_str(), r)).collect();
+        // The store lists them oldest first (as its own lookup orders them): the last one of
+        // each channel is its newest.
+        let newest: HashMap<&str, &str> = records
+            .iter()
+            .map(|r| (r.channel_id.as_str(), r.id.as_str()))
+            .collect();
         let mut settled = Settled::default();
         for id in claimed {
-            let Some(record) = records.iter().find(|r| r.id == id) else {
+            let Some(record) = by_id.get(id.as_str()) else {
                 continue;
             };
-            match self.standing(&id, &record.channel_id).await {
+            let newest_here = newest.get(record.channel_id.as_str()).copied();
+            match self.standing(&id, &record.channel_id, newest_here).await {
                 Standing::Current {
                     told_lost,
                     unlisted,
@@ -324,8 +318,9 @@ impl ChatService {
                     if let Some(entry) = told_lost {
                         settled.back.push((id.clone(), entry));
                     }
-                    if unlisted {
-                        self.list_again(&id, &record.channel_id).await;
+                    // No thread: nothing for another node to route to.
+                    if let Some(root) = roots.get(&id).filter(|_| unlisted) {
+                        self.list_in_directory(&record.channel_id, &id, root).await;
                     }
                 }
                 Standing::Older => {
